@@ -1,0 +1,1 @@
+//! Detect the host's `KernelFacts`: uname, page size, /proc/config.gz, swap, THP mode, capabilities.

@@ -1,0 +1,7 @@
+//! # harness: everything that touches the host
+//!
+//! Detects the kernel model, runs scenarios in long-lived worker processes on the real kernel, runs the
+//! same scenarios on the simulator, compares, and renders reports.
+
+pub mod detect;
+pub mod host;

@@ -1,0 +1,195 @@
+//! `KernelModel`: the table of named behaviours that differ between kernel versions and configurations.
+//!
+//! Invariant: this is the only module that looks at a version number. Rules elsewhere ask for a named
+//! behaviour (`model.free_falls_back_to_dontneed`), never `if version >= ...`. The facts come from the
+//! host (harness::detect) or from a named profile (`KernelFacts::profile`), and are plain data.
+
+use serde::{Deserialize, Serialize};
+
+/// THP sysfs mode (`/sys/kernel/mm/transparent_hugepage/enabled`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThpMode {
+    Always,
+    Madvise,
+    Never,
+    /// CONFIG_TRANSPARENT_HUGEPAGE is off.
+    Unavailable,
+}
+
+/// Raw facts about a kernel, as detected at start. Everything the model may depend on is here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelFacts {
+    /// `uname -r`, e.g. `6.18.44-fc-v669`.
+    pub release: String,
+    /// `(major, minor, patch)` parsed from `release`.
+    pub version: (u32, u32, u32),
+    /// `uname -m`: `x86_64` or `aarch64`.
+    pub arch: String,
+    pub page_size: u64,
+    /// Config options that matter, `None` when unknown (no /proc/config.gz and no override).
+    pub config: KernelConfig,
+    /// A swap device is active (/proc/swaps has an entry).
+    pub swap_active: bool,
+    pub thp: ThpMode,
+    /// CAP_SYS_ADMIN in the effective set (pagemap PFNs, HWPOISON).
+    pub cap_sys_admin: bool,
+    /// pagemap shows PFNs (so the shared zero page can be told apart from other present pages).
+    pub pfn_visible: bool,
+    /// The stable backport of "mm: introduce VM_MAYBE_GUARD" (the `gu` VmFlag). Detected by probe.
+    pub guard_vma_flag: bool,
+    /// `vm.max_map_count`.
+    pub max_map_count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KernelConfig {
+    pub swap: Option<bool>,
+    pub ksm: Option<bool>,
+    pub transparent_hugepage: Option<bool>,
+    pub memory_failure: Option<bool>,
+    pub anon_vma_name: Option<bool>,
+    pub mem_soft_dirty: Option<bool>,
+    pub userfaultfd: Option<bool>,
+}
+
+impl KernelFacts {
+    /// Parse `6.18.44-fc-v669` → (6, 18, 44).
+    pub fn parse_version(release: &str) -> (u32, u32, u32) {
+        let mut it = release.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0))
+    }
+
+    /// Named profiles for kernels madcheck knows without a host: `4.5`, `6.1`, `6.12`, `6.18` (x86_64, 4K,
+    /// root, no swap, THP madvise; configs as Debian ships them, the host's for 6.18).
+    pub fn profile(name: &str) -> Option<KernelFacts> {
+        let (release, version, mf, sd) = match name {
+            "4.5" => ("4.5.0", (4, 5, 0), true, true),
+            "6.1" => ("6.1.0-56-amd64", (6, 1, 192), true, true),
+            "6.12" => ("6.12.117+deb12-amd64", (6, 12, 117), true, true),
+            "6.18" => ("6.18.44-fc-v669", (6, 18, 44), false, false),
+            _ => return None,
+        };
+        Some(KernelFacts {
+            release: release.into(),
+            version,
+            arch: "x86_64".into(),
+            page_size: 4096,
+            config: KernelConfig {
+                swap: Some(true),
+                ksm: Some(true),
+                transparent_hugepage: Some(true),
+                memory_failure: Some(mf),
+                anon_vma_name: Some(false),
+                mem_soft_dirty: Some(sd),
+                userfaultfd: Some(true),
+            },
+            swap_active: false,
+            thp: ThpMode::Madvise,
+            cap_sys_admin: true,
+            pfn_visible: true,
+            guard_vma_flag: version >= (6, 18, 0) && name == "6.18",
+            max_map_count: 65530,
+        })
+    }
+}
+
+/// The named behaviours, computed once from the facts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelModel {
+    pub facts: KernelFacts,
+    /// e.g. `linux-6.18-x86_64-4k`.
+    pub profile: String,
+    pub page_size: u64,
+    /// HWPOISON/SOFT_OFFLINE are handled before the validity and alignment checks, and need
+    /// CAP_SYS_ADMIN even for len 0. [S 4.5 mm/madvise.c:SYSCALL_DEFINE3(madvise); moved in ~4.12]
+    pub hwpoison_before_validation: bool,
+    /// CONFIG_MEMORY_FAILURE: HWPOISON and SOFT_OFFLINE are valid advice.
+    pub memory_failure: bool,
+    /// CONFIG_KSM: MERGEABLE/UNMERGEABLE are valid.
+    pub ksm: bool,
+    /// CONFIG_TRANSPARENT_HUGEPAGE: HUGEPAGE/NOHUGEPAGE (and COLLAPSE from 6.1) are valid.
+    pub thp: bool,
+    /// WIPEONFORK/KEEPONFORK exist (4.14+, d2cd9ede6e19).
+    pub wipeonfork: bool,
+    /// COLD/PAGEOUT exist (5.4+).
+    pub cold_pageout: bool,
+    /// POPULATE_READ/WRITE exist (5.14+).
+    pub populate: bool,
+    /// DONTNEED_LOCKED exists (5.18+).
+    pub dontneed_locked: bool,
+    /// COLLAPSE exists (6.1+ with THP).
+    pub collapse: bool,
+    /// GUARD_INSTALL/REMOVE exist (6.13+).
+    pub guard_regions: bool,
+    /// MADV_FREE falls back to DONTNEED when no swap is active (4.5-4.11; 93e06c7a6453 removed it).
+    pub free_falls_back_to_dontneed: bool,
+    /// Without CONFIG_SWAP, WILLNEED on an anonymous VMA is EBADF [S mm/madvise.c:madvise_willneed].
+    pub willneed_anon_ebadf: bool,
+    /// REMOVE needs VM_SHARED|VM_MAYWRITE (6.7+, backported to 6.1.y/6.12.y) instead of VM_WRITE.
+    pub remove_needs_maywrite_only: bool,
+    /// New VMAs carry VM_SOFTDIRTY (`sd`) (CONFIG_MEM_SOFT_DIRTY) [S mm/mmap.c:__mmap_region].
+    pub softdirty_new_vmas: bool,
+    /// smaps has a LazyFree field (4.12+).
+    pub smaps_lazyfree: bool,
+    /// The shared zero page can be told apart in pagemap (needs PFNs, so CAP_SYS_ADMIN).
+    pub zero_page_visible: bool,
+    /// VM_LOCKONFAULT prints `lf` (6.12+ show_smap_vma_flags; earlier it printed nothing).
+    pub lockonfault_mnemonic: bool,
+    /// 6.18.y backport / 6.19+: GUARD_INSTALL sets the sticky `gu` flag.
+    pub guard_vma_flag: bool,
+    pub max_map_count: u64,
+}
+
+impl KernelModel {
+    pub fn from_facts(f: KernelFacts) -> KernelModel {
+        let v = f.version;
+        let at_least = |maj: u32, min: u32| v >= (maj, min, 0);
+        let cfg = |o: Option<bool>, default: bool| o.unwrap_or(default);
+        let thp_cfg = cfg(f.config.transparent_hugepage, f.thp != ThpMode::Unavailable);
+        let profile = format!("linux-{}.{}-{}-{}k", v.0, v.1, f.arch, f.page_size / 1024);
+        KernelModel {
+            profile,
+            page_size: f.page_size,
+            hwpoison_before_validation: !at_least(4, 12),
+            memory_failure: cfg(f.config.memory_failure, false),
+            ksm: cfg(f.config.ksm, true),
+            thp: thp_cfg,
+            wipeonfork: at_least(4, 14),
+            cold_pageout: at_least(5, 4),
+            populate: at_least(5, 14),
+            dontneed_locked: at_least(5, 18),
+            collapse: at_least(6, 1) && thp_cfg,
+            guard_regions: at_least(6, 13),
+            free_falls_back_to_dontneed: !at_least(4, 12) && !f.swap_active,
+            willneed_anon_ebadf: !cfg(f.config.swap, true),
+            remove_needs_maywrite_only: at_least(6, 1),
+            softdirty_new_vmas: cfg(f.config.mem_soft_dirty, false),
+            smaps_lazyfree: at_least(4, 12),
+            zero_page_visible: f.pfn_visible,
+            lockonfault_mnemonic: at_least(6, 12),
+            guard_vma_flag: f.guard_vma_flag,
+            max_map_count: f.max_map_count,
+            facts: f,
+        }
+    }
+
+    /// Is this raw advice value accepted by `madvise_behavior_valid` / `is_valid_madvise`?
+    pub fn advice_valid(&self, value: i32) -> bool {
+        use crate::program::Advice::*;
+        let Some(a) = crate::program::Advice::from_value(value) else { return false };
+        match a {
+            Normal | Random | Sequential | Willneed | Dontneed | Free | Remove | Dontfork | Dofork | Dontdump
+            | Dodump => true,
+            Mergeable | Unmergeable => self.ksm,
+            Hugepage | Nohugepage => self.thp,
+            Wipeonfork | Keeponfork => self.wipeonfork,
+            Cold | Pageout => self.cold_pageout,
+            PopulateRead | PopulateWrite => self.populate,
+            DontneedLocked => self.dontneed_locked,
+            Collapse => self.collapse,
+            Hwpoison | SoftOffline => self.memory_failure,
+            GuardInstall | GuardRemove => self.guard_regions,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! # simulator: a pure executable model of Linux madvise(2)
+//!
+//! **Architecture invariant: the simulator is pure.** No I/O, no libc, no threads, no clocks. State is a
+//! plain value (`Clone + PartialEq + Debug`), and every operation is a function
+//! (state, call, kernel model) → (new state, allowed outcome). It depends on nothing but serde.
+//!
+//! This crate also owns the vocabulary every other crate speaks: the calls (`program`), what is observed
+//! and allowed (`observe`), and the kernel's named behaviours (`kernel`).
+//!
+//! | Linux construct | modelled by |
+//! |---|---|
+//! | `vm_area_struct` | `machine::Vma` |
+//! | the VMA tree (maple tree) | `machine::Machine::vmas`, a sorted `Vec<Vma>` |
+//! | a PTE | `machine::Pte` |
+//! | a page-cache page / shmem page | `machine::FileObj::pages` |
+//! | `anon_vma` | `machine::AnonVma` id, with whether it was inherited through fork |
+//! | a maps/smaps record | `observe::VmaObs` |
+//! | a pagemap entry | `observe::PageObs` |
+//! | kernel version and config | `kernel::KernelModel` |
+
+pub mod content;
+pub mod kernel;
+pub mod machine;
+pub mod observe;
+pub mod program;
+
+pub use kernel::{KernelFacts, KernelModel};
+pub use observe::{compare, Allowed, Expect, Observation, Verdict};
+pub use program::{Advice, AdviceArg, Program, Step, StepId};

@@ -1,0 +1,336 @@
+//! What both backends report after every step (`Observation`), what the model allows (`Allowed`), and
+//! the one pure comparison between them (`compare` → `Verdict`).
+//!
+//! Invariant: an `Observation` is already normalised when it is built (arena-relative pages, page counts
+//! instead of kB, files by scenario index), so comparing is plain equality plus set membership. No field
+//! is ever skipped: where the kernel is nondeterministic the model answers with a set or a range.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An errno, as data. `Other` keeps any value the model has no name for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Errno {
+    EPERM,
+    EINTR,
+    EIO,
+    EBADF,
+    EAGAIN,
+    ENOMEM,
+    EACCES,
+    EFAULT,
+    EBUSY,
+    EEXIST,
+    EINVAL,
+    ENOSPC,
+    ENOSYS,
+    EOPNOTSUPP,
+    EHWPOISON,
+    Other(i32),
+}
+
+impl Errno {
+    /// The one conversion from a raw Linux errno (generic numbering, x86_64 and arm64 alike).
+    pub fn from_raw(e: i32) -> Errno {
+        match e {
+            1 => Errno::EPERM,
+            4 => Errno::EINTR,
+            5 => Errno::EIO,
+            9 => Errno::EBADF,
+            11 => Errno::EAGAIN,
+            12 => Errno::ENOMEM,
+            13 => Errno::EACCES,
+            14 => Errno::EFAULT,
+            16 => Errno::EBUSY,
+            17 => Errno::EEXIST,
+            22 => Errno::EINVAL,
+            28 => Errno::ENOSPC,
+            38 => Errno::ENOSYS,
+            95 => Errno::EOPNOTSUPP,
+            133 => Errno::EHWPOISON,
+            other => Errno::Other(other),
+        }
+    }
+}
+
+/// A fatal signal, as data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Signal {
+    SIGSEGV,
+    SIGBUS,
+    SIGABRT,
+    SIGKILL,
+    SIGILL,
+    Other(i32),
+}
+
+impl Signal {
+    pub fn from_raw(s: i32) -> Signal {
+        match s {
+            11 => Signal::SIGSEGV,
+            7 => Signal::SIGBUS,
+            6 => Signal::SIGABRT,
+            9 => Signal::SIGKILL,
+            4 => Signal::SIGILL,
+            other => Signal::Other(other),
+        }
+    }
+}
+
+/// The result of a step: success, an errno, or the fatal signal that ended the process at that step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Ret {
+    Ok,
+    Err(Errno),
+    Signal(Signal),
+}
+
+impl fmt::Display for Ret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ret::Ok => f.write_str("0"),
+            Ret::Err(Errno::Other(e)) => write!(f, "errno {e}"),
+            Ret::Err(e) => write!(f, "{e:?}"),
+            Ret::Signal(Signal::Other(s)) => write!(f, "signal {s}"),
+            Ret::Signal(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// What backs a VMA, as seen in its maps line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VmaBacking {
+    /// No file (private anonymous).
+    Anon,
+    /// MAP_SHARED|MAP_ANONYMOUS: shmem, `/dev/zero (deleted)`.
+    Shmem,
+    /// `files[i]` of the scenario (disk file or memfd).
+    File(u32),
+    /// A file or mapping the scenario did not create (should never be seen inside the arena).
+    Foreign,
+}
+
+/// One VMA inside the arena window.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VmaObs {
+    /// Arena-relative page range `[start, end)`.
+    pub start: i64,
+    pub end: i64,
+    /// `rw-p` style, exactly as in maps.
+    pub perms: String,
+    /// The maps offset column, in pages (0 for private anonymous VMAs).
+    pub offset: u64,
+    pub backing: VmaBacking,
+    /// smaps VmFlags mnemonics in kernel (bit) order.
+    pub flags: Vec<String>,
+    /// smaps counters, in pages.
+    pub rss: u64,
+    pub anon: u64,
+    pub lazyfree: u64,
+    pub locked: u64,
+}
+
+/// Residency of one page, from /proc/self/pagemap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Residency {
+    /// pagemap entry 0 (hole or empty PTE).
+    Absent,
+    /// Present, mapping an ordinary page.
+    Present,
+    /// Present, mapping the shared zero page (needs PFNs; see `KernelModel::zero_page_visible`).
+    ZeroPage,
+    /// A non-present swap-format entry (swap, migration, hwpoison, guard marker).
+    Swap,
+}
+
+/// The contents of a present page, classified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Content {
+    /// Every byte zero.
+    Zero,
+    /// Every byte equal to this (non-zero) value.
+    Fill(u8),
+    /// Exactly the original content of file `file`, page `page` (see `content::file_page`).
+    FilePage { file: u32, page: u32 },
+    /// Anything else: XXH3-64 of the page.
+    Hash(u64),
+}
+
+/// One arena page. `content` is `Some` exactly when the page is present (Present or ZeroPage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PageObs {
+    pub res: Residency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+}
+
+impl PageObs {
+    pub const ABSENT: PageObs = PageObs { res: Residency::Absent, content: None };
+}
+
+/// Everything observed after one step. Identical in shape for both backends. After a fatal signal the
+/// process is gone: `vmas` and `pages` are empty.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub ret: Ret,
+    pub vmas: Vec<VmaObs>,
+    pub pages: Vec<PageObs>,
+}
+
+/// An inclusive range of page counts the model allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Count {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl Count {
+    pub fn exact(n: u64) -> Count {
+        Count { lo: n, hi: n }
+    }
+    pub fn contains(self, n: u64) -> bool {
+        self.lo <= n && n <= self.hi
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}..={}", self.lo, self.hi)
+        }
+    }
+}
+
+/// The model's answer for one VMA.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmaAllowed {
+    pub start: i64,
+    pub end: i64,
+    pub perms: String,
+    pub offset: u64,
+    pub backing: VmaBacking,
+    pub flags: Vec<String>,
+    pub rss: Count,
+    pub anon: Count,
+    pub lazyfree: Count,
+    pub locked: Count,
+}
+
+/// The model's answer for one step: a set of returns, one VMA list, and per page a set of alternatives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allowed {
+    pub ret: Vec<Ret>,
+    pub vmas: Vec<VmaAllowed>,
+    pub pages: Vec<Vec<PageObs>>,
+}
+
+/// The model's answer for one observation point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expect {
+    Allowed(Allowed),
+    /// The model does not know this behaviour; the rest of the scenario is not compared.
+    Unsupported(String),
+}
+
+/// One field that differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    /// `ret`, `vmas` (the layout: count, ranges, perms, offset or backing), `vma[i].flags`, `vma[i].rss`,
+    /// `vma[i].anon`, `vma[i].lazyfree`, `vma[i].locked`, `page[p].res`, `page[p].content`.
+    pub field: String,
+    pub expected: String,
+    pub observed: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Match,
+    Diverge(Vec<Difference>),
+    Unsupported(String),
+    /// The host left the model's scope (e.g. reclaim by someone else); the result says nothing.
+    Poisoned(String),
+}
+
+fn layout_key(v: &VmaAllowed) -> (i64, i64, &str, u64, VmaBacking) {
+    (v.start, v.end, &v.perms, v.offset, v.backing)
+}
+
+fn layout_key_obs(v: &VmaObs) -> (i64, i64, &str, u64, VmaBacking) {
+    (v.start, v.end, &v.perms, v.offset, v.backing)
+}
+
+pub fn render_ret_set(rets: &[Ret]) -> String {
+    rets.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" | ")
+}
+
+pub fn render_layout(v: &[(i64, i64, &str, u64, VmaBacking)]) -> String {
+    v.iter()
+        .map(|(s, e, p, o, b)| format!("[{s},{e}) {p} off={o} {b:?}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn render_page(p: &PageObs) -> String {
+    match p.content {
+        None => format!("{:?}", p.res),
+        Some(c) => format!("{:?} {:?}", p.res, c),
+    }
+}
+
+/// The one comparison. Every field of the observation is checked against the model's answer.
+pub fn compare(expect: &Expect, obs: &Observation) -> Verdict {
+    let allowed = match expect {
+        Expect::Unsupported(why) => return Verdict::Unsupported(why.clone()),
+        Expect::Allowed(a) => a,
+    };
+    let mut diffs = Vec::new();
+    let mut diff = |field: String, expected: String, observed: String| {
+        diffs.push(Difference { field, expected, observed })
+    };
+    if !allowed.ret.contains(&obs.ret) {
+        diff("ret".into(), render_ret_set(&allowed.ret), obs.ret.to_string());
+    }
+    let exp_layout: Vec<_> = allowed.vmas.iter().map(layout_key).collect();
+    let obs_layout: Vec<_> = obs.vmas.iter().map(layout_key_obs).collect();
+    if exp_layout != obs_layout {
+        diff("vmas".into(), render_layout(&exp_layout), render_layout(&obs_layout));
+    } else {
+        for (i, (a, o)) in allowed.vmas.iter().zip(&obs.vmas).enumerate() {
+            if a.flags != o.flags {
+                diff(format!("vma[{i}].flags"), a.flags.join(" "), o.flags.join(" "));
+            }
+            for (name, c, v) in [
+                ("rss", a.rss, o.rss),
+                ("anon", a.anon, o.anon),
+                ("lazyfree", a.lazyfree, o.lazyfree),
+                ("locked", a.locked, o.locked),
+            ] {
+                if !c.contains(v) {
+                    diff(format!("vma[{i}].{name}"), c.to_string(), v.to_string());
+                }
+            }
+        }
+    }
+    if allowed.pages.len() != obs.pages.len() {
+        diff("pages".into(), format!("{} pages", allowed.pages.len()), format!("{} pages", obs.pages.len()));
+    } else {
+        for (p, (alts, o)) in allowed.pages.iter().zip(&obs.pages).enumerate() {
+            if alts.contains(o) {
+                continue;
+            }
+            let exp = alts.iter().map(render_page).collect::<Vec<_>>().join(" | ");
+            if alts.iter().any(|a| a.res == o.res) {
+                diff(format!("page[{p}].content"), exp, render_page(o));
+            } else {
+                diff(format!("page[{p}].res"), exp, render_page(o));
+            }
+        }
+    }
+    if diffs.is_empty() {
+        Verdict::Match
+    } else {
+        Verdict::Diverge(diffs)
+    }
+}

@@ -1,0 +1,479 @@
+//! The calls a scenario can make: layout (files and mappings) and steps.
+//!
+//! Invariant: everything is placed relative to the arena, in pages, so one program runs unchanged on any
+//! page size. Only `Madvise` can express raw byte offsets and lengths, because the front end's alignment
+//! and overflow checks are what it tests.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A memory protection, written `"rw-"` style (`r`, `w`, `x` or `-` in that order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Prot {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Prot {
+    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
+    pub const R: Prot = Prot { read: true, write: false, exec: false };
+    pub const RW: Prot = Prot { read: true, write: true, exec: false };
+    pub fn parse(s: &str) -> Option<Prot> {
+        let b = s.as_bytes();
+        if b.len() != 3 {
+            return None;
+        }
+        let bit = |c: u8, want: u8| match c {
+            c if c == want => Some(true),
+            b'-' => Some(false),
+            _ => None,
+        };
+        Some(Prot { read: bit(b[0], b'r')?, write: bit(b[1], b'w')?, exec: bit(b[2], b'x')? })
+    }
+    pub fn is_none(self) -> bool {
+        !self.read && !self.write && !self.exec
+    }
+}
+
+impl fmt::Display for Prot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}{}",
+            if self.read { 'r' } else { '-' },
+            if self.write { 'w' } else { '-' },
+            if self.exec { 'x' } else { '-' }
+        )
+    }
+}
+
+impl Serialize for Prot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Prot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Prot::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("bad protection {s:?}: expected three characters like \"rw-\" or \"---\""))
+        })
+    }
+}
+
+/// Every advice value madcheck knows by name (asm-generic numbering: x86_64, arm64, riscv, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Advice {
+    Normal,
+    Random,
+    Sequential,
+    Willneed,
+    Dontneed,
+    Free,
+    Remove,
+    Dontfork,
+    Dofork,
+    Mergeable,
+    Unmergeable,
+    Hugepage,
+    Nohugepage,
+    Dontdump,
+    Dodump,
+    Wipeonfork,
+    Keeponfork,
+    Cold,
+    Pageout,
+    PopulateRead,
+    PopulateWrite,
+    DontneedLocked,
+    Collapse,
+    Hwpoison,
+    SoftOffline,
+    GuardInstall,
+    GuardRemove,
+}
+
+impl Advice {
+    pub const ALL: [Advice; 27] = [
+        Advice::Normal,
+        Advice::Random,
+        Advice::Sequential,
+        Advice::Willneed,
+        Advice::Dontneed,
+        Advice::Free,
+        Advice::Remove,
+        Advice::Dontfork,
+        Advice::Dofork,
+        Advice::Mergeable,
+        Advice::Unmergeable,
+        Advice::Hugepage,
+        Advice::Nohugepage,
+        Advice::Dontdump,
+        Advice::Dodump,
+        Advice::Wipeonfork,
+        Advice::Keeponfork,
+        Advice::Cold,
+        Advice::Pageout,
+        Advice::PopulateRead,
+        Advice::PopulateWrite,
+        Advice::DontneedLocked,
+        Advice::Collapse,
+        Advice::Hwpoison,
+        Advice::SoftOffline,
+        Advice::GuardInstall,
+        Advice::GuardRemove,
+    ];
+
+    /// The raw value from include/uapi/asm-generic/mman-common.h.
+    pub fn value(self) -> i32 {
+        use Advice::*;
+        match self {
+            Normal => 0,
+            Random => 1,
+            Sequential => 2,
+            Willneed => 3,
+            Dontneed => 4,
+            Free => 8,
+            Remove => 9,
+            Dontfork => 10,
+            Dofork => 11,
+            Mergeable => 12,
+            Unmergeable => 13,
+            Hugepage => 14,
+            Nohugepage => 15,
+            Dontdump => 16,
+            Dodump => 17,
+            Wipeonfork => 18,
+            Keeponfork => 19,
+            Cold => 20,
+            Pageout => 21,
+            PopulateRead => 22,
+            PopulateWrite => 23,
+            DontneedLocked => 24,
+            Collapse => 25,
+            Hwpoison => 100,
+            SoftOffline => 101,
+            GuardInstall => 102,
+            GuardRemove => 103,
+        }
+    }
+
+    pub fn from_value(v: i32) -> Option<Advice> {
+        Advice::ALL.iter().copied().find(|a| a.value() == v)
+    }
+
+    /// Upper-case name without the `MADV_` prefix, as in the scenario language.
+    pub fn name(self) -> &'static str {
+        use Advice::*;
+        match self {
+            Normal => "NORMAL",
+            Random => "RANDOM",
+            Sequential => "SEQUENTIAL",
+            Willneed => "WILLNEED",
+            Dontneed => "DONTNEED",
+            Free => "FREE",
+            Remove => "REMOVE",
+            Dontfork => "DONTFORK",
+            Dofork => "DOFORK",
+            Mergeable => "MERGEABLE",
+            Unmergeable => "UNMERGEABLE",
+            Hugepage => "HUGEPAGE",
+            Nohugepage => "NOHUGEPAGE",
+            Dontdump => "DONTDUMP",
+            Dodump => "DODUMP",
+            Wipeonfork => "WIPEONFORK",
+            Keeponfork => "KEEPONFORK",
+            Cold => "COLD",
+            Pageout => "PAGEOUT",
+            PopulateRead => "POPULATE_READ",
+            PopulateWrite => "POPULATE_WRITE",
+            DontneedLocked => "DONTNEED_LOCKED",
+            Collapse => "COLLAPSE",
+            Hwpoison => "HWPOISON",
+            SoftOffline => "SOFT_OFFLINE",
+            GuardInstall => "GUARD_INSTALL",
+            GuardRemove => "GUARD_REMOVE",
+        }
+    }
+
+    /// Accepts `DONTNEED`, `dontneed` and `MADV_DONTNEED`.
+    pub fn from_name(s: &str) -> Option<Advice> {
+        let up = s.trim().to_ascii_uppercase();
+        let up = up.strip_prefix("MADV_").unwrap_or(&up);
+        Advice::ALL.iter().copied().find(|a| a.name() == up)
+    }
+}
+
+/// The advice argument of a madvise step: a known name, or any raw integer (invalid values included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AdviceArg {
+    Named(Advice),
+    Raw(i32),
+}
+
+impl AdviceArg {
+    pub fn value(self) -> i32 {
+        match self {
+            AdviceArg::Named(a) => a.value(),
+            AdviceArg::Raw(v) => v,
+        }
+    }
+    /// The named advice this value means, if any (a raw 4 is DONTNEED).
+    pub fn advice(self) -> Option<Advice> {
+        Advice::from_value(self.value())
+    }
+    pub fn label(self) -> String {
+        match self.advice() {
+            Some(a) => a.name().to_string(),
+            None => format!("{}", self.value()),
+        }
+    }
+}
+
+impl Serialize for AdviceArg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AdviceArg::Named(a) => s.serialize_str(a.name()),
+            AdviceArg::Raw(v) => s.serialize_i32(*v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AdviceArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = AdviceArg;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an advice name such as \"DONTNEED\" or an integer")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<AdviceArg, E> {
+                Advice::from_name(s).map(AdviceArg::Named).ok_or_else(|| {
+                    E::custom(format!(
+                        "unknown advice name {s:?} (known: {}; or give any integer)",
+                        Advice::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                    ))
+                })
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AdviceArg, E> {
+                i32::try_from(v).map(AdviceArg::Raw).map_err(|_| E::custom(format!("advice {v} does not fit in an int")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AdviceArg, E> {
+                i32::try_from(v).map(AdviceArg::Raw).map_err(|_| E::custom(format!("advice {v} does not fit in an int")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What a file is stored on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A regular file in the harness's temporary directory on disk (ext4 here).
+    Disk,
+    /// A memfd (shmem/tmpfs).
+    Memfd,
+}
+
+/// A file the scenario maps. File page `n` starts with the content `content::file_page(id, n)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    pub kind: FileKind,
+    /// File size in pages.
+    pub pages: u32,
+}
+
+/// How a mapping is backed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+pub enum Backing {
+    /// MAP_PRIVATE|MAP_ANONYMOUS
+    AnonPrivate,
+    /// MAP_SHARED|MAP_ANONYMOUS (shmem; maps shows `/dev/zero (deleted)`)
+    AnonShared,
+    /// MAP_PRIVATE of `files[file]` at file page `offset`
+    FilePrivate { file: u32, offset: u32 },
+    /// MAP_SHARED of `files[file]` at file page `offset`
+    FileShared { file: u32, offset: u32 },
+}
+
+impl Backing {
+    pub fn file(self) -> Option<(u32, u32)> {
+        match self {
+            Backing::FilePrivate { file, offset } | Backing::FileShared { file, offset } => Some((file, offset)),
+            _ => None,
+        }
+    }
+    pub fn is_shared(self) -> bool {
+        matches!(self, Backing::AnonShared | Backing::FileShared { .. })
+    }
+    pub fn short(self) -> &'static str {
+        match self {
+            Backing::AnonPrivate => "AP",
+            Backing::AnonShared => "AS",
+            Backing::FilePrivate { .. } => "FP",
+            Backing::FileShared { .. } => "FS",
+        }
+    }
+}
+
+/// One mmap(MAP_FIXED) inside the arena.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSpec {
+    /// First arena page.
+    pub page: u32,
+    pub pages: u32,
+    pub prot: Prot,
+    #[serde(flatten)]
+    pub backing: Backing,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub populate: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub locked: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// One step of a scenario. Each step is observed afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op", deny_unknown_fields)]
+pub enum Step {
+    /// `madvise(arena + page*PS + offset, len_pages*PS + len_bytes, advice)`. `page` may be negative (the
+    /// guard gap below the arena); the length is computed in wrapping 64-bit arithmetic, so a negative
+    /// total expresses `(size_t)-n`.
+    Madvise {
+        page: i64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        offset: i64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        len_pages: i64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        len_bytes: i64,
+        advice: AdviceArg,
+    },
+    /// Fill every byte of one page with `fill`.
+    Write { page: u32, fill: u8 },
+    /// Read one byte of one page (faults it in).
+    Read { page: u32 },
+    Mprotect { page: u32, pages: u32, prot: Prot },
+    Munmap { page: u32, pages: u32 },
+    Mmap {
+        #[serde(flatten)]
+        map: MapSpec,
+    },
+    /// mlock, or mlock2(MLOCK_ONFAULT) when `onfault`.
+    Mlock {
+        page: u32,
+        pages: u32,
+        #[serde(default, skip_serializing_if = "is_false")]
+        onfault: bool,
+    },
+    Munlock { page: u32, pages: u32 },
+    /// fork(); the child runs `child` (observing after its start and after every child step), then
+    /// exits. The parent waits for it, then is observed.
+    Fork {
+        #[serde(default)]
+        child: Vec<Step>,
+    },
+}
+
+impl Step {
+    pub fn op(&self) -> &'static str {
+        match self {
+            Step::Madvise { .. } => "madvise",
+            Step::Write { .. } => "write",
+            Step::Read { .. } => "read",
+            Step::Mprotect { .. } => "mprotect",
+            Step::Munmap { .. } => "munmap",
+            Step::Mmap { .. } => "mmap",
+            Step::Mlock { .. } => "mlock",
+            Step::Munlock { .. } => "munlock",
+            Step::Fork { .. } => "fork",
+        }
+    }
+}
+
+/// Where an observation was taken: parent step `step`, or child step `child` of the fork at `step`
+/// (`child == Some(0)` is the child's first view, right after fork; `Some(k)` follows child step k-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StepId {
+    pub step: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<u32>,
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.child {
+            None => write!(f, "{}", self.step),
+            Some(c) => write!(f, "{}.child{}", self.step, c),
+        }
+    }
+}
+
+/// A runnable program: the part of a scenario both backends execute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Program {
+    /// Size of the observed arena window, in pages.
+    pub arena_pages: u32,
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+    /// Initial mappings, made in order before step 0 (not observed on their own: step 0's observation
+    /// shows them).
+    pub maps: Vec<MapSpec>,
+    pub steps: Vec<Step>,
+}
+
+impl Program {
+    /// The observation points, in the order both backends produce them: for a fork, the child's views
+    /// come before the parent's view after the fork.
+    pub fn step_ids(&self) -> Vec<StepId> {
+        let mut out = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            let i = i as u32;
+            if let Step::Fork { child } = s {
+                for c in 0..=child.len() as u32 {
+                    out.push(StepId { step: i, child: Some(c) });
+                }
+            }
+            out.push(StepId { step: i, child: None });
+        }
+        out
+    }
+
+    /// The step an id names (the Fork step itself for `child == Some(0)`).
+    pub fn step(&self, id: StepId) -> Option<&Step> {
+        let s = self.steps.get(id.step as usize)?;
+        match (id.child, s) {
+            (None, _) | (Some(0), _) => Some(s),
+            (Some(c), Step::Fork { child }) => child.get(c as usize - 1),
+            _ => None,
+        }
+    }
+}
+
+/// Fixed facts about where programs run, shared by both backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArenaGeometry {
+    /// Virtual address of arena page 0. It is below the executable, heap and libraries, so the arena's
+    /// VMAs come first in /proc/self/smaps.
+    pub base: u64,
+    /// Unmapped pages kept free below and above the arena window. madvise ranges may reach into them.
+    pub gap_pages: u64,
+    /// Largest arena, in pages.
+    pub max_pages: u32,
+}
+
+pub const ARENA: ArenaGeometry = ArenaGeometry { base: 0x1000_0000, gap_pages: 64, max_pages: 1024 };
