@@ -21,3 +21,8 @@ pub struct HostRun {
     /// The worker hung and was killed after the timeout; `points` holds what arrived before.
     pub timed_out: bool,
 }
+
+/// Entry point of `madcheck worker` (implementation pending): serve scenarios from stdin until EOF.
+pub fn worker_main() -> i32 {
+    0
+}
