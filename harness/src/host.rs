@@ -3,7 +3,11 @@
 //! Public interface (fixed; the implementation lives in `worker.rs` / `observe_host.rs`):
 //! - `Worker::spawn()` re-executes the current binary as `madcheck worker` (never fork without exec:
 //!   the runner is multi-threaded).
-//! - `Worker::run(&Program, timeout)` sends one framed scenario and collects the observations.
+//! - `Worker::spawn(exe, cpu)` starts a worker (optionally pinned to a CPU).
+//! - `Worker::submit(&Program)` sends one framed scenario without waiting, so the caller can run the
+//!   simulator meanwhile; `Worker::collect(&Program, timeout) -> Result<HostRun, String>` then gathers
+//!   its observations (`Err` only for infrastructure failure). `Worker::run` = submit + collect.
+//!   A worker that died or hung is replaced transparently at the next submit.
 //! - `worker_main()` is what `madcheck worker` calls: it serves scenarios from stdin until EOF.
 
 use simulator::observe::Observation;

@@ -139,6 +139,32 @@ pub struct KernelModel {
     /// 6.18.y backport / 6.19+: GUARD_INSTALL sets the sticky `gu` flag.
     pub guard_vma_flag: bool,
     pub max_map_count: u64,
+    /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
+    #[serde(default)]
+    pub mutations: Vec<Mutation>,
+}
+
+/// A deliberate model bug, for testing that divergences are caught and reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mutation {
+    /// DONTNEED keeps private anonymous contents instead of zapping them.
+    DontneedKeepsAnon,
+    /// RANDOM does not set `rr`.
+    RandomSetsNoFlag,
+}
+
+impl Mutation {
+    pub const ALL: [Mutation; 2] = [Mutation::DontneedKeepsAnon, Mutation::RandomSetsNoFlag];
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutation::DontneedKeepsAnon => "dontneed-keeps-anon",
+            Mutation::RandomSetsNoFlag => "random-sets-no-flag",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Mutation> {
+        Mutation::ALL.into_iter().find(|m| m.name() == s)
+    }
 }
 
 impl KernelModel {
@@ -170,6 +196,7 @@ impl KernelModel {
             lockonfault_mnemonic: at_least(6, 12),
             guard_vma_flag: f.guard_vma_flag,
             max_map_count: f.max_map_count,
+            mutations: Vec::new(),
             facts: f,
         }
     }
