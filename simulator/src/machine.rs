@@ -1,11 +1,1203 @@
-//! The model proper. (Being written.)
-use crate::kernel::KernelModel;
-use crate::observe::Expect;
-use crate::program::{ArenaGeometry, Program, StepId};
+//! The model proper: a process's arena (VMAs, PTEs, files) and what each call does to it.
+//!
+//! Invariant: `Machine` is a plain value. `simulate` never does I/O; every rule is a function of the
+//! machine, the call and the `KernelModel`, and cites where it comes from (kernel file:function and the
+//! versions it holds for, a probe in ../shared/spec/probes, or the madcheck case that showed it).
+//! Behaviour the model does not know becomes `Expect::Unsupported`, never a guess.
+//!
+//! Addresses are arena-relative page numbers (`i64`); page 0 is `ArenaGeometry::base`.
+
+use crate::kernel::{KernelModel, Mutation};
+use crate::observe::{
+    Allowed, Content, Count, Errno, Expect, PageObs, Residency, Ret, Signal, VmaAllowed, VmaBacking,
+};
+use crate::program::{Advice, ArenaGeometry, Backing, FileSpec, MapSpec, Program, Prot, Step, StepId};
+
+/// vm_flags bits (include/linux/mm.h), by kernel bit number so that sorting by bit gives smaps order.
+pub mod vmf {
+    pub const READ: u64 = 1 << 0;
+    pub const WRITE: u64 = 1 << 1;
+    pub const EXEC: u64 = 1 << 2;
+    pub const SHARED: u64 = 1 << 3;
+    pub const MAYREAD: u64 = 1 << 4;
+    pub const MAYWRITE: u64 = 1 << 5;
+    pub const MAYEXEC: u64 = 1 << 6;
+    pub const MAYSHARE: u64 = 1 << 7;
+    pub const MAYBE_GUARD: u64 = 1 << 11;
+    pub const LOCKED: u64 = 1 << 13;
+    pub const IO: u64 = 1 << 14;
+    pub const SEQ_READ: u64 = 1 << 15;
+    pub const RAND_READ: u64 = 1 << 16;
+    pub const DONTCOPY: u64 = 1 << 17;
+    pub const DONTEXPAND: u64 = 1 << 18;
+    pub const LOCKONFAULT: u64 = 1 << 19;
+    pub const ACCOUNT: u64 = 1 << 20;
+    pub const NORESERVE: u64 = 1 << 21;
+    pub const HUGETLB: u64 = 1 << 22;
+    pub const WIPEONFORK: u64 = 1 << 25;
+    pub const DONTDUMP: u64 = 1 << 26;
+    pub const SOFTDIRTY: u64 = 1 << 27;
+    pub const HUGEPAGE: u64 = 1 << 29;
+    pub const NOHUGEPAGE: u64 = 1 << 30;
+    pub const MERGEABLE: u64 = 1 << 31;
+    pub const PFNMAP: u64 = 1 << 10;
+    pub const MIXEDMAP: u64 = 1 << 28;
+    /// VM_SPECIAL (include/linux/mm.h).
+    pub const SPECIAL: u64 = IO | DONTEXPAND | PFNMAP | MIXEDMAP;
+}
+
+/// smaps VmFlags mnemonics by bit (fs/proc/task_mmu.c:show_smap_vma_flags, 6.18; per-version gaps are
+/// applied in `flag_names`).
+const MNEMONICS: [(u64, &str); 30] = [
+    (vmf::READ, "rd"),
+    (vmf::WRITE, "wr"),
+    (vmf::EXEC, "ex"),
+    (vmf::SHARED, "sh"),
+    (vmf::MAYREAD, "mr"),
+    (vmf::MAYWRITE, "mw"),
+    (vmf::MAYEXEC, "me"),
+    (vmf::MAYSHARE, "ms"),
+    (1 << 8, "gd"),
+    (1 << 9, "um"),
+    (vmf::PFNMAP, "pf"),
+    (vmf::MAYBE_GUARD, "gu"),
+    (1 << 12, "uw"),
+    (vmf::LOCKED, "lo"),
+    (vmf::IO, "io"),
+    (vmf::SEQ_READ, "sr"),
+    (vmf::RAND_READ, "rr"),
+    (vmf::DONTCOPY, "dc"),
+    (vmf::DONTEXPAND, "de"),
+    (vmf::LOCKONFAULT, "lf"),
+    (vmf::ACCOUNT, "ac"),
+    (vmf::NORESERVE, "nr"),
+    (vmf::HUGETLB, "ht"),
+    (1 << 23, "sf"),
+    (vmf::WIPEONFORK, "wf"),
+    (vmf::DONTDUMP, "dd"),
+    (vmf::SOFTDIRTY, "sd"),
+    (vmf::MIXEDMAP, "mm"),
+    (vmf::HUGEPAGE, "hg"),
+    (vmf::NOHUGEPAGE, "nh"),
+];
+
+/// The VmFlags line for `flags` on this kernel.
+pub fn flag_names(model: &KernelModel, flags: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (bit, name) in MNEMONICS {
+        if flags & bit == 0 {
+            continue;
+        }
+        // VM_LOCKONFAULT had no mnemonic before 6.12 [S 6.1 fs/proc/task_mmu.c:show_smap_vma_flags].
+        if bit == vmf::LOCKONFAULT && !model.lockonfault_mnemonic {
+            continue;
+        }
+        out.push(name.to_string());
+    }
+    if flags & vmf::MERGEABLE != 0 {
+        out.push("mg".to_string());
+    }
+    out
+}
+
+/// An anon_vma: identity plus whether the VMA's anon_vma_chain has more than one entry (inherited
+/// through fork), which blocks merges [S 6.18 mm/vma.c:vma_had_uncowed_parents].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnonVma {
+    pub id: u32,
+    pub forked: bool,
+}
+
+/// A page-cache object: a scenario file or the shmem object behind one MAP_SHARED|MAP_ANONYMOUS mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileObj {
+    /// `Some(i)` for `files[i]`; `None` for anonymous shmem.
+    pub file: Option<u32>,
+    pub memfd: bool,
+    /// Current content of each page of the object.
+    pub pages: Vec<Content>,
+}
+
+/// A `vm_area_struct`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vma {
+    pub start: i64,
+    pub end: i64,
+    pub flags: u64,
+    /// Index into `Machine::objs` (vm_file), or None for private anonymous memory.
+    pub obj: Option<usize>,
+    /// vm_pgoff: file page of `start`; for private anonymous VMAs the virtual page number at mmap time.
+    pub pgoff: i64,
+    pub anon_vma: Option<AnonVma>,
+}
+
+impl Vma {
+    fn pages(&self) -> i64 {
+        self.end - self.start
+    }
+    fn is_anonymous(&self) -> bool {
+        self.obj.is_none()
+    }
+    fn obj_page(&self, page: i64) -> usize {
+        (self.pgoff + (page - self.start)) as usize
+    }
+}
+
+/// A PTE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pte {
+    None,
+    /// The shared zero page.
+    Zero,
+    /// A private anonymous page (including a COW copy in a private file mapping). `lazy`: marked by
+    /// MADV_FREE and still clean.
+    Anon { content: Content, lazy: bool },
+    /// The page-cache page of the VMA's object at this address.
+    Cache,
+}
+
+/// The modelled process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Machine {
+    pub ps: u64,
+    pub arena: ArenaGeometry,
+    pub arena_pages: u32,
+    pub objs: Vec<FileObj>,
+    /// Sorted, non-overlapping.
+    pub vmas: Vec<Vma>,
+    /// One per arena page.
+    pub ptes: Vec<Pte>,
+    next_anon_vma: u32,
+    /// Object page ranges punched (MADV_REMOVE) by a forked child, to unmap from the parent afterwards.
+    punched: Vec<(usize, usize, usize)>,
+}
+
+/// Why a step could not be modelled.
+type Unsupported = String;
+
+/// Outcome of one step on the model.
+enum StepOut {
+    Ret(Ret),
+    Fatal(Signal),
+}
+
+impl Machine {
+    pub fn new(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> Machine {
+        let objs = prog
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f): (usize, &FileSpec)| FileObj {
+                file: Some(i as u32),
+                memfd: f.kind == crate::program::FileKind::Memfd,
+                pages: (0..f.pages).map(|p| Content::FilePage { file: i as u32, page: p }).collect(),
+            })
+            .collect();
+        Machine {
+            ps: model.page_size,
+            arena: *arena,
+            arena_pages: prog.arena_pages,
+            objs,
+            vmas: Vec::new(),
+            ptes: vec![Pte::None; prog.arena_pages as usize],
+            next_anon_vma: 1,
+            punched: Vec::new(),
+        }
+    }
+
+    fn base_vpn(&self) -> i64 {
+        (self.arena.base / self.ps) as i64
+    }
+
+    fn vma_at(&self, page: i64) -> Option<usize> {
+        self.vmas.iter().position(|v| v.start <= page && page < v.end)
+    }
+
+    /// find_vma: the first VMA that ends after `page`.
+    fn find_vma(&self, page: i64) -> Option<usize> {
+        self.vmas.iter().position(|v| v.end > page)
+    }
+
+    fn pte(&self, page: i64) -> Pte {
+        self.ptes.get(page as usize).copied().unwrap_or(Pte::None)
+    }
+
+    fn set_pte(&mut self, page: i64, pte: Pte) {
+        if let Some(p) = self.ptes.get_mut(page as usize) {
+            *p = pte;
+        }
+    }
+
+    fn new_anon_vma(&mut self) -> AnonVma {
+        let id = self.next_anon_vma;
+        self.next_anon_vma += 1;
+        AnonVma { id, forked: false }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // VMA surgery: split, merge, and the shared "modify flags on a range" path.
+
+    /// split_vma at `page` (which lies strictly inside vmas[i]); both halves keep the anon_vma
+    /// [S 6.18 mm/vma.c:__split_vma].
+    fn split(&mut self, i: usize, page: i64) {
+        let v = self.vmas[i];
+        debug_assert!(v.start < page && page < v.end);
+        let mut right = v;
+        right.start = page;
+        right.pgoff = v.pgoff + (page - v.start);
+        self.vmas[i].end = page;
+        self.vmas.insert(i + 1, right);
+    }
+
+    /// Flags that do not stop a merge: VM_SOFTDIRTY always [S 4.5..6.18 mm/vma.c:is_mergeable_vma];
+    /// VM_MAYBE_GUARD on kernels with the sticky guard flag [T 6.18.44].
+    fn ignore_merge(model: &KernelModel) -> u64 {
+        vmf::SOFTDIRTY | if model.guard_vma_flag { vmf::MAYBE_GUARD } else { 0 }
+    }
+
+    /// is_mergeable_vma: same flags (bar the ignored ones) and same file [S 6.18 mm/vma.c].
+    fn flags_file_match(model: &KernelModel, a: &Vma, flags: u64, obj: Option<usize>) -> bool {
+        (a.flags ^ flags) & !Self::ignore_merge(model) == 0 && a.obj == obj
+    }
+
+    /// is_mergeable_anon_vma [S 6.18 mm/vma.c]: equal, or one side has none and the side that has one
+    /// was not inherited through fork.
+    fn anon_compatible(tgt: Option<AnonVma>, src: Option<AnonVma>) -> bool {
+        match (tgt, src) {
+            (None, Some(s)) => !s.forked,
+            (Some(t), None) => !t.forked,
+            (None, None) => true,
+            (Some(t), Some(s)) => t.id == s.id,
+        }
+    }
+
+    /// vma_modify_flags on [s, e) inside vmas[i] (6.18 mm/vma.c:vma_merge_existing_range, then
+    /// split_vma at the edges when no merge happened). Returns the index of the VMA now covering
+    /// [s, e). `new_flags` is what the caller wants on the range.
+    fn modify_flags(&mut self, model: &KernelModel, i: usize, s: i64, e: i64, new_flags: u64) -> usize {
+        let mid = self.vmas[i];
+        debug_assert!(mid.start <= s && e <= mid.end && s < e);
+        let left_side = s == mid.start;
+        let right_side = e == mid.end;
+        let pgoff = mid.pgoff + (s - mid.start);
+        let special = new_flags & vmf::SPECIAL != 0;
+        // can_vma_merge_left / can_vma_merge_after.
+        let merge_left = !special
+            && left_side
+            && i > 0
+            && {
+                let p = self.vmas[i - 1];
+                p.end == s
+                    && Self::flags_file_match(model, &p, new_flags, mid.obj)
+                    && Self::anon_compatible(p.anon_vma, mid.anon_vma)
+                    && p.pgoff + p.pages() == pgoff
+            };
+        // can_vma_merge_right / can_vma_merge_before; with a left merge, prev and next must also be
+        // compatible with each other [S 6.18 mm/vma.c:can_vma_merge_right].
+        let merge_right = !special
+            && right_side
+            && i + 1 < self.vmas.len()
+            && {
+                let n = self.vmas[i + 1];
+                n.start == e
+                    && Self::flags_file_match(model, &n, new_flags, mid.obj)
+                    && Self::anon_compatible(n.anon_vma, mid.anon_vma)
+                    && n.pgoff == pgoff + (e - s)
+                    && (!merge_left || {
+                        let p = self.vmas[i - 1];
+                        Self::anon_compatible(p.anon_vma, n.anon_vma)
+                    })
+            };
+        let sticky = |a: u64| if model.guard_vma_flag { a & vmf::MAYBE_GUARD } else { 0 };
+        let anon_of = |a: Option<AnonVma>, b: Option<AnonVma>| a.or(b);
+        match (merge_left, merge_right) {
+            (true, true) => {
+                // prev absorbs middle and next.
+                let n = self.vmas[i + 1];
+                let p = &mut self.vmas[i - 1];
+                p.end = n.end;
+                p.flags = new_flags | sticky(p.flags | n.flags | mid.flags);
+                p.anon_vma = anon_of(anon_of(p.anon_vma, mid.anon_vma), n.anon_vma);
+                self.vmas.drain(i..i + 2);
+                i - 1
+            }
+            (true, false) => {
+                let p = &mut self.vmas[i - 1];
+                p.end = e;
+                p.flags = new_flags | sticky(p.flags | mid.flags);
+                p.anon_vma = anon_of(p.anon_vma, mid.anon_vma);
+                if right_side {
+                    self.vmas.remove(i);
+                } else {
+                    self.vmas[i].start = e;
+                    self.vmas[i].pgoff = mid.pgoff + (e - mid.start);
+                }
+                i - 1
+            }
+            (false, true) => {
+                let n = &mut self.vmas[i + 1];
+                n.start = s;
+                n.pgoff = pgoff;
+                n.flags = new_flags | sticky(n.flags | mid.flags);
+                n.anon_vma = anon_of(n.anon_vma, mid.anon_vma);
+                if left_side {
+                    self.vmas.remove(i);
+                    i
+                } else {
+                    self.vmas[i].end = s;
+                    i + 1
+                }
+            }
+            (false, false) => {
+                let mut i = i;
+                if s > mid.start {
+                    self.split(i, s);
+                    i += 1;
+                }
+                if e < self.vmas[i].end {
+                    self.split(i, e);
+                }
+                self.vmas[i].flags = new_flags;
+                i
+            }
+        }
+    }
+
+    /// Apply `f(old_flags) -> Result<new_flags>` to every VMA in [s, e), as mprotect/mlock/madvise do.
+    /// Returns the first error; a gap gives ENOMEM (at once for mprotect/mlock, which stop at the
+    /// first hole; madvise has its own walk).
+    fn for_each_vma_in(&mut self, s: i64, e: i64) -> Vec<(i64, i64)> {
+        self.vmas
+            .iter()
+            .filter(|v| v.end > s && v.start < e)
+            .map(|v| (v.start.max(s), v.end.min(e)))
+            .collect()
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Faults and page-table operations.
+
+    /// anon_vma_prepare: reuse a compatible neighbour's anon_vma (next first, then prev) if it was not
+    /// inherited through fork, else allocate [S 6.18 mm/rmap.c:__anon_vma_prepare,
+    /// find_mergeable_anon_vma, reusable_anon_vma, anon_vma_compatible].
+    fn anon_vma_prepare(&mut self, i: usize) {
+        if self.vmas[i].anon_vma.is_some() {
+            return;
+        }
+        let v = self.vmas[i];
+        // anon_vma_compatible(a, b): adjacent, same file, flags equal except access bits and soft-dirty,
+        // and pgoff contiguous.
+        let compat = |a: &Vma, b: &Vma| {
+            let mask = !(vmf::READ | vmf::WRITE | vmf::EXEC | vmf::SOFTDIRTY);
+            a.end == b.start && a.obj == b.obj && (a.flags ^ b.flags) & mask == 0 && b.pgoff == a.pgoff + a.pages()
+        };
+        let mut found = None;
+        if let Some(n) = self.vmas.get(i + 1) {
+            if compat(&v, n) {
+                if let Some(av) = n.anon_vma {
+                    if !av.forked {
+                        found = Some(av);
+                    }
+                }
+            }
+        }
+        if found.is_none() && i > 0 {
+            let p = self.vmas[i - 1];
+            if compat(&p, &v) {
+                if let Some(av) = p.anon_vma {
+                    if !av.forked {
+                        found = Some(av);
+                    }
+                }
+            }
+        }
+        let av = match found {
+            Some(av) => av,
+            None => self.new_anon_vma(),
+        };
+        self.vmas[i].anon_vma = Some(av);
+    }
+
+    /// Content a Cache PTE at `page` shows.
+    fn cache_content(&self, v: &Vma, page: i64) -> Content {
+        let o = &self.objs[v.obj.expect("cache pte in a file vma")];
+        o.pages.get(v.obj_page(page)).copied().unwrap_or(Content::Zero)
+    }
+
+    /// The content of the page mapped at `page` (for a present PTE).
+    fn content_at(&self, i: usize, page: i64) -> Option<Content> {
+        match self.pte(page) {
+            Pte::None => None,
+            Pte::Zero => Some(Content::Zero),
+            Pte::Anon { content, .. } => Some(content),
+            Pte::Cache => Some(self.cache_content(&self.vmas[i], page)),
+        }
+    }
+
+    /// A read fault (or a read-populate) on `page` in vmas[i]: do_anonymous_page maps the zero page for
+    /// private anonymous memory; file and shmem faults map the page-cache page
+    /// [S 6.18 mm/memory.c:do_anonymous_page, do_read_fault, do_shared_fault].
+    fn fault_read(&mut self, i: usize, page: i64) {
+        if self.pte(page) != Pte::None {
+            return;
+        }
+        let v = self.vmas[i];
+        if v.is_anonymous() {
+            self.set_pte(page, Pte::Zero);
+        } else {
+            self.ensure_obj_page(&v, page);
+            self.set_pte(page, Pte::Cache);
+        }
+    }
+
+    /// A shmem fault allocates the page if the object has none there (beyond the object → grow it with
+    /// zeros; only anonymous shmem objects are sized by their mapping).
+    fn ensure_obj_page(&mut self, v: &Vma, page: i64) {
+        let idx = v.obj_page(page);
+        let o = &mut self.objs[v.obj.unwrap()];
+        if o.pages.len() <= idx {
+            o.pages.resize(idx + 1, Content::Zero);
+        }
+    }
+
+    /// A write fault on `page` in vmas[i] that stores `data` (None: break COW / allocate without changing
+    /// bytes, as GUP with FOLL_WRITE does when populating).
+    fn fault_write(&mut self, i: usize, page: i64, data: Option<Content>) {
+        let v = self.vmas[i];
+        if v.flags & vmf::SHARED != 0 || (v.obj.is_some() && v.flags & vmf::MAYSHARE != 0) {
+            // Shared: the page-cache page itself is written [S mm/memory.c:do_shared_fault].
+            self.ensure_obj_page(&v, page);
+            if let Some(d) = data {
+                let idx = v.obj_page(page);
+                self.objs[v.obj.unwrap()].pages[idx] = d;
+            }
+            self.set_pte(page, Pte::Cache);
+            return;
+        }
+        // Private: a private anonymous page, COW-copied from whatever was mapped (zero page, page-cache
+        // page) or from the file [S mm/memory.c:do_anonymous_page, do_cow_fault, wp_page_copy].
+        let old = match self.pte(page) {
+            Pte::Anon { content, .. } => content,
+            Pte::Zero => Content::Zero,
+            Pte::Cache => self.cache_content(&v, page),
+            Pte::None => match v.obj {
+                None => Content::Zero,
+                Some(_) => {
+                    self.ensure_obj_page(&v, page);
+                    self.cache_content(&v, page)
+                }
+            },
+        };
+        self.anon_vma_prepare(i);
+        self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false });
+    }
+
+    /// Drop the PTEs of [s, e) (zap_page_range_single / unmap).
+    fn zap(&mut self, s: i64, e: i64) {
+        for p in s.max(0)..e.min(self.arena_pages as i64) {
+            self.set_pte(p, Pte::None);
+        }
+    }
+
+    /// Populate [s, e) of vmas[i] as __mm_populate / populate_vma_page_range do: a write fault for
+    /// private writable mappings (to break COW), a read fault otherwise [S 6.18 mm/gup.c].
+    fn populate(&mut self, i: usize, s: i64, e: i64) {
+        let v = self.vmas[i];
+        // LOCKONFAULT: "mlock all present pages, but do not fault in new pages".
+        if v.flags & (vmf::LOCKED | vmf::LOCKONFAULT) == vmf::LOCKONFAULT {
+            return;
+        }
+        let write = v.flags & (vmf::WRITE | vmf::SHARED) == vmf::WRITE;
+        for p in s..e {
+            if write {
+                if !matches!(self.pte(p), Pte::Anon { .. }) {
+                    self.fault_write(i, p, None);
+                }
+            } else {
+                self.fault_read(i, p);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // mmap / munmap / mprotect / mlock.
+
+    /// vm_flags of a new mapping [S 6.18 mm/mmap.c:do_mmap, mm/vma.c:__mmap_region].
+    fn new_vma_flags(model: &KernelModel, m: &MapSpec) -> u64 {
+        let mut f = vmf::MAYREAD | vmf::MAYWRITE | vmf::MAYEXEC;
+        if m.prot.read {
+            f |= vmf::READ;
+        }
+        if m.prot.write {
+            f |= vmf::WRITE;
+        }
+        if m.prot.exec {
+            f |= vmf::EXEC;
+        }
+        if m.backing.is_shared() {
+            // Files are opened O_RDWR, so MAP_SHARED keeps VM_SHARED and VM_MAYWRITE.
+            f |= vmf::SHARED | vmf::MAYSHARE;
+        }
+        // accountable_mapping(): private, writable, not NORESERVE → VM_ACCOUNT [S mm/vma.c].
+        if !m.backing.is_shared() && m.prot.write {
+            f |= vmf::ACCOUNT;
+        }
+        if m.locked {
+            f |= vmf::LOCKED;
+        }
+        if model.softdirty_new_vmas {
+            f |= vmf::SOFTDIRTY;
+        }
+        f
+    }
+
+    fn munmap_range(&mut self, s: i64, e: i64) {
+        let mut i = 0;
+        while i < self.vmas.len() {
+            let v = self.vmas[i];
+            if v.end <= s || v.start >= e {
+                i += 1;
+                continue;
+            }
+            if v.start < s {
+                self.split(i, s);
+                i += 1;
+                continue;
+            }
+            if v.end > e {
+                self.split(i, e);
+            }
+            self.vmas.remove(i);
+        }
+        self.zap(s, e);
+    }
+
+    /// mmap(MAP_FIXED): unmap, then insert, merging with compatible neighbours
+    /// [S 6.18 mm/vma.c:__mmap_region, vma_merge_new_range].
+    fn mmap(&mut self, model: &KernelModel, m: &MapSpec) -> Ret {
+        let s = m.page as i64;
+        let e = s + m.pages as i64;
+        self.munmap_range(s, e);
+        let flags = Self::new_vma_flags(model, m);
+        let (obj, pgoff) = match m.backing {
+            Backing::AnonPrivate => (None, self.base_vpn() + s),
+            Backing::AnonShared => {
+                // shmem_zero_setup: a fresh shmem object per mapping, pgoff 0.
+                self.objs.push(FileObj { file: None, memfd: true, pages: vec![Content::Zero; m.pages as usize] });
+                (Some(self.objs.len() - 1), 0)
+            }
+            Backing::FilePrivate { file, offset } | Backing::FileShared { file, offset } => {
+                (Some(file as usize), offset as i64)
+            }
+        };
+        let new = Vma { start: s, end: e, flags, obj, pgoff, anon_vma: None };
+        let pos = self.vmas.iter().position(|v| v.start >= e).unwrap_or(self.vmas.len());
+        self.vmas.insert(pos, new);
+        let i = self.merge_new(model, pos);
+        if m.populate || m.locked {
+            // MAP_POPULATE / VM_LOCKED: mm_populate with errors ignored [S mm/mmap.c:do_mmap].
+            let v = self.vmas[i];
+            if v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) != 0 {
+                self.populate(i, s, e);
+            }
+        }
+        Ret::Ok
+    }
+
+    /// vma_merge_new_range for the just-inserted vmas[i] (it has no anon_vma).
+    fn merge_new(&mut self, model: &KernelModel, i: usize) -> usize {
+        let v = self.vmas[i];
+        let ok = |o: &Vma| Self::flags_file_match(model, o, v.flags, v.obj) && Self::anon_compatible(o.anon_vma, None);
+        let left = i > 0 && {
+            let p = self.vmas[i - 1];
+            p.end == v.start && ok(&p) && p.pgoff + p.pages() == v.pgoff
+        };
+        let right = i + 1 < self.vmas.len() && {
+            let n = self.vmas[i + 1];
+            n.start == v.end
+                && ok(&n)
+                && n.pgoff == v.pgoff + v.pages()
+                && (!left || Self::anon_compatible(self.vmas[i - 1].anon_vma, n.anon_vma))
+        };
+        let sticky = |a: u64| if model.guard_vma_flag { a & vmf::MAYBE_GUARD } else { 0 };
+        match (left, right) {
+            (true, true) => {
+                let n = self.vmas[i + 1];
+                let p = &mut self.vmas[i - 1];
+                p.end = n.end;
+                p.flags = v.flags | sticky(p.flags | n.flags);
+                p.anon_vma = p.anon_vma.or(n.anon_vma);
+                self.vmas.drain(i..i + 2);
+                i - 1
+            }
+            (true, false) => {
+                let p = &mut self.vmas[i - 1];
+                p.end = v.end;
+                p.flags = v.flags | sticky(p.flags);
+                self.vmas.remove(i);
+                i - 1
+            }
+            (false, true) => {
+                let n = &mut self.vmas[i + 1];
+                n.start = v.start;
+                n.pgoff = v.pgoff;
+                n.flags = v.flags | sticky(n.flags);
+                self.vmas.remove(i);
+                i
+            }
+            (false, false) => i,
+        }
+    }
+
+    /// mprotect [S 6.18 mm/mprotect.c:do_mprotect_pkey, mprotect_fixup].
+    fn mprotect(&mut self, model: &KernelModel, s: i64, e: i64, prot: Prot) -> Ret {
+        // The range must start inside a VMA; every gap met on the way ends the call with ENOMEM after
+        // the VMAs before it were changed.
+        match self.vma_at(s) {
+            Some(_) => {}
+            None => return Ret::Err(Errno::ENOMEM),
+        }
+        let mut cur = s;
+        while cur < e {
+            let Some(i) = self.vma_at(cur) else { return Ret::Err(Errno::ENOMEM) };
+            let v = self.vmas[i];
+            let end = v.end.min(e);
+            let mut nf = v.flags & !(vmf::READ | vmf::WRITE | vmf::EXEC);
+            if prot.read {
+                nf |= vmf::READ;
+            }
+            if prot.write {
+                nf |= vmf::WRITE;
+            }
+            if prot.exec {
+                nf |= vmf::EXEC;
+            }
+            if nf & vmf::WRITE != 0 {
+                if v.flags & (vmf::ACCOUNT | vmf::WRITE | vmf::HUGETLB | vmf::SHARED | vmf::NORESERVE) == 0 {
+                    nf |= vmf::ACCOUNT;
+                }
+            } else if v.flags & vmf::ACCOUNT != 0 && v.is_anonymous() && v.anon_vma.is_none() {
+                // "cannot reduce our commit ... except in the anonymous case where no anon_vma has yet
+                // to be assigned" [S 6.18 mm/mprotect.c:mprotect_fixup].
+                nf &= !vmf::ACCOUNT;
+            }
+            if nf != v.flags {
+                self.modify_flags(model, i, cur, end, nf);
+            }
+            cur = end;
+        }
+        Ret::Ok
+    }
+
+    /// mlock / mlock2(MLOCK_ONFAULT) [S 6.18 mm/mlock.c:do_mlock, apply_vma_lock_flags, mlock_fixup;
+    /// mm/gup.c:__mm_populate].
+    fn mlock(&mut self, model: &KernelModel, s: i64, e: i64, onfault: bool) -> Ret {
+        let add = vmf::LOCKED | if onfault { vmf::LOCKONFAULT } else { 0 };
+        if let Err(r) = self.lock_flags(model, s, e, add, vmf::LOCKED | vmf::LOCKONFAULT) {
+            return r;
+        }
+        // __mm_populate(start, len, ignore_errors=0): a VMA that cannot be faulted (PROT_NONE: no
+        // FOLL_FORCE without access) fails with EFAULT, which mlock reports as ENOMEM
+        // [S mm/mlock.c:__mlock_posix_error_return].
+        for (a, b) in self.for_each_vma_in(s, e) {
+            let i = self.vma_at(a).unwrap();
+            let v = self.vmas[i];
+            if v.flags & (vmf::IO | vmf::PFNMAP) != 0 {
+                continue;
+            }
+            if v.flags & (vmf::LOCKED | vmf::LOCKONFAULT) == vmf::LOCKONFAULT {
+                continue;
+            }
+            if v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) == 0 {
+                return Ret::Err(Errno::ENOMEM);
+            }
+            self.populate(i, a, b);
+        }
+        Ret::Ok
+    }
+
+    fn munlock(&mut self, model: &KernelModel, s: i64, e: i64) -> Ret {
+        match self.lock_flags(model, s, e, 0, vmf::LOCKED | vmf::LOCKONFAULT) {
+            Ok(()) => Ret::Ok,
+            Err(r) => r,
+        }
+    }
+
+    /// apply_vma_lock_flags: the range must be fully mapped; flags change VMA by VMA (a hole found on
+    /// the way → ENOMEM, earlier VMAs keep their change).
+    fn lock_flags(&mut self, model: &KernelModel, s: i64, e: i64, set: u64, clear: u64) -> Result<(), Ret> {
+        if self.vma_at(s).is_none() {
+            return Err(Ret::Err(Errno::ENOMEM));
+        }
+        let mut cur = s;
+        while cur < e {
+            let Some(i) = self.vma_at(cur) else { return Err(Ret::Err(Errno::ENOMEM)) };
+            let v = self.vmas[i];
+            let end = v.end.min(e);
+            let nf = (v.flags & !clear) | set;
+            // mlock_fixup leaves special and hugetlb VMAs alone.
+            if nf != v.flags && v.flags & vmf::SPECIAL == 0 && v.flags & vmf::HUGETLB == 0 {
+                self.modify_flags(model, i, cur, end, nf);
+            }
+            cur = end;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // madvise.
+
+    /// The syscall front end, then the VMA walk [S 6.18 mm/madvise.c:madvise_should_skip,
+    /// is_valid_madvise, madvise_do_behavior, madvise_walk_vmas; 4.5 SYSCALL_DEFINE3(madvise)].
+    fn madvise(&mut self, model: &KernelModel, start: u64, len_in: u64, value: i32) -> Result<Ret, Unsupported> {
+        let ps = self.ps;
+        let adv = Advice::from_value(value);
+        if model.hwpoison_before_validation && matches!(adv, Some(Advice::Hwpoison | Advice::SoftOffline)) && model.memory_failure {
+            return Err("HWPOISON/SOFT_OFFLINE are not modelled".into());
+        }
+        if !model.advice_valid(value) {
+            return Ok(Ret::Err(Errno::EINVAL));
+        }
+        let adv = adv.expect("valid advice has a name");
+        if start % ps != 0 {
+            return Ok(Ret::Err(Errno::EINVAL));
+        }
+        let len = len_in.wrapping_add(ps - 1) & !(ps - 1);
+        if len_in != 0 && len == 0 {
+            return Ok(Ret::Err(Errno::EINVAL));
+        }
+        let end = start.wrapping_add(len);
+        if end < start {
+            return Ok(Ret::Err(Errno::EINVAL));
+        }
+        if len == 0 {
+            return Ok(Ret::Ok);
+        }
+        let base = self.arena.base as i128;
+        let s = ((start as i128 - base) / ps as i128) as i64;
+        let e = ((end as i128 - base) / ps as i128) as i64;
+        match adv {
+            Advice::Normal
+            | Advice::Random
+            | Advice::Sequential
+            | Advice::Dontfork
+            | Advice::Dofork
+            | Advice::Dontdump
+            | Advice::Dodump
+            | Advice::Wipeonfork
+            | Advice::Keeponfork
+            | Advice::Willneed
+            | Advice::Dontneed
+            | Advice::Free
+            | Advice::Remove => {}
+            other => return Err(format!("advice {} is not modelled yet", other.name())),
+        }
+        Ok(self.walk(model, adv, s, e))
+    }
+
+    /// madvise_walk_vmas: apply per VMA; a hole sets ENOMEM but the walk goes on; the first per-VMA
+    /// error returns at once [S 6.18 mm/madvise.c:madvise_walk_vmas; T spec §2.3].
+    fn walk(&mut self, model: &KernelModel, adv: Advice, s: i64, e: i64) -> Ret {
+        let mut unmapped = false;
+        let mut cur = s;
+        loop {
+            let Some(i) = self.find_vma(cur) else { return Ret::Err(Errno::ENOMEM) };
+            if cur < self.vmas[i].start {
+                unmapped = true;
+                cur = self.vmas[i].start;
+                if cur >= e {
+                    break;
+                }
+            }
+            let end = self.vmas[i].end.min(e);
+            if let Err(errno) = self.advise_vma(model, adv, i, cur, end) {
+                return Ret::Err(errno);
+            }
+            cur = end;
+            if cur >= e {
+                break;
+            }
+        }
+        if unmapped {
+            Ret::Err(Errno::ENOMEM)
+        } else {
+            Ret::Ok
+        }
+    }
+
+    /// madvise_vma_behavior for [s, e) inside vmas[i] [S 6.18 mm/madvise.c].
+    fn advise_vma(&mut self, model: &KernelModel, adv: Advice, i: usize, s: i64, e: i64) -> Result<(), Errno> {
+        let v = self.vmas[i];
+        let mut nf = v.flags;
+        match adv {
+            Advice::Willneed => {
+                // Anonymous: swap-in readahead (nothing swapped here) or EBADF without CONFIG_SWAP;
+                // files: vfs_fadvise readahead. No PTE changes [S 6.18 madvise_willneed; T spec §4.7].
+                if v.obj.is_none() && model.willneed_anon_ebadf {
+                    return Err(Errno::EBADF);
+                }
+                return Ok(());
+            }
+            Advice::Dontneed => {
+                // madvise_dontneed_free_valid_vma: VM_LOCKED|VM_PFNMAP → EINVAL (hugetlb has its own
+                // rules, not reachable here) [S 6.18; T spec §5 DONTNEED].
+                if v.flags & (vmf::LOCKED | vmf::PFNMAP) != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                if model.mutations.contains(&Mutation::DontneedKeepsAnon) {
+                    for p in s..e {
+                        if !matches!(self.pte(p), Pte::Anon { .. }) || self.vmas[i].obj.is_some() {
+                            self.set_pte(p, Pte::None);
+                        }
+                    }
+                    return Ok(());
+                }
+                self.zap(s, e);
+                return Ok(());
+            }
+            Advice::Free => {
+                if v.flags & (vmf::LOCKED | vmf::PFNMAP) != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                if model.free_falls_back_to_dontneed {
+                    // 4.5-4.11 without swap: FREE is DONTNEED [S 4.5 mm/madvise.c:madvise_free].
+                    self.zap(s, e);
+                    return Ok(());
+                }
+                // madvise_free_single_vma: anonymous VMAs only [S 6.18].
+                if !v.is_anonymous() {
+                    return Err(Errno::EINVAL);
+                }
+                // madvise_free_pte_range: present anon pages are marked lazy-free (clean); the zero
+                // page and empty PTEs are skipped [S 6.18 mm/madvise.c].
+                for p in s..e {
+                    if let Pte::Anon { content, .. } = self.pte(p) {
+                        self.set_pte(p, Pte::Anon { content, lazy: true });
+                    }
+                }
+                return Ok(());
+            }
+            Advice::Remove => return self.remove(model, i, s, e),
+            Advice::Normal => nf &= !(vmf::RAND_READ | vmf::SEQ_READ),
+            Advice::Sequential => nf = (nf & !vmf::RAND_READ) | vmf::SEQ_READ,
+            Advice::Random => {
+                if !model.mutations.contains(&Mutation::RandomSetsNoFlag) {
+                    nf = (nf & !vmf::SEQ_READ) | vmf::RAND_READ;
+                }
+            }
+            Advice::Dontfork => nf |= vmf::DONTCOPY,
+            Advice::Dofork => {
+                if nf & vmf::IO != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                nf &= !vmf::DONTCOPY;
+            }
+            Advice::Wipeonfork => {
+                // "MADV_WIPEONFORK is only supported on anonymous memory" [S 6.18; T spec §5].
+                if v.obj.is_some() || nf & vmf::SHARED != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                nf |= vmf::WIPEONFORK;
+            }
+            Advice::Keeponfork => nf &= !vmf::WIPEONFORK,
+            Advice::Dontdump => nf |= vmf::DONTDUMP,
+            Advice::Dodump => {
+                if nf & vmf::HUGETLB == 0 && nf & vmf::SPECIAL != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                nf &= !vmf::DONTDUMP;
+            }
+            _ => unreachable!("filtered in madvise()"),
+        }
+        // madvise_update_vma: nothing to do when the flags do not change [S 6.18].
+        if nf != v.flags {
+            self.modify_flags(model, i, s, e, nf);
+        }
+        Ok(())
+    }
+
+    /// madvise_remove [S 6.18 mm/madvise.c]: VM_LOCKED → EINVAL; no file → EINVAL; not a shared
+    /// mapping that may be written → EACCES; then punch a hole in the file.
+    fn remove(&mut self, model: &KernelModel, i: usize, s: i64, e: i64) -> Result<(), Errno> {
+        let v = self.vmas[i];
+        if v.flags & vmf::LOCKED != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let Some(obj) = v.obj else { return Err(Errno::EINVAL) };
+        let writable = if model.remove_needs_maywrite_only { vmf::MAYWRITE } else { vmf::WRITE };
+        if v.flags & vmf::SHARED == 0 || v.flags & writable == 0 {
+            return Err(Errno::EACCES);
+        }
+        let first = v.obj_page(s);
+        let last = v.obj_page(e);
+        self.punch(obj, first, last);
+        Ok(())
+    }
+
+    /// fallocate(PUNCH_HOLE|KEEP_SIZE) on an object: its pages read as zero from now on, and every PTE
+    /// mapping the page-cache pages is unmapped; private COW copies survive (unmap_mapping_range with
+    /// even_cows = 0) [S 6.18 mm/shmem.c:shmem_fallocate; fs/ext4 punch hole via truncate_pagecache_range].
+    fn punch(&mut self, obj: usize, first: usize, last: usize) {
+        {
+            let o = &mut self.objs[obj];
+            let end = last.min(o.pages.len());
+            for p in first.min(end)..end {
+                o.pages[p] = Content::Zero;
+            }
+        }
+        self.unmap_cache(obj, first, last);
+        self.punched.push((obj, first, last));
+    }
+
+    fn unmap_cache(&mut self, obj: usize, first: usize, last: usize) {
+        for vi in 0..self.vmas.len() {
+            let v = self.vmas[vi];
+            if v.obj != Some(obj) {
+                continue;
+            }
+            for p in v.start..v.end {
+                let op = v.obj_page(p);
+                if op >= first && op < last && self.pte(p) == Pte::Cache {
+                    self.set_pte(p, Pte::None);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Accesses and fork.
+
+    /// A user-space write of a whole page, or a read of one byte.
+    fn access(&mut self, page: i64, write: Option<u8>) -> StepOut {
+        let Some(i) = self.vma_at(page) else { return StepOut::Fatal(Signal::SIGSEGV) };
+        let v = self.vmas[i];
+        match write {
+            Some(fill) => {
+                if v.flags & vmf::WRITE == 0 {
+                    return StepOut::Fatal(Signal::SIGSEGV);
+                }
+                let c = if fill == 0 { Content::Zero } else { Content::Fill(fill) };
+                self.fault_write(i, page, Some(c));
+            }
+            None => {
+                // x86 and arm64: any of read/write/exec makes a page readable by the fault handler's
+                // access check (vma_is_accessible); write-only is not generated (UNVERIFIED for arm64).
+                if v.flags & vmf::READ == 0 {
+                    return StepOut::Fatal(Signal::SIGSEGV);
+                }
+                self.fault_read(i, page);
+            }
+        }
+        StepOut::Ret(Ret::Ok)
+    }
+
+    /// The child's address space right after fork [S 6.18 kernel/fork.c:dup_mmap; mm/memory.c:
+    /// copy_page_range, vma_needs_copy; mm/rmap.c:anon_vma_fork].
+    fn fork_child(&self) -> Machine {
+        let mut c = self.clone();
+        c.punched.clear();
+        c.vmas.clear();
+        c.ptes = vec![Pte::None; self.ptes.len()];
+        for v in &self.vmas {
+            // VM_DONTCOPY: the child has no VMA there.
+            if v.flags & vmf::DONTCOPY != 0 {
+                continue;
+            }
+            let mut n = *v;
+            // mlock is not inherited.
+            n.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
+            if v.flags & vmf::WIPEONFORK != 0 {
+                // The child gets the VMA empty and without an anon_vma.
+                n.anon_vma = None;
+                c.vmas.push(n);
+                continue;
+            }
+            // anon_vma_fork: a fresh anon_vma whose chain also holds the parent's.
+            n.anon_vma = v.anon_vma.map(|_| {
+                let id = c.next_anon_vma;
+                c.next_anon_vma += 1;
+                AnonVma { id, forked: true }
+            });
+            // Page tables are copied only where a fault could not rebuild them: VMAs with an anon_vma
+            // (or PFNMAP/MIXEDMAP, uffd-wp).
+            if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP) != 0 {
+                for p in v.start..v.end {
+                    let pte = self.pte(p);
+                    // A lazy-free page stays lazy in both (the PTE is copied clean).
+                    c.set_pte(p, pte);
+                }
+            }
+            c.vmas.push(n);
+        }
+        c
+    }
+
+    fn run_step(&mut self, model: &KernelModel, step: &Step) -> Result<StepOut, Unsupported> {
+        let ps = self.ps as i64;
+        Ok(match *step {
+            Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
+                let start = (self.arena.base as i64).wrapping_add(page.wrapping_mul(ps)).wrapping_add(offset) as u64;
+                let len = len_pages.wrapping_mul(ps).wrapping_add(len_bytes) as u64;
+                StepOut::Ret(self.madvise(model, start, len, advice.value())?)
+            }
+            Step::Write { page, fill } => self.access(page as i64, Some(fill)),
+            Step::Read { page } => self.access(page as i64, None),
+            Step::Mprotect { page, pages, prot } => {
+                StepOut::Ret(self.mprotect(model, page as i64, (page + pages) as i64, prot))
+            }
+            Step::Munmap { page, pages } => {
+                self.munmap_range(page as i64, (page + pages) as i64);
+                StepOut::Ret(Ret::Ok)
+            }
+            Step::Mmap { ref map } => StepOut::Ret(self.mmap(model, map)),
+            Step::Mlock { page, pages, onfault } => {
+                StepOut::Ret(self.mlock(model, page as i64, (page + pages) as i64, onfault))
+            }
+            Step::Munlock { page, pages } => StepOut::Ret(self.munlock(model, page as i64, (page + pages) as i64)),
+            Step::Fork { .. } => return Err("a fork inside a forked child is not modelled".into()),
+        })
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Observation.
+
+    /// The model's expectation of what /proc shows now.
+    pub fn expect(&self, model: &KernelModel, ret: Ret) -> Allowed {
+        let kb = self.ps / 1024;
+        let mut vmas = Vec::new();
+        for v in &self.vmas {
+            let (mut rss, mut anon, mut lazy) = (0u64, 0u64, 0u64);
+            let mut pss_bytes = 0u128;
+            for p in v.start..v.end {
+                match self.pte(p) {
+                    Pte::None | Pte::Zero => {}
+                    Pte::Anon { lazy: l, .. } => {
+                        rss += 1;
+                        anon += 1;
+                        if l {
+                            lazy += 1;
+                        }
+                        pss_bytes += self.ps as u128;
+                    }
+                    Pte::Cache => {
+                        rss += 1;
+                        let mapcount = self.cache_mapcount(v.obj.unwrap(), v.obj_page(p)).max(1);
+                        pss_bytes += self.ps as u128 / mapcount as u128;
+                    }
+                }
+            }
+            // smaps prints kB; the harness converts kB to pages by flooring, so do the same.
+            let locked = if v.flags & vmf::LOCKED != 0 { (pss_bytes / 1024) as u64 / kb } else { 0 };
+            let backing = match v.obj {
+                None => VmaBacking::Anon,
+                Some(o) => match self.objs[o].file {
+                    Some(f) => VmaBacking::File(f),
+                    None => VmaBacking::Shmem,
+                },
+            };
+            // LazyFree lags: a page counts only once the per-CPU lazyfree folio batch holding it has
+            // been drained (by this or any task on the CPU, or when the batch fills), so any count
+            // from 0 to the number of clean lazy-free pages is possible [S 6.18 mm/swap.c:
+            // folio_mark_lazyfree, lru_lazyfree; fs/proc/task_mmu.c:smaps_account; T spec §4.1].
+            let lazyfree = if model.smaps_lazyfree { Count { lo: 0, hi: lazy } } else { Count::exact(0) };
+            vmas.push(VmaAllowed {
+                start: v.start,
+                end: v.end,
+                perms: format!(
+                    "{}{}{}{}",
+                    if v.flags & vmf::READ != 0 { 'r' } else { '-' },
+                    if v.flags & vmf::WRITE != 0 { 'w' } else { '-' },
+                    if v.flags & vmf::EXEC != 0 { 'x' } else { '-' },
+                    if v.flags & vmf::MAYSHARE != 0 { 's' } else { 'p' }
+                ),
+                // maps prints 0 for anonymous VMAs, vm_pgoff for file and shmem VMAs
+                // [S fs/proc/task_mmu.c:show_map_vma].
+                offset: if v.obj.is_some() { v.pgoff as u64 } else { 0 },
+                backing,
+                flags: flag_names(model, v.flags),
+                rss: Count::exact(rss),
+                anon: Count::exact(anon),
+                lazyfree,
+                locked: Count::exact(locked),
+            });
+        }
+        let pages = (0..self.arena_pages as i64)
+            .map(|p| {
+                let one = match (self.pte(p), self.vma_at(p)) {
+                    (Pte::None, _) | (_, None) => PageObs::ABSENT,
+                    (Pte::Zero, Some(_)) => PageObs {
+                        res: if model.zero_page_visible { Residency::ZeroPage } else { Residency::Present },
+                        content: Some(Content::Zero),
+                    },
+                    (_, Some(i)) => PageObs { res: Residency::Present, content: self.content_at(i, p) },
+                };
+                vec![one]
+            })
+            .collect();
+        Allowed { ret: vec![ret], vmas, pages }
+    }
+
+    /// How many PTEs of this process map page `page` of object `obj`.
+    fn cache_mapcount(&self, obj: usize, page: usize) -> usize {
+        self.vmas
+            .iter()
+            .filter(|v| v.obj == Some(obj))
+            .map(|v| (v.start..v.end).filter(|&p| v.obj_page(p) == page && self.pte(p) == Pte::Cache).count())
+            .sum()
+    }
+}
+
+fn fatal_point(sig: Signal) -> Expect {
+    Expect::Allowed(Allowed { ret: vec![Ret::Signal(sig)], vmas: vec![], pages: vec![] })
+}
 
 /// Run a program on the model: one expectation per observation point, in `Program::step_ids` order.
 /// After a step the model expects to be fatal (a signal), or that it does not know, no more points follow.
 pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> Vec<(StepId, Expect)> {
-    let _ = (model, arena, prog);
-    Vec::new()
+    let mut m = Machine::new(model, arena, prog);
+    for map in &prog.maps {
+        m.mmap(model, map);
+    }
+    let mut out = Vec::new();
+    for (si, step) in prog.steps.iter().enumerate() {
+        let id = StepId { step: si as u32, child: None };
+        if let Step::Fork { child } = step {
+            let mut c = m.fork_child();
+            out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
+            for (ci, cs) in child.iter().enumerate() {
+                let cid = StepId { step: si as u32, child: Some(ci as u32 + 1) };
+                match c.run_step(model, cs) {
+                    Err(why) => {
+                        out.push((cid, Expect::Unsupported(why)));
+                        return out;
+                    }
+                    Ok(StepOut::Fatal(sig)) => {
+                        out.push((cid, fatal_point(sig)));
+                        break;
+                    }
+                    Ok(StepOut::Ret(r)) => out.push((cid, Expect::Allowed(c.expect(model, r)))),
+                }
+            }
+            // What the child did to shared objects is visible to the parent; holes it punched unmap the
+            // parent's page-cache PTEs too.
+            m.objs = c.objs.clone();
+            for (obj, first, last) in c.punched.clone() {
+                m.unmap_cache(obj, first, last);
+            }
+            out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
+            continue;
+        }
+        match m.run_step(model, step) {
+            Err(why) => {
+                out.push((id, Expect::Unsupported(why)));
+                return out;
+            }
+            Ok(StepOut::Fatal(sig)) => {
+                out.push((id, fatal_point(sig)));
+                return out;
+            }
+            Ok(StepOut::Ret(r)) => out.push((id, Expect::Allowed(m.expect(model, r)))),
+        }
+    }
+    out
 }
