@@ -1,0 +1,563 @@
+//! The seeded generator: `generate(seed, index)` is a pure function of its two arguments.
+//!
+//! Invariant: every scenario it returns passes [`validate`](crate::validate). It leans towards the
+//! edges the front end and the VMA walk care about (spec/semantics.md §2): unaligned starts, zero and
+//! sub-page lengths, lengths that wrap, ranges that end in or span holes or cross VMAs of different
+//! kinds, ranges starting in the guard gap. About 70% of madvise calls are well formed (aligned, inside
+//! the arena) so the semantic paths get most of the runs.
+//!
+//! The generator keeps a conservative picture of each arena page (mapped? with which protection? maybe
+//! DONTFORK?) so that ordinary reads and writes never fault: a fault kills the worker, which is
+//! expensive, so only about 2–3% of scenarios end with one access that faults on purpose.
+
+use crate::validate::{check_madvise, madvise_extent, PAGE_SIZES};
+use crate::{Provenance, Scenario};
+use simulator::program::{Advice, AdviceArg, Backing, FileKind, FileSpec, MapSpec, Program, Prot, Step, ARENA};
+use std::collections::HashSet;
+
+/// The named advice values the generator draws from: the ones the model supports now. Extend here.
+pub const GENERATED_ADVICE: &[Advice] = &[
+    Advice::Normal,
+    Advice::Random,
+    Advice::Sequential,
+    Advice::Willneed,
+    Advice::Dontneed,
+    Advice::Free,
+    Advice::Remove,
+    Advice::Dontfork,
+    Advice::Dofork,
+    Advice::Dontdump,
+    Advice::Dodump,
+    Advice::Wipeonfork,
+    Advice::Keeponfork,
+];
+
+/// Raw advice values no kernel knows (holes in the numbering, negatives, huge), drawn for ~5% of calls.
+pub const GENERATED_INVALID_ADVICE: &[i32] = &[5, 6, 7, 26, 99, 104, -1, 1000, i32::MAX];
+
+/// The scenario `gen-<seed>-<index>`; the same arguments give the same scenario on every machine.
+pub fn generate(seed: u64, index: u64) -> Scenario {
+    draw(seed, index, 0)
+}
+
+/// `generate(seed, i)` for `i` in `0..n`, with pairwise distinct programs. A program equal to an
+/// earlier one in the batch is redrawn from `(seed, index, attempt)` with the same id and a description
+/// that says so; with programs this rich that does not happen in practice (tests check 10,000), so each
+/// scenario can be replayed with `generate(seed, index)` alone.
+pub fn generate_many(seed: u64, n: u64) -> Vec<Scenario> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for index in 0..n {
+        let mut attempt = 0;
+        loop {
+            let s = draw(seed, index, attempt);
+            // Program has no Hash; its JSON is a faithful key.
+            let key = serde_json::to_string(&s.program).unwrap_or_default();
+            if seen.insert(key) {
+                out.push(s);
+                break;
+            }
+            attempt += 1;
+        }
+    }
+    out
+}
+
+fn draw(seed: u64, index: u64, attempt: u64) -> Scenario {
+    let mut g = Gen::new(Rng::new(seed, index, attempt));
+    g.layout();
+    let steps = g.steps();
+    let description = if attempt == 0 {
+        format!("generated from seed {seed}, index {index}")
+    } else {
+        format!("generated from seed {seed}, index {index}, redrawn {attempt} time(s) to avoid a duplicate")
+    };
+    Scenario {
+        id: format!("gen-{seed}-{index}"),
+        description,
+        provenance: Provenance::Generated { seed, index },
+        program: Program { arena_pages: g.arena, files: g.files, maps: g.maps, steps },
+    }
+}
+
+/// splitmix64: tiny, fast, and good enough for test-case generation; no global state.
+struct Rng(u64);
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Rng {
+    fn new(seed: u64, index: u64, attempt: u64) -> Rng {
+        // Chained mixing so that (seed, index, attempt) triples that differ anywhere start apart.
+        let s = mix(seed ^ 0x6d61_6463_6865_636b);
+        let s = mix(s ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        Rng(mix(s ^ attempt.wrapping_mul(0xd1b5_4a32_d192_ed03)))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix(self.0)
+    }
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() as u128 * n as u128) >> 64) as u64
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+    /// True with probability `per_mille / 1000`.
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+    fn weighted<T: Copy>(&mut self, xs: &[(u64, T)]) -> T {
+        let total: u64 = xs.iter().map(|x| x.0).sum();
+        let mut r = self.below(total);
+        for &(w, x) in xs {
+            if r < w {
+                return x;
+            }
+            r -= w;
+        }
+        xs[xs.len() - 1].1
+    }
+}
+
+const RW: Prot = Prot::RW;
+const RX: Prot = Prot { read: true, write: false, exec: true };
+
+/// What the generator knows about one arena page after the steps so far.
+#[derive(Clone, Copy, Default)]
+struct PageInfo {
+    /// `None`: a hole.
+    prot: Option<Prot>,
+    file: bool,
+    /// Some DONTFORK call may have covered it: a fork child would not have it.
+    dontfork: bool,
+}
+
+struct Gen {
+    rng: Rng,
+    arena: u32,
+    files: Vec<FileSpec>,
+    maps: Vec<MapSpec>,
+    pages: Vec<PageInfo>,
+    /// Interesting page indexes for madvise endpoints: 0, arena end and every layout map edge.
+    edges: Vec<i64>,
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Madvise,
+    Write,
+    Read,
+    Mprotect,
+    Munmap,
+    Mmap,
+    Mlock,
+    Fork,
+}
+
+impl Gen {
+    fn new(rng: Rng) -> Gen {
+        Gen { rng, arena: 0, files: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
+    }
+
+    fn layout(&mut self) {
+        let r = &mut self.rng;
+        self.arena = r.range(8, 48) as u32;
+        let nmaps = r.range(1, 4);
+        let mut cursor: u32 = if r.chance(400) { 0 } else { r.range(1, 3) as u32 };
+        // For each file: the largest file page any mapping needs.
+        let mut need: Vec<u32> = Vec::new();
+        for _ in 0..nmaps {
+            if cursor >= self.arena {
+                break;
+            }
+            let room = (self.arena - cursor) as i64;
+            let pages = self.rng.range(1, room.min(8)) as u32;
+            let kind = self.rng.weighted(&[(50, 0u8), (15, 1), (20, 2), (15, 3)]);
+            let backing = match kind {
+                0 => Backing::AnonPrivate,
+                1 => Backing::AnonShared,
+                _ => {
+                    let (file, offset) = self.file_for(pages, &mut need);
+                    if kind == 2 {
+                        Backing::FilePrivate { file, offset }
+                    } else {
+                        Backing::FileShared { file, offset }
+                    }
+                }
+            };
+            let prot = self.draw_prot(backing.file().is_some());
+            let populate = self.rng.chance(150);
+            let locked = self.rng.chance(80);
+            self.maps.push(MapSpec { page: cursor, pages, prot, backing, populate, locked });
+            cursor += pages;
+            if !self.rng.chance(500) {
+                cursor += self.rng.range(1, 3) as u32;
+            }
+        }
+        for (f, n) in need.iter().enumerate() {
+            let extra = if self.rng.chance(300) { self.rng.range(1, 3) as u32 } else { 0 };
+            self.files[f].pages = n + extra;
+        }
+        self.pages = vec![PageInfo::default(); self.arena as usize];
+        self.edges = vec![0, self.arena as i64];
+        for m in self.maps.clone() {
+            self.edges.extend([m.page as i64, (m.page + m.pages) as i64]);
+            self.set_map(&m);
+        }
+        self.edges.sort();
+        self.edges.dedup();
+    }
+
+    /// Picks a file and file offset for a new layout mapping of `pages` pages: a new file, or a second
+    /// mapping of an existing one at the contiguous offset (so the two could merge), the same offset
+    /// (private and shared views of the same pages) or anywhere else.
+    fn file_for(&mut self, pages: u32, need: &mut Vec<u32>) -> (u32, u32) {
+        let new = self.files.is_empty() || (self.files.len() < 2 && self.rng.chance(350));
+        let (file, offset) = if new {
+            let kind = if self.rng.chance(500) { FileKind::Disk } else { FileKind::Memfd };
+            self.files.push(FileSpec { kind, pages: 0 });
+            need.push(0);
+            (self.files.len() as u32 - 1, self.rng.pick(&[0, 0, 0, 1, 2, 3]))
+        } else {
+            let file = self.rng.below(self.files.len() as u64) as u32;
+            let prev = self.maps.iter().rev().find_map(|m| match m.backing.file() {
+                Some((f, off)) if f == file => Some((off, m.pages)),
+                _ => None,
+            });
+            let (poff, ppages) = prev.unwrap_or((0, 0));
+            let offset = match self.rng.weighted(&[(50, 0u8), (20, 1), (30, 2)]) {
+                0 => poff + ppages,
+                1 => poff,
+                _ => self.rng.range(0, 4) as u32,
+            };
+            (file, offset)
+        };
+        let n = &mut need[file as usize];
+        *n = (*n).max(offset + pages);
+        (file, offset)
+    }
+
+    /// Mostly `rw-`; `r-x` only on anonymous memory, because a disk file may live on a noexec mount
+    /// where PROT_EXEC fails and the generator's picture of the page would be wrong.
+    fn draw_prot(&mut self, file: bool) -> Prot {
+        let p = self.rng.weighted(&[(75, RW), (12, Prot::R), (8, Prot::NONE), (5, RX)]);
+        if file && p == RX {
+            Prot::R
+        } else {
+            p
+        }
+    }
+
+    fn set_map(&mut self, m: &MapSpec) {
+        for p in m.page..m.page + m.pages {
+            self.pages[p as usize] =
+                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false };
+        }
+    }
+
+    fn steps(&mut self) -> Vec<Step> {
+        let n = self.rng.range(1, 8) as usize;
+        let want_fault = self.rng.chance(30);
+        let mut steps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let op = self.rng.weighted(&[
+                (50, Op::Madvise),
+                (18, Op::Write),
+                (10, Op::Read),
+                (5, Op::Mprotect),
+                (3, Op::Munmap),
+                (3, Op::Mmap),
+                (4, Op::Mlock),
+                (7, Op::Fork),
+            ]);
+            let s = self.step(op, true);
+            steps.push(s);
+        }
+        if want_fault {
+            if let Some(s) = self.faulting_access() {
+                // Last, because nothing after it runs.
+                if steps.len() == 8 {
+                    steps.pop();
+                }
+                steps.push(s);
+            }
+        }
+        steps
+    }
+
+    fn step(&mut self, op: Op, top: bool) -> Step {
+        match op {
+            Op::Madvise => self.madvise(top),
+            Op::Write => self.write(top).or_else(|| self.read(top)).unwrap_or_else(|| self.madvise(top)),
+            Op::Read => self.read(top).or_else(|| self.write(top)).unwrap_or_else(|| self.madvise(top)),
+            Op::Mprotect => self.mprotect().unwrap_or_else(|| self.madvise(top)),
+            Op::Munmap => {
+                let (page, pages) = self.some_range(4);
+                for p in page..page + pages {
+                    self.pages[p as usize] = PageInfo::default();
+                }
+                Step::Munmap { page, pages }
+            }
+            Op::Mmap => self.mmap(),
+            Op::Mlock => {
+                let (page, pages) = self.some_range(6);
+                if self.rng.chance(500) {
+                    Step::Mlock { page, pages, onfault: self.rng.chance(300) }
+                } else {
+                    Step::Munlock { page, pages }
+                }
+            }
+            Op::Fork if top => {
+                let n = self.rng.range(0, 3);
+                let child = (0..n)
+                    .map(|_| {
+                        let op = self.rng.weighted(&[(35, Op::Write), (25, Op::Read), (40, Op::Madvise)]);
+                        self.step(op, false)
+                    })
+                    .collect();
+                Step::Fork { child }
+            }
+            Op::Fork => self.madvise(top),
+        }
+    }
+
+    /// A page that an access of this kind certainly does not fault on (in a fork child, also not a page
+    /// DONTFORK may have left out of the child).
+    fn accessible(&mut self, write: bool, top: bool) -> Option<u32> {
+        let ok: Vec<u32> = (0..self.arena)
+            .filter(|&p| {
+                let i = self.pages[p as usize];
+                i.prot.is_some_and(|pr| if write { pr.write } else { pr.read }) && (top || !i.dontfork)
+            })
+            .collect();
+        (!ok.is_empty()).then(|| self.rng.pick(&ok))
+    }
+
+    fn write(&mut self, top: bool) -> Option<Step> {
+        let page = self.accessible(true, top)?;
+        Some(Step::Write { page, fill: self.rng.range(1, 255) as u8 })
+    }
+
+    fn read(&mut self, top: bool) -> Option<Step> {
+        let page = self.accessible(false, top)?;
+        Some(Step::Read { page })
+    }
+
+    /// An access that faults on every page size: into a hole, a write to a page without write
+    /// permission, or a read of a `---` page.
+    fn faulting_access(&mut self) -> Option<Step> {
+        let write = self.rng.chance(500);
+        let bad: Vec<u32> = (0..self.arena)
+            .filter(|&p| match self.pages[p as usize].prot {
+                None => true,
+                Some(pr) => if write { !pr.write } else { !pr.read },
+            })
+            .collect();
+        if bad.is_empty() {
+            return None;
+        }
+        let page = self.rng.pick(&bad);
+        Some(if write { Step::Write { page, fill: self.rng.range(1, 255) as u8 } } else { Step::Read { page } })
+    }
+
+    /// mprotect over a fully mapped run, so the generator's picture stays exact (over a hole mprotect
+    /// fails part-way, with ENOMEM).
+    fn mprotect(&mut self) -> Option<Step> {
+        let mapped: Vec<u32> = (0..self.arena).filter(|&p| self.pages[p as usize].prot.is_some()).collect();
+        if mapped.is_empty() {
+            return None;
+        }
+        let start = self.rng.pick(&mapped);
+        let mut end = start + 1;
+        while end < self.arena && self.pages[end as usize].prot.is_some() {
+            end += 1;
+        }
+        let end = self.rng.range(start as i64 + 1, end as i64) as u32;
+        let any_file = (start..end).any(|p| self.pages[p as usize].file);
+        let mut prot = self.rng.weighted(&[(40, RW), (30, Prot::R), (20, Prot::NONE), (10, RX)]);
+        if any_file && prot == RX {
+            prot = Prot::R;
+        }
+        for p in start..end {
+            self.pages[p as usize].prot = Some(prot);
+        }
+        Some(Step::Mprotect { page: start, pages: end - start, prot })
+    }
+
+    /// A range inside the arena of at most `max` pages, starting on a mapped page 70% of the time.
+    fn some_range(&mut self, max: u32) -> (u32, u32) {
+        let mapped: Vec<u32> = (0..self.arena).filter(|&p| self.pages[p as usize].prot.is_some()).collect();
+        let page = if !mapped.is_empty() && self.rng.chance(700) {
+            self.rng.pick(&mapped)
+        } else {
+            self.rng.below(self.arena as u64) as u32
+        };
+        let pages = self.rng.range(1, max.min(self.arena - page) as i64) as u32;
+        (page, pages)
+    }
+
+    fn mmap(&mut self) -> Step {
+        let (page, pages) = self.some_range(6);
+        let kind = if self.files.is_empty() { self.rng.below(2) } else { self.rng.weighted(&[(50, 0), (20, 1), (30, 2)]) };
+        let (backing, pages) = match kind {
+            0 => (Backing::AnonPrivate, pages),
+            1 => (Backing::AnonShared, pages),
+            _ => {
+                let file = self.rng.below(self.files.len() as u64) as u32;
+                let size = self.files[file as usize].pages;
+                let offset = self.rng.below(size as u64) as u32;
+                let pages = pages.min(size - offset);
+                let b = if self.rng.chance(500) {
+                    Backing::FilePrivate { file, offset }
+                } else {
+                    Backing::FileShared { file, offset }
+                };
+                (b, pages)
+            }
+        };
+        let prot = self.draw_prot(backing.file().is_some());
+        // No MAP_LOCKED here: over RLIMIT_MEMLOCK it makes mmap fail, and a failed MAP_FIXED would leave
+        // the generator's picture of the pages wrong.
+        let map = MapSpec { page, pages, prot, backing, populate: self.rng.chance(150), locked: false };
+        self.set_map(&map);
+        Step::Mmap { map }
+    }
+
+    fn advice(&mut self) -> AdviceArg {
+        if self.rng.chance(50) {
+            AdviceArg::Raw(self.rng.pick(GENERATED_INVALID_ADVICE))
+        } else {
+            AdviceArg::Named(self.rng.pick(GENERATED_ADVICE))
+        }
+    }
+
+    fn madvise(&mut self, top: bool) -> Step {
+        let advice = self.advice();
+        let (page, offset, len_pages, len_bytes) =
+            if self.rng.chance(700) { self.well_formed() } else { self.edge_range() };
+        // The edge shapes are drawn without looking at the page size; the few that would escape the
+        // window on some page size become well-formed ranges instead.
+        let (page, offset, len_pages, len_bytes) = if check_madvise(self.arena, page, offset, len_pages, len_bytes).is_ok() {
+            (page, offset, len_pages, len_bytes)
+        } else {
+            self.well_formed()
+        };
+        if top && advice.value() == Advice::Dontfork.value() {
+            for ps in PAGE_SIZES {
+                if let Some((start, end)) = madvise_extent(page, offset, len_pages, len_bytes, ps) {
+                    let first = (start as i128 - ARENA.base as i128).div_euclid(ps as i128);
+                    let last = (end as i128 - ARENA.base as i128 + ps as i128 - 1).div_euclid(ps as i128);
+                    for p in first.max(0)..last.min(self.arena as i128) {
+                        self.pages[p as usize].dontfork = true;
+                    }
+                }
+            }
+        }
+        Step::Madvise { page, offset, len_pages, len_bytes, advice }
+    }
+
+    /// Aligned, non-empty, inside the arena; endpoints drawn from VMA edges, hole runs and random pages,
+    /// so ranges start or end exactly on a VMA edge, span several VMAs, or lie in a hole.
+    fn well_formed(&mut self) -> (i64, i64, i64, i64) {
+        let arena = self.arena as i64;
+        let (start, end) = match self.rng.below(4) {
+            // Between two edges (which may be the edges of different VMAs).
+            0 => {
+                let a = self.rng.pick(&self.edges.clone());
+                let b = self.rng.pick(&self.edges.clone());
+                (a.min(b), a.max(b))
+            }
+            // A few pages around one mapping's start or end.
+            1 => {
+                let e = self.rng.pick(&self.edges.clone());
+                let s = (e + self.rng.range(-2, 1)).clamp(0, arena - 1);
+                (s, s + self.rng.range(1, 4))
+            }
+            // Inside one mapping.
+            2 if !self.maps.is_empty() => {
+                let m = self.maps[self.rng.below(self.maps.len() as u64) as usize].clone();
+                let s = m.page as i64 + self.rng.below(m.pages as u64) as i64;
+                (s, s + self.rng.range(1, (m.page + m.pages) as i64 - s))
+            }
+            _ => {
+                let s = self.rng.below(arena as u64) as i64;
+                (s, s + self.rng.range(1, 6))
+            }
+        };
+        let end = end.min(arena);
+        let (start, end) = if end <= start { (start.min(arena - 1), start.min(arena - 1) + 1) } else { (start, end) };
+        (start, 0, end - start, 0)
+    }
+
+    fn edge_range(&mut self) -> (i64, i64, i64, i64) {
+        let arena = self.arena as i64;
+        let gap = ARENA.gap_pages as i64;
+        let in_arena = self.rng.below(arena as u64) as i64;
+        match self.rng.below(8) {
+            // Unaligned start: rejected before the walk on every page size, except 4096/8192 which are
+            // aligned on 4 KiB pages only.
+            0 => {
+                let offset = self.rng.pick(&[1, 17, 2048, 4095, -1, 4096, 8192]);
+                (in_arena, offset, self.rng.range(0, 3), self.rng.pick(&[0, 0, 1]))
+            }
+            // Zero length, anywhere in the window including the gaps.
+            1 => (self.rng.range(-3, arena + 3), 0, 0, 0),
+            // Sub-page lengths: rounded up to one page (or two on 4 KiB for 4097).
+            2 => (in_arena, 0, 0, self.rng.pick(&[1, 17, 2048, 4095, 4097, 65535])),
+            // Lengths that round to 0 or whose end wraps past 2^64: EINVAL before the walk; and a page
+            // count whose byte length wraps to exactly 0 (aligned, len 0 → returns 0).
+            3 => {
+                let (lp, lb) = self.rng.pick(&[
+                    (0, -1),
+                    (-1, 0),
+                    (-1, 1),
+                    (i64::MAX, 0),
+                    (i64::MIN, 0),
+                    (0, -4096),
+                    (0, i64::MIN),
+                    (-2, 0),
+                    (1 << 62, 0),
+                ]);
+                (in_arena, 0, lp, lb)
+            }
+            // Starting in the guard gap below the arena, ending in the gap or inside the arena.
+            4 => {
+                let page = -self.rng.range(1, 4);
+                (page, 0, self.rng.range(1, 4 + arena.min(6)), 0)
+            }
+            // At or past the top of the arena, into the upper gap.
+            5 => {
+                let page = arena - self.rng.range(0, 2);
+                (page, 0, self.rng.range(1, 4), 0)
+            }
+            // The very edges of the window.
+            6 => {
+                if self.rng.chance(500) {
+                    (-gap, 0, self.rng.range(1, 2), 0)
+                } else {
+                    (arena + gap - self.rng.range(0, 1), 0, self.rng.range(0, 1), 0)
+                }
+            }
+            // From inside a mapping to a page in the hole after it, or wholly in a hole.
+            _ => {
+                let holes: Vec<i64> =
+                    (0..arena).filter(|&p| self.pages[p as usize].prot.is_none()).collect();
+                if holes.is_empty() {
+                    return self.well_formed();
+                }
+                let h = self.rng.pick(&holes);
+                let start = if self.rng.chance(500) { h } else { (h - self.rng.range(1, 3)).max(0) };
+                (start, 0, h + 1 - start, 0)
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The one check every scenario passes before it runs.
+//!
+//! Invariant: a program that passes is safe inside the worker's arena on every page size in
+//! [`PAGE_SIZES`]. Mappings and page-granular steps stay inside `[0, arena_pages)`; a madvise call
+//! either is rejected by the kernel's front end before it looks at any VMA (spec/semantics.md §2.1:
+//! unaligned start, length that rounds to 0, end that wraps) or stays inside the arena plus its guard
+//! gaps. The check is done per page size because the same program means different byte ranges on each.
+
+use crate::{CaseError, Scenario};
+use simulator::program::{Backing, FileSpec, MapSpec, Program, Step, ARENA};
+
+/// Every page size a program must be safe on (x86_64 and most arm64 use 4 KiB; arm64 also 16/64 KiB).
+pub const PAGE_SIZES: [u64; 3] = [4096, 16384, 65536];
+
+/// The byte range `[start, end)` a madvise step would walk on page size `ps`, or `None` when the
+/// kernel rejects the call before walking (EINVAL: unaligned start, rounded length 0 from a nonzero one,
+/// or an end that wraps past 2^64). A zero length with an aligned start gives an empty range, which the
+/// kernel returns 0 for without walking, but it still has to lie inside the arena's window to pass
+/// [`validate`]. All arithmetic wraps, as the kernel's `size_t` arithmetic does.
+pub fn madvise_extent(page: i64, offset: i64, len_pages: i64, len_bytes: i64, ps: u64) -> Option<(u64, u64)> {
+    let start = ARENA.base.wrapping_add((page as u64).wrapping_mul(ps)).wrapping_add(offset as u64);
+    let len = (len_pages as u64).wrapping_mul(ps).wrapping_add(len_bytes as u64);
+    let rounded = len.wrapping_add(ps - 1) & !(ps - 1);
+    if start % ps != 0 || (len != 0 && rounded == 0) {
+        return None;
+    }
+    let end = start.checked_add(rounded)?;
+    Some((start, end))
+}
+
+/// The bytes a madvise range may touch on page size `ps`: the arena plus its guard gap on both sides.
+pub fn madvise_window(arena_pages: u32, ps: u64) -> (u64, u64) {
+    (ARENA.base - ARENA.gap_pages * ps, ARENA.base + (arena_pages as u64 + ARENA.gap_pages) * ps)
+}
+
+/// Checks one madvise step; `Err((field, message))` names the field (relative to the step) at fault.
+pub fn check_madvise(
+    arena_pages: u32,
+    page: i64,
+    offset: i64,
+    len_pages: i64,
+    len_bytes: i64,
+) -> Result<(), (&'static str, String)> {
+    let gap = ARENA.gap_pages as i64;
+    let hi = arena_pages as i64 + gap;
+    if page < -gap || page > hi {
+        return Err((
+            "page",
+            format!("page {page} is outside [-{gap}, {hi}] (the arena of {arena_pages} pages and its guard gaps)"),
+        ));
+    }
+    for ps in PAGE_SIZES {
+        if let Some((start, end)) = madvise_extent(page, offset, len_pages, len_bytes, ps) {
+            let (lo, top) = madvise_window(arena_pages, ps);
+            if start < lo || end > top {
+                return Err((
+                    "len_pages",
+                    format!(
+                        "with {ps}-byte pages the call walks [{start:#x}, {end:#x}), which leaves the arena and \
+                         its guard gaps [{lo:#x}, {top:#x}) and could reach the worker's own mappings; keep \
+                         page + offset + length inside the window, or make the kernel reject the call up front \
+                         (unaligned start, length that rounds to 0, end past 2^64)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the id, the layout and every step; the first problem found is returned.
+pub fn validate(s: &Scenario) -> Result<(), CaseError> {
+    let err = |field: String, msg: String| CaseError::new(s.origin(), field, msg);
+    if !id_ok(&s.id) {
+        return Err(err(
+            "id".into(),
+            format!("id {:?} must be snake_case ([a-z0-9_]+) or gen-<seed>-<index>", s.id),
+        ));
+    }
+    check_program(&s.program).map_err(|(field, msg)| err(field, msg))
+}
+
+fn id_ok(id: &str) -> bool {
+    if let Some(rest) = id.strip_prefix("gen-") {
+        let mut parts = rest.split('-');
+        let num = |p: Option<&str>| p.is_some_and(|p| p.parse::<u64>().is_ok_and(|n| n.to_string() == p));
+        return num(parts.next()) && num(parts.next()) && parts.next().is_none();
+    }
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+type Problem = (String, String);
+
+/// The program part of [`validate`], with field paths relative to the scenario.
+pub fn check_program(p: &Program) -> Result<(), Problem> {
+    if p.arena_pages == 0 || p.arena_pages > ARENA.max_pages {
+        return Err((
+            "arena_pages".into(),
+            format!("arena_pages {} must be in 1..={}", p.arena_pages, ARENA.max_pages),
+        ));
+    }
+    let mut placed: Vec<(u32, u32, usize)> = Vec::new();
+    for (i, m) in p.maps.iter().enumerate() {
+        let path = format!("maps[{i}]");
+        check_map(p, m, &path)?;
+        placed.push((m.page, m.page + m.pages, i));
+    }
+    // Layout maps are made one after another with MAP_FIXED; an overlap would silently replace part of
+    // an earlier map, which is what an Mmap step is for, so the layout forbids it.
+    placed.sort();
+    for w in placed.windows(2) {
+        let ((_, a1, ai), (b0, _, bi)) = (w[0], w[1]);
+        if b0 < a1 {
+            let (first, second) = (ai.min(bi), ai.max(bi));
+            let (f, g) = (&p.maps[first], &p.maps[second]);
+            return Err((
+                format!("maps[{second}].page"),
+                format!(
+                    "pages [{}, {}) overlap maps[{first}] (pages [{}, {}))",
+                    g.page,
+                    g.page + g.pages,
+                    f.page,
+                    f.page + f.pages
+                ),
+            ));
+        }
+    }
+    for (i, s) in p.steps.iter().enumerate() {
+        check_step(p, s, &format!("steps[{i}]"), true)?;
+    }
+    Ok(())
+}
+
+fn check_range(arena: u32, page: u32, pages: u32, path: &str) -> Result<(), Problem> {
+    if pages == 0 {
+        return Err((format!("{path}.pages"), "pages must be at least 1".into()));
+    }
+    if page as u64 + pages as u64 > arena as u64 {
+        return Err((
+            format!("{path}.page"),
+            format!(
+                "pages [{page}, {}) are not inside the arena [0, {arena})",
+                page as u64 + pages as u64
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_map(p: &Program, m: &MapSpec, path: &str) -> Result<(), Problem> {
+    check_range(p.arena_pages, m.page, m.pages, path)?;
+    if let Backing::FilePrivate { file, offset } | Backing::FileShared { file, offset } = m.backing {
+        let Some(FileSpec { pages: size, .. }) = p.files.get(file as usize) else {
+            return Err((
+                format!("{path}.file"),
+                format!("file {file} does not exist (the scenario has {} files)", p.files.len()),
+            ));
+        };
+        // Pages past EOF raise SIGBUS on access, which would kill the worker; the format has no way to
+        // ask for that on purpose.
+        if offset as u64 + m.pages as u64 > *size as u64 {
+            return Err((
+                format!("{path}.offset"),
+                format!(
+                    "file pages [{offset}, {}) run past the end of files[{file}] ({size} pages)",
+                    offset as u64 + m.pages as u64
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Problem> {
+    let arena = p.arena_pages;
+    match s {
+        Step::Madvise { page, offset, len_pages, len_bytes, .. } => {
+            check_madvise(arena, *page, *offset, *len_pages, *len_bytes)
+                .map_err(|(f, m)| (format!("{path}.{f}"), m))
+        }
+        Step::Write { page, .. } | Step::Read { page } => check_range(arena, *page, 1, path),
+        Step::Mprotect { page, pages, .. }
+        | Step::Munmap { page, pages }
+        | Step::Mlock { page, pages, .. }
+        | Step::Munlock { page, pages } => check_range(arena, *page, *pages, path),
+        Step::Mmap { map } => check_map(p, map, path),
+        Step::Fork { child } => {
+            if !top {
+                return Err((path.to_string(), "a fork child may not fork again".into()));
+            }
+            for (j, c) in child.iter().enumerate() {
+                check_step(p, c, &format!("{path}.child[{j}]"), false)?;
+            }
+            Ok(())
+        }
+    }
+}

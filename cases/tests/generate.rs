@@ -1,0 +1,168 @@
+//! The generator: deterministic, distinct, always valid, and shaped the way the brief says.
+
+use cases::{generate, generate_many, load_str, validate, Provenance, Scenario};
+use std::path::PathBuf;
+use rstest::rstest;
+use simulator::program::{Prot, Step};
+use std::collections::HashSet;
+
+fn json(s: &Scenario) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+#[rstest]
+#[case(0, 0)]
+#[case(1, 7)]
+#[case(u64::MAX, u64::MAX)]
+#[case(42, 123_456)]
+fn same_seed_and_index_give_identical_json(#[case] seed: u64, #[case] index: u64) {
+    let a = generate(seed, index);
+    assert_eq!(json(&a), json(&generate(seed, index)));
+    assert_eq!(a.id, format!("gen-{seed}-{index}"));
+    assert_eq!(a.provenance, Provenance::Generated { seed, index });
+}
+
+#[test]
+fn different_seeds_give_different_programs() {
+    assert_ne!(generate(1, 0).program, generate(2, 0).program);
+}
+
+#[test]
+fn ten_thousand_are_distinct_without_any_redraw() {
+    let batch = generate_many(1, 10_000);
+    assert_eq!(batch.len(), 10_000);
+    let programs: HashSet<String> = batch.iter().map(|s| serde_json::to_string(&s.program).unwrap()).collect();
+    assert_eq!(programs.len(), 10_000);
+    // No redraw happened, so every one replays from (seed, index) alone.
+    for (i, s) in batch.iter().enumerate() {
+        assert_eq!(s, &generate(1, i as u64), "index {i} was redrawn");
+    }
+}
+
+#[rstest]
+fn every_generated_scenario_validates(#[values(1, 2, 3)] seed: u64) {
+    for index in 0..3000 {
+        let s = generate(seed, index);
+        if let Err(e) = validate(&s) {
+            panic!("{e}\n{}", serde_json::to_string_pretty(&s).unwrap());
+        }
+    }
+}
+
+/// Serialize, then load the text back as a corpus file would be: the same program, id and description.
+#[test]
+fn json_round_trip_through_the_loader() {
+    for index in 0..500 {
+        let s = generate(7, index);
+        let text = serde_json::to_string_pretty(&s).unwrap();
+        let path = PathBuf::from(format!("corpus/{}.json", s.id));
+        let back = load_str(&text, &path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!((&back.id, &back.description, &back.program), (&s.id, &s.description, &s.program));
+        assert_eq!(back.provenance, Provenance::File { path: path.display().to_string() });
+    }
+}
+
+/// Known simulator bug, kept as an explicit entry that fails once fixed: `simulator::MapSpec` has
+/// `deny_unknown_fields` next to a `flatten`ed internally tagged `Backing`, and serde then reports the
+/// tag `kind` as unknown, so no `Scenario` with a mapping decodes through serde directly. The loader
+/// works around it; when this test fails, drop the workaround (`MapForm`/`StepForm` in load.rs) and
+/// turn this into a plain `serde_json` round trip.
+#[test]
+fn known_bug_scenario_serde_rejects_every_mapping() {
+    let s = generate(7, 0);
+    let err = serde_json::from_str::<Scenario>(&serde_json::to_string(&s).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("unknown field `kind`"), "{err}");
+}
+
+/// The mix is roughly what was asked for; the bounds are loose so the test checks shape, not luck.
+#[test]
+fn the_mix_leans_to_the_edges_and_keeps_faults_rare() {
+    let (mut madvise, mut aligned_in_arena, mut faults, mut forks, mut invalid) = (0, 0, 0, 0, 0);
+    let n = 5000;
+    for index in 0..n {
+        let s = generate(3, index);
+        let p = &s.program;
+        assert!((8..=48).contains(&p.arena_pages));
+        assert!((1..=4).contains(&p.maps.len()) && p.files.len() <= 2);
+        assert!((1..=8).contains(&p.steps.len()));
+        for st in &p.steps {
+            match st {
+                Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
+                    madvise += 1;
+                    if *offset == 0 && *len_bytes == 0 && *page >= 0 && *len_pages >= 1
+                        && page.saturating_add(*len_pages) <= p.arena_pages as i64
+                    {
+                        aligned_in_arena += 1;
+                    }
+                    if advice.advice().is_none() {
+                        invalid += 1;
+                    }
+                }
+                Step::Fork { child } => {
+                    forks += 1;
+                    assert!(child.len() <= 3);
+                }
+                Step::Write { fill, .. } => assert_ne!(*fill, 0),
+                _ => {}
+            }
+        }
+        if ends_with_fault(&s) {
+            faults += 1;
+        }
+    }
+    let well = aligned_in_arena as f64 / madvise as f64;
+    assert!((0.65..0.85).contains(&well), "well-formed share {well}");
+    let inv = invalid as f64 / madvise as f64;
+    assert!((0.02..0.09).contains(&inv), "invalid advice share {inv}");
+    let f = faults as f64 / n as f64;
+    assert!((0.01..0.04).contains(&f), "faulting share {f}");
+    assert!(forks > 0);
+}
+
+/// Whether the last step is an access to a page that, by a simple replay of the layout and the
+/// mapping steps, is a hole or lacks the permission. Only the last step may fault.
+fn ends_with_fault(s: &Scenario) -> bool {
+    let p = &s.program;
+    let mut prot: Vec<Option<Prot>> = vec![None; p.arena_pages as usize];
+    for m in &p.maps {
+        for q in m.page..m.page + m.pages {
+            prot[q as usize] = Some(m.prot);
+        }
+    }
+    let faults = |prot: &Vec<Option<Prot>>, st: &Step| match st {
+        Step::Write { page, .. } => !prot[*page as usize].is_some_and(|x| x.write),
+        Step::Read { page } => !prot[*page as usize].is_some_and(|x| x.read),
+        _ => false,
+    };
+    for (i, st) in p.steps.iter().enumerate() {
+        let last = i + 1 == p.steps.len();
+        if faults(&prot, st) {
+            assert!(last, "{}: step {i} faults but is not last", s.id);
+            return true;
+        }
+        match st {
+            Step::Mprotect { page, pages, prot: np } => {
+                for q in *page..page + pages {
+                    prot[q as usize] = Some(*np);
+                }
+            }
+            Step::Munmap { page, pages } => {
+                for q in *page..page + pages {
+                    prot[q as usize] = None;
+                }
+            }
+            Step::Mmap { map } => {
+                for q in map.page..map.page + map.pages {
+                    prot[q as usize] = Some(map.prot);
+                }
+            }
+            Step::Fork { child } => {
+                for c in child {
+                    assert!(!faults(&prot, c), "{}: a child step faults", s.id);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
