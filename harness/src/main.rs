@@ -1,9 +1,386 @@
 //! `madcheck`: the command-line entry point. `madcheck worker` is the re-executed worker process.
+//!
+//! Invariant: this is the only place that prints or exits. Exit codes: 0 everything agrees (listed
+//! expected divergences allowed), 1 a divergence, stale expected-divergence entry, timeout or
+//! infrastructure error, 2 bad usage or bad input.
+
+use harness::cli::{self, Command, RunArgs, UsageError};
+use harness::render;
+use harness::report::{self, ExpectedEntry, RunHeader};
+use harness::runner::{self, Job, Mode, Progress, RunConfig};
+use simulator::program::ARENA;
+use simulator::{KernelFacts, KernelModel};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The worker dispatch stays first: workers must not pay for (or be affected by) anything below.
     if args.first().map(String::as_str) == Some("worker") {
         std::process::exit(harness::host::worker_main());
     }
-    eprintln!("madcheck: the runner is being written");
-    std::process::exit(2);
+    let code = match cli::parse(&args) {
+        Err(e) => usage(e),
+        Ok(Command::Help) => {
+            println!("{}", cli::USAGE);
+            0
+        }
+        Ok(Command::Run(a)) => cmd_run(&a),
+        Ok(Command::Simulate(a)) => cmd_simulate(&a),
+        Ok(Command::Detect) => cmd_detect(),
+        Ok(Command::Bench(a)) => cmd_bench(&a),
+    };
+    std::process::exit(code);
+}
+
+fn usage(e: UsageError) -> i32 {
+    eprintln!("madcheck: {e}\n(run `madcheck --help` for usage)");
+    2
+}
+
+/// Bad input (a case file, a facts file): exit 2, naming what was wrong.
+fn bad_input(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("madcheck: {msg}");
+    2
+}
+
+/// The repository's expected-divergence list, found next to the sources this binary was built from.
+fn default_expected_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/expected_divergences.json")
+}
+
+fn load_expected(a: &RunArgs) -> Result<Vec<ExpectedEntry>, String> {
+    match &a.expected {
+        Some(p) => report::load_expected(p),
+        None => {
+            let p = default_expected_path();
+            // A binary copied away from its checkout has no list; that is not an error.
+            if p.exists() {
+                report::load_expected(&p)
+            } else {
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+/// The scenarios a run/simulate/bench invocation selects: given case files and directories first, then
+/// `--scenario` indexes, then `generate(seed, 0..N)` (indexes already listed are not repeated).
+fn select_jobs(a: &RunArgs) -> Result<Vec<Job>, String> {
+    let mut jobs = Vec::new();
+    let mut given = Vec::new();
+    for f in &a.cases {
+        let s = cases::load_scenario(f).map_err(|e| e.to_string())?;
+        given.push((s, format!("cargo xtask run --case {}", f.display())));
+    }
+    for d in &a.case_dirs {
+        for s in cases::load_dir(d).map_err(|e| e.to_string())? {
+            let replay = format!("cargo xtask run --case {}", s.origin());
+            given.push((s, replay));
+        }
+    }
+    for (scenario, replay) in given {
+        cases::validate(&scenario).map_err(|e| e.to_string())?;
+        jobs.push(Job::Given { scenario, replay });
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for &index in &a.scenarios {
+        if seen.insert(index) {
+            jobs.push(Job::Generated { seed: a.seed, index });
+        }
+    }
+    for index in 0..a.generate_count() {
+        if seen.insert(index) {
+            jobs.push(Job::Generated { seed: a.seed, index });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Facts for the model: from `--profile-facts` (a JSON file of KernelFacts, or a named profile such as
+/// `6.12`), else the host's.
+fn model_facts(a: &RunArgs, host: &KernelFacts) -> Result<KernelFacts, String> {
+    let Some(pf) = &a.profile_facts else { return Ok(host.clone()) };
+    let path = Path::new(pf);
+    if !path.exists() {
+        if let Some(f) = KernelFacts::profile(pf) {
+            return Ok(f);
+        }
+        return Err(format!("--profile-facts: {pf}: no such file, and not a known profile (4.5, 6.1, 6.12, 6.18)"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{pf}: cannot read: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{pf}: not a valid KernelFacts JSON: {e}"))
+}
+
+fn build_model(a: &RunArgs, host: &KernelFacts) -> Result<KernelModel, String> {
+    let mut model = KernelModel::from_facts(model_facts(a, host)?);
+    model.mutations = a.mutate.clone();
+    Ok(model)
+}
+
+fn stderr_is_tty() -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(2) == 1 }
+}
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    runner::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// First ^C stops handing out scenarios (the report keeps what finished); the second kills as usual.
+fn install_sigint() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESETHAND;
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Progress on stderr: a redrawn bar on a terminal, a plain line every few seconds otherwise.
+struct ProgressPrinter {
+    tty: bool,
+    quiet: bool,
+    last_line: Instant,
+    label: &'static str,
+}
+
+impl ProgressPrinter {
+    fn new(quiet: bool, label: &'static str) -> Self {
+        ProgressPrinter { tty: stderr_is_tty(), quiet, last_line: Instant::now(), label }
+    }
+    fn show(&mut self, p: &Progress) {
+        if self.quiet {
+            return;
+        }
+        let secs = p.elapsed.as_secs_f64().max(1e-9);
+        let rate = p.done as f64 / secs;
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let width = 30;
+            let filled = if p.total == 0 { width } else { p.done * width / p.total };
+            let _ = write!(
+                err,
+                "\r\x1b[2K{} [{}{}] {}/{} {:.0}/s diverge {}",
+                self.label,
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                p.done,
+                p.total,
+                rate,
+                p.divergences
+            );
+            if p.finished {
+                let _ = write!(err, "\r\x1b[2K");
+            }
+            let _ = err.flush();
+        } else if !p.finished && self.last_line.elapsed() >= Duration::from_secs(2) {
+            self.last_line = Instant::now();
+            let _ = writeln!(err, "{}: {}/{} scenarios, {:.0}/s, {} divergences", self.label, p.done, p.total, rate, p.divergences);
+        }
+    }
+}
+
+fn cmd_run(a: &RunArgs) -> i32 {
+    let expected = match load_expected(a) {
+        Ok(e) => e,
+        Err(e) => return bad_input(e),
+    };
+    let jobs = match select_jobs(a) {
+        Ok(j) => j,
+        Err(e) => return bad_input(e),
+    };
+    let host = match harness::detect::detect_host() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
+            return 1;
+        }
+    };
+    let model = match build_model(a, &host) {
+        Ok(m) => m,
+        Err(e) => return bad_input(e),
+    };
+    let header = RunHeader {
+        kernel: host.release.clone(),
+        arch: host.arch.clone(),
+        page_size: host.page_size,
+        model: model.clone(),
+        seed: jobs.iter().any(|j| matches!(j, Job::Generated { .. })).then_some(a.seed),
+        planned: jobs.len(),
+    };
+    let cfg = RunConfig {
+        jobs: a.jobs.unwrap_or_else(runner::available_cpus),
+        timeout: Duration::from_millis(a.timeout_ms),
+        mode: Mode::Full,
+    };
+    install_sigint();
+    let mut printer = ProgressPrinter::new(a.quiet, "madcheck");
+    let mut checkpoint_failed = false;
+    let mut checkpoint = |results: &[runner::ScenarioResult], elapsed: Duration| {
+        if let Some(path) = &a.report {
+            let r = report::build(&header, results, &expected, &[], elapsed, false, false);
+            if let Err(e) = report::write_json(path, &r) {
+                if !checkpoint_failed {
+                    eprintln!("madcheck: warning: checkpoint report: {e}");
+                    checkpoint_failed = true;
+                }
+            }
+        }
+    };
+    let out = runner::run(
+        &model,
+        &jobs,
+        &cfg,
+        &runner::spawn_worker,
+        &mut |p| printer.show(p),
+        &mut checkpoint,
+        Duration::from_secs(5),
+    );
+    let rep = report::build(&header, &out.results, &expected, &out.errors, out.elapsed, !out.interrupted, out.interrupted);
+
+    // Print the divergences first, so the summary is the last screen the user sees.
+    let mut stdout = std::io::stdout().lock();
+    const SHOWN: usize = 20;
+    let mut shown = 0;
+    for r in &out.results {
+        if let report::Class::Diverge(d) = report::classify(r, &expected) {
+            if shown < SHOWN {
+                let _ = writeln!(stdout, "{}", render::render_divergence(r, d));
+            }
+            shown += 1;
+        }
+    }
+    if shown > SHOWN {
+        let _ = writeln!(stdout, "({} more divergent scenarios are listed in the report)\n", shown - SHOWN);
+    }
+    let _ = write!(stdout, "{}", render::render_summary(&rep, SHOWN));
+    let mut code = rep.exit_code;
+    if let Some(path) = &a.report {
+        match report::write_json(path, &rep) {
+            Ok(()) => {
+                let _ = writeln!(stdout, "  report: {}", path.display());
+            }
+            Err(e) => {
+                eprintln!("madcheck: infrastructure error: {e}");
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+fn one_scenario(a: &RunArgs) -> Result<cases::Scenario, String> {
+    if let Some(f) = a.cases.first() {
+        let s = cases::load_scenario(f).map_err(|e| e.to_string())?;
+        cases::validate(&s).map_err(|e| e.to_string())?;
+        return Ok(s);
+    }
+    Ok(cases::generate(a.seed, a.scenarios[0]))
+}
+
+fn cmd_simulate(a: &RunArgs) -> i32 {
+    let scenario = match one_scenario(a) {
+        Ok(s) => s,
+        Err(e) => return bad_input(e),
+    };
+    // Simulation needs no kernel when the facts are given; otherwise it models this host.
+    let host = match &a.profile_facts {
+        Some(_) => KernelFacts::profile("6.18").expect("known profile"),
+        None => match harness::detect::detect_host() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
+                return 1;
+            }
+        },
+    };
+    let model = match build_model(a, &host) {
+        Ok(m) => m,
+        Err(e) => return bad_input(e),
+    };
+    let exp = simulator::machine::simulate(&model, &ARENA, &scenario.program);
+    println!("scenario {} ({}), model {}", scenario.id, scenario.description, model.profile);
+    print!("{}", render::render_expectations(&scenario.program, &exp));
+    0
+}
+
+fn cmd_detect() -> i32 {
+    match harness::detect::detect_host() {
+        Ok(facts) => {
+            let model = KernelModel::from_facts(facts.clone());
+            let v = serde_json::json!({ "facts": facts, "model": model });
+            println!("{}", serde_json::to_string_pretty(&v).expect("plain data serialises"));
+            0
+        }
+        Err(e) => {
+            eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
+            1
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Throughput {
+    scenarios: u64,
+    steps: u64,
+    elapsed_s: f64,
+    scenarios_per_s: f64,
+    steps_per_s: f64,
+    errors: u64,
+}
+
+fn cmd_bench(a: &RunArgs) -> i32 {
+    let jobs = match select_jobs(a) {
+        Ok(j) => j,
+        Err(e) => return bad_input(e),
+    };
+    let host = match harness::detect::detect_host() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
+            return 1;
+        }
+    };
+    let model = KernelModel::from_facts(host.clone());
+    let njobs = a.jobs.unwrap_or_else(runner::available_cpus);
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for (name, mode) in [("host backend", Mode::HostOnly), ("simulator", Mode::SimOnly), ("whole run", Mode::Full)] {
+        let cfg = RunConfig { jobs: njobs, timeout: Duration::from_millis(a.timeout_ms), mode };
+        let mut printer = ProgressPrinter::new(a.quiet, "bench");
+        let out = runner::run(&model, &jobs, &cfg, &runner::spawn_worker, &mut |p| printer.show(p), &mut |_, _| {}, Duration::MAX);
+        let steps: u64 = out.results.iter().map(|r| r.steps).sum();
+        let errors = out.errors.len() as u64
+            + out.results.iter().filter(|r| matches!(r.outcome, runner::Outcome::InfraError(_))).count() as u64;
+        failed |= errors > 0 || out.not_run > 0;
+        let secs = out.elapsed.as_secs_f64().max(1e-9);
+        let n = out.results.len() as u64;
+        rows.push((
+            name,
+            Throughput { scenarios: n, steps, elapsed_s: secs, scenarios_per_s: n as f64 / secs, steps_per_s: steps as f64 / secs, errors },
+        ));
+    }
+    println!("madcheck bench: {} scenarios (seed {}), {} jobs, {} {}", jobs.len(), a.seed, njobs, host.release, host.arch);
+    println!("{:<14} {:>10} {:>10} {:>9} {:>13} {:>13} {:>7}", "", "scenarios", "steps", "seconds", "scenarios/s", "steps/s", "errors");
+    for (name, t) in &rows {
+        println!(
+            "{:<14} {:>10} {:>10} {:>9.3} {:>13.0} {:>13.0} {:>7}",
+            name, t.scenarios, t.steps, t.elapsed_s, t.scenarios_per_s, t.steps_per_s, t.errors
+        );
+    }
+    if let Some(path) = &a.report {
+        let v = serde_json::json!({
+            "kernel": host.release, "arch": host.arch, "page_size": host.page_size, "profile": model.profile,
+            "seed": a.seed, "jobs": njobs,
+            "host": rows[0].1, "simulator": rows[1].1, "whole_run": rows[2].1,
+        });
+        if let Err(e) = report::write_json(path, &v) {
+            eprintln!("madcheck: infrastructure error: {e}");
+            return 1;
+        }
+    }
+    i32::from(failed)
 }

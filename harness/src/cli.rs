@@ -1,0 +1,214 @@
+//! Command-line parsing for `madcheck`: hand-written, so every error message is ours.
+//!
+//! Invariant: parsing never panics and never touches the filesystem; any mistake is a `UsageError` whose
+//! message names the flag or value at fault, and `main` turns it into exit code 2.
+
+use simulator::kernel::Mutation;
+use std::fmt;
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage:
+  madcheck run [--generate N] [--seed S] [--scenario INDEX]... [--case FILE]... [--cases DIR]...
+               [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
+               [--expected FILE] [--quiet]
+  madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
+  madcheck detect
+  madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
+
+run: generated scenarios (default 10000 with seed 1, unless --scenario/--case/--cases choose others) run on
+the host kernel and on the simulator, and every observation point is compared. Exit 0: all agree (listed
+expected divergences allowed); 1: a divergence, a stale expected-divergence entry, a timeout or an
+infrastructure error; 2: bad usage or bad input.";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunArgs {
+    /// `None`: 10000 when nothing else is selected, else 0.
+    pub generate: Option<u64>,
+    pub seed: u64,
+    pub scenarios: Vec<u64>,
+    pub cases: Vec<PathBuf>,
+    pub case_dirs: Vec<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    pub timeout_ms: u64,
+    pub mutate: Vec<Mutation>,
+    pub profile_facts: Option<String>,
+    /// Override of the expected-divergence list (default: the repository's).
+    pub expected: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// How many scenarios to generate from the seed.
+    pub fn generate_count(&self) -> u64 {
+        match self.generate {
+            Some(n) => n,
+            None if self.scenarios.is_empty() && self.cases.is_empty() && self.case_dirs.is_empty() => 10_000,
+            None => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run(RunArgs),
+    Simulate(RunArgs),
+    Detect,
+    Bench(RunArgs),
+    Help,
+}
+
+fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, UsageError> {
+    v.parse().map_err(|_| UsageError(format!("{flag}: {v:?} is not a valid non-negative number")))
+}
+
+/// Parse everything after the program name.
+pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    let Some(sub) = args.first() else {
+        return Err(UsageError("missing subcommand (run, simulate, detect or bench)".into()));
+    };
+    let rest = &args[1..];
+    match sub.as_str() {
+        "run" => parse_run(rest, &ALL_RUN).map(Command::Run),
+        "simulate" => {
+            let a = parse_run(rest, &["--seed", "--scenario", "--case", "--mutate", "--profile-facts"])?;
+            if a.scenarios.len() + a.cases.len() != 1 {
+                return Err(UsageError("simulate needs exactly one --scenario INDEX or --case FILE".into()));
+            }
+            Ok(Command::Simulate(a))
+        }
+        "detect" => {
+            if let Some(a) = rest.first() {
+                return Err(UsageError(format!("detect takes no arguments (got {a:?})")));
+            }
+            Ok(Command::Detect)
+        }
+        "bench" => parse_run(rest, &["--generate", "--seed", "--jobs", "--timeout-ms", "--report", "--quiet"]).map(Command::Bench),
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        other => Err(UsageError(format!("unknown subcommand {other:?} (expected run, simulate, detect or bench)"))),
+    }
+}
+
+const ALL_RUN: [&str; 13] = [
+    "--generate",
+    "--seed",
+    "--scenario",
+    "--case",
+    "--cases",
+    "--report",
+    "--jobs",
+    "--timeout-ms",
+    "--mutate",
+    "--profile-facts",
+    "--expected",
+    "--quiet",
+    "--help",
+];
+
+fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
+    let mut a = RunArgs { seed: 1, timeout_ms: 10_000, ..RunArgs::default() };
+    let mut i = 0;
+    while i < args.len() {
+        let raw = &args[i];
+        i += 1;
+        // Accept both `--flag value` and `--flag=value`.
+        let (flag, inline) = match raw.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (raw.clone(), None),
+        };
+        if !flag.starts_with("--") {
+            return Err(UsageError(format!("unexpected argument {raw:?}")));
+        }
+        if !allowed.contains(&flag.as_str()) {
+            return Err(UsageError(format!("unknown flag {flag}")));
+        }
+        if flag == "--quiet" || flag == "--help" {
+            if inline.is_some() {
+                return Err(UsageError(format!("{flag} takes no value")));
+            }
+            a.quiet |= flag == "--quiet";
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                let v = args.get(i).ok_or_else(|| UsageError(format!("{flag} needs a value")))?;
+                i += 1;
+                v.clone()
+            }
+        };
+        match flag.as_str() {
+            "--generate" => a.generate = Some(num(&flag, &value)?),
+            "--seed" => a.seed = num(&flag, &value)?,
+            "--scenario" => a.scenarios.push(num(&flag, &value)?),
+            "--case" => a.cases.push(PathBuf::from(value)),
+            "--cases" => a.case_dirs.push(PathBuf::from(value)),
+            "--report" => a.report = Some(PathBuf::from(value)),
+            "--jobs" => {
+                let n: usize = num(&flag, &value)?;
+                if n == 0 {
+                    return Err(UsageError("--jobs: must be at least 1".into()));
+                }
+                a.jobs = Some(n);
+            }
+            "--timeout-ms" => {
+                let n: u64 = num(&flag, &value)?;
+                if n == 0 {
+                    return Err(UsageError("--timeout-ms: must be at least 1".into()));
+                }
+                a.timeout_ms = n;
+            }
+            "--mutate" => {
+                let m = Mutation::from_name(&value).ok_or_else(|| {
+                    let known: Vec<&str> = Mutation::ALL.iter().map(|m| m.name()).collect();
+                    UsageError(format!("--mutate: unknown mutation {value:?} (known: {})", known.join(", ")))
+                })?;
+                if !a.mutate.contains(&m) {
+                    a.mutate.push(m);
+                }
+            }
+            "--profile-facts" => a.profile_facts = Some(value),
+            "--expected" => a.expected = Some(PathBuf::from(value)),
+            _ => unreachable!("every allowed flag is handled"),
+        }
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command, UsageError> {
+        parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn run_defaults() {
+        let Command::Run(a) = p("run").unwrap() else { panic!() };
+        assert_eq!((a.generate_count(), a.seed, a.timeout_ms), (10_000, 1, 10_000));
+        let Command::Run(a) = p("run --seed=3 --scenario 5 --scenario 9").unwrap() else { panic!() };
+        assert_eq!((a.generate_count(), a.seed, a.scenarios), (0, 3, vec![5, 9]));
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        assert!(p("run --bogus").unwrap_err().0.contains("--bogus"));
+        assert!(p("run --generate ten").unwrap_err().0.contains("--generate"));
+        assert!(p("run --seed").unwrap_err().0.contains("needs a value"));
+        assert!(p("run --mutate nope").unwrap_err().0.contains("dontneed-keeps-anon"));
+        assert!(p("simulate --seed 1").is_err());
+        assert!(p("bench --mutate dontneed-keeps-anon").is_err());
+        assert!(p("").is_err());
+    }
+}

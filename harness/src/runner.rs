@@ -1,0 +1,544 @@
+//! The runner: schedules scenarios onto host workers and the simulator, compares them point by point,
+//! and gathers one `ScenarioResult` per scenario.
+//!
+//! Invariant: one OS thread per job, each owning exactly one host backend (a `madcheck worker` process),
+//! pulling scenario indexes from one shared atomic counter, so every scenario runs exactly once and
+//! results never depend on scheduling. Judging (`judge`) is a pure function of the model's expectations
+//! and the host's observations; everything impure (processes, clocks, threads) stays in `run`.
+//! The runner never prints: progress and checkpoints go through callbacks that `main` owns.
+
+use crate::host::HostRun;
+use crate::render;
+use cases::Scenario;
+use simulator::observe::{compare, Allowed, Difference, Expect, Observation, Verdict};
+use simulator::program::{Program, Step, StepId, ARENA};
+use simulator::KernelModel;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Set (e.g. by a SIGINT handler) to stop handing out new scenarios; results gathered so far are kept.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// How many times a poisoned host run is retried before the scenario is counted as poisoned.
+pub const POISON_RETRIES: usize = 3;
+
+/// Where a scenario comes from. Generated ones are built inside the job threads, so a 10,000-scenario run
+/// does not generate everything up front on one core.
+#[derive(Clone, Debug)]
+pub enum Job {
+    Generated { seed: u64, index: u64 },
+    Given { scenario: Scenario, replay: String },
+}
+
+impl Job {
+    pub fn scenario(&self) -> Scenario {
+        match self {
+            Job::Generated { seed, index } => cases::generate::generate(*seed, *index),
+            Job::Given { scenario, .. } => scenario.clone(),
+        }
+    }
+    /// The exact command that reruns this one scenario.
+    pub fn replay(&self) -> String {
+        match self {
+            Job::Generated { seed, index } => format!("cargo xtask run --seed {seed} --scenario {index}"),
+            Job::Given { replay, .. } => replay.clone(),
+        }
+    }
+}
+
+/// The first divergent point of a scenario, with every differing field of that point.
+#[derive(Clone, Debug)]
+pub struct Divergence {
+    /// `None` when the difference is not at one point (e.g. the host stopped without a point).
+    pub step: Option<StepId>,
+    /// The call at that point, rendered (`step 2: madvise(page 0, 2 pages, DONTNEED)`).
+    pub call: String,
+    pub diffs: Vec<Difference>,
+    /// What the model allowed and the host showed at that point, for the rulers.
+    pub expected: Option<Allowed>,
+    pub observed: Option<Observation>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Match,
+    Diverge(Divergence),
+    /// The model does not know a behaviour the scenario reaches: `reason`, at a step using `advice`
+    /// (advice name, or the op name for non-madvise steps).
+    Unsupported { reason: String, advice: String },
+    /// The host left the model's scope on every attempt.
+    Poisoned(String),
+    /// The harness itself failed (worker protocol, simulator panic); says nothing about the kernel.
+    InfraError(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct ScenarioResult {
+    /// Position in the job list, so results can be put back in order.
+    pub ordinal: usize,
+    pub id: String,
+    pub replay: String,
+    /// Observation points the host produced (for the simulator-only bench: the model's points).
+    pub steps: u64,
+    pub outcome: Outcome,
+}
+
+/// What the job threads do with each scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Host and simulator, compared.
+    Full,
+    /// Host backend only (bench).
+    HostOnly,
+    /// Simulator only (bench); no workers are spawned.
+    SimOnly,
+}
+
+/// The host side of the seam: what the runner needs from a worker.
+pub trait HostBackend {
+    fn submit(&mut self, prog: &Program) -> Result<(), String>;
+    fn collect(&mut self, prog: &Program, timeout: Duration) -> Result<HostRun, String>;
+}
+
+impl HostBackend for crate::host::Worker {
+    fn submit(&mut self, prog: &Program) -> Result<(), String> {
+        crate::host::Worker::submit(self, prog)
+    }
+    fn collect(&mut self, prog: &Program, timeout: Duration) -> Result<HostRun, String> {
+        crate::host::Worker::collect(self, prog, timeout)
+    }
+}
+
+/// Spawn the real worker for job thread `j`: re-execute this binary, pinned to CPU `j % ncpu`.
+pub fn spawn_worker(j: usize) -> Result<Box<dyn HostBackend>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the madcheck executable: {e}"))?;
+    let cpu = j % available_cpus();
+    crate::host::Worker::spawn(&exe, Some(cpu))
+        .map(|w| Box::new(w) as Box<dyn HostBackend>)
+        .map_err(|e| format!("cannot start worker {j} ({}): {e}", exe.display()))
+}
+
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+pub struct RunConfig {
+    pub jobs: usize,
+    pub timeout: Duration,
+    pub mode: Mode,
+}
+
+/// A snapshot for the progress display.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub divergences: u64,
+    pub steps: u64,
+    pub elapsed: Duration,
+    pub finished: bool,
+}
+
+/// Everything a run produced. `results` are in job order.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub results: Vec<ScenarioResult>,
+    /// Infrastructure errors not tied to one scenario (a worker that could not be started).
+    pub errors: Vec<String>,
+    /// Scenarios never run (interrupted, or every job thread lost its worker).
+    pub not_run: usize,
+    pub interrupted: bool,
+    pub elapsed: Duration,
+}
+
+/// Run every job. `progress` is called about ten times a second and once at the end; `checkpoint` gets
+/// the results gathered so far about every `checkpoint_every`, so a report survives a crash or ^C.
+pub fn run(
+    model: &KernelModel,
+    jobs: &[Job],
+    cfg: &RunConfig,
+    spawn: &(dyn Fn(usize) -> Result<Box<dyn HostBackend>, String> + Sync),
+    progress: &mut dyn FnMut(&Progress),
+    checkpoint: &mut dyn FnMut(&[ScenarioResult], Duration),
+    checkpoint_every: Duration,
+) -> RunOutcome {
+    let start = Instant::now();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let divergences = AtomicU64::new(0);
+    let steps = AtomicU64::new(0);
+    let live_threads = AtomicUsize::new(cfg.jobs.max(1));
+    let results: Mutex<Vec<ScenarioResult>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let snapshot = |finished: bool| Progress {
+        done: done.load(Ordering::Relaxed),
+        total: jobs.len(),
+        divergences: divergences.load(Ordering::Relaxed),
+        steps: steps.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        finished,
+    };
+
+    std::thread::scope(|s| {
+        for j in 0..cfg.jobs.max(1) {
+            let (next, done, divergences, steps, results, errors, live) =
+                (&next, &done, &divergences, &steps, &results, &errors, &live_threads);
+            s.spawn(move || {
+                let mut backend = match cfg.mode {
+                    Mode::SimOnly => None,
+                    _ => match spawn(j) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            errors.lock().unwrap().push(e);
+                            live.fetch_sub(1, Ordering::Relaxed);
+                            return;
+                        }
+                    },
+                };
+                loop {
+                    if STOP.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let r = run_one(model, job, i, cfg, backend.as_deref_mut());
+                    if matches!(r.outcome, Outcome::Diverge(_)) {
+                        divergences.fetch_add(1, Ordering::Relaxed);
+                    }
+                    steps.fetch_add(r.steps, Ordering::Relaxed);
+                    results.lock().unwrap().push(r);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                live.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+        // The calling thread only watches: progress ~10×/s, checkpoints now and then.
+        let mut last_checkpoint = Instant::now();
+        while live_threads.load(Ordering::Relaxed) > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+            progress(&snapshot(false));
+            if last_checkpoint.elapsed() >= checkpoint_every {
+                let copy = results.lock().unwrap().clone();
+                checkpoint(&copy, start.elapsed());
+                last_checkpoint = Instant::now();
+            }
+        }
+    });
+    progress(&snapshot(true));
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|r| r.ordinal);
+    RunOutcome {
+        not_run: jobs.len() - results.len(),
+        results,
+        errors: errors.into_inner().unwrap_or_else(|p| p.into_inner()),
+        interrupted: STOP.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// One scenario, end to end. Panics in the generator or simulator become infrastructure errors of this
+/// scenario, so one model bug does not take the run down.
+fn run_one(
+    model: &KernelModel,
+    job: &Job,
+    ordinal: usize,
+    cfg: &RunConfig,
+    backend: Option<&mut (dyn HostBackend + 'static)>,
+) -> ScenarioResult {
+    let replay = job.replay();
+    let scenario = match catch_unwind(AssertUnwindSafe(|| job.scenario())) {
+        Ok(s) => s,
+        Err(p) => {
+            let id = match job {
+                Job::Generated { seed, index } => format!("gen-{seed}-{index}"),
+                Job::Given { scenario, .. } => scenario.id.clone(),
+            };
+            let outcome = Outcome::InfraError(format!("generating the scenario panicked: {}", panic_message(p)));
+            return ScenarioResult { ordinal, id, replay, steps: 0, outcome };
+        }
+    };
+    let prog = &scenario.program;
+    let result = |steps: u64, outcome: Outcome| ScenarioResult {
+        ordinal,
+        id: scenario.id.clone(),
+        replay: replay.clone(),
+        steps,
+        outcome,
+    };
+    let simulate = || {
+        catch_unwind(AssertUnwindSafe(|| simulator::machine::simulate(model, &ARENA, prog)))
+            .map_err(|p| format!("the simulator panicked: {}", panic_message(p)))
+    };
+
+    let Some(backend) = backend else {
+        // Simulator only.
+        return match simulate() {
+            Ok(exp) => result(exp.len() as u64, Outcome::Match),
+            Err(e) => result(0, Outcome::InfraError(e)),
+        };
+    };
+
+    let mut expect: Option<Result<Vec<(StepId, Expect)>, String>> = None;
+    let mut last_poison = String::new();
+    for _attempt in 0..=POISON_RETRIES {
+        if let Err(e) = backend.submit(prog) {
+            return result(0, Outcome::InfraError(format!("submit: {e}")));
+        }
+        // The model runs while the worker works; it is deterministic, so once is enough.
+        if cfg.mode == Mode::Full && expect.is_none() {
+            expect = Some(simulate());
+        }
+        let host = match backend.collect(prog, cfg.timeout) {
+            Ok(h) => h,
+            Err(e) => return result(0, Outcome::InfraError(format!("collect: {e}"))),
+        };
+        let steps = host.points.len() as u64;
+        if cfg.mode == Mode::HostOnly {
+            return result(steps, Outcome::Match);
+        }
+        if let Some(why) = &host.poisoned {
+            last_poison = why.clone();
+            continue;
+        }
+        return match expect.as_ref().expect("simulated above") {
+            Ok(exp) => result(steps, judge(prog, exp, &host, cfg.timeout)),
+            Err(e) => result(steps, Outcome::InfraError(e.clone())),
+        };
+    }
+    result(0, Outcome::Poisoned(last_poison))
+}
+
+fn advice_at(prog: &Program, id: StepId) -> String {
+    match prog.step(id) {
+        Some(Step::Madvise { advice, .. }) => advice.label(),
+        Some(s) => s.op().to_string(),
+        None => "?".into(),
+    }
+}
+
+fn ids(points: impl Iterator<Item = StepId>) -> String {
+    let v: Vec<String> = points.map(|id| id.to_string()).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// Compare the model's expectations with the host's points, in order, and stop at the first divergent
+/// point (later points are its consequences). Pure.
+pub fn judge(prog: &Program, expect: &[(StepId, Expect)], host: &HostRun, timeout: Duration) -> Outcome {
+    let n = expect.len().max(host.points.len());
+    for i in 0..n {
+        match (expect.get(i), host.points.get(i)) {
+            // The model does not know what happens from here, whatever the host did.
+            (Some((id, Expect::Unsupported(why))), _) => {
+                return Outcome::Unsupported { reason: why.clone(), advice: advice_at(prog, *id) };
+            }
+            (Some((mid, exp)), Some((hid, obs))) if mid == hid => match compare(exp, obs) {
+                Verdict::Match => continue,
+                Verdict::Diverge(diffs) => {
+                    let expected = match exp {
+                        Expect::Allowed(a) => Some(a.clone()),
+                        Expect::Unsupported(_) => None,
+                    };
+                    return Outcome::Diverge(Divergence {
+                        step: Some(*mid),
+                        call: render::render_point(prog, *mid),
+                        diffs,
+                        expected,
+                        observed: Some(obs.clone()),
+                    });
+                }
+                Verdict::Unsupported(why) => {
+                    return Outcome::Unsupported { reason: why, advice: advice_at(prog, *mid) }
+                }
+                Verdict::Poisoned(why) => return Outcome::Poisoned(why),
+            },
+            // Past what arrived from a worker that hung: the timeout is the difference.
+            (_, None) if host.timed_out => break,
+            (m, h) => {
+                let at = m.map(|x| x.0).or(h.map(|x| x.0));
+                let diff = Difference {
+                    field: "points".into(),
+                    expected: ids(expect.iter().map(|x| x.0)),
+                    observed: ids(host.points.iter().map(|x| x.0)),
+                };
+                return Outcome::Diverge(Divergence {
+                    step: at,
+                    call: at.map(|id| render::render_point(prog, id)).unwrap_or_default(),
+                    diffs: vec![diff],
+                    expected: m.and_then(|x| match &x.1 {
+                        Expect::Allowed(a) => Some(a.clone()),
+                        Expect::Unsupported(_) => None,
+                    }),
+                    observed: h.map(|x| x.1.clone()),
+                });
+            }
+        }
+    }
+    if host.timed_out {
+        // The point after the last one that arrived is where the worker hung.
+        let all = prog.step_ids();
+        let at = all.get(host.points.len()).copied();
+        return Outcome::Diverge(Divergence {
+            step: at,
+            call: at.map(|id| render::render_point(prog, id)).unwrap_or_default(),
+            diffs: vec![Difference {
+                field: "timeout".into(),
+                expected: "the scenario completes".into(),
+                observed: format!("worker killed after {} ms, {} points arrived", timeout.as_millis(), host.points.len()),
+            }],
+            expected: None,
+            observed: None,
+        });
+    }
+    Outcome::Match
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simulator::observe::{PageObs, Ret};
+    use simulator::program::{Backing, MapSpec, Prot};
+
+    fn prog() -> Program {
+        Program {
+            arena_pages: 2,
+            files: vec![],
+            maps: vec![MapSpec {
+                page: 0,
+                pages: 2,
+                prot: Prot::RW,
+                backing: Backing::AnonPrivate,
+                populate: false,
+                locked: false,
+            }],
+            steps: vec![Step::Write { page: 0, fill: 1 }, Step::Read { page: 1 }],
+        }
+    }
+
+    fn obs(ret: Ret) -> Observation {
+        Observation { ret, vmas: vec![], pages: vec![PageObs::ABSENT, PageObs::ABSENT] }
+    }
+
+    fn allow(ret: Ret) -> Expect {
+        Expect::Allowed(Allowed { ret: vec![ret], vmas: vec![], pages: vec![vec![PageObs::ABSENT]; 2] })
+    }
+
+    fn id(step: u32) -> StepId {
+        StepId { step, child: None }
+    }
+
+    fn host(points: Vec<(StepId, Observation)>) -> HostRun {
+        HostRun { points, poisoned: None, timed_out: false }
+    }
+
+    #[test]
+    fn matching_points_match() {
+        let p = prog();
+        let e = vec![(id(0), allow(Ret::Ok)), (id(1), allow(Ret::Ok))];
+        let h = host(vec![(id(0), obs(Ret::Ok)), (id(1), obs(Ret::Ok))]);
+        assert!(matches!(judge(&p, &e, &h, Duration::from_secs(1)), Outcome::Match));
+    }
+
+    #[test]
+    fn first_divergent_point_wins() {
+        let p = prog();
+        let e = vec![(id(0), allow(Ret::Ok)), (id(1), allow(Ret::Ok))];
+        let bad = Ret::Err(simulator::observe::Errno::EINVAL);
+        let h = host(vec![(id(0), obs(bad)), (id(1), obs(bad))]);
+        match judge(&p, &e, &h, Duration::from_secs(1)) {
+            Outcome::Diverge(d) => {
+                assert_eq!(d.step, Some(id(0)));
+                assert_eq!(d.diffs[0].field, "ret");
+                assert_eq!(d.call, "step 0: write(page 0, fill 0x01)");
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_points_name_both_lists() {
+        let p = prog();
+        let h = host(vec![(id(0), obs(Ret::Ok))]);
+        match judge(&p, &[], &h, Duration::from_secs(1)) {
+            Outcome::Diverge(d) => {
+                assert_eq!(d.diffs[0].field, "points");
+                assert_eq!(d.diffs[0].expected, "[]");
+                assert_eq!(d.diffs[0].observed, "[0]");
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn unsupported_names_the_advice_or_op() {
+        let p = prog();
+        let e = vec![(id(0), allow(Ret::Ok)), (id(1), Expect::Unsupported("reads".into()))];
+        let h = host(vec![(id(0), obs(Ret::Ok)), (id(1), obs(Ret::Ok))]);
+        match judge(&p, &e, &h, Duration::from_secs(1)) {
+            Outcome::Unsupported { reason, advice } => assert_eq!((reason.as_str(), advice.as_str()), ("reads", "read")),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn timeout_is_a_divergence_after_matching_points() {
+        let p = prog();
+        let e = vec![(id(0), allow(Ret::Ok)), (id(1), allow(Ret::Ok))];
+        let h = HostRun { points: vec![(id(0), obs(Ret::Ok))], poisoned: None, timed_out: true };
+        match judge(&p, &e, &h, Duration::from_millis(5)) {
+            Outcome::Diverge(d) => {
+                assert_eq!(d.diffs[0].field, "timeout");
+                assert_eq!(d.step, Some(id(1)));
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    /// A fake worker: poisoned `poison` times, then echoes a fixed observation.
+    struct Fake {
+        poison: usize,
+    }
+    impl HostBackend for Fake {
+        fn submit(&mut self, _: &Program) -> Result<(), String> {
+            Ok(())
+        }
+        fn collect(&mut self, prog: &Program, _: Duration) -> Result<HostRun, String> {
+            if self.poison > 0 {
+                self.poison -= 1;
+                return Ok(HostRun { points: vec![], poisoned: Some("reclaim".into()), timed_out: false });
+            }
+            Ok(host(prog.step_ids().into_iter().map(|i| (i, obs(Ret::Ok))).collect()))
+        }
+    }
+
+    #[test]
+    fn poisoned_runs_are_retried_then_counted() {
+        let model = KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
+        let scenario = Scenario {
+            id: "t".into(),
+            description: String::new(),
+            provenance: cases::Provenance::File { path: "t.json".into() },
+            program: prog(),
+        };
+        let job = Job::Given { scenario, replay: "x".into() };
+        let cfg = RunConfig { jobs: 1, timeout: Duration::from_secs(1), mode: Mode::HostOnly };
+        let mut f = Fake { poison: POISON_RETRIES };
+        let r = run_one(&model, &job, 0, &cfg, Some(&mut f));
+        assert!(matches!(r.outcome, Outcome::Match), "{:?}", r.outcome);
+        let mut f = Fake { poison: POISON_RETRIES + 1 };
+        let cfg = RunConfig { mode: Mode::Full, ..cfg };
+        let r = run_one(&model, &job, 0, &cfg, Some(&mut f));
+        assert!(matches!(r.outcome, Outcome::Poisoned(_)), "{:?}", r.outcome);
+    }
+}
