@@ -1,1 +1,178 @@
-//! Detect the host's `KernelFacts`: uname, page size, /proc/config.gz, swap, THP mode, capabilities.
+//! Detect the host's `KernelFacts`: uname, page size, /proc/config.gz, swap, THP mode, capabilities,
+//! and two probes (pagemap PFN visibility, the `gu` guard VmFlag).
+//!
+//! Invariant: detection only reads, and each probe undoes what it maps. A fact that cannot be known is
+//! `None` or a documented default; a file that must exist but cannot be read is an `Err` naming it.
+
+use crate::host::sys;
+use simulator::kernel::{KernelConfig, KernelFacts, ThpMode};
+use std::io::Read;
+
+pub fn detect_host() -> Result<KernelFacts, String> {
+    let (release, arch) = uname()?;
+    let page_size = sys::page_size() as u64;
+    let config = read_config()?;
+    let swaps = std::fs::read_to_string("/proc/swaps").map_err(|e| format!("read /proc/swaps: {e}"))?;
+    let swap_active = swaps.lines().skip(1).any(|l| !l.trim().is_empty());
+    let thp = match std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled") {
+        Ok(s) => parse_thp(&s)
+            .ok_or_else(|| format!("unexpected /sys/kernel/mm/transparent_hugepage/enabled: {:?}", s.trim()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ThpMode::Unavailable,
+        Err(e) => return Err(format!("read /sys/kernel/mm/transparent_hugepage/enabled: {e}")),
+    };
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("read /proc/self/status: {e}"))?;
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or("no parsable CapEff line in /proc/self/status")?;
+    let cap_sys_admin = cap_eff & (1 << 21) != 0;
+    let pfn_visible = crate::observe_host::probe_zero_pfn(page_size as usize)?.is_some();
+    let guard_vma_flag = probe_guard_flag(page_size)?;
+    let mmc = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map_err(|e| format!("read /proc/sys/vm/max_map_count: {e}"))?;
+    let max_map_count =
+        mmc.trim().parse().map_err(|_| format!("unparsable /proc/sys/vm/max_map_count: {:?}", mmc.trim()))?;
+    Ok(KernelFacts {
+        version: KernelFacts::parse_version(&release),
+        release,
+        arch,
+        page_size,
+        config,
+        swap_active,
+        thp,
+        cap_sys_admin,
+        pfn_visible,
+        guard_vma_flag,
+        max_map_count,
+    })
+}
+
+fn uname() -> Result<(String, String), String> {
+    // SAFETY: a zeroed utsname is a valid out-parameter; the kernel NUL-terminates every field.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            return Err(format!("uname: {}", sys::strerror(sys::errno())));
+        }
+        let s = |f: &[libc::c_char]| std::ffi::CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned();
+        Ok((s(&u.release), s(&u.machine)))
+    }
+}
+
+/// The bracketed word of the THP `enabled` file.
+fn parse_thp(s: &str) -> Option<ThpMode> {
+    let word = s.split_ascii_whitespace().find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))?;
+    match word {
+        "always" => Some(ThpMode::Always),
+        "madvise" => Some(ThpMode::Madvise),
+        "never" => Some(ThpMode::Never),
+        _ => None,
+    }
+}
+
+/// /proc/config.gz; all `None` when the kernel does not provide it (CONFIG_IKCONFIG_PROC off).
+fn read_config() -> Result<KernelConfig, String> {
+    let f = match std::fs::File::open("/proc/config.gz") {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KernelConfig::default()),
+        Err(e) => return Err(format!("open /proc/config.gz: {e}")),
+    };
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(f).read_to_string(&mut text).map_err(|e| format!("decompress /proc/config.gz: {e}"))?;
+    Ok(parse_config(&text))
+}
+
+pub(crate) fn parse_config(text: &str) -> KernelConfig {
+    // `=y` is on; absent or `is not set` is off (a config.gz lists every option it was built with). `=m`
+    // does not occur for these options; treat it as on.
+    let get = |name: &str| -> Option<bool> {
+        let on = text.lines().any(|l| {
+            l.strip_prefix(name).and_then(|r| r.strip_prefix('=')).is_some_and(|v| v == "y" || v == "m")
+        });
+        Some(on)
+    };
+    KernelConfig {
+        swap: get("CONFIG_SWAP"),
+        ksm: get("CONFIG_KSM"),
+        transparent_hugepage: get("CONFIG_TRANSPARENT_HUGEPAGE"),
+        memory_failure: get("CONFIG_MEMORY_FAILURE"),
+        anon_vma_name: get("CONFIG_ANON_VMA_NAME"),
+        mem_soft_dirty: get("CONFIG_MEM_SOFT_DIRTY"),
+        userfaultfd: get("CONFIG_USERFAULTFD"),
+    }
+}
+
+/// Does MADV_GUARD_INSTALL set the `gu` VmFlag? Maps one private anonymous page, installs a guard,
+/// looks for the page's smaps record, unmaps. EINVAL (no guard regions at all) means no.
+fn probe_guard_flag(ps: u64) -> Result<bool, String> {
+    // SAFETY: a fresh private mapping, advised and unmapped; nothing else refers to it.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            ps as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(format!("guard probe: mmap: {}", sys::strerror(sys::errno())));
+        }
+        let r = if libc::madvise(p, ps as usize, 102) != 0 {
+            let e = sys::errno();
+            if e == libc::EINVAL {
+                Ok(false)
+            } else {
+                Err(format!("guard probe: madvise(GUARD_INSTALL): {}", sys::strerror(e)))
+            }
+        } else {
+            std::fs::read_to_string("/proc/self/smaps")
+                .map_err(|e| format!("guard probe: read /proc/self/smaps: {e}"))
+                .map(|text| vma_has_flag(&text, p as u64, "gu"))
+        };
+        libc::munmap(p, ps as usize);
+        r
+    }
+}
+
+/// Whether the smaps record that starts at `start` lists `flag` in its VmFlags.
+fn vma_has_flag(smaps: &str, start: u64, flag: &str) -> bool {
+    let header = format!("{start:08x}-");
+    let mut inside = false;
+    for l in smaps.lines() {
+        if let Some(flags) = l.strip_prefix("VmFlags:") {
+            if inside {
+                return flags.split_ascii_whitespace().any(|f| f == flag);
+            }
+        } else if !l.split(' ').next().unwrap_or("").ends_with(':') {
+            inside = l.starts_with(&header);
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_and_thp_parse() {
+        let c = parse_config("CONFIG_SWAP=y\n# CONFIG_KSM is not set\nCONFIG_SWAP_X=y\nCONFIG_USERFAULTFD=y\n");
+        assert_eq!(c.swap, Some(true));
+        assert_eq!(c.ksm, Some(false));
+        assert_eq!(c.memory_failure, Some(false));
+        assert_eq!(c.userfaultfd, Some(true));
+        assert_eq!(parse_thp("always [madvise] never\n"), Some(ThpMode::Madvise));
+        assert_eq!(parse_thp("[never] x"), Some(ThpMode::Never));
+        assert_eq!(parse_thp("always madvise never"), None);
+    }
+
+    #[test]
+    fn smaps_flag_lookup() {
+        let t = "7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \nRss: 0 kB\nVmFlags: rd wr gu ac \n\
+                 7f0000001000-7f0000002000 rw-p 00000000 00:00 0 \nVmFlags: rd wr \n";
+        assert!(vma_has_flag(t, 0x7f00_0000_0000, "gu"));
+        assert!(!vma_has_flag(t, 0x7f00_0000_1000, "gu"));
+    }
+}

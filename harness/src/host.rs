@@ -26,7 +26,295 @@ pub struct HostRun {
     pub timed_out: bool,
 }
 
-/// Entry point of `madcheck worker` (implementation pending): serve scenarios from stdin until EOF.
-pub fn worker_main() -> i32 {
-    0
+
+pub use crate::worker::worker_main;
+
+/// Raw syscall wrappers and the frame codec (declared here because lib.rs lists only the public modules).
+#[path = "sys.rs"]
+pub(crate) mod sys;
+use crate::worker::{temp_dir_for, Frame, WireProgram, CPU_ENV};
+use simulator::observe::{Ret, Signal};
+use simulator::program::{Program, Step, ARENA};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A handle on one worker process. The process behind it is replaced transparently when it dies or
+/// hangs; `Worker` itself stays usable.
+pub struct Worker {
+    exe: PathBuf,
+    cpu: Option<usize>,
+    proc: Option<Proc>,
+    /// A program was submitted and not yet collected.
+    pending: bool,
+}
+
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    buf: Vec<u8>,
+}
+
+impl Proc {
+    fn start(exe: &Path, cpu: Option<usize>) -> std::io::Result<Proc> {
+        let mut cmd = Command::new(exe);
+        cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        match cpu {
+            Some(c) => cmd.env(CPU_ENV, c.to_string()),
+            None => cmd.env_remove(CPU_ENV),
+        };
+        let mut child = cmd.spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other("worker started without piped stdin/stdout"));
+        };
+        Ok(Proc { child, stdin: Some(stdin), stdout, buf: Vec::new() })
+    }
+
+    /// Kill (if still running) and reap; remove the temp directory a killed worker could not.
+    fn kill_and_reap(mut self) -> Option<std::process::ExitStatus> {
+        let _ = self.child.kill();
+        let st = self.child.wait().ok();
+        let _ = std::fs::remove_dir_all(temp_dir_for(self.child.id()));
+        st
+    }
+}
+
+/// Reject programs that could damage the worker itself: every page range must stay inside the arena
+/// window, and a madvise range outside it is allowed only where the kernel refuses it before walking
+/// any VMA (unaligned start, overflowing length, unknown advice).
+pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
+    if prog.arena_pages > ARENA.max_pages {
+        return Err(format!("arena_pages {} exceeds the arena's {} pages", prog.arena_pages, ARENA.max_pages));
+    }
+    let top = ARENA.max_pages as u64 + ARENA.gap_pages;
+    let in_window = |what: &str, page: u32, pages: u64| -> Result<(), String> {
+        if page as u64 + pages > top {
+            Err(format!("{what} at page {page} (+{pages}) leaves the arena window ({top} pages)"))
+        } else {
+            Ok(())
+        }
+    };
+    let nfiles = prog.files.len();
+    let check_map = |what: &str, m: &simulator::program::MapSpec| -> Result<(), String> {
+        in_window(what, m.page, m.pages as u64)?;
+        match m.backing.file() {
+            Some((f, _)) if f as usize >= nfiles => Err(format!("{what} maps file {f}, but there are {nfiles} files")),
+            _ => Ok(()),
+        }
+    };
+    for (i, m) in prog.maps.iter().enumerate() {
+        check_map(&format!("map {i}"), m)?;
+    }
+    fn steps(
+        list: &[Step],
+        in_child: bool,
+        ps: u64,
+        in_window: &dyn Fn(&str, u32, u64) -> Result<(), String>,
+        check_map: &dyn Fn(&str, &simulator::program::MapSpec) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let lo = ARENA.base - ARENA.gap_pages * ps;
+        let hi = ARENA.base + (ARENA.max_pages as u64 + ARENA.gap_pages) * ps;
+        for (i, s) in list.iter().enumerate() {
+            let what = format!("step {i} ({})", s.op());
+            match s {
+                Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
+                    let addr = ARENA.base.wrapping_add((*page as u64).wrapping_mul(ps)).wrapping_add(*offset as u64);
+                    let len = (*len_pages as u64).wrapping_mul(ps).wrapping_add(*len_bytes as u64);
+                    let refused_early = addr % ps != 0
+                        || advice.advice().is_none()
+                        || len.checked_add(ps - 1).map(|l| l & !(ps - 1)).and_then(|l| addr.checked_add(l)).is_none();
+                    let end = addr.wrapping_add(len);
+                    if !refused_early && len != 0 && (addr < lo || end > hi) {
+                        return Err(format!("{what}: range {addr:#x}+{len:#x} leaves the arena window"));
+                    }
+                }
+                Step::Write { page, .. } | Step::Read { page } => in_window(&what, *page, 1)?,
+                Step::Mprotect { page, pages, .. }
+                | Step::Munmap { page, pages }
+                | Step::Mlock { page, pages, .. }
+                | Step::Munlock { page, pages } => in_window(&what, *page, *pages as u64)?,
+                Step::Mmap { map } => check_map(&what, map)?,
+                Step::Fork { child } => {
+                    if in_child {
+                        return Err(format!("{what}: a fork inside a fork child is not supported"));
+                    }
+                    steps(child, true, ps, in_window, check_map)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    steps(&prog.steps, false, page_size, &in_window, &check_map)
+}
+
+impl Worker {
+    /// Start `exe worker`, pinned to `cpu` if given.
+    pub fn spawn(exe: &Path, cpu: Option<usize>) -> std::io::Result<Worker> {
+        let proc = Proc::start(exe, cpu)?;
+        Ok(Worker { exe: exe.to_path_buf(), cpu, proc: Some(proc), pending: false })
+    }
+
+    /// The worker process's pid, if one is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.child.id())
+    }
+
+    fn live_proc(&mut self) -> Result<&mut Proc, String> {
+        let dead = match self.proc.as_mut() {
+            None => true,
+            Some(p) => !matches!(p.child.try_wait(), Ok(None)),
+        };
+        if dead {
+            if let Some(p) = self.proc.take() {
+                p.kill_and_reap();
+            }
+            let p = Proc::start(&self.exe, self.cpu)
+                .map_err(|e| format!("cannot start worker {}: {e}", self.exe.display()))?;
+            self.proc = Some(p);
+        }
+        self.proc.as_mut().ok_or_else(|| "no worker".to_string())
+    }
+
+    /// Send one program without waiting for its results.
+    pub fn submit(&mut self, prog: &Program) -> Result<(), String> {
+        if self.pending {
+            return Err("submit while a previous program is still pending; collect it first".into());
+        }
+        check_program(prog, sys::page_size() as u64)?;
+        let frame = sys::encode_frame(&WireProgram::from(prog))?;
+        for attempt in 0..2 {
+            let p = self.live_proc()?;
+            let sent = match p.stdin.as_mut() {
+                Some(w) => w.write_all(&frame).and_then(|_| w.flush()),
+                None => Err(std::io::Error::other("worker stdin closed")),
+            };
+            match sent {
+                Ok(()) => {
+                    self.pending = true;
+                    return Ok(());
+                }
+                Err(_) if attempt == 0 => {
+                    // The worker died between scenarios (e.g. exited after a dirty teardown): replace it.
+                    if let Some(p) = self.proc.take() {
+                        p.kill_and_reap();
+                    }
+                }
+                Err(e) => return Err(format!("cannot send the program to a fresh worker: {e}")),
+            }
+        }
+        Err("unreachable: submit retry loop".into())
+    }
+
+    /// Gather the observations of the submitted program. `Err` only for infrastructure failure.
+    pub fn collect(&mut self, prog: &Program, timeout: Duration) -> Result<HostRun, String> {
+        if !self.pending {
+            return Err("collect without a submitted program".into());
+        }
+        self.pending = false;
+        let deadline = Instant::now() + timeout;
+        let mut points: Vec<(StepId, Observation)> = Vec::new();
+        let Some(p) = self.proc.as_mut() else { return Err("no worker process".into()) };
+        let fd = p.stdout.as_raw_fd();
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            // Drain every complete frame already buffered.
+            while let Some((s, e)) = sys::frame_bounds(&p.buf)? {
+                let frame: Result<Frame, _> = serde_json::from_slice(&p.buf[s..e]);
+                p.buf.drain(..e);
+                match frame {
+                    Ok(Frame::Point { id, obs }) => points.push((id, obs)),
+                    Ok(Frame::Done { poisoned, error: None }) => {
+                        return Ok(HostRun { points, poisoned, timed_out: false });
+                    }
+                    Ok(Frame::Done { error: Some(e), .. }) => return Err(format!("worker: {e}")),
+                    Err(e) => {
+                        if let Some(p) = self.proc.take() {
+                            p.kill_and_reap();
+                        }
+                        return Err(format!("undecodable frame from worker: {e}"));
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                if let Some(p) = self.proc.take() {
+                    p.kill_and_reap();
+                }
+                return Ok(HostRun { points, poisoned: None, timed_out: true });
+            }
+            let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                let e = sys::errno();
+                if e == libc::EINTR {
+                    continue;
+                }
+                return Err(format!("poll on worker stdout: {}", sys::strerror(e)));
+            }
+            if rc == 0 {
+                continue; // the deadline check above handles the timeout
+            }
+            match sys::read_some(fd, &mut chunk) {
+                Ok(0) => return self.worker_died(prog, points),
+                Ok(n) => p.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(format!("read worker stdout: {}", sys::strerror(e))),
+            }
+        }
+    }
+
+    /// EOF on the worker's stdout: reap it. A signal is the scenario's outcome at the next point; any
+    /// other exit is an infrastructure failure.
+    fn worker_died(&mut self, prog: &Program, mut points: Vec<(StepId, Observation)>) -> Result<HostRun, String> {
+        let Some(p) = self.proc.take() else { return Err("no worker process".into()) };
+        let status = p.kill_and_reap();
+        match status.and_then(|s| s.signal()) {
+            Some(sig) => {
+                let ids = prog.step_ids();
+                // The point after the last one received (not the first missing one: a child that died
+                // early legitimately leaves later child ids unreceived).
+                let next = match points.last() {
+                    None => ids.first().copied(),
+                    Some((last, _)) => ids.iter().position(|i| i == last).and_then(|k| ids.get(k + 1).copied()),
+                };
+                if let Some(id) = next {
+                    let obs = Observation { ret: Ret::Signal(Signal::from_raw(sig)), vmas: vec![], pages: vec![] };
+                    points.push((id, obs));
+                }
+                Ok(HostRun { points, poisoned: None, timed_out: false })
+            }
+            None => Err(format!(
+                "worker exited ({}) after {} points without finishing the program",
+                status.map(|s| s.to_string()).unwrap_or_else(|| "status unknown".into()),
+                points.len()
+            )),
+        }
+    }
+
+    /// `submit` then `collect`.
+    pub fn run(&mut self, prog: &Program, timeout: Duration) -> Result<HostRun, String> {
+        self.submit(prog)?;
+        self.collect(prog, timeout)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            // Closing stdin lets an idle worker exit and clean up after itself; give it a moment, then kill.
+            p.stdin = None;
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            p.kill_and_reap();
+        }
+    }
 }

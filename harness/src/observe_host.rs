@@ -1,0 +1,492 @@
+//! Observation of the arena on the real kernel: the lean path from `spec/perf-floor.md`.
+//!
+//! Invariant: an observation never changes what it observes. Only pages pagemap reports present are
+//! read, readable ones through their address and the rest through `/proc/self/mem`; nothing is faulted
+//! in. smaps is read through a kept fd in ~1 KiB reads and abandoned at the first record past the arena
+//! (the arena is the lowest mapping in the process, so its records come first), which keeps the cost
+//! independent of the worker's own mappings. The /proc fds bind to the process that opened them, so a
+//! forked child must call `reopen`.
+
+use crate::host::sys::{self, Fd};
+use simulator::content::{file_page, FILE_MAGIC};
+use simulator::observe::{Content, Observation, PageObs, Residency, Ret, VmaBacking, VmaObs};
+use std::collections::HashMap;
+
+const PM_PRESENT: u64 = 1 << 63;
+const PM_SWAP: u64 = 1 << 62;
+const PM_PFN_MASK: u64 = (1 << 55) - 1;
+
+/// Identity of one scenario file, to attribute a VMA to `VmaBacking::File(i)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdent {
+    pub major: u32,
+    pub minor: u32,
+    pub ino: u64,
+}
+
+impl FileIdent {
+    pub fn from_stat(st: &libc::stat) -> FileIdent {
+        FileIdent { major: libc::major(st.st_dev), minor: libc::minor(st.st_dev), ino: st.st_ino }
+    }
+}
+
+/// Classifies page bytes exactly like `simulator::content::classify`, but without allocating: expected
+/// file pages are generated once and kept.
+pub struct Classifier {
+    cache: HashMap<(u32, u32, usize), Box<[u8]>>,
+}
+
+/// Entries kept before the cache is dropped; a page is 4 KiB, so this bounds it at ~16 MiB.
+const CACHE_LIMIT: usize = 4096;
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier::new()
+    }
+}
+
+impl Classifier {
+    pub fn new() -> Classifier {
+        Classifier { cache: HashMap::new() }
+    }
+
+    /// The original bytes of page `page` of file `file` (cached).
+    pub fn file_page(&mut self, file: u32, page: u32, len: usize) -> &[u8] {
+        if self.cache.len() >= CACHE_LIMIT && !self.cache.contains_key(&(file, page, len)) {
+            self.cache.clear();
+        }
+        self.cache.entry((file, page, len)).or_insert_with(|| file_page(file, page, len).into_boxed_slice())
+    }
+
+    pub fn classify(&mut self, bytes: &[u8]) -> Content {
+        let Some(&first) = bytes.first() else { return Content::Hash(xxhash_rust::xxh3::xxh3_64(bytes)) };
+        if is_uniform(bytes, first) {
+            return if first == 0 { Content::Zero } else { Content::Fill(first) };
+        }
+        if bytes.len() >= 16 && &bytes[..8] == FILE_MAGIC {
+            let file = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+            let page = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+            if self.file_page(file, page, bytes.len()) == bytes {
+                return Content::FilePage { file, page };
+            }
+        }
+        Content::Hash(xxhash_rust::xxh3::xxh3_64(bytes))
+    }
+}
+
+/// Every byte equals `first`. Written as a branch-free OR per 64-byte block so it vectorises.
+fn is_uniform(bytes: &[u8], first: u8) -> bool {
+    let mut chunks = bytes.chunks_exact(64);
+    for c in &mut chunks {
+        if c.iter().fold(0u8, |acc, &b| acc | (b ^ first)) != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| b == first)
+}
+
+/// The kept /proc fds and scratch buffers of one process.
+pub struct Observer {
+    ps: u64,
+    base: u64,
+    zero_pfn: Option<u64>,
+    smaps: Fd,
+    pagemap: Fd,
+    mem: Fd,
+    text: Vec<u8>,
+    pm: Vec<u8>,
+    page_buf: Vec<u8>,
+    pub classifier: Classifier,
+}
+
+fn open_proc_fds() -> Result<(Fd, Fd, Fd), String> {
+    Ok((
+        Fd::open(c"/proc/self/smaps", libc::O_RDONLY)?,
+        Fd::open(c"/proc/self/pagemap", libc::O_RDONLY)?,
+        Fd::open(c"/proc/self/mem", libc::O_RDONLY)?,
+    ))
+}
+
+impl Observer {
+    /// `zero_pfn` is the shared zero page's PFN when pagemap shows PFNs (see `probe_zero_pfn`).
+    pub fn open(ps: usize, base: u64, zero_pfn: Option<u64>) -> Result<Observer, String> {
+        let (smaps, pagemap, mem) = open_proc_fds()?;
+        Ok(Observer {
+            ps: ps as u64,
+            base,
+            zero_pfn,
+            smaps,
+            pagemap,
+            mem,
+            text: Vec::with_capacity(16 << 10),
+            pm: Vec::new(),
+            page_buf: vec![0; ps],
+            classifier: Classifier::new(),
+        })
+    }
+
+    /// Re-open the /proc fds in a forked child: inherited ones would describe the parent.
+    pub fn reopen(&mut self) -> Result<(), String> {
+        let (smaps, pagemap, mem) = open_proc_fds()?;
+        self.smaps = smaps;
+        self.pagemap = pagemap;
+        self.mem = mem;
+        Ok(())
+    }
+
+    /// Observe `arena_pages` pages from the arena base after a step that returned `ret`.
+    pub fn observe(&mut self, ret: Ret, arena_pages: u32, files: &[FileIdent]) -> Result<Observation, String> {
+        let lo = self.base;
+        let hi = self.base + arena_pages as u64 * self.ps;
+        let vmas = self.read_smaps(lo, hi, files)?;
+        let pages = self.read_pages(arena_pages, &vmas)?;
+        Ok(Observation { ret, vmas, pages })
+    }
+
+    /// The arena's VMAs from smaps, stopping at the first record that starts at or past `hi`.
+    fn read_smaps(&mut self, lo: u64, hi: u64, files: &[FileIdent]) -> Result<Vec<VmaObs>, String> {
+        // SAFETY: lseek on an fd we own.
+        if unsafe { libc::lseek(self.smaps.0, 0, libc::SEEK_SET) } < 0 {
+            return Err(format!("lseek /proc/self/smaps: {}", sys::strerror(sys::errno())));
+        }
+        self.text.clear();
+        let mut parser = SmapsParser { lo, hi, ps: self.ps, base: self.base, files, out: Vec::new(), cur: None };
+        let mut pos = 0; // start of the first unparsed line
+        'read: loop {
+            let len = self.text.len();
+            self.text.resize(len + 1024, 0);
+            let n = sys::read_some(self.smaps.0, &mut self.text[len..])
+                .map_err(|e| format!("read /proc/self/smaps: {}", sys::strerror(e)))?;
+            self.text.truncate(len + n);
+            if n == 0 {
+                break;
+            }
+            while let Some(nl) = memchr(b'\n', &self.text[pos..]) {
+                let line = &self.text[pos..pos + nl];
+                pos += nl + 1;
+                if parser.line(line)? {
+                    break 'read;
+                }
+            }
+        }
+        parser.finish();
+        Ok(parser.out)
+    }
+
+    fn read_pages(&mut self, arena_pages: u32, vmas: &[VmaObs]) -> Result<Vec<PageObs>, String> {
+        let n = arena_pages as usize;
+        self.pm.resize(n * 8, 0);
+        let off = (self.base / self.ps) * 8;
+        let got = sys::pread_full(self.pagemap.0, &mut self.pm, off)
+            .map_err(|e| format!("pread /proc/self/pagemap: {}", sys::strerror(e)))?;
+        if got != n * 8 {
+            return Err(format!("short pagemap read: {got} of {} bytes", n * 8));
+        }
+        let mut pages = Vec::with_capacity(n);
+        let mut vi = 0;
+        for p in 0..n {
+            let e = u64::from_le_bytes(self.pm[p * 8..p * 8 + 8].try_into().unwrap_or([0; 8]));
+            let res = if e & PM_PRESENT != 0 {
+                match self.zero_pfn {
+                    Some(z) if e & PM_PFN_MASK == z => Residency::ZeroPage,
+                    _ => Residency::Present,
+                }
+            } else if e & PM_SWAP != 0 {
+                Residency::Swap
+            } else {
+                Residency::Absent
+            };
+            let content = match res {
+                Residency::Absent | Residency::Swap => None,
+                // The shared zero page is all zeros by definition; no need to read it.
+                Residency::ZeroPage => Some(Content::Zero),
+                Residency::Present => {
+                    let pi = p as i64;
+                    while vi < vmas.len() && vmas[vi].end <= pi {
+                        vi += 1;
+                    }
+                    let readable = vmas.get(vi).is_some_and(|v| v.start <= pi && v.perms.as_bytes()[0] == b'r');
+                    let addr = self.base + p as u64 * self.ps;
+                    Some(self.page_content(addr, readable)?)
+                }
+            };
+            pages.push(PageObs { res, content });
+        }
+        Ok(pages)
+    }
+
+    fn page_content(&mut self, addr: u64, readable: bool) -> Result<Content, String> {
+        if readable {
+            // SAFETY: the page is present in a readable VMA of this single-threaded process, so reading it
+            // neither faults nor races.
+            let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, self.ps as usize) };
+            return Ok(self.classifier.classify(bytes));
+        }
+        // /proc/self/mem reads with FOLL_FORCE, which works on PROT_NONE and exec-only pages.
+        let got = sys::pread_full(self.mem.0, &mut self.page_buf, addr)
+            .map_err(|e| format!("pread /proc/self/mem at {addr:#x}: {}", sys::strerror(e)))?;
+        if got != self.page_buf.len() {
+            return Err(format!("short /proc/self/mem read at {addr:#x}: {got} bytes"));
+        }
+        let buf = std::mem::take(&mut self.page_buf);
+        let c = self.classifier.classify(&buf);
+        self.page_buf = buf;
+        Ok(c)
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// Incremental parser of smaps lines; keeps only VMAs that intersect `[lo, hi)`.
+struct SmapsParser<'a> {
+    lo: u64,
+    hi: u64,
+    ps: u64,
+    base: u64,
+    files: &'a [FileIdent],
+    out: Vec<VmaObs>,
+    cur: Option<VmaObs>,
+}
+
+fn parse_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | d as u64;
+    }
+    Some(v)
+}
+
+fn parse_dec(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+fn bad(line: &[u8]) -> String {
+    format!("unparsable /proc/self/smaps line: {:?}", String::from_utf8_lossy(line))
+}
+
+impl SmapsParser<'_> {
+    /// Feed one line (without its newline). Returns true when reading can stop.
+    fn line(&mut self, line: &[u8]) -> Result<bool, String> {
+        let first_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let first = &line[..first_end];
+        if first.last() == Some(&b':') {
+            if let Some(v) = self.cur.as_mut() {
+                field(v, first, &line[first_end..], self.ps).ok_or_else(|| bad(line))?;
+            }
+            return Ok(false);
+        }
+        // A header: `start-end perms offset dev inode [name]`.
+        self.finish();
+        let dash = first.iter().position(|&b| b == b'-').ok_or_else(|| bad(line))?;
+        let start = parse_hex(&first[..dash]).ok_or_else(|| bad(line))?;
+        let end = parse_hex(&first[dash + 1..]).ok_or_else(|| bad(line))?;
+        if start >= self.hi {
+            return Ok(true);
+        }
+        if end <= self.lo {
+            return Ok(false);
+        }
+        let mut it = line[first_end..].split(|&b| b == b' ').filter(|s| !s.is_empty());
+        let perms = it.next().ok_or_else(|| bad(line))?;
+        let offset = it.next().and_then(parse_hex).ok_or_else(|| bad(line))?;
+        let dev = it.next().ok_or_else(|| bad(line))?;
+        let inode = it.next().and_then(parse_dec).ok_or_else(|| bad(line))?;
+        let name = it.next().unwrap_or(b"");
+        let colon = dev.iter().position(|&b| b == b':').ok_or_else(|| bad(line))?;
+        let major = parse_hex(&dev[..colon]).ok_or_else(|| bad(line))? as u32;
+        let minor = parse_hex(&dev[colon + 1..]).ok_or_else(|| bad(line))? as u32;
+        let backing = if inode == 0 {
+            VmaBacking::Anon
+        } else if name.starts_with(b"/dev/zero") {
+            VmaBacking::Shmem
+        } else if let Some(i) = self.files.iter().position(|f| f.major == major && f.minor == minor && f.ino == inode) {
+            VmaBacking::File(i as u32)
+        } else {
+            VmaBacking::Foreign
+        };
+        let rel = |a: u64| (a.wrapping_sub(self.base) as i64).div_euclid(self.ps as i64);
+        self.cur = Some(VmaObs {
+            start: rel(start),
+            end: rel(end),
+            perms: String::from_utf8_lossy(perms).into_owned(),
+            offset: offset / self.ps,
+            backing,
+            flags: Vec::new(),
+            rss: 0,
+            anon: 0,
+            lazyfree: 0,
+            locked: 0,
+        });
+        Ok(false)
+    }
+
+    fn finish(&mut self) {
+        if let Some(v) = self.cur.take() {
+            self.out.push(v);
+        }
+    }
+}
+
+/// Apply one `Name: value` line to the VMA being built. `None` means a line it cares about is malformed.
+fn field(v: &mut VmaObs, name: &[u8], rest: &[u8], ps: u64) -> Option<()> {
+    let kb = |rest: &[u8]| -> Option<u64> {
+        let mut it = rest.split(|&b| b == b' ').filter(|s| !s.is_empty());
+        let n = parse_dec(it.next()?)?;
+        Some(n * 1024 / ps)
+    };
+    match name {
+        b"Rss:" => v.rss = kb(rest)?,
+        b"Anonymous:" => v.anon = kb(rest)?,
+        b"LazyFree:" => v.lazyfree = kb(rest)?,
+        b"Locked:" => v.locked = kb(rest)?,
+        b"VmFlags:" => {
+            v.flags = rest
+                .split(|&b| b == b' ')
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        }
+        _ => {}
+    }
+    Some(())
+}
+
+/// The shared zero page's PFN, or `None` when pagemap hides PFNs (no CAP_SYS_ADMIN). Maps one private
+/// anonymous page outside the arena, reads it (which maps the zero page) and looks it up.
+pub fn probe_zero_pfn(ps: usize) -> Result<Option<u64>, String> {
+    // SAFETY: a fresh private anonymous mapping, read once and unmapped.
+    unsafe {
+        let p = libc::mmap(std::ptr::null_mut(), ps, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        if p == libc::MAP_FAILED {
+            return Err(format!("zero-page probe: mmap: {}", sys::strerror(sys::errno())));
+        }
+        std::ptr::read_volatile(p as *const u8);
+        let r = (|| {
+            let pm = Fd::open(c"/proc/self/pagemap", libc::O_RDONLY)?;
+            let mut e = [0u8; 8];
+            let got = sys::pread_full(pm.0, &mut e, (p as u64 / ps as u64) * 8)
+                .map_err(|e| format!("zero-page probe: pread pagemap: {}", sys::strerror(e)))?;
+            if got != 8 {
+                return Err("zero-page probe: short pagemap read".to_string());
+            }
+            let e = u64::from_le_bytes(e);
+            if e & PM_PRESENT == 0 {
+                return Err(format!("zero-page probe: a read page is not present (pagemap entry {e:#x})"));
+            }
+            let pfn = e & PM_PFN_MASK;
+            Ok(if pfn == 0 { None } else { Some(pfn) })
+        })();
+        libc::munmap(p, ps);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simulator::content::classify;
+
+    fn reference(b: &[u8]) -> Content {
+        classify(b, |b| xxhash_rust::xxh3::xxh3_64(b))
+    }
+
+    #[test]
+    fn fast_classifier_agrees_with_simulator() {
+        let ps = 4096;
+        let mut c = Classifier::new();
+        let mut cases: Vec<Vec<u8>> = vec![vec![0; ps], vec![7; ps], vec![255; ps]];
+        for f in 0..3 {
+            for p in [0u32, 1, 5, 300] {
+                cases.push(file_page(f, p, ps));
+                let mut m = file_page(f, p, ps);
+                m[ps - 1] ^= 0x40;
+                cases.push(m);
+                let mut m = file_page(f, p, ps);
+                m[100] = 0;
+                cases.push(m);
+                // A header naming another page than the pattern.
+                let mut m = file_page(f, p, ps);
+                m[12] = m[12].wrapping_add(1);
+                cases.push(m);
+            }
+        }
+        let mut almost = vec![9u8; ps];
+        almost[ps - 1] = 8;
+        cases.push(almost);
+        let mut almost = vec![0u8; ps];
+        almost[63] = 1;
+        cases.push(almost);
+        let mut magic_only = vec![0u8; ps];
+        magic_only[..8].copy_from_slice(FILE_MAGIC);
+        cases.push(magic_only);
+        cases.push(file_page(1, 2, 100)); // a length that is not a multiple of 64
+        for b in &cases {
+            assert_eq!(c.classify(b), reference(b));
+            // Twice, so the cached path is compared too.
+            assert_eq!(c.classify(b), reference(b));
+        }
+    }
+
+    #[test]
+    fn smaps_parser_reads_fields() {
+        let text = b"0ffff000-10000000 rw-p 00000000 00:00 0 \n\
+Rss:                   4 kB\n\
+VmFlags: rd wr mr mw me ac \n\
+10000000-10003000 rw-s 00002000 fd:01 1234                       /tmp/x (deleted)\n\
+Size:                 12 kB\n\
+Rss:                   8 kB\n\
+Anonymous:             4 kB\n\
+Locked:                0 kB\n\
+VmFlags: rd wr sh mr mw me ms rr \n\
+10003000-10004000 rw-s 00000000 00:01 77                         /dev/zero (deleted)\n\
+VmFlags: rd \n\
+10004000-10005000 rw-p 00000000 00:00 0 \n\
+VmFlags: rd \n";
+        let files = [FileIdent { major: 0xfd, minor: 1, ino: 1234 }];
+        let mut p = SmapsParser {
+            lo: 0x1000_0000,
+            hi: 0x1000_4000,
+            ps: 4096,
+            base: 0x1000_0000,
+            files: &files,
+            out: vec![],
+            cur: None,
+        };
+        let mut stopped = false;
+        for l in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if p.line(l).unwrap() {
+                stopped = true;
+                break;
+            }
+        }
+        p.finish();
+        assert!(stopped);
+        assert_eq!(p.out.len(), 2);
+        let v = &p.out[0];
+        assert_eq!((v.start, v.end, v.perms.as_str(), v.offset, v.backing), (0, 3, "rw-s", 2, VmaBacking::File(0)));
+        assert_eq!((v.rss, v.anon, v.lazyfree, v.locked), (2, 1, 0, 0));
+        assert_eq!(v.flags.join(" "), "rd wr sh mr mw me ms rr");
+        assert_eq!(p.out[1].backing, VmaBacking::Shmem);
+    }
+}

@@ -1,0 +1,174 @@
+//! Thin, panic-free wrappers over the raw syscalls the host backend uses, and the frame codec.
+//!
+//! Invariant: nothing here allocates on behalf of the kernel or buffers output; every function returns
+//! the raw errno on failure, so callers can turn it into `Ret::Err` (scenario data) or `Err(String)`
+//! (infrastructure) as the case may be.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+/// The calling thread's errno.
+pub fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v <= 0 {
+        4096
+    } else {
+        v as usize
+    }
+}
+
+/// An owned file descriptor, closed on drop.
+#[derive(Debug)]
+pub struct Fd(pub RawFd);
+
+impl Fd {
+    pub fn open(path: &CStr, flags: i32) -> Result<Fd, String> {
+        // SAFETY: `path` is NUL-terminated.
+        let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
+        if fd < 0 {
+            Err(format!("open {}: {}", path.to_string_lossy(), std::io::Error::from_raw_os_error(errno())))
+        } else {
+            Ok(Fd(fd))
+        }
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        if self.0 >= 0 {
+            // SAFETY: we own the descriptor.
+            unsafe { libc::close(self.0) };
+        }
+    }
+}
+
+/// write(2) the whole buffer, retrying on EINTR and short writes.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
+    while !buf.is_empty() {
+        // SAFETY: the buffer is valid for its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// read(2) once, retrying on EINTR. Returns 0 at EOF.
+pub fn read_some(fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+    loop {
+        // SAFETY: the buffer is valid for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Fill `buf` completely. `Ok(false)` means EOF before the first byte; EOF in the middle is `Err(0)`.
+pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<bool, i32> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = read_some(fd, &mut buf[got..])?;
+        if n == 0 {
+            return if got == 0 { Ok(false) } else { Err(0) };
+        }
+        got += n;
+    }
+    Ok(true)
+}
+
+/// pread(2) until `buf` is full or EOF; returns the number of bytes read.
+pub fn pread_full(fd: RawFd, buf: &mut [u8], off: u64) -> Result<usize, i32> {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: the buffer is valid for its length.
+        let n = unsafe {
+            libc::pread(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got, (off + got as u64) as libc::off_t)
+        };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    Ok(got)
+}
+
+pub fn strerror(e: i32) -> String {
+    format!("{} (errno {e})", std::io::Error::from_raw_os_error(e))
+}
+
+/// The largest frame either side accepts; a longer length prefix means the stream is corrupt.
+pub const MAX_FRAME: usize = 256 << 20;
+
+/// Encode one frame: u32 little-endian length, then the serde_json bytes.
+pub fn encode_frame<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    let mut out = vec![0u8; 4];
+    serde_json::to_writer(&mut out, v).map_err(|e| format!("cannot encode frame: {e}"))?;
+    let len = u32::try_from(out.len() - 4).map_err(|_| "frame too large".to_string())?;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    Ok(out)
+}
+
+/// Split the first complete frame off `buf`: `Ok(Some((body_start, body_end)))`, `Ok(None)` when more
+/// bytes are needed.
+pub fn frame_bounds(buf: &[u8]) -> Result<Option<(usize, usize)>, String> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > MAX_FRAME {
+        return Err(format!("frame length {len} exceeds the {MAX_FRAME}-byte limit: the stream is corrupt"));
+    }
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    Ok(Some((4, 4 + len)))
+}
+
+/// Is `[lo, lo+len)` completely unmapped? Probed with one MAP_FIXED_NOREPLACE reservation, which fails
+/// with EEXIST if anything overlaps, and is undone at once.
+pub fn window_is_empty(lo: u64, len: u64) -> bool {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; we unmap only what we just mapped.
+    unsafe {
+        let p = libc::mmap(
+            lo as *mut libc::c_void,
+            len as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        if p as u64 != lo {
+            // A pre-4.17 kernel treats the flag as a hint; a different address means something was there.
+            libc::munmap(p, len as usize);
+            return false;
+        }
+        libc::munmap(p, len as usize);
+        true
+    }
+}

@@ -1,0 +1,619 @@
+//! The worker process (`madcheck worker`): runs programs on the real kernel inside its arena.
+//!
+//! Invariant: the worker is single-threaded, and between scenarios the arena window
+//! `[base - gap, base + (max_pages + gap) * PS)` is completely unmapped; the worker checks this at
+//! start and after every teardown and exits non-zero rather than run a scenario on a dirty window.
+//!
+//! Protocol (both directions: u32 little-endian length, then serde_json bytes):
+//! - runner → worker: one `WireProgram` (a `Program`, see there) per frame.
+//! - worker → runner: `Frame::Point` per observation point, written as soon as it is taken (so a step
+//!   that kills the worker loses nothing before it), then one `Frame::Done`.
+
+use crate::observe_host::{probe_zero_pfn, FileIdent, Observer};
+use crate::host::sys::{self, Fd};
+use serde::{Deserialize, Serialize};
+use simulator::observe::{Errno, Observation, Ret, Signal};
+use simulator::program::{AdviceArg, Backing, FileKind, FileSpec, MapSpec, Program, Prot, Step, StepId, ARENA};
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+/// One message from the worker (or from a forked child to its parent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Frame {
+    Point { id: StepId, obs: Observation },
+    /// The end of one program. `error` is an infrastructure failure (the scenario says nothing);
+    /// `poisoned` means the host left the model's scope during the scenario.
+    Done { poisoned: Option<String>, error: Option<String> },
+}
+
+/// The environment variable that asks the worker to pin itself to one CPU.
+pub const CPU_ENV: &str = "MADCHECK_WORKER_CPU";
+
+/// The per-worker directory for disk files; the runner removes it if the worker dies.
+pub fn temp_dir_for(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("madcheck-worker-{pid}"))
+}
+
+const STDIN: RawFd = 0;
+const STDOUT: RawFd = 1;
+
+struct ScenarioFile {
+    fd: Fd,
+    ident: FileIdent,
+}
+
+struct Ctx {
+    ps: u64,
+    base: u64,
+    win_lo: u64,
+    win_len: u64,
+    tmp: PathBuf,
+    obs: Observer,
+}
+
+/// Where frames go: stdout in the worker, a pipe in a forked child.
+struct Out {
+    fd: RawFd,
+}
+
+impl Out {
+    fn send(&self, f: &Frame) -> Result<(), String> {
+        let bytes = sys::encode_frame(f)?;
+        sys::write_all(self.fd, &bytes).map_err(|e| format!("write frame: {}", sys::strerror(e)))
+    }
+}
+
+fn fatal(msg: &str) -> i32 {
+    eprintln!("madcheck worker {}: {msg}", std::process::id());
+    3
+}
+
+pub fn worker_main() -> i32 {
+    if let Ok(cpu) = std::env::var(CPU_ENV) {
+        match cpu.parse::<usize>() {
+            Ok(cpu) if cpu < libc::CPU_SETSIZE as usize => {
+                // SAFETY: a zeroed cpu_set_t is a valid empty set.
+                let ok = unsafe {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+                };
+                if !ok {
+                    return fatal(&format!("sched_setaffinity(cpu {cpu}): {}", sys::strerror(sys::errno())));
+                }
+            }
+            _ => return fatal(&format!("{CPU_ENV}={cpu:?} is not a CPU number")),
+        }
+    }
+    let ps = sys::page_size() as u64;
+    let base = ARENA.base;
+    let win_lo = base - ARENA.gap_pages * ps;
+    let win_len = (ARENA.max_pages as u64 + 2 * ARENA.gap_pages) * ps;
+    if !sys::window_is_empty(win_lo, win_len) {
+        return fatal(&format!("the arena window {win_lo:#x}+{win_len:#x} is not empty at start"));
+    }
+    let zero_pfn = match probe_zero_pfn(ps as usize) {
+        Ok(z) => z,
+        Err(e) => return fatal(&e),
+    };
+    let obs = match Observer::open(ps as usize, base, zero_pfn) {
+        Ok(o) => o,
+        Err(e) => return fatal(&e),
+    };
+    // Let the worker run ahead of a runner that is busy simulating: a bigger pipe holds a whole scenario.
+    // SAFETY: fcntl on our stdout; failure only costs throughput.
+    unsafe { libc::fcntl(STDOUT, libc::F_SETPIPE_SZ, 1 << 20) };
+    let tmp = temp_dir_for(std::process::id());
+    if let Err(e) = std::fs::create_dir(&tmp) {
+        return fatal(&format!("create {}: {e}", tmp.display()));
+    }
+    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs };
+    let code = serve(&mut ctx);
+    let _ = std::fs::remove_dir_all(&ctx.tmp);
+    code
+}
+
+fn serve(ctx: &mut Ctx) -> i32 {
+    let out = Out { fd: STDOUT };
+    let mut body = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        match sys::read_exact(STDIN, &mut len) {
+            Ok(false) => return 0,
+            Ok(true) => {}
+            Err(e) => return fatal(&format!("read request: {}", sys::strerror(e))),
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if len > sys::MAX_FRAME {
+            return fatal(&format!("request length {len} is too large"));
+        }
+        body.resize(len, 0);
+        if let Err(e) = sys::read_exact(STDIN, &mut body) {
+            return fatal(&format!("read request body: {}", sys::strerror(e)));
+        }
+        let done = match serde_json::from_slice::<WireProgram>(&body) {
+            Err(e) => Frame::Done { poisoned: None, error: Some(format!("bad program frame: {e}")) },
+            Ok(prog) => match run_program(ctx, &Program::from(prog), &out) {
+                Ok(poisoned) => Frame::Done { poisoned, error: None },
+                Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e) },
+                Err(Fatal::Output(e)) => return fatal(&e),
+            },
+        };
+        let clean = sys::window_is_empty(ctx.win_lo, ctx.win_len);
+        let done = match (clean, done) {
+            (true, d) => d,
+            (false, _) => Frame::Done { poisoned: None, error: Some("arena window not empty after teardown".into()) },
+        };
+        if let Err(e) = out.send(&done) {
+            return fatal(&e);
+        }
+        if !clean {
+            return fatal("the arena window is not empty after teardown");
+        }
+    }
+}
+
+/// Why a program stopped: a scenario-level infrastructure error (reported in `Done`), or the output
+/// stream is gone (the worker exits).
+enum Fatal {
+    Scenario(String),
+    Output(String),
+}
+
+fn uses_free(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match s {
+        Step::Madvise { advice, .. } => advice.value() == 8,
+        Step::Fork { child } => uses_free(child),
+        _ => false,
+    })
+}
+
+/// Sum of the `pgsteal_*` counters: pages reclaimed by anyone.
+fn pgsteal() -> Result<u64, String> {
+    let text = std::fs::read_to_string("/proc/vmstat").map_err(|e| format!("read /proc/vmstat: {e}"))?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("pgsteal_"))
+        .filter_map(|l| l.split_ascii_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum())
+}
+
+fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Option<String>, Fatal> {
+    if prog.arena_pages > ARENA.max_pages {
+        return Err(Fatal::Scenario(format!("arena_pages {} exceeds {}", prog.arena_pages, ARENA.max_pages)));
+    }
+    let before = if uses_free(&prog.steps) { Some(pgsteal().map_err(Fatal::Scenario)?) } else { None };
+    let r = (|| {
+        let files = create_files(ctx, prog).map_err(Fatal::Scenario)?;
+        for (i, m) in prog.maps.iter().enumerate() {
+            let fd = map_fd(m, &files).map_err(Fatal::Scenario)?;
+            if let Err(e) = do_mmap(ctx, m, fd, libc::MAP_FIXED_NOREPLACE) {
+                return Err(Fatal::Scenario(format!("layout map {i} ({m:?}): mmap failed: {}", sys::strerror(e))));
+            }
+        }
+        let idents: Vec<FileIdent> = files.iter().map(|f| f.ident).collect();
+        for (i, step) in prog.steps.iter().enumerate() {
+            let i = i as u32;
+            if let Step::Fork { child } = step {
+                run_fork(ctx, prog, i, child, &files, &idents, out)?;
+                continue;
+            }
+            let ret = do_step(ctx, step, &files).map_err(Fatal::Scenario)?;
+            let obs = ctx.obs.observe(ret, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
+            out.send(&Frame::Point { id: StepId { step: i, child: None }, obs }).map_err(Fatal::Output)?;
+        }
+        drop(files);
+        Ok(())
+    })();
+    // Teardown: one munmap over the window; files were closed when `files` dropped.
+    // SAFETY: the window belongs to the arena; nothing of the worker's own lives there.
+    unsafe { libc::munmap(ctx.win_lo as *mut libc::c_void, ctx.win_len as usize) };
+    r?;
+    if let Some(before) = before {
+        let after = pgsteal().map_err(Fatal::Scenario)?;
+        if after != before {
+            return Ok(Some(format!("reclaim during scenario: pgsteal +{}", after.wrapping_sub(before))));
+        }
+    }
+    Ok(None)
+}
+
+fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, String> {
+    let mut files = Vec::with_capacity(prog.files.len());
+    for (i, spec) in prog.files.iter().enumerate() {
+        let fd = match spec.kind {
+            FileKind::Disk => {
+                let path = ctx.tmp.join(format!("f{i}"));
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                    .map_err(|_| format!("temp path {} contains NUL", path.display()))?;
+                let fd = Fd::open(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)?;
+                // Unlink at once, so nothing is left behind even if the worker is killed.
+                // SAFETY: `c` is NUL-terminated.
+                unsafe { libc::unlink(c.as_ptr()) };
+                fd
+            }
+            FileKind::Memfd => {
+                let name = std::ffi::CString::new(format!("madcheck-f{i}")).unwrap_or_default();
+                // SAFETY: `name` is NUL-terminated.
+                let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+                if fd < 0 {
+                    return Err(format!("file {i}: memfd_create: {}", sys::strerror(sys::errno())));
+                }
+                Fd(fd)
+            }
+        };
+        let ps = ctx.ps as usize;
+        for n in 0..spec.pages {
+            let bytes = ctx.obs.classifier.file_page(i as u32, n, ps);
+            // SAFETY: `bytes` is valid for `ps` bytes.
+            let w = unsafe { libc::pwrite(fd.0, bytes.as_ptr().cast(), ps, (n as u64 * ctx.ps) as libc::off_t) };
+            if w != ps as isize {
+                return Err(format!("file {i}: pwrite page {n}: {}", sys::strerror(sys::errno())));
+            }
+        }
+        // SAFETY: a zeroed stat is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
+            return Err(format!("file {i}: fstat: {}", sys::strerror(sys::errno())));
+        }
+        files.push(ScenarioFile { fd, ident: FileIdent::from_stat(&st) });
+    }
+    Ok(files)
+}
+
+fn map_fd(m: &MapSpec, files: &[ScenarioFile]) -> Result<RawFd, String> {
+    match m.backing.file() {
+        None => Ok(-1),
+        Some((f, _)) => files
+            .get(f as usize)
+            .map(|f| f.fd.0)
+            .ok_or_else(|| format!("mapping names file {f}, but the program has {} files", files.len())),
+    }
+}
+
+fn prot_bits(p: Prot) -> i32 {
+    (if p.read { libc::PROT_READ } else { 0 })
+        | (if p.write { libc::PROT_WRITE } else { 0 })
+        | (if p.exec { libc::PROT_EXEC } else { 0 })
+}
+
+fn page_addr(ctx: &Ctx, page: u32) -> u64 {
+    ctx.base + page as u64 * ctx.ps
+}
+
+/// mmap one MapSpec with `fixed` (MAP_FIXED or MAP_FIXED_NOREPLACE); `Err(errno)` on failure.
+fn do_mmap(ctx: &Ctx, m: &MapSpec, fd: RawFd, fixed: i32) -> Result<(), i32> {
+    let (kind, off) = match m.backing {
+        Backing::AnonPrivate => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, 0),
+        Backing::AnonShared => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, 0),
+        Backing::FilePrivate { offset, .. } => (libc::MAP_PRIVATE, offset as u64 * ctx.ps),
+        Backing::FileShared { offset, .. } => (libc::MAP_SHARED, offset as u64 * ctx.ps),
+    };
+    let flags = kind
+        | fixed
+        | (if m.populate { libc::MAP_POPULATE } else { 0 })
+        | (if m.locked { libc::MAP_LOCKED } else { 0 });
+    let addr = page_addr(ctx, m.page);
+    // SAFETY: the address is inside the arena window, which holds only scenario mappings.
+    let p = unsafe {
+        libc::mmap(addr as *mut libc::c_void, m.pages as usize * ctx.ps as usize, prot_bits(m.prot), flags, fd, off as libc::off_t)
+    };
+    if p == libc::MAP_FAILED {
+        return Err(sys::errno());
+    }
+    if p as u64 != addr {
+        // Cannot happen with MAP_FIXED*; undo rather than leave a mapping outside the arena.
+        // SAFETY: we just mapped it.
+        unsafe { libc::munmap(p, m.pages as usize * ctx.ps as usize) };
+        return Err(libc::EEXIST);
+    }
+    Ok(())
+}
+
+fn ret_of(rc: libc::c_long) -> Ret {
+    if rc == 0 {
+        Ret::Ok
+    } else {
+        Ret::Err(Errno::from_raw(sys::errno()))
+    }
+}
+
+/// Run one non-fork step. `Err` only for infrastructure problems (a bad file index).
+fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<Ret, String> {
+    let ps = ctx.ps;
+    let range = |page: u32, pages: u32| (page_addr(ctx, page) as *mut libc::c_void, pages as usize * ps as usize);
+    // SAFETY (all arms): the runner validated that every range lies inside the arena window, so these
+    // calls touch only scenario mappings; faults in Write/Read are the scenario's intended outcome.
+    Ok(unsafe {
+        match *step {
+            Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
+                let addr = ctx.base.wrapping_add((page as u64).wrapping_mul(ps)).wrapping_add(offset as u64);
+                let len = (len_pages as u64).wrapping_mul(ps).wrapping_add(len_bytes as u64);
+                ret_of(libc::madvise(addr as *mut libc::c_void, len as usize, advice.value()) as libc::c_long)
+            }
+            Step::Write { page, fill } => {
+                let p = page_addr(ctx, page) as *mut u8;
+                std::ptr::write_bytes(p, fill, ps as usize);
+                // The stores go to memory the compiler knows nothing about; black_box makes that explicit.
+                std::hint::black_box(p);
+                Ret::Ok
+            }
+            Step::Read { page } => {
+                std::hint::black_box(std::ptr::read_volatile(page_addr(ctx, page) as *const u8));
+                Ret::Ok
+            }
+            Step::Mprotect { page, pages, prot } => {
+                let (a, l) = range(page, pages);
+                ret_of(libc::mprotect(a, l, prot_bits(prot)) as libc::c_long)
+            }
+            Step::Munmap { page, pages } => {
+                let (a, l) = range(page, pages);
+                ret_of(libc::munmap(a, l) as libc::c_long)
+            }
+            Step::Mmap { ref map } => {
+                let fd = map_fd(map, files)?;
+                match do_mmap(ctx, map, fd, libc::MAP_FIXED) {
+                    Ok(()) => Ret::Ok,
+                    Err(e) => Ret::Err(Errno::from_raw(e)),
+                }
+            }
+            Step::Mlock { page, pages, onfault } => {
+                let (a, l) = range(page, pages);
+                if onfault {
+                    ret_of(libc::syscall(libc::SYS_mlock2, a, l, libc::MLOCK_ONFAULT))
+                } else {
+                    ret_of(libc::mlock(a, l) as libc::c_long)
+                }
+            }
+            Step::Munlock { page, pages } => {
+                let (a, l) = range(page, pages);
+                ret_of(libc::munlock(a, l) as libc::c_long)
+            }
+            Step::Fork { .. } => return Err("nested fork is not supported".into()),
+        }
+    })
+}
+
+fn run_fork(
+    ctx: &mut Ctx,
+    prog: &Program,
+    step: u32,
+    child: &[Step],
+    files: &[ScenarioFile],
+    idents: &[FileIdent],
+    out: &Out,
+) -> Result<(), Fatal> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid 2-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Fatal::Scenario(format!("fork step {step}: pipe2: {}", sys::strerror(sys::errno()))));
+    }
+    let (r, w) = (Fd(fds[0]), Fd(fds[1]));
+    // SAFETY: the worker is single-threaded, so the child may run ordinary code; it ends in _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let e = sys::errno();
+        drop((r, w));
+        let obs = ctx.obs.observe(Ret::Err(Errno::from_raw(e)), prog.arena_pages, idents).map_err(Fatal::Scenario)?;
+        return out.send(&Frame::Point { id: StepId { step, child: None }, obs }).map_err(Fatal::Output);
+    }
+    if pid == 0 {
+        drop(r);
+        let code = child_main(ctx, prog, step, child, files, idents, w.0);
+        // SAFETY: leave without running the parent's destructors or flushing anything twice.
+        unsafe { libc::_exit(code) };
+    }
+    drop(w);
+    // Read everything the child sends, then reap it.
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        match sys::read_some(r.0, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(Fatal::Scenario(format!("fork step {step}: read child pipe: {}", sys::strerror(e)))),
+        }
+    }
+    drop(r);
+    let mut status = 0;
+    loop {
+        // SAFETY: reaping our own child.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            break;
+        }
+        if sys::errno() != libc::EINTR {
+            return Err(Fatal::Scenario(format!("fork step {step}: waitpid: {}", sys::strerror(sys::errno()))));
+        }
+    }
+    let mut received = 0u32;
+    let mut pos = 0;
+    let mut child_error = None;
+    while let Some((s, e)) = sys::frame_bounds(&buf[pos..]).map_err(Fatal::Scenario)? {
+        let body = &buf[pos + s..pos + e];
+        match serde_json::from_slice::<Frame>(body) {
+            Ok(Frame::Point { .. }) => {
+                received += 1;
+                sys::write_all(STDOUT, &buf[pos..pos + e])
+                    .map_err(|e| Fatal::Output(format!("write frame: {}", sys::strerror(e))))?;
+            }
+            Ok(Frame::Done { error, .. }) => child_error = error,
+            Err(err) => return Err(Fatal::Scenario(format!("fork step {step}: bad frame from child: {err}"))),
+        }
+        pos += e;
+    }
+    if let Some(e) = child_error {
+        return Err(Fatal::Scenario(format!("fork step {step}: child: {e}")));
+    }
+    if libc::WIFSIGNALED(status) {
+        if received as usize <= child.len() {
+            let obs = Observation { ret: Ret::Signal(Signal::from_raw(libc::WTERMSIG(status))), vmas: vec![], pages: vec![] };
+            out.send(&Frame::Point { id: StepId { step, child: Some(received) }, obs }).map_err(Fatal::Output)?;
+        }
+    } else if libc::WEXITSTATUS(status) != 0 {
+        return Err(Fatal::Scenario(format!("fork step {step}: child exited with status {}", libc::WEXITSTATUS(status))));
+    }
+    let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, idents).map_err(Fatal::Scenario)?;
+    out.send(&Frame::Point { id: StepId { step, child: None }, obs }).map_err(Fatal::Output)
+}
+
+/// The forked child: observe right after fork, then after each child step. Returns the exit code.
+fn child_main(
+    ctx: &mut Ctx,
+    prog: &Program,
+    step: u32,
+    child: &[Step],
+    files: &[ScenarioFile],
+    idents: &[FileIdent],
+    w: RawFd,
+) -> i32 {
+    // Die with the worker rather than linger if it is killed.
+    // SAFETY: prctl with plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let out = Out { fd: w };
+    let r = (|| -> Result<(), String> {
+        ctx.obs.reopen()?;
+        let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, idents)?;
+        out.send(&Frame::Point { id: StepId { step, child: Some(0) }, obs })?;
+        for (k, s) in child.iter().enumerate() {
+            let ret = do_step(ctx, s, files)?;
+            let obs = ctx.obs.observe(ret, prog.arena_pages, idents)?;
+            out.send(&Frame::Point { id: StepId { step, child: Some(k as u32 + 1) }, obs })?;
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = out.send(&Frame::Done { poisoned: None, error: Some(e) });
+            2
+        }
+    }
+}
+
+/// The runner → worker encoding of a `Program`. `MapSpec` combines `deny_unknown_fields` with a
+/// flattened `Backing`, which serde cannot deserialize (every `kind` key is rejected as unknown), so the
+/// wire form keeps the same data with `backing` as a nested object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireProgram {
+    arena_pages: u32,
+    files: Vec<FileSpec>,
+    maps: Vec<WireMap>,
+    steps: Vec<WireStep>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WireMap {
+    page: u32,
+    pages: u32,
+    prot: Prot,
+    backing: Backing,
+    populate: bool,
+    locked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum WireStep {
+    Madvise { page: i64, offset: i64, len_pages: i64, len_bytes: i64, advice: AdviceArg },
+    Write { page: u32, fill: u8 },
+    Read { page: u32 },
+    Mprotect { page: u32, pages: u32, prot: Prot },
+    Munmap { page: u32, pages: u32 },
+    Mmap { map: WireMap },
+    Mlock { page: u32, pages: u32, onfault: bool },
+    Munlock { page: u32, pages: u32 },
+    Fork { child: Vec<WireStep> },
+}
+
+impl From<&MapSpec> for WireMap {
+    fn from(m: &MapSpec) -> WireMap {
+        WireMap { page: m.page, pages: m.pages, prot: m.prot, backing: m.backing, populate: m.populate, locked: m.locked }
+    }
+}
+
+impl From<WireMap> for MapSpec {
+    fn from(m: WireMap) -> MapSpec {
+        MapSpec { page: m.page, pages: m.pages, prot: m.prot, backing: m.backing, populate: m.populate, locked: m.locked }
+    }
+}
+
+impl From<&Step> for WireStep {
+    fn from(s: &Step) -> WireStep {
+        match *s {
+            Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
+                WireStep::Madvise { page, offset, len_pages, len_bytes, advice }
+            }
+            Step::Write { page, fill } => WireStep::Write { page, fill },
+            Step::Read { page } => WireStep::Read { page },
+            Step::Mprotect { page, pages, prot } => WireStep::Mprotect { page, pages, prot },
+            Step::Munmap { page, pages } => WireStep::Munmap { page, pages },
+            Step::Mmap { ref map } => WireStep::Mmap { map: map.into() },
+            Step::Mlock { page, pages, onfault } => WireStep::Mlock { page, pages, onfault },
+            Step::Munlock { page, pages } => WireStep::Munlock { page, pages },
+            Step::Fork { ref child } => WireStep::Fork { child: child.iter().map(WireStep::from).collect() },
+        }
+    }
+}
+
+impl From<WireStep> for Step {
+    fn from(s: WireStep) -> Step {
+        match s {
+            WireStep::Madvise { page, offset, len_pages, len_bytes, advice } => {
+                Step::Madvise { page, offset, len_pages, len_bytes, advice }
+            }
+            WireStep::Write { page, fill } => Step::Write { page, fill },
+            WireStep::Read { page } => Step::Read { page },
+            WireStep::Mprotect { page, pages, prot } => Step::Mprotect { page, pages, prot },
+            WireStep::Munmap { page, pages } => Step::Munmap { page, pages },
+            WireStep::Mmap { map } => Step::Mmap { map: map.into() },
+            WireStep::Mlock { page, pages, onfault } => Step::Mlock { page, pages, onfault },
+            WireStep::Munlock { page, pages } => Step::Munlock { page, pages },
+            WireStep::Fork { child } => Step::Fork { child: child.into_iter().map(Step::from).collect() },
+        }
+    }
+}
+
+impl From<&Program> for WireProgram {
+    fn from(p: &Program) -> WireProgram {
+        WireProgram {
+            arena_pages: p.arena_pages,
+            files: p.files.clone(),
+            maps: p.maps.iter().map(WireMap::from).collect(),
+            steps: p.steps.iter().map(WireStep::from).collect(),
+        }
+    }
+}
+
+impl From<WireProgram> for Program {
+    fn from(p: WireProgram) -> Program {
+        Program {
+            arena_pages: p.arena_pages,
+            files: p.files,
+            maps: p.maps.into_iter().map(MapSpec::from).collect(),
+            steps: p.steps.into_iter().map(Step::from).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_round_trips_through_the_wire_form() {
+        let m = MapSpec { page: 0, pages: 2, prot: Prot::RW, backing: Backing::FileShared { file: 0, offset: 3 }, populate: true, locked: false };
+        let p = Program {
+            arena_pages: 4,
+            files: vec![FileSpec { kind: FileKind::Memfd, pages: 4 }],
+            maps: vec![m.clone()],
+            steps: vec![
+                Step::Mmap { map: m },
+                Step::Madvise { page: -1, offset: 5, len_pages: 2, len_bytes: -3, advice: AdviceArg::Raw(999) },
+                Step::Fork { child: vec![Step::Read { page: 0 }, Step::Mlock { page: 0, pages: 1, onfault: true }] },
+            ],
+        };
+        let j = sys::encode_frame(&WireProgram::from(&p)).unwrap();
+        let back: WireProgram = serde_json::from_slice(&j[4..]).unwrap();
+        assert_eq!(Program::from(back), p);
+    }
+}
