@@ -21,7 +21,7 @@ pub fn madvise_extent(page: i64, offset: i64, len_pages: i64, len_bytes: i64, ps
     let start = ARENA.base.wrapping_add((page as u64).wrapping_mul(ps)).wrapping_add(offset as u64);
     let len = (len_pages as u64).wrapping_mul(ps).wrapping_add(len_bytes as u64);
     let rounded = len.wrapping_add(ps - 1) & !(ps - 1);
-    if start % ps != 0 || (len != 0 && rounded == 0) {
+    if !start.is_multiple_of(ps) || (len != 0 && rounded == 0) {
         return None;
     }
     let end = start.checked_add(rounded)?;
