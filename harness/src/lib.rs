@@ -5,3 +5,5 @@
 
 pub mod detect;
 pub mod host;
+mod observe_host;
+mod worker;
