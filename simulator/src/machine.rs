@@ -503,8 +503,8 @@ impl Machine {
     /// private writable mappings (to break COW), a read fault otherwise [S 6.18 mm/gup.c].
     fn populate(&mut self, i: usize, s: i64, e: i64) {
         let v = self.vmas[i];
-        // LOCKONFAULT: "mlock all present pages, but do not fault in new pages".
-        if v.flags & (vmf::LOCKED | vmf::LOCKONFAULT) == vmf::LOCKONFAULT {
+        // "the VM_LOCKONFAULT case has never used faultin_page()" [S 6.12 mm/gup.c:populate_vma_page_range].
+        if v.flags & vmf::LOCKONFAULT != 0 {
             return;
         }
         let write = v.flags & (vmf::WRITE | vmf::SHARED) == vmf::WRITE;
@@ -705,9 +705,10 @@ impl Machine {
             if v.flags & (vmf::IO | vmf::PFNMAP) != 0 {
                 continue;
             }
-            if v.flags & (vmf::LOCKED | vmf::LOCKONFAULT) == vmf::LOCKONFAULT {
+            if v.flags & vmf::LOCKONFAULT != 0 {
                 continue;
             }
+            // "we've never faulted in PROT_NONE pages" → -EFAULT [S 6.12 mm/gup.c:populate_vma_page_range].
             if v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) == 0 {
                 return Ret::Err(Errno::ENOMEM);
             }

@@ -289,8 +289,7 @@ pub struct FileSpec {
 }
 
 /// How a mapping is backed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backing {
     /// MAP_PRIVATE|MAP_ANONYMOUS
     AnonPrivate,
@@ -322,20 +321,79 @@ impl Backing {
     }
 }
 
-/// One mmap(MAP_FIXED) inside the arena.
+/// One mmap(MAP_FIXED) inside the arena. In JSON it is flat and strict:
+/// `{"page":0,"pages":4,"prot":"rw-","kind":"file_shared","file":0,"offset":2,"populate":true}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawMapSpec", into = "RawMapSpec")]
 pub struct MapSpec {
     /// First arena page.
     pub page: u32,
     pub pages: u32,
     pub prot: Prot,
-    #[serde(flatten)]
     pub backing: Backing,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub populate: bool,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub locked: bool,
+}
+
+/// The JSON form of `MapSpec` (serde cannot combine `flatten` with `deny_unknown_fields`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapSpec {
+    page: u32,
+    pages: u32,
+    prot: Prot,
+    kind: MapKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offset: Option<u32>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    populate: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    locked: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MapKind {
+    AnonPrivate,
+    AnonShared,
+    FilePrivate,
+    FileShared,
+}
+
+impl TryFrom<RawMapSpec> for MapSpec {
+    type Error = String;
+    fn try_from(r: RawMapSpec) -> Result<MapSpec, String> {
+        let backing = match (r.kind, r.file) {
+            (MapKind::AnonPrivate, None) => Backing::AnonPrivate,
+            (MapKind::AnonShared, None) => Backing::AnonShared,
+            (MapKind::FilePrivate, Some(file)) => Backing::FilePrivate { file, offset: r.offset.unwrap_or(0) },
+            (MapKind::FileShared, Some(file)) => Backing::FileShared { file, offset: r.offset.unwrap_or(0) },
+            (MapKind::AnonPrivate | MapKind::AnonShared, Some(_)) => {
+                return Err("an anonymous mapping takes no `file`".into())
+            }
+            (MapKind::FilePrivate | MapKind::FileShared, None) => {
+                return Err("a file mapping needs `file` (an index into `files`)".into())
+            }
+        };
+        if r.offset.is_some() && r.file.is_none() {
+            return Err("`offset` is only for file mappings".into());
+        }
+        Ok(MapSpec { page: r.page, pages: r.pages, prot: r.prot, backing, populate: r.populate, locked: r.locked })
+    }
+}
+
+impl From<MapSpec> for RawMapSpec {
+    fn from(m: MapSpec) -> RawMapSpec {
+        let (kind, file, offset) = match m.backing {
+            Backing::AnonPrivate => (MapKind::AnonPrivate, None, None),
+            Backing::AnonShared => (MapKind::AnonShared, None, None),
+            Backing::FilePrivate { file, offset } => (MapKind::FilePrivate, Some(file), Some(offset)),
+            Backing::FileShared { file, offset } => (MapKind::FileShared, Some(file), Some(offset)),
+        };
+        RawMapSpec { page: m.page, pages: m.pages, prot: m.prot, kind, file, offset, populate: m.populate, locked: m.locked }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -368,10 +426,8 @@ pub enum Step {
     Read { page: u32 },
     Mprotect { page: u32, pages: u32, prot: Prot },
     Munmap { page: u32, pages: u32 },
-    Mmap {
-        #[serde(flatten)]
-        map: MapSpec,
-    },
+    /// mmap(MAP_FIXED) of `map` (it may replace what is there).
+    Mmap { map: MapSpec },
     /// mlock, or mlock2(MLOCK_ONFAULT) when `onfault`.
     Mlock {
         page: u32,

@@ -1,0 +1,230 @@
+//! Table-driven tests of simulator rules. Each row is a small program and what the model must answer
+//! after its last step: the return, the VMA layout with flags, and the page states.
+//! Page legend: `.` absent, `z` zero page, `0` present zero bytes, `w` present written (Fill),
+//! `f` present original file content.
+
+use rstest::rstest;
+use simulator::kernel::{KernelFacts, KernelModel};
+use simulator::observe::{Content, Expect, Residency};
+use simulator::program::{Program, ARENA};
+
+fn model(profile: &str) -> KernelModel {
+    KernelModel::from_facts(KernelFacts::profile(profile).unwrap())
+}
+
+fn prog(json: &str) -> Program {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("bad test program: {e}\n{json}"))
+}
+
+/// (ret, layout, pages) of the last observation point.
+fn last(model: &KernelModel, p: &Program) -> (String, String, String) {
+    let out = simulator::machine::simulate(model, &ARENA, p);
+    let (_, exp) = out.last().expect("no points");
+    let a = match exp {
+        Expect::Allowed(a) => a,
+        Expect::Unsupported(w) => return ("unsupported".into(), w.clone(), String::new()),
+    };
+    let ret = a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|");
+    let layout = a
+        .vmas
+        .iter()
+        .map(|v| format!("[{},{}) {} {}", v.start, v.end, v.perms, v.flags.join(" ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let pages = a
+        .pages
+        .iter()
+        .map(|alts| {
+            let p = alts[0];
+            match (p.res, p.content) {
+                (Residency::Absent, _) => '.',
+                (Residency::ZeroPage, _) => 'z',
+                (Residency::Swap, _) => 's',
+                (_, Some(Content::Zero)) => '0',
+                (_, Some(Content::Fill(_))) => 'w',
+                (_, Some(Content::FilePage { .. })) => 'f',
+                _ => '?',
+            }
+        })
+        .collect();
+    (ret, layout, pages)
+}
+
+const AP4: &str = r#"{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}"#;
+
+#[rstest]
+#[case::dontneed_zaps_anon(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":1,"fill":7}},{{"op":"madvise","page":1,"len_pages":1,"advice":"DONTNEED"}}]}}"#),
+    "0", "[0,4) rw-p rd wr mr mw me ac", "....")]
+#[case::read_after_dontneed_maps_zero_page(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":1,"fill":7}},{{"op":"madvise","page":1,"len_pages":1,"advice":"DONTNEED"}},{{"op":"read","page":1}}]}}"#),
+    "0", "[0,4) rw-p rd wr mr mw me ac", ".z..")]
+#[case::unaligned_start_is_einval(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"madvise","page":1,"offset":1,"len_pages":1,"advice":"DONTNEED"}}]}}"#),
+    "EINVAL", "[0,4) rw-p rd wr mr mw me ac", "....")]
+#[case::zero_len_is_ok_even_in_a_hole(
+    &format!(r#"{{"arena_pages":8,"maps":[{AP4}],"steps":[{{"op":"madvise","page":6,"advice":"DONTNEED"}}]}}"#),
+    "0", "[0,4) rw-p rd wr mr mw me ac", "........")]
+#[case::invalid_advice_beats_enomem(
+    r#"{"arena_pages":4,"maps":[],"steps":[{"op":"madvise","page":0,"len_pages":1,"advice":999}]}"#,
+    "EINVAL", "", "....")]
+#[case::len_minus_one_is_einval(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"madvise","page":0,"len_bytes":-1,"advice":"DONTNEED"}}]}}"#),
+    "EINVAL", "[0,4) rw-p rd wr mr mw me ac", "....")]
+#[case::hole_gives_enomem_but_advice_applies(
+    r#"{"arena_pages":6,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"},{"page":3,"pages":3,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"madvise","page":0,"len_pages":6,"advice":"RANDOM"}]}"#,
+    "ENOMEM", "[0,2) rw-p rd wr mr mw me rr ac; [3,6) rw-p rd wr mr mw me rr ac", "......")]
+#[case::random_middle_splits_in_three(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"madvise","page":1,"len_pages":2,"advice":"RANDOM"}}]}}"#),
+    "0", "[0,1) rw-p rd wr mr mw me ac; [1,3) rw-p rd wr mr mw me rr ac; [3,4) rw-p rd wr mr mw me ac", "....")]
+#[case::normal_remerges_split_halves(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":0,"fill":1}},{{"op":"madvise","page":1,"len_pages":2,"advice":"RANDOM"}},{{"op":"madvise","page":1,"len_pages":2,"advice":"NORMAL"}}]}}"#),
+    "0", "[0,4) rw-p rd wr mr mw me ac", "w...")]
+#[case::wipeonfork_on_shared_anon_is_einval(
+    r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_shared"}],"steps":[{"op":"madvise","page":0,"len_pages":4,"advice":"WIPEONFORK"}]}"#,
+    "EINVAL", "[0,4) rw-s rd wr sh mr mw me ms", "....")]
+#[case::dontneed_on_locked_is_einval(
+    r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private","locked":true}],"steps":[{"op":"madvise","page":0,"len_pages":2,"advice":"DONTNEED"}]}"#,
+    "EINVAL", "[0,2) rw-p rd wr mr mw me lo ac", "00")]
+#[case::free_on_file_is_einval(
+    r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_private","file":0,"offset":0}],"steps":[{"op":"read","page":0},{"op":"madvise","page":0,"len_pages":2,"advice":"FREE"}]}"#,
+    "EINVAL", "[0,2) rw-p rd wr mr mw me ac", "f.")]
+#[case::dontneed_private_file_drops_cow_copy(
+    r#"{"arena_pages":2,"files":[{"kind":"memfd","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_private","file":0,"offset":0}],"steps":[{"op":"write","page":0,"fill":9},{"op":"madvise","page":0,"len_pages":2,"advice":"DONTNEED"},{"op":"read","page":0}]}"#,
+    "0", "[0,2) rw-p rd wr mr mw me ac", "f.")]
+#[case::remove_on_private_file_is_eacces(
+    r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_private","file":0,"offset":0}],"steps":[{"op":"madvise","page":0,"len_pages":2,"advice":"REMOVE"}]}"#,
+    "EACCES", "[0,2) rw-p rd wr mr mw me ac", "..")]
+#[case::remove_on_shared_file_punches_a_hole(
+    r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"r--","kind":"file_shared","file":0,"offset":0,"populate":true}],"steps":[{"op":"madvise","page":1,"len_pages":1,"advice":"REMOVE"},{"op":"read","page":1}]}"#,
+    "0", "[0,2) r--s rd sh mr mw me ms", "f0")]
+#[case::remove_on_anon_is_einval(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"madvise","page":0,"len_pages":1,"advice":"REMOVE"}}]}}"#),
+    "EINVAL", "[0,4) rw-p rd wr mr mw me ac", "....")]
+#[case::write_to_read_only_is_sigsegv(
+    r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"r--","kind":"anon_private"}],"steps":[{"op":"write","page":0,"fill":1}]}"#,
+    "SIGSEGV", "", "")]
+#[case::mprotect_write_adds_account_and_keeps_it(
+    r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"r--","kind":"anon_private"}],"steps":[{"op":"mprotect","page":0,"pages":2,"prot":"rw-"},{"op":"write","page":0,"fill":1},{"op":"mprotect","page":0,"pages":2,"prot":"r--"}]}"#,
+    "0", "[0,2) r--p rd mr mw me ac", "w.")]
+#[case::mlock_prot_none_is_enomem(
+    r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"---","kind":"anon_private"}],"steps":[{"op":"mlock","page":0,"pages":2}]}"#,
+    "ENOMEM", "[0,2) ---p mr mw me lo", "..")]
+fn rule(#[case] program: &str, #[case] ret: &str, #[case] layout: &str, #[case] pages: &str) {
+    let m = model("6.18");
+    let (r, l, p) = last(&m, &prog(program));
+    assert_eq!((r.as_str(), l.as_str(), p.as_str()), (ret, layout, pages));
+}
+
+/// Fork: DONTFORK ranges are missing in the child, WIPEONFORK ranges are empty, and page tables of
+/// VMAs without an anon_vma are not copied.
+#[test]
+fn fork_child_view() {
+    let p = prog(
+        r#"{"arena_pages":6,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"},{"page":2,"pages":2,"prot":"rw-","kind":"anon_shared"},{"page":4,"pages":2,"prot":"rw-","kind":"anon_private"}],
+            "steps":[{"op":"write","page":0,"fill":1},{"op":"write","page":2,"fill":2},{"op":"write","page":4,"fill":3},
+                     {"op":"madvise","page":4,"len_pages":1,"advice":"DONTFORK"},
+                     {"op":"madvise","page":0,"len_pages":2,"advice":"WIPEONFORK"},
+                     {"op":"fork","child":[{"op":"read","page":2}]}]}"#,
+    );
+    let m = model("6.18");
+    let out = simulator::machine::simulate(&m, &ARENA, &p);
+    let child0 = out.iter().find(|(id, _)| id.child == Some(0)).unwrap();
+    let Expect::Allowed(a) = &child0.1 else { panic!() };
+    // wf VMA [0,2) kept but empty; shmem [2,4) not copied; [4,5) dc missing; [5,6) copied (has anon_vma).
+    let ranges: Vec<_> = a.vmas.iter().map(|v| (v.start, v.end)).collect();
+    assert_eq!(ranges, vec![(0, 2), (2, 4), (5, 6)]);
+    assert!(a.pages[0][0].content.is_none() && a.pages[2][0].content.is_none());
+    let child1 = out.iter().find(|(id, _)| id.child == Some(1)).unwrap();
+    let Expect::Allowed(a) = &child1.1 else { panic!() };
+    assert_eq!(a.pages[2][0].content, Some(Content::Fill(2)), "shmem content is shared with the child");
+}
+
+/// Halves split in the parent do not re-merge in the child (fresh anon_vmas per child VMA).
+#[test]
+fn split_halves_do_not_remerge_after_fork() {
+    let p = prog(
+        r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}],
+            "steps":[{"op":"write","page":0,"fill":1},{"op":"madvise","page":2,"len_pages":2,"advice":"RANDOM"},
+                     {"op":"fork","child":[{"op":"madvise","page":2,"len_pages":2,"advice":"NORMAL"}]}]}"#,
+    );
+    let out = simulator::machine::simulate(&model("6.18"), &ARENA, &p);
+    let child1 = out.iter().find(|(id, _)| id.child == Some(1)).unwrap();
+    let Expect::Allowed(a) = &child1.1 else { panic!() };
+    assert_eq!(a.vmas.len(), 2);
+}
+
+/// Two anonymous VMAs whose anon_vmas were allocated separately never merge, even with equal flags.
+#[test]
+fn separate_anon_vmas_do_not_merge() {
+    let p = prog(
+        r#"{"arena_pages":4,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],
+            "steps":[{"op":"madvise","page":0,"len_pages":2,"advice":"DONTDUMP"},
+                     {"op":"mmap","map":{"page":2,"pages":2,"prot":"rw-","kind":"anon_private"}},
+                     {"op":"write","page":0,"fill":1},{"op":"write","page":2,"fill":2},
+                     {"op":"madvise","page":0,"len_pages":2,"advice":"DODUMP"}]}"#,
+    );
+    let (_, l, _) = last(&model("6.18"), &p);
+    assert_eq!(l, "[0,2) rw-p rd wr mr mw me ac; [2,4) rw-p rd wr mr mw me ac");
+}
+
+/// Version deltas, pinned per profile.
+#[rstest]
+#[case::wipeonfork_absent_in_4_5("4.5", 18, false)]
+#[case::wipeonfork_in_6_1("6.1", 18, true)]
+#[case::guard_install_absent_in_6_12("6.12", 102, false)]
+#[case::guard_install_in_6_18("6.18", 102, true)]
+#[case::cold_absent_in_4_5("4.5", 20, false)]
+#[case::collapse_in_6_1("6.1", 25, true)]
+#[case::unknown_value_never_valid("6.18", 26, false)]
+fn advice_validity_per_version(#[case] profile: &str, #[case] value: i32, #[case] valid: bool) {
+    assert_eq!(model(profile).advice_valid(value), valid);
+}
+
+#[rstest]
+#[case::free_falls_back_in_4_5_without_swap("4.5", true)]
+#[case::free_is_lazy_in_6_1("6.1", false)]
+#[case::free_is_lazy_in_6_18("6.18", false)]
+fn free_fallback_per_version(#[case] profile: &str, #[case] fallback: bool) {
+    assert_eq!(model(profile).free_falls_back_to_dontneed, fallback);
+    // On 4.5 without swap FREE is DONTNEED, file mappings included.
+    let p = prog(
+        r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_private","file":0,"offset":0,"populate":true}],"steps":[{"op":"madvise","page":0,"len_pages":2,"advice":"FREE"}]}"#,
+    );
+    let (r, _, pages) = last(&model(profile), &p);
+    if fallback {
+        assert_eq!((r.as_str(), pages.as_str()), ("0", ".."));
+    } else {
+        assert_eq!((r.as_str(), pages.as_str()), ("EINVAL", "ff"));
+    }
+}
+
+#[rstest]
+#[case::remove_needs_write_in_4_5("4.5", "EACCES")]
+#[case::remove_needs_maywrite_in_6_12("6.12", "0")]
+fn remove_on_read_only_shared_mapping(#[case] profile: &str, #[case] ret: &str) {
+    let p = prog(
+        r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"r--","kind":"file_shared","file":0,"offset":0}],"steps":[{"op":"madvise","page":0,"len_pages":2,"advice":"REMOVE"}]}"#,
+    );
+    assert_eq!(last(&model(profile), &p).0, ret);
+}
+
+#[test]
+fn lockonfault_mnemonic_only_from_6_12() {
+    let p = prog(
+        r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"mlock","page":0,"pages":2,"onfault":true}]}"#,
+    );
+    assert!(last(&model("6.12"), &p).1.contains(" lo lf ac"));
+    assert!(last(&model("6.1"), &p).1.contains(" lo ac"));
+}
+
+#[test]
+fn mutation_dontneed_keeps_anon_changes_the_answer() {
+    let mut m = model("6.18");
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":1,"fill":7}},{{"op":"madvise","page":1,"len_pages":1,"advice":"DONTNEED"}}]}}"#
+    ));
+    assert_eq!(last(&m, &p).2, "....");
+    m.mutations.push(simulator::kernel::Mutation::DontneedKeepsAnon);
+    assert_eq!(last(&m, &p).2, ".w..");
+}
