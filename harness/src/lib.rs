@@ -7,3 +7,7 @@ pub mod detect;
 pub mod host;
 mod observe_host;
 mod worker;
+pub mod runner;
+pub mod report;
+pub mod render;
+pub mod cli;

@@ -23,7 +23,7 @@ fn main() {
     let code = match cli::parse(&args) {
         Err(e) => usage(e),
         Ok(Command::Help) => {
-            println!("{}", cli::USAGE);
+            out(&format!("{}\n", cli::USAGE));
             0
         }
         Ok(Command::Run(a)) => cmd_run(&a),
@@ -32,6 +32,11 @@ fn main() {
         Ok(Command::Bench(a)) => cmd_bench(&a),
     };
     std::process::exit(code);
+}
+
+/// Print to stdout, ignoring a closed pipe (`madcheck detect | head` must not panic).
+fn out(s: &str) {
+    let _ = std::io::stdout().lock().write_all(s.as_bytes());
 }
 
 fn usage(e: UsageError) -> i32 {
@@ -302,8 +307,8 @@ fn cmd_simulate(a: &RunArgs) -> i32 {
         Err(e) => return bad_input(e),
     };
     let exp = simulator::machine::simulate(&model, &ARENA, &scenario.program);
-    println!("scenario {} ({}), model {}", scenario.id, scenario.description, model.profile);
-    print!("{}", render::render_expectations(&scenario.program, &exp));
+    out(&format!("scenario {} ({}), model {}\n", scenario.id, scenario.description, model.profile));
+    out(&render::render_expectations(&scenario.program, &exp));
     0
 }
 
@@ -312,7 +317,7 @@ fn cmd_detect() -> i32 {
         Ok(facts) => {
             let model = KernelModel::from_facts(facts.clone());
             let v = serde_json::json!({ "facts": facts, "model": model });
-            println!("{}", serde_json::to_string_pretty(&v).expect("plain data serialises"));
+            out(&format!("{}\n", serde_json::to_string_pretty(&v).expect("plain data serialises")));
             0
         }
         Err(e) => {
@@ -330,6 +335,18 @@ struct Throughput {
     scenarios_per_s: f64,
     steps_per_s: f64,
     errors: u64,
+}
+
+fn render_bench(title: &str, rows: &[(&str, Throughput)]) -> String {
+    let mut s = format!("madcheck bench: {title}\n");
+    s += &format!("{:<14} {:>10} {:>10} {:>9} {:>13} {:>13} {:>7}\n", "", "scenarios", "steps", "seconds", "scenarios/s", "steps/s", "errors");
+    for (name, t) in rows {
+        s += &format!(
+            "{:<14} {:>10} {:>10} {:>9.3} {:>13.0} {:>13.0} {:>7}\n",
+            name, t.scenarios, t.steps, t.elapsed_s, t.scenarios_per_s, t.steps_per_s, t.errors
+        );
+    }
+    s
 }
 
 fn cmd_bench(a: &RunArgs) -> i32 {
@@ -363,14 +380,7 @@ fn cmd_bench(a: &RunArgs) -> i32 {
             Throughput { scenarios: n, steps, elapsed_s: secs, scenarios_per_s: n as f64 / secs, steps_per_s: steps as f64 / secs, errors },
         ));
     }
-    println!("madcheck bench: {} scenarios (seed {}), {} jobs, {} {}", jobs.len(), a.seed, njobs, host.release, host.arch);
-    println!("{:<14} {:>10} {:>10} {:>9} {:>13} {:>13} {:>7}", "", "scenarios", "steps", "seconds", "scenarios/s", "steps/s", "errors");
-    for (name, t) in &rows {
-        println!(
-            "{:<14} {:>10} {:>10} {:>9.3} {:>13.0} {:>13.0} {:>7}",
-            name, t.scenarios, t.steps, t.elapsed_s, t.scenarios_per_s, t.steps_per_s, t.errors
-        );
-    }
+    out(&render_bench(&format!("{} scenarios (seed {}), {} jobs, {} {}", jobs.len(), a.seed, njobs, host.release, host.arch), &rows));
     if let Some(path) = &a.report {
         let v = serde_json::json!({
             "kernel": host.release, "arch": host.arch, "page_size": host.page_size, "profile": model.profile,

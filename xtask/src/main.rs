@@ -1,1 +1,54 @@
-fn main() {}
+//! `cargo xtask`: orchestration for madcheck (build, run, bench, test). std only, no workspace crates.
+//!
+//! Invariant: xtask only drives other programs (`cargo`, the `madcheck` binary, later `qemu-system-*` and
+//! `git`) and passes their exit codes through; anything that knows about madvise lives in the workspace.
+//! Adding a subcommand is one module plus one line in `COMMANDS`.
+
+mod args;
+mod bench;
+mod run;
+mod test;
+mod util;
+
+/// A subcommand: name, one-line help, entry point (arguments after the name → exit code).
+type Entry = fn(&[String]) -> Result<i32, String>;
+
+const COMMANDS: &[(&str, &str, Entry)] = &[
+    ("run", "build madcheck (release) and run `madcheck run ARGS...`", run::main),
+    ("bench", "build madcheck (release) and run `madcheck bench ARGS...`", bench::main),
+    ("test", "run the test suite: cargo test --workspace --release, INSTA_UPDATE=no", test::main),
+    // ("qemu", "...", qemu::main),
+    // ("matrix", "...", matrix::main),
+    // ("bless", "...", bless::main),
+];
+
+fn usage() -> String {
+    let mut s = String::from("usage: cargo xtask <command> [args...]\n\ncommands:\n");
+    for (name, help, _) in COMMANDS {
+        s.push_str(&format!("  {name:<8} {help}\n"));
+    }
+    s
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first() else {
+        eprint!("{}", usage());
+        std::process::exit(2);
+    };
+    if matches!(cmd.as_str(), "-h" | "--help" | "help") {
+        print!("{}", usage());
+        return;
+    }
+    let Some((_, _, entry)) = COMMANDS.iter().find(|(name, _, _)| name == cmd) else {
+        eprint!("xtask: unknown command {cmd:?}\n\n{}", usage());
+        std::process::exit(2);
+    };
+    match entry(&argv[1..]) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            std::process::exit(2);
+        }
+    }
+}
