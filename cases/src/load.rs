@@ -2,16 +2,17 @@
 //!
 //! Invariant: every error names the file and, where there is one, the JSON path of the bad field
 //! (`steps[2].advice`). serde alone cannot do that for steps and maps: they are internally tagged
-//! (`"op"`, `"kind"`), so serde buffers them and reports errors at `steps[2]` with no field. So a light
-//! structural pass runs first and checks each step's and map's fields one by one against the shape of
-//! `simulator::Step`/`MapSpec`; the real decoding is still serde's (`serde_path_to_error` names the path
-//! for everything else), so the pass only ever makes an error more precise, never changes what loads.
+//! (`"op"`) or decoded through a private raw form (`MapSpec`), so serde buffers them and reports errors
+//! at `steps[2]` with no field. So a light structural pass runs first and checks each step's and map's
+//! fields one by one against the shape of `simulator::Step`/`MapSpec`; the real decoding is still
+//! serde's (`serde_path_to_error` names the path for everything else), so the pass only ever makes an
+//! error more precise, never changes what loads.
 
 use crate::{validate, CaseError, Provenance, Scenario};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use simulator::program::{AdviceArg, Backing, FileSpec, MapSpec, Program, Prot, Step};
+use simulator::program::{AdviceArg, FileSpec, MapSpec, Program, Prot, Step};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,59 +33,8 @@ struct FileForm {
     arena_pages: u32,
     #[serde(default)]
     files: Vec<FileSpec>,
-    maps: Vec<MapForm>,
-    steps: Vec<StepForm>,
-}
-
-/// `MapSpec` as the loader decodes it. `simulator::MapSpec`'s own `Deserialize` rejects every map
-/// (serde's `deny_unknown_fields` next to a `flatten`ed internally tagged enum reports the tag, `kind`,
-/// as unknown), so the loader decodes through this copy without `deny_unknown_fields`; the structural
-/// pass has already rejected unknown fields with a precise path. Drop it once simulator is fixed.
-#[derive(Deserialize)]
-struct MapForm {
-    page: u32,
-    pages: u32,
-    prot: Prot,
-    #[serde(flatten)]
-    backing: Backing,
-    #[serde(default)]
-    populate: bool,
-    #[serde(default)]
-    locked: bool,
-}
-
-impl From<MapForm> for MapSpec {
-    fn from(m: MapForm) -> MapSpec {
-        MapSpec { page: m.page, pages: m.pages, prot: m.prot, backing: m.backing, populate: m.populate, locked: m.locked }
-    }
-}
-
-/// A step decoded with `Step`'s own `Deserialize`, except the two ops that contain a `MapSpec`
-/// (`mmap`, and `fork` whose children may map), which go through [`MapForm`] for the reason given there.
-struct StepForm(Step);
-
-impl<'de> Deserialize<'de> for StepForm {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut v = Value::deserialize(d)?;
-        let step = match v.get("op").and_then(Value::as_str) {
-            Some("mmap") => {
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("op");
-                }
-                Step::Mmap { map: MapForm::deserialize(v).map_err(D::Error::custom)?.into() }
-            }
-            Some("fork") => {
-                let child = match v.get("child") {
-                    None => Vec::new(),
-                    Some(c) => Vec::<StepForm>::deserialize(c).map_err(D::Error::custom)?,
-                };
-                Step::Fork { child: child.into_iter().map(|c| c.0).collect() }
-            }
-            _ => Step::deserialize(v).map_err(D::Error::custom)?,
-        };
-        Ok(StepForm(step))
-    }
+    maps: Vec<MapSpec>,
+    steps: Vec<Step>,
 }
 
 const TOP_FIELDS: &[&str] = &["id", "description", "provenance", "arena_pages", "files", "maps", "steps"];
@@ -139,8 +89,8 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, CaseError> {
         program: Program {
             arena_pages: form.arena_pages,
             files: form.files,
-            maps: form.maps.into_iter().map(MapSpec::from).collect(),
-            steps: form.steps.into_iter().map(|s| s.0).collect(),
+            maps: form.maps,
+            steps: form.steps,
         },
     };
     validate(&scenario)?;
@@ -200,6 +150,7 @@ enum Ty {
     Prot,
     Advice,
     Kind,
+    Map,
     Children,
 }
 
@@ -230,7 +181,7 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
         "mprotect" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("prot", Ty::Prot, true)],
         "munmap" | "munlock" => &[("page", Ty::U32, true), ("pages", Ty::U32, true)],
         "mlock" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("onfault", Ty::Bool, false)],
-        "mmap" => MAP_FIELDS,
+        "mmap" => &[("map", Ty::Map, true)],
         "fork" => &[("child", Ty::Children, false)],
         _ => return None,
     })
@@ -263,6 +214,9 @@ fn precheck_step(v: &Value, path: &str) -> Result<(), Problem> {
         return Err((format!("{path}.op"), format!("unknown op {op:?} (known: {})", OPS.join(", "))));
     };
     check_fields(obj, path, fields, op)?;
+    if let Some(Value::Object(map)) = obj.get("map") {
+        check_fields(map, &format!("{path}.map"), MAP_FIELDS, "map")?;
+    }
     if let Some(Value::Array(child)) = obj.get("child") {
         for (j, c) in child.iter().enumerate() {
             precheck_step(c, &format!("{path}.child[{j}]"))?;
@@ -275,7 +229,7 @@ fn check_fields(obj: &Map<String, Value>, path: &str, fields: &[(&str, Ty, bool)
     let file_backed = matches!(obj.get("kind").and_then(Value::as_str), Some("file_private" | "file_shared"));
     let allowed = |name: &str| match name {
         // file and offset belong to the file-backed kinds only.
-        "file" | "offset" if what == "map" || what == "mmap" => file_backed,
+        "file" | "offset" if what == "map" => file_backed,
         _ => true,
     };
     let names: Vec<&str> =
@@ -285,13 +239,19 @@ fn check_fields(obj: &Map<String, Value>, path: &str, fields: &[(&str, Ty, bool)
             continue;
         }
         let Some(&(_, ty, _)) = fields.iter().find(|f| f.0 == key && allowed(f.0)) else {
-            let msg = unknown_field(key, &names);
-            return Err((format!("{path}.{key}"), if what == "map" { msg } else { format!("{msg} for op {what:?}") }));
+            let mut msg = unknown_field(key, &names);
+            if what != "map" {
+                msg = format!("{msg} for op {what:?}");
+            }
+            if what == "mmap" && MAP_FIELDS.iter().any(|f| f.0 == key) {
+                msg.push_str("; an mmap step nests its mapping: {\"op\": \"mmap\", \"map\": {...}}");
+            }
+            return Err((format!("{path}.{key}"), msg));
         };
         check_value(val, ty).map_err(|m| (format!("{path}.{key}"), m))?;
     }
     for &(name, _, required) in fields {
-        let required = required || (matches!(name, "file" | "offset") && file_backed);
+        let required = required || (name == "file" && what == "map" && file_backed);
         if required && !obj.contains_key(name) {
             return Err((path.into(), format!("missing field {name:?}")));
         }
@@ -314,7 +274,8 @@ fn check_value(v: &Value, ty: Ty) -> Result<(), String> {
             Some(k) if KINDS.contains(&k) => Ok(()),
             _ => Err(format!("unknown mapping kind {v} (known: {})", KINDS.join(", "))),
         },
-        // Each child is checked by the caller; here only the container.
+        // The map's fields and each child are checked by the caller; here only the container.
+        Ty::Map => de::<Map<String, Value>>(v),
         Ty::Children => de::<Vec<IgnoredAny>>(v),
     }
 }

@@ -183,7 +183,7 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
         | Step::Munmap { page, pages }
         | Step::Mlock { page, pages, .. }
         | Step::Munlock { page, pages } => check_range(arena, *page, *pages, path),
-        Step::Mmap { map } => check_map(p, map, path),
+        Step::Mmap { map } => check_map(p, map, &format!("{path}.map")),
         Step::Fork { child } => {
             if !top {
                 return Err((path.to_string(), "a fork child may not fork again".into()));

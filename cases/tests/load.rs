@@ -36,7 +36,7 @@ const GOOD: &str = r#"{
   "steps": [
     { "op": "write", "page": 1, "fill": 9 },
     { "op": "madvise", "page": -2, "len_pages": 12, "advice": "dontneed" },
-    { "op": "mmap", "page": 1, "pages": 3, "prot": "rw-", "kind": "file_private", "file": 0, "offset": 1 },
+    { "op": "mmap", "map": { "page": 1, "pages": 3, "prot": "rw-", "kind": "file_private", "file": 0, "offset": 1 } },
     { "op": "fork", "child": [ { "op": "read", "page": 0 }, { "op": "madvise", "page": 0, "len_bytes": -1, "advice": 4 } ] }
   ]
 }"#;
@@ -84,8 +84,14 @@ fn err_for(name: &str, text: &str) -> (String, CaseError) {
     "steps[0].len_pages", "with 4096-byte pages")]
 #[case::write_outside(r#""steps": [{ "op": "write", "page": 8, "fill": 1 }]"#, "steps[0].page", "not inside the arena")]
 #[case::mmap_past_eof(
-    r#""steps": [{ "op": "mmap", "page": 0, "pages": 3, "prot": "rw-", "kind": "file_shared", "file": 0, "offset": 2 }]"#,
-    "steps[0].offset", "past the end of files[0]")]
+    r#""steps": [{ "op": "mmap", "map": { "page": 0, "pages": 3, "prot": "rw-", "kind": "file_shared", "file": 0, "offset": 2 } }]"#,
+    "steps[0].map.offset", "past the end of files[0]")]
+#[case::mmap_unknown_field(
+    r#""steps": [{ "op": "mmap", "map": { "page": 0, "pages": 1, "prot": "rw-", "kind": "anon_shared", "offset": 0 } }]"#,
+    "steps[0].map.offset", "unknown field \"offset\"")]
+#[case::mmap_flat_is_rejected(
+    r#""steps": [{ "op": "mmap", "page": 0, "pages": 1, "prot": "rw-", "kind": "anon_shared" }]"#,
+    "steps[0].kind", "an mmap step nests its mapping")]
 #[case::zero_pages(r#""steps": [{ "op": "munmap", "page": 0, "pages": 0 }]"#, "steps[0].pages", "at least 1")]
 fn bad_steps_name_the_file_and_field(#[case] steps: &str, #[case] field: &str, #[case] message: &str) {
     let text = format!(
@@ -111,6 +117,9 @@ fn bad_steps_name_the_file_and_field(#[case] steps: &str, #[case] field: &str, #
 #[case::missing_file(
     r#""maps": [{ "page": 0, "pages": 1, "prot": "rw-", "kind": "file_private", "file": 3, "offset": 0 }]"#,
     "maps[0].file", "file 3 does not exist")]
+#[case::file_without_file(
+    r#""maps": [{ "page": 0, "pages": 1, "prot": "rw-", "kind": "file_shared", "offset": 0 }]"#,
+    "maps[0]", "missing field \"file\"")]
 #[case::past_eof(
     r#""maps": [{ "page": 0, "pages": 4, "prot": "rw-", "kind": "file_private", "file": 0, "offset": 1 }]"#,
     "maps[0].offset", "past the end")]

@@ -169,7 +169,9 @@ pub fn run(
     let done = AtomicUsize::new(0);
     let divergences = AtomicU64::new(0);
     let steps = AtomicU64::new(0);
-    let live_threads = AtomicUsize::new(cfg.jobs.max(1));
+    // No more threads (and worker processes) than scenarios.
+    let nthreads = cfg.jobs.max(1).min(jobs.len());
+    let live_threads = AtomicUsize::new(nthreads);
     let results: Mutex<Vec<ScenarioResult>> = Mutex::new(Vec::with_capacity(jobs.len()));
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let snapshot = |finished: bool| Progress {
@@ -182,7 +184,7 @@ pub fn run(
     };
 
     std::thread::scope(|s| {
-        for j in 0..cfg.jobs.max(1) {
+        for j in 0..nthreads {
             let (next, done, divergences, steps, results, errors, live) =
                 (&next, &done, &divergences, &steps, &results, &errors, &live_threads);
             s.spawn(move || {
@@ -540,5 +542,48 @@ mod tests {
         let cfg = RunConfig { mode: Mode::Full, ..cfg };
         let r = run_one(&model, &job, 0, &cfg, Some(&mut f));
         assert!(matches!(r.outcome, Outcome::Poisoned(_)), "{:?}", r.outcome);
+    }
+
+    #[test]
+    fn run_executes_every_job_once_in_order() {
+        let model = KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
+        let jobs: Vec<Job> = (0..50)
+            .map(|i| Job::Given {
+                scenario: Scenario {
+                    id: format!("s{i}"),
+                    description: String::new(),
+                    provenance: cases::Provenance::File { path: "t.json".into() },
+                    program: prog(),
+                },
+                replay: format!("replay {i}"),
+            })
+            .collect();
+        let cfg = RunConfig { jobs: 3, timeout: Duration::from_secs(1), mode: Mode::HostOnly };
+        let spawn = |_j: usize| Ok(Box::new(Fake { poison: 0 }) as Box<dyn HostBackend>);
+        let mut ticks = 0;
+        let out = run(&model, &jobs, &cfg, &spawn, &mut |_| ticks += 1, &mut |_, _| {}, Duration::from_secs(60));
+        assert_eq!(out.results.len(), 50);
+        assert_eq!(out.not_run, 0);
+        assert!(out.results.iter().enumerate().all(|(i, r)| r.ordinal == i && r.id == format!("s{i}")));
+        assert_eq!(out.results.iter().map(|r| r.steps).sum::<u64>(), 100);
+        assert!(ticks >= 1);
+    }
+
+    #[test]
+    fn a_worker_that_cannot_start_leaves_scenarios_not_run() {
+        let model = KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
+        let jobs = vec![Job::Given {
+            scenario: Scenario {
+                id: "s".into(),
+                description: String::new(),
+                provenance: cases::Provenance::File { path: "t.json".into() },
+                program: prog(),
+            },
+            replay: String::new(),
+        }];
+        let cfg = RunConfig { jobs: 2, timeout: Duration::from_secs(1), mode: Mode::Full };
+        let spawn = |_j: usize| Err::<Box<dyn HostBackend>, String>("no exe".into());
+        let out = run(&model, &jobs, &cfg, &spawn, &mut |_| {}, &mut |_, _| {}, Duration::from_secs(60));
+        assert_eq!((out.results.len(), out.not_run, out.errors.len()), (0, 1, 1));
     }
 }

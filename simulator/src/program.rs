@@ -288,8 +288,9 @@ pub struct FileSpec {
     pub pages: u32,
 }
 
-/// How a mapping is backed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// How a mapping is backed. (Scenario JSON spells it inside `MapSpec` as `kind`/`file`/`offset`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Backing {
     /// MAP_PRIVATE|MAP_ANONYMOUS
     AnonPrivate,
