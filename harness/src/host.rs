@@ -1,9 +1,8 @@
 //! The host backend: long-lived, single-threaded worker processes that run scenarios on the real kernel.
 //!
 //! Public interface (fixed; the implementation lives in `worker.rs` / `observe_host.rs`):
-//! - `Worker::spawn()` re-executes the current binary as `madcheck worker` (never fork without exec:
-//!   the runner is multi-threaded).
-//! - `Worker::spawn(exe, cpu)` starts a worker (optionally pinned to a CPU).
+//! - `Worker::spawn(exe, cpu)` starts `exe worker` (never fork without exec: the runner is
+//!   multi-threaded), optionally pinned to a CPU.
 //! - `Worker::submit(&Program)` sends one framed scenario without waiting, so the caller can run the
 //!   simulator meanwhile; `Worker::collect(&Program, timeout) -> Result<HostRun, String>` then gathers
 //!   its observations (`Err` only for infrastructure failure). `Worker::run` = submit + collect.
@@ -229,10 +228,17 @@ impl Worker {
                 p.buf.drain(..e);
                 match frame {
                     Ok(Frame::Point { id, obs }) => points.push((id, obs)),
-                    Ok(Frame::Done { poisoned, error: None }) => {
+                    Ok(Frame::Done { poisoned, error: None, .. }) => {
                         return Ok(HostRun { points, poisoned, timed_out: false });
                     }
-                    Ok(Frame::Done { error: Some(e), .. }) => return Err(format!("worker: {e}")),
+                    Ok(Frame::Done { error: Some(e), exiting, .. }) => {
+                        if exiting {
+                            if let Some(p) = self.proc.take() {
+                                p.kill_and_reap();
+                            }
+                        }
+                        return Err(format!("worker: {e}"));
+                    }
                     Err(e) => {
                         if let Some(p) = self.proc.take() {
                             p.kill_and_reap();

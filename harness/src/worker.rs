@@ -22,8 +22,14 @@ use std::path::PathBuf;
 pub enum Frame {
     Point { id: StepId, obs: Observation },
     /// The end of one program. `error` is an infrastructure failure (the scenario says nothing);
-    /// `poisoned` means the host left the model's scope during the scenario.
-    Done { poisoned: Option<String>, error: Option<String> },
+    /// `poisoned` means the host left the model's scope during the scenario; `exiting` means the worker
+    /// exits right after this frame (its arena window is dirty), so the runner replaces it at once.
+    Done {
+        poisoned: Option<String>,
+        error: Option<String>,
+        #[serde(default)]
+        exiting: bool,
+    },
 }
 
 /// The environment variable that asks the worker to pin itself to one CPU.
@@ -132,17 +138,19 @@ fn serve(ctx: &mut Ctx) -> i32 {
             return fatal(&format!("read request body: {}", sys::strerror(e)));
         }
         let done = match serde_json::from_slice::<WireProgram>(&body) {
-            Err(e) => Frame::Done { poisoned: None, error: Some(format!("bad program frame: {e}")) },
+            Err(e) => Frame::Done { poisoned: None, error: Some(format!("bad program frame: {e}")), exiting: false },
             Ok(prog) => match run_program(ctx, &Program::from(prog), &out) {
-                Ok(poisoned) => Frame::Done { poisoned, error: None },
-                Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e) },
+                Ok(poisoned) => Frame::Done { poisoned, error: None, exiting: false },
+                Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e), exiting: false },
                 Err(Fatal::Output(e)) => return fatal(&e),
             },
         };
         let clean = sys::window_is_empty(ctx.win_lo, ctx.win_len);
         let done = match (clean, done) {
             (true, d) => d,
-            (false, _) => Frame::Done { poisoned: None, error: Some("arena window not empty after teardown".into()) },
+            (false, _) => {
+                Frame::Done { poisoned: None, error: Some("arena window not empty after teardown".into()), exiting: true }
+            }
         };
         if let Err(e) = out.send(&done) {
             return fatal(&e);
@@ -485,7 +493,7 @@ fn child_main(
     match r {
         Ok(()) => 0,
         Err(e) => {
-            let _ = out.send(&Frame::Done { poisoned: None, error: Some(e) });
+            let _ = out.send(&Frame::Done { poisoned: None, error: Some(e), exiting: false });
             2
         }
     }

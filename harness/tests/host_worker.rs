@@ -259,3 +259,34 @@ fn detect_host_facts() {
     assert_eq!(f.arch, "x86_64");
     assert!(f.max_map_count > 0);
 }
+
+#[test]
+fn zero_timeout_kills_the_worker_and_the_next_run_works() {
+    let mut w = worker();
+    let p = prog(r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"write","page":0,"fill":1}]}"#);
+    let r = w.run(&p, Duration::ZERO).expect("run");
+    assert!(r.timed_out);
+    assert!(w.pid().is_none());
+    let r = run(&mut w, &p);
+    assert_eq!(page(obs(&r, 0, None), 0).content, Some(Content::Fill(1)));
+}
+
+#[test]
+fn free_then_cold_counts_lazyfree() {
+    let mut w = worker();
+    let r = run(
+        &mut w,
+        &prog(
+            r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}],"steps":[
+            {"op":"write","page":0,"fill":1},{"op":"write","page":1,"fill":2},
+            {"op":"madvise","page":0,"len_pages":4,"advice":"FREE"},
+            {"op":"madvise","page":0,"len_pages":4,"advice":"COLD"}]}"#,
+        ),
+    );
+    // Reclaim anywhere on the host poisons the run; only an unpoisoned run says something.
+    if r.poisoned.is_none() {
+        let o = obs(&r, 3, None);
+        assert_eq!((o.vmas[0].rss, o.vmas[0].anon, o.vmas[0].lazyfree), (2, 2, 2), "{o:?}");
+        assert_eq!(page(o, 1).content, Some(Content::Fill(2)));
+    }
+}
