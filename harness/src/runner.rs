@@ -217,9 +217,15 @@ pub fn run(
             });
         }
         // The calling thread only watches: progress ~10×/s, checkpoints now and then.
+        // It polls finely so a short run is not padded to a whole progress tick.
         let mut last_checkpoint = Instant::now();
+        let mut last_tick = Instant::now();
         while live_threads.load(Ordering::Relaxed) > 0 {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(5));
+            if last_tick.elapsed() < Duration::from_millis(100) {
+                continue;
+            }
+            last_tick = Instant::now();
             progress(&snapshot(false));
             if last_checkpoint.elapsed() >= checkpoint_every {
                 let copy = results.lock().unwrap().clone();
