@@ -139,6 +139,11 @@ pub struct KernelModel {
     /// 6.18.y backport / 6.19+: GUARD_INSTALL sets the sticky `gu` flag.
     pub guard_vma_flag: bool,
     pub max_map_count: u64,
+    /// Read faults on file and shmem VMAs also map the cached neighbours in an aligned window of this
+    /// many pages (fault_around_bytes = 64 KiB by default since 3.15) [S mm/memory.c:do_fault_around].
+    pub fault_around_pages: u64,
+    /// Entries in one page table (PTRS_PER_PTE): fault-around never crosses a page-table boundary.
+    pub ptrs_per_pte: u64,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -197,6 +202,8 @@ impl KernelModel {
             guard_vma_flag: f.guard_vma_flag,
             max_map_count: f.max_map_count,
             mutations: Vec::new(),
+            fault_around_pages: (65536 / f.page_size).max(1),
+            ptrs_per_pte: f.page_size / 8,
             facts: f,
         }
     }

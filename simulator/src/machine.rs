@@ -114,8 +114,11 @@ pub struct FileObj {
     /// `Some(i)` for `files[i]`; `None` for anonymous shmem.
     pub file: Option<u32>,
     pub memfd: bool,
-    /// Current content of each page of the object.
+    /// Current content of each page of the object (its size is i_size).
     pub pages: Vec<Content>,
+    /// Whether each page is in the page cache (uptodate). Scenario files are written whole at creation;
+    /// anonymous shmem starts empty; a punched hole drops its pages.
+    pub cached: Vec<bool>,
 }
 
 /// A `vm_area_struct`.
@@ -191,6 +194,7 @@ impl Machine {
                 file: Some(i as u32),
                 memfd: f.kind == crate::program::FileKind::Memfd,
                 pages: (0..f.pages).map(|p| Content::FilePage { file: i as u32, page: p }).collect(),
+                cached: vec![true; f.pages as usize],
             })
             .collect();
         Machine {
@@ -435,28 +439,48 @@ impl Machine {
     }
 
     /// A read fault (or a read-populate) on `page` in vmas[i]: do_anonymous_page maps the zero page for
-    /// private anonymous memory; file and shmem faults map the page-cache page
-    /// [S 6.18 mm/memory.c:do_anonymous_page, do_read_fault, do_shared_fault].
-    fn fault_read(&mut self, i: usize, page: i64) {
+    /// private anonymous memory [S 6.18 mm/memory.c:do_anonymous_page]; a file or shmem read fault first
+    /// maps the cached, uptodate pages of an aligned window around the address (fault-around, clamped to
+    /// the VMA, the page table and i_size), then reads in the faulting page itself
+    /// [S 6.12 mm/memory.c:do_read_fault, do_fault_around; mm/filemap.c:filemap_map_pages,
+    /// next_uptodate_folio].
+    fn fault_read(&mut self, model: &KernelModel, i: usize, page: i64) {
         if self.pte(page) != Pte::None {
             return;
         }
         let v = self.vmas[i];
-        if v.is_anonymous() {
+        let Some(obj) = v.obj else {
             self.set_pte(page, Pte::Zero);
-        } else {
-            self.ensure_obj_page(&v, page);
-            self.set_pte(page, Pte::Cache);
+            return;
+        };
+        let nr = model.fault_around_pages as i64;
+        if nr > 1 {
+            let vpn = self.base_vpn() + page;
+            let ptrs = model.ptrs_per_pte as i64;
+            let pte_off = vpn.rem_euclid(ptrs);
+            let vma_off = page - v.start;
+            let from = (pte_off - pte_off.rem_euclid(nr)).max(pte_off - pte_off.min(vma_off));
+            let to = (from + nr).min(ptrs).min(pte_off + v.pages() - vma_off) - 1;
+            for off in from..=to {
+                let p = page + (off - pte_off);
+                let idx = v.obj_page(p);
+                let o = &self.objs[obj];
+                if self.pte(p) == Pte::None && idx < o.pages.len() && o.cached[idx] {
+                    self.set_pte(p, Pte::Cache);
+                }
+            }
         }
+        self.ensure_obj_page(&v, page);
+        self.set_pte(page, Pte::Cache);
     }
 
-    /// A shmem fault allocates the page if the object has none there (beyond the object → grow it with
-    /// zeros; only anonymous shmem objects are sized by their mapping).
+    /// A fault that needs the page allocates it in the page cache (a shmem hole, or a punched file range
+    /// read back as zeros).
     fn ensure_obj_page(&mut self, v: &Vma, page: i64) {
         let idx = v.obj_page(page);
         let o = &mut self.objs[v.obj.unwrap()];
-        if o.pages.len() <= idx {
-            o.pages.resize(idx + 1, Content::Zero);
+        if idx < o.cached.len() {
+            o.cached[idx] = true;
         }
     }
 
@@ -501,7 +525,7 @@ impl Machine {
 
     /// Populate [s, e) of vmas[i] as __mm_populate / populate_vma_page_range do: a write fault for
     /// private writable mappings (to break COW), a read fault otherwise [S 6.18 mm/gup.c].
-    fn populate(&mut self, i: usize, s: i64, e: i64) {
+    fn populate(&mut self, model: &KernelModel, i: usize, s: i64, e: i64) {
         let v = self.vmas[i];
         // "the VM_LOCKONFAULT case has never used faultin_page()" [S 6.12 mm/gup.c:populate_vma_page_range].
         if v.flags & vmf::LOCKONFAULT != 0 {
@@ -514,7 +538,7 @@ impl Machine {
                     self.fault_write(i, p, None);
                 }
             } else {
-                self.fault_read(i, p);
+                self.fault_read(model, i, p);
             }
         }
     }
@@ -583,7 +607,12 @@ impl Machine {
             Backing::AnonPrivate => (None, self.base_vpn() + s),
             Backing::AnonShared => {
                 // shmem_zero_setup: a fresh shmem object per mapping, pgoff 0.
-                self.objs.push(FileObj { file: None, memfd: true, pages: vec![Content::Zero; m.pages as usize] });
+                self.objs.push(FileObj {
+                    file: None,
+                    memfd: true,
+                    pages: vec![Content::Zero; m.pages as usize],
+                    cached: vec![false; m.pages as usize],
+                });
                 (Some(self.objs.len() - 1), 0)
             }
             Backing::FilePrivate { file, offset } | Backing::FileShared { file, offset } => {
@@ -598,7 +627,7 @@ impl Machine {
             // MAP_POPULATE / VM_LOCKED: mm_populate with errors ignored [S mm/mmap.c:do_mmap].
             let v = self.vmas[i];
             if v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) != 0 {
-                self.populate(i, s, e);
+                self.populate(model, i, s, e);
             }
         }
         Ret::Ok
@@ -712,7 +741,7 @@ impl Machine {
             if v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) == 0 {
                 return Ret::Err(Errno::ENOMEM);
             }
-            self.populate(i, a, b);
+            self.populate(model, i, a, b);
         }
         Ret::Ok
     }
@@ -944,6 +973,7 @@ impl Machine {
             let end = last.min(o.pages.len());
             for p in first.min(end)..end {
                 o.pages[p] = Content::Zero;
+                o.cached[p] = false;
             }
         }
         self.unmap_cache(obj, first, last);
@@ -969,7 +999,7 @@ impl Machine {
     // Accesses and fork.
 
     /// A user-space write of a whole page, or a read of one byte.
-    fn access(&mut self, page: i64, write: Option<u8>) -> StepOut {
+    fn access(&mut self, model: &KernelModel, page: i64, write: Option<u8>) -> StepOut {
         let Some(i) = self.vma_at(page) else { return StepOut::Fatal(Signal::SIGSEGV) };
         let v = self.vmas[i];
         match write {
@@ -986,7 +1016,7 @@ impl Machine {
                 if v.flags & vmf::READ == 0 {
                     return StepOut::Fatal(Signal::SIGSEGV);
                 }
-                self.fault_read(i, page);
+                self.fault_read(model, i, page);
             }
         }
         StepOut::Ret(Ret::Ok)
@@ -1041,8 +1071,8 @@ impl Machine {
                 let len = len_pages.wrapping_mul(ps).wrapping_add(len_bytes) as u64;
                 StepOut::Ret(self.madvise(model, start, len, advice.value())?)
             }
-            Step::Write { page, fill } => self.access(page as i64, Some(fill)),
-            Step::Read { page } => self.access(page as i64, None),
+            Step::Write { page, fill } => self.access(model, page as i64, Some(fill)),
+            Step::Read { page } => self.access(model, page as i64, None),
             Step::Mprotect { page, pages, prot } => {
                 StepOut::Ret(self.mprotect(model, page as i64, (page + pages) as i64, prot))
             }

@@ -88,10 +88,10 @@ const AP4: &str = r#"{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}"#;
     "EINVAL", "[0,2) rw-p rd wr mr mw me lo ac", "00")]
 #[case::free_on_file_is_einval(
     r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_private","file":0,"offset":0}],"steps":[{"op":"read","page":0},{"op":"madvise","page":0,"len_pages":2,"advice":"FREE"}]}"#,
-    "EINVAL", "[0,2) rw-p rd wr mr mw me ac", "f.")]
-#[case::dontneed_private_file_drops_cow_copy(
+    "EINVAL", "[0,2) rw-p rd wr mr mw me ac", "ff")]
+#[case::dontneed_private_file_drops_cow_copy_and_fault_around_maps_neighbours(
     r#"{"arena_pages":2,"files":[{"kind":"memfd","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_private","file":0,"offset":0}],"steps":[{"op":"write","page":0,"fill":9},{"op":"madvise","page":0,"len_pages":2,"advice":"DONTNEED"},{"op":"read","page":0}]}"#,
-    "0", "[0,2) rw-p rd wr mr mw me ac", "f.")]
+    "0", "[0,2) rw-p rd wr mr mw me ac", "ff")]
 #[case::remove_on_private_file_is_eacces(
     r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_private","file":0,"offset":0}],"steps":[{"op":"madvise","page":0,"len_pages":2,"advice":"REMOVE"}]}"#,
     "EACCES", "[0,2) rw-p rd wr mr mw me ac", "..")]
