@@ -711,7 +711,12 @@ impl Machine {
                 nf &= !vmf::ACCOUNT;
             }
             if nf != v.flags {
-                self.modify_flags(model, i, cur, end, nf);
+                let j = self.modify_flags(model, i, cur, end, nf);
+                // "Private VM_LOCKED VMA becoming writable: trigger COW to avoid major faults next time"
+                // [S 6.12 mm/mprotect.c:mprotect_fixup].
+                if v.flags & (vmf::WRITE | vmf::SHARED | vmf::LOCKED) == vmf::LOCKED && nf & vmf::WRITE != 0 {
+                    self.populate(model, j, cur, end);
+                }
             }
             cur = end;
         }
