@@ -388,8 +388,11 @@ pub fn render_summary(r: &Report, max_divergences: usize) -> String {
             let _ = writeln!(out, "    ... {} more reasons in the report", reasons.len() - 5);
         }
     }
-    for e in &r.expected_divergences {
+    for e in r.expected_divergences.iter().take(max_divergences) {
         let _ = writeln!(out, "  expected divergence {} at {} {}: {}", e.scenario, e.step, e.field, e.reason);
+    }
+    if r.expected_divergences.len() > max_divergences {
+        let _ = writeln!(out, "  ... {} more expected divergences (with reasons) in the report", r.expected_divergences.len() - max_divergences);
     }
     for e in &r.stale_expected_divergences {
         let _ = writeln!(
