@@ -180,6 +180,22 @@ impl Worker {
         self.proc.as_mut().ok_or_else(|| "no worker".to_string())
     }
 
+    /// Kill and reap the current process (if any) and start its replacement at once.
+    fn replace(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.kill_and_reap();
+        }
+        self.start_spare();
+    }
+
+    /// Start the next process now rather than at the next submit, so its exec and start-up overlap
+    /// the caller's own work (simulating, comparing). A failure here is reported by the next submit.
+    fn start_spare(&mut self) {
+        if self.proc.is_none() {
+            self.proc = Proc::start(&self.exe, self.cpu).ok();
+        }
+    }
+
     /// Send one program without waiting for its results.
     pub fn submit(&mut self, prog: &Program) -> Result<(), String> {
         if self.pending {
@@ -233,25 +249,19 @@ impl Worker {
                     }
                     Ok(Frame::Done { error: Some(e), exiting, .. }) => {
                         if exiting {
-                            if let Some(p) = self.proc.take() {
-                                p.kill_and_reap();
-                            }
+                            self.replace();
                         }
                         return Err(format!("worker: {e}"));
                     }
                     Err(e) => {
-                        if let Some(p) = self.proc.take() {
-                            p.kill_and_reap();
-                        }
+                        self.replace();
                         return Err(format!("undecodable frame from worker: {e}"));
                     }
                 }
             }
             let now = Instant::now();
             if now >= deadline {
-                if let Some(p) = self.proc.take() {
-                    p.kill_and_reap();
-                }
+                self.replace();
                 return Ok(HostRun { points, poisoned: None, timed_out: true });
             }
             let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
@@ -281,6 +291,7 @@ impl Worker {
     fn worker_died(&mut self, prog: &Program, mut points: Vec<(StepId, Observation)>) -> Result<HostRun, String> {
         let Some(p) = self.proc.take() else { return Err("no worker process".into()) };
         let status = p.kill_and_reap();
+        self.start_spare();
         match status.and_then(|s| s.signal()) {
             Some(sig) => {
                 let ids = prog.step_ids();

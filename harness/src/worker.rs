@@ -75,6 +75,14 @@ fn fatal(msg: &str) -> i32 {
 }
 
 pub fn worker_main() -> i32 {
+    // Scenarios kill workers with SIGSEGV/SIGBUS on purpose: never leave core files behind or spend time
+    // dumping. Non-dumpable also stops pipe core_pattern helpers; /proc/self stays readable by self.
+    // SAFETY: plain integer arguments.
+    unsafe {
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+    }
     if let Ok(cpu) = std::env::var(CPU_ENV) {
         match cpu.parse::<usize>() {
             Ok(cpu) if cpu < libc::CPU_SETSIZE as usize => {
