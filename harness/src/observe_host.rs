@@ -92,32 +92,29 @@ pub struct Observer {
     zero_pfn: Option<u64>,
     smaps: Fd,
     pagemap: Fd,
-    mem: Fd,
+    /// Opened on first use: only present pages in unreadable VMAs need it.
+    mem: Option<Fd>,
     text: Vec<u8>,
     pm: Vec<u8>,
     page_buf: Vec<u8>,
     pub classifier: Classifier,
 }
 
-fn open_proc_fds() -> Result<(Fd, Fd, Fd), String> {
-    Ok((
-        Fd::open(c"/proc/self/smaps", libc::O_RDONLY)?,
-        Fd::open(c"/proc/self/pagemap", libc::O_RDONLY)?,
-        Fd::open(c"/proc/self/mem", libc::O_RDONLY)?,
-    ))
+fn open_proc_fds() -> Result<(Fd, Fd), String> {
+    Ok((Fd::open(c"/proc/self/smaps", libc::O_RDONLY)?, Fd::open(c"/proc/self/pagemap", libc::O_RDONLY)?))
 }
 
 impl Observer {
     /// `zero_pfn` is the shared zero page's PFN when pagemap shows PFNs (see `probe_zero_pfn`).
     pub fn open(ps: usize, base: u64, zero_pfn: Option<u64>) -> Result<Observer, String> {
-        let (smaps, pagemap, mem) = open_proc_fds()?;
+        let (smaps, pagemap) = open_proc_fds()?;
         Ok(Observer {
             ps: ps as u64,
             base,
             zero_pfn,
             smaps,
             pagemap,
-            mem,
+            mem: None,
             text: Vec::with_capacity(16 << 10),
             pm: Vec::new(),
             page_buf: vec![0; ps],
@@ -127,10 +124,10 @@ impl Observer {
 
     /// Re-open the /proc fds in a forked child: inherited ones would describe the parent.
     pub fn reopen(&mut self) -> Result<(), String> {
-        let (smaps, pagemap, mem) = open_proc_fds()?;
+        let (smaps, pagemap) = open_proc_fds()?;
         self.smaps = smaps;
         self.pagemap = pagemap;
-        self.mem = mem;
+        self.mem = None;
         Ok(())
     }
 
@@ -223,7 +220,11 @@ impl Observer {
             return Ok(self.classifier.classify(bytes));
         }
         // /proc/self/mem reads with FOLL_FORCE, which works on PROT_NONE and exec-only pages.
-        let got = sys::pread_full(self.mem.0, &mut self.page_buf, addr)
+        if self.mem.is_none() {
+            self.mem = Some(Fd::open(c"/proc/self/mem", libc::O_RDONLY)?);
+        }
+        let fd = self.mem.as_ref().map_or(-1, |f| f.0);
+        let got = sys::pread_full(fd, &mut self.page_buf, addr)
             .map_err(|e| format!("pread /proc/self/mem at {addr:#x}: {}", sys::strerror(e)))?;
         if got != self.page_buf.len() {
             return Err(format!("short /proc/self/mem read at {addr:#x}: {got} bytes"));

@@ -115,6 +115,29 @@ pub fn pread_full(fd: RawFd, buf: &mut [u8], off: u64) -> Result<usize, i32> {
     Ok(got)
 }
 
+/// pwrite(2) the whole buffer at `off`, retrying on EINTR and short writes.
+pub fn pwrite_all(fd: RawFd, buf: &[u8], off: u64) -> Result<(), i32> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the buffer is valid for its length.
+        let n = unsafe {
+            libc::pwrite(fd, buf[done..].as_ptr().cast(), buf.len() - done, (off + done as u64) as libc::off_t)
+        };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(libc::EIO);
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
 pub fn strerror(e: i32) -> String {
     format!("{} (errno {e})", std::io::Error::from_raw_os_error(e))
 }

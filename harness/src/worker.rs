@@ -55,6 +55,10 @@ struct Ctx {
     win_len: u64,
     tmp: PathBuf,
     obs: Observer,
+    file_buf: Vec<u8>,
+    /// /proc/vmstat, kept open: it is read twice per MADV_FREE scenario.
+    vmstat: Option<Fd>,
+    vmstat_buf: Vec<u8>,
 }
 
 /// Where frames go: stdout in the worker, a pipe in a forked child.
@@ -121,7 +125,7 @@ pub fn worker_main() -> i32 {
     if let Err(e) = std::fs::create_dir(&tmp) {
         return fatal(&format!("create {}: {e}", tmp.display()));
     }
-    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs };
+    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs, file_buf: Vec::new(), vmstat: None, vmstat_buf: Vec::new() };
     let code = serve(&mut ctx);
     let _ = std::fs::remove_dir_all(&ctx.tmp);
     code
@@ -185,8 +189,14 @@ fn uses_free(steps: &[Step]) -> bool {
 }
 
 /// Sum of the `pgsteal_*` counters: pages reclaimed by anyone.
-fn pgsteal() -> Result<u64, String> {
-    let text = std::fs::read_to_string("/proc/vmstat").map_err(|e| format!("read /proc/vmstat: {e}"))?;
+fn pgsteal(ctx: &mut Ctx) -> Result<u64, String> {
+    if ctx.vmstat.is_none() {
+        ctx.vmstat = Some(Fd::open(c"/proc/vmstat", libc::O_RDONLY)?);
+    }
+    let fd = ctx.vmstat.as_ref().map_or(-1, |f| f.0);
+    ctx.vmstat_buf.resize(64 << 10, 0);
+    let n = sys::pread_full(fd, &mut ctx.vmstat_buf, 0).map_err(|e| format!("read /proc/vmstat: {}", sys::strerror(e)))?;
+    let text = String::from_utf8_lossy(&ctx.vmstat_buf[..n]);
     Ok(text
         .lines()
         .filter(|l| l.starts_with("pgsteal_"))
@@ -198,7 +208,7 @@ fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Option<String
     if prog.arena_pages > ARENA.max_pages {
         return Err(Fatal::Scenario(format!("arena_pages {} exceeds {}", prog.arena_pages, ARENA.max_pages)));
     }
-    let before = if uses_free(&prog.steps) { Some(pgsteal().map_err(Fatal::Scenario)?) } else { None };
+    let before = if uses_free(&prog.steps) { Some(pgsteal(ctx).map_err(Fatal::Scenario)?) } else { None };
     let r = (|| {
         let files = create_files(ctx, prog).map_err(Fatal::Scenario)?;
         for (i, m) in prog.maps.iter().enumerate() {
@@ -226,7 +236,7 @@ fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Option<String
     unsafe { libc::munmap(ctx.win_lo as *mut libc::c_void, ctx.win_len as usize) };
     r?;
     if let Some(before) = before {
-        let after = pgsteal().map_err(Fatal::Scenario)?;
+        let after = pgsteal(ctx).map_err(Fatal::Scenario)?;
         if after != before {
             return Ok(Some(format!("reclaim during scenario: pgsteal +{}", after.wrapping_sub(before))));
         }
@@ -258,14 +268,15 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
                 Fd(fd)
             }
         };
+        // The whole file in one pwrite, assembled from the cached pages.
         let ps = ctx.ps as usize;
+        ctx.file_buf.clear();
         for n in 0..spec.pages {
-            let bytes = ctx.obs.classifier.file_page(i as u32, n, ps);
-            // SAFETY: `bytes` is valid for `ps` bytes.
-            let w = unsafe { libc::pwrite(fd.0, bytes.as_ptr().cast(), ps, (n as u64 * ctx.ps) as libc::off_t) };
-            if w != ps as isize {
-                return Err(format!("file {i}: pwrite page {n}: {}", sys::strerror(sys::errno())));
-            }
+            let page = ctx.obs.classifier.file_page(i as u32, n, ps);
+            ctx.file_buf.extend_from_slice(page);
+        }
+        if let Err(e) = sys::pwrite_all(fd.0, &ctx.file_buf, 0) {
+            return Err(format!("file {i}: pwrite {} pages: {}", spec.pages, sys::strerror(e)));
         }
         // SAFETY: a zeroed stat is a valid out-parameter.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
