@@ -244,7 +244,10 @@ impl Worker {
                 p.buf.drain(..e);
                 match frame {
                     Ok(Frame::Point { id, obs }) => points.push((id, obs)),
-                    Ok(Frame::Done { poisoned, error: None, .. }) => {
+                    Ok(Frame::Done { poisoned, error: None, exiting }) => {
+                        if exiting {
+                            self.replace();
+                        }
                         return Ok(HostRun { points, poisoned, timed_out: false });
                     }
                     Ok(Frame::Done { error: Some(e), exiting, .. }) => {

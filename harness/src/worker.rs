@@ -59,7 +59,14 @@ struct Ctx {
     /// /proc/vmstat, kept open: it is read twice per MADV_FREE scenario.
     vmstat: Option<Fd>,
     vmstat_buf: Vec<u8>,
+    /// A successful advice left process-wide state behind (KSM or khugepaged registration of the mm,
+    /// memory-failure injection): the worker exits after this scenario and the runner replaces it.
+    tainted: std::cell::Cell<bool>,
 }
+
+/// Advice whose success changes the process, not just the range: MERGEABLE, HUGEPAGE, COLLAPSE,
+/// HWPOISON, SOFT_OFFLINE (perf-floor.md, "What this means for the harness design").
+const PROCESS_WIDE_ADVICE: [i32; 5] = [12, 14, 25, 100, 101];
 
 /// Where frames go: stdout in the worker, a pipe in a forked child.
 struct Out {
@@ -125,7 +132,7 @@ pub fn worker_main() -> i32 {
     if let Err(e) = std::fs::create_dir(&tmp) {
         return fatal(&format!("create {}: {e}", tmp.display()));
     }
-    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs, file_buf: Vec::new(), vmstat: None, vmstat_buf: Vec::new() };
+    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs, file_buf: Vec::new(), vmstat: None, vmstat_buf: Vec::new(), tainted: Default::default() };
     let code = serve(&mut ctx);
     let _ = std::fs::remove_dir_all(&ctx.tmp);
     code
@@ -158,7 +165,9 @@ fn serve(ctx: &mut Ctx) -> i32 {
             },
         };
         let clean = sys::window_is_empty(ctx.win_lo, ctx.win_len);
+        let tainted = ctx.tainted.get();
         let done = match (clean, done) {
+            (true, Frame::Done { poisoned, error, .. }) => Frame::Done { poisoned, error, exiting: tainted },
             (true, d) => d,
             (false, _) => {
                 Frame::Done { poisoned: None, error: Some("arena window not empty after teardown".into()), exiting: true }
@@ -169,6 +178,9 @@ fn serve(ctx: &mut Ctx) -> i32 {
         }
         if !clean {
             return fatal("the arena window is not empty after teardown");
+        }
+        if tainted {
+            return 0;
         }
     }
 }
@@ -365,7 +377,11 @@ fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<Ret, String
             Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
                 let addr = ctx.base.wrapping_add((page as u64).wrapping_mul(ps)).wrapping_add(offset as u64);
                 let len = (len_pages as u64).wrapping_mul(ps).wrapping_add(len_bytes as u64);
-                ret_of(libc::madvise(addr as *mut libc::c_void, len as usize, advice.value()) as libc::c_long)
+                let ret = ret_of(libc::madvise(addr as *mut libc::c_void, len as usize, advice.value()) as libc::c_long);
+                if ret == Ret::Ok && PROCESS_WIDE_ADVICE.contains(&advice.value()) {
+                    ctx.tainted.set(true);
+                }
+                ret
             }
             Step::Write { page, fill } => {
                 let p = page_addr(ctx, page) as *mut u8;

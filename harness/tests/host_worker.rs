@@ -291,3 +291,21 @@ fn free_then_cold_counts_lazyfree() {
         assert_eq!(page(o, 1).content, Some(Content::Fill(2)));
     }
 }
+
+#[test]
+fn process_wide_advice_recycles_the_worker() {
+    let mut w = worker();
+    let p = prog(
+        r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[
+        {"op":"madvise","page":0,"len_pages":2,"advice":"MERGEABLE"}]}"#,
+    );
+    let first = w.pid();
+    let r = run(&mut w, &p);
+    assert_eq!(obs(&r, 0, None).ret, Ret::Ok);
+    assert!(obs(&r, 0, None).vmas[0].flags.iter().any(|f| f == "mg"));
+    assert_ne!(w.pid(), first, "a worker registered with ksmd must be replaced");
+    let second = w.pid();
+    let r = run(&mut w, &prog(r#"{"arena_pages":1,"maps":[],"steps":[{"op":"madvise","page":0,"len_pages":1,"advice":"NORMAL"}]}"#));
+    assert_eq!(obs(&r, 0, None).ret, Ret::Err(Errno::ENOMEM));
+    assert_eq!(w.pid(), second);
+}
