@@ -30,6 +30,16 @@ pub const GENERATED_ADVICE: &[Advice] = &[
     Advice::Dodump,
     Advice::Wipeonfork,
     Advice::Keeponfork,
+    Advice::Cold,
+    Advice::Pageout,
+    Advice::PopulateRead,
+    Advice::PopulateWrite,
+    Advice::DontneedLocked,
+    Advice::Collapse,
+    Advice::Hugepage,
+    Advice::Nohugepage,
+    Advice::Mergeable,
+    Advice::Unmergeable,
 ];
 
 /// Raw advice values no kernel knows (holes in the numbering, negatives, huge), drawn for ~5% of calls.

@@ -1,5 +1,5 @@
 //! Detect the host's `KernelFacts`: uname, page size, /proc/config.gz, swap, THP mode, capabilities,
-//! and two probes (pagemap PFN visibility, the `gu` guard VmFlag).
+//! whether ksmd runs, and two probes (pagemap PFN visibility, the `gu` guard VmFlag).
 //!
 //! Invariant: detection only reads, and each probe undoes what it maps. A fact that cannot be known is
 //! `None` or a documented default; a file that must exist but cannot be read is an `Err` naming it.
@@ -33,6 +33,12 @@ pub fn detect_host() -> Result<KernelFacts, String> {
         .map_err(|e| format!("read /proc/sys/vm/max_map_count: {e}"))?;
     let max_map_count =
         mmc.trim().parse().map_err(|_| format!("unparsable /proc/sys/vm/max_map_count: {:?}", mmc.trim()))?;
+    // No KSM sysfs directory (CONFIG_KSM off) means ksmd cannot run.
+    let ksm_running = match std::fs::read_to_string("/sys/kernel/mm/ksm/run") {
+        Ok(s) => s.trim() == "1",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(format!("read /sys/kernel/mm/ksm/run: {e}")),
+    };
     Ok(KernelFacts {
         version: KernelFacts::parse_version(&release),
         release,
@@ -45,6 +51,7 @@ pub fn detect_host() -> Result<KernelFacts, String> {
         pfn_visible,
         guard_vma_flag,
         max_map_count,
+        ksm_running,
     })
 }
 

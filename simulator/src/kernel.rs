@@ -40,6 +40,9 @@ pub struct KernelFacts {
     pub guard_vma_flag: bool,
     /// `vm.max_map_count`.
     pub max_map_count: u64,
+    /// ksmd is running (`/sys/kernel/mm/ksm/run` = 1): pages in MERGEABLE VMAs may be merged at any time.
+    #[serde(default)]
+    pub ksm_running: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -90,6 +93,7 @@ impl KernelFacts {
             pfn_visible: true,
             guard_vma_flag: version >= (6, 18, 0) && name == "6.18",
             max_map_count: 65530,
+            ksm_running: false,
         })
     }
 }
@@ -142,8 +146,17 @@ pub struct KernelModel {
     /// Read faults on file and shmem VMAs also map the cached neighbours in an aligned window of this
     /// many pages (fault_around_bytes = 64 KiB by default since 3.15) [S mm/memory.c:do_fault_around].
     pub fault_around_pages: u64,
-    /// Entries in one page table (PTRS_PER_PTE): fault-around never crosses a page-table boundary.
+    /// Entries in one page table (PTRS_PER_PTE): fault-around never crosses a page-table boundary, and a
+    /// PMD-mapped THP covers this many pages.
     pub ptrs_per_pte: u64,
+    /// MADV_POPULATE_(READ|WRITE) fault the range linearly outside the VMA walk and stop at the first
+    /// hole or unsuitable VMA (631426ba1d45, v6.9; UNVERIFIED release); before, they ran per VMA inside
+    /// the walk (holes → ENOMEM at the end) [S 6.1 mm/madvise.c:madvise_populate; S 6.12 same].
+    pub populate_linear: bool,
+    /// THP sysfs mode, which decides whether anonymous faults may allocate a PMD THP.
+    pub thp_mode: crate::kernel::ThpMode,
+    /// ksmd merges pages asynchronously.
+    pub ksm_running: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -203,6 +216,9 @@ impl KernelModel {
             max_map_count: f.max_map_count,
             mutations: Vec::new(),
             fault_around_pages: (65536 / f.page_size).max(1),
+            populate_linear: at_least(6, 9),
+            thp_mode: f.thp,
+            ksm_running: f.ksm_running,
             ptrs_per_pte: f.page_size / 8,
             facts: f,
         }

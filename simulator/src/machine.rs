@@ -153,8 +153,8 @@ pub enum Pte {
     /// The shared zero page.
     Zero,
     /// A private anonymous page (including a COW copy in a private file mapping). `lazy`: marked by
-    /// MADV_FREE and still clean.
-    Anon { content: Content, lazy: bool },
+    /// MADV_FREE and still clean. `shared`: still COW-shared with a live forked process (mapcount 2).
+    Anon { content: Content, lazy: bool, shared: bool },
     /// The page-cache page of the VMA's object at this address.
     Cache,
 }
@@ -175,10 +175,16 @@ pub struct Machine {
     punched: Vec<(usize, usize, usize)>,
     /// Set when a step reached behaviour the model does not know; the step then answers Unsupported.
     unknown: Option<String>,
+    /// While this machine is a forked child: the (object, page) of every page-cache page the waiting
+    /// parent maps, which count in the child's mapcounts.
+    parent_cache_maps: Vec<(usize, usize)>,
 }
 
 /// Why a step could not be modelled.
 type Unsupported = String;
+
+/// GUARD_INSTALL/GUARD_REMOVE are modelled (guard markers as swap-format PTEs).
+const GUARDS_MODELLED: bool = false;
 
 /// Outcome of one step on the model.
 enum StepOut {
@@ -209,6 +215,7 @@ impl Machine {
             next_anon_vma: 1,
             punched: Vec::new(),
             unknown: None,
+            parent_cache_maps: Vec::new(),
         }
     }
 
@@ -453,6 +460,7 @@ impl Machine {
         }
         let v = self.vmas[i];
         let Some(obj) = v.obj else {
+            self.check_thp(model, &v);
             self.set_pte(page, Pte::Zero);
             return;
         };
@@ -500,7 +508,7 @@ impl Machine {
 
     /// A write fault on `page` in vmas[i] that stores `data` (None: break COW / allocate without changing
     /// bytes, as GUP with FOLL_WRITE does when populating).
-    fn fault_write(&mut self, i: usize, page: i64, data: Option<Content>) {
+    fn fault_write(&mut self, model: &KernelModel, i: usize, page: i64, data: Option<Content>) {
         let v = self.vmas[i];
         if v.flags & vmf::SHARED != 0 || (v.obj.is_some() && v.flags & vmf::MAYSHARE != 0) {
             // Shared: the page-cache page itself is written [S mm/memory.c:do_shared_fault].
@@ -526,8 +534,11 @@ impl Machine {
                 }
             },
         };
+        if v.obj.is_none() {
+            self.check_thp(model, &v);
+        }
         self.anon_vma_prepare(i);
-        self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false });
+        self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false });
     }
 
     /// Drop the PTEs of [s, e) (zap_page_range_single / unmap).
@@ -549,7 +560,7 @@ impl Machine {
         for p in s..e {
             if write {
                 if !matches!(self.pte(p), Pte::Anon { .. }) {
-                    self.fault_write(i, p, None);
+                    self.fault_write(model, i, p, None);
                 }
             } else {
                 self.fault_read(model, i, p);
@@ -826,22 +837,64 @@ impl Machine {
         let s = ((start as i128 - base) / ps as i128) as i64;
         let e = ((end as i128 - base) / ps as i128) as i64;
         match adv {
-            Advice::Normal
-            | Advice::Random
-            | Advice::Sequential
-            | Advice::Dontfork
-            | Advice::Dofork
-            | Advice::Dontdump
-            | Advice::Dodump
-            | Advice::Wipeonfork
-            | Advice::Keeponfork
-            | Advice::Willneed
-            | Advice::Dontneed
-            | Advice::Free
-            | Advice::Remove => {}
-            other => return Err(format!("advice {} is not modelled yet", other.name())),
+            Advice::Hwpoison | Advice::SoftOffline => {
+                return Err(format!("advice {} (memory-failure injection) is not modelled yet", adv.name()))
+            }
+            Advice::GuardInstall | Advice::GuardRemove if !GUARDS_MODELLED => {
+                return Err(format!("advice {} is not modelled yet", adv.name()))
+            }
+            Advice::PopulateRead | Advice::PopulateWrite if model.populate_linear => {
+                return Ok(self.populate_linear(model, adv == Advice::PopulateWrite, s, e));
+            }
+            _ => {}
         }
         Ok(self.walk(model, adv, s, e))
+    }
+
+    /// 6.9+: madvise_populate → faultin_page_range over [s, e) in address order; a hole → ENOMEM, a VMA
+    /// the access is not allowed on → EINVAL, both after the pages before it were faulted in
+    /// [S 6.12 mm/madvise.c:madvise_populate, mm/gup.c:faultin_page_range, __get_user_pages
+    /// (FOLL_MADV_POPULATE), check_vma_flags].
+    fn populate_linear(&mut self, model: &KernelModel, write: bool, s: i64, e: i64) -> Ret {
+        let mut cur = s;
+        while cur < e {
+            let Some(i) = self.vma_at(cur) else { return Ret::Err(Errno::ENOMEM) };
+            let end = self.vmas[i].end.min(e);
+            if let Err(errno) = self.populate_vma(model, i, cur, end, write) {
+                return Ret::Err(errno);
+            }
+            cur = end;
+        }
+        Ret::Ok
+    }
+
+    /// Fault in [s, e) of vmas[i] as MADV_POPULATE_(READ|WRITE) does, without FOLL_FORCE.
+    fn populate_vma(&mut self, model: &KernelModel, i: usize, s: i64, e: i64, write: bool) -> Result<(), Errno> {
+        let v = self.vmas[i];
+        // check_vma_flags: VM_IO|VM_PFNMAP, missing VM_WRITE for a write, missing VM_READ for a read
+        // → -EFAULT, which FOLL_MADV_POPULATE reports as -EINVAL [S 6.12 mm/gup.c].
+        if v.flags & (vmf::IO | vmf::PFNMAP) != 0
+            || (write && v.flags & vmf::WRITE == 0)
+            || (!write && v.flags & vmf::READ == 0)
+        {
+            return Err(Errno::EINVAL);
+        }
+        for p in s..e {
+            if write {
+                // A write fault: allocate or COW-break; shared mappings just map (and dirty) the page.
+                let needs = match self.pte(p) {
+                    Pte::Anon { shared, .. } => shared,
+                    Pte::Cache => v.flags & vmf::SHARED == 0,
+                    _ => true,
+                };
+                if needs {
+                    self.fault_write(model, i, p, None);
+                }
+            } else {
+                self.fault_read(model, i, p);
+            }
+        }
+        Ok(())
     }
 
     /// madvise_walk_vmas: apply per VMA; a hole sets ENOMEM but the walk goes on; the first per-VMA
@@ -920,13 +973,73 @@ impl Machine {
                 // madvise_free_pte_range: present anon pages are marked lazy-free (clean); the zero
                 // page and empty PTEs are skipped [S 6.18 mm/madvise.c].
                 for p in s..e {
-                    if let Pte::Anon { content, .. } = self.pte(p) {
-                        self.set_pte(p, Pte::Anon { content, lazy: true });
+                    if let Pte::Anon { content, shared, .. } = self.pte(p) {
+                        self.set_pte(p, Pte::Anon { content, lazy: true, shared });
                     }
                 }
                 return Ok(());
             }
             Advice::Remove => return self.remove(model, i, s, e),
+            Advice::DontneedLocked => {
+                // Like DONTNEED, but VM_LOCKED is allowed (5.18, 9457056ac426) [S 6.12
+                // mm/madvise.c:madvise_dontneed_free_valid_vma].
+                if v.flags & vmf::PFNMAP != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                self.zap(s, e);
+                return Ok(());
+            }
+            Advice::Cold | Advice::Pageout => {
+                // can_madv_lru_vma [S 6.12 mm/madvise.c].
+                if v.flags & (vmf::LOCKED | vmf::PFNMAP | vmf::HUGETLB) != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                if adv == Advice::Pageout {
+                    self.pageout(i, s, e);
+                }
+                // COLD only deactivates pages and clears young bits: nothing a process can observe
+                // besides timing [T spec §5 COLD].
+                return Ok(());
+            }
+            Advice::PopulateRead | Advice::PopulateWrite => {
+                // ≤6.8: per VMA inside the walk [S 6.1 mm/madvise.c:madvise_populate].
+                return self.populate_vma(model, i, s, e, adv == Advice::PopulateWrite);
+            }
+            Advice::Collapse => {
+                // thp_vma_allowable_order(.., PMD_ORDER) without sysfs enforcement: VM_NOHUGEPAGE,
+                // VM_SPECIAL/VM_HUGETLB, or a VMA that cannot hold one aligned PMD → EINVAL
+                // [S 6.12 mm/khugepaged.c:madvise_collapse, mm/huge_memory.c:__thp_vma_allowable_orders].
+                if v.flags & (vmf::NOHUGEPAGE | vmf::SPECIAL | vmf::HUGETLB) != 0 || !self.holds_pmd(model, &v) {
+                    return Err(Errno::EINVAL);
+                }
+                self.unknown.get_or_insert_with(|| "MADV_COLLAPSE on a VMA large enough for a PMD THP is not modelled".into());
+                return Ok(());
+            }
+            Advice::Hugepage => {
+                nf = (nf & !vmf::NOHUGEPAGE) | vmf::HUGEPAGE;
+            }
+            Advice::Nohugepage => {
+                nf = (nf & !vmf::HUGEPAGE) | vmf::NOHUGEPAGE;
+            }
+            Advice::Mergeable => {
+                // ksm_madvise: ignored (0, no flag, no split) on KSM-incompatible VMAs
+                // [S 6.12 mm/ksm.c:ksm_madvise, vma_ksm_compatible].
+                let incompatible = vmf::SHARED | vmf::MAYSHARE | vmf::PFNMAP | vmf::IO | vmf::DONTEXPAND | vmf::HUGETLB | vmf::MIXEDMAP;
+                if nf & vmf::MERGEABLE != 0 || nf & incompatible != 0 {
+                    return Ok(());
+                }
+                if model.ksm_running {
+                    self.unknown.get_or_insert_with(|| "ksmd is running: KSM merging is asynchronous and not modelled".into());
+                }
+                nf |= vmf::MERGEABLE;
+            }
+            Advice::Unmergeable => {
+                // No KSM page can exist while ksmd is stopped, so unmerge_ksm_pages has nothing to break.
+                if nf & vmf::MERGEABLE == 0 {
+                    return Ok(());
+                }
+                nf &= !vmf::MERGEABLE;
+            }
             Advice::Normal => nf &= !(vmf::RAND_READ | vmf::SEQ_READ),
             Advice::Sequential => nf = (nf & !vmf::RAND_READ) | vmf::SEQ_READ,
             Advice::Random => {
@@ -963,6 +1076,52 @@ impl Machine {
             self.modify_flags(model, i, s, e, nf);
         }
         Ok(())
+    }
+
+    /// An anonymous fault in a VMA that holds an aligned PMD may allocate a PMD THP (or map the huge zero
+    /// page) when THP is `always`, or `madvise` with VM_HUGEPAGE, and the VMA is not VM_NOHUGEPAGE
+    /// [S 6.12 mm/memory.c:__handle_mm_fault, mm/huge_memory.c:do_huge_pmd_anonymous_page]. Not modelled.
+    fn check_thp(&mut self, model: &KernelModel, v: &Vma) {
+        use crate::kernel::ThpMode;
+        let wanted = match model.thp_mode {
+            ThpMode::Always => true,
+            ThpMode::Madvise => v.flags & vmf::HUGEPAGE != 0,
+            ThpMode::Never | ThpMode::Unavailable => false,
+        };
+        if wanted && v.flags & vmf::NOHUGEPAGE == 0 && self.holds_pmd(model, v) {
+            self.unknown.get_or_insert_with(|| "an anonymous fault that may allocate a PMD THP is not modelled".into());
+        }
+    }
+
+    /// Does `v` contain a PMD-aligned, PMD-sized range (thp_vma_suitable_order with addr = vm_end - PMD)?
+    fn holds_pmd(&self, model: &KernelModel, v: &Vma) -> bool {
+        let pmd = model.ptrs_per_pte as i64;
+        let vpn_end = self.base_vpn() + v.end;
+        let haddr = (vpn_end - pmd).div_euclid(pmd) * pmd;
+        let file_aligned = v.obj.is_none() || ((self.base_vpn() + v.start) - v.pgoff).rem_euclid(pmd) == 0;
+        haddr >= self.base_vpn() + v.start && haddr + pmd <= vpn_end && file_aligned
+    }
+
+    /// MADV_PAGEOUT's reclaim of [s, e) of vmas[i], with no swap device: exclusively mapped page-cache and
+    /// shmem pages are unmapped (dirty ones stay cached: madvise is not kswapd, so reclaim only unmaps
+    /// and re-activates them), clean lazy-free anonymous pages are discarded, other anonymous pages stay
+    /// (add_to_swap fails), the zero page is skipped, and pages mapped more than once are left alone
+    /// [S 6.12 mm/madvise.c:madvise_cold_or_pageout_pte_range; mm/vmscan.c:shrink_folio_list;
+    /// mm/rmap.c:try_to_unmap_one; T spec §5 PAGEOUT].
+    fn pageout(&mut self, i: usize, s: i64, e: i64) {
+        let v = self.vmas[i];
+        for p in s..e {
+            match self.pte(p) {
+                Pte::Anon { lazy: true, shared: false, .. } => self.set_pte(p, Pte::None),
+                Pte::Cache => {
+                    let obj = v.obj.unwrap();
+                    if self.cache_mapcount(obj, v.obj_page(p)) == 1 {
+                        self.set_pte(p, Pte::None);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// madvise_remove [S 6.18 mm/madvise.c]: VM_LOCKED → EINVAL; no file → EINVAL; not a shared
@@ -1027,7 +1186,7 @@ impl Machine {
                     return StepOut::Fatal(Signal::SIGSEGV);
                 }
                 let c = if fill == 0 { Content::Zero } else { Content::Fill(fill) };
-                self.fault_write(i, page, Some(c));
+                self.fault_write(model, i, page, Some(c));
             }
             None => {
                 // x86 and arm64: any of read/write/exec makes a page readable by the fault handler's
@@ -1046,6 +1205,11 @@ impl Machine {
     fn fork_child(&self) -> Machine {
         let mut c = self.clone();
         c.punched.clear();
+        c.parent_cache_maps = self
+            .vmas
+            .iter()
+            .flat_map(|v| (v.start..v.end).filter(|&p| self.pte(p) == Pte::Cache).map(move |p| (v.obj.unwrap(), v.obj_page(p))))
+            .collect();
         c.vmas.clear();
         c.ptes = vec![Pte::None; self.ptes.len()];
         for v in &self.vmas {
@@ -1072,8 +1236,10 @@ impl Machine {
             // (or PFNMAP/MIXEDMAP, uffd-wp).
             if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP) != 0 {
                 for p in v.start..v.end {
-                    let pte = self.pte(p);
-                    // A lazy-free page stays lazy in both (the PTE is copied clean).
+                    let pte = match self.pte(p) {
+                        Pte::Anon { content, lazy, .. } => Pte::Anon { content, lazy, shared: true },
+                        other => other,
+                    };
                     c.set_pte(p, pte);
                 }
             }
@@ -1197,11 +1363,13 @@ impl Machine {
 
     /// How many PTEs of this process map page `page` of object `obj`.
     fn cache_mapcount(&self, obj: usize, page: usize) -> usize {
-        self.vmas
+        let here: usize = self
+            .vmas
             .iter()
             .filter(|v| v.obj == Some(obj))
             .map(|v| (v.start..v.end).filter(|&p| v.obj_page(p) == page && self.pte(p) == Pte::Cache).count())
-            .sum()
+            .sum();
+        here + self.parent_cache_maps.iter().filter(|&&m| m == (obj, page)).count()
     }
 }
 
