@@ -6,7 +6,7 @@
 //! - `Worker::submit(&Program)` sends one framed scenario without waiting, so the caller can run the
 //!   simulator meanwhile; `Worker::collect(&Program, timeout) -> Result<HostRun, String>` then gathers
 //!   its observations (`Err` only for infrastructure failure). `Worker::run` = submit + collect.
-//!   A worker that died or hung is replaced transparently at the next submit.
+//!   A worker that died or hung is replaced transparently (from a pre-started spare once one died).
 //! - `worker_main()` is what `madcheck worker` calls: it serves scenarios from stdin until EOF.
 
 use simulator::observe::Observation;
@@ -47,6 +47,9 @@ pub struct Worker {
     exe: PathBuf,
     cpu: Option<usize>,
     proc: Option<Proc>,
+    /// A started, idle process kept ready once this handle has had to replace one, so the next
+    /// replacement costs nothing on the scenario's path (scenarios that die by a signal are common).
+    spare: Option<Proc>,
     /// A program was submitted and not yet collected.
     pending: bool,
 }
@@ -156,7 +159,7 @@ impl Worker {
     /// Start `exe worker`, pinned to `cpu` if given.
     pub fn spawn(exe: &Path, cpu: Option<usize>) -> std::io::Result<Worker> {
         let proc = Proc::start(exe, cpu)?;
-        Ok(Worker { exe: exe.to_path_buf(), cpu, proc: Some(proc), pending: false })
+        Ok(Worker { exe: exe.to_path_buf(), cpu, proc: Some(proc), spare: None, pending: false })
     }
 
     /// The worker process's pid, if one is running.
@@ -173,8 +176,11 @@ impl Worker {
             if let Some(p) = self.proc.take() {
                 p.kill_and_reap();
             }
-            let p = Proc::start(&self.exe, self.cpu)
-                .map_err(|e| format!("cannot start worker {}: {e}", self.exe.display()))?;
+            let p = match self.take_spare() {
+                Some(p) => p,
+                None => Proc::start(&self.exe, self.cpu)
+                    .map_err(|e| format!("cannot start worker {}: {e}", self.exe.display()))?,
+            };
             self.proc = Some(p);
         }
         self.proc.as_mut().ok_or_else(|| "no worker".to_string())
@@ -192,7 +198,21 @@ impl Worker {
     /// the caller's own work (simulating, comparing). A failure here is reported by the next submit.
     fn start_spare(&mut self) {
         if self.proc.is_none() {
-            self.proc = Proc::start(&self.exe, self.cpu).ok();
+            self.proc = self.take_spare().or_else(|| Proc::start(&self.exe, self.cpu).ok());
+        }
+        if self.spare.is_none() {
+            self.spare = Proc::start(&self.exe, self.cpu).ok();
+        }
+    }
+
+    /// The spare process, if it is still alive.
+    fn take_spare(&mut self) -> Option<Proc> {
+        let mut p = self.spare.take()?;
+        if matches!(p.child.try_wait(), Ok(None)) {
+            Some(p)
+        } else {
+            p.kill_and_reap();
+            None
         }
     }
 
@@ -327,10 +347,13 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            // Closing stdin lets an idle worker exit and clean up after itself; give it a moment, then kill.
+        let mut procs: Vec<Proc> = self.proc.take().into_iter().chain(self.spare.take()).collect();
+        // Closing stdin lets an idle worker exit and clean up after itself; give it a moment, then kill.
+        for p in &mut procs {
             p.stdin = None;
-            let deadline = Instant::now() + Duration::from_millis(500);
+        }
+        let deadline = Instant::now() + Duration::from_millis(500);
+        for mut p in procs {
             while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
