@@ -128,6 +128,9 @@ pub struct RunConfig {
     pub jobs: usize,
     pub timeout: Duration,
     pub mode: Mode,
+    /// Run-wide flags a replay needs too (` --mutate X`, ` --profile-facts F`), appended to every replay
+    /// command so it reproduces the same model.
+    pub replay_extra: String,
 }
 
 /// A snapshot for the progress display.
@@ -265,7 +268,7 @@ fn run_one(
     cfg: &RunConfig,
     backend: Option<&mut (dyn HostBackend + 'static)>,
 ) -> ScenarioResult {
-    let replay = job.replay();
+    let replay = job.replay() + &cfg.replay_extra;
     let scenario = match catch_unwind(AssertUnwindSafe(|| job.scenario())) {
         Ok(s) => s,
         Err(p) => {
@@ -540,7 +543,7 @@ mod tests {
             program: prog(),
         };
         let job = Job::Given { scenario, replay: "x".into() };
-        let cfg = RunConfig { jobs: 1, timeout: Duration::from_secs(1), mode: Mode::HostOnly };
+        let cfg = RunConfig { jobs: 1, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new() };
         let mut f = Fake { poison: POISON_RETRIES };
         let r = run_one(&model, &job, 0, &cfg, Some(&mut f));
         assert!(matches!(r.outcome, Outcome::Match), "{:?}", r.outcome);
@@ -564,7 +567,7 @@ mod tests {
                 replay: format!("replay {i}"),
             })
             .collect();
-        let cfg = RunConfig { jobs: 3, timeout: Duration::from_secs(1), mode: Mode::HostOnly };
+        let cfg = RunConfig { jobs: 3, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new() };
         let spawn = |_j: usize| Ok(Box::new(Fake { poison: 0 }) as Box<dyn HostBackend>);
         let mut ticks = 0;
         let out = run(&model, &jobs, &cfg, &spawn, &mut |_| ticks += 1, &mut |_, _| {}, Duration::from_secs(60));
@@ -587,7 +590,7 @@ mod tests {
             },
             replay: String::new(),
         }];
-        let cfg = RunConfig { jobs: 2, timeout: Duration::from_secs(1), mode: Mode::Full };
+        let cfg = RunConfig { jobs: 2, timeout: Duration::from_secs(1), mode: Mode::Full, replay_extra: String::new() };
         let spawn = |_j: usize| Err::<Box<dyn HostBackend>, String>("no exe".into());
         let out = run(&model, &jobs, &cfg, &spawn, &mut |_| {}, &mut |_, _| {}, Duration::from_secs(60));
         assert_eq!((out.results.len(), out.not_run, out.errors.len()), (0, 1, 1));
