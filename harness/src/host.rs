@@ -128,7 +128,7 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                 Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
                     let addr = ARENA.base.wrapping_add((*page as u64).wrapping_mul(ps)).wrapping_add(*offset as u64);
                     let len = (*len_pages as u64).wrapping_mul(ps).wrapping_add(*len_bytes as u64);
-                    let refused_early = addr % ps != 0
+                    let refused_early = !addr.is_multiple_of(ps)
                         || advice.advice().is_none()
                         || len.checked_add(ps - 1).map(|l| l & !(ps - 1)).and_then(|l| addr.checked_add(l)).is_none();
                     let end = addr.wrapping_add(len);

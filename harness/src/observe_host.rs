@@ -409,7 +409,7 @@ mod tests {
     use simulator::content::classify;
 
     fn reference(b: &[u8]) -> Content {
-        classify(b, |b| xxhash_rust::xxh3::xxh3_64(b))
+        classify(b, xxhash_rust::xxh3::xxh3_64)
     }
 
     #[test]
