@@ -40,6 +40,8 @@ pub const GENERATED_ADVICE: &[Advice] = &[
     Advice::Nohugepage,
     Advice::Mergeable,
     Advice::Unmergeable,
+    Advice::GuardInstall,
+    Advice::GuardRemove,
 ];
 
 /// Raw advice values no kernel knows (holes in the numbering, negatives, huge), drawn for ~5% of calls.
@@ -149,6 +151,8 @@ struct PageInfo {
     file: bool,
     /// Some DONTFORK call may have covered it: a fork child would not have it.
     dontfork: bool,
+    /// Some GUARD_INSTALL call may have covered it: any access may SIGSEGV.
+    guard: bool,
 }
 
 struct Gen {
@@ -270,7 +274,7 @@ impl Gen {
     fn set_map(&mut self, m: &MapSpec) {
         for p in m.page..m.page + m.pages {
             self.pages[p as usize] =
-                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false };
+                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false, guard: false };
         }
     }
 
@@ -346,7 +350,7 @@ impl Gen {
         let ok: Vec<u32> = (0..self.arena)
             .filter(|&p| {
                 let i = self.pages[p as usize];
-                i.prot.is_some_and(|pr| if write { pr.write } else { pr.read }) && (top || !i.dontfork)
+                i.prot.is_some_and(|pr| if write { pr.write } else { pr.read }) && (top || !i.dontfork) && !i.guard
             })
             .collect();
         (!ok.is_empty()).then(|| self.rng.pick(&ok))
@@ -461,13 +465,19 @@ impl Gen {
         } else {
             self.well_formed()
         };
-        if top && advice.value() == Advice::Dontfork.value() {
+        let dontfork = top && advice.value() == Advice::Dontfork.value();
+        // A guard installed by a child does not reach the parent, but marking it anyway only makes the
+        // generator more careful.
+        let guard = advice.value() == Advice::GuardInstall.value();
+        if dontfork || guard {
             for ps in PAGE_SIZES {
                 if let Some((start, end)) = madvise_extent(page, offset, len_pages, len_bytes, ps) {
                     let first = (start as i128 - ARENA.base as i128).div_euclid(ps as i128);
                     let last = (end as i128 - ARENA.base as i128 + ps as i128 - 1).div_euclid(ps as i128);
                     for p in first.max(0)..last.min(self.arena as i128) {
-                        self.pages[p as usize].dontfork = true;
+                        let info = &mut self.pages[p as usize];
+                        info.dontfork |= dontfork;
+                        info.guard |= guard;
                     }
                 }
             }

@@ -142,6 +142,9 @@ pub struct KernelModel {
     pub lockonfault_mnemonic: bool,
     /// 6.18.y backport / 6.19+: GUARD_INSTALL sets the sticky `gu` flag.
     pub guard_vma_flag: bool,
+    /// 6.15+: guard regions work on any VMA that is not VM_SPECIAL or hugetlb; 6.13-6.14 only on
+    /// private anonymous memory (man page MADV_GUARD_INSTALL).
+    pub guard_any_vma: bool,
     pub max_map_count: u64,
     /// Read faults on file and shmem VMAs also map the cached neighbours in an aligned window of this
     /// many pages (fault_around_bytes = 64 KiB by default since 3.15) [S mm/memory.c:do_fault_around].
@@ -213,6 +216,7 @@ impl KernelModel {
             zero_page_visible: f.pfn_visible,
             lockonfault_mnemonic: at_least(6, 12),
             guard_vma_flag: f.guard_vma_flag,
+            guard_any_vma: at_least(6, 15),
             max_map_count: f.max_map_count,
             mutations: Vec::new(),
             fault_around_pages: (65536 / f.page_size).max(1),

@@ -119,6 +119,13 @@ pub struct FileObj {
     /// Whether each page is in the page cache (uptodate). Scenario files are written whole at creation;
     /// anonymous shmem starts empty; a punched hole drops its pages.
     pub cached: Vec<bool>,
+    /// PG_dirty per page: scenario files are written with pwrite (dirty); shmem pages allocated by a read
+    /// fault are clean until written.
+    pub dirty: Vec<bool>,
+    /// PG_reclaim, which is the same bit as PG_readahead: set on a dirty disk-file page that PAGEOUT
+    /// unmapped but could not write back; fault-around skips such pages [S 6.12 mm/vmscan.c:
+    /// shrink_folio_list; mm/filemap.c:next_uptodate_folio].
+    pub flagged: Vec<bool>,
 }
 
 /// A `vm_area_struct`.
@@ -157,6 +164,8 @@ pub enum Pte {
     Anon { content: Content, lazy: bool, shared: bool },
     /// The page-cache page of the VMA's object at this address.
     Cache,
+    /// A guard marker (MADV_GUARD_INSTALL): a non-present swap-format entry; any access is SIGSEGV.
+    Guard,
 }
 
 /// The modelled process.
@@ -184,7 +193,7 @@ pub struct Machine {
 type Unsupported = String;
 
 /// GUARD_INSTALL/GUARD_REMOVE are modelled (guard markers as swap-format PTEs).
-const GUARDS_MODELLED: bool = false;
+const GUARDS_MODELLED: bool = true;
 
 /// Outcome of one step on the model.
 enum StepOut {
@@ -203,6 +212,8 @@ impl Machine {
                 memfd: f.kind == crate::program::FileKind::Memfd,
                 pages: (0..f.pages).map(|p| Content::FilePage { file: i as u32, page: p }).collect(),
                 cached: vec![true; f.pages as usize],
+                dirty: vec![true; f.pages as usize],
+                flagged: vec![false; f.pages as usize],
             })
             .collect();
         Machine {
@@ -445,6 +456,7 @@ impl Machine {
             Pte::Zero => Some(Content::Zero),
             Pte::Anon { content, .. } => Some(content),
             Pte::Cache => Some(self.cache_content(&self.vmas[i], page)),
+            Pte::Guard => None,
         }
     }
 
@@ -476,7 +488,7 @@ impl Machine {
                 let p = page + (off - pte_off);
                 let idx = v.obj_page(p);
                 let o = &self.objs[obj];
-                if self.pte(p) == Pte::None && idx < o.pages.len() && o.cached[idx] {
+                if self.pte(p) == Pte::None && idx < o.pages.len() && o.cached[idx] && !o.flagged[idx] {
                     self.set_pte(p, Pte::Cache);
                 }
             }
@@ -490,6 +502,20 @@ impl Machine {
     fn ensure_obj_page(&mut self, v: &Vma, page: i64) {
         let idx = v.obj_page(page);
         let o = &mut self.objs[v.obj.unwrap()];
+        if idx < o.flagged.len() && o.flagged[idx] {
+            // filemap_fault finds PG_readahead and starts async readahead, which clears the flag (not
+            // under VM_RAND_READ) and may read any uncached page of the window back in [S 6.12
+            // mm/filemap.c:do_async_mmap_readahead, page_cache_async_ra].
+            if v.flags & vmf::RAND_READ == 0 {
+                o.flagged[idx] = false;
+                if o.cached.iter().any(|c| !c) {
+                    self.unknown.get_or_insert_with(|| {
+                        "async readahead over a disk file with uncached pages is not modelled".to_string()
+                    });
+                }
+            }
+            return;
+        }
         if idx < o.cached.len() {
             if !o.cached[idx] && o.file.is_some() && !o.memfd && v.flags & vmf::RAND_READ == 0 {
                 // filemap_fault on a disk file starts mmap read-around (or sequential readahead) and
@@ -513,9 +539,14 @@ impl Machine {
         if v.flags & vmf::SHARED != 0 || (v.obj.is_some() && v.flags & vmf::MAYSHARE != 0) {
             // Shared: the page-cache page itself is written [S mm/memory.c:do_shared_fault].
             self.ensure_obj_page(&v, page);
+            let idx = v.obj_page(page);
+            let o = &mut self.objs[v.obj.unwrap()];
             if let Some(d) = data {
-                let idx = v.obj_page(page);
-                self.objs[v.obj.unwrap()].pages[idx] = d;
+                o.pages[idx] = d;
+            }
+            // do_shared_fault / wp_page_shared dirty the page (populate-write too).
+            if idx < o.dirty.len() {
+                o.dirty[idx] = true;
             }
             self.set_pte(page, Pte::Cache);
             return;
@@ -526,6 +557,8 @@ impl Machine {
             Pte::Anon { content, .. } => content,
             Pte::Zero => Content::Zero,
             Pte::Cache => self.cache_content(&v, page),
+            // Callers check for markers first (an access there is SIGSEGV, a populate stops).
+            Pte::Guard => return,
             Pte::None => match v.obj {
                 None => Content::Zero,
                 Some(_) => {
@@ -541,8 +574,18 @@ impl Machine {
         self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false });
     }
 
-    /// Drop the PTEs of [s, e) (zap_page_range_single / unmap).
+    /// zap_page_range_single: drop the PTEs of [s, e) but keep guard markers, which only munmap (or
+    /// GUARD_REMOVE) drops [S 6.18 mm/memory.c:zap_nonpresent_ptes; T spec §5 GUARD_INSTALL].
     fn zap(&mut self, s: i64, e: i64) {
+        for p in s.max(0)..e.min(self.arena_pages as i64) {
+            if self.pte(p) != Pte::Guard {
+                self.set_pte(p, Pte::None);
+            }
+        }
+    }
+
+    /// Unmapping: every entry goes, guard markers too.
+    fn clear_ptes(&mut self, s: i64, e: i64) {
         for p in s.max(0)..e.min(self.arena_pages as i64) {
             self.set_pte(p, Pte::None);
         }
@@ -550,14 +593,18 @@ impl Machine {
 
     /// Populate [s, e) of vmas[i] as __mm_populate / populate_vma_page_range do: a write fault for
     /// private writable mappings (to break COW), a read fault otherwise [S 6.18 mm/gup.c].
-    fn populate(&mut self, model: &KernelModel, i: usize, s: i64, e: i64) {
+    /// Stops with Err at a guard marker (GUP fails with -EFAULT there), after faulting the pages before it.
+    fn populate(&mut self, model: &KernelModel, i: usize, s: i64, e: i64) -> Result<(), ()> {
         let v = self.vmas[i];
         // "the VM_LOCKONFAULT case has never used faultin_page()" [S 6.12 mm/gup.c:populate_vma_page_range].
         if v.flags & vmf::LOCKONFAULT != 0 {
-            return;
+            return Ok(());
         }
         let write = v.flags & (vmf::WRITE | vmf::SHARED) == vmf::WRITE;
         for p in s..e {
+            if self.pte(p) == Pte::Guard {
+                return Err(());
+            }
             if write {
                 if !matches!(self.pte(p), Pte::Anon { .. }) {
                     self.fault_write(model, i, p, None);
@@ -566,6 +613,7 @@ impl Machine {
                 self.fault_read(model, i, p);
             }
         }
+        Ok(())
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -618,7 +666,7 @@ impl Machine {
             }
             self.vmas.remove(i);
         }
-        self.zap(s, e);
+        self.clear_ptes(s, e);
     }
 
     /// mmap(MAP_FIXED): unmap, then insert, merging with compatible neighbours
@@ -637,6 +685,8 @@ impl Machine {
                     memfd: true,
                     pages: vec![Content::Zero; m.pages as usize],
                     cached: vec![false; m.pages as usize],
+                    dirty: vec![false; m.pages as usize],
+                    flagged: vec![false; m.pages as usize],
                 });
                 (Some(self.objs.len() - 1), 0)
             }
@@ -652,7 +702,7 @@ impl Machine {
             // MAP_POPULATE / VM_LOCKED: mm_populate with errors ignored [S mm/mmap.c:do_mmap].
             let v = self.vmas[i];
             if v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) != 0 {
-                self.populate(model, i, s, e);
+                let _ = self.populate(model, i, s, e);
             }
         }
         Ret::Ok
@@ -740,7 +790,7 @@ impl Machine {
                 // "Private VM_LOCKED VMA becoming writable: trigger COW to avoid major faults next time"
                 // [S 6.12 mm/mprotect.c:mprotect_fixup].
                 if v.flags & (vmf::WRITE | vmf::SHARED | vmf::LOCKED) == vmf::LOCKED && nf & vmf::WRITE != 0 {
-                    self.populate(model, j, cur, end);
+                    let _ = self.populate(model, j, cur, end);
                 }
             }
             cur = end;
@@ -771,7 +821,11 @@ impl Machine {
             if v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) == 0 {
                 return Ret::Err(Errno::ENOMEM);
             }
-            self.populate(model, i, a, b);
+            // A guard marker fails GUP with -EFAULT, reported as ENOMEM; the pages before it stay
+            // faulted in [S 6.12 mm/gup.c:__mm_populate; mm/mlock.c:__mlock_posix_error_return].
+            if self.populate(model, i, a, b).is_err() {
+                return Ret::Err(Errno::ENOMEM);
+            }
         }
         Ret::Ok
     }
@@ -880,6 +934,10 @@ impl Machine {
             return Err(Errno::EINVAL);
         }
         for p in s..e {
+            if self.pte(p) == Pte::Guard {
+                // The fault handler answers VM_FAULT_SIGSEGV → -EFAULT [T spec §5 GUARD_INSTALL].
+                return Err(Errno::EFAULT);
+            }
             if write {
                 // A write fault: allocate or COW-break; shared mappings just map (and dirty) the page.
                 let needs = match self.pte(p) {
@@ -1015,6 +1073,7 @@ impl Machine {
                 self.unknown.get_or_insert_with(|| "MADV_COLLAPSE on a VMA large enough for a PMD THP is not modelled".into());
                 return Ok(());
             }
+            Advice::GuardInstall | Advice::GuardRemove => return self.guard(model, adv, i, s, e),
             Advice::Hugepage => {
                 nf = (nf & !vmf::NOHUGEPAGE) | vmf::HUGEPAGE;
             }
@@ -1093,6 +1152,47 @@ impl Machine {
         }
     }
 
+    /// MADV_GUARD_INSTALL / MADV_GUARD_REMOVE [S 7.x mm/madvise.c:madvise_guard_install,
+    /// madvise_guard_remove, is_valid_guard_vma; T spec §5]. 6.15+: any VMA but VM_SPECIAL and hugetlb
+    /// (and VM_LOCKED for INSTALL); 6.13-6.14: private anonymous VMAs only (man page; UNVERIFIED in code).
+    /// INSTALL zaps present pages and leaves existing markers; with the 6.18.y backport it sets the
+    /// sticky VM_MAYBE_GUARD on the whole VMA without a split and prepares an anon_vma only for
+    /// anonymous VMAs; before it, anon_vma_prepare runs for every VMA so fork copies the markers.
+    fn guard(&mut self, model: &KernelModel, adv: Advice, i: usize, s: i64, e: i64) -> Result<(), Errno> {
+        let v = self.vmas[i];
+        let install = adv == Advice::GuardInstall;
+        let mut disallowed = vmf::SPECIAL | vmf::HUGETLB;
+        if install {
+            disallowed |= vmf::LOCKED;
+        }
+        if v.flags & disallowed != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !model.guard_any_vma && (v.obj.is_some() || v.flags & vmf::SHARED != 0 || v.flags & vmf::MAYWRITE == 0) {
+            return Err(Errno::EINVAL);
+        }
+        if !install {
+            for p in s..e {
+                if self.pte(p) == Pte::Guard {
+                    self.set_pte(p, Pte::None);
+                }
+            }
+            return Ok(());
+        }
+        if model.guard_vma_flag {
+            self.vmas[i].flags |= vmf::MAYBE_GUARD;
+            if v.is_anonymous() {
+                self.anon_vma_prepare(i);
+            }
+        } else {
+            self.anon_vma_prepare(i);
+        }
+        for p in s..e {
+            self.set_pte(p, Pte::Guard);
+        }
+        Ok(())
+    }
+
     /// Does `v` contain a PMD-aligned, PMD-sized range (thp_vma_suitable_order with addr = vm_end - PMD)?
     fn holds_pmd(&self, model: &KernelModel, v: &Vma) -> bool {
         let pmd = model.ptrs_per_pte as i64;
@@ -1115,8 +1215,23 @@ impl Machine {
                 Pte::Anon { lazy: true, shared: false, .. } => self.set_pte(p, Pte::None),
                 Pte::Cache => {
                     let obj = v.obj.unwrap();
-                    if self.cache_mapcount(obj, v.obj_page(p)) == 1 {
-                        self.set_pte(p, Pte::None);
+                    let idx = v.obj_page(p);
+                    if self.cache_mapcount(obj, idx) != 1 {
+                        continue;
+                    }
+                    self.set_pte(p, Pte::None);
+                    let o = &mut self.objs[obj];
+                    let shmem = o.file.is_none() || o.memfd;
+                    match (shmem, o.dirty[idx]) {
+                        // shmem without swap: shmem_writeout redirties and activates (PG_reclaim cleared).
+                        (true, true) => {}
+                        // A clean page is freed from the cache; a shmem hole reads as zeros again.
+                        (_, false) => {
+                            o.cached[idx] = false;
+                        }
+                        // A dirty file page is only unmapped: "Only kswapd can writeback filesystem
+                        // folios", so it is flagged for immediate reclaim and activated.
+                        (false, true) => o.flagged[idx] = true,
                     }
                 }
                 _ => {}
@@ -1152,6 +1267,8 @@ impl Machine {
             for p in first.min(end)..end {
                 o.pages[p] = Content::Zero;
                 o.cached[p] = false;
+                o.dirty[p] = false;
+                o.flagged[p] = false;
             }
         }
         self.unmap_cache(obj, first, last);
@@ -1180,6 +1297,9 @@ impl Machine {
     fn access(&mut self, model: &KernelModel, page: i64, write: Option<u8>) -> StepOut {
         let Some(i) = self.vma_at(page) else { return StepOut::Fatal(Signal::SIGSEGV) };
         let v = self.vmas[i];
+        if self.pte(page) == Pte::Guard {
+            return StepOut::Fatal(Signal::SIGSEGV);
+        }
         match write {
             Some(fill) => {
                 if v.flags & vmf::WRITE == 0 {
@@ -1234,7 +1354,9 @@ impl Machine {
             });
             // Page tables are copied only where a fault could not rebuild them: VMAs with an anon_vma
             // (or PFNMAP/MIXEDMAP, uffd-wp).
-            if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP) != 0 {
+            // 6.18.y/6.19+: VM_MAYBE_GUARD VMAs too, so guard markers survive fork
+            // [S mm/memory.c:vma_needs_copy after "mm: introduce VM_MAYBE_GUARD"].
+            if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP | vmf::MAYBE_GUARD) != 0 {
                 for p in v.start..v.end {
                     let pte = match self.pte(p) {
                         Pte::Anon { content, lazy, .. } => Pte::Anon { content, lazy, shared: true },
@@ -1294,7 +1416,7 @@ impl Machine {
             let mut pss_bytes = 0u128;
             for p in v.start..v.end {
                 match self.pte(p) {
-                    Pte::None | Pte::Zero => {}
+                    Pte::None | Pte::Zero | Pte::Guard => {}
                     Pte::Anon { lazy: l, .. } => {
                         rss += 1;
                         anon += 1;
@@ -1349,6 +1471,7 @@ impl Machine {
             .map(|p| {
                 let one = match (self.pte(p), self.vma_at(p)) {
                     (Pte::None, _) | (_, None) => PageObs::ABSENT,
+                    (Pte::Guard, Some(_)) => PageObs { res: Residency::Swap, content: None },
                     (Pte::Zero, Some(_)) => PageObs {
                         res: if model.zero_page_visible { Residency::ZeroPage } else { Residency::Present },
                         content: Some(Content::Zero),

@@ -95,8 +95,8 @@ const AP4: &str = r#"{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}"#;
 #[case::remove_on_private_file_is_eacces(
     r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_private","file":0,"offset":0}],"steps":[{"op":"madvise","page":0,"len_pages":2,"advice":"REMOVE"}]}"#,
     "EACCES", "[0,2) rw-p rd wr mr mw me ac", "..")]
-#[case::remove_on_shared_file_punches_a_hole(
-    r#"{"arena_pages":2,"files":[{"kind":"disk","pages":2}],"maps":[{"page":0,"pages":2,"prot":"r--","kind":"file_shared","file":0,"offset":0,"populate":true}],"steps":[{"op":"madvise","page":1,"len_pages":1,"advice":"REMOVE"},{"op":"read","page":1}]}"#,
+#[case::remove_on_shared_memfd_punches_a_hole(
+    r#"{"arena_pages":2,"files":[{"kind":"memfd","pages":2}],"maps":[{"page":0,"pages":2,"prot":"r--","kind":"file_shared","file":0,"offset":0,"populate":true}],"steps":[{"op":"madvise","page":1,"len_pages":1,"advice":"REMOVE"},{"op":"read","page":1}]}"#,
     "0", "[0,2) r--s rd sh mr mw me ms", "f0")]
 #[case::remove_on_anon_is_einval(
     &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"madvise","page":0,"len_pages":1,"advice":"REMOVE"}}]}}"#),
