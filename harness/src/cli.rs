@@ -11,7 +11,7 @@ pub const USAGE: &str = "\
 usage:
   madcheck run [--generate N] [--seed S] [--scenario INDEX]... [--case FILE]... [--cases DIR]...
                [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
-               [--expected FILE] [--quiet]
+               [--expected FILE] [--quiet] [--format human|ktap] [--kernel-config FILE]
   madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
@@ -19,7 +19,10 @@ usage:
 run: generated scenarios (default 10000 with seed 1, unless --scenario/--case/--cases choose others) run on
 the host kernel and on the simulator, and every observation point is compared. Exit 0: all agree (listed
 expected divergences allowed); 1: a divergence, a stale expected-divergence entry, a timeout or an
-infrastructure error; 2: bad usage or bad input.";
+infrastructure error; 2: bad usage or bad input.
+--format ktap writes KTAP v1 (one test per scenario, one subtest per observation point) to stdout
+instead of the human report. --kernel-config FILE reads the kernel's build config from FILE (a plain
+`.config`, e.g. /boot/config-*) when the kernel has no /proc/config.gz.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -46,6 +49,10 @@ pub struct RunArgs {
     /// Override of the expected-divergence list (default: the repository's).
     pub expected: Option<PathBuf>,
     pub quiet: bool,
+    /// `--format ktap`: KTAP on stdout instead of the human report.
+    pub ktap: bool,
+    /// `--kernel-config FILE`: the kernel's `.config`, for kernels without /proc/config.gz.
+    pub kernel_config: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -99,7 +106,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 13] = [
+const ALL_RUN: [&str; 15] = [
     "--generate",
     "--seed",
     "--scenario",
@@ -113,6 +120,8 @@ const ALL_RUN: [&str; 13] = [
     "--expected",
     "--quiet",
     "--help",
+    "--format",
+    "--kernel-config",
 ];
 
 fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
@@ -179,6 +188,14 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             }
             "--profile-facts" => a.profile_facts = Some(value),
             "--expected" => a.expected = Some(PathBuf::from(value)),
+            "--format" => {
+                a.ktap = match value.as_str() {
+                    "ktap" => true,
+                    "human" => false,
+                    _ => return Err(UsageError(format!("--format: {value:?} is not a format (human or ktap)"))),
+                }
+            }
+            "--kernel-config" => a.kernel_config = Some(PathBuf::from(value)),
             _ => unreachable!("every allowed flag is handled"),
         }
     }
@@ -210,5 +227,8 @@ mod tests {
         assert!(p("simulate --seed 1").is_err());
         assert!(p("bench --mutate dontneed-keeps-anon").is_err());
         assert!(p("").is_err());
+        assert!(p("run --format xml").unwrap_err().0.contains("--format"));
+        let Command::Run(a) = p("run --format ktap --kernel-config /c").unwrap() else { panic!() };
+        assert!(a.ktap && a.kernel_config == Some(PathBuf::from("/c")));
     }
 }

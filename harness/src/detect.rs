@@ -9,9 +9,18 @@ use simulator::kernel::{KernelConfig, KernelFacts, ThpMode};
 use std::io::Read;
 
 pub fn detect_host() -> Result<KernelFacts, String> {
+    detect_host_with(None)
+}
+
+/// As `detect_host`, but with the kernel's build config read from `kernel_config` (a plain `.config`, as
+/// Debian ships in /boot/config-*) instead of /proc/config.gz, for kernels built without IKCONFIG_PROC.
+pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<KernelFacts, String> {
     let (release, arch) = uname()?;
     let page_size = sys::page_size() as u64;
-    let config = read_config()?;
+    let config = match kernel_config {
+        Some(p) => parse_config(&std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?),
+        None => read_config()?,
+    };
     let swaps = std::fs::read_to_string("/proc/swaps").map_err(|e| format!("read /proc/swaps: {e}"))?;
     let swap_active = swaps.lines().skip(1).any(|l| !l.trim().is_empty());
     let thp = match std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled") {

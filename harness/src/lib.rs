@@ -11,3 +11,6 @@ pub mod runner;
 pub mod report;
 pub mod render;
 pub mod cli;
+pub mod goldens;
+pub mod init;
+pub mod ktap;

@@ -20,6 +20,11 @@ fn main() {
     if args.first().map(String::as_str) == Some("worker") {
         std::process::exit(harness::host::worker_main());
     }
+    // As /init of a bare initramfs: set the machine up, run the suite as a child, report, power off.
+    // SAFETY: getpid has no preconditions.
+    if unsafe { libc::getpid() } == 1 {
+        harness::init::pid1_main();
+    }
     let code = match cli::parse(&args) {
         Err(e) => usage(e),
         Ok(Command::Help) => {
@@ -212,7 +217,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Ok(j) => j,
         Err(e) => return bad_input(e),
     };
-    let host = match harness::detect::detect_host() {
+    let host = match harness::detect::detect_host_with(a.kernel_config.as_deref()) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
@@ -260,13 +265,31 @@ fn cmd_run(a: &RunArgs) -> i32 {
         &mut checkpoint,
         Duration::from_secs(5),
     );
-    let rep = report::build(&header, &out.results, &expected, &out.errors, out.elapsed, !out.interrupted, out.interrupted);
+    let mut rep = report::build(&header, &out.results, &expected, &out.errors, out.elapsed, !out.interrupted, out.interrupted);
+    // Named cases are also checked against the host goldens recorded for this kernel profile.
+    let named: Vec<&cases::Scenario> =
+        jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario) } else { None }).collect();
+    let goldens = match (out.interrupted, std::env::current_exe()) {
+        (false, Ok(exe)) => {
+            harness::goldens::check_host(&model, &named, &harness::goldens::snapshot_root(), &exe, cfg.timeout)
+        }
+        _ => harness::goldens::GoldenCheck::default(),
+    };
+    report::add_goldens(&mut rep, &goldens);
 
     // Print the divergences first, so the summary is the last screen the user sees.
     let mut stdout = std::io::stdout().lock();
     const SHOWN: usize = 20;
+    if a.ktap {
+        // KTAP on stdout, the human summary after it as KTAP diagnostic lines.
+        let program_of = |r: &runner::ScenarioResult| jobs.get(r.ordinal).map(|j| j.scenario().program);
+        let _ = write!(stdout, "{}", harness::ktap::render(&rep, &out.results, &expected, &program_of));
+        for l in render::render_summary(&rep, SHOWN).lines() {
+            let _ = writeln!(stdout, "# {l}");
+        }
+    }
     let mut shown = 0;
-    for r in &out.results {
+    for r in out.results.iter().filter(|_| !a.ktap) {
         if let report::Class::Diverge(d) = report::classify(r, &expected) {
             if shown < SHOWN {
                 let _ = writeln!(stdout, "{}", render::render_divergence(r, d));
@@ -277,12 +300,16 @@ fn cmd_run(a: &RunArgs) -> i32 {
     if shown > SHOWN {
         let _ = writeln!(stdout, "({} more divergent scenarios are listed in the report)\n", shown - SHOWN);
     }
+    if !a.ktap {
+        let _ = write!(stdout, "{}", harness::goldens::render_check(&goldens, SHOWN));
     let _ = write!(stdout, "{}", render::render_summary(&rep, SHOWN));
+    let _ = write!(stdout, "{}", harness::goldens::render_check_summary(&goldens));
+    }
     let mut code = rep.exit_code;
     if let Some(path) = &a.report {
         match report::write_json(path, &rep) {
             Ok(()) => {
-                let _ = writeln!(stdout, "  report: {}", path.display());
+                let _ = writeln!(stdout, "{}  report: {}", if a.ktap { "#" } else { "" }, path.display());
             }
             Err(e) => {
                 eprintln!("madcheck: infrastructure error: {e}");
