@@ -31,7 +31,7 @@ pub use crate::worker::worker_main;
 /// Raw syscall wrappers and the frame codec (declared here because lib.rs lists only the public modules).
 #[path = "sys.rs"]
 pub(crate) mod sys;
-use crate::worker::{temp_dir_for, Frame, WireProgram, CPU_ENV};
+use crate::worker::{temp_dir_for, Frame, CPU_ENV};
 use simulator::observe::{Ret, Signal};
 use simulator::program::{Program, Step, ARENA};
 use std::io::Write;
@@ -222,7 +222,7 @@ impl Worker {
             return Err("submit while a previous program is still pending; collect it first".into());
         }
         check_program(prog, sys::page_size() as u64)?;
-        let frame = sys::encode_frame(&WireProgram::from(prog))?;
+        let frame = sys::encode_frame(prog)?;
         for attempt in 0..2 {
             let p = self.live_proc()?;
             let sent = match p.stdin.as_mut() {

@@ -5,7 +5,7 @@
 //! start and after every teardown and exits non-zero rather than run a scenario on a dirty window.
 //!
 //! Protocol (both directions: u32 little-endian length, then serde_json bytes):
-//! - runner → worker: one `WireProgram` (a `Program`, see there) per frame.
+//! - runner → worker: one `Program` per frame.
 //! - worker → runner: `Frame::Point` per observation point, written as soon as it is taken (so a step
 //!   that kills the worker loses nothing before it), then one `Frame::Done`.
 
@@ -13,7 +13,7 @@ use crate::observe_host::{probe_zero_pfn, FileIdent, Observer};
 use crate::host::sys::{self, Fd};
 use serde::{Deserialize, Serialize};
 use simulator::observe::{Errno, Observation, Ret, Signal};
-use simulator::program::{AdviceArg, Backing, FileKind, FileSpec, MapSpec, Program, Prot, Step, StepId, ARENA};
+use simulator::program::{Backing, FileKind, MapSpec, Program, Prot, Step, StepId, ARENA};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
@@ -155,9 +155,9 @@ fn serve(ctx: &mut Ctx) -> i32 {
         if let Err(e) = sys::read_exact(STDIN, &mut body) {
             return fatal(&format!("read request body: {}", sys::strerror(e)));
         }
-        let done = match serde_json::from_slice::<WireProgram>(&body) {
+        let done = match serde_json::from_slice::<Program>(&body) {
             Err(e) => Frame::Done { poisoned: None, error: Some(format!("bad program frame: {e}")), exiting: false },
-            Ok(prog) => match run_program(ctx, &Program::from(prog), &out) {
+            Ok(prog) => match run_program(ctx, &prog, &out) {
                 Ok(poisoned) => Frame::Done { poisoned, error: None, exiting: false },
                 Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e), exiting: false },
                 Err(Fatal::Output(e)) => return fatal(&e),
@@ -543,116 +543,13 @@ fn child_main(
     }
 }
 
-/// The runner → worker encoding of a `Program`. `MapSpec` combines `deny_unknown_fields` with a
-/// flattened `Backing`, which serde cannot deserialize (every `kind` key is rejected as unknown), so the
-/// wire form keeps the same data with `backing` as a nested object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WireProgram {
-    arena_pages: u32,
-    files: Vec<FileSpec>,
-    maps: Vec<WireMap>,
-    steps: Vec<WireStep>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct WireMap {
-    page: u32,
-    pages: u32,
-    prot: Prot,
-    backing: Backing,
-    populate: bool,
-    locked: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-enum WireStep {
-    Madvise { page: i64, offset: i64, len_pages: i64, len_bytes: i64, advice: AdviceArg },
-    Write { page: u32, fill: u8 },
-    Read { page: u32 },
-    Mprotect { page: u32, pages: u32, prot: Prot },
-    Munmap { page: u32, pages: u32 },
-    Mmap { map: WireMap },
-    Mlock { page: u32, pages: u32, onfault: bool },
-    Munlock { page: u32, pages: u32 },
-    Fork { child: Vec<WireStep> },
-}
-
-impl From<&MapSpec> for WireMap {
-    fn from(m: &MapSpec) -> WireMap {
-        WireMap { page: m.page, pages: m.pages, prot: m.prot, backing: m.backing, populate: m.populate, locked: m.locked }
-    }
-}
-
-impl From<WireMap> for MapSpec {
-    fn from(m: WireMap) -> MapSpec {
-        MapSpec { page: m.page, pages: m.pages, prot: m.prot, backing: m.backing, populate: m.populate, locked: m.locked }
-    }
-}
-
-impl From<&Step> for WireStep {
-    fn from(s: &Step) -> WireStep {
-        match *s {
-            Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
-                WireStep::Madvise { page, offset, len_pages, len_bytes, advice }
-            }
-            Step::Write { page, fill } => WireStep::Write { page, fill },
-            Step::Read { page } => WireStep::Read { page },
-            Step::Mprotect { page, pages, prot } => WireStep::Mprotect { page, pages, prot },
-            Step::Munmap { page, pages } => WireStep::Munmap { page, pages },
-            Step::Mmap { ref map } => WireStep::Mmap { map: map.into() },
-            Step::Mlock { page, pages, onfault } => WireStep::Mlock { page, pages, onfault },
-            Step::Munlock { page, pages } => WireStep::Munlock { page, pages },
-            Step::Fork { ref child } => WireStep::Fork { child: child.iter().map(WireStep::from).collect() },
-        }
-    }
-}
-
-impl From<WireStep> for Step {
-    fn from(s: WireStep) -> Step {
-        match s {
-            WireStep::Madvise { page, offset, len_pages, len_bytes, advice } => {
-                Step::Madvise { page, offset, len_pages, len_bytes, advice }
-            }
-            WireStep::Write { page, fill } => Step::Write { page, fill },
-            WireStep::Read { page } => Step::Read { page },
-            WireStep::Mprotect { page, pages, prot } => Step::Mprotect { page, pages, prot },
-            WireStep::Munmap { page, pages } => Step::Munmap { page, pages },
-            WireStep::Mmap { map } => Step::Mmap { map: map.into() },
-            WireStep::Mlock { page, pages, onfault } => Step::Mlock { page, pages, onfault },
-            WireStep::Munlock { page, pages } => Step::Munlock { page, pages },
-            WireStep::Fork { child } => Step::Fork { child: child.into_iter().map(Step::from).collect() },
-        }
-    }
-}
-
-impl From<&Program> for WireProgram {
-    fn from(p: &Program) -> WireProgram {
-        WireProgram {
-            arena_pages: p.arena_pages,
-            files: p.files.clone(),
-            maps: p.maps.iter().map(WireMap::from).collect(),
-            steps: p.steps.iter().map(WireStep::from).collect(),
-        }
-    }
-}
-
-impl From<WireProgram> for Program {
-    fn from(p: WireProgram) -> Program {
-        Program {
-            arena_pages: p.arena_pages,
-            files: p.files,
-            maps: p.maps.into_iter().map(MapSpec::from).collect(),
-            steps: p.steps.into_iter().map(Step::from).collect(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use simulator::program::{AdviceArg, FileSpec};
 
     #[test]
-    fn program_round_trips_through_the_wire_form() {
+    fn program_round_trips_through_a_frame() {
         let m = MapSpec { page: 0, pages: 2, prot: Prot::RW, backing: Backing::FileShared { file: 0, offset: 3 }, populate: true, locked: false };
         let p = Program {
             arena_pages: 4,
@@ -664,8 +561,8 @@ mod tests {
                 Step::Fork { child: vec![Step::Read { page: 0 }, Step::Mlock { page: 0, pages: 1, onfault: true }] },
             ],
         };
-        let j = sys::encode_frame(&WireProgram::from(&p)).unwrap();
-        let back: WireProgram = serde_json::from_slice(&j[4..]).unwrap();
-        assert_eq!(Program::from(back), p);
+        let j = sys::encode_frame(&p).unwrap();
+        let back: Program = serde_json::from_slice(&j[4..]).unwrap();
+        assert_eq!(back, p);
     }
 }

@@ -4,8 +4,7 @@
 
 use harness::host::{HostRun, Worker};
 use simulator::observe::{Content, Errno, Observation, PageObs, Residency, Ret, Signal, VmaBacking};
-use serde_json::Value;
-use simulator::program::{MapSpec, Program, Step, StepId};
+use simulator::program::{Program, StepId};
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,42 +12,8 @@ fn worker() -> Worker {
     Worker::spawn(Path::new(env!("CARGO_BIN_EXE_madcheck")), None).expect("spawn worker")
 }
 
-/// Parse a program written in the scenario JSON. `MapSpec` cannot be deserialized by serde as declared
-/// (`deny_unknown_fields` with a flattened `Backing`), so mappings are assembled by hand here.
 fn prog(json: &str) -> Program {
-    let v: Value = serde_json::from_str(json).expect("program json");
-    let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
-    Program {
-        arena_pages: v["arena_pages"].as_u64().expect("arena_pages") as u32,
-        files: serde_json::from_value(v.get("files").cloned().unwrap_or(Value::Array(vec![]))).expect("files"),
-        maps: list("maps").iter().map(map).collect(),
-        steps: list("steps").iter().map(step).collect(),
-    }
-}
-
-fn map(v: &Value) -> MapSpec {
-    let mut b = serde_json::Map::new();
-    for k in ["kind", "file", "offset"] {
-        if let Some(x) = v.get(k) {
-            b.insert(k.into(), x.clone());
-        }
-    }
-    MapSpec {
-        page: v["page"].as_u64().expect("page") as u32,
-        pages: v["pages"].as_u64().expect("pages") as u32,
-        prot: serde_json::from_value(v["prot"].clone()).expect("prot"),
-        backing: serde_json::from_value(Value::Object(b)).expect("backing"),
-        populate: v.get("populate").and_then(Value::as_bool).unwrap_or(false),
-        locked: v.get("locked").and_then(Value::as_bool).unwrap_or(false),
-    }
-}
-
-fn step(v: &Value) -> Step {
-    match v["op"].as_str() {
-        Some("mmap") => Step::Mmap { map: map(v) },
-        Some("fork") => Step::Fork { child: v["child"].as_array().cloned().unwrap_or_default().iter().map(step).collect() },
-        _ => serde_json::from_value(v.clone()).expect("step"),
-    }
+    serde_json::from_str(json).expect("program json")
 }
 
 fn run(w: &mut Worker, p: &Program) -> HostRun {
@@ -223,7 +188,7 @@ fn shared_anon_is_shmem_and_mlock_onfault_sets_lf() {
                 {"page":2,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[
             {"op":"mlock","page":2,"pages":2,"onfault":true},
             {"op":"write","page":3,"fill":4},
-            {"op":"mmap","page":0,"pages":1,"prot":"rw-","kind":"anon_private"},
+            {"op":"mmap","map":{"page":0,"pages":1,"prot":"rw-","kind":"anon_private"}},
             {"op":"munmap","page":1,"pages":1}]}"#,
         ),
     );
