@@ -1,1 +1,2 @@
-//! Snapshot goldens of the named case corpus (see README.md). The snapshot test arrives with the corpus.
+//! Snapshot goldens of the named case corpus (see README.md). Everything lives in `tests/goldens.rs` and
+//! `snapshots/<profile>/{host,sim}/<case>.snap`; the rendering is `harness::goldens`.

@@ -131,6 +131,42 @@ pub struct Report {
     /// The verdict of the run: 0 pass, 1 fail.
     pub exit_code: i32,
     pub model: KernelModel,
+    /// Named cases whose host behaviour differs from the recorded host golden of this profile
+    /// (`golden/snapshots/<profile>/host/`): this kernel behaves differently from the recorded one.
+    /// Set by `add_goldens`; any mismatch fails the run.
+    #[serde(default)]
+    pub golden_mismatches: u64,
+    /// Named cases with no host golden for this profile (not a failure).
+    #[serde(default)]
+    pub golden_missing: u64,
+    #[serde(default)]
+    pub golden_checked: u64,
+    #[serde(default)]
+    pub golden_mismatch_cases: Vec<GoldenMismatchEntry>,
+}
+
+/// One golden mismatch in the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoldenMismatchEntry {
+    pub scenario: String,
+    pub golden: String,
+    /// Line diff, `-` recorded and `+` this kernel.
+    pub diff: String,
+}
+
+/// Fold the host-golden check into the report: a mismatch makes the run fail.
+pub fn add_goldens(r: &mut Report, c: &crate::goldens::GoldenCheck) {
+    r.golden_checked = c.checked;
+    r.golden_missing = c.missing.len() as u64;
+    r.golden_mismatches = c.mismatches.len() as u64;
+    r.golden_mismatch_cases = c
+        .mismatches
+        .iter()
+        .map(|m| GoldenMismatchEntry { scenario: m.case.clone(), golden: m.golden.display().to_string(), diff: m.diff.clone() })
+        .collect();
+    if r.golden_mismatches > 0 {
+        r.exit_code = 1;
+    }
 }
 
 /// How one scenario's outcome is classified against the expected entries.
@@ -281,6 +317,10 @@ pub fn build(
         interrupted,
         exit_code: i32::from(failed),
         model: h.model.clone(),
+        golden_mismatches: 0,
+        golden_missing: 0,
+        golden_checked: 0,
+        golden_mismatch_cases: Vec::new(),
     }
 }
 

@@ -1,0 +1,394 @@
+//! Goldens: the text a snapshot of a named case holds, and the check of the host kernel against the
+//! recorded host goldens (`golden/snapshots/<profile>/host/<case>.snap`).
+//!
+//! Invariant: one pure renderer makes both sides. A golden body lists, for every observation point, the
+//! call, its return and a page ruler (`render::ruler_allowed`). The simulator side is the model's answer
+//! as it is. The host side is the observation *projected* onto the model's answer with one rule:
+//!
+//! > a field where the model allows several values (a set of returns, a count range such as
+//! > `lazyfree=0..=3`, several page alternatives) is written as the model's set when the observed value
+//! > lies inside it; everywhere else the observed value is written.
+//!
+//! So a host that agrees with the model renders byte for byte what the simulator renders (golden test
+//! (b) is plain equality), a host golden does not flip when the kernel's own nondeterminism picks another
+//! member of an allowed set, and a host value outside the model's answer is written as observed and shows
+//! up in the diff. Points the model does not know (after `Unsupported`) are written as observed.
+//!
+//! The golden crate's snapshot test and `madcheck run`'s golden check both use these functions, so they
+//! agree on what a golden is.
+
+use crate::host::Worker;
+use crate::render;
+use cases::Scenario;
+use simulator::observe::{Allowed, Count, Expect, Observation, Ret, VmaAllowed};
+use simulator::program::{Program, StepId};
+use simulator::KernelModel;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a failing golden check tells the reader to run.
+pub const BLESS_COMMAND: &str = "cargo xtask bless";
+
+/// `golden/snapshots` of the checkout this binary was built from.
+pub fn snapshot_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/snapshots")
+}
+
+/// `golden/snapshots/<profile>/<side>` where side is `host` or `sim`.
+pub fn golden_dir(root: &Path, profile: &str, side: &str) -> PathBuf {
+    root.join(profile).join(side)
+}
+
+/// The observation as an `Allowed` of single values.
+fn exact(obs: &Observation) -> Allowed {
+    Allowed {
+        ret: vec![obs.ret],
+        vmas: obs
+            .vmas
+            .iter()
+            .map(|v| VmaAllowed {
+                start: v.start,
+                end: v.end,
+                perms: v.perms.clone(),
+                offset: v.offset,
+                backing: v.backing,
+                flags: v.flags.clone(),
+                rss: Count::exact(v.rss),
+                anon: Count::exact(v.anon),
+                lazyfree: Count::exact(v.lazyfree),
+                locked: Count::exact(v.locked),
+            })
+            .collect(),
+        pages: obs.pages.iter().map(|p| vec![*p]).collect(),
+    }
+}
+
+/// The projection rule of the module doc: keep the model's set where it is a set that holds the observed
+/// value, the observed value everywhere else.
+pub fn project(obs: &Observation, allowed: &Allowed) -> Allowed {
+    let mut out = exact(obs);
+    if allowed.ret.len() > 1 && allowed.ret.contains(&obs.ret) {
+        out.ret = allowed.ret.clone();
+    }
+    let same_layout = allowed.vmas.len() == obs.vmas.len()
+        && allowed.vmas.iter().zip(&obs.vmas).all(|(a, o)| {
+            (a.start, a.end, &a.perms, a.offset, a.backing) == (o.start, o.end, &o.perms, o.offset, o.backing)
+        });
+    if same_layout {
+        let keep = |c: Count, v: u64| if c.lo != c.hi && c.contains(v) { c } else { Count::exact(v) };
+        for ((v, a), o) in out.vmas.iter_mut().zip(&allowed.vmas).zip(&obs.vmas) {
+            v.rss = keep(a.rss, o.rss);
+            v.anon = keep(a.anon, o.anon);
+            v.lazyfree = keep(a.lazyfree, o.lazyfree);
+            v.locked = keep(a.locked, o.locked);
+        }
+    }
+    if allowed.pages.len() == obs.pages.len() {
+        for ((p, alts), o) in out.pages.iter_mut().zip(&allowed.pages).zip(&obs.pages) {
+            if alts.len() > 1 && alts.contains(o) {
+                *p = alts.clone();
+            }
+        }
+    }
+    out
+}
+
+fn ret_line(rets: &[Ret]) -> String {
+    match rets {
+        [one] => format!("  ret {one}\n"),
+        many => format!("  ret ∈ {{{}}}\n", simulator::observe::render_ret_set(many)),
+    }
+}
+
+fn point(out: &mut String, prog: &Program, id: StepId, a: &Allowed) {
+    let _ = writeln!(out, "{}", render::render_point(prog, id));
+    out.push_str(&ret_line(&a.ret));
+    if a.vmas.is_empty() && a.pages.is_empty() {
+        // A fatal signal: the process is gone.
+        out.push_str("  (process gone)\n");
+    } else {
+        out.push_str(&render::indent(&render::ruler_allowed(&a.vmas, &a.pages), 2));
+    }
+    out.push('\n');
+}
+
+fn layout(out: &mut String, prog: &Program) {
+    let _ = writeln!(out, "arena: {} pages", prog.arena_pages);
+    for (i, f) in prog.files.iter().enumerate() {
+        let _ = writeln!(out, "file {i}: {:?}, {} pages", f.kind, f.pages);
+    }
+    for (i, m) in prog.maps.iter().enumerate() {
+        let _ = writeln!(out, "map {i}: {}", render::render_map(m));
+    }
+    out.push('\n');
+}
+
+/// The simulator's golden body. An unsupported point ends it with the model's reason.
+pub fn render_sim(prog: &Program, exp: &[(StepId, Expect)]) -> String {
+    let mut out = String::new();
+    layout(&mut out, prog);
+    for (id, e) in exp {
+        match e {
+            Expect::Allowed(a) => point(&mut out, prog, *id, a),
+            Expect::Unsupported(why) => {
+                let _ = writeln!(out, "{}", render::render_point(prog, *id));
+                let _ = writeln!(out, "  UNSUPPORTED by the model: {why}");
+                let _ = writeln!(out, "  (the model says nothing from here on; the host golden has the rest)");
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The host's golden body: each observed point projected onto the model's answer for the same point.
+pub fn render_host(prog: &Program, points: &[(StepId, Observation)], exp: &[(StepId, Expect)]) -> String {
+    let mut out = String::new();
+    layout(&mut out, prog);
+    let mut model_knows = true;
+    for (i, (id, obs)) in points.iter().enumerate() {
+        let a = match exp.get(i) {
+            Some((eid, Expect::Allowed(a))) if eid == id && model_knows => project(obs, a),
+            Some((_, Expect::Unsupported(_))) => {
+                model_knows = false;
+                exact(obs)
+            }
+            _ => exact(obs),
+        };
+        point(&mut out, prog, *id, &a);
+    }
+    out
+}
+
+/// Whether the sim golden says the model does not support the case.
+pub fn sim_is_unsupported(exp: &[(StepId, Expect)]) -> bool {
+    exp.iter().any(|(_, e)| matches!(e, Expect::Unsupported(_)))
+}
+
+/// The body of an insta `.snap` file: everything after the header (`---` … `---`).
+pub fn snap_body(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("---\n")?;
+    let end = rest.find("\n---\n")?;
+    Some(&rest[end + 5..])
+}
+
+/// insta trims the body it stores; compare bodies the same way.
+pub fn same_body(a: &str, b: &str) -> bool {
+    a.trim_end() == b.trim_end()
+}
+
+/// A small line diff: `-` recorded, `+` now, with two lines of context, for a terminal or a report.
+pub fn line_diff(recorded: &str, now: &str) -> String {
+    let a: Vec<&str> = recorded.trim_end().lines().collect();
+    let b: Vec<&str> = now.trim_end().lines().collect();
+    // Longest common subsequence table; bodies are a few hundred lines at most.
+    let (n, m) = (a.len(), b.len());
+    let mut l = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            l[i][j] = if a[i] == b[j] { l[i + 1][j + 1] + 1 } else { l[i + 1][j].max(l[i][j + 1]) };
+        }
+    }
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            ops.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || l[i][j + 1] >= l[i + 1][j]) {
+            ops.push(('+', b[j]));
+            j += 1;
+        } else {
+            ops.push(('-', a[i]));
+            i += 1;
+        }
+    }
+    let near = |k: usize| ops[k.saturating_sub(2)..(k + 3).min(ops.len())].iter().any(|o| o.0 != ' ');
+    let mut out = String::new();
+    let mut skipped = false;
+    for (k, (op, line)) in ops.iter().enumerate() {
+        if *op != ' ' || near(k) {
+            if skipped {
+                out.push_str("  ...\n");
+                skipped = false;
+            }
+            let _ = writeln!(out, "{op} {line}");
+        } else {
+            skipped = true;
+        }
+    }
+    out
+}
+
+/// One case whose host behaviour differs from its recorded host golden.
+#[derive(Clone, Debug)]
+pub struct GoldenMismatch {
+    pub case: String,
+    pub golden: PathBuf,
+    /// `line_diff(recorded, now)`.
+    pub diff: String,
+}
+
+/// The result of checking the host against its recorded goldens.
+#[derive(Clone, Debug, Default)]
+pub struct GoldenCheck {
+    pub profile: String,
+    pub dir: PathBuf,
+    /// No golden directory exists for this profile: nothing was checked (not a failure).
+    pub profile_missing: bool,
+    /// Cases compared with a golden.
+    pub checked: u64,
+    /// Named cases of the run without a golden for this profile (not a failure).
+    pub missing: Vec<String>,
+    pub mismatches: Vec<GoldenMismatch>,
+    /// Host runs that could not be used (worker failure, reclaim by someone else): not compared.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Run every named case on the host once more and compare its golden body with
+/// `<root>/<profile>/host/<id>.snap`. `exe` is the madcheck binary (re-executed as `exe worker`).
+pub fn check_host(model: &KernelModel, scenarios: &[&Scenario], root: &Path, exe: &Path, timeout: Duration) -> GoldenCheck {
+    let dir = golden_dir(root, &model.profile, "host");
+    let mut check = GoldenCheck { profile: model.profile.clone(), dir: dir.clone(), ..GoldenCheck::default() };
+    if scenarios.is_empty() {
+        return check;
+    }
+    if !dir.is_dir() {
+        check.profile_missing = true;
+        check.missing = scenarios.iter().map(|s| s.id.clone()).collect();
+        return check;
+    }
+    let mut worker = match Worker::spawn(exe, None) {
+        Ok(w) => w,
+        Err(e) => {
+            check.skipped = scenarios.iter().map(|s| (s.id.clone(), format!("cannot start a worker: {e}"))).collect();
+            return check;
+        }
+    };
+    // The model is only used to project the host's nondeterminism; no mutation may leak into goldens.
+    let mut clean = model.clone();
+    clean.mutations.clear();
+    for s in scenarios {
+        let path = dir.join(format!("{}.snap", s.id));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            check.missing.push(s.id.clone());
+            continue;
+        };
+        let Some(recorded) = snap_body(&text) else {
+            check.mismatches.push(GoldenMismatch {
+                case: s.id.clone(),
+                golden: path,
+                diff: "the golden file is not an insta snapshot (no `---` header)\n".into(),
+            });
+            continue;
+        };
+        let run = match worker.run(&s.program, timeout) {
+            Ok(r) if r.poisoned.is_none() && !r.timed_out => r,
+            Ok(r) => {
+                let why = r.poisoned.unwrap_or_else(|| "the worker timed out".into());
+                check.skipped.push((s.id.clone(), why));
+                continue;
+            }
+            Err(e) => {
+                check.skipped.push((s.id.clone(), e));
+                continue;
+            }
+        };
+        let exp = simulator::machine::simulate(&clean, &simulator::program::ARENA, &s.program);
+        let now = render_host(&s.program, &run.points, &exp);
+        check.checked += 1;
+        if !same_body(recorded, &now) {
+            check.mismatches.push(GoldenMismatch { case: s.id.clone(), golden: path, diff: line_diff(recorded, &now) });
+        }
+    }
+    check
+}
+
+/// The golden section of the terminal output.
+pub fn render_check(c: &GoldenCheck, max: usize) -> String {
+    let mut out = String::new();
+    for m in c.mismatches.iter().take(max) {
+        let _ = writeln!(out, "GOLDEN MISMATCH {}: this kernel behaves differently from the recorded one", m.case);
+        let _ = writeln!(out, "  golden: {}", m.golden.display());
+        let _ = writeln!(out, "  (- recorded, + this kernel)");
+        out.push_str(&render::indent(&m.diff, 2));
+        let _ = writeln!(out, "  if the new behaviour is right, re-record with `{BLESS_COMMAND}`\n");
+    }
+    if c.mismatches.len() > max {
+        let _ = writeln!(out, "({} more golden mismatches are listed in the report)\n", c.mismatches.len() - max);
+    }
+    out
+}
+
+/// One summary line, or nothing when the run had no named case.
+pub fn render_check_summary(c: &GoldenCheck) -> String {
+    if c.checked == 0 && c.missing.is_empty() && c.skipped.is_empty() && c.mismatches.is_empty() {
+        return String::new();
+    }
+    if c.profile_missing {
+        return format!(
+            "  goldens: none recorded for profile {} ({} cases not checked; record them with `{BLESS_COMMAND}`)\n",
+            c.profile,
+            c.missing.len()
+        );
+    }
+    let mut s = format!(
+        "  goldens ({}): checked {}  mismatch {}  missing {}{}\n",
+        c.profile,
+        c.checked,
+        c.mismatches.len(),
+        c.missing.len(),
+        if c.skipped.is_empty() { String::new() } else { format!("  skipped {}", c.skipped.len()) }
+    );
+    for (id, why) in c.skipped.iter().take(5) {
+        let _ = writeln!(s, "    golden check skipped {id}: {why}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simulator::observe::{Content, PageObs, Residency, VmaBacking, VmaObs};
+
+    fn obs(lazy: u64, ret: Ret) -> Observation {
+        Observation {
+            ret,
+            vmas: vec![VmaObs {
+                start: 0,
+                end: 1,
+                perms: "rw-p".into(),
+                offset: 0,
+                backing: VmaBacking::Anon,
+                flags: vec![],
+                rss: 1,
+                anon: 1,
+                lazyfree: lazy,
+                locked: 0,
+            }],
+            pages: vec![PageObs { res: Residency::Present, content: Some(Content::Fill(1)) }],
+        }
+    }
+
+    #[test]
+    fn sets_that_hold_the_observation_are_kept_and_others_are_not() {
+        let mut a = exact(&obs(0, Ret::Ok));
+        a.vmas[0].lazyfree = Count { lo: 0, hi: 1 };
+        a.ret = vec![Ret::Ok, Ret::Err(simulator::observe::Errno::EAGAIN)];
+        let p = project(&obs(1, Ret::Ok), &a);
+        assert_eq!(p, a, "inside the sets: the model's sets");
+        let p = project(&obs(3, Ret::Err(simulator::observe::Errno::EINVAL)), &a);
+        assert_eq!(p.vmas[0].lazyfree, Count::exact(3));
+        assert_eq!(p.ret, vec![Ret::Err(simulator::observe::Errno::EINVAL)]);
+    }
+
+    #[test]
+    fn snap_body_skips_the_header_and_diff_marks_lines() {
+        let t = "---\nsource: x\ninfo:\n  a: 1\n---\nline 1\nline 2\n";
+        assert_eq!(snap_body(t), Some("line 1\nline 2\n"));
+        let d = line_diff("a\nb\nc\n", "a\nB\nc\n");
+        assert_eq!(d, "  a\n- b\n+ B\n  c\n");
+    }
+}
