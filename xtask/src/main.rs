@@ -6,6 +6,9 @@
 
 mod args;
 mod bench;
+mod bless;
+mod matrix;
+mod qemu;
 mod run;
 mod test;
 mod util;
@@ -17,9 +20,9 @@ const COMMANDS: &[(&str, &str, Entry)] = &[
     ("run", "build madcheck (release) and run `madcheck run ARGS...`", run::main),
     ("bench", "build madcheck (release) and run `madcheck bench ARGS...`", bench::main),
     ("test", "run the test suite: cargo test --workspace --release, INSTA_UPDATE=no", test::main),
-    // ("qemu", "...", qemu::main),
-    // ("matrix", "...", matrix::main),
-    // ("bless", "...", bless::main),
+    ("qemu", "boot a Debian kernel (or an image) under qemu with madcheck as /init; see docs/qemu.md", qemu::main),
+    ("matrix", "host + five Debian kernels under qemu, one table (target/matrix.json)", matrix::main),
+    ("bless", "record or update the corpus goldens (golden/snapshots/<profile>/), then check them as CI does", bless::main),
 ];
 
 fn usage() -> String {

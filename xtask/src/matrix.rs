@@ -1,0 +1,319 @@
+//! `cargo xtask matrix [--generate N] [--seed S] [--kernels LIST] [--no-host] [--jobs VMS]`: the same
+//! generated scenarios on the host and on five Debian kernels under qemu (x86_64 6.1 and 6.12, arm64 6.1,
+//! 6.12 and 6.12 with 16K pages), two VMs at a time; one table on stdout, the same rows as JSON in
+//! `target/matrix.json`.
+//!
+//! Invariant: kernels are prepared (apt, cargo) one after another and only the boots run in parallel;
+//! the exit code is 1 when any row has a divergence that no expected-divergence entry covers, an
+//! infrastructure error, or no result at all, else 0. `--kernels` takes `arch:kernel` items (e.g.
+//! `x86_64:6.1,aarch64:6.12-16k`), so CI can run a reduced matrix with the same code.
+
+use crate::qemu::{self, Outcome, Spec};
+use crate::util;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_KERNELS: &[(&str, &str)] =
+    &[("x86_64", "6.1"), ("x86_64", "6.12"), ("aarch64", "6.1"), ("aarch64", "6.12"), ("aarch64", "6.12-16k")];
+
+#[derive(Clone, Debug)]
+struct Row {
+    kernel: String,
+    arch: String,
+    page_size: String,
+    scenarios: String,
+    divergences: String,
+    expected: String,
+    golden: String,
+    unsupported: String,
+    files: String,
+    time_s: f64,
+    exit: i32,
+    error: Option<String>,
+    report: String,
+}
+
+/// A top-level value of a pretty-printed JSON object (`  "key": value,`); enough for madcheck's report,
+/// without a JSON crate (xtask is std only).
+fn top_level(json: &str, key: &str) -> Option<String> {
+    let pat = format!("\n  \"{key}\": ");
+    let i = json.find(&pat)? + pat.len();
+    let rest = &json[i..];
+    let end = rest.find(",\n").or_else(|| rest.find('\n')).unwrap_or(rest.len());
+    Some(rest[..end].trim().trim_matches('"').to_string())
+}
+
+fn nested(json: &str, obj: &str, key: &str) -> Option<String> {
+    let pat = format!("\n  \"{obj}\": {{");
+    let i = json.find(&pat)? + pat.len();
+    let body = &json[i..i + json[i..].find("\n  }")?];
+    let pat = format!("\"{key}\": ");
+    let j = body.find(&pat)? + pat.len();
+    let rest = &body[j..];
+    let end = rest.find([',', '\n']).unwrap_or(rest.len());
+    Some(rest[..end].trim().to_string())
+}
+
+fn host_row(generate: u64, seed: u64) -> Row {
+    let t0 = Instant::now();
+    let report = qemu::qemu_dir().join("reports/host.json");
+    let _ = std::fs::create_dir_all(report.parent().unwrap());
+    let _ = std::fs::remove_file(&report);
+    let exe = util::target_dir().join("release/madcheck");
+    let mut c = std::process::Command::new(&exe);
+    c.args(["run", "--generate", &generate.to_string(), "--seed", &seed.to_string(), "--quiet", "--report"])
+        .arg(&report)
+        .stdout(std::process::Stdio::null());
+    let rc = util::status(c).unwrap_or(1);
+    let json = std::fs::read_to_string(&report).unwrap_or_default();
+    let g = |k: &str| top_level(&json, k).unwrap_or_else(|| "?".into());
+    let v = |k: &str| nested(&json, "verdicts", k).unwrap_or_else(|| "?".into());
+    Row {
+        kernel: g("kernel"),
+        arch: g("arch"),
+        page_size: g("page_size"),
+        scenarios: g("scenarios"),
+        divergences: v("diverge"),
+        expected: v("expected_divergence"),
+        golden: "n.a.".into(),
+        unsupported: v("unsupported"),
+        files: "host".into(),
+        time_s: t0.elapsed().as_secs_f64(),
+        exit: rc,
+        error: if json.is_empty() { Some(format!("{} wrote no report", exe.display())) } else { None },
+        report: report.display().to_string(),
+    }
+}
+
+fn guest_row(o: &Outcome, arch: &str, alias: &str) -> Row {
+    let r = |k: &str| o.result.get(k).cloned().unwrap_or_else(|| "?".into());
+    Row {
+        kernel: o.result.get("kernel").cloned().unwrap_or_else(|| format!("{alias} ({})", o.label)),
+        arch: arch.to_string(),
+        page_size: r("page_size"),
+        scenarios: r("scenarios"),
+        divergences: r("diverge"),
+        expected: r("expected"),
+        golden: "n.a.".into(),
+        unsupported: r("unsupported"),
+        files: r("files"),
+        time_s: o.elapsed.as_secs_f64(),
+        exit: o.exit,
+        error: o.error.clone(),
+        report: o.report.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json_num_or_null(s: &str) -> String {
+    if s.parse::<f64>().is_ok() {
+        s.to_string()
+    } else {
+        "null".into()
+    }
+}
+
+fn write_json(path: &Path, rows: &[Row], generate: u64, seed: u64, total: f64) -> Result<(), String> {
+    let mut s = format!("{{\n  \"generate\": {generate},\n  \"seed\": {seed},\n  \"total_time_s\": {total:.1},\n  \"rows\": [\n");
+    for (i, r) in rows.iter().enumerate() {
+        s += &format!(
+            "    {{\"kernel\": {}, \"arch\": {}, \"page_size\": {}, \"scenarios\": {}, \"divergences\": {}, \
+             \"expected_divergences\": {}, \"golden_mismatches\": null, \"unsupported\": {}, \"files\": {}, \
+             \"time_s\": {:.1}, \"exit\": {}, \"error\": {}, \"report\": {}}}{}\n",
+            json_str(&r.kernel),
+            json_str(&r.arch),
+            json_num_or_null(&r.page_size),
+            json_num_or_null(&r.scenarios),
+            json_num_or_null(&r.divergences),
+            json_num_or_null(&r.expected),
+            json_num_or_null(&r.unsupported),
+            json_str(&r.files),
+            r.time_s,
+            r.exit,
+            r.error.as_deref().map(json_str).unwrap_or_else(|| "null".into()),
+            json_str(&r.report),
+            if i + 1 < rows.len() { "," } else { "" }
+        );
+    }
+    s += "  ]\n}\n";
+    std::fs::write(path, s).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut s = format!(
+        "{:<30} {:<8} {:>6} {:>9} {:>11} {:>8} {:>7} {:>11} {:<6} {:>7}\n",
+        "kernel", "arch", "page", "scenarios", "divergences", "expected", "golden", "unsupported", "files", "time"
+    );
+    for r in rows {
+        let page = r.page_size.parse::<u64>().map(|p| format!("{}K", p / 1024)).unwrap_or_else(|_| r.page_size.clone());
+        s += &format!(
+            "{:<30} {:<8} {:>6} {:>9} {:>11} {:>8} {:>7} {:>11} {:<6} {:>6.0}s{}\n",
+            r.kernel,
+            r.arch,
+            page,
+            r.scenarios,
+            r.divergences,
+            r.expected,
+            r.golden,
+            r.unsupported,
+            r.files,
+            r.time_s,
+            if r.error.is_some() || r.exit != 0 { "  FAIL" } else { "" }
+        );
+    }
+    s
+}
+
+pub fn main(args: &[String]) -> Result<i32, String> {
+    let mut generate = 2000u64;
+    let mut seed = 1u64;
+    let mut kernels: Vec<(String, String)> = DEFAULT_KERNELS.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect();
+    let mut host = true;
+    let mut vms = 2usize;
+    let mut build = true;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value"));
+        match flag {
+            "--generate" => generate = value()?.parse().map_err(|_| "--generate: not a number")?,
+            "--seed" => seed = value()?.parse().map_err(|_| "--seed: not a number")?,
+            "--jobs" => vms = value()?.parse::<usize>().map_err(|_| "--jobs: not a number")?.max(1),
+            "--no-host" => host = false,
+            "--no-build" => build = false,
+            "--kernels" => {
+                kernels = value()?
+                    .split(',')
+                    .map(|i| {
+                        i.split_once(':')
+                            .map(|(a, k)| (a.to_string(), k.to_string()))
+                            .ok_or(format!("--kernels: {i:?} is not arch:kernel"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            _ => return Err(format!(
+                "unknown argument {a:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--no-build]"
+            )),
+        }
+    }
+    let t0 = Instant::now();
+    let mut rows = Vec::new();
+    if host {
+        if build {
+            let mut b = util::cargo();
+            b.args(["build", "--release", "-p", "harness", "--bin", "madcheck"]);
+            let rc = util::status(b)?;
+            if rc != 0 {
+                return Err(format!("building madcheck failed (exit {rc})"));
+            }
+        }
+        eprintln!("xtask matrix: host, {generate} scenarios (seed {seed})");
+        rows.push(host_row(generate, seed));
+        eprintln!("{}", table(&rows[rows.len() - 1..]).lines().nth(1).unwrap_or(""));
+    }
+    // Prepare sequentially (apt and cargo take locks), then boot `vms` at a time.
+    let mut prepared = Vec::new();
+    let mut failed_prep: Vec<Row> = Vec::new();
+    let mut built = BTreeMap::new();
+    for (arch, k) in &kernels {
+        let spec = Spec {
+            kernel: k.clone(),
+            arch: Some(arch.clone()),
+            generate,
+            seed,
+            ktap: false,
+            files: None,
+            config: None,
+            memory_mib: 1024,
+            timeout: Duration::from_secs(3 * 3600),
+            build: build && !built.contains_key(arch),
+            echo: false,
+        };
+        eprintln!("xtask matrix: preparing {arch} {k}");
+        match qemu::prepare(&spec) {
+            Ok(p) => {
+                built.insert(arch.clone(), ());
+                prepared.push((arch.clone(), k.clone(), p));
+            }
+            Err(e) => failed_prep.push(Row {
+                kernel: k.clone(),
+                arch: arch.clone(),
+                page_size: "?".into(),
+                scenarios: "?".into(),
+                divergences: "?".into(),
+                expected: "?".into(),
+                golden: "n.a.".into(),
+                unsupported: "?".into(),
+                files: "?".into(),
+                time_s: 0.0,
+                exit: 1,
+                error: Some(format!("prepare: {e}")),
+                report: String::new(),
+            }),
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(usize, Row)>> = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..vms.min(prepared.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((arch, k, p)) = prepared.get(i) else { break };
+                eprintln!("xtask matrix: booting {arch} {} ({k})", p.label);
+                let o = qemu::boot(p);
+                eprintln!("xtask matrix: {arch} {}: {}", p.label, qemu::describe(&o).lines().next().unwrap_or(""));
+                results.lock().unwrap().push((i, guest_row(&o, arch, k)));
+            });
+        }
+    });
+    let mut guest_rows = results.into_inner().unwrap();
+    guest_rows.sort_by_key(|(i, _)| *i);
+    rows.extend(guest_rows.into_iter().map(|(_, r)| r));
+    rows.extend(failed_prep);
+    let total = t0.elapsed().as_secs_f64();
+    println!("madcheck matrix: {generate} generated scenarios (seed {seed}) per kernel, {total:.0}s in total");
+    print!("{}", table(&rows));
+    for r in rows.iter().filter(|r| r.error.is_some()) {
+        println!("{} {}: {}", r.arch, r.kernel, r.error.as_deref().unwrap_or(""));
+    }
+    let json = util::target_dir().join("matrix.json");
+    write_json(&json, &rows, generate, seed, total)?;
+    println!("table: {}; per-kernel reports: {}", json.display(), qemu::qemu_dir().join("reports").display());
+    let bad = rows.iter().any(|r| r.exit != 0 || r.error.is_some() || r.divergences != "0");
+    if bad {
+        println!("matrix: FAIL (a kernel diverged from its model, or did not report); see the reports above");
+    }
+    Ok(i32::from(bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_top_level_report_fields() {
+        let j = "{\n  \"kernel\": \"6.18\",\n  \"scenarios\": 12,\n  \"verdicts\": {\n    \"match\": 10,\n    \"diverge\": 2\n  },\n  \"x\": 1\n}";
+        assert_eq!(top_level(j, "kernel").as_deref(), Some("6.18"));
+        assert_eq!(top_level(j, "scenarios").as_deref(), Some("12"));
+        assert_eq!(nested(j, "verdicts", "diverge").as_deref(), Some("2"));
+        assert_eq!(nested(j, "verdicts", "match").as_deref(), Some("10"));
+    }
+}

@@ -1,0 +1,928 @@
+//! `cargo xtask qemu --kernel <debian-kernel-package | alias | path to an image> [--arch x86_64|aarch64]
+//! [--generate N] [--seed S] [--format human|ktap] [--files ext4|tmpfs] [--config FILE] [--memory MiB]
+//! [--timeout SECS] [--no-build]`: boot a kernel under qemu (TCG) with a static `madcheck` as /init and
+//! pass its exit code through (0 agree, 1 divergence or failure, 2 bad usage).
+//!
+//! Invariant: every step is cached under `target/qemu/` and keyed by what it was made from (package file
+//! name, binary), and every failure (no qemu, no package, no result marker on the console) is an error that
+//! names the step; a boot that ends without the `MADCHECK-RESULT` line is exit 1, never success, because
+//! qemu exits 0 after a kernel panic too. The recipes (backports qemu, PVH vmlinux + qboot, exit devices)
+//! are the measured ones from `shared/spec/qemu.md`.
+//!
+//! Kernel aliases, resolved to the newest installable Debian package at run time (old ABIs leave the
+//! mirror): `6.1`, `6.12` (arch from `--arch`, default x86_64) and `6.12-16k` (arm64 with 16K pages).
+
+use crate::util;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to boot and how.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub kernel: String,
+    pub arch: Option<String>,
+    pub generate: u64,
+    pub seed: u64,
+    pub ktap: bool,
+    pub files: Option<String>,
+    pub config: Option<PathBuf>,
+    pub memory_mib: u32,
+    pub timeout: Duration,
+    pub build: bool,
+    /// Echo the guest console to stdout while it runs.
+    pub echo: bool,
+}
+
+/// A kernel ready to boot: everything on disk.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub label: String,
+    pub arch: String,
+    pub image: PathBuf,
+    pub initrd: PathBuf,
+    pub spec: Spec,
+}
+
+/// What a boot produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub label: String,
+    /// madcheck's exit code (0/1/2); 1 when there was no result line.
+    pub exit: i32,
+    /// The MADCHECK-RESULT key=values (empty when missing).
+    pub result: BTreeMap<String, String>,
+    pub guest: BTreeMap<String, String>,
+    pub report: Option<PathBuf>,
+    pub log: PathBuf,
+    pub elapsed: Duration,
+    pub error: Option<String>,
+}
+
+pub fn usage() -> &'static str {
+    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64]\n\
+     \x20                      [--generate N] [--seed S] [--format human|ktap] [--files ext4|tmpfs]\n\
+     \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--no-build]"
+}
+
+pub fn main(args: &[String]) -> Result<i32, String> {
+    let mut spec = Spec {
+        kernel: String::new(),
+        arch: None,
+        generate: 1000,
+        seed: 1,
+        ktap: false,
+        files: None,
+        config: None,
+        memory_mib: 1024,
+        timeout: Duration::from_secs(3600),
+        build: true,
+        echo: true,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        if flag == "--no-build" {
+            spec.build = false;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            println!("{}", usage());
+            return Ok(0);
+        }
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value\n{}", usage()));
+        let num = |v: String| v.parse::<u64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+        match flag {
+            "--kernel" => spec.kernel = value()?,
+            "--arch" => spec.arch = Some(value()?),
+            "--generate" => spec.generate = num(value()?)?,
+            "--seed" => spec.seed = num(value()?)?,
+            "--format" => spec.ktap = value()? == "ktap",
+            "--files" => spec.files = Some(value()?),
+            "--config" => spec.config = Some(PathBuf::from(value()?)),
+            "--memory" => spec.memory_mib = num(value()?)? as u32,
+            "--timeout" => spec.timeout = Duration::from_secs(num(value()?)?),
+            _ => return Err(format!("unknown argument {a:?}\n{}", usage())),
+        }
+    }
+    if spec.kernel.is_empty() {
+        return Err(format!("--kernel is required\n{}", usage()));
+    }
+    if let Some(a) = &spec.arch {
+        if a != "x86_64" && a != "aarch64" {
+            return Err(format!("--arch: {a:?} is not x86_64 or aarch64"));
+        }
+    }
+    let p = match prepare(&spec) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xtask qemu: {e}");
+            return Ok(1);
+        }
+    };
+    let o = boot(&p);
+    eprintln!();
+    eprintln!("xtask qemu: {} ({}): {}", o.label, p.arch, describe(&o));
+    eprintln!("xtask qemu: console log {}", o.log.display());
+    if let Some(r) = &o.report {
+        eprintln!("xtask qemu: report {}", r.display());
+    }
+    Ok(o.exit)
+}
+
+pub fn describe(o: &Outcome) -> String {
+    if let Some(e) = &o.error {
+        return format!("FAILED: {e}");
+    }
+    let g = |k: &str| o.result.get(k).cloned().unwrap_or_else(|| "?".into());
+    format!(
+        "exit {}, {} scenarios, {} diverge, {} expected, {} unsupported, {} infra, files on {}, {:.0}s",
+        o.exit,
+        g("scenarios"),
+        g("diverge"),
+        g("expected"),
+        g("unsupported"),
+        g("infra"),
+        g("files"),
+        o.elapsed.as_secs_f64()
+    )
+}
+
+pub fn qemu_dir() -> PathBuf {
+    util::target_dir().join("qemu")
+}
+
+fn run_ok(mut c: Command) -> Result<(), String> {
+    let shown = format!("{c:?}");
+    let st = c.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if !st.success() {
+        return Err(format!("{shown} failed ({st})"));
+    }
+    Ok(())
+}
+
+fn output(mut c: Command) -> Result<String, String> {
+    let shown = format!("{c:?}");
+    let o = c.stderr(Stdio::inherit()).output().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if !o.status.success() {
+        return Err(format!("{shown} failed ({})", o.status));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn have(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false)
+}
+
+fn apt() -> Command {
+    let mut c = Command::new("apt-get");
+    c.env("DEBIAN_FRONTEND", "noninteractive").args(["-o", "DPkg::Lock::Timeout=600", "-q"]);
+    c
+}
+
+/// qemu from bookworm-backports (the image's preinstalled backports qemu-utils breaks bookworm's qemu),
+/// plus the decompressors and mkfs the image preparation uses.
+pub fn ensure_tools(arch: &str) -> Result<(), String> {
+    let qemu = if arch == "aarch64" { "qemu-system-aarch64" } else { "qemu-system-x86_64" };
+    let mut pkgs = Vec::new();
+    if !have(qemu) || (arch == "x86_64" && !Path::new("/usr/share/qemu/qboot.rom").exists()) {
+        pkgs.extend(["qemu-system-x86", "qemu-system-arm"]);
+    }
+    for (tool, pkg) in [("xz", "xz-utils"), ("zstd", "zstd"), ("mkfs.ext4", "e2fsprogs"), ("depmod", "kmod"), ("dpkg-deb", "dpkg")] {
+        if !have(tool) && !Path::new("/usr/sbin").join(tool).exists() && !Path::new("/sbin").join(tool).exists() {
+            pkgs.push(pkg);
+        }
+    }
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask qemu: installing {}", pkgs.join(" "));
+    let backports = Path::new("/etc/apt/sources.list.d/bookworm-backports.sources");
+    let deb_sources = Path::new("/etc/apt/sources.list.d/debian.sources");
+    let mut update = true;
+    if pkgs.iter().any(|p| p.starts_with("qemu")) && !backports.exists() && deb_sources.exists() {
+        // Same mirror as the machine's own Debian source, other suite.
+        let src = std::fs::read_to_string(deb_sources).map_err(|e| format!("read {}: {e}", deb_sources.display()))?;
+        let mut text = String::new();
+        for l in src.lines() {
+            if l.starts_with("Types:") {
+                text += &format!("{l}\n");
+            }
+            if l.starts_with("URIs:") {
+                text += &format!("{l}\n");
+                break;
+            }
+        }
+        text += "Suites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+        std::fs::write(backports, text).map_err(|e| format!("write {}: {e}", backports.display()))?;
+    }
+    if update {
+        let mut c = apt();
+        c.arg("update");
+        run_ok(c)?;
+        update = false;
+    }
+    let _ = update;
+    let mut c = apt();
+    c.args(["install", "-y", "--no-install-recommends"]);
+    if pkgs.iter().any(|p| p.starts_with("qemu")) && backports.exists() {
+        c.args(["-t", "bookworm-backports"]);
+    }
+    c.args(&pkgs);
+    run_ok(c)
+}
+
+/// Natural order for version strings: digit runs compare as numbers.
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, String)> {
+        let mut v: Vec<(bool, String)> = Vec::new();
+        for c in s.chars() {
+            let d = c.is_ascii_digit();
+            match v.last_mut() {
+                Some((ld, t)) if *ld == d => t.push(c),
+                _ => v.push((d, c.to_string())),
+            }
+        }
+        v
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (x, y) in ca.iter().zip(cb.iter()) {
+        let o = if x.0 && y.0 {
+            let (xa, ya) = (x.1.trim_start_matches('0'), y.1.trim_start_matches('0'));
+            xa.len().cmp(&ya.len()).then_with(|| xa.cmp(ya))
+        } else {
+            x.1.cmp(&y.1)
+        };
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    ca.len().cmp(&cb.len())
+}
+
+/// An alias (`6.1`, `6.12`, `6.12-16k`) or a package name → (package name, arch).
+pub fn resolve_package(kernel: &str, arch: Option<&str>) -> Result<(String, String), String> {
+    let (pattern, arch) = match kernel {
+        "6.1" | "6.12" | "6.12-16k" => {
+            let arch = if kernel == "6.12-16k" {
+                if arch.is_some_and(|a| a != "aarch64") {
+                    return Err("6.12-16k is an arm64 kernel; use --arch aarch64 or no --arch".into());
+                }
+                "aarch64"
+            } else {
+                arch.unwrap_or("x86_64")
+            };
+            let (debarch, flavour) = match (arch, kernel) {
+                ("aarch64", "6.12-16k") => ("arm64", "arm64-16k"),
+                ("aarch64", _) => ("arm64", "arm64"),
+                _ => ("amd64", "amd64"),
+            };
+            let p = if kernel == "6.1" {
+                format!("^linux-image-6\\.1\\.0-[0-9]+-{flavour}-unsigned$")
+            } else {
+                format!("^linux-image-6\\.12\\.[0-9]+\\+deb12-{flavour}-unsigned$")
+            };
+            if debarch == "arm64" {
+                ensure_foreign_arm64()?;
+            }
+            (p, arch.to_string())
+        }
+        name if name.starts_with("linux-image-") => {
+            let arch = if name.contains("-arm64") { "aarch64" } else { "x86_64" };
+            if arch == "aarch64" {
+                ensure_foreign_arm64()?;
+            }
+            return Ok((name.to_string(), arch.to_string()));
+        }
+        other => return Err(format!("--kernel {other:?}: not a file, an alias (6.1, 6.12, 6.12-16k) or a linux-image-* package")),
+    };
+    let mut c = Command::new("apt-cache");
+    c.args(["search", "--names-only", &pattern]);
+    let mut names: Vec<String> =
+        output(c)?.lines().filter_map(|l| l.split(" - ").next()).map(|s| s.trim().to_string()).collect();
+    names.sort_by(|a, b| version_cmp(b, a));
+    // `apt-cache search` lists names whose .debs are gone; take the newest one that has a candidate.
+    for n in &names {
+        let q = if arch == "aarch64" { format!("{n}:arm64") } else { n.clone() };
+        let mut c = Command::new("apt-cache");
+        c.args(["policy", &q]);
+        let pol = output(c)?;
+        if pol.lines().any(|l| l.trim().starts_with("Candidate:") && !l.contains("(none)")) {
+            return Ok((n.clone(), arch));
+        }
+    }
+    Err(format!("no installable package matches {pattern} (run apt-get update?)"))
+}
+
+fn ensure_foreign_arm64() -> Result<(), String> {
+    let mut c = Command::new("dpkg");
+    c.arg("--print-foreign-architectures");
+    if output(c)?.lines().any(|l| l.trim() == "arm64") {
+        return Ok(());
+    }
+    eprintln!("xtask qemu: dpkg --add-architecture arm64 && apt-get update");
+    let mut c = Command::new("dpkg");
+    c.args(["--add-architecture", "arm64"]);
+    run_ok(c)?;
+    let mut c = apt();
+    c.arg("update");
+    run_ok(c)
+}
+
+/// `apt-get download` into target/qemu/debs (kept: the package name carries the ABI and version).
+fn download(pkg: &str, arch: &str) -> Result<PathBuf, String> {
+    let dir = qemu_dir().join("debs");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb"))
+        })
+    };
+    if let Some(p) = find() {
+        return Ok(p);
+    }
+    eprintln!("xtask qemu: apt-get download {pkg}");
+    let mut c = apt();
+    c.current_dir(&dir).arg("download").arg(if arch == "aarch64" { format!("{pkg}:arm64") } else { pkg.to_string() });
+    run_ok(c)?;
+    find().ok_or_else(|| format!("apt-get download {pkg} left no .deb in {}", dir.display()))
+}
+
+/// Extract /boot and the module index from the package (once), then the named module files.
+fn extract(deb: &Path) -> Result<PathBuf, String> {
+    let stem = deb.file_stem().and_then(|s| s.to_str()).unwrap_or("kernel").to_string();
+    let root = qemu_dir().join("kernels").join(&stem);
+    let stamp = root.join(".extracted");
+    if stamp.exists() {
+        return Ok(root);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+    eprintln!("xtask qemu: extracting {}", deb.display());
+    // dpkg-deb --fsys-tarfile | tar -x: /boot, and every module of fs/, block/, lib/ and crypto/ (what ext4
+    // and loop can depend on), plus the built-in list. The package has no modules.dep (its postinst runs
+    // depmod), so depmod builds one for the extracted subset.
+    let sh = format!(
+        "dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' --wildcards './boot/*' '*/modules.builtin' '*/modules.order' \
+         '*/kernel/fs/*' '*/kernel/drivers/block/*' '*/kernel/lib/*' '*/kernel/crypto/*' '*/kernel/arch/*'",
+        deb.display(),
+        root.display()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &sh]);
+    run_ok(c)?;
+    let md = find_subdir(&root, "modules.builtin").ok_or("the package has no lib/modules/<version>/modules.builtin")?;
+    let version = md.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    // depmod -b wants <base>/lib/modules/<version>; the package may use /lib or /usr/lib.
+    let base = md.parent().and_then(Path::parent).and_then(Path::parent).ok_or("odd module directory")?;
+    let depmod = if have("depmod") { "depmod" } else { "/sbin/depmod" };
+    let mut c = Command::new(depmod);
+    c.arg("-b").arg(base).arg(&version);
+    run_ok(c)?;
+    std::fs::write(&stamp, b"").map_err(|e| format!("write {}: {e}", stamp.display()))?;
+    Ok(root)
+}
+
+fn find_file(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .collect();
+    v.sort();
+    v.pop()
+}
+
+fn find_subdir(dir: &Path, file: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.join(file).exists() {
+                return Some(p);
+            }
+            if let Some(q) = find_subdir(&p, file) {
+                return Some(q);
+            }
+        }
+    }
+    None
+}
+
+/// The uncompressed ELF vmlinux inside an x86 bzImage (what scripts/extract-vmlinux does): find a
+/// compressed stream by its magic, decompress it with xz/zstd/gzip, keep the first result that is ELF.
+pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<(), String> {
+    let data = std::fs::read(bzimage).map_err(|e| format!("read {}: {e}", bzimage.display()))?;
+    let magics: [(&[u8], &[&str]); 3] = [
+        (b"\xfd7zXZ\x00", &["xz", "-dc", "--single-stream"]),
+        (b"\x28\xb5\x2f\xfd", &["zstd", "-dcq"]),
+        (b"\x1f\x8b\x08", &["gzip", "-dc"]),
+    ];
+    for (magic, cmd) in magics {
+        let mut start = 0;
+        while let Some(pos) = data[start..].windows(magic.len()).position(|w| w == magic) {
+            let off = start + pos;
+            start = off + 1;
+            let mut child = Command::new(cmd[0])
+                .args(&cmd[1..])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot run {}: {e}", cmd[0]))?;
+            let mut stdin = child.stdin.take().expect("piped");
+            let payload = data[off..].to_vec();
+            let feeder = std::thread::spawn(move || {
+                let _ = stdin.write_all(&payload);
+            });
+            let o = child.wait_with_output().map_err(|e| format!("{}: {e}", cmd[0]))?;
+            let _ = feeder.join();
+            if o.stdout.len() > 1 << 20 && o.stdout.starts_with(b"\x7fELF") {
+                std::fs::write(out, &o.stdout).map_err(|e| format!("write {}: {e}", out.display()))?;
+                return Ok(());
+            }
+        }
+    }
+    Err(format!("{}: no compressed ELF payload found", bzimage.display()))
+}
+
+/// Module files for `want` (by name) and their dependencies, dependencies first, from modules.dep;
+/// built-in modules are skipped.
+pub fn module_closure(dep: &str, builtin: &str, want: &[&str]) -> Result<Vec<String>, String> {
+    fn name_of(path: &str) -> String {
+        let f = path.rsplit('/').next().unwrap_or(path);
+        f.split(".ko").next().unwrap_or(f).replace('-', "_")
+    }
+    let mut deps: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for l in dep.lines() {
+        let Some((m, rest)) = l.split_once(':') else { continue };
+        deps.insert(name_of(m), (m.to_string(), rest.split_whitespace().map(String::from).collect()));
+    }
+    let builtin: BTreeSet<String> = builtin.lines().map(|l| name_of(l.trim())).collect();
+    let mut order = Vec::new();
+    let mut seen = BTreeSet::new();
+    fn visit(
+        n: &str,
+        deps: &BTreeMap<String, (String, Vec<String>)>,
+        builtin: &BTreeSet<String>,
+        seen: &mut BTreeSet<String>,
+        order: &mut Vec<String>,
+    ) -> Result<(), String> {
+        if builtin.contains(n) || !seen.insert(n.to_string()) {
+            return Ok(());
+        }
+        let (path, ds) = deps.get(n).ok_or_else(|| format!("module {n} is neither built in nor in modules.dep"))?;
+        for d in ds {
+            visit(&name_of(d), deps, builtin, seen, order)?;
+        }
+        order.push(path.clone());
+        Ok(())
+    }
+    for w in want {
+        visit(&w.replace('-', "_"), &deps, &builtin, &mut seen, &mut order)?;
+    }
+    Ok(order)
+}
+
+/// Write a newc cpio archive (what the kernel unpacks as initramfs). `entries`: (path, mode, contents);
+/// directories have mode 0o040xxx and no contents.
+pub fn write_cpio(out: &Path, entries: &[(String, u32, Vec<u8>)]) -> Result<(), String> {
+    let mut buf = Vec::new();
+    let mut ino = 1;
+    let mut push = |name: &str, mode: u32, data: &[u8], buf: &mut Vec<u8>| {
+        let namesize = name.len() + 1;
+        let hdr = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            ino, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, namesize, 0
+        );
+        ino += 1;
+        buf.extend_from_slice(hdr.as_bytes());
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(0);
+        while buf.len() % 4 != 0 {
+            buf.push(0);
+        }
+        buf.extend_from_slice(data);
+        while buf.len() % 4 != 0 {
+            buf.push(0);
+        }
+    };
+    for (name, mode, data) in entries {
+        push(name, *mode, data, &mut buf);
+    }
+    push("TRAILER!!!", 0, &[], &mut buf);
+    std::fs::write(out, buf).map_err(|e| format!("write {}: {e}", out.display()))
+}
+
+/// An empty ext4 image in init.rs's sparse form (only non-zero 4 KiB blocks are stored).
+fn sparse_ext4(out: &Path, size_mib: u64) -> Result<(), String> {
+    if out.exists() {
+        return Ok(());
+    }
+    let img = out.with_extension("img");
+    let _ = std::fs::remove_file(&img);
+    // No metadata checksums (they would need the crc32c crypto module at mount time) and no orphan file
+    // (newer than what every kernel here mounts by default); a journal, as on the host.
+    let mut c = Command::new(if have("mkfs.ext4") { "mkfs.ext4".to_string() } else { "/usr/sbin/mkfs.ext4".to_string() });
+    c.args(["-q", "-F", "-b", "4096", "-m", "0", "-O", "^metadata_csum,^metadata_csum_seed,^orphan_file", "-E",
+            "lazy_itable_init=1,lazy_journal_init=1"])
+        .arg(&img)
+        .arg(format!("{size_mib}M"));
+    run_ok(c)?;
+    let data = std::fs::read(&img).map_err(|e| format!("read {}: {e}", img.display()))?;
+    let mut s = b"MCSPARS1".to_vec();
+    s.extend((data.len() as u64).to_le_bytes());
+    for (i, block) in data.chunks(4096).enumerate() {
+        if block.iter().any(|&b| b != 0) {
+            s.extend(((i * 4096) as u64).to_le_bytes());
+            s.extend((block.len() as u32).to_le_bytes());
+            s.extend_from_slice(block);
+        }
+    }
+    let _ = std::fs::remove_file(&img);
+    std::fs::write(out, s).map_err(|e| format!("write {}: {e}", out.display()))
+}
+
+pub fn rust_target(arch: &str) -> String {
+    format!("{arch}-unknown-linux-musl")
+}
+
+/// Build the static madcheck for `arch` (static-pie: the arena at 0x10000000 must stay the lowest
+/// mapping, and a non-PIE static binary would sit at 0x200000/0x400000 below it).
+pub fn build_static(arch: &str) -> Result<PathBuf, String> {
+    let target = rust_target(arch);
+    let sysroot = output({
+        let mut c = Command::new("rustc");
+        c.args(["--print", "sysroot"]);
+        c
+    })?;
+    let libdir = Path::new(sysroot.trim()).join("lib/rustlib").join(&target);
+    if !libdir.exists() {
+        eprintln!("xtask qemu: rustup target add {target}");
+        let mut c = Command::new("rustup");
+        c.args(["target", "add", &target]);
+        run_ok(c)?;
+    }
+    let mut c = util::cargo();
+    c.args(["build", "--release", "-p", "harness", "--bin", "madcheck", "--target", &target]);
+    // Debug info makes the initramfs 13 MB instead of 4; the musl targets have their own build dir, so this
+    // does not disturb the host build.
+    c.env("CARGO_PROFILE_RELEASE_DEBUG", "0").env("CARGO_PROFILE_RELEASE_STRIP", "symbols");
+    if arch == "aarch64" {
+        // rustc's aarch64 musl target does not do static-pie by itself: link musl's rcrt1.o (which
+        // relocates the binary at start) with -pie and no dynamic linker, as the x86_64 target does.
+        let sc = libdir.join("lib/self-contained");
+        let flags = format!(
+            "-C link-self-contained=no -C link-arg=-L{0} -C link-arg={0}/rcrt1.o -C link-arg=-pie \
+             -C link-arg=--no-dynamic-linker -C link-arg=-znow",
+            sc.display()
+        );
+        c.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", flags);
+    }
+    let rc = util::status(c)?;
+    if rc != 0 {
+        return Err(format!("building madcheck for {target} failed (exit {rc})"));
+    }
+    let bin = util::target_dir().join(&target).join("release/madcheck");
+    let elf = std::fs::read(&bin).map_err(|e| format!("read {}: {e}", bin.display()))?;
+    // e_type at 16: 3 = ET_DYN (PIE). A static binary has no PT_INTERP; checked by the guest running it.
+    if elf.len() < 18 || u16::from_le_bytes([elf[16], elf[17]]) != 3 {
+        return Err(format!("{} is not position independent (static-pie expected)", bin.display()));
+    }
+    Ok(bin)
+}
+
+fn short_label(pkg_or_path: &str) -> String {
+    pkg_or_path.trim_start_matches("linux-image-").trim_end_matches("-unsigned").to_string()
+}
+
+/// Download, extract, build and pack everything for one kernel. Not thread-safe with itself (apt, cargo):
+/// the matrix prepares kernels one after the other and boots them in parallel.
+pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
+    let path = Path::new(&spec.kernel);
+    let (label, arch, image, config, moddir) = if path.is_file() {
+        let arch = match &spec.arch {
+            Some(a) => a.clone(),
+            None => guess_arch(path)?,
+        };
+        let label = path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel").to_string();
+        (label, arch, path.to_path_buf(), spec.config.clone(), None)
+    } else {
+        let (pkg, arch) = resolve_package(&spec.kernel, spec.arch.as_deref())?;
+        ensure_tools(&arch)?;
+        let deb = download(&pkg, &arch)?;
+        let root = extract(&deb)?;
+        let boot = root.join("boot");
+        let vmlinuz = find_file(&boot, "vmlinuz-").ok_or(format!("no vmlinuz in {}", boot.display()))?;
+        let config = find_file(&boot, "config-");
+        let mut image = vmlinuz.clone();
+        if arch == "x86_64" {
+            // PVH entry: qboot boots the ELF vmlinux directly and skips the TCG-emulated decompression.
+            let vmlinux = root.join("vmlinux");
+            if !vmlinux.exists() {
+                if let Err(e) = extract_vmlinux(&vmlinuz, &vmlinux) {
+                    eprintln!("xtask qemu: warning: {e}; booting the bzImage");
+                }
+            }
+            if vmlinux.exists() {
+                image = vmlinux;
+            }
+        }
+        let moddir = find_subdir(&root, "modules.builtin");
+        (short_label(&pkg), arch, image, spec.config.clone().or(config), moddir)
+    };
+    ensure_tools(&arch)?;
+    let bin = if spec.build {
+        build_static(&arch)?
+    } else {
+        util::target_dir().join(rust_target(&arch)).join("release/madcheck")
+    };
+    let init = std::fs::read(&bin).map_err(|e| format!("read {}: {e}", bin.display()))?;
+
+    let dir = qemu_dir().join("initrd");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let mut entries: Vec<(String, u32, Vec<u8>)> = Vec::new();
+    for d in ["dev", "proc", "sys", "tmp", "scratch", "madcheck", "madcheck/modules"] {
+        entries.push((d.to_string(), 0o040755, Vec::new()));
+    }
+    entries.push(("init".into(), 0o100755, init));
+    if let Some(c) = &config {
+        let text = std::fs::read(c).map_err(|e| format!("read {}: {e}", c.display()))?;
+        entries.push(("madcheck/kernel.config".into(), 0o100644, text));
+    }
+    let expected = util::root().join("cases/expected_divergences.json");
+    if let Ok(t) = std::fs::read(&expected) {
+        entries.push(("madcheck/expected_divergences.json".into(), 0o100644, t));
+    }
+    let want_ext4 = spec.files.as_deref() != Some("tmpfs");
+    if want_ext4 {
+        let Some(md) = &moddir else {
+            return Err("an ext4 scratch disk needs the kernel's modules (a package, not a bare image); use --files tmpfs".into());
+        };
+        let dep = std::fs::read_to_string(md.join("modules.dep")).map_err(|e| format!("read modules.dep: {e}"))?;
+        let builtin = std::fs::read_to_string(md.join("modules.builtin")).unwrap_or_default();
+        let mods = module_closure(&dep, &builtin, &["ext4", "loop"])?;
+        for (i, m) in mods.iter().enumerate() {
+            let src = md.join(m);
+            let data = decompress(&src)?;
+            let name = m.rsplit('/').next().unwrap_or(m).split(".ko").next().unwrap_or(m);
+            entries.push((format!("madcheck/modules/{i:02}-{name}.ko"), 0o100644, data));
+        }
+        let sparse = qemu_dir().join("ext4-256M.sparse");
+        sparse_ext4(&sparse, 256)?;
+        entries.push(("madcheck/disk.sparse".into(), 0o100644, std::fs::read(&sparse).map_err(|e| e.to_string())?));
+    }
+    let initrd = dir.join(format!("{label}.cpio"));
+    write_cpio(&initrd, &entries)?;
+    Ok(Prepared { label, arch, image, initrd, spec: spec.clone() })
+}
+
+fn decompress(p: &Path) -> Result<Vec<u8>, String> {
+    let s = p.to_string_lossy();
+    let tool: Option<&[&str]> = if s.ends_with(".xz") {
+        Some(&["xz", "-dc"])
+    } else if s.ends_with(".zst") {
+        Some(&["zstd", "-dcq"])
+    } else if s.ends_with(".gz") {
+        Some(&["gzip", "-dc"])
+    } else {
+        None
+    };
+    match tool {
+        None => std::fs::read(p).map_err(|e| format!("read {}: {e}", p.display())),
+        Some(t) => {
+            let mut c = Command::new(t[0]);
+            c.args(&t[1..]).arg(p);
+            let o = c.output().map_err(|e| format!("cannot run {}: {e}", t[0]))?;
+            if !o.status.success() {
+                return Err(format!("{} {} failed", t[0], p.display()));
+            }
+            Ok(o.stdout)
+        }
+    }
+}
+
+fn guess_arch(p: &Path) -> Result<String, String> {
+    let d = std::fs::read(p).map_err(|e| format!("read {}: {e}", p.display()))?;
+    if d.len() > 0x3c && &d[0x38..0x3c] == b"ARMd" {
+        return Ok("aarch64".into());
+    }
+    if d.len() > 20 && d.starts_with(b"\x7fELF") {
+        return Ok(if u16::from_le_bytes([d[18], d[19]]) == 183 { "aarch64" } else { "x86_64" }.into());
+    }
+    if d.len() > 0x206 && &d[0x202..0x206] == b"HdrS" {
+        return Ok("x86_64".into());
+    }
+    Err(format!("{}: cannot tell the architecture; pass --arch", p.display()))
+}
+
+/// The qemu command line for a prepared kernel.
+pub fn qemu_command(p: &Prepared) -> Command {
+    let s = &p.spec;
+    let mut append = vec!["quiet".to_string(), "panic=-1".into(), format!("madcheck.generate={}", s.generate), format!("madcheck.seed={}", s.seed)];
+    append.push("madcheck.jobs=1".into());
+    if s.ktap {
+        append.push("madcheck.format=ktap".into());
+    }
+    if let Some(f) = &s.files {
+        append.push(format!("madcheck.files={f}"));
+    }
+    let mut c;
+    if p.arch == "x86_64" {
+        c = Command::new("qemu-system-x86_64");
+        c.args(["-accel", "tcg", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        if Path::new("/usr/share/qemu/qboot.rom").exists() {
+            c.args(["-bios", "/usr/share/qemu/qboot.rom"]);
+        }
+        append.insert(0, "console=ttyS0".into());
+        append.push("madcheck.exit=debugexit".into());
+    } else {
+        c = Command::new("qemu-system-aarch64");
+        // -cpu max: the 16K-page kernel needs a CPU with the 16K granule (cortex-a57 hangs silently).
+        c.args(["-M", "virt", "-cpu", "max,pauth-impdef=on", "-semihosting-config", "enable=on,target=native,userspace=on"]);
+        append.insert(0, "console=ttyAMA0".into());
+        append.push("madcheck.exit=semihost".into());
+    }
+    c.args(["-m", &s.memory_mib.to_string(), "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]);
+    c.arg("-kernel").arg(&p.image).arg("-initrd").arg(&p.initrd).arg("-append").arg(append.join(" "));
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn kv(line: &str) -> BTreeMap<String, String> {
+    line.split_whitespace().skip(1).filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Boot, stream the console to a log (and stdout when echoing), and read the result.
+pub fn boot(p: &Prepared) -> Outcome {
+    let logs = qemu_dir().join("logs");
+    let reports = qemu_dir().join("reports");
+    let _ = std::fs::create_dir_all(&logs);
+    let _ = std::fs::create_dir_all(&reports);
+    let log = logs.join(format!("{}.log", p.label));
+    let start = Instant::now();
+    let mut o = Outcome {
+        label: p.label.clone(),
+        exit: 1,
+        result: BTreeMap::new(),
+        guest: BTreeMap::new(),
+        report: None,
+        log: log.clone(),
+        elapsed: Duration::ZERO,
+        error: None,
+    };
+    let mut cmd = qemu_command(p);
+    let shown = format!("{cmd:?}");
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            o.error = Some(format!("cannot run {shown}: {e}"));
+            return o;
+        }
+    };
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    // A watchdog kills qemu when the run overstays its timeout.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timeout = p.spec.timeout;
+    let d2 = done.clone();
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        while !d2.load(std::sync::atomic::Ordering::Relaxed) {
+            if t0.elapsed() > timeout {
+                // SAFETY: kill on the pid of a child we spawned and have not reaped yet.
+                unsafe { libc_kill(pid as i32, 9) };
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let mut logf = std::fs::File::create(&log).ok();
+    let mut in_report = false;
+    let mut report_json = String::new();
+    let mut tail: Vec<String> = Vec::new();
+    let mut reader = BufReader::new(stdout);
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        match reader.read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
+        if let Some(f) = logf.as_mut() {
+            let _ = writeln!(f, "{line}");
+        }
+        if line == "MADCHECK-REPORT-BEGIN" {
+            in_report = true;
+            continue;
+        }
+        if line == "MADCHECK-REPORT-END" {
+            in_report = false;
+            continue;
+        }
+        if in_report {
+            report_json.push_str(&line);
+            continue;
+        }
+        if line.starts_with("MADCHECK-RESULT ") {
+            o.result = kv(&line);
+        }
+        if line.starts_with("MADCHECK-GUEST ") {
+            o.guest = kv(&line);
+        }
+        if p.spec.echo {
+            println!("{line}");
+        }
+        tail.push(line);
+        if tail.len() > 30 {
+            tail.remove(0);
+        }
+    }
+    let status = child.wait();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let qemu_err = err_thread.join().unwrap_or_default();
+    o.elapsed = start.elapsed();
+    if !report_json.is_empty() {
+        let r = reports.join(format!("{}.json", p.label));
+        if std::fs::write(&r, &report_json).is_ok() {
+            o.report = Some(r);
+        }
+    }
+    let rc = status.ok().map(util::code).unwrap_or(-1);
+    match o.result.get("exit").and_then(|v| v.parse::<i32>().ok()) {
+        Some(code) => {
+            o.exit = code;
+            // Cross-check the exit device: x86 isa-debug-exit gives 2*code+1, arm64 semihosting gives code.
+            let want = if p.arch == "x86_64" { 2 * code + 1 } else { code };
+            if rc != want {
+                o.error = Some(format!("the console says exit {code} but qemu exited {rc} (expected {want})"));
+                o.exit = 1;
+            }
+            if let Some(e) = o.result.get("error") {
+                o.error = Some(format!("guest: {e}"));
+            }
+        }
+        None => {
+            let why = if o.elapsed >= timeout { format!("timed out after {}s", timeout.as_secs()) } else { format!("qemu exited {rc}") };
+            o.error = Some(format!(
+                "no MADCHECK-RESULT line on the console ({why}; boot failure or kernel panic); last lines:\n{}\n{}",
+                tail.join("\n"),
+                qemu_err.trim()
+            ));
+            o.exit = 1;
+        }
+    }
+    o
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_naturally() {
+        let mut v = vec!["linux-image-6.1.0-9-amd64", "linux-image-6.1.0-56-amd64", "linux-image-6.1.0-47-amd64"];
+        v.sort_by(|a, b| version_cmp(a, b));
+        assert_eq!(v, ["linux-image-6.1.0-9-amd64", "linux-image-6.1.0-47-amd64", "linux-image-6.1.0-56-amd64"]);
+        assert_eq!(version_cmp("6.12.117+deb12", "6.12.95+deb12"), std::cmp::Ordering::Greater);
+    }
+
+    #[test]
+    fn module_closure_orders_dependencies_first() {
+        let dep = "kernel/fs/ext4/ext4.ko.xz: kernel/fs/jbd2/jbd2.ko.xz kernel/fs/mbcache.ko.xz kernel/lib/crc16.ko.xz\n\
+                   kernel/fs/jbd2/jbd2.ko.xz:\nkernel/fs/mbcache.ko.xz:\nkernel/lib/crc16.ko.xz:\n\
+                   kernel/drivers/block/loop.ko.xz:\n";
+        let m = module_closure(dep, "kernel/lib/crc16.ko\n", &["ext4", "loop"]).unwrap();
+        assert_eq!(m, ["kernel/fs/jbd2/jbd2.ko.xz", "kernel/fs/mbcache.ko.xz", "kernel/fs/ext4/ext4.ko.xz", "kernel/drivers/block/loop.ko.xz"]);
+        assert!(module_closure(dep, "", &["btrfs"]).is_err());
+    }
+
+    #[test]
+    fn cpio_is_newc() {
+        let p = std::env::temp_dir().join(format!("xtask-cpio-{}", std::process::id()));
+        write_cpio(&p, &[("init".into(), 0o100755, b"hi".to_vec())]).unwrap();
+        let b = std::fs::read(&p).unwrap();
+        assert!(b.starts_with(b"070701"));
+        assert_eq!(b.len() % 4, 0);
+        assert!(b.windows(10).any(|w| w == b"TRAILER!!!"));
+        std::fs::remove_file(&p).unwrap();
+    }
+}
