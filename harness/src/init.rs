@@ -254,6 +254,9 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
         ("page_size", ps.to_string()),
         ("files", files.split(' ').next().unwrap_or("").to_string()),
         ("kernel_config", Path::new(CONFIG).exists().to_string()),
+        // The workers (this binary) need the arena at 0x10000000 to be their lowest mapping, so the
+        // early-stop smaps read sees it first: a static-pie binary loads high, a non-PIE one would not.
+        ("lowest_mapping", lowest_mapping()),
     ];
     println!("{}", kv_line("MADCHECK-GUEST", &guest_kv));
     if !setup_errors.is_empty() {
@@ -313,6 +316,13 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
     }
     kv.extend(guest_kv);
     finish(code, &kv, opts)
+}
+
+fn lowest_mapping() -> String {
+    std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split('-').next()).map(|a| format!("0x{a}")))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn uname() -> (String, String) {
