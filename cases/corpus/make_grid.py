@@ -5,7 +5,7 @@ Not part of any build. Run it from the repository root (`python3 cases/corpus/ma
 (re)writes only files whose names it makes (`<advice>_<kind>_<outcome>.json`) and deletes nothing.
 See cases/corpus/README.md for the layout every grid case shares.
 
-Outcome words in the ids are what Linux 6.18 does (cases/../shared spec, section 5); the goldens
+Outcome words in the ids are what Linux 6.18 does (the madvise semantics reference, section 5); the goldens
 show the actual return, so a wrong word is caught in review of the host golden.
 """
 import json, os, sys

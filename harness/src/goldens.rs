@@ -32,7 +32,8 @@ pub const BLESS_COMMAND: &str = "cargo xtask bless";
 
 /// `golden/snapshots` of the checkout this binary was built from.
 pub fn snapshot_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/snapshots")
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/snapshots");
+    p.canonicalize().unwrap_or(p)
 }
 
 /// `golden/snapshots/<profile>/<side>` where side is `host` or `sim`.
@@ -197,7 +198,7 @@ pub fn line_diff(recorded: &str, now: &str) -> String {
             ops.push((' ', a[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || l[i][j + 1] >= l[i + 1][j]) {
+        } else if j < m && (i == n || l[i][j + 1] > l[i + 1][j]) {
             ops.push(('+', b[j]));
             j += 1;
         } else {
