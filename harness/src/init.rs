@@ -301,6 +301,8 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
                 ("poisoned", num("/verdicts/poisoned")),
                 ("infra", num("/verdicts/infra_error")),
                 ("elapsed_s", num("/elapsed_s")),
+                ("golden_checked", num("/golden_checked")),
+                ("golden_mismatches", num("/golden_mismatches")),
                 ("profile", r.pointer("/profile").and_then(|v| v.as_str()).unwrap_or("?").to_string()),
             ]);
             let guest: serde_json::Map<String, serde_json::Value> =

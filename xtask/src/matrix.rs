@@ -69,6 +69,10 @@ fn host_row(generate: u64, seed: u64) -> Row {
     let json = std::fs::read_to_string(&report).unwrap_or_default();
     let g = |k: &str| top_level(&json, k).unwrap_or_else(|| "?".into());
     let v = |k: &str| nested(&json, "verdicts", k).unwrap_or_else(|| "?".into());
+    let golden = match top_level(&json, "golden_checked").as_deref() {
+        Some(n) if n != "0" => g("golden_mismatches"),
+        _ => "n.a.".into(),
+    };
     Row {
         kernel: g("kernel"),
         arch: g("arch"),
@@ -76,7 +80,7 @@ fn host_row(generate: u64, seed: u64) -> Row {
         scenarios: g("scenarios"),
         divergences: v("diverge"),
         expected: v("expected_divergence"),
-        golden: "n.a.".into(),
+        golden,
         unsupported: v("unsupported"),
         files: "host".into(),
         time_s: t0.elapsed().as_secs_f64(),
@@ -95,7 +99,10 @@ fn guest_row(o: &Outcome, arch: &str, alias: &str) -> Row {
         scenarios: r("scenarios"),
         divergences: r("diverge"),
         expected: r("expected"),
-        golden: "n.a.".into(),
+        golden: match o.result.get("golden_checked").map(String::as_str) {
+            Some(n) if n != "0" && n != "?" => r("golden_mismatches"),
+            _ => "n.a.".into(),
+        },
         unsupported: r("unsupported"),
         files: r("files"),
         time_s: o.elapsed.as_secs_f64(),
@@ -133,7 +140,7 @@ fn write_json(path: &Path, rows: &[Row], generate: u64, seed: u64, total: f64) -
     for (i, r) in rows.iter().enumerate() {
         s += &format!(
             "    {{\"kernel\": {}, \"arch\": {}, \"page_size\": {}, \"scenarios\": {}, \"divergences\": {}, \
-             \"expected_divergences\": {}, \"golden_mismatches\": null, \"unsupported\": {}, \"files\": {}, \
+             \"expected_divergences\": {}, \"golden_mismatches\": {}, \"unsupported\": {}, \"files\": {}, \
              \"time_s\": {:.1}, \"exit\": {}, \"error\": {}, \"report\": {}}}{}\n",
             json_str(&r.kernel),
             json_str(&r.arch),
@@ -141,6 +148,7 @@ fn write_json(path: &Path, rows: &[Row], generate: u64, seed: u64, total: f64) -
             json_num_or_null(&r.scenarios),
             json_num_or_null(&r.divergences),
             json_num_or_null(&r.expected),
+            json_num_or_null(&r.golden),
             json_num_or_null(&r.unsupported),
             json_str(&r.files),
             r.time_s,
@@ -297,7 +305,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let json = util::target_dir().join("matrix.json");
     write_json(&json, &rows, generate, seed, total)?;
     println!("table: {}; per-kernel reports: {}", json.display(), qemu::qemu_dir().join("reports").display());
-    let bad = rows.iter().any(|r| r.exit != 0 || r.error.is_some() || r.divergences != "0");
+    let bad = rows.iter().any(|r| r.exit != 0 || r.error.is_some() || r.divergences != "0" || (r.golden != "n.a." && r.golden != "0"));
     if bad {
         println!("matrix: FAIL (a kernel diverged from its model, or did not report); see the reports above");
     }
