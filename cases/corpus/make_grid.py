@@ -116,10 +116,6 @@ def case(a, k):
     if a in ("HWPOISON", "SOFT_OFFLINE"):
         adv = dict(op="madvise", page=2, advice=a)  # length 0: never poison or offline a real page
     steps = list(pre)
-    if a == "REMOVE" and k == "file_shared_disk":
-        # ext4 (6.16+) caches this file in large folios; punching pages 2-3 unmaps the whole folio, a
-        # mapped page 1 included, which the model does not know yet. So only pages 2 and 3 are touched.
-        steps = [dict(op="write", page=2, fill=0xa2), dict(op="write", page=3, fill=0xa3)]
     readable = k not in ("prot_none_anon",)
     after = [dict(op="read", page=2)] if readable else []
     if a == "GUARD_INSTALL":
