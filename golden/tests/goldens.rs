@@ -263,7 +263,8 @@ fn main() {
         .map(|v| v.split(',').filter(|s| !s.is_empty()).map(|s| Mutation::from_name(s).expect("a known mutation")).collect())
         .unwrap_or_default();
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let tests: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Test = (&'static str, Box<dyn Fn()>);
+    let tests: Vec<Test> = vec![
         ("corpus_counts", Box::new(corpus_counts)),
         ("no_unreferenced_snapshots", Box::new(no_unreferenced_snapshots)),
         ("goldens_match", Box::new(move || goldens_match(&mutations))),
