@@ -1,4 +1,4 @@
-//! `cargo xtask matrix [--generate N] [--seed S] [--kernels LIST] [--no-host] [--jobs VMS]`: the same
+//! `cargo xtask matrix [--generate N] [--seed S] [--kernels LIST] [--no-host] [--jobs VMS] [--corpus]`: the same
 //! generated scenarios on the host and on five Debian kernels under qemu (x86_64 6.1 and 6.12, arm64 6.1,
 //! 6.12 and 6.12 with 16K pages), two VMs at a time; one table on stdout, the same rows as JSON in
 //! `target/matrix.json`.
@@ -6,7 +6,9 @@
 //! Invariant: kernels are prepared (apt, cargo) one after another and only the boots run in parallel;
 //! the exit code is 1 when any row has a divergence that no expected-divergence entry covers, an
 //! infrastructure error, or no result at all, else 0. `--kernels` takes `arch:kernel` items (e.g.
-//! `x86_64:6.1,aarch64:6.12-16k`), so CI can run a reduced matrix with the same code.
+//! `x86_64:6.1,aarch64:6.12-16k`), so CI can run a reduced matrix with the same code. `--corpus` adds the
+//! named cases of cases/corpus to every kernel's run (and so their golden checks, where a kernel profile
+//! has goldens).
 
 use crate::qemu::{self, Outcome, Spec};
 use crate::util;
@@ -55,7 +57,7 @@ fn nested(json: &str, obj: &str, key: &str) -> Option<String> {
     Some(rest[..end].trim().to_string())
 }
 
-fn host_row(generate: u64, seed: u64) -> Row {
+fn host_row(generate: u64, seed: u64, corpus: bool) -> Row {
     let t0 = Instant::now();
     let report = qemu::qemu_dir().join("reports/host.json");
     let _ = std::fs::create_dir_all(report.parent().unwrap());
@@ -65,6 +67,9 @@ fn host_row(generate: u64, seed: u64) -> Row {
     c.args(["run", "--generate", &generate.to_string(), "--seed", &seed.to_string(), "--quiet", "--report"])
         .arg(&report)
         .stdout(std::process::Stdio::null());
+    if corpus {
+        c.arg("--cases").arg(util::root().join("cases/corpus"));
+    }
     let rc = util::status(c).unwrap_or(1);
     let json = std::fs::read_to_string(&report).unwrap_or_default();
     let g = |k: &str| top_level(&json, k).unwrap_or_else(|| "?".into());
@@ -194,6 +199,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let mut host = true;
     let mut vms = 2usize;
     let mut build = true;
+    let mut corpus = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -207,6 +213,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--jobs" => vms = value()?.parse::<usize>().map_err(|_| "--jobs: not a number")?.max(1),
             "--no-host" => host = false,
             "--no-build" => build = false,
+            "--corpus" => corpus = true,
             "--kernels" => {
                 kernels = value()?
                     .split(',')
@@ -218,7 +225,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                     .collect::<Result<_, _>>()?
             }
             _ => return Err(format!(
-                "unknown argument {a:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--no-build]"
+                "unknown argument {a:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--corpus] [--no-build]"
             )),
         }
     }
@@ -234,7 +241,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             }
         }
         eprintln!("xtask matrix: host, {generate} scenarios (seed {seed})");
-        rows.push(host_row(generate, seed));
+        rows.push(host_row(generate, seed, corpus));
         eprintln!("{}", table(&rows[rows.len() - 1..]).lines().nth(1).unwrap_or(""));
     }
     // Prepare sequentially (apt and cargo take locks), then boot `vms` at a time.
@@ -254,6 +261,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             timeout: Duration::from_secs(3 * 3600),
             build: build && !built.contains_key(arch),
             echo: false,
+            corpus,
         };
         eprintln!("xtask matrix: preparing {arch} {k}");
         match qemu::prepare(&spec) {

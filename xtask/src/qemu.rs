@@ -34,6 +34,8 @@ pub struct Spec {
     pub build: bool,
     /// Echo the guest console to stdout while it runs.
     pub echo: bool,
+    /// Also run the named cases of cases/corpus (packed into the initramfs).
+    pub corpus: bool,
 }
 
 /// A kernel ready to boot: everything on disk.
@@ -64,7 +66,7 @@ pub struct Outcome {
 pub fn usage() -> &'static str {
     "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64]\n\
      \x20                      [--generate N] [--seed S] [--format human|ktap] [--files ext4|tmpfs]\n\
-     \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--no-build]"
+     \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]"
 }
 
 pub fn main(args: &[String]) -> Result<i32, String> {
@@ -80,6 +82,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         timeout: Duration::from_secs(3600),
         build: true,
         echo: true,
+        corpus: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -89,6 +92,10 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         };
         if flag == "--no-build" {
             spec.build = false;
+            continue;
+        }
+        if flag == "--corpus" {
+            spec.corpus = true;
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -660,6 +667,21 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
     if let Ok(t) = std::fs::read(&expected) {
         entries.push(("madcheck/expected_divergences.json".into(), 0o100644, t));
     }
+    if spec.corpus {
+        entries.push(("madcheck/corpus".into(), 0o040755, Vec::new()));
+        let dir = util::root().join("cases/corpus");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("read {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let data = std::fs::read(&f).map_err(|e| format!("read {}: {e}", f.display()))?;
+            entries.push((format!("madcheck/corpus/{name}"), 0o100644, data));
+        }
+    }
     let want_ext4 = spec.files.as_deref() != Some("tmpfs");
     if want_ext4 {
         let Some(md) = &moddir else {
@@ -738,6 +760,9 @@ pub fn qemu_command(p: &Prepared) -> Command {
     }
     if let Some(f) = &s.files {
         append.push(format!("madcheck.files={f}"));
+    }
+    if s.corpus {
+        append.push("madcheck.args=--cases,/madcheck/corpus".into());
     }
     let mut c;
     if p.arch == "x86_64" {
