@@ -11,6 +11,7 @@
 //!   passed, as it does in the report;
 //! - unsupported and poisoned scenarios are one leaf, `ok N id # SKIP reason`;
 //! - an infrastructure error is one leaf, `not ok`, with the error as a diagnostic.
+//!
 //! Failures not tied to a scenario (stale expected-divergence entries, workers that would not start, a
 //! run cut short) add one final test, `madcheck_run`, that is `not ok`, so a consumer that only counts
 //! leaves still sees that the run failed.

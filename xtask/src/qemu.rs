@@ -213,7 +213,6 @@ pub fn ensure_tools(arch: &str) -> Result<(), String> {
     eprintln!("xtask qemu: installing {}", pkgs.join(" "));
     let backports = Path::new("/etc/apt/sources.list.d/bookworm-backports.sources");
     let deb_sources = Path::new("/etc/apt/sources.list.d/debian.sources");
-    let mut update = true;
     if pkgs.iter().any(|p| p.starts_with("qemu")) && !backports.exists() && deb_sources.exists() {
         // Same mirror as the machine's own Debian source, other suite.
         let src = std::fs::read_to_string(deb_sources).map_err(|e| format!("read {}: {e}", deb_sources.display()))?;
@@ -230,13 +229,9 @@ pub fn ensure_tools(arch: &str) -> Result<(), String> {
         text += "Suites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
         std::fs::write(backports, text).map_err(|e| format!("write {}: {e}", backports.display()))?;
     }
-    if update {
-        let mut c = apt();
-        c.arg("update");
-        run_ok(c)?;
-        update = false;
-    }
-    let _ = update;
+    let mut c = apt();
+    c.arg("update");
+    run_ok(c)?;
     let mut c = apt();
     c.args(["install", "-y", "--no-install-recommends"]);
     if pkgs.iter().any(|p| p.starts_with("qemu")) && backports.exists() {
@@ -512,11 +507,11 @@ pub fn write_cpio(out: &Path, entries: &[(String, u32, Vec<u8>)]) -> Result<(), 
         buf.extend_from_slice(hdr.as_bytes());
         buf.extend_from_slice(name.as_bytes());
         buf.push(0);
-        while buf.len() % 4 != 0 {
+        while !buf.len().is_multiple_of(4) {
             buf.push(0);
         }
         buf.extend_from_slice(data);
-        while buf.len() % 4 != 0 {
+        while !buf.len().is_multiple_of(4) {
             buf.push(0);
         }
     };
