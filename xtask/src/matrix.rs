@@ -34,6 +34,8 @@ struct Row {
     exit: i32,
     error: Option<String>,
     report: String,
+    /// The command that reruns the first divergent generated scenario on this kernel.
+    replay: String,
 }
 
 /// A top-level value of a pretty-printed JSON object (`  "key": value,`); enough for madcheck's report,
@@ -91,12 +93,27 @@ fn host_row(generate: u64, seed: u64, corpus: bool) -> Row {
         time_s: t0.elapsed().as_secs_f64(),
         exit: rc,
         error: if json.is_empty() { Some(format!("{} wrote no report", exe.display())) } else { None },
+        replay: first_divergent(&json).map(|i| format!("cargo xtask run --seed {seed} --scenario {i}")).unwrap_or_default(),
         report: report.display().to_string(),
     }
 }
 
-fn guest_row(o: &Outcome, arch: &str, alias: &str) -> Row {
+/// The index of the first divergent generated scenario in a report (`"scenario": "gen-S-N"` after
+/// `"divergences"`), pretty or compact.
+fn first_divergent(json: &str) -> Option<u64> {
+    const KEY: &str = "\"divergences\"";
+    let d = &json[json.find(KEY)? + KEY.len()..];
+    let d = d.trim_start().strip_prefix(':')?.trim_start().strip_prefix('[')?;
+    // The first entry's first field is its scenario id.
+    let d = &d[d.find("\"scenario\"")? + "\"scenario\"".len()..];
+    let id = d.trim_start().strip_prefix(':')?.trim_start().strip_prefix("\"gen-")?;
+    let id = &id[id.find('-')? + 1..];
+    id[..id.find('"')?].parse().ok()
+}
+
+fn guest_row(o: &Outcome, arch: &str, alias: &str, seed: u64) -> Row {
     let r = |k: &str| o.result.get(k).cloned().unwrap_or_else(|| "?".into());
+    let json = o.report.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
     Row {
         kernel: o.result.get("kernel").cloned().unwrap_or_else(|| format!("{alias} ({})", o.label)),
         arch: arch.to_string(),
@@ -113,6 +130,9 @@ fn guest_row(o: &Outcome, arch: &str, alias: &str) -> Row {
         time_s: o.elapsed.as_secs_f64(),
         exit: o.exit,
         error: o.error.clone(),
+        replay: first_divergent(&json)
+            .map(|i| format!("cargo xtask qemu --kernel {alias} --arch {arch} --seed {seed} --scenario {i}"))
+            .unwrap_or_default(),
         report: o.report.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
     }
 }
@@ -262,6 +282,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             build: build && !built.contains_key(arch),
             echo: false,
             corpus,
+            scenarios: Vec::new(),
         };
         eprintln!("xtask matrix: preparing {arch} {k}");
         match qemu::prepare(&spec) {
@@ -283,6 +304,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                 exit: 1,
                 error: Some(format!("prepare: {e}")),
                 report: String::new(),
+                replay: String::new(),
             }),
         }
     }
@@ -296,7 +318,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                 eprintln!("xtask matrix: booting {arch} {} ({k})", p.label);
                 let o = qemu::boot(p);
                 eprintln!("xtask matrix: {arch} {}: {}", p.label, qemu::describe(&o).lines().next().unwrap_or(""));
-                results.lock().unwrap().push((i, guest_row(&o, arch, k)));
+                results.lock().unwrap().push((i, guest_row(&o, arch, k, seed)));
             });
         }
     });
@@ -309,6 +331,9 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     print!("{}", table(&rows));
     for r in rows.iter().filter(|r| r.error.is_some()) {
         println!("{} {}: {}", r.arch, r.kernel, r.error.as_deref().unwrap_or(""));
+    }
+    for r in rows.iter().filter(|r| r.divergences != "0" && !r.replay.is_empty()) {
+        println!("{} {}: first divergence: {}", r.arch, r.kernel, r.replay);
     }
     let json = util::target_dir().join("matrix.json");
     write_json(&json, &rows, generate, seed, total)?;
@@ -331,5 +356,9 @@ mod tests {
         assert_eq!(top_level(j, "scenarios").as_deref(), Some("12"));
         assert_eq!(nested(j, "verdicts", "diverge").as_deref(), Some("2"));
         assert_eq!(nested(j, "verdicts", "match").as_deref(), Some("10"));
+        let r = r#"{"report":{"x":"gen-1-1","divergences":[{"scenario":"gen-3-980","step":"5"}]}}"#;
+        assert_eq!(first_divergent(r), Some(980));
+        assert_eq!(first_divergent(r#"{"divergences": [], "expected_divergences": [{"scenario": "gen-1-2"}]}"#), None);
+        assert_eq!(first_divergent("{\n  \"divergences\": [\n    {\n      \"scenario\": \"gen-3-7\",\n"), Some(7));
     }
 }

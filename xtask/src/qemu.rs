@@ -36,6 +36,8 @@ pub struct Spec {
     pub echo: bool,
     /// Also run the named cases of cases/corpus (packed into the initramfs).
     pub corpus: bool,
+    /// `--scenario N`: run these generated scenarios (of `seed`) instead of `generate` of them.
+    pub scenarios: Vec<u64>,
 }
 
 /// A kernel ready to boot: everything on disk.
@@ -65,7 +67,8 @@ pub struct Outcome {
 
 pub fn usage() -> &'static str {
     "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64]\n\
-     \x20                      [--generate N] [--seed S] [--format human|ktap] [--files ext4|tmpfs]\n\
+     \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
+     \x20                      [--files ext4|tmpfs]\n\
      \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]"
 }
 
@@ -83,7 +86,9 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         build: true,
         echo: true,
         corpus: false,
+        scenarios: Vec::new(),
     };
+    let mut generate_given = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -107,8 +112,12 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         match flag {
             "--kernel" => spec.kernel = value()?,
             "--arch" => spec.arch = Some(value()?),
-            "--generate" => spec.generate = num(value()?)?,
+            "--generate" => {
+                spec.generate = num(value()?)?;
+                generate_given = true;
+            }
             "--seed" => spec.seed = num(value()?)?,
+            "--scenario" => spec.scenarios.push(num(value()?)?),
             "--format" => spec.ktap = value()? == "ktap",
             "--files" => spec.files = Some(value()?),
             "--config" => spec.config = Some(PathBuf::from(value()?)),
@@ -119,6 +128,9 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     }
     if spec.kernel.is_empty() {
         return Err(format!("--kernel is required\n{}", usage()));
+    }
+    if !spec.scenarios.is_empty() && !generate_given {
+        spec.generate = 0;
     }
     if let Some(a) = &spec.arch {
         if a != "x86_64" && a != "aarch64" {
@@ -756,8 +768,15 @@ pub fn qemu_command(p: &Prepared) -> Command {
     if let Some(f) = &s.files {
         append.push(format!("madcheck.files={f}"));
     }
+    let mut extra: Vec<String> = Vec::new();
     if s.corpus {
-        append.push("madcheck.args=--cases,/madcheck/corpus".into());
+        extra.extend(["--cases".into(), "/madcheck/corpus".into()]);
+    }
+    for i in &s.scenarios {
+        extra.extend(["--scenario".into(), i.to_string()]);
+    }
+    if !extra.is_empty() {
+        append.push(format!("madcheck.args={}", extra.join(",")));
     }
     let mut c;
     if p.arch == "x86_64" {
