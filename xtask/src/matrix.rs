@@ -104,6 +104,9 @@ fn first_divergent(json: &str) -> Option<u64> {
     const KEY: &str = "\"divergences\"";
     let d = &json[json.find(KEY)? + KEY.len()..];
     let d = d.trim_start().strip_prefix(':')?.trim_start().strip_prefix('[')?;
+    if d.trim_start().starts_with(']') {
+        return None;
+    }
     // The first entry's first field is its scenario id.
     let d = &d[d.find("\"scenario\"")? + "\"scenario\"".len()..];
     let id = d.trim_start().strip_prefix(':')?.trim_start().strip_prefix("\"gen-")?;
