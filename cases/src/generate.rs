@@ -153,6 +153,8 @@ struct PageInfo {
     dontfork: bool,
     /// Some GUARD_INSTALL call may have covered it: any access may SIGSEGV.
     guard: bool,
+    /// Some mseal call may have covered it: mprotect/munmap/mmap/mremap there may fail with EPERM.
+    sealed: bool,
 }
 
 struct Gen {
@@ -175,6 +177,8 @@ enum Op {
     Mmap,
     Mlock,
     Fork,
+    Mseal,
+    Mremap,
 }
 
 impl Gen {
@@ -272,9 +276,14 @@ impl Gen {
     }
 
     fn set_map(&mut self, m: &MapSpec) {
+        if self.any_sealed(m.page, m.pages) {
+            // mmap over sealed memory fails with EPERM; what stays mapped is no longer certain.
+            self.forget(m.page, m.pages);
+            return;
+        }
         for p in m.page..m.page + m.pages {
             self.pages[p as usize] =
-                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false, guard: false };
+                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false, guard: false, sealed: false };
         }
     }
 
@@ -292,6 +301,10 @@ impl Gen {
                 (3, Op::Mmap),
                 (4, Op::Mlock),
                 (7, Op::Fork),
+                (2, Op::Mseal),
+                // mremap is in the language and the worker, but the model answers Unsupported until it
+                // matches the kernel; draw it again (weight 4) once MREMAP_MODELLED is on.
+                (0, Op::Mremap),
             ]);
             let s = self.step(op, true);
             steps.push(s);
@@ -316,11 +329,24 @@ impl Gen {
             Op::Mprotect => self.mprotect().unwrap_or_else(|| self.madvise(top)),
             Op::Munmap => {
                 let (page, pages) = self.some_range(4);
-                for p in page..page + pages {
-                    self.pages[p as usize] = PageInfo::default();
+                if self.any_sealed(page, pages) {
+                    self.forget(page, pages);
+                } else {
+                    for p in page..page + pages {
+                        self.pages[p as usize] = PageInfo::default();
+                    }
                 }
                 Step::Munmap { page, pages }
             }
+            Op::Mseal if top => {
+                let (page, pages) = self.some_range(6);
+                for p in page..page + pages {
+                    self.pages[p as usize].sealed = true;
+                }
+                Step::Mseal { page, pages }
+            }
+            Op::Mremap if top => self.mremap(),
+            Op::Mseal | Op::Mremap => self.madvise(top),
             Op::Mmap => self.mmap(),
             Op::Mlock => {
                 let (page, pages) = self.some_range(6);
@@ -401,10 +427,82 @@ impl Gen {
         if any_file && prot == RX {
             prot = Prot::R;
         }
-        for p in start..end {
-            self.pages[p as usize].prot = Some(prot);
+        if self.any_sealed(start, end - start) {
+            self.forget(start, end - start);
+        } else {
+            for p in start..end {
+                self.pages[p as usize].prot = Some(prot);
+            }
         }
         Some(Step::Mprotect { page: start, pages: end - start, prot })
+    }
+
+    fn any_sealed(&self, page: u32, pages: u32) -> bool {
+        (page..page + pages).any(|p| self.pages[p as usize].sealed)
+    }
+
+    /// The generator no longer knows what is mapped there: treat the pages as holes it will not touch,
+    /// but remember they may be sealed.
+    fn forget(&mut self, page: u32, pages: u32) {
+        for p in page..(page + pages).min(self.arena) {
+            let sealed = self.pages[p as usize].sealed;
+            self.pages[p as usize] = PageInfo { sealed, ..PageInfo::default() };
+        }
+    }
+
+    /// mremap: in place (shrink or grow), or MREMAP_MAYMOVE|MREMAP_FIXED to a non-overlapping range,
+    /// sometimes with MREMAP_DONTUNMAP. The generator's picture follows the likely outcome where it is
+    /// safe to (a move of one uniformly mapped run), and forgets the pages otherwise.
+    fn mremap(&mut self) -> Step {
+        let (page, pages) = self.some_range(6);
+        let arena = self.arena;
+        let uniform = {
+            let first = self.pages[page as usize];
+            first.prot.is_some()
+                && (page..page + pages).all(|p| {
+                    let i = self.pages[p as usize];
+                    i.prot == first.prot && i.file == first.file && !i.sealed && !i.guard
+                })
+        };
+        if self.rng.chance(350) {
+            // In place.
+            let new_pages = self.rng.range(1, (pages + 3).min(arena - page) as i64) as u32;
+            if new_pages < pages && uniform {
+                for p in page + new_pages..page + pages {
+                    self.pages[p as usize] = PageInfo::default();
+                }
+            } else {
+                self.forget(page, new_pages.max(pages));
+            }
+            return Step::Mremap { page, pages, new_pages, to: None, dontunmap: false };
+        }
+        let dontunmap = self.rng.chance(300);
+        let new_pages = if dontunmap { pages } else { self.rng.range(1, pages as i64 + 2) as u32 };
+        // A destination that does not overlap the source.
+        let candidates: Vec<u32> = (0..arena.saturating_sub(new_pages) + 1)
+            .filter(|&t| t + new_pages <= page || t >= page + pages)
+            .collect();
+        if candidates.is_empty() {
+            self.forget(page, pages);
+            return Step::Mremap { page, pages, new_pages: pages, to: None, dontunmap: false };
+        }
+        let to = self.rng.pick(&candidates);
+        let src = self.pages[page as usize];
+        if uniform && !self.any_sealed(to, new_pages) {
+            for p in to..to + new_pages {
+                let guard = self.pages[p as usize].guard;
+                self.pages[p as usize] = PageInfo { guard, ..src };
+            }
+            if !dontunmap {
+                for p in page..page + pages {
+                    self.pages[p as usize] = PageInfo::default();
+                }
+            }
+        } else {
+            self.forget(page, pages);
+            self.forget(to, new_pages);
+        }
+        Step::Mremap { page, pages, new_pages, to: Some(to), dontunmap }
     }
 
     /// A range inside the arena of at most `max` pages, starting on a mapped page 70% of the time.

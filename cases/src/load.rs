@@ -165,7 +165,8 @@ const MAP_FIELDS: &[(&str, Ty, bool)] = &[
     ("locked", Ty::Bool, false),
 ];
 const KINDS: &[&str] = &["anon_private", "anon_shared", "file_private", "file_shared"];
-const OPS: &[&str] = &["madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork"];
+const OPS: &[&str] =
+    &["madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "mseal", "mremap"];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
     Some(match op {
@@ -179,7 +180,14 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
         "write" => &[("page", Ty::U32, true), ("fill", Ty::U8, true)],
         "read" => &[("page", Ty::U32, true)],
         "mprotect" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("prot", Ty::Prot, true)],
-        "munmap" | "munlock" => &[("page", Ty::U32, true), ("pages", Ty::U32, true)],
+        "munmap" | "munlock" | "mseal" => &[("page", Ty::U32, true), ("pages", Ty::U32, true)],
+        "mremap" => &[
+            ("page", Ty::U32, true),
+            ("pages", Ty::U32, true),
+            ("new_pages", Ty::U32, true),
+            ("to", Ty::U32, false),
+            ("dontunmap", Ty::Bool, false),
+        ],
         "mlock" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("onfault", Ty::Bool, false)],
         "mmap" => &[("map", Ty::Map, true)],
         "fork" => &[("child", Ty::Children, false)],

@@ -193,5 +193,25 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             }
             Ok(())
         }
+        Step::Mseal { page, pages } => check_range(arena, *page, *pages, path),
+        Step::Mremap { page, pages, new_pages, to, dontunmap } => {
+            check_range(arena, *page, *pages, path)?;
+            match to {
+                // Growing in place extends past the old end: keep that inside the arena too.
+                None => {
+                    if *dontunmap {
+                        return Err((format!("{path}.dontunmap"), "MREMAP_DONTUNMAP needs a `to` page".into()));
+                    }
+                    if *new_pages > 0 {
+                        check_range(arena, *page, *new_pages, path)
+                            .map_err(|(_, m)| (format!("{path}.new_pages"), m))?;
+                    }
+                    Ok(())
+                }
+                Some(to) => {
+                    check_range(arena, *to, (*new_pages).max(1), path).map_err(|(_, m)| (format!("{path}.to"), m))
+                }
+            }
+        }
     }
 }

@@ -66,7 +66,7 @@ fn err_for(name: &str, text: &str) -> (String, CaseError) {
 #[case::unknown_field_in_step(
     r#""steps": [{ "op": "write", "page": 0, "fill": 1, "colour": 2 }]"#,
     "steps[0].colour", "unknown field \"colour\"")]
-#[case::unknown_op(r#""steps": [{ "op": "mremap", "page": 0 }]"#, "steps[0].op", "unknown op \"mremap\"")]
+#[case::unknown_op(r#""steps": [{ "op": "mremapx", "page": 0 }]"#, "steps[0].op", "unknown op \"mremapx\"")]
 #[case::bad_prot(
     r#""steps": [{ "op": "mprotect", "page": 0, "pages": 1, "prot": "rwz" }]"#, "steps[0].prot", "bad protection")]
 #[case::fill_out_of_range(r#""steps": [{ "op": "write", "page": 0, "fill": 256 }]"#, "steps[0].fill", "u8")]

@@ -142,6 +142,14 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                 | Step::Mlock { page, pages, .. }
                 | Step::Munlock { page, pages } => in_window(&what, *page, *pages as u64)?,
                 Step::Mmap { map } => check_map(&what, map)?,
+                Step::Mseal { page, pages } => in_window(&what, *page, *pages as u64)?,
+                Step::Mremap { page, pages, new_pages, to, .. } => {
+                    in_window(&what, *page, *pages as u64)?;
+                    match to {
+                        None => in_window(&what, *page, *new_pages as u64)?,
+                        Some(t) => in_window(&what, *t, (*new_pages as u64).max(1))?,
+                    }
+                }
                 Step::Fork { child } => {
                     if in_child {
                         return Err(format!("{what}: a fork inside a fork child is not supported"));

@@ -46,6 +46,17 @@ pub fn render_step(step: &Step) -> String {
         }
         Step::Munlock { page, pages } => format!("munlock(page {page}, {})", plural(*pages as i64, "page")),
         Step::Fork { child } => format!("fork(child runs {})", plural(child.len() as i64, "step")),
+        Step::Mseal { page, pages } => format!("mseal(page {page}, {})", plural(*pages as i64, "page")),
+        Step::Mremap { page, pages, new_pages, to, dontunmap } => format!(
+            "mremap(page {page}, {} -> {}{})",
+            plural(*pages as i64, "page"),
+            plural(*new_pages as i64, "page"),
+            match (to, dontunmap) {
+                (None, _) => String::new(),
+                (Some(t), false) => format!(", MAYMOVE|FIXED to page {t}"),
+                (Some(t), true) => format!(", MAYMOVE|FIXED|DONTUNMAP to page {t}"),
+            }
+        ),
     }
 }
 

@@ -160,6 +160,16 @@ pub struct KernelModel {
     pub thp_mode: crate::kernel::ThpMode,
     /// ksmd merges pages asynchronously.
     pub ksm_running: bool,
+    /// mseal(2) exists (6.10+, 64-bit only) [S 6.12 mm/mseal.c].
+    pub mseal: bool,
+    /// A sealed read-only anonymous VMA refuses MADV_GUARD_INSTALL like the discard advice [T 6.18;
+    /// S 7.2 mm/madvise.c]; the release that added it is UNVERIFIED (6.18 is the first probed).
+    pub mseal_refuses_guard_install: bool,
+    /// mremap validates the source VMA before unmapping a MREMAP_FIXED destination (the 6.16 mremap
+    /// refactor; UNVERIFIED release); before, the destination was unmapped first [S 6.12 mremap_to].
+    pub mremap_checks_first: bool,
+    /// A same-size MREMAP_FIXED move may span several VMAs and gaps (d23cb648e365, 6.17).
+    pub mremap_multi: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -218,6 +228,10 @@ impl KernelModel {
             guard_vma_flag: f.guard_vma_flag,
             guard_any_vma: at_least(6, 15),
             max_map_count: f.max_map_count,
+            mseal: at_least(6, 10) && (f.arch == "x86_64" || f.arch == "aarch64"),
+            mseal_refuses_guard_install: at_least(6, 18),
+            mremap_checks_first: at_least(6, 16),
+            mremap_multi: at_least(6, 17),
             mutations: Vec::new(),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),

@@ -443,6 +443,20 @@ pub enum Step {
         #[serde(default)]
         child: Vec<Step>,
     },
+    /// mseal(addr, len, 0) (6.10+, 64-bit): seal [page, page+pages).
+    Mseal { page: u32, pages: u32 },
+    /// mremap of [page, page+pages) to `new_pages` pages. `to: None`: flags 0 (shrink, or grow in
+    /// place). `to: Some(p)`: MREMAP_MAYMOVE|MREMAP_FIXED to arena page p, plus MREMAP_DONTUNMAP when
+    /// `dontunmap` (which needs new_pages == pages).
+    Mremap {
+        page: u32,
+        pages: u32,
+        new_pages: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<u32>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        dontunmap: bool,
+    },
 }
 
 impl Step {
@@ -457,6 +471,8 @@ impl Step {
             Step::Mlock { .. } => "mlock",
             Step::Munlock { .. } => "munlock",
             Step::Fork { .. } => "fork",
+            Step::Mseal { .. } => "mseal",
+            Step::Mremap { .. } => "mremap",
         }
     }
 }
@@ -500,8 +516,8 @@ impl Program {
         let mut out = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
             let i = i as u32;
-            if let Step::Fork { child } = s {
-                for c in 0..=child.len() as u32 {
+            if let Step::Fork { child: steps } = s {
+                for c in 0..=steps.len() as u32 {
                     out.push(StepId { step: i, child: Some(c) });
                 }
             }
@@ -515,7 +531,7 @@ impl Program {
         let s = self.steps.get(id.step as usize)?;
         match (id.child, s) {
             (None, _) | (Some(0), _) => Some(s),
-            (Some(c), Step::Fork { child }) => child.get(c as usize - 1),
+            (Some(c), Step::Fork { child: steps }) => steps.get(c as usize - 1),
             _ => None,
         }
     }

@@ -107,6 +107,27 @@ const AP4: &str = r#"{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}"#;
 #[case::mprotect_write_adds_account_and_keeps_it(
     r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"r--","kind":"anon_private"}],"steps":[{"op":"mprotect","page":0,"pages":2,"prot":"rw-"},{"op":"write","page":0,"fill":1},{"op":"mprotect","page":0,"pages":2,"prot":"r--"}]}"#,
     "0", "[0,2) r--p rd mr mw me ac", "w.")]
+#[case::guard_install_then_dontneed_keeps_marker(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":1,"fill":7}},{{"op":"madvise","page":1,"len_pages":2,"advice":"GUARD_INSTALL"}},{{"op":"madvise","page":0,"len_pages":4,"advice":"DONTNEED"}}]}}"#),
+    "0", "[0,4) rw-p rd wr mr mw me gu ac", ".ss.")]
+#[case::read_of_guard_marker_is_sigsegv(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"madvise","page":1,"len_pages":1,"advice":"GUARD_INSTALL"}},{{"op":"read","page":1}}]}}"#),
+    "SIGSEGV", "", "")]
+#[case::populate_over_guard_is_efault(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"madvise","page":2,"len_pages":1,"advice":"GUARD_INSTALL"}},{{"op":"madvise","page":0,"len_pages":4,"advice":"POPULATE_WRITE"}}]}}"#),
+    "EFAULT", "[0,4) rw-p rd wr mr mw me gu ac", "00s.")]
+#[case::pageout_discards_clean_lazyfree_pages(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":0,"fill":1}},{{"op":"write","page":1,"fill":2}},{{"op":"madvise","page":0,"len_pages":1,"advice":"FREE"}},{{"op":"madvise","page":0,"len_pages":2,"advice":"PAGEOUT"}}]}}"#),
+    "0", "[0,4) rw-p rd wr mr mw me ac", ".w..")]
+#[case::mseal_splits_and_prints_sl(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"mseal","page":1,"pages":2}}]}}"#),
+    "0", "[0,1) rw-p rd wr mr mw me ac; [1,3) rw-p rd wr mr mw me ac sl; [3,4) rw-p rd wr mr mw me ac", "....")]
+#[case::munmap_of_sealed_is_eperm(
+    &format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"mseal","page":0,"pages":4}},{{"op":"munmap","page":0,"pages":2}}]}}"#),
+    "EPERM", "[0,4) rw-p rd wr mr mw me ac sl", "....")]
+#[case::dontneed_on_sealed_read_only_anon_is_eperm(
+    r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"r--","kind":"anon_private","populate":true}],"steps":[{"op":"mseal","page":0,"pages":2},{"op":"madvise","page":0,"len_pages":2,"advice":"DONTNEED"}]}"#,
+    "EPERM", "[0,2) r--p rd mr mw me sl", "zz")]
 #[case::mlock_prot_none_is_enomem(
     r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"---","kind":"anon_private"}],"steps":[{"op":"mlock","page":0,"pages":2}]}"#,
     "ENOMEM", "[0,2) ---p mr mw me lo", "..")]
