@@ -170,6 +170,10 @@ pub struct KernelModel {
     pub mremap_checks_first: bool,
     /// A same-size MREMAP_FIXED move may span several VMAs and gaps (d23cb648e365, 6.17).
     pub mremap_multi: bool,
+    /// mprotect dropping PROT_WRITE from a private anonymous VMA with no anon_vma drops VM_ACCOUNT
+    /// [S 6.12 mm/mprotect.c:mprotect_fixup]; 6.1 keeps it [T Debian 6.1.192: `rd mr mw me ac`]. The
+    /// release in between is UNVERIFIED (6.2 taken).
+    pub mprotect_unaccounts_anon: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -232,6 +236,7 @@ impl KernelModel {
             mseal_refuses_guard_install: at_least(6, 18),
             mremap_checks_first: at_least(6, 16),
             mremap_multi: at_least(6, 17),
+            mprotect_unaccounts_anon: at_least(6, 2),
             mutations: Vec::new(),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),

@@ -90,8 +90,10 @@ pub fn flag_names(model: &KernelModel, flags: u64) -> Vec<String> {
         if flags & bit == 0 {
             continue;
         }
-        // VM_LOCKONFAULT had no mnemonic before 6.12 [S 6.1 fs/proc/task_mmu.c:show_smap_vma_flags].
+        // VM_LOCKONFAULT had no mnemonic before 6.12, and the unnamed bit prints as "??"
+        // [S 6.1 fs/proc/task_mmu.c:show_smap_vma_flags; T Debian 6.1.192 under qemu: "lo ?? ac"].
         if bit == vmf::LOCKONFAULT && !model.lockonfault_mnemonic {
+            out.push("??".to_string());
             continue;
         }
         out.push(name.to_string());
@@ -808,7 +810,7 @@ impl Machine {
                 if v.flags & (vmf::ACCOUNT | vmf::WRITE | vmf::HUGETLB | vmf::SHARED | vmf::NORESERVE) == 0 {
                     nf |= vmf::ACCOUNT;
                 }
-            } else if v.flags & vmf::ACCOUNT != 0 && v.is_anonymous() && v.anon_vma.is_none() {
+            } else if model.mprotect_unaccounts_anon && v.flags & vmf::ACCOUNT != 0 && v.is_anonymous() && v.anon_vma.is_none() {
                 // "cannot reduce our commit ... except in the anonymous case where no anon_vma has yet
                 // to be assigned" [S 6.18 mm/mprotect.c:mprotect_fixup].
                 nf &= !vmf::ACCOUNT;
