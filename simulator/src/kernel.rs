@@ -174,6 +174,9 @@ pub struct KernelModel {
     /// [S 6.12 mm/mprotect.c:mprotect_fixup]; 6.1 keeps it [T Debian 6.1.192: `rd mr mw me ac`]. The
     /// release in between is UNVERIFIED (6.2 taken).
     pub mprotect_unaccounts_anon: bool,
+    /// VMA merges judge anon_vma compatibility by the side that owns one (6.13+, UNVERIFIED release);
+    /// before, by the merge target's anon_vma_chain [S 6.12 mm/vma.c:is_mergeable_anon_vma].
+    pub anon_merge_by_owner: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -237,6 +240,7 @@ impl KernelModel {
             mremap_checks_first: at_least(6, 16),
             mremap_multi: at_least(6, 17),
             mprotect_unaccounts_anon: at_least(6, 2),
+            anon_merge_by_owner: at_least(6, 13),
             mutations: Vec::new(),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),

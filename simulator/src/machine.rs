@@ -296,8 +296,35 @@ impl Machine {
         (a.flags ^ flags) & !Self::ignore_merge(model) == 0 && a.obj == obj
     }
 
-    /// is_mergeable_anon_vma [S 6.18 mm/vma.c]: equal, or one side has none and the side that has one
-    /// was not inherited through fork.
+    /// is_mergeable_anon_vma for merging `src` (the range's anon_vma) into the neighbour `tgt`.
+    /// 6.13+ (UNVERIFIED release) [S 7.x mm/vma.c]: equal, or one side has none and the side that has
+    /// one was not inherited through fork. Before [S 6.12/6.1 mm/vma.c, mm/mmap.c]: when either is
+    /// missing, only a target whose own anon_vma_chain is a single entry accepts, so a target with no
+    /// anon_vma at all never takes a source that has one [T Debian 6.12.117, case gen-3-524].
+    fn anon_compatible_m(model: &KernelModel, tgt: Option<AnonVma>, src: Option<AnonVma>) -> bool {
+        if model.anon_merge_by_owner {
+            return Self::anon_compatible(tgt, src);
+        }
+        match (tgt, src) {
+            (Some(t), None) => !t.forked,
+            (None, Some(_)) => false,
+            (None, None) => true,
+            (Some(t), Some(s)) => t.id == s.id,
+        }
+    }
+
+    /// are_anon_vmas_compatible(prev, next) for a merge on both sides: pre-6.13 any missing side is fine.
+    fn anon_pair_compatible(model: &KernelModel, a: Option<AnonVma>, b: Option<AnonVma>) -> bool {
+        if model.anon_merge_by_owner {
+            return Self::anon_compatible(a, b);
+        }
+        match (a, b) {
+            (Some(x), Some(y)) => x.id == y.id,
+            _ => true,
+        }
+    }
+
+    /// The 6.13+ rule (see `anon_compatible_m`).
     fn anon_compatible(tgt: Option<AnonVma>, src: Option<AnonVma>) -> bool {
         match (tgt, src) {
             (None, Some(s)) => !s.forked,
@@ -325,7 +352,7 @@ impl Machine {
                 let p = self.vmas[i - 1];
                 p.end == s
                     && Self::flags_file_match(model, &p, new_flags, mid.obj)
-                    && Self::anon_compatible(p.anon_vma, mid.anon_vma)
+                    && Self::anon_compatible_m(model, p.anon_vma, mid.anon_vma)
                     && p.pgoff + p.pages() == pgoff
             };
         // can_vma_merge_right / can_vma_merge_before; with a left merge, prev and next must also be
@@ -337,11 +364,11 @@ impl Machine {
                 let n = self.vmas[i + 1];
                 n.start == e
                     && Self::flags_file_match(model, &n, new_flags, mid.obj)
-                    && Self::anon_compatible(n.anon_vma, mid.anon_vma)
+                    && Self::anon_compatible_m(model, n.anon_vma, mid.anon_vma)
                     && n.pgoff == pgoff + (e - s)
                     && (!merge_left || {
                         let p = self.vmas[i - 1];
-                        Self::anon_compatible(p.anon_vma, n.anon_vma)
+                        Self::anon_pair_compatible(model, p.anon_vma, n.anon_vma)
                     })
             };
         let sticky = |a: u64| if model.guard_vma_flag { a & vmf::MAYBE_GUARD } else { 0 };
@@ -736,7 +763,7 @@ impl Machine {
     /// vma_merge_new_range for the just-inserted vmas[i] (it has no anon_vma).
     fn merge_new(&mut self, model: &KernelModel, i: usize) -> usize {
         let v = self.vmas[i];
-        let ok = |o: &Vma| Self::flags_file_match(model, o, v.flags, v.obj) && Self::anon_compatible(o.anon_vma, None);
+        let ok = |o: &Vma| Self::flags_file_match(model, o, v.flags, v.obj) && Self::anon_compatible_m(model, o.anon_vma, None);
         let left = i > 0 && {
             let p = self.vmas[i - 1];
             p.end == v.start && ok(&p) && p.pgoff + p.pages() == v.pgoff
@@ -746,7 +773,7 @@ impl Machine {
             n.start == v.end
                 && ok(&n)
                 && n.pgoff == v.pgoff + v.pages()
-                && (!left || Self::anon_compatible(self.vmas[i - 1].anon_vma, n.anon_vma))
+                && (!left || Self::anon_pair_compatible(model, self.vmas[i - 1].anon_vma, n.anon_vma))
         };
         let sticky = |a: u64| if model.guard_vma_flag { a & vmf::MAYBE_GUARD } else { 0 };
         match (left, right) {
@@ -966,7 +993,7 @@ impl Machine {
                 let n = self.vmas[i + 1];
                 n.start == new_end
                     && Self::flags_file_match(model, &n, v.flags, v.obj)
-                    && Self::anon_compatible(n.anon_vma, v.anon_vma)
+                    && Self::anon_compatible_m(model, n.anon_vma, v.anon_vma)
                     && n.pgoff == v.pgoff + (new_end - v.start)
             };
             if merged {
@@ -1165,7 +1192,7 @@ impl Machine {
             n.start == v.end
                 && ok(&n, i + 1)
                 && n.pgoff == v.pgoff + v.pages()
-                && (!left || Self::anon_compatible(self.vmas[i - 1].anon_vma, n.anon_vma))
+                && (!left || Self::anon_pair_compatible(model, self.vmas[i - 1].anon_vma, n.anon_vma))
         };
         match (left, right) {
             (true, true) => {
