@@ -760,49 +760,9 @@ impl Machine {
         Ret::Ok
     }
 
-    /// vma_merge_new_range for the just-inserted vmas[i] (it has no anon_vma).
+    /// vma_merge_new_range for the just-inserted vmas[i] (an mmap: it has no anon_vma).
     fn merge_new(&mut self, model: &KernelModel, i: usize) -> usize {
-        let v = self.vmas[i];
-        let ok = |o: &Vma| Self::flags_file_match(model, o, v.flags, v.obj) && Self::anon_compatible_m(model, o.anon_vma, None);
-        let left = i > 0 && {
-            let p = self.vmas[i - 1];
-            p.end == v.start && ok(&p) && p.pgoff + p.pages() == v.pgoff
-        };
-        let right = i + 1 < self.vmas.len() && {
-            let n = self.vmas[i + 1];
-            n.start == v.end
-                && ok(&n)
-                && n.pgoff == v.pgoff + v.pages()
-                && (!left || Self::anon_pair_compatible(model, self.vmas[i - 1].anon_vma, n.anon_vma))
-        };
-        let sticky = |a: u64| if model.guard_vma_flag { a & vmf::MAYBE_GUARD } else { 0 };
-        match (left, right) {
-            (true, true) => {
-                let n = self.vmas[i + 1];
-                let p = &mut self.vmas[i - 1];
-                p.end = n.end;
-                p.flags = v.flags | sticky(p.flags | n.flags);
-                p.anon_vma = p.anon_vma.or(n.anon_vma);
-                self.vmas.drain(i..i + 2);
-                i - 1
-            }
-            (true, false) => {
-                let p = &mut self.vmas[i - 1];
-                p.end = v.end;
-                p.flags = v.flags | sticky(p.flags);
-                self.vmas.remove(i);
-                i - 1
-            }
-            (false, true) => {
-                let n = &mut self.vmas[i + 1];
-                n.start = v.start;
-                n.pgoff = v.pgoff;
-                n.flags = v.flags | sticky(n.flags);
-                self.vmas.remove(i);
-                i
-            }
-            (false, false) => i,
-        }
+        self.merge_inserted(model, i, None)
     }
 
     /// mprotect [S 6.18 mm/mprotect.c:do_mprotect_pkey, mprotect_fixup].
@@ -1143,7 +1103,8 @@ impl Machine {
         // copy_vma (6.12) keeps an unfaulted source that stays (DONTUNMAP) out of the merge; 6.18 merges
         // with it [T 6.18, case gen-1-1475].
         let skip_source = v.anon_vma.is_none() && dontunmap && !model.mremap_checks_first;
-        let _ = self.merge_copied(model, pos, skip_source, src_idx(self));
+        let keep_out = if skip_source { src_idx(self) } else { None };
+        let _ = self.merge_inserted(model, pos, keep_out);
         if dontunmap {
             if let Some(j) = src_idx(self) {
                 let base = self.base_vpn();
@@ -1168,20 +1129,15 @@ impl Machine {
         }
     }
 
-    /// vma_merge_new_range for the VMA copy_vma made at vmas[i] (it carries the source's anon_vma, and
-    /// a source that is kept may not be merged with).
-    fn merge_copied(&mut self, model: &KernelModel, i: usize, skip_source: bool, src: Option<usize>) -> usize {
+    /// vma_merge_new_range for a VMA just inserted at vmas[i] (an mmap, or the copy mremap's copy_vma
+    /// made, which carries the source's anon_vma). `keep_out`: a source VMA that stays and may not be
+    /// merged with. Sticky flags (VM_MAYBE_GUARD on 6.18.y) survive into the merged VMA.
+    fn merge_inserted(&mut self, model: &KernelModel, i: usize, keep_out: Option<usize>) -> usize {
         let v = self.vmas[i];
-        // is_mergeable_anon_vma with no `middle`: a target without an anon_vma takes ours; one with an
-        // anon_vma must equal ours, or we have none and it was not inherited through fork.
         let ok = |o: &Vma, idx: usize| {
-            !(skip_source && Some(idx) == src)
+            keep_out != Some(idx)
                 && Self::flags_file_match(model, o, v.flags, v.obj)
-                && match (o.anon_vma, v.anon_vma) {
-                    (None, _) => true,
-                    (Some(t), None) => !t.forked,
-                    (Some(t), Some(a)) => t.id == a.id,
-                }
+                && Self::anon_compatible_m(model, o.anon_vma, v.anon_vma)
         };
         let left = i > 0 && {
             let p = self.vmas[i - 1];
@@ -1194,11 +1150,13 @@ impl Machine {
                 && n.pgoff == v.pgoff + v.pages()
                 && (!left || Self::anon_pair_compatible(model, self.vmas[i - 1].anon_vma, n.anon_vma))
         };
+        let sticky = |a: u64| if model.guard_vma_flag { a & vmf::MAYBE_GUARD } else { 0 };
         match (left, right) {
             (true, true) => {
                 let n = self.vmas[i + 1];
                 let p = &mut self.vmas[i - 1];
                 p.end = n.end;
+                p.flags = v.flags | sticky(p.flags | n.flags);
                 p.anon_vma = p.anon_vma.or(v.anon_vma).or(n.anon_vma);
                 self.vmas.drain(i..i + 2);
                 i - 1
@@ -1206,6 +1164,7 @@ impl Machine {
             (true, false) => {
                 let p = &mut self.vmas[i - 1];
                 p.end = v.end;
+                p.flags = v.flags | sticky(p.flags);
                 p.anon_vma = p.anon_vma.or(v.anon_vma);
                 self.vmas.remove(i);
                 i - 1
@@ -1214,6 +1173,7 @@ impl Machine {
                 let n = &mut self.vmas[i + 1];
                 n.start = v.start;
                 n.pgoff = v.pgoff;
+                n.flags = v.flags | sticky(n.flags);
                 n.anon_vma = n.anon_vma.or(v.anon_vma);
                 self.vmas.remove(i);
                 i
