@@ -177,6 +177,10 @@ pub struct KernelModel {
     /// VMA merges judge anon_vma compatibility by the side that owns one (6.13+, UNVERIFIED release);
     /// before, by the merge target's anon_vma_chain [S 6.12 mm/vma.c:is_mergeable_anon_vma].
     pub anon_merge_by_owner: bool,
+    /// mmap_region tries to expand the next VMA first and judges the previous one against the next's
+    /// anon_vma (6.1-6.11, the maple-tree mmap_region; vma_merge_new_range from 6.12, UNVERIFIED
+    /// boundary; 4.5 used plain vma_merge) [S 6.1 mm/mmap.c].
+    pub mmap_expand_next_first: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -241,6 +245,7 @@ impl KernelModel {
             mremap_multi: at_least(6, 17),
             mprotect_unaccounts_anon: at_least(6, 2),
             anon_merge_by_owner: at_least(6, 13),
+            mmap_expand_next_first: at_least(6, 1) && !at_least(6, 12),
             mutations: Vec::new(),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),

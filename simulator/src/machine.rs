@@ -762,7 +762,55 @@ impl Machine {
 
     /// vma_merge_new_range for the just-inserted vmas[i] (an mmap: it has no anon_vma).
     fn merge_new(&mut self, model: &KernelModel, i: usize) -> usize {
+        if model.mmap_expand_next_first {
+            return self.merge_new_pre_612(model, i);
+        }
         self.merge_inserted(model, i, None)
+    }
+
+    /// mmap_region before 6.12: try the next VMA (with no anon_vma), then the previous one judged
+    /// against the anon_vma of the next if that matched, then vma_expand over both
+    /// [S 6.1 mm/mmap.c:mmap_region "Attempt to expand an old mapping"; T Debian 6.1.192, gen-3-1472].
+    fn merge_new_pre_612(&mut self, model: &KernelModel, i: usize) -> usize {
+        let v = self.vmas[i];
+        let right = i + 1 < self.vmas.len() && {
+            let n = self.vmas[i + 1];
+            n.start == v.end
+                && Self::flags_file_match(model, &n, v.flags, v.obj)
+                && Self::anon_compatible_m(model, n.anon_vma, None)
+                && n.pgoff == v.pgoff + v.pages()
+        };
+        let src = if right { self.vmas[i + 1].anon_vma } else { None };
+        let left = i > 0 && {
+            let p = self.vmas[i - 1];
+            p.end == v.start
+                && Self::flags_file_match(model, &p, v.flags, v.obj)
+                && Self::anon_compatible_m(model, p.anon_vma, src)
+                && p.pgoff + p.pages() == v.pgoff
+        };
+        match (left, right) {
+            (true, true) => {
+                let n = self.vmas[i + 1];
+                let p = &mut self.vmas[i - 1];
+                p.end = n.end;
+                p.anon_vma = p.anon_vma.or(n.anon_vma);
+                self.vmas.drain(i..i + 2);
+                i - 1
+            }
+            (true, false) => {
+                self.vmas[i - 1].end = v.end;
+                self.vmas.remove(i);
+                i - 1
+            }
+            (false, true) => {
+                let n = &mut self.vmas[i + 1];
+                n.start = v.start;
+                n.pgoff = v.pgoff;
+                self.vmas.remove(i);
+                i
+            }
+            (false, false) => i,
+        }
     }
 
     /// mprotect [S 6.18 mm/mprotect.c:do_mprotect_pkey, mprotect_fixup].
