@@ -171,11 +171,12 @@ pub struct KernelModel {
     /// A same-size MREMAP_FIXED move may span several VMAs and gaps (d23cb648e365, 6.17).
     pub mremap_multi: bool,
     /// mprotect dropping PROT_WRITE from a private anonymous VMA with no anon_vma drops VM_ACCOUNT
-    /// [S 6.12 mm/mprotect.c:mprotect_fixup]; 6.1 keeps it [T Debian 6.1.192: `rd mr mw me ac`]. The
-    /// release in between is UNVERIFIED (6.2 taken).
+    /// [S 6.12 mm/mprotect.c:mprotect_fixup]; 6.1 keeps it [T Debian 6.1.192: `rd mr mw me ac`]. Added by
+    /// "mm/mprotect: allow unfaulted VMAs to be unaccounted on mprotect()", believed v6.6 (UNVERIFIED).
     pub mprotect_unaccounts_anon: bool,
-    /// VMA merges judge anon_vma compatibility by the side that owns one (6.13+, UNVERIFIED release);
-    /// before, by the merge target's anon_vma_chain [S 6.12 mm/vma.c:is_mergeable_anon_vma].
+    /// VMA merges judge anon_vma compatibility by the side that owns one ("mm/vma: fix incorrectly
+    /// disallowed anonymous VMA merges", believed v6.16; UNVERIFIED); before, by the merge target's
+    /// anon_vma_chain [S 6.12 mm/vma.c:is_mergeable_anon_vma; T Debian 6.12.117 and 6.18.44].
     pub anon_merge_by_owner: bool,
     /// mmap_region tries to expand the next VMA first and judges the previous one against the next's
     /// anon_vma (6.1-6.11, the maple-tree mmap_region; vma_merge_new_range from 6.12, UNVERIFIED
@@ -243,8 +244,8 @@ impl KernelModel {
             mseal_refuses_guard_install: at_least(6, 18),
             mremap_checks_first: at_least(6, 16),
             mremap_multi: at_least(6, 17),
-            mprotect_unaccounts_anon: at_least(6, 2),
-            anon_merge_by_owner: at_least(6, 13),
+            mprotect_unaccounts_anon: at_least(6, 6),
+            anon_merge_by_owner: at_least(6, 16),
             mmap_expand_next_first: at_least(6, 1) && !at_least(6, 12),
             mutations: Vec::new(),
             fault_around_pages: (65536 / f.page_size).max(1),

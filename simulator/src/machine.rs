@@ -297,7 +297,7 @@ impl Machine {
     }
 
     /// is_mergeable_anon_vma for merging `src` (the range's anon_vma) into the neighbour `tgt`.
-    /// 6.13+ (UNVERIFIED release) [S 7.x mm/vma.c]: equal, or one side has none and the side that has
+    /// 6.16+ (UNVERIFIED release) [S 7.x mm/vma.c]: equal, or one side has none and the side that has
     /// one was not inherited through fork. Before [S 6.12/6.1 mm/vma.c, mm/mmap.c]: when either is
     /// missing, only a target whose own anon_vma_chain is a single entry accepts, so a target with no
     /// anon_vma at all never takes a source that has one [T Debian 6.12.117, case gen-3-524].
@@ -313,7 +313,7 @@ impl Machine {
         }
     }
 
-    /// are_anon_vmas_compatible(prev, next) for a merge on both sides: pre-6.13 any missing side is fine.
+    /// are_anon_vmas_compatible(prev, next) for a merge on both sides: before 6.16 any missing side is fine.
     fn anon_pair_compatible(model: &KernelModel, a: Option<AnonVma>, b: Option<AnonVma>) -> bool {
         if model.anon_merge_by_owner {
             return Self::anon_compatible(a, b);
@@ -324,7 +324,7 @@ impl Machine {
         }
     }
 
-    /// The 6.13+ rule (see `anon_compatible_m`).
+    /// The 6.16+ rule (see `anon_compatible_m`).
     fn anon_compatible(tgt: Option<AnonVma>, src: Option<AnonVma>) -> bool {
         match (tgt, src) {
             (None, Some(s)) => !s.forked,
