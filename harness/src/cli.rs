@@ -12,6 +12,7 @@ usage:
   madcheck run [--generate N] [--seed S] [--scenario INDEX]... [--case FILE]... [--cases DIR]...
                [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
                [--expected FILE] [--quiet] [--format human|ktap] [--kernel-config FILE]
+               [--goldens DIR] [--emit-goldens]
   madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
@@ -22,7 +23,10 @@ expected divergences allowed); 1: a divergence, a stale expected-divergence entr
 infrastructure error; 2: bad usage or bad input.
 --format ktap writes KTAP v1 (one test per scenario, one subtest per observation point) to stdout
 instead of the human report. --kernel-config FILE reads the kernel's build config from FILE (a plain
-`.config`, e.g. /boot/config-*) when the kernel has no /proc/config.gz.";
+`.config`, e.g. /boot/config-*) when the kernel has no /proc/config.gz.
+Named cases are checked against the host goldens of this kernel's profile under --goldens DIR (default:
+golden/snapshots of the checkout madcheck was built from). --emit-goldens prints every named case's host
+golden body on stdout, marker-delimited (what `cargo xtask bless --kernel` records from a qemu guest).";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -53,6 +57,10 @@ pub struct RunArgs {
     pub ktap: bool,
     /// `--kernel-config FILE`: the kernel's `.config`, for kernels without /proc/config.gz.
     pub kernel_config: Option<PathBuf>,
+    /// `--goldens DIR`: the golden snapshot root (`DIR/<profile>/host/<case>.snap`).
+    pub goldens: Option<PathBuf>,
+    /// `--emit-goldens`: print the host golden body of every named case (see `goldens::EMIT_PREFIX`).
+    pub emit_goldens: bool,
 }
 
 impl RunArgs {
@@ -106,7 +114,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 15] = [
+const ALL_RUN: [&str; 17] = [
     "--generate",
     "--seed",
     "--scenario",
@@ -122,6 +130,8 @@ const ALL_RUN: [&str; 15] = [
     "--help",
     "--format",
     "--kernel-config",
+    "--goldens",
+    "--emit-goldens",
 ];
 
 fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
@@ -141,11 +151,12 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
         if !allowed.contains(&flag.as_str()) {
             return Err(UsageError(format!("unknown flag {flag}")));
         }
-        if flag == "--quiet" || flag == "--help" {
+        if flag == "--quiet" || flag == "--help" || flag == "--emit-goldens" {
             if inline.is_some() {
                 return Err(UsageError(format!("{flag} takes no value")));
             }
             a.quiet |= flag == "--quiet";
+            a.emit_goldens |= flag == "--emit-goldens";
             continue;
         }
         let value = match inline {
@@ -196,6 +207,7 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
                 }
             }
             "--kernel-config" => a.kernel_config = Some(PathBuf::from(value)),
+            "--goldens" => a.goldens = Some(PathBuf::from(value)),
             _ => unreachable!("every allowed flag is handled"),
         }
     }

@@ -232,6 +232,101 @@ pub struct GoldenMismatch {
     pub diff: String,
 }
 
+/// Run one named case on the host (up to three times while a run is poisoned, e.g. by reclaim from
+/// someone else) and render its host golden body, projected through `clean` (a model without mutations).
+pub fn render_host_case(worker: &mut Worker, clean: &KernelModel, s: &Scenario, timeout: Duration) -> Result<String, String> {
+    let mut why = String::new();
+    for _ in 0..3 {
+        match worker.run(&s.program, timeout) {
+            Ok(r) if r.poisoned.is_none() && !r.timed_out => {
+                let exp = simulator::machine::simulate(clean, &simulator::program::ARENA, &s.program);
+                return Ok(render_host(&s.program, &r.points, &exp));
+            }
+            Ok(r) => why = r.poisoned.unwrap_or_else(|| "the worker timed out".into()),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(why)
+}
+
+/// Console markers of `madcheck run --emit-goldens` (how a guest under qemu hands its host goldens to
+/// `cargo xtask bless --kernel`). Per case:
+/// ```text
+/// MADCHECK-GOLDEN-BEGIN <case id>
+/// MADCHECK-GOLDEN <case id> <base64 chunk of at most 76 characters>      (repeated)
+/// MADCHECK-GOLDEN-END <case id> bytes=<body length> fnv=<FNV-1a 64 of the body, hex>
+/// ```
+/// or `MADCHECK-GOLDEN-ERROR <case id> <why>`; and once, before them, `MADCHECK-GOLDEN-FACTS <the
+/// KernelFacts as one line of JSON>`. Every data line names its case and the end line carries length
+/// and hash, so a console line mangled by kernel messages is detected rather than recorded.
+pub const EMIT_PREFIX: &str = "MADCHECK-GOLDEN";
+
+/// FNV-1a 64: the integrity check of emitted goldens (xtask has its own copy; std only).
+pub fn fnv1a64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The emitted block of one case (see `EMIT_PREFIX`).
+pub fn emit_block(id: &str, body: &str) -> String {
+    let mut out = format!("{EMIT_PREFIX}-BEGIN {id}\n");
+    let b = base64(body.as_bytes());
+    for chunk in b.as_bytes().chunks(76) {
+        let _ = writeln!(out, "{EMIT_PREFIX} {id} {}", std::str::from_utf8(chunk).expect("base64 is ASCII"));
+    }
+    let _ = writeln!(out, "{EMIT_PREFIX}-END {id} bytes={} fnv={:016x}", body.len(), fnv1a64(body.as_bytes()));
+    out
+}
+
+/// Render every named case's host golden and write the blocks to `out` (facts first).
+pub fn emit_host_goldens(
+    model: &KernelModel,
+    scenarios: &[&Scenario],
+    exe: &Path,
+    timeout: Duration,
+    out: &mut dyn std::io::Write,
+) -> Result<usize, String> {
+    let facts = serde_json::to_string(&model.facts).map_err(|e| e.to_string())?;
+    writeln!(out, "{EMIT_PREFIX}-FACTS {facts}").map_err(|e| e.to_string())?;
+    let mut worker = Worker::spawn(exe, None).map_err(|e| format!("cannot start a worker: {e}"))?;
+    let mut clean = model.clone();
+    clean.mutations.clear();
+    let mut failed = 0;
+    for s in scenarios {
+        let block = match render_host_case(&mut worker, &clean, s, timeout) {
+            Ok(body) => emit_block(&s.id, &body),
+            Err(e) => {
+                failed += 1;
+                format!("{EMIT_PREFIX}-ERROR {} {}\n", s.id, e.replace('\n', " "))
+            }
+        };
+        out.write_all(block.as_bytes()).map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(failed)
+}
+
 /// The result of checking the host against its recorded goldens.
 #[derive(Clone, Debug, Default)]
 pub struct GoldenCheck {
@@ -285,20 +380,13 @@ pub fn check_host(model: &KernelModel, scenarios: &[&Scenario], root: &Path, exe
             });
             continue;
         };
-        let run = match worker.run(&s.program, timeout) {
-            Ok(r) if r.poisoned.is_none() && !r.timed_out => r,
-            Ok(r) => {
-                let why = r.poisoned.unwrap_or_else(|| "the worker timed out".into());
+        let now = match render_host_case(&mut worker, &clean, s, timeout) {
+            Ok(now) => now,
+            Err(why) => {
                 check.skipped.push((s.id.clone(), why));
                 continue;
             }
-            Err(e) => {
-                check.skipped.push((s.id.clone(), e));
-                continue;
-            }
         };
-        let exp = simulator::machine::simulate(&clean, &simulator::program::ARENA, &s.program);
-        let now = render_host(&s.program, &run.points, &exp);
         check.checked += 1;
         if !same_body(recorded, &now) {
             check.mismatches.push(GoldenMismatch { case: s.id.clone(), golden: path, diff: line_diff(recorded, &now) });
@@ -371,6 +459,17 @@ mod tests {
             }],
             pages: vec![PageObs { res: Residency::Present, content: Some(Content::Fill(1)) }],
         }
+    }
+
+    #[test]
+    fn base64_and_blocks() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        let b = emit_block("x", "arena: 8 pages\n");
+        assert!(b.starts_with("MADCHECK-GOLDEN-BEGIN x\nMADCHECK-GOLDEN x YXJlbmE6IDggcGFnZXMK\n"));
+        assert!(b.ends_with(&format!("MADCHECK-GOLDEN-END x bytes=15 fnv={:016x}\n", fnv1a64(b"arena: 8 pages\n"))));
     }
 
     #[test]

@@ -31,7 +31,8 @@
 //! `.config`, since Debian kernels have no /proc/config.gz), `/madcheck/expected_divergences.json`,
 //! `/madcheck/modules/NN-name.ko` (uncompressed, loaded in name order: the ext4 and loop modules with
 //! their dependencies, taken from the same kernel package), `/madcheck/disk.sparse` (an empty ext4 image
-//! in the sparse form below).
+//! in the sparse form below), `/madcheck/goldens/<profile>/host/<case>.snap` (recorded host goldens, passed
+//! to the run as `--goldens /madcheck/goldens`, so named cases are checked against this kernel's profile).
 
 use std::ffi::CString;
 use std::io::Write;
@@ -42,6 +43,7 @@ const CONFIG: &str = "/madcheck/kernel.config";
 const EXPECTED: &str = "/madcheck/expected_divergences.json";
 const MODULES: &str = "/madcheck/modules";
 const SPARSE: &str = "/madcheck/disk.sparse";
+const GOLDENS: &str = "/madcheck/goldens";
 const REPORT: &str = "/tmp/madcheck-report.json";
 const SCRATCH: &str = "/scratch";
 
@@ -274,6 +276,9 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
     }
     if Path::new(EXPECTED).exists() {
         args.extend(["--expected".into(), EXPECTED.into()]);
+    }
+    if Path::new(GOLDENS).is_dir() {
+        args.extend(["--goldens".into(), GOLDENS.into()]);
     }
     args.extend(["--report".into(), REPORT.into(), "--quiet".into()]);
     println!("madcheck init: {} {}", exe.display(), args.join(" "));

@@ -269,13 +269,28 @@ fn cmd_run(a: &RunArgs) -> i32 {
     // Named cases are also checked against the host goldens recorded for this kernel profile.
     let named: Vec<&cases::Scenario> =
         jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario) } else { None }).collect();
+    let golden_root = a.goldens.clone().unwrap_or_else(harness::goldens::snapshot_root);
     let goldens = match (out.interrupted, std::env::current_exe()) {
-        (false, Ok(exe)) => {
-            harness::goldens::check_host(&model, &named, &harness::goldens::snapshot_root(), &exe, cfg.timeout)
-        }
+        (false, Ok(exe)) => harness::goldens::check_host(&model, &named, &golden_root, &exe, cfg.timeout),
         _ => harness::goldens::GoldenCheck::default(),
     };
     report::add_goldens(&mut rep, &goldens);
+    if a.emit_goldens && !out.interrupted {
+        let emitted = std::env::current_exe().map_err(|e| e.to_string()).and_then(|exe| {
+            harness::goldens::emit_host_goldens(&model, &named, &exe, cfg.timeout, &mut std::io::stdout().lock())
+        });
+        match emitted {
+            Ok(0) => {}
+            Ok(n) => {
+                eprintln!("madcheck: --emit-goldens: {n} cases could not be rendered (MADCHECK-GOLDEN-ERROR lines)");
+                rep.exit_code = 1;
+            }
+            Err(e) => {
+                eprintln!("madcheck: infrastructure error: --emit-goldens: {e}");
+                rep.exit_code = 1;
+            }
+        }
+    }
 
     // Print the divergences first, so the summary is the last screen the user sees.
     let mut stdout = std::io::stdout().lock();
