@@ -1,4 +1,4 @@
-//! `cargo xtask matrix [--generate N] [--seed S] [--kernels LIST] [--no-host] [--jobs VMS] [--corpus]`: the same
+//! `cargo xtask matrix [--generate N] [--seed S] [--kernels LIST] [--no-host] [--jobs VMS] [--no-corpus]`: the same
 //! generated scenarios on the host and on five Debian kernels under qemu (x86_64 6.1 and 6.12, arm64 6.1,
 //! 6.12 and 6.12 with 16K pages), two VMs at a time; one table on stdout, the same rows as JSON in
 //! `target/matrix.json`.
@@ -6,9 +6,10 @@
 //! Invariant: kernels are prepared (apt, cargo) one after another and only the boots run in parallel;
 //! the exit code is 1 when any row has a divergence that no expected-divergence entry covers, an
 //! infrastructure error, or no result at all, else 0. `--kernels` takes `arch:kernel` items (e.g.
-//! `x86_64:6.1,aarch64:6.12-16k`), so CI can run a reduced matrix with the same code. `--corpus` adds the
-//! named cases of cases/corpus to every kernel's run (and so their golden checks, where a kernel profile
-//! has goldens).
+//! `x86_64:6.1,aarch64:6.12-16k`), so CI can run a reduced matrix with the same code. Every kernel's run
+//! also runs the named cases of cases/corpus and checks them against the host goldens of its profile
+//! (packed into the guest's initramfs): the golden column counts mismatches, `n.a.` where the profile has
+//! no goldens; `--no-corpus` leaves the named cases out.
 
 use crate::qemu::{self, Outcome, Spec};
 use crate::util;
@@ -222,7 +223,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let mut host = true;
     let mut vms = 2usize;
     let mut build = true;
-    let mut corpus = false;
+    let mut corpus = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -237,6 +238,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--no-host" => host = false,
             "--no-build" => build = false,
             "--corpus" => corpus = true,
+            "--no-corpus" => corpus = false,
             "--kernels" => {
                 kernels = value()?
                     .split(',')
@@ -248,7 +250,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                     .collect::<Result<_, _>>()?
             }
             _ => return Err(format!(
-                "unknown argument {a:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--corpus] [--no-build]"
+                "unknown argument {a:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--no-corpus] [--no-build]"
             )),
         }
     }
@@ -286,6 +288,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             echo: false,
             corpus,
             scenarios: Vec::new(),
+            emit_goldens: false,
         };
         eprintln!("xtask matrix: preparing {arch} {k}");
         match qemu::prepare(&spec) {

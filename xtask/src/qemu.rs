@@ -38,6 +38,9 @@ pub struct Spec {
     pub corpus: bool,
     /// `--scenario N`: run these generated scenarios (of `seed`) instead of `generate` of them.
     pub scenarios: Vec<u64>,
+    /// Have the guest print every named case's host golden (`madcheck run --emit-goldens`); used by
+    /// `cargo xtask bless --kernel`. The recorded goldens are then not packed (nothing to check against).
+    pub emit_goldens: bool,
 }
 
 /// A kernel ready to boot: everything on disk.
@@ -87,6 +90,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         echo: true,
         corpus: false,
         scenarios: Vec::new(),
+        emit_goldens: false,
     };
     let mut generate_given = false;
     let mut it = args.iter();
@@ -688,6 +692,9 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
             let data = std::fs::read(&f).map_err(|e| format!("read {}: {e}", f.display()))?;
             entries.push((format!("madcheck/corpus/{name}"), 0o100644, data));
         }
+        if !spec.emit_goldens {
+            pack_host_goldens(&mut entries, &arch, &label)?;
+        }
     }
     let want_ext4 = spec.files.as_deref() != Some("tmpfs");
     if want_ext4 {
@@ -716,6 +723,55 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
     let initrd = dir.join(format!("{label}.cpio"));
     write_cpio(&initrd, &entries)?;
     Ok(Prepared { label, arch, image, initrd, spec: spec.clone() })
+}
+
+/// The recorded host goldens a guest of this arch (and, when the label starts with one, this `major.minor`
+/// version) may check against: `golden/snapshots/<profile>/host/*.snap` → `/madcheck/goldens/...`. The
+/// guest picks its own profile's directory (`madcheck run --goldens /madcheck/goldens`).
+fn pack_host_goldens(entries: &mut Vec<(String, u32, Vec<u8>)>, arch: &str, label: &str) -> Result<(), String> {
+    let version: String = {
+        let mut dots = 0;
+        let v: String = label
+            .chars()
+            .take_while(|c| {
+                if *c == '.' {
+                    dots += 1;
+                }
+                c.is_ascii_digit() || (*c == '.' && dots < 2)
+            })
+            .collect();
+        if v.contains('.') && !v.ends_with('.') { v } else { String::new() }
+    };
+    let root = util::root().join("golden/snapshots");
+    let Ok(rd) = std::fs::read_dir(&root) else { return Ok(()) };
+    let mut profiles: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .filter(|p| p.contains(&format!("-{arch}-")) && (version.is_empty() || p.starts_with(&format!("linux-{version}-"))))
+        .filter(|p| root.join(p).join("host").is_dir())
+        .collect();
+    profiles.sort();
+    if profiles.is_empty() {
+        return Ok(());
+    }
+    entries.push(("madcheck/goldens".into(), 0o040755, Vec::new()));
+    for p in profiles {
+        entries.push((format!("madcheck/goldens/{p}"), 0o040755, Vec::new()));
+        entries.push((format!("madcheck/goldens/{p}/host"), 0o040755, Vec::new()));
+        let dir = root.join(&p).join("host");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("read {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| f.extension().is_some_and(|x| x == "snap"))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let data = std::fs::read(&f).map_err(|e| format!("read {}: {e}", f.display()))?;
+            entries.push((format!("madcheck/goldens/{p}/host/{name}"), 0o100644, data));
+        }
+    }
+    Ok(())
 }
 
 fn decompress(p: &Path) -> Result<Vec<u8>, String> {
@@ -774,6 +830,9 @@ pub fn qemu_command(p: &Prepared) -> Command {
     }
     for i in &s.scenarios {
         extra.extend(["--scenario".into(), i.to_string()]);
+    }
+    if s.emit_goldens {
+        extra.push("--emit-goldens".into());
     }
     if !extra.is_empty() {
         append.push(format!("madcheck.args={}", extra.join(",")));
@@ -887,6 +946,10 @@ pub fn boot(p: &Prepared) -> Outcome {
         }
         if line.starts_with("MADCHECK-GUEST ") {
             o.guest = kv(&line);
+        }
+        if line.starts_with("MADCHECK-GOLDEN") {
+            // Emitted goldens (thousands of base64 lines): only in the log, which `bless` reads.
+            continue;
         }
         if p.spec.echo {
             println!("{line}");
