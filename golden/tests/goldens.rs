@@ -22,7 +22,7 @@ use harness::host::Worker;
 use simulator::kernel::Mutation;
 use simulator::observe::Expect;
 use simulator::program::{Advice, AdviceArg, Step, StepId, ARENA};
-use simulator::KernelModel;
+use simulator::{KernelFacts, KernelModel};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -116,9 +116,10 @@ fn no_unreferenced_snapshots() {
             }
             let rel = p.strip_prefix(snapshots()).unwrap().to_path_buf();
             let parts: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
-            let ok = parts.len() == 3
+            let ok = (parts.len() == 3
                 && (parts[1] == "host" || parts[1] == "sim")
-                && parts[2].strip_suffix(".snap").is_some_and(|id| ids.contains(id));
+                && parts[2].strip_suffix(".snap").is_some_and(|id| ids.contains(id)))
+                || (parts.len() == 2 && parts[1] == "facts.json");
             if !ok {
                 bad.push(p);
             }
@@ -187,8 +188,150 @@ fn render(model: &KernelModel, w: &mut Worker, s: &cases::Scenario) -> Rendered 
     }
 }
 
+/// `GOLDEN_RECORDED=<dir>` (set by `cargo xtask bless --kernel`): a qemu guest's emitted goldens,
+/// `<dir>/facts.json` (its KernelFacts) and `<dir>/host/<case>.body`.
+fn recorded_dir() -> Option<PathBuf> {
+    std::env::var_os("GOLDEN_RECORDED").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+fn read_facts(path: &Path) -> KernelFacts {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not a KernelFacts JSON: {e}", path.display()))
+}
+
+/// Record another kernel's goldens from a guest's emitted bodies: host = the guest's bodies, sim = the
+/// simulator for the guest's facts, and the facts as `snapshots/<profile>/facts.json`. Then (b) as for
+/// the running kernel.
+fn record_from_guest(dir: &Path, mutations: &[Mutation]) {
+    let facts = read_facts(&dir.join("facts.json"));
+    let mut model = KernelModel::from_facts(facts.clone());
+    model.mutations = mutations.to_vec();
+    let profile = model.profile.clone();
+    let pdir = snapshots().join(&profile);
+    let updating = std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always" || v == "new");
+    if blessing() {
+        std::fs::create_dir_all(&pdir).unwrap_or_else(|e| panic!("{}: {e}", pdir.display()));
+        let json = serde_json::to_string_pretty(&facts).expect("facts serialise") + "\n";
+        std::fs::write(pdir.join("facts.json"), json).unwrap_or_else(|e| panic!("{}: {e}", pdir.display()));
+    }
+    println!("goldens: recording profile {profile} from {}", dir.display());
+    let c = corpus();
+    let mut b_failures = Vec::new();
+    insta::glob!("../../cases/corpus", "*.json", |path| {
+        let id = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let s = &c[&id];
+        let body = dir.join("host").join(format!("{id}.body"));
+        let host = std::fs::read_to_string(&body)
+            .unwrap_or_else(|e| panic!("{id}: the guest's golden {} is missing ({e}): the recording is incomplete", body.display()));
+        let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+        let sim = goldens::render_sim(&s.program, &exp);
+        settings(&profile, "host", s).bind(|| insta::assert_snapshot!(id.clone(), host.clone()));
+        settings(&profile, "sim", s).bind(|| insta::assert_snapshot!(id.clone(), sim.clone()));
+        if !goldens::sim_is_unsupported(&exp) && !updating && !goldens::same_body(&host, &sim) {
+            b_failures.push(format!("{profile} {id}: sim golden differs from host golden (- host, + sim):\n{}", goldens::line_diff(&host, &sim)));
+        }
+    });
+    assert!(b_failures.is_empty(), "{} cases where the model is not the recorded kernel:\n{}", b_failures.len(), b_failures.join("\n"));
+}
+
+/// Every other profile under snapshots/ (recorded from a qemu guest with `cargo xtask bless --kernel`):
+/// its recording is complete (facts.json and a host and a sim golden for every case), its sim goldens are
+/// what the model answers now for its facts, and for every case the model supports the host golden equals
+/// the model's answer. When blessing, the sim goldens are rewritten from the model instead (host goldens
+/// of another kernel can only be recorded on that kernel).
+fn recorded_profiles_agree(mutations: &[Mutation]) {
+    let running = model().profile;
+    let skip = recorded_dir().map(|d| KernelModel::from_facts(read_facts(&d.join("facts.json"))).profile);
+    let mut profiles: Vec<String> = std::fs::read_dir(snapshots())
+        .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    profiles.retain(|p| *p != running && Some(p) != skip.as_ref());
+    profiles.sort();
+    if profiles.is_empty() {
+        println!("goldens: no other kernel profiles recorded (record one with `cargo xtask bless --kernel 6.1 --arch x86_64`)");
+        return;
+    }
+    let c = corpus();
+    let mut failures: Vec<String> = Vec::new();
+    for profile in &profiles {
+        let pdir = snapshots().join(profile);
+        let facts_path = pdir.join("facts.json");
+        if !facts_path.is_file() {
+            failures.push(format!(
+                "{profile}: no facts.json, so the model for this profile is unknown; record it with `cargo xtask bless --kernel ...`"
+            ));
+            continue;
+        }
+        let mut model = KernelModel::from_facts(read_facts(&facts_path));
+        model.mutations = mutations.to_vec();
+        if model.profile != *profile {
+            failures.push(format!("{profile}: facts.json describes profile {}", model.profile));
+            continue;
+        }
+        let read = |side: &str, id: &str| {
+            let p = pdir.join(side).join(format!("{id}.snap"));
+            std::fs::read_to_string(&p).ok().and_then(|t| goldens::snap_body(&t).map(str::to_string))
+        };
+        let missing: Vec<String> =
+            c.keys().flat_map(|id| ["host", "sim"].map(|side| (side, id))).filter(|(side, id)| read(side, id).is_none()).map(|(side, id)| format!("{side}/{id}.snap")).collect();
+        if !missing.is_empty() {
+            failures.push(format!(
+                "{profile}: the recording is incomplete, {} goldens are missing or not snapshots (e.g. {}); re-record it with `cargo xtask bless --kernel ...`",
+                missing.len(),
+                missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ));
+            continue;
+        }
+        let (mut checked, mut unsupported, mut agree) = (0, 0, 0);
+        if blessing() {
+            insta::glob!("../../cases/corpus", "*.json", |path| {
+                let id = path.file_stem().unwrap().to_string_lossy().into_owned();
+                let s = &c[&id];
+                let sim = goldens::render_sim(&s.program, &simulator::machine::simulate(&model, &ARENA, &s.program));
+                settings(profile, "sim", s).bind(|| insta::assert_snapshot!(id.clone(), sim));
+            });
+        }
+        for (id, s) in &c {
+            let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+            let sim = goldens::render_sim(&s.program, &exp);
+            let (host, sim_golden) = (read("host", id).unwrap(), read("sim", id).unwrap());
+            if !goldens::same_body(&sim_golden, &sim) {
+                failures.push(format!(
+                    "{profile} {id}: the model's answer changed from its sim golden (- golden, + model now):\n{}",
+                    goldens::line_diff(&sim_golden, &sim)
+                ));
+            }
+            if goldens::sim_is_unsupported(&exp) {
+                unsupported += 1;
+                continue;
+            }
+            checked += 1;
+            if goldens::same_body(&host, &sim) {
+                agree += 1;
+            } else {
+                failures.push(format!(
+                    "{profile} {id}: the model is not the recorded kernel (- host golden, + model):\n{}",
+                    goldens::line_diff(&host, &sim)
+                ));
+            }
+        }
+        println!(
+            "goldens: profile {profile}: {checked} supported cases, host golden == model in {agree}; {unsupported} unsupported by the model"
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems with the recorded kernel profiles:\n{}\nfix the model, or if the goldens are stale run `{BLESS_COMMAND}` (sim) or `cargo xtask bless --kernel ...` (host)",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// (a) host == host golden, sim == sim golden, (b) sim body == host body where the model supports the case.
 fn goldens_match(mutations: &[Mutation]) {
+    if let Some(dir) = recorded_dir() {
+        return record_from_guest(&dir, mutations);
+    }
     let mut model = model();
     model.mutations = mutations.to_vec();
     let profile = model.profile.clone();
@@ -267,7 +410,11 @@ fn main() {
     let tests: Vec<Test> = vec![
         ("corpus_counts", Box::new(corpus_counts)),
         ("no_unreferenced_snapshots", Box::new(no_unreferenced_snapshots)),
-        ("goldens_match", Box::new(move || goldens_match(&mutations))),
+        ("goldens_match", Box::new({
+            let m = mutations.clone();
+            move || goldens_match(&m)
+        })),
+        ("recorded_profiles_agree", Box::new(move || recorded_profiles_agree(&mutations))),
         ("mutation_fails_with_a_readable_diff", Box::new(mutation_fails_with_a_readable_diff)),
     ];
     let mut failed = Vec::new();

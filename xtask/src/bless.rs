@@ -60,7 +60,11 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--arch" => arch = Some(value()?),
             "--files" => files = Some(value()?),
             "--no-build" => build = false,
-            "--recorded" => recorded_dir = Some(PathBuf::from(value()?)),
+            "--recorded" => {
+                let d = PathBuf::from(value()?);
+                // The golden test runs in golden/; make the directory absolute.
+                recorded_dir = Some(d.canonicalize().map_err(|e| format!("--recorded {}: {e}", d.display()))?);
+            }
             _ => rest.push(a.clone()),
         }
     }
