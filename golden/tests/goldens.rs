@@ -6,9 +6,16 @@
 //! * `sim`: the simulator's rendering must equal `golden/snapshots/<profile>/sim/<case>.snap`.
 //! * (b) for a case the model supports, the sim golden's body must equal the host golden's body.
 //!
+//! Every other profile directory (another kernel, recorded under qemu with `cargo xtask bless --kernel`,
+//! holding `facts.json` with that kernel's detected KernelFacts): the recording must be complete (a host
+//! and a sim golden for every case; an incomplete one fails), its sim goldens must be what the model
+//! answers now for those facts, and for every case the model supports the host golden must equal that
+//! answer. With `GOLDEN_RECORDED=<dir>` (set by `cargo xtask bless --kernel`) the test records such a
+//! profile from a guest's emitted bodies instead of running the running kernel's cases.
+//!
 //! Plus: the corpus has at least 300 cases and every advice value appears in at least 5; no `.snap` file
-//! exists that no current case produces; a deliberately wrong model (`Mutation::DontneedKeepsAnon`)
-//! fails the sim goldens with a readable diff.
+//! (or other file but `<profile>/facts.json`) exists that no current case produces; a deliberately wrong
+//! model (`Mutation::DontneedKeepsAnon`) fails the sim goldens with a readable diff.
 //!
 //! Bodies come from `harness::goldens` (see its module doc for the rule that makes host and sim bodies
 //! comparable). Snapshot name = case id, no module prefix, the scenario JSON in the header's `info`.
