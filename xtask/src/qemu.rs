@@ -9,6 +9,10 @@
 //! qemu exits 0 after a kernel panic too. The recipes (backports qemu, PVH vmlinux + qboot, exit devices)
 //! are the measured ones from `shared/spec/qemu.md`.
 //!
+//! With `--corpus` the named cases of cases/corpus and the recorded host goldens of the guest's
+//! architecture (`golden/snapshots/<profile>/host/`, as `/madcheck/goldens/`) go into the initramfs, so the
+//! guest checks its profile's goldens; `cargo xtask bless --kernel` boots with `emit_goldens` instead.
+//!
 //! Kernel aliases, resolved to the newest installable Debian package at run time (old ABIs leave the
 //! mirror): `6.1`, `6.12` (arch from `--arch`, default x86_64) and `6.12-16k` (arm64 with 16K pages).
 
