@@ -12,7 +12,7 @@ usage:
   madcheck run [--generate N] [--seed S] [--scenario INDEX]... [--case FILE]... [--cases DIR]...
                [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
                [--expected FILE] [--quiet] [--format human|ktap] [--kernel-config FILE]
-               [--goldens DIR] [--emit-goldens]
+               [--goldens DIR] [--emit-goldens] [--coverage FILE]
   madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
@@ -26,7 +26,9 @@ instead of the human report. --kernel-config FILE reads the kernel's build confi
 `.config`, e.g. /boot/config-*) when the kernel has no /proc/config.gz.
 Named cases are checked against the host goldens of this kernel's profile under --goldens DIR (default:
 golden/snapshots of the checkout madcheck was built from). --emit-goldens prints every named case's host
-golden body on stdout, marker-delimited (what `cargo xtask bless --kernel` records from a qemu guest).";
+golden body on stdout, marker-delimited (what `cargo xtask bless --kernel` records from a qemu guest).
+--coverage FILE writes the semantic coverage matrix (advice x mapping kind x outcome, with the number of
+scenarios that reached each cell on this kernel) as JSON and prints it.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -46,6 +48,9 @@ pub struct RunArgs {
     pub cases: Vec<PathBuf>,
     pub case_dirs: Vec<PathBuf>,
     pub report: Option<PathBuf>,
+    /// `--coverage FILE`: write the semantic coverage matrix (advice x mapping kind x outcome) as JSON
+    /// and print it.
+    pub coverage: Option<PathBuf>,
     pub jobs: Option<usize>,
     pub timeout_ms: u64,
     pub mutate: Vec<Mutation>,
@@ -114,13 +119,14 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 17] = [
+const ALL_RUN: [&str; 18] = [
     "--generate",
     "--seed",
     "--scenario",
     "--case",
     "--cases",
     "--report",
+    "--coverage",
     "--jobs",
     "--timeout-ms",
     "--mutate",
@@ -174,6 +180,7 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             "--case" => a.cases.push(PathBuf::from(value)),
             "--cases" => a.case_dirs.push(PathBuf::from(value)),
             "--report" => a.report = Some(PathBuf::from(value)),
+            "--coverage" => a.coverage = Some(PathBuf::from(value)),
             "--jobs" => {
                 let n: usize = num(&flag, &value)?;
                 if n == 0 {

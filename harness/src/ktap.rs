@@ -197,7 +197,14 @@ mod tests {
     }
 
     fn res(id: &str, outcome: Outcome) -> ScenarioResult {
-        ScenarioResult { ordinal: 0, id: id.into(), replay: "cargo xtask run --seed 7 --scenario 0".into(), steps: 1, outcome }
+        ScenarioResult {
+            ordinal: 0,
+            id: id.into(),
+            replay: "cargo xtask run --seed 7 --scenario 0".into(),
+            steps: 1,
+            outcome,
+            coverage: Vec::new(),
+        }
     }
 
     fn rep(results: &[ScenarioResult], entries: &[ExpectedEntry]) -> Report {

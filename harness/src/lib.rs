@@ -3,6 +3,7 @@
 //! Detects the kernel model, runs scenarios in long-lived worker processes on the real kernel, runs the
 //! same scenarios on the simulator, compares, and renders reports.
 
+pub mod coverage;
 pub mod detect;
 pub mod host;
 mod observe_host;

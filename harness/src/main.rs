@@ -321,6 +321,20 @@ fn cmd_run(a: &RunArgs) -> i32 {
     let _ = write!(stdout, "{}", harness::goldens::render_check_summary(&goldens));
     }
     let mut code = rep.exit_code;
+    if let Some(path) = &a.coverage {
+        let m = harness::coverage::tally(out.results.iter().map(|r| r.coverage.as_slice()));
+        let _ = write!(stdout, "{}", harness::coverage::render(&m));
+        let json = serde_json::to_string_pretty(&harness::coverage::to_json(&m)).unwrap_or_default();
+        match std::fs::write(path, json + "\n") {
+            Ok(()) => {
+                let _ = writeln!(stdout, "  coverage: {}", path.display());
+            }
+            Err(e) => {
+                eprintln!("madcheck: infrastructure error: write {}: {e}", path.display());
+                code = 1;
+            }
+        }
+    }
     if let Some(path) = &a.report {
         match report::write_json(path, &rep) {
             Ok(()) => {

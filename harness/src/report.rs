@@ -360,6 +360,7 @@ mod tests {
                 expected: None,
                 observed: None,
             }),
+            coverage: Vec::new(),
         }
     }
 

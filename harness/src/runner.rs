@@ -83,6 +83,8 @@ pub struct ScenarioResult {
     /// Observation points the host produced (for the simulator-only bench: the model's points).
     pub steps: u64,
     pub outcome: Outcome,
+    /// The semantic-coverage cells the host reached (full runs only).
+    pub coverage: Vec<crate::coverage::Cell>,
 }
 
 /// What the job threads do with each scenario.
@@ -277,7 +279,7 @@ fn run_one(
                 Job::Given { scenario, .. } => scenario.id.clone(),
             };
             let outcome = Outcome::InfraError(format!("generating the scenario panicked: {}", panic_message(p)));
-            return ScenarioResult { ordinal, id, replay, steps: 0, outcome };
+            return ScenarioResult { ordinal, id, replay, steps: 0, outcome, coverage: Vec::new() };
         }
     };
     let prog = &scenario.program;
@@ -287,6 +289,7 @@ fn run_one(
         replay: replay.clone(),
         steps,
         outcome,
+        coverage: Vec::new(),
     };
     let simulate = || {
         catch_unwind(AssertUnwindSafe(|| simulator::machine::simulate(model, &ARENA, prog)))
@@ -323,10 +326,12 @@ fn run_one(
             last_poison = why.clone();
             continue;
         }
-        return match expect.as_ref().expect("simulated above") {
+        let mut r = match expect.as_ref().expect("simulated above") {
             Ok(exp) => result(steps, judge(prog, exp, &host, cfg.timeout)),
             Err(e) => result(steps, Outcome::InfraError(e.clone())),
         };
+        r.coverage = crate::coverage::hits(prog, &host.points, model.page_size);
+        return r;
     }
     result(0, Outcome::Poisoned(last_poison))
 }
