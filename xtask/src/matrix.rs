@@ -8,8 +8,8 @@
 //! infrastructure error, or no result at all, else 0. `--kernels` takes `arch:kernel` items (e.g.
 //! `x86_64:6.1,aarch64:6.12-16k`), so CI can run a reduced matrix with the same code. Every kernel's run
 //! also runs the named cases of cases/corpus and checks them against the host goldens of its profile
-//! (packed into the guest's initramfs): the golden column counts mismatches, `n.a.` where the profile has
-//! no goldens; `--no-corpus` leaves the named cases out.
+//! (packed into the guest's initramfs): the golden column is `mismatches/checked` (`0/368`), `n.a.` where
+//! the profile has no goldens; `--no-corpus` leaves the named cases out.
 
 use crate::qemu::{self, Outcome, Spec};
 use crate::util;
@@ -28,7 +28,10 @@ struct Row {
     scenarios: String,
     divergences: String,
     expected: String,
+    /// Golden mismatches of the named cases, `n.a.` when none was checked.
     golden: String,
+    /// Named cases checked against a golden (`?` when unknown).
+    golden_checked: String,
     unsupported: String,
     files: String,
     time_s: f64,
@@ -89,6 +92,7 @@ fn host_row(generate: u64, seed: u64, corpus: bool) -> Row {
         divergences: v("diverge"),
         expected: v("expected_divergence"),
         golden,
+        golden_checked: g("golden_checked"),
         unsupported: v("unsupported"),
         files: "host".into(),
         time_s: t0.elapsed().as_secs_f64(),
@@ -129,6 +133,7 @@ fn guest_row(o: &Outcome, arch: &str, alias: &str, seed: u64) -> Row {
             Some(n) if n != "0" && n != "?" => r("golden_mismatches"),
             _ => "n.a.".into(),
         },
+        golden_checked: r("golden_checked"),
         unsupported: r("unsupported"),
         files: r("files"),
         time_s: o.elapsed.as_secs_f64(),
@@ -169,7 +174,7 @@ fn write_json(path: &Path, rows: &[Row], generate: u64, seed: u64, total: f64) -
     for (i, r) in rows.iter().enumerate() {
         s += &format!(
             "    {{\"kernel\": {}, \"arch\": {}, \"page_size\": {}, \"scenarios\": {}, \"divergences\": {}, \
-             \"expected_divergences\": {}, \"golden_mismatches\": {}, \"unsupported\": {}, \"files\": {}, \
+             \"expected_divergences\": {}, \"golden_mismatches\": {}, \"golden_checked\": {}, \"unsupported\": {}, \"files\": {}, \
              \"time_s\": {:.1}, \"exit\": {}, \"error\": {}, \"report\": {}}}{}\n",
             json_str(&r.kernel),
             json_str(&r.arch),
@@ -178,6 +183,7 @@ fn write_json(path: &Path, rows: &[Row], generate: u64, seed: u64, total: f64) -
             json_num_or_null(&r.divergences),
             json_num_or_null(&r.expected),
             json_num_or_null(&r.golden),
+            json_num_or_null(&r.golden_checked),
             json_num_or_null(&r.unsupported),
             json_str(&r.files),
             r.time_s,
@@ -206,7 +212,7 @@ fn table(rows: &[Row]) -> String {
             r.scenarios,
             r.divergences,
             r.expected,
-            r.golden,
+            if r.golden == "n.a." { r.golden.clone() } else { format!("{}/{}", r.golden, r.golden_checked) },
             r.unsupported,
             r.files,
             r.time_s,
@@ -304,6 +310,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                 divergences: "?".into(),
                 expected: "?".into(),
                 golden: "n.a.".into(),
+                golden_checked: "?".into(),
                 unsupported: "?".into(),
                 files: "?".into(),
                 time_s: 0.0,
