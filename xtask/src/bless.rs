@@ -31,6 +31,10 @@ fn golden_test(bless: bool, recorded: Option<&Path>, args: &[String]) -> Result<
     c.args(["test", "--release", "-p", "golden", "--test", "goldens", "--"]).args(args);
     if bless {
         c.env("INSTA_UPDATE", "always").env("INSTA_FORCE_PASS", "1").env("GOLDEN_BLESS", "1");
+        // Recording a whole profile writes hundreds of new snapshots; insta would print each in full.
+        if recorded.is_some() && std::env::var_os("INSTA_OUTPUT").is_none() {
+            c.env("INSTA_OUTPUT", "minimal");
+        }
     } else {
         c.env("INSTA_UPDATE", "no").env_remove("INSTA_FORCE_PASS").env_remove("GOLDEN_BLESS");
     }

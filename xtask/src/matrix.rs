@@ -353,7 +353,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     println!("table: {}; per-kernel reports: {}", json.display(), qemu::qemu_dir().join("reports").display());
     let bad = rows.iter().any(|r| r.exit != 0 || r.error.is_some() || r.divergences != "0" || (r.golden != "n.a." && r.golden != "0"));
     if bad {
-        println!("matrix: FAIL (a kernel diverged from its model, or did not report); see the reports above");
+        println!("matrix: FAIL (a kernel diverged from its model or from its recorded goldens, or did not report); see the reports above");
     }
     Ok(i32::from(bad))
 }
