@@ -302,9 +302,8 @@ impl Gen {
                 (4, Op::Mlock),
                 (7, Op::Fork),
                 (2, Op::Mseal),
-                // mremap is in the language and the worker, but the model answers Unsupported until it
-                // matches the kernel; draw it again (weight 4) once MREMAP_MODELLED is on.
-                (0, Op::Mremap),
+                // mremap: modelled (MREMAP_MODELLED); set the weight to 0 again if it is switched off.
+                (4, Op::Mremap),
             ]);
             let s = self.step(op, true);
             steps.push(s);

@@ -154,6 +154,28 @@ fn ends_with_fault(s: &Scenario) -> bool {
                     prot[q as usize] = Some(map.prot);
                 }
             }
+            // mremap, as the generator's picture follows it: a move of a uniformly mapped run carries its
+            // protection to the destination (and leaves a hole unless DONTUNMAP); otherwise the pages
+            // involved are forgotten (holes).
+            Step::Mremap { page, pages, new_pages, to, dontunmap } => {
+                let (page, pages, new_pages) = (*page as usize, *pages as usize, *new_pages as usize);
+                let src = prot[page];
+                let uniform = src.is_some() && prot[page..page + pages].iter().all(|&x| x == src);
+                match to {
+                    None if new_pages < pages && uniform => prot[page + new_pages..page + pages].fill(None),
+                    None => {
+                        let end = (page + pages.max(new_pages)).min(prot.len());
+                        prot[page..end].fill(None);
+                    }
+                    Some(t) => {
+                        let t = *t as usize;
+                        if !*dontunmap {
+                            prot[page..page + pages].fill(None);
+                        }
+                        prot[t..t + new_pages].fill(if uniform { src } else { None });
+                    }
+                }
+            }
             Step::Fork { child } => {
                 for c in child {
                     assert!(!faults(&prot, c), "{}: a child step faults", s.id);

@@ -131,6 +131,21 @@ const AP4: &str = r#"{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}"#;
 #[case::mlock_prot_none_is_enomem(
     r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"---","kind":"anon_private"}],"steps":[{"op":"mlock","page":0,"pages":2}]}"#,
     "ENOMEM", "[0,2) ---p mr mw me lo", "..")]
+#[case::mremap_shrinking_move_may_cross_vma_boundaries(
+    r#"{"arena_pages":8,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"},{"page":2,"pages":2,"prot":"r--","kind":"anon_private"}],"steps":[{"op":"write","page":1,"fill":5},{"op":"mremap","page":0,"pages":4,"new_pages":2,"to":6}]}"#,
+    "0", "[6,8) rw-p rd wr mr mw me ac", ".......w")]
+#[case::mremap_growing_move_across_vma_boundary_is_efault(
+    r#"{"arena_pages":8,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"},{"page":2,"pages":2,"prot":"r--","kind":"anon_private"}],"steps":[{"op":"mremap","page":1,"pages":2,"new_pages":3,"to":5}]}"#,
+    "EFAULT", "[0,2) rw-p rd wr mr mw me ac; [2,4) r--p rd mr mw me", "........")]
+#[case::mremap_grown_file_mapping_write_past_eof_is_sigbus(
+    r#"{"arena_pages":8,"files":[{"kind":"memfd","pages":2}],"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"file_shared","file":0,"offset":0}],"steps":[{"op":"mremap","page":0,"pages":2,"new_pages":3,"to":4},{"op":"write","page":6,"fill":1}]}"#,
+    "SIGBUS", "", "")]
+#[case::mremap_grown_file_mapping_populate_past_eof_is_efault(
+    r#"{"arena_pages":8,"files":[{"kind":"memfd","pages":2}],"maps":[{"page":0,"pages":2,"prot":"r--","kind":"file_shared","file":0,"offset":0}],"steps":[{"op":"mremap","page":0,"pages":2,"new_pages":3,"to":4},{"op":"madvise","page":4,"len_pages":3,"advice":"POPULATE_READ"}]}"#,
+    "EFAULT", "[4,7) r--s rd sh mr mw me ms", "....ff..")]
+#[case::mremap_growing_locked_prot_none_populates_nothing(
+    r#"{"arena_pages":8,"maps":[{"page":0,"pages":2,"prot":"---","kind":"anon_private","locked":true}],"steps":[{"op":"mremap","page":0,"pages":1,"new_pages":2,"to":4}]}"#,
+    "0", "[1,2) ---p mr mw me lo; [4,6) ---p mr mw me lo", "........")]
 fn rule(#[case] program: &str, #[case] ret: &str, #[case] layout: &str, #[case] pages: &str) {
     let m = model("6.18");
     let (r, l, p) = last(&m, &prog(program));
@@ -248,4 +263,17 @@ fn mutation_dontneed_keeps_anon_changes_the_answer() {
     assert_eq!(last(&m, &p).2, "....");
     m.mutations.push(simulator::kernel::Mutation::DontneedKeepsAnon);
     assert_eq!(last(&m, &p).2, ".w..");
+}
+
+/// A same-size MREMAP_FIXED move over two VMAs and the gap between them: 6.17+ moves each VMA and keeps
+/// the gap (remap_move); 6.12 refuses a range that leaves the first VMA (vma_to_resize → EFAULT).
+#[rstest]
+#[case::mremap_multi_vma_move_in_6_18("6.18", "0", "[5,6) rw-p rd wr mr mw me ac; [7,8) r--p rd mr mw me", ".....w..")]
+#[case::mremap_multi_vma_move_efault_in_6_12("6.12", "EFAULT", "[0,1) rw-p rd wr mr mw me ac sd; [2,3) r--p rd mr mw me sd", "w.......")]
+fn mremap_multi_vma_move_per_version(#[case] profile: &str, #[case] ret: &str, #[case] layout: &str, #[case] pages: &str) {
+    let p = prog(
+        r#"{"arena_pages":8,"maps":[{"page":0,"pages":1,"prot":"rw-","kind":"anon_private"},{"page":2,"pages":1,"prot":"r--","kind":"anon_private"}],"steps":[{"op":"write","page":0,"fill":3},{"op":"mremap","page":0,"pages":3,"new_pages":3,"to":5}]}"#,
+    );
+    let (r, l, pg) = last(&model(profile), &p);
+    assert_eq!((r.as_str(), l.as_str(), pg.as_str()), (ret, layout, pages));
 }
