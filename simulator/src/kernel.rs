@@ -182,6 +182,10 @@ pub struct KernelModel {
     /// anon_vma (6.1-6.11, the maple-tree mmap_region; vma_merge_new_range from 6.12, UNVERIFIED
     /// boundary; 4.5 used plain vma_merge) [S 6.1 mm/mmap.c].
     pub mmap_expand_next_first: bool,
+    /// copy_vma for MREMAP_DONTUNMAP of an unfaulted anonymous VMA does not merge at all when the
+    /// destination touches the source (6.1.y stable form); 6.12 only leaves the source out
+    /// [S 6.1.192 mm/mmap.c:copy_vma; S 6.12 mm/vma.c:copy_vma].
+    pub mremap_kept_source_blocks_merge: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -247,6 +251,7 @@ impl KernelModel {
             mprotect_unaccounts_anon: at_least(6, 6),
             anon_merge_by_owner: at_least(6, 16),
             mmap_expand_next_first: at_least(6, 1) && !at_least(6, 12),
+            mremap_kept_source_blocks_merge: !at_least(6, 12),
             mutations: Vec::new(),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),

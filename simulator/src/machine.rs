@@ -1209,8 +1209,14 @@ impl Machine {
         // copy_vma (6.12) keeps an unfaulted source that stays (DONTUNMAP) out of the merge; 6.18 merges
         // with it [T 6.18, case gen-1-1475].
         let skip_source = v.anon_vma.is_none() && dontunmap && !model.mremap_checks_first;
-        let keep_out = if skip_source { src_idx(self) } else { None };
-        let _ = self.merge_inserted(model, pos, keep_out);
+        // 6.1.y: a kept, unfaulted source next to the destination blocks every merge there
+        // ("disallow a self-merge ... simply do not attempt to merge") [S 6.1.192 mm/mmap.c:copy_vma;
+        // T Debian 6.1.192, case gen-3-686].
+        let adjacent = dst == v.end || v.start == dst + new;
+        if !(skip_source && model.mremap_kept_source_blocks_merge && adjacent) {
+            let keep_out = if skip_source { src_idx(self) } else { None };
+            let _ = self.merge_inserted(model, pos, keep_out);
+        }
         if dontunmap {
             if let Some(j) = src_idx(self) {
                 let base = self.base_vpn();
