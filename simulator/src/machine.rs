@@ -1224,7 +1224,10 @@ impl Machine {
                 w.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
                 if w.start == s && w.end == s + old {
                     w.anon_vma = None;
-                    if w.obj.is_none() {
+                    // 6.12 also gives the now unfaulted anonymous VMA an address-based pgoff; 6.18's
+                    // dontunmap_complete only unlinks the anon_vma [S 6.12 mm/mremap.c:move_vma;
+                    // S 6.18 mm/mremap.c:dontunmap_complete; T 6.18, case gen-2-31058].
+                    if w.obj.is_none() && !model.mremap_checks_first {
                         w.pgoff = base + w.start;
                     }
                 }
