@@ -6,15 +6,31 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// A fresh directory for one test (no tempfile crate: std is enough for a few files). The counter keeps
-/// rstest cases, which run in parallel, out of each other's directories.
-fn scratch(name: &str) -> PathBuf {
+/// A fresh directory for one test, removed again when the test ends, pass or fail (no tempfile crate:
+/// std is enough for a few files). The counter keeps rstest cases, which run in parallel, out of each
+/// other's directories.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let d = std::env::temp_dir().join(format!("madcheck-cases-{}-{n}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -15,9 +15,11 @@ fn dontneed_mutation_is_caught() {
         .output()
         .expect("madcheck runs");
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(&report).expect("the report is written");
+    // Read and remove the report before any assertion, so a failing run leaves nothing in /tmp.
+    let text = std::fs::read_to_string(&report);
     let _ = std::fs::remove_file(&report);
+    assert_eq!(o.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
+    let text = text.expect("the report is written");
     let v: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
     assert_eq!(v["model"]["mutations"][0], "dontneed-keeps-anon");
     let divs = v["divergences"].as_array().expect("divergences is a list");
