@@ -52,24 +52,19 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let mut build = true;
     let mut rest = Vec::new();
     let mut recorded_dir = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value"));
-        match flag {
-            "--kernel" => kernel = Some(value()?),
-            "--arch" => arch = Some(value()?),
-            "--files" => files = Some(value()?),
+    let mut flags = crate::args::Flags::new(args);
+    while let Some(f) = flags.next() {
+        match f.name {
+            "--kernel" => kernel = Some(flags.value(&f)?),
+            "--arch" => arch = Some(flags.value(&f)?),
+            "--files" => files = Some(flags.value(&f)?),
             "--no-build" => build = false,
             "--recorded" => {
-                let d = PathBuf::from(value()?);
+                let d = PathBuf::from(flags.value(&f)?);
                 // The golden test runs in golden/; make the directory absolute.
                 recorded_dir = Some(d.canonicalize().map_err(|e| format!("--recorded {}: {e}", d.display()))?);
             }
-            _ => rest.push(a.clone()),
+            _ => rest.push(f.raw.clone()),
         }
     }
     let recorded = match kernel {

@@ -230,23 +230,19 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let mut vms = 2usize;
     let mut build = true;
     let mut corpus = true;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value"));
-        match flag {
-            "--generate" => generate = value()?.parse().map_err(|_| "--generate: not a number")?,
-            "--seed" => seed = value()?.parse().map_err(|_| "--seed: not a number")?,
-            "--jobs" => vms = value()?.parse::<usize>().map_err(|_| "--jobs: not a number")?.max(1),
+    let mut flags = crate::args::Flags::new(args);
+    while let Some(f) = flags.next() {
+        match f.name {
+            "--generate" => generate = flags.value(&f)?.parse().map_err(|_| "--generate: not a number")?,
+            "--seed" => seed = flags.value(&f)?.parse().map_err(|_| "--seed: not a number")?,
+            "--jobs" => vms = flags.value(&f)?.parse::<usize>().map_err(|_| "--jobs: not a number")?.max(1),
             "--no-host" => host = false,
             "--no-build" => build = false,
             "--corpus" => corpus = true,
             "--no-corpus" => corpus = false,
             "--kernels" => {
-                kernels = value()?
+                kernels = flags
+                    .value(&f)?
                     .split(',')
                     .map(|i| {
                         i.split_once(':')
@@ -256,7 +252,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                     .collect::<Result<_, _>>()?
             }
             _ => return Err(format!(
-                "unknown argument {a:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--no-corpus] [--no-build]"
+                "unknown argument {:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--no-corpus] [--no-build]",
+                f.raw
             )),
         }
     }

@@ -97,12 +97,9 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         emit_goldens: false,
     };
     let mut generate_given = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
+    let mut flags = crate::args::Flags::new(args);
+    while let Some(f) = flags.next() {
+        let flag = f.name;
         if flag == "--no-build" {
             spec.build = false;
             continue;
@@ -115,7 +112,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             println!("{}", usage());
             return Ok(0);
         }
-        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value\n{}", usage()));
+        let mut value = || flags.value(&f).map_err(|e| format!("{e}\n{}", usage()));
         let num = |v: String| v.parse::<u64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
         match flag {
             "--kernel" => spec.kernel = value()?,
@@ -131,7 +128,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--config" => spec.config = Some(PathBuf::from(value()?)),
             "--memory" => spec.memory_mib = num(value()?)? as u32,
             "--timeout" => spec.timeout = Duration::from_secs(num(value()?)?),
-            _ => return Err(format!("unknown argument {a:?}\n{}", usage())),
+            _ => return Err(format!("unknown argument {:?}\n{}", f.raw, usage())),
         }
     }
     if spec.kernel.is_empty() {
