@@ -323,8 +323,16 @@ fn cmd_run(a: &RunArgs) -> i32 {
     let mut code = rep.exit_code;
     if let Some(path) = &a.coverage {
         let m = harness::coverage::tally(out.results.iter().map(|r| r.coverage.as_slice()));
-        let _ = write!(stdout, "{}", harness::coverage::render(&m));
-        let json = serde_json::to_string_pretty(&harness::coverage::to_json(&m)).unwrap_or_default();
+        let summary = harness::coverage::summarize(&model, &m);
+        let _ = write!(stdout, "{}", harness::coverage::render(&m, &summary));
+        // A reached cell the rules call unreachable means a reason is wrong: that fails the run whatever
+        // its size. Reachable cells at zero are printed as gaps; only the default suite is expected to
+        // have none (harness/tests/coverage.rs), so they do not change the exit code.
+        if summary.wrong() && !out.interrupted {
+            eprintln!("madcheck: coverage: a reached cell is classified unreachable or lies outside the cell space");
+            code = code.max(1);
+        }
+        let json = serde_json::to_string_pretty(&harness::coverage::to_json(&m, &summary)).unwrap_or_default();
         match std::fs::write(path, json + "\n") {
             Ok(()) => {
                 let _ = writeln!(stdout, "  coverage: {}", path.display());
