@@ -186,3 +186,12 @@ fn ends_with_fault(s: &Scenario) -> bool {
     }
     false
 }
+
+#[test]
+fn generated_advice_is_every_named_advice_but_memory_failure_injection() {
+    use simulator::program::Advice;
+    let expected: Vec<Advice> =
+        Advice::ALL.iter().copied().filter(|a| !cases::generate::NEVER_GENERATED.contains(a)).collect();
+    assert_eq!(cases::GENERATED_ADVICE, expected.as_slice());
+    assert!(!cases::GENERATED_ADVICE.contains(&Advice::Hwpoison) && !cases::GENERATED_ADVICE.contains(&Advice::SoftOffline));
+}

@@ -277,7 +277,7 @@ pub const RULES: &[Rule] = &[
         when: |c| c.adv(&MEMORY_FAILURE) && matches!(c.kind.at, At::Start(_) | At::HoleThenMapped),
         reason: "madcheck runs HWPOISON/SOFT_OFFLINE only over zero-length ranges, unaligned starts and holes: \
                  over a mapped page a kernel with CONFIG_MEMORY_FAILURE would poison or migrate a real frame",
-        cite: "cases/corpus/hwpoison_*, README (known gaps); generate.rs GENERATED_ADVICE",
+        cite: "cases/corpus/hwpoison_*, README (known gaps); cases/src/generate.rs NEVER_GENERATED",
     },
     Rule {
         why: Why::Scope,
