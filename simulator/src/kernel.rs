@@ -110,31 +110,34 @@ pub struct KernelModel {
     pub hwpoison_before_validation: bool,
     /// CONFIG_MEMORY_FAILURE: HWPOISON and SOFT_OFFLINE are valid advice.
     pub memory_failure: bool,
-    /// CONFIG_KSM: MERGEABLE/UNMERGEABLE are valid.
+    /// CONFIG_KSM: MERGEABLE/UNMERGEABLE are valid (assumed on when the config is unknown: every profiled
+    /// kernel has it) [S 6.18 mm/madvise.c:madvise_behavior_valid "#ifdef CONFIG_KSM"].
     pub ksm: bool,
     /// CONFIG_TRANSPARENT_HUGEPAGE: HUGEPAGE/NOHUGEPAGE (and COLLAPSE from 6.1) are valid.
     pub thp: bool,
     /// WIPEONFORK/KEEPONFORK exist (4.14+, d2cd9ede6e19).
     pub wipeonfork: bool,
-    /// COLD/PAGEOUT exist (5.4+).
+    /// COLD/PAGEOUT exist (5.4+: 9c276cc65a58, 1a4e58cce84e) [spec §1].
     pub cold_pageout: bool,
-    /// POPULATE_READ/WRITE exist (5.14+).
+    /// POPULATE_READ/WRITE exist (5.14+: 4ca9b3859dac) [spec §1].
     pub populate: bool,
-    /// DONTNEED_LOCKED exists (5.18+).
+    /// DONTNEED_LOCKED exists (5.18+: 9457056ac426) [spec §1].
     pub dontneed_locked: bool,
-    /// COLLAPSE exists (6.1+ with THP).
+    /// COLLAPSE exists (6.1+ with THP: 7d8faaf15545) [spec §1].
     pub collapse: bool,
-    /// GUARD_INSTALL/REMOVE exist (6.13+).
+    /// GUARD_INSTALL/REMOVE exist (6.13+: 662df3e5c376) [spec §1].
     pub guard_regions: bool,
     /// MADV_FREE falls back to DONTNEED when no swap is active (4.5-4.11; 93e06c7a6453 removed it).
     pub free_falls_back_to_dontneed: bool,
     /// Without CONFIG_SWAP, WILLNEED on an anonymous VMA is EBADF [S mm/madvise.c:madvise_willneed].
     pub willneed_anon_ebadf: bool,
-    /// REMOVE needs VM_SHARED|VM_MAYWRITE (6.7+, backported to 6.1.y/6.12.y) instead of VM_WRITE.
+    /// REMOVE needs VM_SHARED|VM_MAYWRITE (6.7+, backported to 6.1.y/6.12.y) instead of VM_WRITE
+    /// [S 6.1.192 and 6.12.117 mm/madvise.c:madvise_remove; T 6.18; mainline 6.1.0-6.6 test VM_WRITE, spec §5
+    /// REMOVE]. The profile switch is at 6.1 because the 6.1 profile is Debian's 6.1.y.
     pub remove_needs_maywrite_only: bool,
     /// New VMAs carry VM_SOFTDIRTY (`sd`) (CONFIG_MEM_SOFT_DIRTY) [S mm/mmap.c:__mmap_region].
     pub softdirty_new_vmas: bool,
-    /// smaps has a LazyFree field (4.12+).
+    /// smaps has a LazyFree field (4.12+; UNVERIFIED release) [spec §6.2].
     pub smaps_lazyfree: bool,
     /// The shared zero page can be told apart in pagemap (needs PFNs, so CAP_SYS_ADMIN).
     pub zero_page_visible: bool,
@@ -150,7 +153,9 @@ pub struct KernelModel {
     /// many pages (fault_around_bytes = 64 KiB by default since 3.15) [S mm/memory.c:do_fault_around].
     pub fault_around_pages: u64,
     /// Entries in one page table (PTRS_PER_PTE): fault-around never crosses a page-table boundary, and a
-    /// PMD-mapped THP covers this many pages.
+    /// PMD-mapped THP covers this many pages. 64-bit page tables hold 8-byte entries, so page_size / 8
+    /// [S arch/x86/include/asm/pgtable_64_types.h PTRS_PER_PTE 512; arch/arm64/include/asm/pgtable-hwdef.h
+    /// PTRS_PER_PTE (1 << (PAGE_SHIFT - 3))].
     pub ptrs_per_pte: u64,
     /// MADV_POPULATE_(READ|WRITE) fault the range linearly outside the VMA walk and stop at the first
     /// hole or unsuitable VMA (631426ba1d45, v6.9; UNVERIFIED release); before, they ran per VMA inside
@@ -263,6 +268,7 @@ impl KernelModel {
     }
 
     /// Is this raw advice value accepted by `madvise_behavior_valid` / `is_valid_madvise`?
+    /// [S 6.18 mm/madvise.c:madvise_behavior_valid; S 4.5 same; version gates above]
     pub fn advice_valid(&self, value: i32) -> bool {
         use crate::program::Advice::*;
         let Some(a) = crate::program::Advice::from_value(value) else { return false };

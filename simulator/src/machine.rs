@@ -661,7 +661,9 @@ impl Machine {
         }
     }
 
-    /// Unmapping: every entry goes, guard markers too.
+    /// Unmapping: every entry goes, guard markers too (munmap frees the page tables of the range; only
+    /// zaps keep markers) [S 6.18 mm/vma.c:vms_clear_ptes → unmap_vmas with a NULL zap_details;
+    /// mm/memory.c:zap_nonpresent_ptes; T spec §5 GUARD_INSTALL "munmap removes them"].
     fn clear_ptes(&mut self, s: i64, e: i64) {
         for p in s.max(0)..e.min(self.arena_pages as i64) {
             self.set_pte(p, Pte::None);
@@ -720,7 +722,8 @@ impl Machine {
             f |= vmf::EXEC;
         }
         if m.backing.is_shared() {
-            // Files are opened O_RDWR, so MAP_SHARED keeps VM_SHARED and VM_MAYWRITE.
+            // Files are opened O_RDWR, so MAP_SHARED keeps VM_SHARED and VM_MAYWRITE (do_mmap drops both only
+            // for an fd without FMODE_WRITE) [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED].
             f |= vmf::SHARED | vmf::MAYSHARE;
         }
         // accountable_mapping(): private, writable, not NORESERVE → VM_ACCOUNT [S mm/vma.c].
@@ -779,9 +782,12 @@ impl Machine {
         }
         let flags = Self::new_vma_flags(model, m);
         let (obj, pgoff) = match m.backing {
+            // A private anonymous mapping's vm_pgoff is its virtual page number [S 6.18 mm/mmap.c:do_mmap,
+            // "pgoff = addr >> PAGE_SHIFT" for MAP_PRIVATE without a file].
             Backing::AnonPrivate => (None, self.base_vpn() + s),
             Backing::AnonShared => {
-                // shmem_zero_setup: a fresh shmem object per mapping, pgoff 0.
+                // shmem_zero_setup: a fresh shmem object per mapping, pgoff 0 [S 6.18 mm/mmap.c:do_mmap
+                // (MAP_SHARED anonymous: pgoff = 0), mm/vma.c:__mmap_new_file_vma, mm/shmem.c:shmem_zero_setup].
                 self.objs.push(FileObj {
                     file: None,
                     memfd: true,
@@ -892,6 +898,8 @@ impl Machine {
                 nf |= vmf::EXEC;
             }
             if nf & vmf::WRITE != 0 {
+                // A private mapping that becomes writable is charged: VM_ACCOUNT
+                // [S 6.18 mm/mprotect.c:mprotect_fixup, "if (newflags & VM_WRITE)"].
                 if v.flags & (vmf::ACCOUNT | vmf::WRITE | vmf::HUGETLB | vmf::SHARED | vmf::NORESERVE) == 0 {
                     nf |= vmf::ACCOUNT;
                 }
@@ -926,6 +934,8 @@ impl Machine {
         for (a, b) in self.for_each_vma_in(s, e) {
             let i = self.vma_at(a).unwrap();
             let v = self.vmas[i];
+            // __mm_populate skips VM_IO|VM_PFNMAP; VM_LOCKONFAULT is never faulted in
+            // [S 6.18 mm/gup.c:__mm_populate, populate_vma_page_range].
             if v.flags & (vmf::IO | vmf::PFNMAP) != 0 {
                 continue;
             }
@@ -953,7 +963,8 @@ impl Machine {
     }
 
     /// apply_vma_lock_flags: the range must be fully mapped; flags change VMA by VMA (a hole found on
-    /// the way → ENOMEM, earlier VMAs keep their change).
+    /// the way → ENOMEM, earlier VMAs keep their change) [S 6.18 mm/mlock.c:apply_vma_lock_flags; same
+    /// walk in munlock].
     fn lock_flags(&mut self, model: &KernelModel, s: i64, e: i64, set: u64, clear: u64) -> Result<(), Ret> {
         if self.vma_at(s).is_none() {
             return Err(Ret::Err(Errno::ENOMEM));
@@ -964,7 +975,8 @@ impl Machine {
             let v = self.vmas[i];
             let end = v.end.min(e);
             let nf = (v.flags & !clear) | set;
-            // mlock_fixup leaves special and hugetlb VMAs alone.
+            // mlock_fixup leaves special, hugetlb (and DAX, droppable) VMAs alone
+            // [S 6.18 mm/mlock.c:mlock_fixup "don't set VM_LOCKED or VM_LOCKONFAULT and don't count"].
             if nf != v.flags && v.flags & vmf::SPECIAL == 0 && v.flags & vmf::HUGETLB == 0 {
                 self.modify_flags(model, i, cur, end, nf);
             }
@@ -1084,7 +1096,8 @@ impl Machine {
     }
 
     /// check_prep_vma / vma_to_resize: the source must start in a VMA and not run past its end; no
-    /// DONTUNMAP or growth of VM_DONTEXPAND/VM_PFNMAP VMAs; sealed VMAs refuse.
+    /// DONTUNMAP or growth of VM_DONTEXPAND/VM_PFNMAP VMAs; sealed VMAs refuse
+    /// [S 6.18 mm/mremap.c:check_prep_vma; S 6.12 mm/mremap.c:vma_to_resize, can_modify_vma].
     fn check_prep_vma(&self, s: i64, old: i64, new: i64, dontunmap: bool) -> Result<(), Errno> {
         let Some(i) = self.vma_at(s) else { return Err(Errno::EFAULT) };
         let v = self.vmas[i];
@@ -1108,7 +1121,7 @@ impl Machine {
     }
 
     /// mremap_to: unmap the destination, drop a shrinking source's tail, (before 6.16: only now check
-    /// the source), then move.
+    /// the source), then move [S 6.12 mm/mremap.c:mremap_to; S 6.18 mm/mremap.c:mremap_to].
     fn mremap_to(&mut self, model: &KernelModel, s: i64, old: i64, new: i64, dst: i64, dontunmap: bool) -> Result<(), Errno> {
         self.munmap_range(dst, dst + new)?;
         let mut old = old;
@@ -1189,7 +1202,8 @@ impl Machine {
             }
         }
         let v = self.vmas[i];
-        // copy_vma: an anonymous VMA that was never faulted gets an address-based pgoff.
+        // copy_vma: an anonymous VMA that was never faulted gets an address-based pgoff ("If anonymous vma
+        // has not yet been faulted, update new pgoff") [S 6.18 mm/vma.c:copy_vma].
         let pgoff = if v.is_anonymous() && v.anon_vma.is_none() {
             self.base_vpn() + dst
         } else {
@@ -1221,6 +1235,8 @@ impl Machine {
             if let Some(j) = src_idx(self) {
                 let base = self.base_vpn();
                 let w = &mut self.vmas[j];
+                // The kept source is no longer locked (vm_flags_clear(vma, VM_LOCKED_MASK))
+                // [S 6.18 mm/mremap.c:dontunmap_complete; S 6.12 mm/mremap.c:move_vma].
                 w.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
                 if w.start == s && w.end == s + old {
                     w.anon_vma = None;
@@ -1235,6 +1251,9 @@ impl Machine {
         } else {
             let _ = self.munmap_range(s, s + old);
         }
+        // A grown locked VMA has its new part faulted in (mm_populate after the move)
+        // [S 6.18 mm/mremap.c:do_mremap "if (!failed && vrm->mlocked && vrm->new_len > vrm->old_len)
+        // mm_populate(...)"; S 6.12 SYSCALL_DEFINE5(mremap), same test on `locked`].
         if new > old {
             if let Some(j) = self.vma_at(dst) {
                 if self.vmas[j].flags & vmf::LOCKED != 0 {
@@ -1246,7 +1265,8 @@ impl Machine {
 
     /// vma_merge_new_range for a VMA just inserted at vmas[i] (an mmap, or the copy mremap's copy_vma
     /// made, which carries the source's anon_vma). `keep_out`: a source VMA that stays and may not be
-    /// merged with. Sticky flags (VM_MAYBE_GUARD on 6.18.y) survive into the merged VMA.
+    /// merged with. Sticky flags (VM_MAYBE_GUARD on 6.18.y) survive into the merged VMA
+    /// [S 6.18 mm/vma.c:vma_merge_new_range, can_vma_merge_left/right; T 6.18.44 for the sticky flag].
     fn merge_inserted(&mut self, model: &KernelModel, i: usize, keep_out: Option<usize>) -> usize {
         let v = self.vmas[i];
         let ok = |o: &Vma, idx: usize| {
@@ -1533,6 +1553,8 @@ impl Machine {
                 return Ok(());
             }
             Advice::GuardInstall | Advice::GuardRemove => return self.guard(model, adv, i, s, e),
+            // hugepage_madvise: set one, clear the other; 4.8+ on any VMA (spec §5; the 4.5-4.7 EINVAL on
+            // shared and special VMAs is not in any profile's rules) [S 6.18 mm/khugepaged.c:hugepage_madvise].
             Advice::Hugepage => {
                 nf = (nf & !vmf::NOHUGEPAGE) | vmf::HUGEPAGE;
             }
@@ -1552,12 +1574,16 @@ impl Machine {
                 nf |= vmf::MERGEABLE;
             }
             Advice::Unmergeable => {
-                // No KSM page can exist while ksmd is stopped, so unmerge_ksm_pages has nothing to break.
+                // ksm_madvise: nothing to do without VM_MERGEABLE; else unmerge and clear it
+                // [S 6.12 mm/ksm.c:ksm_madvise]. No KSM page can exist while ksmd is stopped, so
+                // unmerge_ksm_pages has nothing to break.
                 if nf & vmf::MERGEABLE == 0 {
                     return Ok(());
                 }
                 nf &= !vmf::MERGEABLE;
             }
+            // The readahead hints, DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK and DONTDUMP/DODUMP flag changes
+            // and their refusals [S 6.18 mm/madvise.c:madvise_vma_behavior; S 4.5 madvise_behavior].
             Advice::Normal => nf &= !(vmf::RAND_READ | vmf::SEQ_READ),
             Advice::Sequential => nf = (nf & !vmf::RAND_READ) | vmf::SEQ_READ,
             Advice::Random => {
@@ -1582,6 +1608,8 @@ impl Machine {
             Advice::Keeponfork => nf &= !vmf::WIPEONFORK,
             Advice::Dontdump => nf |= vmf::DONTDUMP,
             Advice::Dodump => {
+                // "if (!is_vm_hugetlb_page(vma) && new_flags & VM_SPECIAL) return -EINVAL" (4.19+; 6.11+
+                // also VM_DROPPABLE, which no scenario maps).
                 if nf & vmf::HUGETLB == 0 && nf & vmf::SPECIAL != 0 {
                     return Err(Errno::EINVAL);
                 }
@@ -1653,6 +1681,7 @@ impl Machine {
     }
 
     /// Does `v` contain a PMD-aligned, PMD-sized range (thp_vma_suitable_order with addr = vm_end - PMD)?
+    /// [S 6.12 include/linux/huge_mm.h:thp_vma_suitable_order; mm/huge_memory.c:__thp_vma_allowable_orders]
     fn holds_pmd(&self, model: &KernelModel, v: &Vma) -> bool {
         let pmd = model.ptrs_per_pte as i64;
         let vpn_end = self.base_vpn() + v.end;
@@ -1752,7 +1781,10 @@ impl Machine {
     // ---------------------------------------------------------------------------------------------
     // Accesses and fork.
 
-    /// A user-space write of a whole page, or a read of one byte.
+    /// A user-space write of a whole page, or a read of one byte. No VMA, or an access the VMA's
+    /// protection denies → SIGSEGV [S 6.18 arch/x86/mm/fault.c:do_user_addr_fault, bad_area, access_error];
+    /// a guard marker → SIGSEGV [S 6.18 mm/memory.c:handle_pte_marker (PTE_MARKER_GUARD →
+    /// VM_FAULT_SIGSEGV)]; a file page past EOF → SIGBUS (`past_eof`).
     fn access(&mut self, model: &KernelModel, page: i64, write: Option<u8>) -> StepOut {
         let Some(i) = self.vma_at(page) else { return StepOut::Fatal(Signal::SIGSEGV) };
         let v = self.vmas[i];
@@ -1799,15 +1831,17 @@ impl Machine {
         c.vmas.clear();
         c.ptes = vec![Pte::None; self.ptes.len()];
         for v in &self.vmas {
-            // VM_DONTCOPY: the child has no VMA there.
+            // VM_DONTCOPY: the child has no VMA there (dup_mmap: "if (mpnt->vm_flags & VM_DONTCOPY) ...
+            // continue").
             if v.flags & vmf::DONTCOPY != 0 {
                 continue;
             }
             let mut n = *v;
-            // mlock is not inherited.
+            // mlock is not inherited (dup_mmap clears VM_LOCKED_MASK in the child's copy).
             n.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
             if v.flags & vmf::WIPEONFORK != 0 {
-                // The child gets the VMA empty and without an anon_vma.
+                // The child gets the VMA empty and without an anon_vma (dup_mmap: "if (tmp->vm_flags &
+                // VM_WIPEONFORK) tmp->anon_vma = NULL", and copy_page_range is skipped).
                 n.anon_vma = None;
                 c.vmas.push(n);
                 continue;
@@ -1886,6 +1920,9 @@ impl Machine {
     pub fn expect(&self, model: &KernelModel, ret: Ret) -> Allowed {
         let kb = self.ps / 1024;
         let mut vmas = Vec::new();
+        // smaps per VMA: Rss counts present normal pages (not the zero page, not guard markers), Anonymous
+        // the anonymous ones, Pss divides by the mapcount, Locked is Pss on a VM_LOCKED VMA
+        // [S 6.18 fs/proc/task_mmu.c:smaps_pte_entry, smaps_account, __show_smap; T spec §6.2].
         for v in &self.vmas {
             let (mut rss, mut anon, mut lazy) = (0u64, 0u64, 0u64);
             let mut pss_bytes = 0u128;
@@ -1942,6 +1979,8 @@ impl Machine {
                 locked: Count::exact(locked),
             });
         }
+        // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with
+        // PFNs) [S 6.18 fs/proc/task_mmu.c:pte_to_pagemap_entry; T spec §6.4].
         let pages = (0..self.arena_pages as i64)
             .map(|p| {
                 let one = match (self.pte(p), self.vma_at(p)) {
