@@ -380,4 +380,30 @@ mod tests {
         let m = tally([got.as_slice(), got.as_slice()].into_iter());
         assert_eq!(m[&cell("COLD", "hole", "ENOMEM")], 2);
     }
+
+    #[test]
+    fn summary_lists_gaps_wrong_reasons_and_cells_outside_the_space() {
+        let model = simulator::KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
+        let cell = |a: &str, k: &str, o: &str| Cell { advice: a.into(), kind: k.into(), outcome: o.into() };
+        let mut m = BTreeMap::new();
+        m.insert(cell("DONTNEED", "anon_private", "0"), 3);
+        // DONTNEED on a locked VMA is EINVAL, never 0: reaching it means a rule is wrong.
+        m.insert(cell("DONTNEED", "locked", "0"), 1);
+        m.insert(cell("DONTNEED", "foreign", "0"), 1);
+        let s = summarize(&model, &m);
+        assert_eq!(s.total, 28 * 16 * 15);
+        assert_eq!(s.reached, 1);
+        assert_eq!(s.zero.len(), s.reachable - 1);
+        assert!(s.zero.contains(&cell("DONTNEED", "locked", "EINVAL")));
+        assert_eq!(s.unreachable_reached.len(), 1);
+        assert_eq!(s.unreachable_reached[0].0, cell("DONTNEED", "locked", "0"));
+        assert_eq!(s.outside, vec![(cell("DONTNEED", "foreign", "0"), 1)]);
+        assert!(s.wrong());
+        let text = render_summary(&s);
+        assert!(text.contains("WRONG REASON: DONTNEED on locked -> 0"), "{text}");
+        assert!(text.contains("COVERAGE GAP: DONTNEED on locked -> EINVAL"), "{text}");
+        let j = to_json(&m, &s);
+        assert_eq!(j["summary"]["unreachable_reached"], 1);
+        assert_eq!(j["summary"]["cells"], 6720);
+    }
 }

@@ -329,7 +329,9 @@ fn cmd_run(a: &RunArgs) -> i32 {
     let mut code = rep.exit_code;
     if let Some(path) = &a.coverage {
         let m = harness::coverage::tally(out.results.iter().map(|r| r.coverage.as_slice()));
-        let summary = harness::coverage::summarize(&model, &m);
+        // The cells count what the host kernel did, so they are classified on the host's model, not on a
+        // --profile-facts model.
+        let summary = harness::coverage::summarize(&KernelModel::from_facts(host.clone()), &m);
         let _ = write!(stdout, "{}", harness::coverage::render(&m, &summary));
         // A reached cell the rules call unreachable means a reason is wrong: that fails the run whatever
         // its size. Reachable cells at zero are printed as gaps; only the default suite is expected to
