@@ -133,6 +133,10 @@ pub struct FileObj {
     /// unmapped but could not write back; fault-around skips such pages [S 6.12 mm/vmscan.c:
     /// shrink_folio_list; mm/filemap.c:next_uptodate_folio].
     pub flagged: Vec<bool>,
+    /// Synchronous mmap readahead misses so far on this file's `struct file` (one per scenario file,
+    /// shared by all its mappings and a fork child): an upper bound of f_ra.mmap_miss, which hits only
+    /// lower [S 6.12 mm/filemap.c:do_sync_mmap_readahead, do_async_mmap_readahead, filemap_map_pages].
+    pub mmap_miss: u32,
 }
 
 /// A `vm_area_struct`.
@@ -225,6 +229,7 @@ impl Machine {
                 cached: vec![true; f.pages as usize],
                 dirty: vec![true; f.pages as usize],
                 flagged: vec![false; f.pages as usize],
+                mmap_miss: 0,
             })
             .collect();
         Machine {
@@ -515,7 +520,10 @@ impl Machine {
     /// maps the cached, uptodate pages of an aligned window around the address (fault-around, clamped to
     /// the VMA, the page table and i_size), then reads in the faulting page itself
     /// [S 6.12 mm/memory.c:do_read_fault, do_fault_around; mm/filemap.c:filemap_map_pages,
-    /// next_uptodate_folio].
+    /// next_uptodate_folio]. A page-cache miss on a disk file drops the mmap (or VMA) lock for readahead
+    /// and answers VM_FAULT_RETRY; the retried fault (FAULT_FLAG_TRIED) runs fault-around again, which
+    /// now also maps what readahead added [S 6.12 mm/filemap.c:filemap_fault, maybe_unlock_mmap_for_io;
+    /// arch/x86/mm/fault.c:do_user_addr_fault; mm/gup.c:faultin_page for populate].
     fn fault_read(&mut self, model: &KernelModel, i: usize, page: i64) {
         if self.pte(page) != Pte::None {
             return;
@@ -527,7 +535,9 @@ impl Machine {
             return;
         }
         self.fault_around(model, i, page);
-        self.ensure_obj_page(&v, page);
+        if self.ensure_obj_page(model, &v, page) {
+            self.fault_around(model, i, page);
+        }
         self.set_pte(page, Pte::Cache);
     }
 
@@ -574,16 +584,18 @@ impl Machine {
         }
     }
 
-    /// A fault that needs the page allocates it in the page cache (a shmem hole, or a punched file range
-    /// read back as zeros).
-    fn ensure_obj_page(&mut self, v: &Vma, page: i64) {
+    /// filemap_fault / shmem_fault for `page` of `v`: a fault that needs the page allocates it in the
+    /// page cache (a shmem hole, or a punched or evicted disk-file page, read back from the file: zeros
+    /// in a hole). Returns true when the fault dropped the mmap lock and was retried (a disk-file miss).
+    fn ensure_obj_page(&mut self, model: &KernelModel, v: &Vma, page: i64) -> bool {
         let idx = v.obj_page(page);
-        let o = &mut self.objs[v.obj.unwrap()];
+        let obj = v.obj.unwrap();
+        let o = &mut self.objs[obj];
         if idx < o.flagged.len() && o.flagged[idx] {
             // filemap_fault finds PG_readahead and starts async readahead, which clears the flag (not
-            // under VM_RAND_READ) and may read any uncached page of the window back in [S 6.12
-            // mm/filemap.c:do_async_mmap_readahead, page_cache_async_ra].
-            if v.flags & vmf::RAND_READ == 0 {
+            // under VM_RAND_READ or with ra_pages 0) and may read any uncached page of the window back in
+            // [S 6.12 mm/filemap.c:do_async_mmap_readahead, mm/readahead.c:page_cache_async_ra].
+            if v.flags & vmf::RAND_READ == 0 && model.ra_pages != Some(0) {
                 o.flagged[idx] = false;
                 if o.cached.iter().any(|c| !c) {
                     self.unknown.get_or_insert_with(|| {
@@ -591,21 +603,156 @@ impl Machine {
                     });
                 }
             }
+            return false;
+        }
+        if idx >= o.cached.len() || o.cached[idx] {
+            return false;
+        }
+        if o.file.is_none() || o.memfd {
+            // shmem_get_folio_gfp allocates the one page; there is no readahead [S 6.12 mm/shmem.c].
+            o.cached[idx] = true;
+            return false;
+        }
+        // A miss on a disk file: do_sync_mmap_readahead, then __filemap_get_folio(FGP_CREAT) allocates
+        // the page if readahead did not, and filemap_read_folio reads it (also with the lock dropped).
+        self.sync_mmap_readahead(model, v, idx);
+        self.objs[obj].cached[idx] = true;
+        true
+    }
+
+    /// do_sync_mmap_readahead for a page-cache miss at page `idx` of the disk file mapped by `v`
+    /// [S 6.1, 6.12 mm/filemap.c; S 6.18 the same branches, with ra->order]:
+    /// * VM_HUGEPAGE (CONFIG_TRANSPARENT_HUGEPAGE): a PMD-aligned window of two PMDs (one under
+    ///   VM_RAND_READ), async size one PMD, "even if readahead is disabled";
+    /// * VM_EXEC on 6.16+: an exec-order window clipped to the VMA (not modelled);
+    /// * VM_RAND_READ or ra_pages 0: no readahead;
+    /// * VM_SEQ_READ: page_cache_sync_ra(ra_pages) forward from the page;
+    /// * otherwise, unless mmap_miss > MMAP_LOTSAMISS (100): read-around, the window
+    ///   [idx − ra_pages/2, +ra_pages) with async size ra_pages/4.
+    /// Readahead only adds pages that are not cached, clipped to i_size; a punched hole reads as zeros
+    /// without I/O (ext4_mpage_readpages zero-fills unmapped blocks and unlocks the folio at once), so
+    /// the retried fault finds every added page uptodate and unlocked.
+    fn sync_mmap_readahead(&mut self, model: &KernelModel, v: &Vma, idx: usize) {
+        let obj = v.obj.unwrap();
+        let flags = v.flags;
+        let rand = flags & vmf::RAND_READ != 0;
+        if flags & vmf::HUGEPAGE != 0 && model.thp {
+            if model.ra_hugepage_large_folios {
+                // page_cache_ra_order builds PMD-order folios, shrunk to fit i_size, up to the first
+                // cached page; which large folios that gives, and what fault-around, PAGEOUT and a
+                // partial punch then do with them, is not modelled.
+                self.unknown.get_or_insert_with(|| {
+                    "readahead under MADV_HUGEPAGE builds large folios on ext4 (6.16+), which is not modelled"
+                        .to_string()
+                });
+                return;
+            }
+            let pmd = model.ptrs_per_pte as usize;
+            let start = idx / pmd * pmd;
+            self.ra_window(model, obj, start, if rand { pmd } else { 2 * pmd }, pmd);
             return;
         }
-        if idx < o.cached.len() {
-            if !o.cached[idx] && o.file.is_some() && !o.memfd && v.flags & vmf::RAND_READ == 0 {
-                // filemap_fault on a disk file starts mmap read-around (or sequential readahead) and
-                // retries the fault, so which neighbours end up cached and mapped depends on
-                // read_ahead_kb and, on 6.16+ ext4, large folio orders [S 6.12 mm/filemap.c:
-                // do_sync_mmap_readahead, page_cache_ra_order]. Not modelled yet.
+        if flags & vmf::EXEC != 0 && model.ra_exec_window {
+            self.unknown.get_or_insert_with(|| {
+                "readahead for an executable file mapping (exec_folio_order window) is not modelled".to_string()
+            });
+            return;
+        }
+        if rand {
+            return;
+        }
+        let Some(ra) = model.ra_pages.map(|r| r as usize) else {
+            self.unknown.get_or_insert_with(|| {
+                "readahead on a disk file whose device's read_ahead_kb is unknown".to_string()
+            });
+            return;
+        };
+        if ra == 0 {
+            return;
+        }
+        if flags & vmf::SEQ_READ != 0 {
+            // page_cache_sync_ra(ra_pages), with prev_pos still -1 (no read(2) on the file): at index 0
+            // a window of get_init_ra_size(ra, ra) = ra pages with async size ra/2; elsewhere, when the
+            // cached run before the page is not longer than ra, a plain window of ra pages
+            // [S 6.12 mm/readahead.c:page_cache_sync_ra].
+            if idx == 0 {
+                self.ra_window(model, obj, 0, ra, ra / 2);
+            } else if idx <= ra {
+                self.ra_window(model, obj, idx, ra, 0);
+            } else {
                 self.unknown.get_or_insert_with(|| {
-                    "a fault on a disk-file page that is not in the page cache (after MADV_REMOVE) starts \
-                     readahead, which is not modelled"
+                    "sequential readahead after a long cached run (ra state ramp-up) is not modelled".to_string()
+                });
+            }
+            return;
+        }
+        // MMAP_LOTSAMISS: the counter only grows by one per miss, so at most 100 misses keep it in range.
+        let o = &mut self.objs[obj];
+        o.mmap_miss += 1;
+        if o.mmap_miss > 100 {
+            self.unknown.get_or_insert_with(|| {
+                "more than MMAP_LOTSAMISS readahead misses on one file (mmap_miss hits not modelled)".to_string()
+            });
+            return;
+        }
+        let start = idx.saturating_sub(ra / 2);
+        self.ra_window(model, obj, start, ra, ra / 4);
+    }
+
+    /// MADV_WILLNEED on a disk file: vfs_fadvise(POSIX_FADV_WILLNEED) over exactly the range's file
+    /// pages → force_page_cache_ra, which reads up to max(io_pages, ra_pages) pages with no async mark,
+    /// clipped to i_size; shmem (memfd, shared anonymous) only swaps in [S 6.12 mm/madvise.c:
+    /// madvise_willneed; mm/fadvise.c:generic_fadvise; mm/readahead.c:force_page_cache_ra].
+    fn willneed_file(&mut self, model: &KernelModel, v: &Vma, s: i64, e: i64) {
+        let Some(obj) = v.obj else { return };
+        let o = &self.objs[obj];
+        if o.file.is_none() || o.memfd {
+            return;
+        }
+        let (first, last) = (v.obj_page(s), v.obj_page(e).min(o.pages.len()));
+        if first >= last || o.cached[first..last].iter().all(|&c| c) {
+            return;
+        }
+        match model.ra_pages {
+            Some(ra) if (last - first) as u64 <= ra => self.ra_window(model, obj, first, last - first, 0),
+            _ => {
+                self.unknown.get_or_insert_with(|| {
+                    "WILLNEED readahead longer than read_ahead_kb (bdi io_pages) or with read_ahead_kb unknown"
                         .to_string()
                 });
             }
-            o.cached[idx] = true;
+        }
+    }
+
+    /// do_page_cache_ra(start, size, async_size) on a disk file: clip to i_size, add every page of the
+    /// window that is not cached (order 0 on ext4 before 6.16; read-around and VM_SEQ_READ windows use
+    /// order 0 on 6.16+ too, ra->order = 0), and flag PG_readahead on the added page at the clipped end
+    /// minus `async_size` [S 6.12 mm/readahead.c:do_page_cache_ra, page_cache_ra_unbounded].
+    fn ra_window(&mut self, model: &KernelModel, obj: usize, start: usize, size: usize, async_size: usize) {
+        let eof = self.objs[obj].pages.len();
+        if start >= eof {
+            return;
+        }
+        let nr = size.min(eof - start);
+        // The relative mark nr − async_size is unsigned: past the window (never hit) when async_size is
+        // 0 or larger than the clipped window.
+        let mark = (async_size > 0 && nr >= async_size).then(|| start + nr - async_size);
+        let unclipped = start + size - async_size.min(size);
+        if !model.ra_mark_clipped && async_size > 0 && (mark.is_some() || unclipped < eof) {
+            self.unknown.get_or_insert_with(|| {
+                "readahead would flag a page of the file PG_readahead, whose index on this kernel is not modelled"
+                    .to_string()
+            });
+        }
+        let o = &mut self.objs[obj];
+        for p in start..start + nr {
+            if !o.cached[p] {
+                o.cached[p] = true;
+                o.dirty[p] = false;
+                if model.ra_mark_clipped && Some(p) == mark {
+                    o.flagged[p] = true;
+                }
+            }
         }
     }
 
@@ -615,7 +762,7 @@ impl Machine {
         let v = self.vmas[i];
         if v.flags & vmf::SHARED != 0 || (v.obj.is_some() && v.flags & vmf::MAYSHARE != 0) {
             // Shared: the page-cache page itself is written [S mm/memory.c:do_shared_fault].
-            self.ensure_obj_page(&v, page);
+            self.ensure_obj_page(model, &v, page);
             let idx = v.obj_page(page);
             let o = &mut self.objs[v.obj.unwrap()];
             if let Some(d) = data {
@@ -639,7 +786,7 @@ impl Machine {
             Pte::None => match v.obj {
                 None => Content::Zero,
                 Some(_) => {
-                    self.ensure_obj_page(&v, page);
+                    self.ensure_obj_page(model, &v, page);
                     self.cache_content(&v, page)
                 }
             },
@@ -789,6 +936,7 @@ impl Machine {
                     cached: vec![false; m.pages as usize],
                     dirty: vec![false; m.pages as usize],
                     flagged: vec![false; m.pages as usize],
+                    mmap_miss: 0,
                 });
                 (Some(self.objs.len() - 1), 0)
             }
@@ -1455,6 +1603,7 @@ impl Machine {
                 if v.obj.is_none() && model.willneed_anon_ebadf {
                     return Err(Errno::EBADF);
                 }
+                self.willneed_file(model, &v, s, e);
                 return Ok(());
             }
             Advice::Dontneed => {
