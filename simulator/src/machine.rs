@@ -638,13 +638,7 @@ impl Machine {
         let rand = flags & vmf::RAND_READ != 0;
         if flags & vmf::HUGEPAGE != 0 && model.thp {
             if model.ra_hugepage_large_folios {
-                // page_cache_ra_order builds PMD-order folios, shrunk to fit i_size, up to the first
-                // cached page; which large folios that gives, and what fault-around, PAGEOUT and a
-                // partial punch then do with them, is not modelled.
-                self.unknown.get_or_insert_with(|| {
-                    "readahead under MADV_HUGEPAGE builds large folios on ext4 (6.16+), which is not modelled"
-                        .to_string()
-                });
+                self.ra_order_pmd(model, obj, idx, rand);
                 return;
             }
             let pmd = model.ptrs_per_pte as usize;
@@ -721,6 +715,57 @@ impl Machine {
                         .to_string()
                 });
             }
+        }
+    }
+
+    /// 6.16+ page_cache_ra_order for the VM_HUGEPAGE window (ra->order = HPAGE_PMD_ORDER, ext4 with
+    /// large folios): from the PMD-aligned start, each step allocates the largest naturally aligned folio
+    /// (at most PMD order, at most log2(size)) that ends before i_size; the first step whose range holds a
+    /// cached page fails (-EEXIST) and the rest of the window falls back to do_page_cache_ra with order-0
+    /// pages [S 6.18 mm/readahead.c:page_cache_ra_order, ra_alloc_folio; T 6.18, cases gen-2-38448,
+    /// gen-2-57174]. Large folios themselves are not modelled (what fault-around, PAGEOUT and a partial
+    /// punch do with them), so a step that would allocate one answers Unsupported, as does the
+    /// PG_readahead mark at start + size − async_size landing on an allocated folio.
+    fn ra_order_pmd(&mut self, model: &KernelModel, obj: usize, idx: usize, rand: bool) {
+        let pmd = model.ptrs_per_pte as usize;
+        let start = idx / pmd * pmd;
+        let size = if rand { pmd } else { 2 * pmd };
+        let async_size = pmd;
+        let eof = self.objs[obj].pages.len();
+        if start >= eof {
+            return;
+        }
+        let limit = (eof - 1).min(start + size - 1);
+        let new_order = pmd.trailing_zeros().min(size.ilog2());
+        let mark = start + size - async_size;
+        let mut index = start;
+        while index <= limit {
+            let mut order = new_order;
+            if index & ((1 << order) - 1) != 0 {
+                order = index.trailing_zeros();
+            }
+            while order > 0 && index + (1 << order) - 1 > limit {
+                order -= 1;
+            }
+            let n = 1usize << order;
+            if self.objs[obj].cached[index..index + n].iter().any(|&c| c) {
+                break;
+            }
+            if order > 0 || index == mark / n * n {
+                self.unknown.get_or_insert_with(|| {
+                    "readahead under MADV_HUGEPAGE builds a large folio (or flags PG_readahead) on ext4 \
+                     (6.16+), which is not modelled"
+                        .to_string()
+                });
+                return;
+            }
+            let o = &mut self.objs[obj];
+            o.cached[index] = true;
+            o.dirty[index] = false;
+            index += 1;
+        }
+        if index <= limit && size > index - start {
+            self.ra_window(model, obj, index, size - (index - start), async_size);
         }
     }
 
