@@ -213,6 +213,11 @@ pub struct KernelModel {
     /// [S 6.1, 6.12 mm/readahead.c]. 6.16+ marks an unclipped index in page_cache_ra_order's own loop and
     /// 4.5 in __do_page_cache_readahead; there a mark inside the file answers Unsupported.
     pub ra_mark_clipped: bool,
+    /// Fault-around on a non-shmem file with no PTE table yet maps nothing when the first uptodate page
+    /// of its window is the file's last ("mm/memory: do not populate page table entries beyond i_size",
+    /// v6.18, backported to 6.12.y: in Debian 6.12.117, not in 6.1.192; UNVERIFIED for other 6.12.y)
+    /// [S 6.12.117 mm/filemap.c:filemap_map_pages; S 6.1.192 mm/filemap.c:filemap_map_pmd].
+    pub fault_around_table_needs_folio_before_eof: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -283,6 +288,7 @@ impl KernelModel {
             ra_pages: f.ra_pages,
             ra_hugepage_large_folios: at_least(6, 16),
             ra_exec_window: at_least(6, 16),
+            fault_around_table_needs_folio_before_eof: at_least(6, 12),
             ra_mark_clipped: at_least(6, 1) && !at_least(6, 16),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),

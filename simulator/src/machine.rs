@@ -183,6 +183,8 @@ pub enum Pte {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Machine {
     pub ps: u64,
+    /// PTRS_PER_PTE, for `pte_tables`.
+    ptrs_per_pte: i64,
     pub arena: ArenaGeometry,
     pub arena_pages: u32,
     pub objs: Vec<FileObj>,
@@ -198,6 +200,11 @@ pub struct Machine {
     /// While this machine is a forked child: the (object, page) of every page-cache page the waiting
     /// parent maps, which count in the child's mapcounts.
     parent_cache_maps: Vec<(usize, usize)>,
+    /// Per page table (PTRS_PER_PTE pages, counted from the table holding arena page 0): whether the PTE
+    /// table exists (`None`: not known). A worker starts each scenario with the arena window unmapped,
+    /// so with no table [S 6.12 mm/memory.c:free_pgd_range]; any installed entry allocates it; an
+    /// unmap that leaves no VMA in its PMD range frees it.
+    pte_tables: Vec<Option<bool>>,
 }
 
 /// Why a step could not be modelled.
@@ -234,6 +241,7 @@ impl Machine {
             .collect();
         Machine {
             ps: model.page_size,
+            ptrs_per_pte: model.ptrs_per_pte as i64,
             arena: *arena,
             arena_pages: prog.arena_pages,
             objs,
@@ -243,6 +251,7 @@ impl Machine {
             punched: Vec::new(),
             unknown: None,
             parent_cache_maps: Vec::new(),
+            pte_tables: vec![Some(false); Self::tables_for(model, arena, prog.arena_pages)],
         }
     }
 
@@ -278,6 +287,42 @@ impl Machine {
     fn set_pte(&mut self, page: i64, pte: Pte) {
         if let Some(p) = self.ptes.get_mut(page as usize) {
             *p = pte;
+            if pte != Pte::None {
+                let t = self.table_of(page);
+                self.pte_tables[t] = Some(true);
+            }
+        }
+    }
+
+    fn tables_for(model: &KernelModel, arena: &ArenaGeometry, pages: u32) -> usize {
+        let ptrs = model.ptrs_per_pte.max(1);
+        let first = arena.base / model.page_size;
+        ((first + pages as u64 + ptrs - 1) / ptrs - first / ptrs).max(1) as usize
+    }
+
+    fn ptrs(&self) -> i64 {
+        self.ptrs_per_pte.max(1)
+    }
+
+    /// Index into `pte_tables` of the table mapping arena page `page`.
+    fn table_of(&self, page: i64) -> usize {
+        let ptrs = self.ptrs();
+        ((self.base_vpn() + page).div_euclid(ptrs) - self.base_vpn().div_euclid(ptrs)) as usize
+    }
+
+    /// free_pgtables after an unmap of [s, e): a table whose PMD range no longer holds any VMA is freed
+    /// (floor and ceiling are the neighbouring VMAs) [S 6.12 mm/memory.c:free_pgd_range].
+    fn free_empty_tables(&mut self, s: i64, e: i64) {
+        if s >= e {
+            return;
+        }
+        let ptrs = self.ptrs();
+        for t in self.table_of(s.max(0))..=self.table_of((e - 1).max(0)).min(self.pte_tables.len() - 1) {
+            let lo = (self.base_vpn().div_euclid(ptrs) + t as i64) * ptrs - self.base_vpn();
+            let hi = lo + ptrs;
+            if !self.vmas.iter().any(|v| v.end > lo && v.start < hi) {
+                self.pte_tables[t] = Some(false);
+            }
         }
     }
 
@@ -541,21 +586,11 @@ impl Machine {
         self.set_pte(page, Pte::Cache);
     }
 
-    /// A read fault past EOF still runs fault-around first. On shmem every cached page of the window
-    /// is mapped [T 6.18, memfd probes]; on an ext4 file some are not (a 1- or 5-page file's last page,
-    /// a window starting at the last page: T 6.18, case gen-2-4992; while a 7-page file's last page is:
-    /// case gen-26-9322), for a reason not yet understood, so that case answers Unsupported.
+    /// A read fault past EOF still runs fault-around first, which maps the window's cached pages below
+    /// i_size (on a disk file only if a PTE table exists or the first of them is not the file's last
+    /// page: see `fault_around`) [T 6.18, memfd probes; cases gen-15-4406, gen-2-4992, gen-26-9322].
     fn fault_around_past_eof(&mut self, model: &KernelModel, i: usize, page: i64) {
-        let before = self.ptes.clone();
         self.fault_around(model, i, page);
-        let disk = self.vmas[i].obj.is_some_and(|o| self.objs[o].file.is_some() && !self.objs[o].memfd);
-        if disk && self.ptes != before {
-            self.unknown.get_or_insert_with(|| {
-                "fault-around before a SIGBUS past EOF of a disk file is not modelled (which cached pages \
-                 ext4 maps varies)"
-                    .to_string()
-            });
-        }
     }
 
     /// do_fault_around for a read fault at `page` of the file or shmem VMA vmas[i]: map the cached,
@@ -573,13 +608,38 @@ impl Machine {
             let vma_off = page - v.start;
             let from = (pte_off - pte_off.rem_euclid(nr)).max(pte_off - pte_off.min(vma_off));
             let to = (from + nr).min(ptrs).min(pte_off + v.pages() - vma_off) - 1;
-            for off in from..=to {
-                let p = page + (off - pte_off);
+            let o = &self.objs[obj];
+            let uptodate = |p: i64| {
                 let idx = v.obj_page(p);
-                let o = &self.objs[obj];
-                if self.pte(p) == Pte::None && idx < o.pages.len() && o.cached[idx] && !o.flagged[idx] {
-                    self.set_pte(p, Pte::Cache);
+                idx < o.pages.len() && o.cached[idx] && !o.flagged[idx]
+            };
+            // With no PTE table yet, filemap_map_pages installs the preallocated one only when the first
+            // uptodate folio it finds ends before i_size (can_map_large, shmem excepted); a window whose
+            // first such page is the file's last page then maps nothing [S 6.12.117 mm/filemap.c:
+            // filemap_map_pages, filemap_map_pmd; T 6.18 probe: a past-EOF populate in a fresh PMD maps
+            // no neighbour, in a PMD with a table it maps the last page; case gen-2-4992].
+            let first = (from..=to).map(|off| page + (off - pte_off)).find(|&p| uptodate(p));
+            let shmem = o.file.is_none() || o.memfd;
+            if model.fault_around_table_needs_folio_before_eof
+                && !shmem
+                && first.is_some_and(|p| v.obj_page(p) + 1 == o.pages.len())
+            {
+                match self.pte_tables[self.table_of(page)] {
+                    Some(true) => {}
+                    Some(false) => return,
+                    None => {
+                        self.unknown.get_or_insert_with(|| {
+                            "fault-around whose first page is the file's last, with the page table's existence unknown"
+                                .to_string()
+                        });
+                        return;
+                    }
                 }
+            }
+            let map: Vec<i64> =
+                (from..=to).map(|off| page + (off - pte_off)).filter(|&p| self.pte(p) == Pte::None && uptodate(p)).collect();
+            for p in map {
+                self.set_pte(p, Pte::Cache);
             }
         }
     }
@@ -958,6 +1018,7 @@ impl Machine {
             self.vmas.remove(i);
         }
         self.clear_ptes(s, e);
+        self.free_empty_tables(s, e);
         Ok(())
     }
 
@@ -1992,6 +2053,9 @@ impl Machine {
             .collect();
         c.vmas.clear();
         c.ptes = vec![Pte::None; self.ptes.len()];
+        // copy_pmd_range allocates the child's PTE table for a copied VMA where the parent has one
+        // (even if all its entries are none) [S 6.12 mm/memory.c:copy_pmd_range, copy_pte_range].
+        c.pte_tables = vec![Some(false); self.pte_tables.len()];
         for v in &self.vmas {
             // VM_DONTCOPY: the child has no VMA there.
             if v.flags & vmf::DONTCOPY != 0 {
@@ -2017,6 +2081,11 @@ impl Machine {
             // 6.18.y/6.19+: VM_MAYBE_GUARD VMAs too, so guard markers survive fork
             // [S mm/memory.c:vma_needs_copy after "mm: introduce VM_MAYBE_GUARD"].
             if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP | vmf::MAYBE_GUARD) != 0 {
+                for t in self.table_of(v.start)..=self.table_of(v.end - 1) {
+                    if c.pte_tables[t] != Some(true) {
+                        c.pte_tables[t] = self.pte_tables[t];
+                    }
+                }
                 for p in v.start..v.end {
                     let pte = match self.pte(p) {
                         Pte::Anon { content, lazy, .. } => Pte::Anon { content, lazy, shared: true },
