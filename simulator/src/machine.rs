@@ -654,7 +654,8 @@ impl Machine {
         if idx < o.flagged.len() && o.flagged[idx] {
             // filemap_fault finds PG_readahead and starts async readahead, which clears the flag (not
             // under VM_RAND_READ or with ra_pages 0) and may read any uncached page of the window back in
-            // [S 6.12 mm/filemap.c:do_async_mmap_readahead, mm/readahead.c:page_cache_async_ra].
+            // [S 6.12 mm/filemap.c:do_async_mmap_readahead, mm/readahead.c:page_cache_async_ra]. It drops
+            // the mmap lock first, so the fault is retried and fault-around runs again (case gen-1-84103).
             if v.flags & vmf::RAND_READ == 0 && model.ra_pages != Some(0) {
                 o.flagged[idx] = false;
                 if o.cached.iter().any(|c| !c) {
@@ -662,6 +663,7 @@ impl Machine {
                         "async readahead over a disk file with uncached pages is not modelled".to_string()
                     });
                 }
+                return true;
             }
             return false;
         }
