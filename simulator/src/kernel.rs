@@ -199,14 +199,15 @@ pub struct KernelModel {
     /// bdi read_ahead_kb in pages for the scenario's disk files (see `KernelFacts::ra_pages`).
     pub ra_pages: Option<u64>,
     /// MADV_HUGEPAGE file faults read ahead with PMD-order folios (ra->order = HPAGE_PMD_ORDER honoured
-    /// by page_cache_ra_order, and ext4 caches large folios): 6.16+ [S 6.18 mm/filemap.c:
-    /// do_sync_mmap_readahead; "ext4: enable large folio for regular file", v6.16]. Before, ext4 has no
+    /// by page_cache_ra_order, and ext4 caches large folios): 6.16+ ("ext4: enable large folio for regular
+    /// file", v6.16; T 6.18 probe: an order-3 folio for an 8-page hole). Before, ext4 has no
     /// large folios and the same window is read as order-0 pages [S 6.12 mm/readahead.c:
     /// page_cache_ra_order (fallback)].
     pub ra_hugepage_large_folios: bool,
     /// VM_EXEC file faults read ahead an exec_folio_order()-aligned window clipped to the VMA instead of
     /// the read-around window, even under VM_RAND_READ (6.16+, "mm/filemap: allow arch to request folio
-    /// size for exec memory") [S 6.18 mm/filemap.c:do_sync_mmap_readahead].
+    /// size for exec memory", the patch as posted to linux-mm; not probed: the generator maps no file
+    /// PROT_EXEC).
     pub ra_exec_window: bool,
     /// Readahead flags PG_readahead on the page it adds at (EOF-clipped end of the window − async size):
     /// do_page_cache_ra clips nr_to_read to i_size before page_cache_ra_unbounded computes the mark

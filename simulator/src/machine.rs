@@ -683,7 +683,9 @@ impl Machine {
     }
 
     /// do_sync_mmap_readahead for a page-cache miss at page `idx` of the disk file mapped by `v`
-    /// [S 6.1, 6.12 mm/filemap.c; S 6.18 the same branches, with ra->order]:
+    /// [S 6.1, 6.12 mm/filemap.c; 6.18 has the same branches plus ra->order and the VM_EXEC window (the
+    /// 6.16 "mm/filemap: allow arch to request folio size for exec memory" patch as posted; T 6.18: seeds
+    /// 1-3 × 100,000 scenarios agree)]:
     /// * VM_HUGEPAGE (CONFIG_TRANSPARENT_HUGEPAGE): a PMD-aligned window of two PMDs (one under
     ///   VM_RAND_READ), async size one PMD, "even if readahead is disabled";
     /// * VM_EXEC on 6.16+: an exec-order window clipped to the VMA (not modelled);
@@ -784,10 +786,15 @@ impl Machine {
     /// large folios): from the PMD-aligned start, each step allocates the largest naturally aligned folio
     /// (at most PMD order, at most log2(size)) that ends before i_size; the first step whose range holds a
     /// cached page fails (-EEXIST) and the rest of the window falls back to do_page_cache_ra with order-0
-    /// pages [S 6.18 mm/readahead.c:page_cache_ra_order, ra_alloc_folio; T 6.18, cases gen-2-38448,
-    /// gen-2-57174]. Large folios themselves are not modelled (what fault-around, PAGEOUT and a partial
-    /// punch do with them), so a step that would allocate one answers Unsupported, as does the
-    /// PG_readahead mark at start + size − async_size landing on an allocated folio.
+    /// pages [S 6.12 mm/readahead.c:page_cache_ra_order, ra_alloc_folio: the same loop, which 6.16 stopped
+    /// ramping by +2 orders (UNVERIFIED 6.18 source); T 6.18: an 8-page hole becomes one order-3 folio;
+    /// cases gen-2-38448, gen-2-57174]. Large folios themselves are not modelled, so a step that would allocate one answers
+    /// Unsupported, as does the PG_readahead mark at start + size − async_size landing on an allocated
+    /// folio. What they change [T 6.18 probe, 8-page ext4 file punched whole, MADV_HUGEPAGE, read of page
+    /// 3]: one order-3 folio; fault-around still maps the window page by page; REMOVE of pages 2-3 then
+    /// unmaps all 8 PTEs (the split unmaps the whole folio and does not remap file pages) and leaves
+    /// order-1 [0,2), order-0 4 and 5, order-1 [6,8) cached (consistent with try_folio_split in
+    /// mm/truncate.c:truncate_inode_partial_folio, 6.15+, source UNVERIFIED); PAGEOUT then unmapped all.
     fn ra_order_pmd(&mut self, model: &KernelModel, obj: usize, idx: usize, rand: bool) {
         let pmd = model.ptrs_per_pte as usize;
         let start = idx / pmd * pmd;
@@ -816,7 +823,7 @@ impl Machine {
             if order > 0 || index == mark / n * n {
                 self.unknown.get_or_insert_with(|| {
                     "readahead under MADV_HUGEPAGE builds a large folio (or flags PG_readahead) on ext4 \
-                     (6.16+), which is not modelled"
+                     (6.16+); large folios (whole-folio unmap and split on a partial punch) are not modelled"
                         .to_string()
                 });
                 return;
