@@ -297,7 +297,7 @@ impl Machine {
     fn tables_for(model: &KernelModel, arena: &ArenaGeometry, pages: u32) -> usize {
         let ptrs = model.ptrs_per_pte.max(1);
         let first = arena.base / model.page_size;
-        ((first + pages as u64 + ptrs - 1) / ptrs - first / ptrs).max(1) as usize
+        ((first + pages as u64).div_ceil(ptrs) - first / ptrs).max(1) as usize
     }
 
     fn ptrs(&self) -> i64 {
@@ -693,6 +693,7 @@ impl Machine {
     /// * VM_SEQ_READ: page_cache_sync_ra(ra_pages) forward from the page;
     /// * otherwise, unless mmap_miss > MMAP_LOTSAMISS (100): read-around, the window
     ///   [idx − ra_pages/2, +ra_pages) with async size ra_pages/4.
+    ///
     /// Readahead only adds pages that are not cached, clipped to i_size; a punched hole reads as zeros
     /// without I/O (ext4_mpage_readpages zero-fills unmapped blocks and unlocks the folio at once), so
     /// the retried fault finds every added page uptodate and unlocked.
