@@ -43,6 +43,12 @@ pub struct KernelFacts {
     /// ksmd is running (`/sys/kernel/mm/ksm/run` = 1): pages in MERGEABLE VMAs may be merged at any time.
     #[serde(default)]
     pub ksm_running: bool,
+    /// The readahead window (`read_ahead_kb` in pages, bdi->ra_pages) of the block device holding the
+    /// scenario's disk files (the temp directory): every `struct file` starts with it as f_ra.ra_pages
+    /// [S 6.12 mm/readahead.c:file_ra_state_init]. `None` when unknown (not a block device, or no
+    /// /sys); readahead over a disk file then answers Unsupported.
+    #[serde(default)]
+    pub ra_pages: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -94,6 +100,10 @@ impl KernelFacts {
             guard_vma_flag: version >= (6, 18, 0) && name == "6.18",
             max_map_count: 65530,
             ksm_running: false,
+            // Debian guests under qemu: virtio-blk reports no optimal I/O size, so the bdi keeps
+            // VM_READAHEAD_PAGES (128 KiB) [S 6.12 block/blk-settings.c:blk_apply_bdi_limits]; the host's
+            // /dev/vda has read_ahead_kb = 8192.
+            ra_pages: Some(if name == "6.18" { 2048 } else { 32 }),
         })
     }
 }
@@ -191,6 +201,29 @@ pub struct KernelModel {
     /// destination touches the source (6.1.y stable form); 6.12 only leaves the source out
     /// [S 6.1.192 mm/mmap.c:copy_vma; S 6.12 mm/vma.c:copy_vma].
     pub mremap_kept_source_blocks_merge: bool,
+    /// bdi read_ahead_kb in pages for the scenario's disk files (see `KernelFacts::ra_pages`).
+    pub ra_pages: Option<u64>,
+    /// MADV_HUGEPAGE file faults read ahead with PMD-order folios (ra->order = HPAGE_PMD_ORDER honoured
+    /// by page_cache_ra_order, and ext4 caches large folios): 6.16+ ("ext4: enable large folio for regular
+    /// file", v6.16; T 6.18 probe: an order-3 folio for an 8-page hole). Before, ext4 has no
+    /// large folios and the same window is read as order-0 pages [S 6.12 mm/readahead.c:
+    /// page_cache_ra_order (fallback)].
+    pub ra_hugepage_large_folios: bool,
+    /// VM_EXEC file faults read ahead an exec_folio_order()-aligned window clipped to the VMA instead of
+    /// the read-around window, even under VM_RAND_READ (6.16+, "mm/filemap: allow arch to request folio
+    /// size for exec memory", the patch as posted to linux-mm; not probed: the generator maps no file
+    /// PROT_EXEC).
+    pub ra_exec_window: bool,
+    /// Readahead flags PG_readahead on the page it adds at (EOF-clipped end of the window − async size):
+    /// do_page_cache_ra clips nr_to_read to i_size before page_cache_ra_unbounded computes the mark
+    /// [S 6.1, 6.12 mm/readahead.c]. 6.16+ marks an unclipped index in page_cache_ra_order's own loop and
+    /// 4.5 in __do_page_cache_readahead; there a mark inside the file answers Unsupported.
+    pub ra_mark_clipped: bool,
+    /// Fault-around on a non-shmem file with no PTE table yet maps nothing when the first uptodate page
+    /// of its window is the file's last ("mm/memory: do not populate page table entries beyond i_size",
+    /// v6.18, backported to 6.12.y: in Debian 6.12.117, not in 6.1.192; UNVERIFIED for other 6.12.y)
+    /// [S 6.12.117 mm/filemap.c:filemap_map_pages; S 6.1.192 mm/filemap.c:filemap_map_pmd].
+    pub fault_around_table_needs_folio_before_eof: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -258,6 +291,11 @@ impl KernelModel {
             mmap_expand_next_first: at_least(6, 1) && !at_least(6, 12),
             mremap_kept_source_blocks_merge: !at_least(6, 12),
             mutations: Vec::new(),
+            ra_pages: f.ra_pages,
+            ra_hugepage_large_folios: at_least(6, 16),
+            ra_exec_window: at_least(6, 16),
+            fault_around_table_needs_folio_before_eof: at_least(6, 12),
+            ra_mark_clipped: at_least(6, 1) && !at_least(6, 16),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),
             thp_mode: f.thp,

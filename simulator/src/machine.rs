@@ -133,6 +133,10 @@ pub struct FileObj {
     /// unmapped but could not write back; fault-around skips such pages [S 6.12 mm/vmscan.c:
     /// shrink_folio_list; mm/filemap.c:next_uptodate_folio].
     pub flagged: Vec<bool>,
+    /// Synchronous mmap readahead misses so far on this file's `struct file` (one per scenario file,
+    /// shared by all its mappings and a fork child): an upper bound of f_ra.mmap_miss, which hits only
+    /// lower [S 6.12 mm/filemap.c:do_sync_mmap_readahead, do_async_mmap_readahead, filemap_map_pages].
+    pub mmap_miss: u32,
 }
 
 /// A `vm_area_struct`.
@@ -179,6 +183,8 @@ pub enum Pte {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Machine {
     pub ps: u64,
+    /// PTRS_PER_PTE, for `pte_tables`.
+    ptrs_per_pte: i64,
     pub arena: ArenaGeometry,
     pub arena_pages: u32,
     pub objs: Vec<FileObj>,
@@ -194,6 +200,11 @@ pub struct Machine {
     /// While this machine is a forked child: the (object, page) of every page-cache page the waiting
     /// parent maps, which count in the child's mapcounts.
     parent_cache_maps: Vec<(usize, usize)>,
+    /// Per page table (PTRS_PER_PTE pages, counted from the table holding arena page 0): whether the PTE
+    /// table exists (`None`: not known). A worker starts each scenario with the arena window unmapped,
+    /// so with no table [S 6.12 mm/memory.c:free_pgd_range]; any installed entry allocates it; an
+    /// unmap that leaves no VMA in its PMD range frees it.
+    pte_tables: Vec<Option<bool>>,
 }
 
 /// Why a step could not be modelled.
@@ -225,10 +236,12 @@ impl Machine {
                 cached: vec![true; f.pages as usize],
                 dirty: vec![true; f.pages as usize],
                 flagged: vec![false; f.pages as usize],
+                mmap_miss: 0,
             })
             .collect();
         Machine {
             ps: model.page_size,
+            ptrs_per_pte: model.ptrs_per_pte as i64,
             arena: *arena,
             arena_pages: prog.arena_pages,
             objs,
@@ -238,6 +251,7 @@ impl Machine {
             punched: Vec::new(),
             unknown: None,
             parent_cache_maps: Vec::new(),
+            pte_tables: vec![Some(false); Self::tables_for(model, arena, prog.arena_pages)],
         }
     }
 
@@ -273,6 +287,42 @@ impl Machine {
     fn set_pte(&mut self, page: i64, pte: Pte) {
         if let Some(p) = self.ptes.get_mut(page as usize) {
             *p = pte;
+            if pte != Pte::None {
+                let t = self.table_of(page);
+                self.pte_tables[t] = Some(true);
+            }
+        }
+    }
+
+    fn tables_for(model: &KernelModel, arena: &ArenaGeometry, pages: u32) -> usize {
+        let ptrs = model.ptrs_per_pte.max(1);
+        let first = arena.base / model.page_size;
+        ((first + pages as u64).div_ceil(ptrs) - first / ptrs).max(1) as usize
+    }
+
+    fn ptrs(&self) -> i64 {
+        self.ptrs_per_pte.max(1)
+    }
+
+    /// Index into `pte_tables` of the table mapping arena page `page`.
+    fn table_of(&self, page: i64) -> usize {
+        let ptrs = self.ptrs();
+        ((self.base_vpn() + page).div_euclid(ptrs) - self.base_vpn().div_euclid(ptrs)) as usize
+    }
+
+    /// free_pgtables after an unmap of [s, e): a table whose PMD range no longer holds any VMA is freed
+    /// (floor and ceiling are the neighbouring VMAs) [S 6.12 mm/memory.c:free_pgd_range].
+    fn free_empty_tables(&mut self, s: i64, e: i64) {
+        if s >= e {
+            return;
+        }
+        let ptrs = self.ptrs();
+        for t in self.table_of(s.max(0))..=self.table_of((e - 1).max(0)).min(self.pte_tables.len() - 1) {
+            let lo = (self.base_vpn().div_euclid(ptrs) + t as i64) * ptrs - self.base_vpn();
+            let hi = lo + ptrs;
+            if !self.vmas.iter().any(|v| v.end > lo && v.start < hi) {
+                self.pte_tables[t] = Some(false);
+            }
         }
     }
 
@@ -515,7 +565,10 @@ impl Machine {
     /// maps the cached, uptodate pages of an aligned window around the address (fault-around, clamped to
     /// the VMA, the page table and i_size), then reads in the faulting page itself
     /// [S 6.12 mm/memory.c:do_read_fault, do_fault_around; mm/filemap.c:filemap_map_pages,
-    /// next_uptodate_folio].
+    /// next_uptodate_folio]. A page-cache miss on a disk file drops the mmap (or VMA) lock for readahead
+    /// and answers VM_FAULT_RETRY; the retried fault (FAULT_FLAG_TRIED) runs fault-around again, which
+    /// now also maps what readahead added [S 6.12 mm/filemap.c:filemap_fault, maybe_unlock_mmap_for_io;
+    /// arch/x86/mm/fault.c:do_user_addr_fault; mm/gup.c:faultin_page for populate].
     fn fault_read(&mut self, model: &KernelModel, i: usize, page: i64) {
         if self.pte(page) != Pte::None {
             return;
@@ -527,25 +580,17 @@ impl Machine {
             return;
         }
         self.fault_around(model, i, page);
-        self.ensure_obj_page(&v, page);
+        if self.ensure_obj_page(model, &v, page) {
+            self.fault_around(model, i, page);
+        }
         self.set_pte(page, Pte::Cache);
     }
 
-    /// A read fault past EOF still runs fault-around first. On shmem every cached page of the window
-    /// is mapped [T 6.18, memfd probes]; on an ext4 file some are not (a 1- or 5-page file's last page,
-    /// a window starting at the last page: T 6.18, case gen-2-4992; while a 7-page file's last page is:
-    /// case gen-26-9322), for a reason not yet understood, so that case answers Unsupported.
+    /// A read fault past EOF still runs fault-around first, which maps the window's cached pages below
+    /// i_size (on a disk file only if a PTE table exists or the first of them is not the file's last
+    /// page: see `fault_around`) [T 6.18, memfd probes; cases gen-15-4406, gen-2-4992, gen-26-9322].
     fn fault_around_past_eof(&mut self, model: &KernelModel, i: usize, page: i64) {
-        let before = self.ptes.clone();
         self.fault_around(model, i, page);
-        let disk = self.vmas[i].obj.is_some_and(|o| self.objs[o].file.is_some() && !self.objs[o].memfd);
-        if disk && self.ptes != before {
-            self.unknown.get_or_insert_with(|| {
-                "fault-around before a SIGBUS past EOF of a disk file is not modelled (which cached pages \
-                 ext4 maps varies)"
-                    .to_string()
-            });
-        }
     }
 
     /// do_fault_around for a read fault at `page` of the file or shmem VMA vmas[i]: map the cached,
@@ -563,49 +608,266 @@ impl Machine {
             let vma_off = page - v.start;
             let from = (pte_off - pte_off.rem_euclid(nr)).max(pte_off - pte_off.min(vma_off));
             let to = (from + nr).min(ptrs).min(pte_off + v.pages() - vma_off) - 1;
-            for off in from..=to {
-                let p = page + (off - pte_off);
+            let o = &self.objs[obj];
+            let uptodate = |p: i64| {
                 let idx = v.obj_page(p);
-                let o = &self.objs[obj];
-                if self.pte(p) == Pte::None && idx < o.pages.len() && o.cached[idx] && !o.flagged[idx] {
-                    self.set_pte(p, Pte::Cache);
+                idx < o.pages.len() && o.cached[idx] && !o.flagged[idx]
+            };
+            // With no PTE table yet, filemap_map_pages installs the preallocated one only when the first
+            // uptodate folio it finds ends before i_size (can_map_large, shmem excepted); a window whose
+            // first such page is the file's last page then maps nothing [S 6.12.117 mm/filemap.c:
+            // filemap_map_pages, filemap_map_pmd; T 6.18 probe: a past-EOF populate in a fresh PMD maps
+            // no neighbour, in a PMD with a table it maps the last page; case gen-2-4992].
+            let first = (from..=to).map(|off| page + (off - pte_off)).find(|&p| uptodate(p));
+            let shmem = o.file.is_none() || o.memfd;
+            if model.fault_around_table_needs_folio_before_eof
+                && !shmem
+                && first.is_some_and(|p| v.obj_page(p) + 1 == o.pages.len())
+            {
+                match self.pte_tables[self.table_of(page)] {
+                    Some(true) => {}
+                    Some(false) => return,
+                    None => {
+                        self.unknown.get_or_insert_with(|| {
+                            "fault-around whose first page is the file's last, with the page table's existence unknown"
+                                .to_string()
+                        });
+                        return;
+                    }
                 }
+            }
+            let map: Vec<i64> =
+                (from..=to).map(|off| page + (off - pte_off)).filter(|&p| self.pte(p) == Pte::None && uptodate(p)).collect();
+            for p in map {
+                self.set_pte(p, Pte::Cache);
             }
         }
     }
 
-    /// A fault that needs the page allocates it in the page cache (a shmem hole, or a punched file range
-    /// read back as zeros).
-    fn ensure_obj_page(&mut self, v: &Vma, page: i64) {
+    /// filemap_fault / shmem_fault for `page` of `v`: a fault that needs the page allocates it in the
+    /// page cache (a shmem hole, or a punched or evicted disk-file page, read back from the file: zeros
+    /// in a hole). Returns true when the fault dropped the mmap lock and was retried (a disk-file miss).
+    fn ensure_obj_page(&mut self, model: &KernelModel, v: &Vma, page: i64) -> bool {
         let idx = v.obj_page(page);
-        let o = &mut self.objs[v.obj.unwrap()];
+        let obj = v.obj.unwrap();
+        let o = &mut self.objs[obj];
         if idx < o.flagged.len() && o.flagged[idx] {
             // filemap_fault finds PG_readahead and starts async readahead, which clears the flag (not
-            // under VM_RAND_READ) and may read any uncached page of the window back in [S 6.12
-            // mm/filemap.c:do_async_mmap_readahead, page_cache_async_ra].
-            if v.flags & vmf::RAND_READ == 0 {
+            // under VM_RAND_READ or with ra_pages 0) and may read any uncached page of the window back in
+            // [S 6.12 mm/filemap.c:do_async_mmap_readahead, mm/readahead.c:page_cache_async_ra]. It drops
+            // the mmap lock first, so the fault is retried and fault-around runs again (case gen-1-84103).
+            if v.flags & vmf::RAND_READ == 0 && model.ra_pages != Some(0) {
                 o.flagged[idx] = false;
                 if o.cached.iter().any(|c| !c) {
                     self.unknown.get_or_insert_with(|| {
                         "async readahead over a disk file with uncached pages is not modelled".to_string()
                     });
                 }
+                return true;
+            }
+            return false;
+        }
+        if idx >= o.cached.len() || o.cached[idx] {
+            return false;
+        }
+        if o.file.is_none() || o.memfd {
+            // shmem_get_folio_gfp allocates the one page; there is no readahead [S 6.12 mm/shmem.c].
+            o.cached[idx] = true;
+            return false;
+        }
+        // A miss on a disk file: do_sync_mmap_readahead, then __filemap_get_folio(FGP_CREAT) allocates
+        // the page if readahead did not, and filemap_read_folio reads it (also with the lock dropped).
+        self.sync_mmap_readahead(model, v, idx);
+        self.objs[obj].cached[idx] = true;
+        true
+    }
+
+    /// do_sync_mmap_readahead for a page-cache miss at page `idx` of the disk file mapped by `v`
+    /// [S 6.1, 6.12 mm/filemap.c; 6.18 has the same branches plus ra->order and the VM_EXEC window (the
+    /// 6.16 "mm/filemap: allow arch to request folio size for exec memory" patch as posted; T 6.18: seeds
+    /// 1-3 × 100,000 scenarios agree)]:
+    /// * VM_HUGEPAGE (CONFIG_TRANSPARENT_HUGEPAGE): a PMD-aligned window of two PMDs (one under
+    ///   VM_RAND_READ), async size one PMD, "even if readahead is disabled";
+    /// * VM_EXEC on 6.16+: an exec-order window clipped to the VMA (not modelled);
+    /// * VM_RAND_READ or ra_pages 0: no readahead;
+    /// * VM_SEQ_READ: page_cache_sync_ra(ra_pages) forward from the page;
+    /// * otherwise, unless mmap_miss > MMAP_LOTSAMISS (100): read-around, the window
+    ///   [idx − ra_pages/2, +ra_pages) with async size ra_pages/4.
+    ///
+    /// Readahead only adds pages that are not cached, clipped to i_size; a punched hole reads as zeros
+    /// without I/O (ext4_mpage_readpages zero-fills unmapped blocks and unlocks the folio at once), so
+    /// the retried fault finds every added page uptodate and unlocked.
+    fn sync_mmap_readahead(&mut self, model: &KernelModel, v: &Vma, idx: usize) {
+        let obj = v.obj.unwrap();
+        let flags = v.flags;
+        let rand = flags & vmf::RAND_READ != 0;
+        if flags & vmf::HUGEPAGE != 0 && model.thp {
+            if model.ra_hugepage_large_folios {
+                self.ra_order_pmd(model, obj, idx, rand);
+                return;
+            }
+            let pmd = model.ptrs_per_pte as usize;
+            let start = idx / pmd * pmd;
+            self.ra_window(model, obj, start, if rand { pmd } else { 2 * pmd }, pmd);
+            return;
+        }
+        if flags & vmf::EXEC != 0 && model.ra_exec_window {
+            self.unknown.get_or_insert_with(|| {
+                "readahead for an executable file mapping (exec_folio_order window) is not modelled".to_string()
+            });
+            return;
+        }
+        if rand {
+            return;
+        }
+        let Some(ra) = model.ra_pages.map(|r| r as usize) else {
+            self.unknown.get_or_insert_with(|| {
+                "readahead on a disk file whose device's read_ahead_kb is unknown".to_string()
+            });
+            return;
+        };
+        if ra == 0 {
+            return;
+        }
+        if flags & vmf::SEQ_READ != 0 {
+            // page_cache_sync_ra(ra_pages), with prev_pos still -1 (no read(2) on the file): at index 0
+            // a window of get_init_ra_size(ra, ra) = ra pages with async size ra/2; elsewhere, when the
+            // cached run before the page is not longer than ra, a plain window of ra pages
+            // [S 6.12 mm/readahead.c:page_cache_sync_ra].
+            if idx == 0 {
+                self.ra_window(model, obj, 0, ra, ra / 2);
+            } else if idx <= ra {
+                self.ra_window(model, obj, idx, ra, 0);
+            } else {
+                self.unknown.get_or_insert_with(|| {
+                    "sequential readahead after a long cached run (ra state ramp-up) is not modelled".to_string()
+                });
             }
             return;
         }
-        if idx < o.cached.len() {
-            if !o.cached[idx] && o.file.is_some() && !o.memfd && v.flags & vmf::RAND_READ == 0 {
-                // filemap_fault on a disk file starts mmap read-around (or sequential readahead) and
-                // retries the fault, so which neighbours end up cached and mapped depends on
-                // read_ahead_kb and, on 6.16+ ext4, large folio orders [S 6.12 mm/filemap.c:
-                // do_sync_mmap_readahead, page_cache_ra_order]. Not modelled yet.
+        // MMAP_LOTSAMISS: the counter only grows by one per miss, so at most 100 misses keep it in range.
+        let o = &mut self.objs[obj];
+        o.mmap_miss += 1;
+        if o.mmap_miss > 100 {
+            self.unknown.get_or_insert_with(|| {
+                "more than MMAP_LOTSAMISS readahead misses on one file (mmap_miss hits not modelled)".to_string()
+            });
+            return;
+        }
+        let start = idx.saturating_sub(ra / 2);
+        self.ra_window(model, obj, start, ra, ra / 4);
+    }
+
+    /// MADV_WILLNEED on a disk file: vfs_fadvise(POSIX_FADV_WILLNEED) over exactly the range's file
+    /// pages → force_page_cache_ra, which reads up to max(io_pages, ra_pages) pages with no async mark,
+    /// clipped to i_size; shmem (memfd, shared anonymous) only swaps in [S 6.12 mm/madvise.c:
+    /// madvise_willneed; mm/fadvise.c:generic_fadvise; mm/readahead.c:force_page_cache_ra].
+    fn willneed_file(&mut self, model: &KernelModel, v: &Vma, s: i64, e: i64) {
+        let Some(obj) = v.obj else { return };
+        let o = &self.objs[obj];
+        if o.file.is_none() || o.memfd {
+            return;
+        }
+        let (first, last) = (v.obj_page(s), v.obj_page(e).min(o.pages.len()));
+        if first >= last || o.cached[first..last].iter().all(|&c| c) {
+            return;
+        }
+        match model.ra_pages {
+            Some(ra) if (last - first) as u64 <= ra => self.ra_window(model, obj, first, last - first, 0),
+            _ => {
                 self.unknown.get_or_insert_with(|| {
-                    "a fault on a disk-file page that is not in the page cache (after MADV_REMOVE) starts \
-                     readahead, which is not modelled"
+                    "WILLNEED readahead longer than read_ahead_kb (bdi io_pages) or with read_ahead_kb unknown"
                         .to_string()
                 });
             }
-            o.cached[idx] = true;
+        }
+    }
+
+    /// 6.16+ page_cache_ra_order for the VM_HUGEPAGE window (ra->order = HPAGE_PMD_ORDER, ext4 with
+    /// large folios): from the PMD-aligned start, each step allocates the largest naturally aligned folio
+    /// (at most PMD order, at most log2(size)) that ends before i_size; the first step whose range holds a
+    /// cached page fails (-EEXIST) and the rest of the window falls back to do_page_cache_ra with order-0
+    /// pages [S 6.12 mm/readahead.c:page_cache_ra_order, ra_alloc_folio: the same loop, which 6.16 stopped
+    /// ramping by +2 orders (UNVERIFIED 6.18 source); T 6.18: an 8-page hole becomes one order-3 folio;
+    /// cases gen-2-38448, gen-2-57174]. Large folios themselves are not modelled, so a step that would allocate one answers
+    /// Unsupported, as does the PG_readahead mark at start + size − async_size landing on an allocated
+    /// folio. What they change [T 6.18 probe, 8-page ext4 file punched whole, MADV_HUGEPAGE, read of page
+    /// 3]: one order-3 folio; fault-around still maps the window page by page; REMOVE of pages 2-3 then
+    /// unmaps all 8 PTEs (the split unmaps the whole folio and does not remap file pages) and leaves
+    /// order-1 [0,2), order-0 4 and 5, order-1 [6,8) cached (consistent with try_folio_split in
+    /// mm/truncate.c:truncate_inode_partial_folio, 6.15+, source UNVERIFIED); PAGEOUT then unmapped all.
+    fn ra_order_pmd(&mut self, model: &KernelModel, obj: usize, idx: usize, rand: bool) {
+        let pmd = model.ptrs_per_pte as usize;
+        let start = idx / pmd * pmd;
+        let size = if rand { pmd } else { 2 * pmd };
+        let async_size = pmd;
+        let eof = self.objs[obj].pages.len();
+        if start >= eof {
+            return;
+        }
+        let limit = (eof - 1).min(start + size - 1);
+        let new_order = pmd.trailing_zeros().min(size.ilog2());
+        let mark = start + size - async_size;
+        let mut index = start;
+        while index <= limit {
+            let mut order = new_order;
+            if index & ((1 << order) - 1) != 0 {
+                order = index.trailing_zeros();
+            }
+            while order > 0 && index + (1 << order) - 1 > limit {
+                order -= 1;
+            }
+            let n = 1usize << order;
+            if self.objs[obj].cached[index..index + n].iter().any(|&c| c) {
+                break;
+            }
+            if order > 0 || index == mark / n * n {
+                self.unknown.get_or_insert_with(|| {
+                    "readahead under MADV_HUGEPAGE builds a large folio (or flags PG_readahead) on ext4 \
+                     (6.16+); large folios (whole-folio unmap and split on a partial punch) are not modelled"
+                        .to_string()
+                });
+                return;
+            }
+            let o = &mut self.objs[obj];
+            o.cached[index] = true;
+            o.dirty[index] = false;
+            index += 1;
+        }
+        if index <= limit && size > index - start {
+            self.ra_window(model, obj, index, size - (index - start), async_size);
+        }
+    }
+
+    /// do_page_cache_ra(start, size, async_size) on a disk file: clip to i_size, add every page of the
+    /// window that is not cached (order 0 on ext4 before 6.16; read-around and VM_SEQ_READ windows use
+    /// order 0 on 6.16+ too, ra->order = 0), and flag PG_readahead on the added page at the clipped end
+    /// minus `async_size` [S 6.12 mm/readahead.c:do_page_cache_ra, page_cache_ra_unbounded].
+    fn ra_window(&mut self, model: &KernelModel, obj: usize, start: usize, size: usize, async_size: usize) {
+        let eof = self.objs[obj].pages.len();
+        if start >= eof {
+            return;
+        }
+        let nr = size.min(eof - start);
+        // The relative mark nr − async_size is unsigned: past the window (never hit) when async_size is
+        // 0 or larger than the clipped window.
+        let mark = (async_size > 0 && nr >= async_size).then(|| start + nr - async_size);
+        let unclipped = start + size - async_size.min(size);
+        if !model.ra_mark_clipped && async_size > 0 && (mark.is_some() || unclipped < eof) {
+            self.unknown.get_or_insert_with(|| {
+                "readahead would flag a page of the file PG_readahead, whose index on this kernel is not modelled"
+                    .to_string()
+            });
+        }
+        let o = &mut self.objs[obj];
+        for p in start..start + nr {
+            if !o.cached[p] {
+                o.cached[p] = true;
+                o.dirty[p] = false;
+                if model.ra_mark_clipped && Some(p) == mark {
+                    o.flagged[p] = true;
+                }
+            }
         }
     }
 
@@ -615,7 +877,7 @@ impl Machine {
         let v = self.vmas[i];
         if v.flags & vmf::SHARED != 0 || (v.obj.is_some() && v.flags & vmf::MAYSHARE != 0) {
             // Shared: the page-cache page itself is written [S mm/memory.c:do_shared_fault].
-            self.ensure_obj_page(&v, page);
+            self.ensure_obj_page(model, &v, page);
             let idx = v.obj_page(page);
             let o = &mut self.objs[v.obj.unwrap()];
             if let Some(d) = data {
@@ -639,7 +901,7 @@ impl Machine {
             Pte::None => match v.obj {
                 None => Content::Zero,
                 Some(_) => {
-                    self.ensure_obj_page(&v, page);
+                    self.ensure_obj_page(model, &v, page);
                     self.cache_content(&v, page)
                 }
             },
@@ -769,6 +1031,7 @@ impl Machine {
             self.vmas.remove(i);
         }
         self.clear_ptes(s, e);
+        self.free_empty_tables(s, e);
         Ok(())
     }
 
@@ -795,6 +1058,7 @@ impl Machine {
                     cached: vec![false; m.pages as usize],
                     dirty: vec![false; m.pages as usize],
                     flagged: vec![false; m.pages as usize],
+                    mmap_miss: 0,
                 });
                 (Some(self.objs.len() - 1), 0)
             }
@@ -1475,6 +1739,7 @@ impl Machine {
                 if v.obj.is_none() && model.willneed_anon_ebadf {
                     return Err(Errno::EBADF);
                 }
+                self.willneed_file(model, &v, s, e);
                 return Ok(());
             }
             Advice::Dontneed => {
@@ -1830,6 +2095,9 @@ impl Machine {
             .collect();
         c.vmas.clear();
         c.ptes = vec![Pte::None; self.ptes.len()];
+        // copy_pmd_range allocates the child's PTE table for a copied VMA where the parent has one
+        // (even if all its entries are none) [S 6.12 mm/memory.c:copy_pmd_range, copy_pte_range].
+        c.pte_tables = vec![Some(false); self.pte_tables.len()];
         for v in &self.vmas {
             // VM_DONTCOPY: the child has no VMA there (dup_mmap: "if (mpnt->vm_flags & VM_DONTCOPY) ...
             // continue").
@@ -1857,6 +2125,11 @@ impl Machine {
             // 6.18.y/6.19+: VM_MAYBE_GUARD VMAs too, so guard markers survive fork
             // [S mm/memory.c:vma_needs_copy after "mm: introduce VM_MAYBE_GUARD"].
             if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP | vmf::MAYBE_GUARD) != 0 {
+                for t in self.table_of(v.start)..=self.table_of(v.end - 1) {
+                    if c.pte_tables[t] != Some(true) {
+                        c.pte_tables[t] = self.pte_tables[t];
+                    }
+                }
                 for p in v.start..v.end {
                     let pte = match self.pte(p) {
                         Pte::Anon { content, lazy, .. } => Pte::Anon { content, lazy, shared: true },
