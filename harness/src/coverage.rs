@@ -109,6 +109,7 @@ fn kind_from_observation(prog: &Program, b: &Observation, first: i64, last: i64)
         VmaBacking::Anon => "anon_private".into(),
         VmaBacking::Shmem => "anon_shared".into(),
         VmaBacking::File(f) => file_kind(prog, f, shared),
+        VmaBacking::Hugetlb => format!("hugetlb_{}", if shared { "shared" } else { "private" }),
         VmaBacking::Foreign => "foreign".into(),
     }
 }
@@ -133,12 +134,15 @@ fn kind_from_layout(prog: &Program, first: i64, last: i64) -> String {
         Backing::AnonShared => "anon_shared".into(),
         Backing::FilePrivate { file, .. } => file_kind(prog, file, false),
         Backing::FileShared { file, .. } => file_kind(prog, file, true),
+        Backing::HugetlbPrivate => "hugetlb_private".into(),
+        Backing::HugetlbShared => "hugetlb_shared".into(),
     }
 }
 
 fn file_kind(prog: &Program, file: u32, shared: bool) -> String {
     let medium = match prog.files.get(file as usize).map(|f| f.kind) {
         Some(FileKind::Memfd) => "memfd",
+        Some(FileKind::Hugetlb) => "hugetlb",
         _ => "disk",
     };
     format!("file_{}_{medium}", if shared { "shared" } else { "private" })

@@ -48,7 +48,16 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(format!("read /sys/kernel/mm/ksm/run: {e}")),
     };
+    // hugetlbfs' default huge page size; no Hugepagesize line means no CONFIG_HUGETLBFS.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").map_err(|e| format!("read /proc/meminfo: {e}"))?;
+    let hugepage_kb = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Hugepagesize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
     Ok(KernelFacts {
+        hugepage_kb,
+        hugetlb_unavailable: None,
         version: KernelFacts::parse_version(&release),
         release,
         arch,

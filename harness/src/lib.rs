@@ -6,6 +6,7 @@
 pub mod coverage;
 pub mod detect;
 pub mod host;
+pub mod hugepool;
 mod observe_host;
 mod worker;
 pub mod runner;

@@ -89,6 +89,8 @@ fn render_backing(b: Backing) -> String {
         Backing::AnonShared => "anon shared".into(),
         Backing::FilePrivate { file, offset } => format!("file {file} @{offset} private"),
         Backing::FileShared { file, offset } => format!("file {file} @{offset} shared"),
+        Backing::HugetlbPrivate => "hugetlb private".into(),
+        Backing::HugetlbShared => "hugetlb shared".into(),
     }
 }
 
@@ -210,6 +212,7 @@ fn backing_label(b: VmaBacking) -> String {
         VmaBacking::Anon => "anon".into(),
         VmaBacking::Shmem => "shmem".into(),
         VmaBacking::File(i) => format!("file {i}"),
+        VmaBacking::Hugetlb => "hugetlb".into(),
         VmaBacking::Foreign => "FOREIGN".into(),
     }
 }
@@ -237,6 +240,9 @@ pub fn ruler_obs(vmas: &[VmaObs], pages: &[PageObs]) -> String {
             v.lazyfree,
             v.locked
         );
+        if v.hugetlb_shared + v.hugetlb_private > 0 {
+            let _ = writeln!(out, "      hugetlb shared={} private={}", v.hugetlb_shared, v.hugetlb_private);
+        }
     }
     if vmas.is_empty() {
         out.push_str("  (no VMAs)\n");
@@ -275,6 +281,9 @@ pub fn ruler_allowed(vmas: &[VmaAllowed], pages: &[Vec<PageObs>]) -> String {
             count(v.lazyfree),
             count(v.locked)
         );
+        if v.hugetlb_shared.hi + v.hugetlb_private.hi > 0 {
+            let _ = writeln!(out, "      hugetlb shared={} private={}", count(v.hugetlb_shared), count(v.hugetlb_private));
+        }
     }
     if vmas.is_empty() {
         out.push_str("  (no VMAs)\n");

@@ -43,6 +43,13 @@ pub struct KernelFacts {
     /// ksmd is running (`/sys/kernel/mm/ksm/run` = 1): pages in MERGEABLE VMAs may be merged at any time.
     #[serde(default)]
     pub ksm_running: bool,
+    /// The default huge page size in kB (/proc/meminfo `Hugepagesize`; 0 without hugetlbfs).
+    #[serde(default)]
+    pub hugepage_kb: u64,
+    /// Why hugetlb scenarios cannot run here (no pool could be reserved, no hugetlbfs, ...); `None` when
+    /// they can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hugetlb_unavailable: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -94,6 +101,8 @@ impl KernelFacts {
             guard_vma_flag: version >= (6, 18, 0) && name == "6.18",
             max_map_count: 65530,
             ksm_running: false,
+            hugepage_kb: 2048,
+            hugetlb_unavailable: None,
         })
     }
 }
@@ -186,6 +195,13 @@ pub struct KernelModel {
     /// destination touches the source (6.1.y stable form); 6.12 only leaves the source out
     /// [S 6.1.192 mm/mmap.c:copy_vma; S 6.12 mm/vma.c:copy_vma].
     pub mremap_kept_source_blocks_merge: bool,
+    /// The default huge page in base pages when it fits the arena (2 MiB on 4K pages: 512); 0 otherwise
+    /// (no hugetlbfs, or 32 MiB huge pages on 16K pages), which makes hugetlb scenarios unsupported.
+    pub hugetlb_pages: u64,
+    /// Zapping a private hugetlb page (DONTNEED) gives its reservation back ("mm/hugetlb: restore the
+    /// reservation", believed v6.8, UNVERIFIED release) [S 6.12 mm/hugetlb.c:__unmap_hugepage_range;
+    /// absent in S Debian 6.1.192; T 6.18].
+    pub hugetlb_zap_restores_reservation: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -258,6 +274,11 @@ impl KernelModel {
             thp_mode: f.thp,
             ksm_running: f.ksm_running,
             ptrs_per_pte: f.page_size / 8,
+            hugetlb_pages: {
+                let n = f.hugepage_kb * 1024 / f.page_size;
+                if n > 0 && n * 2 <= crate::program::ARENA.max_pages as u64 { n } else { 0 }
+            },
+            hugetlb_zap_restores_reservation: at_least(6, 8),
             facts: f,
         }
     }
