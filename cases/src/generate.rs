@@ -723,7 +723,7 @@ mod hugetlb {
                 continue;
             }
             let span = if s + 1 < SLOTS && rng.chance(250) { 2 } else { 1 };
-            let m = map(rng, &files, s, span);
+            let m = map(rng, &files, s, span, maps.is_empty());
             for k in s..s + span {
                 slots[k as usize] = Slot { prot: Some(m.prot), huge: is_huge(&files, &m), sealed: false };
             }
@@ -768,7 +768,7 @@ mod hugetlb {
                 }
                 5 => {
                     let k = rng.below(SLOTS as u64) as u32;
-                    let m = map(rng, &files, k, 1);
+                    let m = map(rng, &files, k, 1, false);
                     if !slots[k as usize].sealed {
                         slots[k as usize] = Slot { prot: Some(m.prot), huge: is_huge(&files, &m), sealed: false };
                     }
@@ -800,9 +800,14 @@ mod hugetlb {
     }
 
     /// A mapping of `span` slots from slot `s`: mostly hugetlb, sometimes ordinary anonymous memory of
-    /// a few pages (so ranges cross hugetlb and ordinary VMAs).
-    fn map(rng: &mut Rng, files: &[FileSpec], s: u32, span: u32) -> MapSpec {
-        let kinds: &[(u64, u8)] = if files.is_empty() { &[(40, 0), (35, 1), (25, 4)] } else { &[(20, 0), (20, 1), (20, 2), (25, 3), (15, 4)] };
+    /// a few pages (so ranges cross hugetlb and ordinary VMAs). The first mapping is always hugetlb.
+    fn map(rng: &mut Rng, files: &[FileSpec], s: u32, span: u32, first: bool) -> MapSpec {
+        let kinds: &[(u64, u8)] = match (files.is_empty(), first) {
+            (true, true) => &[(50, 0), (50, 1)],
+            (true, false) => &[(40, 0), (35, 1), (25, 4)],
+            (false, true) => &[(25, 0), (25, 1), (20, 2), (30, 3)],
+            (false, false) => &[(20, 0), (20, 1), (20, 2), (25, 3), (15, 4)],
+        };
         let kind = rng.weighted(kinds);
         let prot = rng.weighted(&[(80, Prot::RW), (13, Prot::R), (7, Prot::NONE)]);
         let (populate, locked) = (rng.chance(150), rng.chance(100));

@@ -212,6 +212,8 @@ mod tests {
             anon: 0,
             lazyfree: 0,
             locked: 0,
+            hugetlb_shared: 0,
+            hugetlb_private: 0,
         }
     }
 
@@ -225,7 +227,7 @@ mod tests {
                          {"op":"madvise","page":0,"offset":1,"len_pages":1,"advice":999}]}"#,
         )
         .unwrap();
-        let obs = |ret, vmas: Vec<VmaObs>| Observation { ret, vmas, pages: vec![PageObs::ABSENT; 8] };
+        let obs = |ret, vmas: Vec<VmaObs>| Observation { ret, vmas, pages: vec![PageObs::ABSENT; 8], hugetlb: None };
         let at = |step| StepId { step, child: None };
         let points = vec![
             (at(0), obs(Ret::Ok, vec![vma(0, 4, "rw-p", &["rd", "wr", "lo"])])),

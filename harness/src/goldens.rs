@@ -462,8 +462,11 @@ mod tests {
                 anon: 1,
                 lazyfree: lazy,
                 locked: 0,
+                hugetlb_shared: 0,
+                hugetlb_private: 0,
             }],
             pages: vec![PageObs { res: Residency::Present, content: Some(Content::Fill(1)) }],
+            hugetlb: None,
         }
     }
 

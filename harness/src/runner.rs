@@ -478,11 +478,11 @@ mod tests {
     }
 
     fn obs(ret: Ret) -> Observation {
-        Observation { ret, vmas: vec![], pages: vec![PageObs::ABSENT, PageObs::ABSENT] }
+        Observation { ret, vmas: vec![], pages: vec![PageObs::ABSENT, PageObs::ABSENT], hugetlb: None }
     }
 
     fn allow(ret: Ret) -> Expect {
-        Expect::Allowed(Allowed { ret: vec![ret], vmas: vec![], pages: vec![vec![PageObs::ABSENT]; 2] })
+        Expect::Allowed(Allowed { ret: vec![ret], vmas: vec![], pages: vec![vec![PageObs::ABSENT]; 2], hugetlb: None })
     }
 
     fn id(step: u32) -> StepId {
