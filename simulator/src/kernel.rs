@@ -202,6 +202,10 @@ pub struct KernelModel {
     /// reservation", believed v6.8, UNVERIFIED release) [S 6.12 mm/hugetlb.c:__unmap_hugepage_range;
     /// absent in S Debian 6.1.192; T 6.18].
     pub hugetlb_zap_restores_reservation: bool,
+    /// mmap(MAP_FIXED) reports any failure to unmap what was there as ENOMEM (6.1 mmap_region); from the
+    /// vms_gather_munmap_vmas rework (6.11/6.12, UNVERIFIED release) the unmap error itself (EINVAL for a
+    /// refused hugetlb split, EPERM for a sealed VMA) [S 6.1 mm/mmap.c; S 6.12 mm/mmap.c:__mmap_region].
+    pub mmap_unmap_error_is_enomem: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -279,6 +283,7 @@ impl KernelModel {
                 if n > 0 && n * 2 <= crate::program::ARENA.max_pages as u64 { n } else { 0 }
             },
             hugetlb_zap_restores_reservation: at_least(6, 8),
+            mmap_unmap_error_is_enomem: !at_least(6, 12),
             facts: f,
         }
     }

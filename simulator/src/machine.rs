@@ -849,7 +849,10 @@ impl Machine {
             }
         }
         if let Err(errno) = self.munmap_range(s, e) {
-            return Ret::Err(errno);
+            // 6.1 mmap_region answers any failure to unmap the old range (a refused hugetlb split) with
+            // ENOMEM [S 6.1 mm/mmap.c:mmap_region "if (do_mas_munmap(...)) return -ENOMEM"; T Debian
+            // 6.1.192, gen-1-2489]; 6.12+ passes the error on [S 6.12 mm/mmap.c:__mmap_region].
+            return Ret::Err(if model.mmap_unmap_error_is_enomem { Errno::ENOMEM } else { errno });
         }
         let mut flags = Self::new_vma_flags(model, m);
         if huge {
