@@ -73,7 +73,16 @@ pub fn generate_many(seed: u64, n: u64) -> Vec<Scenario> {
     out
 }
 
+/// Scenarios per thousand that are hugetlb scenarios (`hugetlb::draw`). The choice comes from its own
+/// hash of (seed, index), so the other scenarios of a seed stay what they were before hugetlb existed.
+pub const HUGETLB_PER_MILLE: u64 = 30;
+
 fn draw(seed: u64, index: u64, attempt: u64) -> Scenario {
+    if mix(mix(seed ^ 0x6875_6765_746c_6221) ^ index) % 1000 < HUGETLB_PER_MILLE {
+        let program = hugetlb::draw(&mut Rng::new(seed ^ 0x4854, index, attempt));
+        let description = format!("generated (hugetlb) from seed {seed}, index {index}");
+        return Scenario { id: format!("gen-{seed}-{index}"), description, provenance: Provenance::Generated { seed, index }, program };
+    }
     let mut g = Gen::new(Rng::new(seed, index, attempt));
     g.layout();
     let steps = g.steps();
@@ -674,5 +683,202 @@ impl Gen {
                 (start, 0, h + 1 - start, 0)
             }
         }
+    }
+}
+
+/// hugetlb scenarios: a 1024-page arena of two 2 MiB huge pages (4K base pages; on other page sizes the
+/// run reports them unsupported), hugetlb mappings (MAP_HUGETLB private/shared, a hugetlbfs memfd mapped
+/// private and shared) next to ordinary ones, and steps that mostly work on whole huge pages with some
+/// that cut through one (the EINVAL and rounding rules). No fork and no mremap: hugetlb with mremap
+/// leaks huge pages on 6.18 hosts, and the runner refuses both.
+mod hugetlb {
+    use super::{Rng, GENERATED_ADVICE, GENERATED_INVALID_ADVICE};
+    use simulator::program::{AdviceArg, Backing, FileKind, FileSpec, MapSpec, Program, Prot, Step};
+
+    /// Base pages per huge page on 4K-page kernels with 2 MiB huge pages.
+    pub const HP: u32 = 512;
+    const SLOTS: u32 = 2;
+
+    /// What the generator knows about one huge-page slot of the arena.
+    #[derive(Clone, Copy, Default)]
+    struct Slot {
+        prot: Option<Prot>,
+        huge: bool,
+        sealed: bool,
+    }
+
+    pub fn draw(rng: &mut Rng) -> Program {
+        let mut files = Vec::new();
+        if rng.chance(600) {
+            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32 });
+        }
+        let mut slots = [Slot::default(); SLOTS as usize];
+        let mut maps = Vec::new();
+        let mut s = 0;
+        while s < SLOTS {
+            if rng.chance(150) && !maps.is_empty() {
+                s += 1;
+                continue;
+            }
+            let span = if s + 1 < SLOTS && rng.chance(250) { 2 } else { 1 };
+            let m = map(rng, &files, s, span, maps.is_empty());
+            for k in s..s + span {
+                slots[k as usize] = Slot { prot: Some(m.prot), huge: is_huge(&files, &m), sealed: false };
+            }
+            maps.push(m);
+            s += span;
+        }
+        let n = rng.range(1, 8);
+        let mut steps = Vec::new();
+        for _ in 0..n {
+            let step = match rng.weighted(&[(50, 0u8), (14, 1), (10, 2), (5, 3), (5, 4), (6, 5), (6, 6), (2, 7)]) {
+                0 => madvise(rng),
+                1 => access(rng, &slots, true).unwrap_or_else(|| madvise(rng)),
+                2 => access(rng, &slots, false).unwrap_or_else(|| madvise(rng)),
+                3 => {
+                    let (page, pages) = range(rng, 150);
+                    let prot = rng.weighted(&[(60, Prot::RW), (30, Prot::R), (10, Prot::NONE)]);
+                    if page % HP == 0 && pages % HP == 0 {
+                        for k in page / HP..(page + pages) / HP {
+                            let sl = &mut slots[k as usize];
+                            if sl.prot.is_some() && !sl.sealed {
+                                sl.prot = Some(prot);
+                            }
+                        }
+                    } else {
+                        // May be refused (a hugetlb split) or may change part of a slot: forget it.
+                        forget(&mut slots, page, pages);
+                    }
+                    Step::Mprotect { page, pages, prot }
+                }
+                4 => {
+                    let (page, pages) = range(rng, 150);
+                    if page % HP == 0 && pages % HP == 0 {
+                        for k in page / HP..(page + pages) / HP {
+                            if !slots[k as usize].sealed {
+                                slots[k as usize] = Slot::default();
+                            }
+                        }
+                    } else {
+                        forget(&mut slots, page, pages);
+                    }
+                    Step::Munmap { page, pages }
+                }
+                5 => {
+                    let k = rng.below(SLOTS as u64) as u32;
+                    let m = map(rng, &files, k, 1, false);
+                    if !slots[k as usize].sealed {
+                        slots[k as usize] = Slot { prot: Some(m.prot), huge: is_huge(&files, &m), sealed: false };
+                    }
+                    Step::Mmap { map: m }
+                }
+                6 => {
+                    let (page, pages) = range(rng, 100);
+                    if rng.chance(500) {
+                        Step::Mlock { page, pages, onfault: rng.chance(300) }
+                    } else {
+                        Step::Munlock { page, pages }
+                    }
+                }
+                _ => {
+                    let (page, pages) = range(rng, 50);
+                    for k in page / HP..(page + pages).div_ceil(HP) {
+                        slots[k as usize].sealed = true;
+                    }
+                    Step::Mseal { page, pages }
+                }
+            };
+            steps.push(step);
+        }
+        Program { arena_pages: HP * SLOTS, files, maps, steps }
+    }
+
+    fn is_huge(files: &[FileSpec], m: &MapSpec) -> bool {
+        m.backing.is_map_hugetlb() || m.backing.file().is_some_and(|(f, _)| files[f as usize].kind == FileKind::Hugetlb)
+    }
+
+    /// A mapping of `span` slots from slot `s`: mostly hugetlb, sometimes ordinary anonymous memory of
+    /// a few pages (so ranges cross hugetlb and ordinary VMAs). The first mapping is always hugetlb.
+    fn map(rng: &mut Rng, files: &[FileSpec], s: u32, span: u32, first: bool) -> MapSpec {
+        let kinds: &[(u64, u8)] = match (files.is_empty(), first) {
+            (true, true) => &[(50, 0), (50, 1)],
+            (true, false) => &[(40, 0), (35, 1), (25, 4)],
+            (false, true) => &[(25, 0), (25, 1), (20, 2), (30, 3)],
+            (false, false) => &[(20, 0), (20, 1), (20, 2), (25, 3), (15, 4)],
+        };
+        let kind = rng.weighted(kinds);
+        let prot = rng.weighted(&[(80, Prot::RW), (13, Prot::R), (7, Prot::NONE)]);
+        let (populate, locked) = (rng.chance(150), rng.chance(100));
+        let mut m = MapSpec { page: s * HP, pages: span * HP, prot, backing: Backing::HugetlbPrivate, populate, locked };
+        m.backing = match kind {
+            0 => Backing::HugetlbPrivate,
+            1 => Backing::HugetlbShared,
+            2 | 3 => {
+                let fpages = files[0].pages;
+                let max_off = (fpages - span * HP) / HP;
+                let offset = HP * rng.range(0, max_off as i64) as u32;
+                if kind == 2 {
+                    Backing::FilePrivate { file: 0, offset }
+                } else {
+                    Backing::FileShared { file: 0, offset }
+                }
+            }
+            _ => {
+                // Ordinary anonymous memory at the start or the end of the slot.
+                let pages = rng.range(1, 8) as u32;
+                m.page = if rng.chance(500) { s * HP } else { (s + span) * HP - pages };
+                m.pages = pages;
+                Backing::AnonPrivate
+            }
+        };
+        m
+    }
+
+    /// A page an access of this kind certainly does not fault on.
+    fn access(rng: &mut Rng, slots: &[Slot], write: bool) -> Option<Step> {
+        let ok: Vec<u32> = (0..SLOTS)
+            .filter(|&k| {
+                let s = slots[k as usize];
+                s.huge && s.prot.is_some_and(|p| if write { p.write } else { p.read })
+            })
+            .collect();
+        if ok.is_empty() {
+            return None;
+        }
+        let k = ok[rng.below(ok.len() as u64) as usize];
+        let page = k * HP + rng.pick(&[0, 1, 2, HP / 2, HP - 1]);
+        Some(if write { Step::Write { page, fill: rng.range(1, 255) as u8 } } else { Step::Read { page } })
+    }
+
+    fn forget(slots: &mut [Slot], page: u32, pages: u32) {
+        for k in page / HP..(page + pages).div_ceil(HP).min(SLOTS) {
+            slots[k as usize].prot = None;
+            slots[k as usize].huge = false;
+        }
+    }
+
+    /// A range inside the arena: whole huge pages, or (with probability `cut`/1000) one that cuts a huge
+    /// page somewhere.
+    fn range(rng: &mut Rng, cut: u64) -> (u32, u32) {
+        if rng.chance(cut) {
+            let page = rng.pick(&[0, 1, 2, HP - 1, HP, HP + 1, HP + HP / 2]);
+            let max = HP * SLOTS - page;
+            let pages = rng.pick(&[1, 2, HP - 1, HP, HP + 1]).min(max);
+            (page, pages)
+        } else {
+            let k = rng.below(SLOTS as u64) as u32;
+            let n = rng.range(1, (SLOTS - k) as i64) as u32;
+            (k * HP, n * HP)
+        }
+    }
+
+    fn madvise(rng: &mut Rng) -> Step {
+        let advice = if rng.chance(40) {
+            AdviceArg::Raw(rng.pick(GENERATED_INVALID_ADVICE))
+        } else {
+            AdviceArg::Named(rng.pick(GENERATED_ADVICE))
+        };
+        let (page, pages) = range(rng, 350);
+        Step::Madvise { page: page as i64, offset: 0, len_pages: pages as i64, len_bytes: 0, advice }
     }
 }

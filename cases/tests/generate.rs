@@ -77,9 +77,14 @@ fn serde_round_trip() {
 fn the_mix_leans_to_the_edges_and_keeps_faults_rare() {
     let (mut madvise, mut aligned_in_arena, mut faults, mut forks, mut invalid) = (0, 0, 0, 0, 0);
     let n = 5000;
+    let mut hugetlb = 0;
     for index in 0..n {
         let s = generate(3, index);
         let p = &s.program;
+        if p.uses_hugetlb() {
+            hugetlb += 1;
+            continue;
+        }
         assert!((8..=48).contains(&p.arena_pages));
         assert!((1..=4).contains(&p.maps.len()) && p.files.len() <= 2);
         assert!((1..=8).contains(&p.steps.len()));
@@ -115,6 +120,31 @@ fn the_mix_leans_to_the_edges_and_keeps_faults_rare() {
     let f = faults as f64 / n as f64;
     assert!((0.01..0.04).contains(&f), "faulting share {f}");
     assert!(forks > 0);
+    let h = hugetlb as f64 / n as f64;
+    assert!((0.015..0.05).contains(&h), "hugetlb share {h}");
+}
+
+/// hugetlb scenarios: two 512-page huge slots, hugetlb mappings aligned to them, files of whole huge
+/// pages, and never fork or mremap (hugetlb with mremap leaks huge pages on 6.18 hosts).
+#[test]
+fn hugetlb_scenarios_are_aligned_and_never_fork_or_mremap() {
+    let mut seen = 0;
+    for index in 0..5000 {
+        let p = generate(5, index).program;
+        if !p.uses_hugetlb() {
+            continue;
+        }
+        seen += 1;
+        assert_eq!(p.arena_pages, 1024);
+        assert!(p.files.iter().all(|f| f.pages % 512 == 0));
+        let maps = p.maps.iter().chain(p.steps.iter().filter_map(|s| if let Step::Mmap { map } = s { Some(map) } else { None }));
+        for m in maps.filter(|m| p.is_hugetlb_map(m)) {
+            assert!(m.page % 512 == 0 && m.pages % 512 == 0, "{m:?}");
+            assert!(m.backing.file().is_none_or(|(_, off)| off % 512 == 0), "{m:?}");
+        }
+        assert!(p.steps.iter().all(|s| !matches!(s, Step::Fork { .. } | Step::Mremap { .. })));
+    }
+    assert!(seen > 50, "only {seen} hugetlb scenarios in 5000");
 }
 
 /// Whether the last step is an access to a page that, by a simple replay of the layout and the

@@ -51,8 +51,12 @@ fn blessing() -> bool {
     std::env::var_os("GOLDEN_BLESS").is_some_and(|v| v == "1")
 }
 
+/// Why hugetlb cases cannot run here (set once by `main` when it reserves the pool).
+static HUGETLB_UNAVAILABLE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
 fn model() -> KernelModel {
-    let facts = harness::detect::detect_host().expect("detect the host kernel");
+    let mut facts = harness::detect::detect_host().expect("detect the host kernel");
+    facts.hugetlb_unavailable = HUGETLB_UNAVAILABLE.get().cloned().flatten();
     KernelModel::from_facts(facts)
 }
 
@@ -177,6 +181,9 @@ fn render(model: &KernelModel, w: &mut Worker, s: &cases::Scenario) -> Rendered 
     let mut clean = model.clone();
     clean.mutations.clear();
     let clean_exp = simulator::machine::simulate(&clean, &ARENA, &s.program);
+    if let (true, Some(why)) = (s.program.uses_hugetlb(), &model.facts.hugetlb_unavailable) {
+        panic!("{}: this hugetlb case cannot run here: {why}", s.id);
+    }
     let mut run = None;
     for _ in 0..3 {
         let r = w.run(&s.program, Duration::from_secs(20)).unwrap_or_else(|e| panic!("{}: host run: {e}", s.id));
@@ -413,6 +420,9 @@ fn main() {
         .map(|v| v.split(',').filter(|s| !s.is_empty()).map(|s| Mutation::from_name(s).expect("a known mutation")).collect())
         .unwrap_or_default();
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // The hugetlb cases need a few free huge pages; the guard puts vm.nr_hugepages back when dropped.
+    let (pool, why) = harness::hugepool::HugePool::prepare(harness::hugepool::WANT_UNRESERVED);
+    let _ = HUGETLB_UNAVAILABLE.set(why);
     type Test = (&'static str, Box<dyn Fn()>);
     let tests: Vec<Test> = vec![
         ("corpus_counts", Box::new(corpus_counts)),
@@ -441,6 +451,7 @@ fn main() {
             }
         }
     }
+    drop(pool);
     println!("\ngolden test result: {}. {} passed; {} failed", if failed.is_empty() { "ok" } else { "FAILED" }, ran - failed.len(), failed.len());
     if !failed.is_empty() {
         println!("failed: {}\nif the new behaviour is right, re-record with `{BLESS_COMMAND}`", failed.join(", "));

@@ -74,6 +74,15 @@ fn kind_from_observation(prog: &Program, b: &Observation, first: i64, last: i64)
     let guarded = has("gu")
         || (first.max(0)..last.min(b.pages.len() as i64)).any(|p| b.pages[p as usize].res == Residency::Swap);
     let perms = v.perms.as_bytes();
+    let shared = perms.get(3) == Some(&b's');
+    // hugetlb decides the kind before any state: its own rules (huge-page splits, no LRU advice) come
+    // first whatever the protection or seal (reach::KINDS).
+    if has("ht") {
+        return match v.backing {
+            VmaBacking::File(f) => file_kind(prog, f, shared),
+            _ => format!("hugetlb_{}", if shared { "shared" } else { "private" }),
+        };
+    }
     if has("sl") {
         return "sealed".into();
     }
@@ -89,11 +98,11 @@ fn kind_from_observation(prog: &Program, b: &Observation, first: i64, last: i64)
     if perms.get(1) != Some(&b'w') {
         return "read_only".into();
     }
-    let shared = perms.get(3) == Some(&b's');
     match v.backing {
         VmaBacking::Anon => "anon_private".into(),
         VmaBacking::Shmem => "anon_shared".into(),
         VmaBacking::File(f) => file_kind(prog, f, shared),
+        VmaBacking::Hugetlb => format!("hugetlb_{}", if shared { "shared" } else { "private" }),
         VmaBacking::Foreign => "foreign".into(),
     }
 }
@@ -104,6 +113,13 @@ fn kind_from_layout(prog: &Program, first: i64, last: i64) -> String {
         let touches = prog.maps.iter().any(|m| (m.page as i64) < last && ((m.page + m.pages) as i64) > first);
         return if touches { "hole_then_mapped" } else { "hole" }.to_string();
     };
+    if prog.is_hugetlb_map(m) {
+        return match m.backing {
+            Backing::FilePrivate { file, .. } => file_kind(prog, file, false),
+            Backing::FileShared { file, .. } => file_kind(prog, file, true),
+            b => format!("hugetlb_{}", if b.is_shared() { "shared" } else { "private" }),
+        };
+    }
     if m.locked {
         return "locked".into();
     }
@@ -118,12 +134,15 @@ fn kind_from_layout(prog: &Program, first: i64, last: i64) -> String {
         Backing::AnonShared => "anon_shared".into(),
         Backing::FilePrivate { file, .. } => file_kind(prog, file, false),
         Backing::FileShared { file, .. } => file_kind(prog, file, true),
+        Backing::HugetlbPrivate => "hugetlb_private".into(),
+        Backing::HugetlbShared => "hugetlb_shared".into(),
     }
 }
 
 fn file_kind(prog: &Program, file: u32, shared: bool) -> String {
     let medium = match prog.files.get(file as usize).map(|f| f.kind) {
         Some(FileKind::Memfd) => "memfd",
+        Some(FileKind::Hugetlb) => "hugetlb",
         _ => "disk",
     };
     format!("file_{}_{medium}", if shared { "shared" } else { "private" })
@@ -345,6 +364,8 @@ mod tests {
             anon: 0,
             lazyfree: 0,
             locked: 0,
+            hugetlb_shared: 0,
+            hugetlb_private: 0,
         }
     }
 
@@ -358,7 +379,7 @@ mod tests {
                          {"op":"madvise","page":0,"offset":1,"len_pages":1,"advice":999}]}"#,
         )
         .unwrap();
-        let obs = |ret, vmas: Vec<VmaObs>| Observation { ret, vmas, pages: vec![PageObs::ABSENT; 8] };
+        let obs = |ret, vmas: Vec<VmaObs>| Observation { ret, vmas, pages: vec![PageObs::ABSENT; 8], hugetlb: None };
         let at = |step| StepId { step, child: None };
         let points = vec![
             (at(0), obs(Ret::Ok, vec![vma(0, 4, "rw-p", &["rd", "wr", "lo"])])),

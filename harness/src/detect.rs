@@ -49,7 +49,16 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         Err(e) => return Err(format!("read /sys/kernel/mm/ksm/run: {e}")),
     };
     let ra_pages = scratch_ra_pages(&std::env::temp_dir(), page_size);
+    // hugetlbfs' default huge page size; no Hugepagesize line means no CONFIG_HUGETLBFS.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").map_err(|e| format!("read /proc/meminfo: {e}"))?;
+    let hugepage_kb = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Hugepagesize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
     Ok(KernelFacts {
+        hugepage_kb,
+        hugetlb_unavailable: None,
         version: KernelFacts::parse_version(&release),
         release,
         arch,

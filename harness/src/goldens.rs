@@ -59,9 +59,12 @@ fn exact(obs: &Observation) -> Allowed {
                 anon: Count::exact(v.anon),
                 lazyfree: Count::exact(v.lazyfree),
                 locked: Count::exact(v.locked),
+                hugetlb_shared: Count::exact(v.hugetlb_shared),
+                hugetlb_private: Count::exact(v.hugetlb_private),
             })
             .collect(),
         pages: obs.pages.iter().map(|p| vec![*p]).collect(),
+        hugetlb: obs.hugetlb,
     }
 }
 
@@ -110,6 +113,9 @@ fn point(out: &mut String, prog: &Program, id: StepId, a: &Allowed) {
         out.push_str("  (process gone)\n");
     } else {
         out.push_str(&render::indent(&render::ruler_allowed(&a.vmas, &a.pages), 2));
+        if let Some(h) = a.hugetlb {
+            let _ = writeln!(out, "  hugetlb pool: {h}");
+        }
     }
     out.push('\n');
 }
@@ -456,8 +462,11 @@ mod tests {
                 anon: 1,
                 lazyfree: lazy,
                 locked: 0,
+                hugetlb_shared: 0,
+                hugetlb_private: 0,
             }],
             pages: vec![PageObs { res: Residency::Present, content: Some(Content::Fill(1)) }],
+            hugetlb: None,
         }
     }
 

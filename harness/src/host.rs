@@ -333,7 +333,7 @@ impl Worker {
                     Some((last, _)) => ids.iter().position(|i| i == last).and_then(|k| ids.get(k + 1).copied()),
                 };
                 if let Some(id) = next {
-                    let obs = Observation { ret: Ret::Signal(Signal::from_raw(sig)), vmas: vec![], pages: vec![] };
+                    let obs = Observation { ret: Ret::Signal(Signal::from_raw(sig)), vmas: vec![], pages: vec![], hugetlb: None };
                     points.push((id, obs));
                 }
                 Ok(HostRun { points, poisoned: None, timed_out: false })

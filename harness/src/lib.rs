@@ -7,6 +7,7 @@ pub mod coverage;
 pub mod reach;
 pub mod detect;
 pub mod host;
+pub mod hugepool;
 mod observe_host;
 mod worker;
 pub mod runner;

@@ -138,6 +138,20 @@ fn detect_host(kernel_config: Option<&Path>) -> Result<KernelFacts, i32> {
     })
 }
 
+/// Reserve the hugetlb pool for a run that uses the host; the guard restores `vm.nr_hugepages` when
+/// dropped. Where no pool can be had, the model is told why and hugetlb scenarios become unsupported.
+fn hugetlb_pool(model: &mut KernelModel) -> harness::hugepool::HugePool {
+    if model.hugetlb_pages == 0 {
+        return harness::hugepool::HugePool::default();
+    }
+    let (pool, why) = harness::hugepool::HugePool::prepare(harness::hugepool::WANT_UNRESERVED);
+    if let Some(why) = why {
+        eprintln!("madcheck: {why}; hugetlb scenarios are unsupported in this run");
+        model.facts.hugetlb_unavailable = Some(why);
+    }
+    pool
+}
+
 fn stderr_is_tty() -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(2) == 1 }
@@ -155,6 +169,8 @@ fn install_sigint() {
         sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
         sa.sa_flags = libc::SA_RESETHAND;
         libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        // SIGTERM (a CI timeout) too, so the run ends through the normal path and restores what it changed.
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
     }
 }
 
@@ -230,10 +246,12 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let model = match build_model(a, &host) {
+    let mut model = match build_model(a, &host) {
         Ok(m) => m,
         Err(e) => return bad_input(e),
     };
+    // Dropped when cmd_run returns (also after ^C or SIGTERM, which end the run early).
+    let _pool = hugetlb_pool(&mut model);
     let header = RunHeader {
         kernel: host.release.clone(),
         arch: host.arch.clone(),
@@ -440,7 +458,8 @@ fn cmd_bench(a: &RunArgs) -> i32 {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let model = KernelModel::from_facts(host.clone());
+    let mut model = KernelModel::from_facts(host.clone());
+    let _pool = hugetlb_pool(&mut model);
     let njobs = a.jobs.unwrap_or_else(runner::available_cpus);
     let mut rows = Vec::new();
     let mut failed = false;

@@ -98,6 +98,8 @@ pub struct Observer {
     pm: Vec<u8>,
     page_buf: Vec<u8>,
     pub classifier: Classifier,
+    /// The hugetlb pool counters at the start of the current scenario, for programs that use hugetlb.
+    pub huge_base: Option<crate::hugepool::Counters>,
 }
 
 fn open_proc_fds() -> Result<(Fd, Fd), String> {
@@ -119,6 +121,7 @@ impl Observer {
             pm: Vec::new(),
             page_buf: vec![0; ps],
             classifier: Classifier::new(),
+            huge_base: None,
         })
     }
 
@@ -137,7 +140,11 @@ impl Observer {
         let hi = self.base + arena_pages as u64 * self.ps;
         let vmas = self.read_smaps(lo, hi, files)?;
         let pages = self.read_pages(arena_pages, &vmas)?;
-        Ok(Observation { ret, vmas, pages })
+        let hugetlb = match self.huge_base {
+            Some(base) => Some(crate::hugepool::Counters::read()?.since(base)),
+            None => None,
+        };
+        Ok(Observation { ret, vmas, pages, hugetlb })
     }
 
     /// The arena's VMAs from smaps, stopping at the first record that starts at or past `hi`.
@@ -319,6 +326,8 @@ impl SmapsParser<'_> {
         let minor = parse_hex(&dev[colon + 1..]).ok_or_else(|| bad(line))? as u32;
         let backing = if inode == 0 {
             VmaBacking::Anon
+        } else if name.starts_with(b"/anon_hugepage") {
+            VmaBacking::Hugetlb
         } else if name.starts_with(b"/dev/zero") {
             VmaBacking::Shmem
         } else if let Some(i) = self.files.iter().position(|f| f.major == major && f.minor == minor && f.ino == inode) {
@@ -338,6 +347,8 @@ impl SmapsParser<'_> {
             anon: 0,
             lazyfree: 0,
             locked: 0,
+            hugetlb_shared: 0,
+            hugetlb_private: 0,
         });
         Ok(false)
     }
@@ -361,6 +372,8 @@ fn field(v: &mut VmaObs, name: &[u8], rest: &[u8], ps: u64) -> Option<()> {
         b"Anonymous:" => v.anon = kb(rest)?,
         b"LazyFree:" => v.lazyfree = kb(rest)?,
         b"Locked:" => v.locked = kb(rest)?,
+        b"Shared_Hugetlb:" => v.hugetlb_shared = kb(rest)?,
+        b"Private_Hugetlb:" => v.hugetlb_private = kb(rest)?,
         b"VmFlags:" => {
             v.flags = rest
                 .split(|&b| b == b' ')

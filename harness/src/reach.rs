@@ -63,26 +63,42 @@ pub enum Backing {
     FilePrivateMemfd,
     FileSharedDisk,
     FileSharedMemfd,
+    /// MAP_HUGETLB private / shared, and a hugetlbfs memfd mapped private / shared.
+    HugetlbPrivate,
+    HugetlbShared,
+    FilePrivateHugetlb,
+    FileSharedHugetlb,
 }
 
 impl Backing {
-    pub const ALL: [Backing; 6] = [
+    pub const ALL: [Backing; 10] = [
         Backing::AnonPrivate,
         Backing::AnonShared,
         Backing::FilePrivateDisk,
         Backing::FilePrivateMemfd,
         Backing::FileSharedDisk,
         Backing::FileSharedMemfd,
+        Backing::HugetlbPrivate,
+        Backing::HugetlbShared,
+        Backing::FilePrivateHugetlb,
+        Backing::FileSharedHugetlb,
     ];
+    fn hugetlb(self) -> bool {
+        matches!(self, Backing::HugetlbPrivate | Backing::HugetlbShared | Backing::FilePrivateHugetlb | Backing::FileSharedHugetlb)
+    }
     /// No vm_file: private anonymous memory (shared anonymous memory is shmem and has one).
     fn anonymous(self) -> bool {
         self == Backing::AnonPrivate
     }
     fn shared(self) -> bool {
-        matches!(self, Backing::AnonShared | Backing::FileSharedDisk | Backing::FileSharedMemfd)
+        matches!(
+            self,
+            Backing::AnonShared | Backing::FileSharedDisk | Backing::FileSharedMemfd | Backing::HugetlbShared | Backing::FileSharedHugetlb
+        )
     }
+    /// A private mapping with a vm_file (MAP_HUGETLB private memory has one: a hugetlbfs file).
     fn private_file(self) -> bool {
-        matches!(self, Backing::FilePrivateDisk | Backing::FilePrivateMemfd)
+        matches!(self, Backing::FilePrivateDisk | Backing::FilePrivateMemfd | Backing::HugetlbPrivate | Backing::FilePrivateHugetlb)
     }
 }
 
@@ -131,8 +147,12 @@ impl Shape {
     fn possible(&self, m: &KernelModel) -> bool {
         // mseal(2) exists from 6.10 on 64-bit [S 6.12 mm/mseal.c]; guard markers from 6.13, on private
         // anonymous memory only before 6.15 (KernelModel::guard_any_vma).
+        // hugetlb: only where a huge page fits the arena; never VM_LOCKED (mlock_fixup skips it) and
+        // never guarded (GUARD_INSTALL refuses it) [S 6.12 mm/mlock.c:mlock_fixup; S 6.18
+        // mm/madvise.c:is_valid_guard_vma].
         (!self.sealed || m.mseal)
             && (!self.guard || (m.guard_regions && (m.guard_any_vma || self.backing == Backing::AnonPrivate)))
+            && (!self.backing.hugetlb() || (m.hugetlb_pages > 0 && !self.locked && !self.guard))
     }
 
     fn sealed_ro_anon(&self) -> bool {
@@ -164,25 +184,29 @@ pub struct Kind {
     pub at: At,
 }
 
-/// The first VMA decides the kind in this order: sealed, guarded, locked, PROT_NONE, read-only, then the
-/// backing (coverage::kind_from_observation).
+/// The first VMA decides the kind in this order: hugetlb (whatever its state), sealed, guarded, locked,
+/// PROT_NONE, read-only, then the backing (coverage::kind_from_observation).
 fn plain(s: &Shape) -> bool {
-    !s.sealed && !s.guard && !s.locked && s.access == Access::RW
+    !s.backing.hugetlb() && !s.sealed && !s.guard && !s.locked && s.access == Access::RW
 }
 
 /// Every column, in table order. Extend here (and in `Backing`) for new mapping kinds.
-pub const KINDS: [Kind; 16] = [
+pub const KINDS: [Kind; 20] = [
     Kind { name: "anon_private", at: At::Start(|s| plain(s) && s.backing == Backing::AnonPrivate) },
     Kind { name: "anon_shared", at: At::Start(|s| plain(s) && s.backing == Backing::AnonShared) },
     Kind { name: "file_private_disk", at: At::Start(|s| plain(s) && s.backing == Backing::FilePrivateDisk) },
     Kind { name: "file_private_memfd", at: At::Start(|s| plain(s) && s.backing == Backing::FilePrivateMemfd) },
     Kind { name: "file_shared_disk", at: At::Start(|s| plain(s) && s.backing == Backing::FileSharedDisk) },
     Kind { name: "file_shared_memfd", at: At::Start(|s| plain(s) && s.backing == Backing::FileSharedMemfd) },
-    Kind { name: "read_only", at: At::Start(|s| !s.sealed && !s.guard && !s.locked && s.access == Access::R) },
-    Kind { name: "prot_none", at: At::Start(|s| !s.sealed && !s.guard && !s.locked && s.access == Access::None) },
-    Kind { name: "locked", at: At::Start(|s| !s.sealed && !s.guard && s.locked) },
-    Kind { name: "guarded", at: At::Start(|s| !s.sealed && s.guard) },
-    Kind { name: "sealed", at: At::Start(|s| s.sealed) },
+    Kind { name: "hugetlb_private", at: At::Start(|s| s.backing == Backing::HugetlbPrivate) },
+    Kind { name: "hugetlb_shared", at: At::Start(|s| s.backing == Backing::HugetlbShared) },
+    Kind { name: "file_private_hugetlb", at: At::Start(|s| s.backing == Backing::FilePrivateHugetlb) },
+    Kind { name: "file_shared_hugetlb", at: At::Start(|s| s.backing == Backing::FileSharedHugetlb) },
+    Kind { name: "read_only", at: At::Start(|s| !s.backing.hugetlb() && !s.sealed && !s.guard && !s.locked && s.access == Access::R) },
+    Kind { name: "prot_none", at: At::Start(|s| !s.backing.hugetlb() && !s.sealed && !s.guard && !s.locked && s.access == Access::None) },
+    Kind { name: "locked", at: At::Start(|s| !s.backing.hugetlb() && !s.sealed && !s.guard && s.locked) },
+    Kind { name: "guarded", at: At::Start(|s| !s.backing.hugetlb() && !s.sealed && s.guard) },
+    Kind { name: "sealed", at: At::Start(|s| !s.backing.hugetlb() && s.sealed) },
     Kind { name: "after_fork", at: At::AfterFork },
     Kind { name: "hole", at: At::Hole },
     Kind { name: "hole_then_mapped", at: At::HoleThenMapped },
@@ -436,6 +460,9 @@ pub struct VmaRule {
     /// capture decides).
     pub always: bool,
     pub on: fn(&Shape, &KernelModel) -> bool,
+    /// Only where the range starts: the check depends on where the range enters the VMA (a VMA met
+    /// later is entered at its start).
+    pub first_only: bool,
     /// `Scope` when the rule holds only because madcheck never sets up the case where it would not.
     pub why: Why,
     pub reason: &'static str,
@@ -448,6 +475,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EPERM,
         always: true,
         on: |s, m| m.mseal && s.sealed_ro_anon(),
+        first_only: false,
         why: Why::ThisKernel,
         reason: "discard advice on a sealed read-only anonymous VMA is refused (checked first, per VMA)",
         cite: "S 6.12 mm/mseal.c:can_modify_vma_madv; S 6.18 mm/madvise.c:can_madvise_modify",
@@ -457,6 +485,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EPERM,
         always: true,
         on: |s, m| m.mseal_refuses_guard_install && s.sealed_ro_anon(),
+        first_only: false,
         why: Why::ThisKernel,
         reason: "GUARD_INSTALL counts as discard advice for mseal",
         cite: "T 6.18 spec §5 GUARD_INSTALL; S 7.2 mm/madvise.c:is_discard",
@@ -466,6 +495,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EBADF,
         always: true,
         on: |s, m| m.willneed_anon_ebadf && s.backing.anonymous(),
+        first_only: false,
         why: Why::ThisKernel,
         reason: "WILLNEED on an anonymous VMA without CONFIG_SWAP",
         cite: "S 6.18 mm/madvise.c:madvise_willneed",
@@ -475,6 +505,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EINVAL,
         always: true,
         on: |s, _| s.locked,
+        first_only: false,
         why: Why::ThisKernel,
         reason: "VM_LOCKED is refused",
         cite: "S 6.18 mm/madvise.c:madvise_dontneed_free_valid_vma, can_madv_lru_vma, madvise_remove",
@@ -484,6 +515,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EINVAL,
         always: true,
         on: |s, m| !m.free_falls_back_to_dontneed && !s.backing.anonymous(),
+        first_only: false,
         why: Why::ThisKernel,
         reason: "FREE works on anonymous private memory only",
         cite: "S 6.18 mm/madvise.c:madvise_free_single_vma (vma_is_anonymous)",
@@ -493,6 +525,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EINVAL,
         always: true,
         on: |s, _| s.backing.anonymous(),
+        first_only: false,
         why: Why::ThisKernel,
         reason: "REMOVE needs a VMA with a file (shmem counts)",
         cite: "S 6.18 mm/madvise.c:madvise_remove",
@@ -502,6 +535,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EACCES,
         always: true,
         on: |s, m| s.backing.private_file() || (!m.remove_needs_maywrite_only && s.access != Access::RW),
+        first_only: false,
         why: Why::ThisKernel,
         reason: "REMOVE needs a shared mapping that may be written (VM_SHARED|VM_MAYWRITE; VM_WRITE before 6.7)",
         cite: "S 6.18 mm/madvise.c:madvise_remove (vma_is_shared_maywrite)",
@@ -511,6 +545,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EINVAL,
         always: true,
         on: |s, _| s.access == Access::None,
+        first_only: false,
         why: Why::ThisKernel,
         reason: "POPULATE_READ needs VM_READ (check_vma_flags -EFAULT, reported as EINVAL)",
         cite: "S 6.12 mm/gup.c:check_vma_flags; S 6.18 mm/madvise.c:madvise_populate",
@@ -520,6 +555,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EINVAL,
         always: true,
         on: |s, _| s.access != Access::RW,
+        first_only: false,
         why: Why::ThisKernel,
         reason: "POPULATE_WRITE needs VM_WRITE (check_vma_flags -EFAULT, reported as EINVAL)",
         cite: "S 6.12 mm/gup.c:check_vma_flags; S 6.18 mm/madvise.c:madvise_populate",
@@ -528,7 +564,9 @@ pub const VMA_RULES: &[VmaRule] = &[
         advice: &POPULATE,
         errno: Errno::EFAULT,
         always: false,
-        on: |s, _| s.guard || !s.backing.anonymous(),
+        // madcheck never maps a hugetlb file past its end.
+        on: |s, _| s.guard || (!s.backing.anonymous() && !s.backing.hugetlb()),
+        first_only: false,
         why: Why::ThisKernel,
         reason: "a guard marker, or a page past EOF of a file or shmem object, fails the fault (SIGSEGV/SIGBUS → EFAULT)",
         cite: "S 6.18 mm/madvise.c:madvise_populate; simulator machine.rs past_eof",
@@ -538,6 +576,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EINVAL,
         always: true,
         on: |_, _| true,
+        first_only: false,
         why: Why::Scope,
         reason: "COLLAPSE on a VMA that cannot hold an aligned PMD is EINVAL, and no scenario maps one that can \
                  (README: COLLAPSE on a PMD-sized VMA is a known gap)",
@@ -548,6 +587,7 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EINVAL,
         always: true,
         on: |s, _| s.locked,
+        first_only: false,
         why: Why::ThisKernel,
         reason: "GUARD_INSTALL refuses VM_LOCKED",
         cite: "S 6.18 mm/madvise.c:is_valid_guard_vma",
@@ -557,15 +597,47 @@ pub const VMA_RULES: &[VmaRule] = &[
         errno: Errno::EINVAL,
         always: true,
         on: |s, m| !m.guard_any_vma && s.backing != Backing::AnonPrivate,
+        first_only: false,
         why: Why::ThisKernel,
         reason: "before 6.15 guard regions work on private anonymous memory only",
         cite: "man MADV_GUARD_INSTALL (UNVERIFIED in code); simulator/src/kernel.rs guard_any_vma",
+    },
+    VmaRule {
+        advice: &[Cold, Pageout, GuardInstall, GuardRemove],
+        errno: Errno::EINVAL,
+        always: true,
+        on: |s, _| s.backing.hugetlb(),
+        first_only: false,
+        why: Why::ThisKernel,
+        reason: "COLD, PAGEOUT and guard regions refuse hugetlb VMAs",
+        cite: "S 6.18 mm/madvise.c:can_madv_lru_vma, is_valid_guard_vma",
+    },
+    VmaRule {
+        advice: &[Dontneed, DontneedLocked],
+        errno: Errno::EINVAL,
+        always: false,
+        on: |s, _| s.backing.hugetlb(),
+        first_only: true,
+        why: Why::ThisKernel,
+        reason: "DONTNEED on hugetlb needs a huge-page-aligned start",
+        cite: "S 6.12 mm/madvise.c:madvise_dontneed_free_valid_vma",
+    },
+    VmaRule {
+        advice: &[Normal, Random, Sequential, Dontfork, Dofork, Hugepage, Nohugepage, Dontdump, Dodump],
+        errno: Errno::EINVAL,
+        always: false,
+        on: |s, _| s.backing.hugetlb(),
+        first_only: false,
+        why: Why::ThisKernel,
+        reason: "a flag change that must split a hugetlb VMA inside a huge page is refused",
+        cite: "S 6.12 mm/hugetlb.c:hugetlb_vm_op_split",
     },
     VmaRule {
         advice: &[Wipeonfork],
         errno: Errno::EINVAL,
         always: true,
         on: |s, _| !s.backing.anonymous() || s.backing.shared(),
+        first_only: false,
         why: Why::ThisKernel,
         reason: "WIPEONFORK is only supported on private anonymous memory",
         cite: "S 6.18 mm/madvise.c:madvise_vma_behavior (MADV_WIPEONFORK)",
@@ -589,9 +661,17 @@ fn on_vma(m: &KernelModel, a: Advice, s: &Shape) -> (Vec<(Errno, &'static VmaRul
 
 /// The outcomes the walk can give for a range starting on `kind` (already past the front end).
 fn walk_outcomes(m: &KernelModel, a: Advice, kind: &Kind) -> Vec<Ret> {
-    let shapes = Shape::all(m);
-    let later: Vec<Ret> =
-        shapes.iter().flat_map(|s| on_vma(m, a, s).0).map(|(e, _)| Ret::Err(e)).collect();
+    let mut shapes = Shape::all(m);
+    if matches!(kind.at, At::AfterFork) {
+        // A fork with hugetlb mappings is never run (the model does not know it; runner::hugetlb_refusal).
+        shapes.retain(|s| !s.backing.hugetlb());
+    }
+    let later: Vec<Ret> = shapes
+        .iter()
+        .flat_map(|s| on_vma(m, a, s).0)
+        .filter(|(_, r)| !r.first_only)
+        .map(|(e, _)| Ret::Err(e))
+        .collect();
     let mut out = Vec::new();
     let start = |pred: fn(&Shape) -> bool, out: &mut Vec<Ret>| {
         for s in shapes.iter().filter(|s| pred(s)) {

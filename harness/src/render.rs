@@ -89,6 +89,8 @@ fn render_backing(b: Backing) -> String {
         Backing::AnonShared => "anon shared".into(),
         Backing::FilePrivate { file, offset } => format!("file {file} @{offset} private"),
         Backing::FileShared { file, offset } => format!("file {file} @{offset} shared"),
+        Backing::HugetlbPrivate => "hugetlb private".into(),
+        Backing::HugetlbShared => "hugetlb shared".into(),
     }
 }
 
@@ -180,6 +182,29 @@ fn index_rows(out: &mut String, n: usize) {
     out.push('\n');
 }
 
+/// Arenas wider than this print as runs of equal pages instead of one column per page.
+const RULER_MAX: usize = 128;
+
+/// The wide-arena form: one line per run of pages with the same VMA, residency and content, e.g.
+/// `  [0,512)  A p 00` (a hugetlb arena is 1024 pages).
+fn run_rows(out: &mut String, ranges: &[(i64, i64)], pages: &[PageObs]) {
+    let key = |p: usize| {
+        let v = ranges.iter().position(|&(s, e)| s <= p as i64 && (p as i64) < e).map(vma_letter).unwrap_or('.');
+        let (d0, d1) = data_chars(&pages[p]);
+        (v, state_char(&pages[p]), d0, d1)
+    };
+    let mut start = 0;
+    while start < pages.len() {
+        let k = key(start);
+        let mut end = start + 1;
+        while end < pages.len() && key(end) == k {
+            end += 1;
+        }
+        let _ = writeln!(out, "  [{start},{end}) vma {} state {} data {}{}", k.0, k.1, k.2, k.3.to_string().trim());
+        start = end;
+    }
+}
+
 fn vma_row(out: &mut String, n: usize, ranges: &[(i64, i64)]) {
     label(out, "vma");
     for p in 0..n as i64 {
@@ -210,6 +235,7 @@ fn backing_label(b: VmaBacking) -> String {
         VmaBacking::Anon => "anon".into(),
         VmaBacking::Shmem => "shmem".into(),
         VmaBacking::File(i) => format!("file {i}"),
+        VmaBacking::Hugetlb => "hugetlb".into(),
         VmaBacking::Foreign => "FOREIGN".into(),
     }
 }
@@ -218,9 +244,13 @@ fn backing_label(b: VmaBacking) -> String {
 pub fn ruler_obs(vmas: &[VmaObs], pages: &[PageObs]) -> String {
     let mut out = String::new();
     let ranges: Vec<(i64, i64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
-    index_rows(&mut out, pages.len());
-    vma_row(&mut out, pages.len(), &ranges);
-    page_rows(&mut out, pages);
+    if pages.len() > RULER_MAX {
+        run_rows(&mut out, &ranges, pages);
+    } else {
+        index_rows(&mut out, pages.len());
+        vma_row(&mut out, pages.len(), &ranges);
+        page_rows(&mut out, pages);
+    }
     for (i, v) in vmas.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -237,6 +267,9 @@ pub fn ruler_obs(vmas: &[VmaObs], pages: &[PageObs]) -> String {
             v.lazyfree,
             v.locked
         );
+        if v.hugetlb_shared + v.hugetlb_private > 0 {
+            let _ = writeln!(out, "      hugetlb shared={} private={}", v.hugetlb_shared, v.hugetlb_private);
+        }
     }
     if vmas.is_empty() {
         out.push_str("  (no VMAs)\n");
@@ -250,10 +283,14 @@ pub fn ruler_allowed(vmas: &[VmaAllowed], pages: &[Vec<PageObs>]) -> String {
     let mut out = String::new();
     let ranges: Vec<(i64, i64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
     let first: Vec<PageObs> = pages.iter().map(|alts| alts.first().copied().unwrap_or(PageObs::ABSENT)).collect();
-    index_rows(&mut out, pages.len());
-    vma_row(&mut out, pages.len(), &ranges);
-    page_rows(&mut out, &first);
-    if pages.iter().any(|alts| alts.len() > 1) {
+    if pages.len() > RULER_MAX {
+        run_rows(&mut out, &ranges, &first);
+    } else {
+        index_rows(&mut out, pages.len());
+        vma_row(&mut out, pages.len(), &ranges);
+        page_rows(&mut out, &first);
+    }
+    if pages.len() <= RULER_MAX && pages.iter().any(|alts| alts.len() > 1) {
         label(&mut out, "alts");
         let row: String = pages.iter().map(|alts| if alts.len() > 1 { '*' } else { ' ' }).collect();
         out.push_str(row.trim_end());
@@ -275,6 +312,9 @@ pub fn ruler_allowed(vmas: &[VmaAllowed], pages: &[Vec<PageObs>]) -> String {
             count(v.lazyfree),
             count(v.locked)
         );
+        if v.hugetlb_shared.hi + v.hugetlb_private.hi > 0 {
+            let _ = writeln!(out, "      hugetlb shared={} private={}", count(v.hugetlb_shared), count(v.hugetlb_private));
+        }
     }
     if vmas.is_empty() {
         out.push_str("  (no VMAs)\n");
@@ -336,6 +376,9 @@ pub fn render_expectations(prog: &Program, exp: &[(StepId, Expect)]) -> String {
             Expect::Allowed(a) => {
                 let _ = writeln!(out, "  ret ∈ {{{}}}", render_ret_set(&a.ret));
                 out.push_str(&indent(&ruler_allowed(&a.vmas, &a.pages), 2));
+                if let Some(h) = a.hugetlb {
+                    let _ = writeln!(out, "  hugetlb pool: {h}");
+                }
             }
         }
     }
@@ -447,6 +490,8 @@ mod tests {
             anon: 1,
             lazyfree: 0,
             locked: 0,
+            hugetlb_shared: 0,
+            hugetlb_private: 0,
         }
     }
 
@@ -496,6 +541,8 @@ mod tests {
             anon: Count::exact(2),
             lazyfree: Count { lo: 0, hi: 3 },
             locked: Count::exact(0),
+            hugetlb_shared: Count::exact(0),
+            hugetlb_private: Count::exact(0),
         };
         let pages = vec![vec![PageObs::ABSENT], vec![PageObs::ABSENT, PageObs { res: Residency::Present, content: Some(Content::Zero) }]];
         let r = ruler_allowed(&[v], &pages);

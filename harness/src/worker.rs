@@ -231,6 +231,13 @@ fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Option<String
     } else {
         None
     };
+    // hugetlb scenarios observe the pool counters as changes from here (the runner runs them one at a
+    // time, so nothing else moves these counters meanwhile).
+    ctx.obs.huge_base = if prog.uses_hugetlb() {
+        Some(crate::hugepool::Counters::read().map_err(Fatal::Scenario)?)
+    } else {
+        None
+    };
     let r = (|| {
         let files = create_files(ctx, prog).map_err(Fatal::Scenario)?;
         for (i, m) in prog.maps.iter().enumerate() {
@@ -281,16 +288,31 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
                 unsafe { libc::unlink(c.as_ptr()) };
                 fd
             }
-            FileKind::Memfd => {
+            FileKind::Memfd | FileKind::Hugetlb => {
                 let name = std::ffi::CString::new(format!("madcheck-f{i}")).unwrap_or_default();
+                let huge = if spec.kind == FileKind::Hugetlb { libc::MFD_HUGETLB } else { 0 };
                 // SAFETY: `name` is NUL-terminated.
-                let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+                let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | huge) };
                 if fd < 0 {
                     return Err(format!("file {i}: memfd_create: {}", sys::strerror(sys::errno())));
                 }
                 Fd(fd)
             }
         };
+        if spec.kind == FileKind::Hugetlb {
+            // hugetlbfs has no write(2): the file is sized and starts as holes.
+            // SAFETY: ftruncate on an fd we own.
+            if unsafe { libc::ftruncate(fd.0, spec.pages as libc::off_t * ctx.ps as libc::off_t) } != 0 {
+                return Err(format!("file {i}: ftruncate of the hugetlbfs memfd: {}", sys::strerror(sys::errno())));
+            }
+            // SAFETY: a zeroed stat is a valid out-parameter.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
+                return Err(format!("file {i}: fstat: {}", sys::strerror(sys::errno())));
+            }
+            files.push(ScenarioFile { fd, ident: FileIdent::from_stat(&st) });
+            continue;
+        }
         // One pwrite per page, on purpose: the write size decides the page-cache folio size (ext4 on
         // 6.18 builds a large folio from one multi-page write), and large folios change which
         // neighbours a read fault maps (measured: after one 8-page pwrite no fault-around at all; after
@@ -339,6 +361,8 @@ fn do_mmap(ctx: &Ctx, m: &MapSpec, fd: RawFd, fixed: i32) -> Result<(), i32> {
         Backing::AnonShared => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, 0),
         Backing::FilePrivate { offset, .. } => (libc::MAP_PRIVATE, offset as u64 * ctx.ps),
         Backing::FileShared { offset, .. } => (libc::MAP_SHARED, offset as u64 * ctx.ps),
+        Backing::HugetlbPrivate => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB, 0),
+        Backing::HugetlbShared => (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB, 0),
     };
     let flags = kind
         | fixed
@@ -429,8 +453,10 @@ fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<Ret, String
                 let (a, l) = range(page, pages);
                 // mseal(2) has no libc wrapper yet; syscall 462 on every architecture (asm-generic).
                 let ret = ret_of(libc::syscall(462, a, l, 0));
-                if ret == Ret::Ok {
-                    // Sealed memory can never be unmapped: this worker retires after the scenario.
+                // Sealed memory can never be unmapped: this worker retires after the scenario. A failed
+                // mseal may have sealed some VMAs before failing (a refused hugetlb split), so any call
+                // that got past the up-front checks taints too.
+                if !matches!(ret, Ret::Err(Errno::ENOMEM | Errno::ENOSYS)) {
                     ctx.tainted.set(true);
                 }
                 ret
@@ -531,7 +557,7 @@ fn run_fork(
     }
     if libc::WIFSIGNALED(status) {
         if received as usize <= child.len() {
-            let obs = Observation { ret: Ret::Signal(Signal::from_raw(libc::WTERMSIG(status))), vmas: vec![], pages: vec![] };
+            let obs = Observation { ret: Ret::Signal(Signal::from_raw(libc::WTERMSIG(status))), vmas: vec![], pages: vec![], hugetlb: None };
             out.send(&Frame::Point { id: StepId { step, child: Some(received) }, obs }).map_err(Fatal::Output)?;
         }
     } else if libc::WEXITSTATUS(status) != 0 {

@@ -49,6 +49,13 @@ pub struct KernelFacts {
     /// /sys); readahead over a disk file then answers Unsupported.
     #[serde(default)]
     pub ra_pages: Option<u64>,
+    /// The default huge page size in kB (/proc/meminfo `Hugepagesize`; 0 without hugetlbfs).
+    #[serde(default)]
+    pub hugepage_kb: u64,
+    /// Why hugetlb scenarios cannot run here (no pool could be reserved, no hugetlbfs, ...); `None` when
+    /// they can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hugetlb_unavailable: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -104,6 +111,8 @@ impl KernelFacts {
             // VM_READAHEAD_PAGES (128 KiB) [S 6.12 block/blk-settings.c:blk_apply_bdi_limits]; the host's
             // /dev/vda has read_ahead_kb = 8192.
             ra_pages: Some(if name == "6.18" { 2048 } else { 32 }),
+            hugepage_kb: 2048,
+            hugetlb_unavailable: None,
         })
     }
 }
@@ -224,6 +233,17 @@ pub struct KernelModel {
     /// v6.18, backported to 6.12.y: in Debian 6.12.117, not in 6.1.192; UNVERIFIED for other 6.12.y)
     /// [S 6.12.117 mm/filemap.c:filemap_map_pages; S 6.1.192 mm/filemap.c:filemap_map_pmd].
     pub fault_around_table_needs_folio_before_eof: bool,
+    /// The default huge page in base pages when it fits the arena (2 MiB on 4K pages: 512); 0 otherwise
+    /// (no hugetlbfs, or 32 MiB huge pages on 16K pages), which makes hugetlb scenarios unsupported.
+    pub hugetlb_pages: u64,
+    /// Zapping a private hugetlb page (DONTNEED) gives its reservation back ("mm/hugetlb: restore the
+    /// reservation", believed v6.8, UNVERIFIED release) [S 6.12 mm/hugetlb.c:__unmap_hugepage_range;
+    /// absent in S Debian 6.1.192; T 6.18].
+    pub hugetlb_zap_restores_reservation: bool,
+    /// mmap(MAP_FIXED) reports any failure to unmap what was there as ENOMEM (6.1 mmap_region); from the
+    /// vms_gather_munmap_vmas rework (6.11/6.12, UNVERIFIED release) the unmap error itself (EINVAL for a
+    /// refused hugetlb split, EPERM for a sealed VMA) [S 6.1 mm/mmap.c; S 6.12 mm/mmap.c:__mmap_region].
+    pub mmap_unmap_error_is_enomem: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -301,6 +321,12 @@ impl KernelModel {
             thp_mode: f.thp,
             ksm_running: f.ksm_running,
             ptrs_per_pte: f.page_size / 8,
+            hugetlb_pages: {
+                let n = f.hugepage_kb * 1024 / f.page_size;
+                if n > 0 && n * 2 <= crate::program::ARENA.max_pages as u64 { n } else { 0 }
+            },
+            hugetlb_zap_restores_reservation: at_least(6, 8),
+            mmap_unmap_error_is_enomem: !at_least(6, 12),
             facts: f,
         }
     }

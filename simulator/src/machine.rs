@@ -9,7 +9,7 @@
 
 use crate::kernel::{KernelModel, Mutation};
 use crate::observe::{
-    Allowed, Content, Count, Errno, Expect, PageObs, Residency, Ret, Signal, VmaAllowed, VmaBacking,
+    Allowed, Content, Count, Errno, Expect, HugeDelta, PageObs, Residency, Ret, Signal, VmaAllowed, VmaBacking,
 };
 use crate::program::{Advice, ArenaGeometry, Backing, FileSpec, MapSpec, Program, Prot, Step, StepId};
 
@@ -137,6 +137,14 @@ pub struct FileObj {
     /// shared by all its mappings and a fork child): an upper bound of f_ra.mmap_miss, which hits only
     /// lower [S 6.12 mm/filemap.c:do_sync_mmap_readahead, do_async_mmap_readahead, filemap_map_pages].
     pub mmap_miss: u32,
+    /// A hugetlbfs object (a `FileKind::Hugetlb` memfd, or the file behind one MAP_HUGETLB mapping).
+    /// Its per-page vectors are still per base page, but change a whole huge page at a time.
+    pub huge: bool,
+    /// hugetlbfs: the inode's reserve map (resv_map regions): the page is reserved or instantiated for
+    /// shared mappings [S 6.12 mm/hugetlb.c:hugetlb_reserve_pages, region_chg/region_add/region_del].
+    pub region: Vec<bool>,
+    /// The object is gone (the last mapping of a MAP_HUGETLB|MAP_SHARED object was unmapped).
+    pub dead: bool,
 }
 
 /// A `vm_area_struct`.
@@ -205,6 +213,18 @@ pub struct Machine {
     /// so with no table [S 6.12 mm/memory.c:free_pgd_range]; any installed entry allocates it; an
     /// unmap that leaves no VMA in its PMD range frees it.
     pte_tables: Vec<Option<bool>>,
+    /// The huge page size in base pages (0: the kernel has no hugetlb huge page that fits the arena).
+    hp: i64,
+    /// The HugePages_Free/Rsvd/Surp changes since the scenario started.
+    huge: HugeDelta,
+    /// Whether the program observes the hugetlb pool (it uses hugetlb).
+    observe_huge: bool,
+    /// Private hugetlb mappings: a reservation is held and not yet consumed for the huge page starting at
+    /// this arena page (the private VMA's resv_map) [S 6.12 mm/hugetlb.c:hugetlb_reserve_pages,
+    /// vma_needs_reservation, alloc_hugetlb_folio].
+    huge_resv: Vec<bool>,
+    /// `KernelModel::hugetlb_zap_restores_reservation`.
+    restore_on_zap: bool,
 }
 
 /// Why a step could not be modelled.
@@ -237,6 +257,22 @@ impl Machine {
                 dirty: vec![true; f.pages as usize],
                 flagged: vec![false; f.pages as usize],
                 mmap_miss: 0,
+                huge: false,
+                region: Vec::new(),
+                dead: false,
+            })
+            .map(|mut o| {
+                // A hugetlbfs memfd starts as holes: hugetlbfs has no write_iter, so nothing was written
+                // [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_file_operations].
+                if prog.files[o.file.unwrap() as usize].kind == crate::program::FileKind::Hugetlb {
+                    let n = o.pages.len();
+                    o.huge = true;
+                    o.pages = vec![Content::Zero; n];
+                    o.cached = vec![false; n];
+                    o.dirty = vec![false; n];
+                    o.region = vec![false; n];
+                }
+                o
             })
             .collect();
         Machine {
@@ -252,6 +288,11 @@ impl Machine {
             unknown: None,
             parent_cache_maps: Vec::new(),
             pte_tables: vec![Some(false); Self::tables_for(model, arena, prog.arena_pages)],
+            hp: model.hugetlb_pages as i64,
+            restore_on_zap: model.hugetlb_zap_restores_reservation,
+            huge: HugeDelta::default(),
+            observe_huge: prog.uses_hugetlb(),
+            huge_resv: vec![false; prog.arena_pages as usize],
         }
     }
 
@@ -574,6 +615,10 @@ impl Machine {
             return;
         }
         let v = self.vmas[i];
+        if v.flags & vmf::HUGETLB != 0 {
+            self.huge_fault(i, page, false, None);
+            return;
+        }
         if v.obj.is_none() {
             self.check_thp(model, &v);
             self.set_pte(page, Pte::Zero);
@@ -875,6 +920,10 @@ impl Machine {
     /// bytes, as GUP with FOLL_WRITE does when populating).
     fn fault_write(&mut self, model: &KernelModel, i: usize, page: i64, data: Option<Content>) {
         let v = self.vmas[i];
+        if v.flags & vmf::HUGETLB != 0 {
+            self.huge_fault(i, page, true, data);
+            return;
+        }
         if v.flags & vmf::SHARED != 0 || (v.obj.is_some() && v.flags & vmf::MAYSHARE != 0) {
             // Shared: the page-cache page itself is written [S mm/memory.c:do_shared_fault].
             self.ensure_obj_page(model, &v, page);
@@ -1017,21 +1066,34 @@ impl Machine {
                 return Err(Errno::EPERM);
             }
             if v.start < s {
+                if self.huge_split_refused(&v, s) {
+                    return Err(Errno::EINVAL);
+                }
                 self.split(i, s);
                 i += 1;
                 continue;
             }
             if v.end > e {
+                if self.huge_split_refused(&v, e) {
+                    return Err(Errno::EINVAL);
+                }
                 self.split(i, e);
             }
             doomed.push(i);
             i += 1;
+        }
+        for &i in &doomed {
+            let v = self.vmas[i];
+            if v.flags & vmf::HUGETLB != 0 {
+                self.huge_unmap(&v, v.start, v.end, true);
+            }
         }
         for i in doomed.into_iter().rev() {
             self.vmas.remove(i);
         }
         self.clear_ptes(s, e);
         self.free_empty_tables(s, e);
+        self.huge_release_dead();
         Ok(())
     }
 
@@ -1040,10 +1102,33 @@ impl Machine {
     fn mmap(&mut self, model: &KernelModel, m: &MapSpec) -> Ret {
         let s = m.page as i64;
         let e = s + m.pages as i64;
-        if let Err(errno) = self.munmap_range(s, e) {
-            return Ret::Err(errno);
+        let huge = m.backing.is_map_hugetlb() || m.backing.file().is_some_and(|(f, _)| self.objs[f as usize].huge);
+        if huge {
+            let off = m.backing.file().map_or(0, |(_, o)| o as i64);
+            if self.hp == 0 {
+                self.unknown.get_or_insert_with(|| "this kernel has no hugetlb huge page that fits the arena".into());
+                return Ret::Ok;
+            }
+            if !self.huge_aligned(s) || !self.huge_aligned(e) || off % self.hp != 0 {
+                self.unknown.get_or_insert_with(|| "a hugetlb mmap not aligned to the huge page size is not modelled".into());
+                return Ret::Ok;
+            }
         }
-        let flags = Self::new_vma_flags(model, m);
+        if let Err(errno) = self.munmap_range(s, e) {
+            // 6.1 mmap_region answers any failure to unmap the old range (a refused hugetlb split) with
+            // ENOMEM [S 6.1 mm/mmap.c:mmap_region "if (do_mas_munmap(...)) return -ENOMEM"; T Debian
+            // 6.1.192, gen-1-2489]; 6.12+ passes the error on [S 6.12 mm/mmap.c:__mmap_region].
+            return Ret::Err(if model.mmap_unmap_error_is_enomem { Errno::ENOMEM } else { errno });
+        }
+        let mut flags = Self::new_vma_flags(model, m);
+        if huge {
+            // hugetlbfs_file_mmap sets VM_HUGETLB|VM_DONTEXPAND; accountable_mapping is false for
+            // hugetlbfs files; __mmap_region drops VM_LOCKED on hugetlb (but do_mmap still populates)
+            // [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_file_mmap; mm/mmap.c:accountable_mapping,
+            // mmap_region; T 6.18: `rd wr mr mw me de ht`].
+            flags |= vmf::HUGETLB | vmf::DONTEXPAND;
+            flags &= !(vmf::ACCOUNT | vmf::LOCKED | vmf::LOCKONFAULT);
+        }
         let (obj, pgoff) = match m.backing {
             // A private anonymous mapping's vm_pgoff is its virtual page number [S 6.18 mm/mmap.c:do_mmap,
             // "pgoff = addr >> PAGE_SHIFT" for MAP_PRIVATE without a file].
@@ -1059,6 +1144,27 @@ impl Machine {
                     dirty: vec![false; m.pages as usize],
                     flagged: vec![false; m.pages as usize],
                     mmap_miss: 0,
+                    huge: false,
+                    region: Vec::new(),
+                    dead: false,
+                });
+                (Some(self.objs.len() - 1), 0)
+            }
+            Backing::HugetlbPrivate | Backing::HugetlbShared => {
+                // hugetlb_file_setup: a fresh hugetlbfs file of the mapping's size, pgoff 0
+                // [S 6.12 mm/mmap.c:ksys_mmap_pgoff (MAP_HUGETLB)].
+                let n = m.pages as usize;
+                self.objs.push(FileObj {
+                    file: None,
+                    memfd: false,
+                    pages: vec![Content::Zero; n],
+                    cached: vec![false; n],
+                    dirty: vec![false; n],
+                    flagged: vec![false; n],
+                    mmap_miss: 0,
+                    huge: true,
+                    region: vec![false; n],
+                    dead: false,
                 });
                 (Some(self.objs.len() - 1), 0)
             }
@@ -1067,6 +1173,9 @@ impl Machine {
             }
         };
         let new = Vma { start: s, end: e, flags, obj, pgoff, anon_vma: None };
+        if huge {
+            self.huge_reserve(&new);
+        }
         let pos = self.vmas.iter().position(|v| v.start >= e).unwrap_or(self.vmas.len());
         self.vmas.insert(pos, new);
         let i = self.merge_new(model, pos);
@@ -1082,6 +1191,12 @@ impl Machine {
 
     /// vma_merge_new_range for the just-inserted vmas[i] (an mmap: it has no anon_vma).
     fn merge_new(&mut self, model: &KernelModel, i: usize) -> usize {
+        // "Special VMAs are unmergeable" (hugetlb carries VM_DONTEXPAND; its flags are set by the
+        // hugetlbfs mmap hook, after the first merge attempt, so they never match a neighbour either)
+        // [S 6.12 mm/vma.c:vma_merge_new_range; T spec §3.2].
+        if self.vmas[i].flags & vmf::SPECIAL != 0 {
+            return i;
+        }
         if model.mmap_expand_next_first {
             return self.merge_new_pre_612(model, i);
         }
@@ -1173,7 +1288,10 @@ impl Machine {
                 nf &= !vmf::ACCOUNT;
             }
             if nf != v.flags {
-                let j = self.modify_flags(model, i, cur, end, nf);
+                let j = match self.modify_flags_checked(model, i, cur, end, nf) {
+                    Ok(j) => j,
+                    Err(errno) => return Ret::Err(errno),
+                };
                 // "Private VM_LOCKED VMA becoming writable: trigger COW to avoid major faults next time"
                 // [S 6.12 mm/mprotect.c:mprotect_fixup].
                 if v.flags & (vmf::WRITE | vmf::SHARED | vmf::LOCKED) == vmf::LOCKED && nf & vmf::WRITE != 0 {
@@ -1267,7 +1385,9 @@ impl Machine {
             let v = self.vmas[i];
             let end = v.end.min(e);
             if v.flags & vmf::SEALED == 0 {
-                self.modify_flags(model, i, cur, end, v.flags | vmf::SEALED);
+                if let Err(errno) = self.modify_flags_checked(model, i, cur, end, v.flags | vmf::SEALED) {
+                    return Ret::Err(errno);
+                }
             }
             cur = end;
         }
@@ -1732,6 +1852,11 @@ impl Machine {
                 return Err(Errno::EPERM);
             }
         }
+        if v.flags & vmf::HUGETLB != 0 {
+            if let Some(r) = self.advise_hugetlb(model, adv, i, s, e) {
+                return r;
+            }
+        }
         match adv {
             Advice::Willneed => {
                 // Anonymous: swap-in readahead (nothing swapped here) or EBADF without CONFIG_SWAP;
@@ -1884,7 +2009,7 @@ impl Machine {
         }
         // madvise_update_vma: nothing to do when the flags do not change [S 6.18].
         if nf != v.flags {
-            self.modify_flags(model, i, s, e, nf);
+            self.modify_flags_checked(model, i, s, e, nf)?;
         }
         Ok(())
     }
@@ -2044,6 +2169,284 @@ impl Machine {
     }
 
     // ---------------------------------------------------------------------------------------------
+    // hugetlb.
+
+    /// Is arena page `p` on a huge page boundary (in virtual addresses)?
+    fn huge_aligned(&self, p: i64) -> bool {
+        self.hp > 0 && (self.base_vpn() + p).rem_euclid(self.hp) == 0
+    }
+
+    /// The huge page holding arena page `p`: its first arena page.
+    fn huge_start(&self, p: i64) -> i64 {
+        p - (self.base_vpn() + p).rem_euclid(self.hp)
+    }
+
+    /// hugetlb_vm_op_split: a hugetlb VMA splits only at a huge page boundary, else EINVAL
+    /// [S 6.12 mm/hugetlb.c:hugetlb_vm_op_split; T spec §3.3: RANDOM on 4K inside hugetlb → EINVAL].
+    fn huge_split_refused(&self, v: &Vma, at: i64) -> bool {
+        v.flags & vmf::HUGETLB != 0 && !self.huge_aligned(at)
+    }
+
+    /// `modify_flags` with the hugetlb split rule: vma_modify splits at the start first and then at the
+    /// end, so a refused end split leaves the start split made (hugetlb VMAs never merge: VM_SPECIAL)
+    /// [S 6.18 mm/vma.c:vma_modify; 6.1 mm/madvise.c:madvise_update_vma; mm/mprotect.c:mprotect_fixup].
+    fn modify_flags_checked(&mut self, model: &KernelModel, i: usize, s: i64, e: i64, nf: u64) -> Result<usize, Errno> {
+        let v = self.vmas[i];
+        if v.flags & vmf::HUGETLB == 0 {
+            return Ok(self.modify_flags(model, i, s, e, nf));
+        }
+        let mut i = i;
+        if s > v.start {
+            if self.huge_split_refused(&v, s) {
+                return Err(Errno::EINVAL);
+            }
+            if e < v.end && self.huge_split_refused(&v, e) {
+                self.split(i, s);
+                return Err(Errno::EINVAL);
+            }
+        } else if e < v.end && self.huge_split_refused(&v, e) {
+            return Err(Errno::EINVAL);
+        }
+        if s > v.start {
+            self.split(i, s);
+            i += 1;
+        }
+        if e < self.vmas[i].end {
+            self.split(i, e);
+        }
+        self.vmas[i].flags = nf;
+        Ok(i)
+    }
+
+    /// hugetlb_reserve_pages at mmap: a shared mapping reserves every huge page of its file range that the
+    /// inode's reserve map does not hold yet (region_chg); a private one reserves the whole range for
+    /// itself [S 6.12 mm/hugetlb.c:hugetlb_reserve_pages; T 6.18: HugePages_Rsvd +n at mmap].
+    fn huge_reserve(&mut self, v: &Vma) {
+        let obj = v.obj.expect("hugetlb VMAs have a file");
+        let mut p = v.start;
+        while p < v.end {
+            if v.flags & vmf::MAYSHARE != 0 {
+                let idx = v.obj_page(p);
+                let o = &mut self.objs[obj];
+                if idx < o.region.len() && !o.region[idx] {
+                    for r in &mut o.region[idx..(idx + self.hp as usize).min(o.pages.len())] {
+                        *r = true;
+                    }
+                    if !o.cached[idx] {
+                        self.huge.rsvd += 1;
+                    }
+                }
+            } else if let Some(r) = self.huge_resv.get_mut(p as usize) {
+                *r = true;
+                self.huge.rsvd += 1;
+            }
+            p += self.hp;
+        }
+    }
+
+    /// Drop the mappings of [s, e) (huge-aligned) of the hugetlb VMA `v`: private pages are freed; at
+    /// munmap the private reservations not consumed are given back (hugetlb_vm_op_close); at DONTNEED a
+    /// freed private anonymous page gets its reservation back where the kernel restores it
+    /// [S 6.12 mm/hugetlb.c:__unmap_hugepage_range ("Restore the reservation for anonymous page"),
+    /// hugetlb_vm_op_close, free_huge_folio; absent in 6.1 (S Debian 6.1.192); T 6.18: DONTNEED of a
+    /// private page gives Free +1, Rsvd +1].
+    fn huge_unmap(&mut self, v: &Vma, s: i64, e: i64, munmap: bool) {
+        let mut p = s;
+        while p < e {
+            if matches!(self.pte(p), Pte::Anon { .. }) {
+                self.huge.free += 1;
+                if !munmap && self.restore_on_zap {
+                    self.huge_resv[p as usize] = true;
+                    self.huge.rsvd += 1;
+                }
+            }
+            if munmap && v.flags & vmf::MAYSHARE == 0 {
+                if let Some(r) = self.huge_resv.get_mut(p as usize) {
+                    if *r {
+                        *r = false;
+                        self.huge.rsvd -= 1;
+                    }
+                }
+            }
+            for q in p..(p + self.hp).min(e) {
+                self.set_pte(q, Pte::None);
+            }
+            p += self.hp;
+        }
+    }
+
+    /// A MAP_HUGETLB object whose last mapping went away is released (its pages freed, its reservations
+    /// returned) [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_evict_inode, remove_inode_hugepages,
+    /// hugetlb_unreserve_pages; T 6.18: Free back only after the last part is unmapped].
+    fn huge_release_dead(&mut self) {
+        for o in 0..self.objs.len() {
+            let obj = &self.objs[o];
+            if !obj.huge || obj.file.is_some() || obj.dead || self.vmas.iter().any(|v| v.obj == Some(o)) {
+                continue;
+            }
+            let hp = self.hp.max(1) as usize;
+            let (mut freed, mut unreserved) = (0, 0);
+            for idx in (0..obj.pages.len()).step_by(hp) {
+                if obj.cached[idx] {
+                    freed += 1;
+                } else if obj.region[idx] {
+                    unreserved += 1;
+                }
+            }
+            self.huge.free += freed;
+            self.huge.rsvd -= unreserved;
+            self.objs[o].dead = true;
+        }
+    }
+
+    /// A fault on `page` of the hugetlb VMA vmas[i] maps a whole huge page [S 6.12 mm/hugetlb.c:
+    /// hugetlb_fault, hugetlb_no_page, hugetlb_wp]. Shared: the file's page, allocated into the page cache
+    /// if missing (consuming the inode's reservation when the reserve map holds it). Private: a read maps
+    /// the file's page when it is cached; otherwise (or on a write to the file's page) a private page is
+    /// allocated — zeroed, or a copy of the file page — consuming the VMA's reservation if it still holds
+    /// one. There is no zero page for hugetlb.
+    fn huge_fault(&mut self, i: usize, page: i64, write: bool, data: Option<Content>) {
+        let v = self.vmas[i];
+        let hs = self.huge_start(page);
+        let he = hs + self.hp;
+        let obj = v.obj.expect("hugetlb VMAs have a file");
+        let idx = v.obj_page(hs);
+        let shared = v.flags & vmf::MAYSHARE != 0;
+        let pte = self.pte(page);
+        let cached = self.objs[obj].cached.get(idx).copied().unwrap_or(false);
+        if shared {
+            if pte == Pte::None {
+                if !cached {
+                    let hpn = self.hp as usize;
+                    let o = &mut self.objs[obj];
+                    self.huge.free -= 1;
+                    if o.region[idx] {
+                        self.huge.rsvd -= 1;
+                    }
+                    for k in idx..(idx + hpn).min(o.pages.len()) {
+                        o.cached[k] = true;
+                        o.region[k] = true;
+                        o.pages[k] = Content::Zero;
+                    }
+                }
+                for q in hs..he {
+                    self.set_pte(q, Pte::Cache);
+                }
+            }
+            if let (true, Some(d)) = (write, data) {
+                let k = v.obj_page(page);
+                self.objs[obj].pages[k] = d;
+            }
+            return;
+        }
+        match pte {
+            Pte::Anon { .. } => {}
+            Pte::Cache if !write => return,
+            Pte::None if !write && cached => {
+                for q in hs..he {
+                    self.set_pte(q, Pte::Cache);
+                }
+                return;
+            }
+            _ => {
+                // A new private page: a copy of the file's page when there is one, else zeroed.
+                self.huge.free -= 1;
+                if self.huge_resv[hs as usize] {
+                    self.huge_resv[hs as usize] = false;
+                    self.huge.rsvd -= 1;
+                }
+                for q in hs..he {
+                    let k = v.obj_page(q);
+                    let c = if cached { self.objs[obj].pages[k] } else { Content::Zero };
+                    self.set_pte(q, Pte::Anon { content: c, lazy: false, shared: false });
+                }
+            }
+        }
+        if let (true, Some(d)) = (write, data) {
+            self.set_pte(page, Pte::Anon { content: d, lazy: false, shared: false });
+        }
+    }
+
+    /// The advice with their own hugetlb rules; `None` for the ones the generic code handles (flag
+    /// changes go through `modify_flags_checked`).
+    fn advise_hugetlb(&mut self, model: &KernelModel, adv: Advice, i: usize, s: i64, e: i64) -> Option<Result<(), Errno>> {
+        let v = self.vmas[i];
+        Some(match adv {
+            // vfs_fadvise(WILLNEED) on hugetlbfs does nothing: its mapping has no readahead
+            // [S 6.12 mm/fadvise.c:generic_fadvise; T spec §5 WILLNEED: hugetlb OK].
+            Advice::Willneed => Ok(()),
+            // madvise_dontneed_free_valid_vma: the start must be huge-page aligned (else EINVAL), the end is
+            // rounded down, and an empty range is 0 (5.18+; 6.1.y ALIGN_DOWN) [S 6.1, 6.12 mm/madvise.c;
+            // T spec §5 DONTNEED].
+            Advice::Dontneed | Advice::DontneedLocked => {
+                if !self.huge_aligned(s) {
+                    return Some(Err(Errno::EINVAL));
+                }
+                let end = e - (self.base_vpn() + e).rem_euclid(self.hp);
+                if end > s {
+                    self.huge_unmap(&v, s, end, false);
+                }
+                Ok(())
+            }
+            Advice::Free => Err(Errno::EINVAL),
+            Advice::Remove => {
+                // madvise_remove's checks (a private hugetlb mapping → EACCES [T spec §5 REMOVE]), then
+                // hugetlbfs_punch_hole.
+                let writable = if model.remove_needs_maywrite_only { vmf::MAYWRITE } else { vmf::WRITE };
+                if v.flags & vmf::SHARED == 0 || v.flags & writable == 0 {
+                    return Some(Err(Errno::EACCES));
+                }
+                self.huge_punch(v.obj.unwrap(), v.obj_page(s), v.obj_page(e));
+                Ok(())
+            }
+            _ => return None,
+        })
+    }
+
+    /// hugetlbfs_punch_hole over file pages [first, last): whole huge pages inside are removed from the
+    /// file and unmapped everywhere (private copies stay), while pages that are only reserved stay
+    /// reserved; the partial huge pages at the edges are zeroed in place if present
+    /// [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_punch_hole, hugetlbfs_zero_partial_page,
+    /// remove_inode_hugepages, hugetlb_unreserve_pages; T spec §5 REMOVE (4 KiB REMOVE zeroes 4 KiB)].
+    fn huge_punch(&mut self, obj: usize, first: usize, last: usize) {
+        let hp = self.hp as usize;
+        let hole_start = first.div_ceil(hp) * hp;
+        let hole_end = last / hp * hp;
+        let zero = |o: &mut FileObj, a: usize, b: usize| {
+            for k in a..b.min(o.pages.len()) {
+                if o.cached[k] {
+                    o.pages[k] = Content::Zero;
+                }
+            }
+        };
+        if first < hole_start {
+            zero(&mut self.objs[obj], first, last.min(hole_start));
+        }
+        if last > hole_end && last > hole_start {
+            zero(&mut self.objs[obj], hole_end, last);
+        }
+        if hole_end > hole_start {
+            let o = &mut self.objs[obj];
+            for idx in (hole_start..hole_end.min(o.pages.len())).step_by(hp) {
+                // Only pages present in the file are removed, each with its reserve-map entry
+                // (hugetlb_unreserve_pages(index, index + 1, freed = 1): no Rsvd change); a page that is
+                // only reserved keeps its reservation [S 6.12 fs/hugetlbfs/inode.c:
+                // remove_inode_single_folio; T 6.18, case gen-1-933].
+                if !o.cached[idx] {
+                    continue;
+                }
+                self.huge.free += 1;
+                for k in idx..idx + hp {
+                    o.cached[k] = false;
+                    o.region[k] = false;
+                    o.pages[k] = Content::Zero;
+                }
+            }
+            self.unmap_cache(obj, hole_start, hole_end);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
     // Accesses and fork.
 
     /// A user-space write of a whole page, or a read of one byte. No VMA, or an access the VMA's
@@ -2181,6 +2584,10 @@ impl Machine {
                                 move, still diverge from 6.18)"
                         .into());
                 }
+                if self.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
+                    // Never generated: hugetlb with mremap leaks huge pages on 6.18 hosts.
+                    return Err("mremap with hugetlb mappings is not modelled".into());
+                }
                 StepOut::Ret(self.mremap(model, page as i64, pages as i64, new_pages as i64, to.map(|t| t as i64), dontunmap))
             }
         })
@@ -2199,7 +2606,28 @@ impl Machine {
         for v in &self.vmas {
             let (mut rss, mut anon, mut lazy) = (0u64, 0u64, 0u64);
             let mut pss_bytes = 0u128;
-            for p in v.start..v.end {
+            let (mut ht_shared, mut ht_private) = (0u64, 0u64);
+            if v.flags & vmf::HUGETLB != 0 {
+                // smaps_hugetlb_range: hugetlb pages are not in Rss; each mapped huge page counts as
+                // Shared_Hugetlb when mapped more than once, else Private_Hugetlb [S 6.1 (page_mapcount
+                // >= 2), 6.12 (folio_likely_mapped_shared) fs/proc/task_mmu.c; T 6.18].
+                let mut p = v.start;
+                while p < v.end {
+                    match self.pte(p) {
+                        Pte::Anon { .. } => ht_private += self.hp as u64,
+                        Pte::Cache => {
+                            if self.cache_mapcount(v.obj.unwrap(), v.obj_page(p)) > 1 {
+                                ht_shared += self.hp as u64;
+                            } else {
+                                ht_private += self.hp as u64;
+                            }
+                        }
+                        _ => {}
+                    }
+                    p += self.hp.max(1);
+                }
+            }
+            for p in (v.start..v.end).filter(|_| v.flags & vmf::HUGETLB == 0) {
                 match self.pte(p) {
                     Pte::None | Pte::Zero | Pte::Guard => {}
                     Pte::Anon { lazy: l, .. } => {
@@ -2223,6 +2651,7 @@ impl Machine {
                 None => VmaBacking::Anon,
                 Some(o) => match self.objs[o].file {
                     Some(f) => VmaBacking::File(f),
+                    None if self.objs[o].huge => VmaBacking::Hugetlb,
                     None => VmaBacking::Shmem,
                 },
             };
@@ -2250,6 +2679,8 @@ impl Machine {
                 anon: Count::exact(anon),
                 lazyfree,
                 locked: Count::exact(locked),
+                hugetlb_shared: Count::exact(ht_shared),
+                hugetlb_private: Count::exact(ht_private),
             });
         }
         // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with
@@ -2268,7 +2699,7 @@ impl Machine {
                 vec![one]
             })
             .collect();
-        Allowed { ret: vec![ret], vmas, pages }
+        Allowed { ret: vec![ret], vmas, pages, hugetlb: self.observe_huge.then_some(self.huge) }
     }
 
     /// How many PTEs of this process map page `page` of object `obj`.
@@ -2284,12 +2715,25 @@ impl Machine {
 }
 
 fn fatal_point(sig: Signal) -> Expect {
-    Expect::Allowed(Allowed { ret: vec![Ret::Signal(sig)], vmas: vec![], pages: vec![] })
+    Expect::Allowed(Allowed { ret: vec![Ret::Signal(sig)], vmas: vec![], pages: vec![], hugetlb: None })
 }
 
 /// Run a program on the model: one expectation per observation point, in `Program::step_ids` order.
 /// After a step the model expects to be fatal (a signal), or that it does not know, no more points follow.
 pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> Vec<(StepId, Expect)> {
+    if prog.uses_hugetlb() {
+        let why = match (&model.facts.hugetlb_unavailable, model.hugetlb_pages) {
+            (Some(why), _) => Some(why.clone()),
+            (None, 0) => Some(format!(
+                "hugetlb: the {} kB huge page of this kernel does not fit the {}-page arena (or there is no hugetlbfs)",
+                model.facts.hugepage_kb, arena.max_pages
+            )),
+            _ => None,
+        };
+        if let (Some(why), Some(&first)) = (why, prog.step_ids().first()) {
+            return vec![(first, Expect::Unsupported(why))];
+        }
+    }
     let mut m = Machine::new(model, arena, prog);
     for map in &prog.maps {
         m.mmap(model, map);
@@ -2298,6 +2742,10 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
     for (si, step) in prog.steps.iter().enumerate() {
         let id = StepId { step: si as u32, child: None };
         if let Step::Fork { child } = step {
+            if m.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
+                out.push((id, Expect::Unsupported("fork with hugetlb mappings is not modelled".into())));
+                return out;
+            }
             let mut c = m.fork_child();
             out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
             for (ci, cs) in child.iter().enumerate() {

@@ -106,6 +106,8 @@ pub enum VmaBacking {
     Shmem,
     /// `files[i]` of the scenario (disk file or memfd).
     File(u32),
+    /// MAP_ANONYMOUS|MAP_HUGETLB: a hugetlbfs file of its own, `/anon_hugepage (deleted)`.
+    Hugetlb,
     /// A file or mapping the scenario did not create (should never be seen inside the arena).
     Foreign,
 }
@@ -128,6 +130,30 @@ pub struct VmaObs {
     pub anon: u64,
     pub lazyfree: u64,
     pub locked: u64,
+    /// smaps `Shared_Hugetlb` and `Private_Hugetlb`, in (base) pages; hugetlb pages are not in `Rss`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hugetlb_shared: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hugetlb_private: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// The hugetlb pool counters of /proc/meminfo (`HugePages_Free`, `HugePages_Rsvd`, `HugePages_Surp`, in
+/// huge pages), as the change since the scenario started. Observed only by programs that use hugetlb.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HugeDelta {
+    pub free: i64,
+    pub rsvd: i64,
+    pub surp: i64,
+}
+
+impl fmt::Display for HugeDelta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "free {:+} rsvd {:+} surp {:+}", self.free, self.rsvd, self.surp)
+    }
 }
 
 /// Residency of one page, from /proc/self/pagemap.
@@ -175,10 +201,12 @@ pub struct Observation {
     pub ret: Ret,
     pub vmas: Vec<VmaObs>,
     pub pages: Vec<PageObs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hugetlb: Option<HugeDelta>,
 }
 
 /// An inclusive range of page counts the model allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Count {
     pub lo: u64,
     pub hi: u64,
@@ -216,6 +244,10 @@ pub struct VmaAllowed {
     pub anon: Count,
     pub lazyfree: Count,
     pub locked: Count,
+    #[serde(default)]
+    pub hugetlb_shared: Count,
+    #[serde(default)]
+    pub hugetlb_private: Count,
 }
 
 /// The model's answer for one step: a set of returns, one VMA list, and per page a set of alternatives.
@@ -224,6 +256,8 @@ pub struct Allowed {
     pub ret: Vec<Ret>,
     pub vmas: Vec<VmaAllowed>,
     pub pages: Vec<Vec<PageObs>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hugetlb: Option<HugeDelta>,
 }
 
 /// The model's answer for one observation point.
@@ -238,7 +272,8 @@ pub enum Expect {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Difference {
     /// `ret`, `vmas` (the layout: count, ranges, perms, offset or backing), `vma[i].flags`, `vma[i].rss`,
-    /// `vma[i].anon`, `vma[i].lazyfree`, `vma[i].locked`, `page[p].res`, `page[p].content`.
+    /// `vma[i].anon`, `vma[i].lazyfree`, `vma[i].locked`, `vma[i].hugetlb_shared`,
+    /// `vma[i].hugetlb_private`, `hugetlb` (the pool counters), `page[p].res`, `page[p].content`.
     pub field: String,
     pub expected: String,
     pub observed: String,
@@ -306,12 +341,18 @@ pub fn compare(expect: &Expect, obs: &Observation) -> Verdict {
                 ("anon", a.anon, o.anon),
                 ("lazyfree", a.lazyfree, o.lazyfree),
                 ("locked", a.locked, o.locked),
+                ("hugetlb_shared", a.hugetlb_shared, o.hugetlb_shared),
+                ("hugetlb_private", a.hugetlb_private, o.hugetlb_private),
             ] {
                 if !c.contains(v) {
                     diff(format!("vma[{i}].{name}"), c.to_string(), v.to_string());
                 }
             }
         }
+    }
+    if allowed.hugetlb != obs.hugetlb {
+        let show = |h: Option<HugeDelta>| h.map_or_else(|| "not observed".to_string(), |h| h.to_string());
+        diff("hugetlb".into(), show(allowed.hugetlb), show(obs.hugetlb));
     }
     if allowed.pages.len() != obs.pages.len() {
         diff("pages".into(), format!("{} pages", allowed.pages.len()), format!("{} pages", obs.pages.len()));

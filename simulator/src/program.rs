@@ -277,6 +277,10 @@ pub enum FileKind {
     Disk,
     /// A memfd (shmem/tmpfs).
     Memfd,
+    /// A hugetlbfs memfd (`MFD_HUGETLB`, the default huge page size). It starts as holes (hugetlbfs has no
+    /// write(2)), so every page reads as zero until written through a mapping; `pages` must be a multiple
+    /// of the huge page size.
+    Hugetlb,
 }
 
 /// A file the scenario maps. File page `n` starts with the content `content::file_page(id, n)`.
@@ -300,6 +304,10 @@ pub enum Backing {
     FilePrivate { file: u32, offset: u32 },
     /// MAP_SHARED of `files[file]` at file page `offset`
     FileShared { file: u32, offset: u32 },
+    /// MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB (maps shows `/anon_hugepage (deleted)`)
+    HugetlbPrivate,
+    /// MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB
+    HugetlbShared,
 }
 
 impl Backing {
@@ -310,7 +318,12 @@ impl Backing {
         }
     }
     pub fn is_shared(self) -> bool {
-        matches!(self, Backing::AnonShared | Backing::FileShared { .. })
+        matches!(self, Backing::AnonShared | Backing::FileShared { .. } | Backing::HugetlbShared)
+    }
+    /// MAP_HUGETLB (anonymous hugetlb; a mapping of a `FileKind::Hugetlb` file is hugetlb too, see
+    /// `Program::is_hugetlb_map`).
+    pub fn is_map_hugetlb(self) -> bool {
+        matches!(self, Backing::HugetlbPrivate | Backing::HugetlbShared)
     }
     pub fn short(self) -> &'static str {
         match self {
@@ -318,6 +331,8 @@ impl Backing {
             Backing::AnonShared => "AS",
             Backing::FilePrivate { .. } => "FP",
             Backing::FileShared { .. } => "FS",
+            Backing::HugetlbPrivate => "HP",
+            Backing::HugetlbShared => "HS",
         }
     }
 }
@@ -361,6 +376,8 @@ enum MapKind {
     AnonShared,
     FilePrivate,
     FileShared,
+    HugetlbPrivate,
+    HugetlbShared,
 }
 
 impl TryFrom<RawMapSpec> for MapSpec {
@@ -369,9 +386,11 @@ impl TryFrom<RawMapSpec> for MapSpec {
         let backing = match (r.kind, r.file) {
             (MapKind::AnonPrivate, None) => Backing::AnonPrivate,
             (MapKind::AnonShared, None) => Backing::AnonShared,
+            (MapKind::HugetlbPrivate, None) => Backing::HugetlbPrivate,
+            (MapKind::HugetlbShared, None) => Backing::HugetlbShared,
             (MapKind::FilePrivate, Some(file)) => Backing::FilePrivate { file, offset: r.offset.unwrap_or(0) },
             (MapKind::FileShared, Some(file)) => Backing::FileShared { file, offset: r.offset.unwrap_or(0) },
-            (MapKind::AnonPrivate | MapKind::AnonShared, Some(_)) => {
+            (MapKind::AnonPrivate | MapKind::AnonShared | MapKind::HugetlbPrivate | MapKind::HugetlbShared, Some(_)) => {
                 return Err("an anonymous mapping takes no `file`".into())
             }
             (MapKind::FilePrivate | MapKind::FileShared, None) => {
@@ -390,6 +409,8 @@ impl From<MapSpec> for RawMapSpec {
         let (kind, file, offset) = match m.backing {
             Backing::AnonPrivate => (MapKind::AnonPrivate, None, None),
             Backing::AnonShared => (MapKind::AnonShared, None, None),
+            Backing::HugetlbPrivate => (MapKind::HugetlbPrivate, None, None),
+            Backing::HugetlbShared => (MapKind::HugetlbShared, None, None),
             Backing::FilePrivate { file, offset } => (MapKind::FilePrivate, Some(file), Some(offset)),
             Backing::FileShared { file, offset } => (MapKind::FileShared, Some(file), Some(offset)),
         };
@@ -524,6 +545,27 @@ impl Program {
             out.push(StepId { step: i, child: None });
         }
         out
+    }
+
+    /// Is this mapping hugetlb (MAP_HUGETLB, or a mapping of a hugetlbfs file)?
+    pub fn is_hugetlb_map(&self, m: &MapSpec) -> bool {
+        m.backing.is_map_hugetlb()
+            || m.backing.file().is_some_and(|(f, _)| self.files.get(f as usize).is_some_and(|f| f.kind == FileKind::Hugetlb))
+    }
+
+    /// Does the program use hugetlb memory at all (a hugetlbfs file or a hugetlb mapping, initial or by a
+    /// step)? Such programs need the huge page pool and observe the HugePages_* counters.
+    pub fn uses_hugetlb(&self) -> bool {
+        fn steps_map(steps: &[Step], f: &dyn Fn(&MapSpec) -> bool) -> bool {
+            steps.iter().any(|s| match s {
+                Step::Mmap { map } => f(map),
+                Step::Fork { child } => steps_map(child, f),
+                _ => false,
+            })
+        }
+        self.files.iter().any(|f| f.kind == FileKind::Hugetlb)
+            || self.maps.iter().any(|m| self.is_hugetlb_map(m))
+            || steps_map(&self.steps, &|m| self.is_hugetlb_map(m))
     }
 
     /// The step an id names (the Fork step itself for `child == Some(0)`).

@@ -1,0 +1,127 @@
+//! The hugetlb pool a run needs, and the `/proc/meminfo` counters hugetlb scenarios observe.
+//!
+//! Invariant: `vm.nr_hugepages` is raised only when the free, unreserved pool is too small, and the old
+//! value is written back when the `HugePool` is dropped (the run ended, failed, was interrupted with one
+//! ^C or SIGTERM, or panicked). Without the privilege to raise it, hugetlb scenarios are unsupported with
+//! the reason; they never run against a pool that could run dry mid-scenario.
+
+use simulator::observe::HugeDelta;
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+/// Free, unreserved huge pages a run wants: a hugetlb scenario maps at most two huge pages of arena and
+/// two of file, with one private copy each (see cases::generate), and scenarios run one at a time.
+pub const WANT_UNRESERVED: u64 = 8;
+
+/// The `HugePages_*` lines of /proc/meminfo (default huge page size), in huge pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub total: i64,
+    pub free: i64,
+    pub rsvd: i64,
+    pub surp: i64,
+}
+
+impl Counters {
+    pub fn read() -> Result<Counters, String> {
+        let text = std::fs::read_to_string("/proc/meminfo").map_err(|e| format!("read /proc/meminfo: {e}"))?;
+        Counters::parse(&text).ok_or_else(|| "no HugePages_* lines in /proc/meminfo".to_string())
+    }
+
+    pub fn parse(text: &str) -> Option<Counters> {
+        let field = |name: &str| -> Option<i64> {
+            text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
+        };
+        Some(Counters {
+            total: field("HugePages_Total:")?,
+            free: field("HugePages_Free:")?,
+            rsvd: field("HugePages_Rsvd:")?,
+            surp: field("HugePages_Surp:")?,
+        })
+    }
+
+    /// The change from `base` to `self`, as scenarios observe it.
+    pub fn since(self, base: Counters) -> HugeDelta {
+        HugeDelta { free: self.free - base.free, rsvd: self.rsvd - base.rsvd, surp: self.surp - base.surp }
+    }
+}
+
+/// The pool for one run. Dropping it restores `vm.nr_hugepages` if it was raised.
+#[derive(Debug, Default)]
+pub struct HugePool {
+    /// The value to write back.
+    restore: Option<i64>,
+}
+
+impl HugePool {
+    /// Make sure `want` free, unreserved huge pages exist. Returns the pool guard and, when hugetlb
+    /// scenarios cannot run, why.
+    pub fn prepare(want: u64) -> (HugePool, Option<String>) {
+        let before = match Counters::read() {
+            Ok(c) => c,
+            Err(e) => return (HugePool::default(), Some(format!("hugetlb: {e}"))),
+        };
+        let spare = before.free - before.rsvd;
+        if spare >= want as i64 {
+            return (HugePool::default(), None);
+        }
+        let target = before.total + (want as i64 - spare);
+        if let Err(e) = std::fs::write(NR_HUGEPAGES, format!("{target}\n")) {
+            return (
+                HugePool::default(),
+                Some(format!(
+                    "hugetlb: cannot raise vm.nr_hugepages from {} to {target}: {e} (run as root, or reserve {want} \
+                     free huge pages beforehand)",
+                    before.total
+                )),
+            );
+        }
+        let pool = HugePool { restore: Some(before.total) };
+        match Counters::read() {
+            Ok(now) if now.free - now.rsvd >= want as i64 => (pool, None),
+            Ok(now) => {
+                let why = format!(
+                    "hugetlb: vm.nr_hugepages={target} gave only {} free huge pages (memory too fragmented?)",
+                    now.free - now.rsvd
+                );
+                drop(pool);
+                (HugePool::default(), Some(why))
+            }
+            Err(e) => {
+                drop(pool);
+                (HugePool::default(), Some(format!("hugetlb: {e}")))
+            }
+        }
+    }
+
+    /// Whether this guard will write a value back.
+    pub fn raised(&self) -> Option<i64> {
+        self.restore
+    }
+}
+
+impl Drop for HugePool {
+    fn drop(&mut self) {
+        if let Some(old) = self.restore.take() {
+            if let Err(e) = std::fs::write(NR_HUGEPAGES, format!("{old}\n")) {
+                eprintln!("madcheck: warning: could not restore vm.nr_hugepages to {old}: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_meminfo_and_takes_deltas() {
+        let text = "MemTotal: 1 kB\nHugePages_Total:      16\nHugePages_Free:       15\nHugePages_Rsvd:        3\n\
+                    HugePages_Surp:        0\nHugepagesize:       2048 kB\n";
+        let c = Counters::parse(text).unwrap();
+        assert_eq!(c, Counters { total: 16, free: 15, rsvd: 3, surp: 0 });
+        let base = Counters { total: 16, free: 16, rsvd: 0, surp: 0 };
+        assert_eq!(c.since(base), HugeDelta { free: -1, rsvd: 3, surp: 0 });
+        assert_eq!(Counters::parse("MemTotal: 1 kB\n"), None);
+    }
+}

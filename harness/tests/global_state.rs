@@ -1,0 +1,132 @@
+//! A run leaves the machine's global memory-management state as it found it: the hugetlb pool
+//! (`vm.nr_hugepages`, and no huge page leaked), the KSM knobs and the THP knobs. Checked after a passing
+//! run with hugetlb scenarios, after a failing run (a deliberate model bug), and after a run stopped by
+//! SIGTERM half-way. The tests in this file run one at a time (they share the pool).
+
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Every global knob a run could touch, with its value (or why it could not be read).
+fn snapshot() -> Vec<(String, String)> {
+    let mut paths: Vec<String> = [
+        "/proc/sys/vm/nr_hugepages",
+        "/proc/sys/vm/nr_overcommit_hugepages",
+        "/proc/sys/vm/max_map_count",
+        "/proc/sys/vm/overcommit_memory",
+        "/sys/kernel/mm/ksm/run",
+        "/sys/kernel/mm/ksm/pages_to_scan",
+        "/sys/kernel/mm/ksm/sleep_millisecs",
+        "/sys/kernel/mm/ksm/merge_across_nodes",
+        "/sys/kernel/mm/ksm/use_zero_pages",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/kernel/mm/transparent_hugepage/defrag",
+        "/sys/kernel/mm/transparent_hugepage/use_zero_page",
+        "/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+        "/sys/kernel/mm/transparent_hugepage/khugepaged/defrag",
+        "/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Every huge page size's pool.
+    if let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages") {
+        let mut sizes: Vec<String> = dir.filter_map(|e| e.ok()).map(|e| e.path().display().to_string()).collect();
+        sizes.sort();
+        for s in sizes {
+            for f in ["nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages"] {
+                paths.push(format!("{s}/{f}"));
+            }
+        }
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let v = std::fs::read_to_string(&p).map(|s| s.trim().to_string()).unwrap_or_else(|e| format!("unreadable: {e}"));
+            (p, v)
+        })
+        .collect()
+}
+
+fn assert_same(before: &[(String, String)], after: &[(String, String)], what: &str) {
+    let changed: Vec<String> = before
+        .iter()
+        .zip(after)
+        .filter(|(a, b)| a != b)
+        .map(|((p, a), (_, b))| format!("{p}: {a} -> {b}"))
+        .collect();
+    assert!(changed.is_empty(), "{what} changed global state:\n{}", changed.join("\n"));
+    assert_eq!(before.len(), after.len(), "{what}: the set of knobs changed");
+}
+
+fn corpus() -> String {
+    format!("{}/../cases/corpus", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn madcheck() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_madcheck"))
+}
+
+/// Whether this machine can run hugetlb scenarios at all (root, or enough free huge pages already);
+/// where it cannot, the run says so and the state check still applies.
+fn hugetlb_runs(stdout: &str) -> bool {
+    !stdout.contains("hugetlb: cannot raise") && !stdout.contains("gave only")
+}
+
+#[test]
+fn a_passing_run_with_hugetlb_scenarios_restores_everything() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let before = snapshot();
+    let o = madcheck()
+        .args(["run", "--quiet", "--generate", "600", "--seed", "4"])
+        .args(["--cases", &corpus()])
+        .output()
+        .expect("madcheck runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    if hugetlb_runs(&err) {
+        // The named hugetlb cases ran on the host and matched (none unsupported for want of a pool).
+        assert!(!out.contains("hugetlb: cannot") && !err.contains("unsupported in this run"), "{out}\n{err}");
+    }
+    assert_same(&before, &snapshot(), "a passing run");
+}
+
+#[test]
+fn a_failing_run_restores_everything() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let before = snapshot();
+    let o = madcheck()
+        .args(["run", "--quiet", "--generate", "300", "--seed", "4", "--mutate", "dontneed-keeps-anon"])
+        .args(["--case", &format!("{}/hugetlb_dontneed_gives_the_private_reservation_back.json", corpus())])
+        .output()
+        .expect("madcheck runs");
+    assert_eq!(o.status.code(), Some(1), "a deliberate model bug must fail the run");
+    assert_same(&before, &snapshot(), "a failing run");
+}
+
+#[test]
+fn a_run_stopped_by_sigterm_restores_everything() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let before = snapshot();
+    let report = std::env::temp_dir().join(format!("madcheck-global-state-{}.json", std::process::id()));
+    let mut child = madcheck()
+        .args(["run", "--quiet", "--generate", "200000", "--seed", "4", "--report"])
+        .arg(&report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("madcheck starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().expect("madcheck ends");
+    let kept = std::fs::read_to_string(&report);
+    let _ = std::fs::remove_file(&report);
+    assert!(status.code().is_some(), "madcheck must end through its own exit path after SIGTERM, not die of it");
+    let kept = kept.expect("the report of the stopped run is written");
+    assert!(kept.contains("\"interrupted\": true") || kept.contains("\"interrupted\":true"), "{kept:.400}");
+    assert_same(&before, &snapshot(), "a run stopped by SIGTERM");
+}
