@@ -100,6 +100,9 @@ pub struct InfraErrorEntry {
     pub replay: String,
 }
 
+/// How many unsupported scenarios a report lists by name (all are counted).
+pub const UNSUPPORTED_LISTED: usize = 200;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub kernel: String,
@@ -117,6 +120,10 @@ pub struct Report {
     pub verdicts: Verdicts,
     pub unsupported_by_reason: BTreeMap<String, u64>,
     pub unsupported_by_advice: BTreeMap<String, u64>,
+    /// The unsupported scenarios themselves (the first `UNSUPPORTED_LISTED`), each with its reason and
+    /// replay command.
+    #[serde(default)]
+    pub unsupported: Vec<InfraErrorEntry>,
     pub divergences: Vec<DivergenceEntry>,
     pub expected_divergences: Vec<ExpectedHit>,
     pub stale_expected_divergences: Vec<ExpectedEntry>,
@@ -225,6 +232,7 @@ pub fn build(
         .map(|e| InfraErrorEntry { scenario: String::new(), error: e.clone(), replay: String::new() })
         .collect();
     let mut used = BTreeSet::new();
+    let mut unsupported = Vec::new();
     let mut steps = 0;
     for r in results {
         steps += r.steps;
@@ -235,6 +243,9 @@ pub fn build(
                 if let Outcome::Unsupported { reason, advice } = &r.outcome {
                     *by_reason.entry(reason.clone()).or_insert(0) += 1;
                     *by_advice.entry(advice.clone()).or_insert(0) += 1;
+                    if unsupported.len() < UNSUPPORTED_LISTED {
+                        unsupported.push(InfraErrorEntry { scenario: r.id.clone(), error: reason.clone(), replay: r.replay.clone() });
+                    }
                 }
             }
             Class::Poisoned => {
@@ -305,6 +316,7 @@ pub fn build(
         verdicts: v,
         unsupported_by_reason: by_reason,
         unsupported_by_advice: by_advice,
+        unsupported,
         divergences,
         expected_divergences: expected,
         stale_expected_divergences: stale,
