@@ -168,7 +168,9 @@ pub enum Pte {
     Zero,
     /// A private anonymous page (including a COW copy in a private file mapping). `lazy`: marked by
     /// MADV_FREE and still clean. `shared`: still COW-shared with a live forked process (mapcount 2).
-    Anon { content: Content, lazy: bool, shared: bool },
+    /// `folio`: the page's identity, kept by fork and mremap, so that a parent and its live child can
+    /// tell which of their pages are still one COW-shared page.
+    Anon { content: Content, lazy: bool, shared: bool, folio: u32 },
     /// The page-cache page of the VMA's object at this address.
     Cache,
     /// A guard marker (MADV_GUARD_INSTALL): a non-present swap-format entry; any access is SIGSEGV.
@@ -191,9 +193,12 @@ pub struct Machine {
     punched: Vec<(usize, usize, usize)>,
     /// Set when a step reached behaviour the model does not know; the step then answers Unsupported.
     unknown: Option<String>,
-    /// While this machine is a forked child: the (object, page) of every page-cache page the waiting
-    /// parent maps, which count in the child's mapcounts.
-    parent_cache_maps: Vec<(usize, usize)>,
+    /// The (object, page) of every page-cache page the other process maps (the waiting parent of a
+    /// forked child, or the live child of a parent and the parent of a live child), which count in this
+    /// process's mapcounts.
+    other_cache_maps: Vec<(usize, usize)>,
+    /// The next anonymous page identity (`Pte::Anon::folio`); a live parent and child share the counter.
+    next_folio: u32,
 }
 
 /// Why a step could not be modelled.
@@ -237,7 +242,8 @@ impl Machine {
             next_anon_vma: 1,
             punched: Vec::new(),
             unknown: None,
-            parent_cache_maps: Vec::new(),
+            other_cache_maps: Vec::new(),
+            next_folio: 1,
         }
     }
 
@@ -648,7 +654,9 @@ impl Machine {
             self.check_thp(model, &v);
         }
         self.anon_vma_prepare(i);
-        self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false });
+        let folio = self.next_folio;
+        self.next_folio += 1;
+        self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false, folio });
     }
 
     /// zap_page_range_single: drop the PTEs of [s, e) but keep guard markers, which only munmap (or
@@ -694,7 +702,10 @@ impl Machine {
                 return Err(());
             }
             if write {
-                if !matches!(self.pte(p), Pte::Anon { .. }) {
+                // FOLL_WRITE on a COW-shared page faults and copies it (can_follow_write_pte refuses a
+                // write-protected PTE) [S 6.12 mm/gup.c:populate_vma_page_range, can_follow_write_pte;
+                // mm/memory.c:wp_can_reuse_anon_folio].
+                if !matches!(self.pte(p), Pte::Anon { shared: false, .. }) {
                     self.fault_write(model, i, p, None);
                 }
             } else {
@@ -1490,8 +1501,8 @@ impl Machine {
                 // madvise_free_pte_range: present anon pages are marked lazy-free (clean); the zero
                 // page and empty PTEs are skipped [S 6.18 mm/madvise.c].
                 for p in s..e {
-                    if let Pte::Anon { content, shared, .. } = self.pte(p) {
-                        self.set_pte(p, Pte::Anon { content, lazy: true, shared });
+                    if let Pte::Anon { content, shared, folio, .. } = self.pte(p) {
+                        self.set_pte(p, Pte::Anon { content, lazy: true, shared, folio });
                     }
                 }
                 return Ok(());
@@ -1791,11 +1802,7 @@ impl Machine {
     fn fork_child(&self) -> Machine {
         let mut c = self.clone();
         c.punched.clear();
-        c.parent_cache_maps = self
-            .vmas
-            .iter()
-            .flat_map(|v| (v.start..v.end).filter(|&p| self.pte(p) == Pte::Cache).map(move |p| (v.obj.unwrap(), v.obj_page(p))))
-            .collect();
+        c.other_cache_maps = self.cache_maps();
         c.vmas.clear();
         c.ptes = vec![Pte::None; self.ptes.len()];
         for v in &self.vmas {
@@ -1825,7 +1832,7 @@ impl Machine {
             if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP | vmf::MAYBE_GUARD) != 0 {
                 for p in v.start..v.end {
                     let pte = match self.pte(p) {
-                        Pte::Anon { content, lazy, .. } => Pte::Anon { content, lazy, shared: true },
+                        Pte::Anon { content, lazy, folio, .. } => Pte::Anon { content, lazy, shared: true, folio },
                         other => other,
                     };
                     c.set_pte(p, pte);
@@ -1833,6 +1840,70 @@ impl Machine {
             }
             c.vmas.push(n);
         }
+        c
+    }
+
+    /// The (object, page) of every page-cache page this process maps.
+    fn cache_maps(&self) -> Vec<(usize, usize)> {
+        self.vmas
+            .iter()
+            .flat_map(|v| (v.start..v.end).filter(|&p| self.pte(p) == Pte::Cache).map(move |p| (v.obj.unwrap(), v.obj_page(p))))
+            .collect()
+    }
+
+    /// The identities of the anonymous pages this process maps.
+    fn anon_folios(&self) -> std::collections::BTreeSet<u32> {
+        self.ptes.iter().filter_map(|p| if let Pte::Anon { folio, .. } = *p { Some(folio) } else { None }).collect()
+    }
+
+    /// Mark each anonymous page shared exactly when the other process still maps the same page.
+    fn mark_shared(&mut self, other: &std::collections::BTreeSet<u32>) {
+        for p in self.ptes.iter_mut() {
+            if let Pte::Anon { folio, shared, .. } = p {
+                *shared = other.contains(folio);
+            }
+        }
+    }
+
+    /// A parent and its live child after a step of `actor` (either of them): both map the same
+    /// page-cache and shmem objects, so the other sees the new contents and cache state, and a hole the
+    /// actor punched unmaps the other's PTEs of it too (unmap_mapping_range walks every mm)
+    /// [S 6.12 mm/shmem.c:shmem_fallocate; mm/truncate.c:truncate_pagecache_range]. An anonymous page
+    /// stays COW-shared (mapcount 2) only while both still map it: a write on either side copies it
+    /// for the writer (wp_page_copy, the page's refcount is above 1), a zap or unmap drops one mapping
+    /// [S 6.12 mm/memory.c:do_wp_page, wp_can_reuse_anon_folio; mm/rmap.c:folio_remove_rmap_ptes].
+    /// Page-cache mapcounts count both processes' PTEs.
+    pub fn sync_live(actor: &mut Machine, other: &mut Machine) {
+        other.objs = actor.objs.clone();
+        for (obj, first, last) in std::mem::take(&mut actor.punched) {
+            other.unmap_cache(obj, first, last);
+        }
+        let next = actor.next_folio.max(other.next_folio);
+        actor.next_folio = next;
+        other.next_folio = next;
+        let (fa, fo) = (actor.anon_folios(), other.anon_folios());
+        actor.mark_shared(&fo);
+        other.mark_shared(&fa);
+        actor.other_cache_maps = other.cache_maps();
+        other.other_cache_maps = actor.cache_maps();
+    }
+
+    /// The live child is gone (exit, or a fatal signal): exit_mmap drops all its mappings, so every
+    /// page it shared is the parent's alone again; a later write reuses it in place (refcount 1)
+    /// [S 6.12 kernel/exit.c:exit_mm; mm/mmap.c:exit_mmap; mm/memory.c:wp_can_reuse_anon_folio].
+    pub fn live_child_gone(&mut self) {
+        self.other_cache_maps.clear();
+        self.mark_shared(&Default::default());
+    }
+
+    /// The child's address space right after a fork whose child stays alive: as for `fork_child`, and
+    /// from then on both processes see each other (`sync_live`).
+    pub fn fork_live(&mut self) -> Machine {
+        self.punched.clear();
+        let mut c = self.fork_child();
+        // Keep the two processes' page identities apart from here on.
+        c.next_folio = self.next_folio;
+        Machine::sync_live(self, &mut c);
         c
     }
 
@@ -1867,6 +1938,9 @@ impl Machine {
             }
             Step::Munlock { page, pages } => StepOut::Ret(self.munlock(model, page as i64, (page + pages) as i64)),
             Step::Fork { .. } => return Err("a fork inside a forked child is not modelled".into()),
+            Step::ForkLive | Step::InChild { .. } | Step::ChildExit => {
+                return Err("a live-fork step inside a forked child is not modelled".into())
+            }
             Step::Mseal { page, pages } => StepOut::Ret(self.mseal(model, page as i64, (page + pages) as i64)),
             Step::Mremap { page, pages, new_pages, to, dontunmap } => {
                 if !MREMAP_MODELLED {
@@ -1892,13 +1966,16 @@ impl Machine {
             for p in v.start..v.end {
                 match self.pte(p) {
                     Pte::None | Pte::Zero | Pte::Guard => {}
-                    Pte::Anon { lazy: l, .. } => {
+                    Pte::Anon { lazy: l, shared, .. } => {
                         rss += 1;
                         anon += 1;
                         if l {
                             lazy += 1;
                         }
-                        pss_bytes += self.ps as u128;
+                        // A page COW-shared with a live process has mapcount 2: half of it counts in
+                        // PSS, and so in Locked [S 6.12 fs/proc/task_mmu.c:smaps_account,
+                        // smaps_page_accumulate].
+                        pss_bytes += self.ps as u128 / if shared { 2 } else { 1 };
                     }
                     Pte::Cache => {
                         rss += 1;
@@ -1967,7 +2044,7 @@ impl Machine {
             .filter(|v| v.obj == Some(obj))
             .map(|v| (v.start..v.end).filter(|&p| v.obj_page(p) == page && self.pte(p) == Pte::Cache).count())
             .sum();
-        here + self.parent_cache_maps.iter().filter(|&&m| m == (obj, page)).count()
+        here + self.other_cache_maps.iter().filter(|&&m| m == (obj, page)).count()
     }
 }
 
@@ -1983,8 +2060,53 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
         m.mmap(model, map);
     }
     let mut out = Vec::new();
+    let mut live = Live::None;
     for (si, step) in prog.steps.iter().enumerate() {
         let id = StepId { step: si as u32, child: None };
+        match (step, &mut live) {
+            (Step::ForkLive, Live::None) => {
+                let c = m.fork_live();
+                out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
+                out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
+                live = Live::Alive(Box::new(c));
+                continue;
+            }
+            (Step::InChild { step: cs }, Live::Alive(c)) => {
+                match c.run_step(model, cs) {
+                    Err(why) => {
+                        out.push((id, Expect::Unsupported(why)));
+                        return out;
+                    }
+                    Ok(StepOut::Fatal(sig)) => {
+                        // The child dies; the worker reaps it and the parent goes on alone.
+                        out.push((id, fatal_point(sig)));
+                        m.objs = c.objs.clone();
+                        m.live_child_gone();
+                        live = Live::Dead(sig);
+                    }
+                    Ok(StepOut::Ret(r)) => {
+                        Machine::sync_live(c, &mut m);
+                        out.push((id, Expect::Allowed(c.expect(model, r))));
+                    }
+                }
+                continue;
+            }
+            (Step::InChild { .. }, Live::Dead(sig)) => {
+                out.push((id, fatal_point(*sig)));
+                continue;
+            }
+            (Step::ChildExit, Live::Alive(_) | Live::Dead(_)) => {
+                m.live_child_gone();
+                live = Live::None;
+                out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
+                continue;
+            }
+            (Step::ForkLive | Step::InChild { .. } | Step::ChildExit, _) | (Step::Fork { .. }, Live::Alive(_) | Live::Dead(_)) => {
+                out.push((id, Expect::Unsupported(format!("{} out of order with the live child", step.op()))));
+                return out;
+            }
+            _ => {}
+        }
         if let Step::Fork { child } = step {
             let mut c = m.fork_child();
             out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
@@ -2020,8 +2142,21 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                 out.push((id, fatal_point(sig)));
                 return out;
             }
-            Ok(StepOut::Ret(r)) => out.push((id, Expect::Allowed(m.expect(model, r)))),
+            Ok(StepOut::Ret(r)) => {
+                if let Live::Alive(c) = &mut live {
+                    Machine::sync_live(&mut m, c);
+                }
+                out.push((id, Expect::Allowed(m.expect(model, r))))
+            }
         }
     }
     out
+}
+
+/// The live child of `simulate`, if any.
+enum Live {
+    None,
+    Alive(Box<Machine>),
+    /// Killed by this signal at an `in_child` step; the parent goes on until `child_exit`.
+    Dead(Signal),
 }
