@@ -50,7 +50,12 @@ pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) ->
         if id.child == Some(0) {
             continue;
         }
-        let Some(Step::Madvise { page, offset, len_pages, len_bytes, advice }) = prog.step(*id) else { continue };
+        // A live child's madvise (`in_child`) counts as `after_fork`, like a fork child's.
+        let (step, in_live_child) = match prog.step(*id) {
+            Some(Step::InChild { step }) => (Some(&**step), true),
+            s => (s, false),
+        };
+        let Some(Step::Madvise { page, offset, len_pages, len_bytes, advice }) = step else { continue };
         let before = i.checked_sub(1).map(|j| &points[j].1);
         let kind = match cases::validate::madvise_extent(*page, *offset, *len_pages, *len_bytes, page_size) {
             None => "front_end".to_string(),
@@ -64,7 +69,7 @@ pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) ->
                     Some(b) => kind_from_observation(prog, b, first, last),
                     None => kind_from_layout(prog, first, last),
                 };
-                if id.child.is_some() {
+                if id.child.is_some() || in_live_child {
                     "after_fork".to_string()
                 } else {
                     k
