@@ -6,6 +6,11 @@
 //! Behaviour the model does not know becomes `Expect::Unsupported`, never a guess.
 //!
 //! Addresses are arena-relative page numbers (`i64`); page 0 is `ArenaGeometry::base`.
+//!
+//! A fork child that stays alive (`fork_live` … `child_exit`) is a second `Machine`. After every step of
+//! either process, `Machine::sync_live` copies the shared page-cache objects to the other one, applies
+//! holes punched by the actor to the other's PTEs, marks each anonymous page COW-shared exactly when both
+//! still map the same folio, and records the other's page-cache PTEs for mapcounts.
 
 use crate::kernel::{KernelModel, Mutation};
 use crate::observe::{
@@ -1499,7 +1504,14 @@ impl Machine {
                     return Err(Errno::EINVAL);
                 }
                 // madvise_free_pte_range: present anon pages are marked lazy-free (clean); the zero
-                // page and empty PTEs are skipped [S 6.18 mm/madvise.c].
+                // page and empty PTEs are skipped [S 6.18 mm/madvise.c]. A folio shared with another
+                // process is marked too: only a PG_dirty or swap-cache folio must be mapped once
+                // (folio_mapcount check); here anon folios are never PG_dirty (zap does not dirty anon
+                // folios, and the only path that does, try_to_unmap_one on a re-dirtied lazy-free
+                // page, is not tracked: UNVERIFIED for that page once shared) [S 6.12 mm/madvise.c:
+                // madvise_free_pte_range; mm/memory.c:zap_present_folio_ptes; T 6.18.44, case
+                // free_on_page_shared_with_live_child]. The other process's PTE stays dirty, so only
+                // this side shows LazyFree (smaps_account needs a clean PTE).
                 for p in s..e {
                     if let Pte::Anon { content, shared, folio, .. } = self.pte(p) {
                         self.set_pte(p, Pte::Anon { content, lazy: true, shared, folio });
@@ -1675,9 +1687,12 @@ impl Machine {
     /// MADV_PAGEOUT's reclaim of [s, e) of vmas[i], with no swap device: exclusively mapped page-cache and
     /// shmem pages are unmapped (dirty ones stay cached: madvise is not kswapd, so reclaim only unmaps
     /// and re-activates them), clean lazy-free anonymous pages are discarded, other anonymous pages stay
-    /// (add_to_swap fails), the zero page is skipped, and pages mapped more than once are left alone
-    /// [S 6.12 mm/madvise.c:madvise_cold_or_pageout_pte_range; mm/vmscan.c:shrink_folio_list;
-    /// mm/rmap.c:try_to_unmap_one; T spec §5 PAGEOUT].
+    /// (add_to_swap fails), the zero page is skipped, and pages mapped more than once (in this process,
+    /// a waiting parent or a live child) are left alone before reclaim sees them, so try_to_unmap_one
+    /// never meets a lazy-free folio mapped twice here [S 6.12 mm/madvise.c:
+    /// madvise_cold_or_pageout_pte_range ("folio_mapcount(folio) != folio_nr_pages(folio)");
+    /// mm/vmscan.c:shrink_folio_list; mm/rmap.c:try_to_unmap_one; T spec §5 PAGEOUT; T 6.18.44, cases
+    /// pageout_skips_page_shared_with_live_child, pageout_skips_file_page_mapped_by_live_child].
     fn pageout(&mut self, i: usize, s: i64, e: i64) {
         let v = self.vmas[i];
         for p in s..e {
@@ -1896,13 +1911,13 @@ impl Machine {
         self.mark_shared(&Default::default());
     }
 
-    /// The child's address space right after a fork whose child stays alive: as for `fork_child`, and
-    /// from then on both processes see each other (`sync_live`).
+    /// The child's address space right after a fork whose child stays alive: as for `fork_child`
+    /// (DONTFORK VMAs missing, WIPEONFORK VMAs empty, guard markers copied, mlock not inherited), and
+    /// from then on both processes see each other (`sync_live`), so the parent's copied anonymous pages
+    /// are COW-shared too [S 6.12 kernel/fork.c:dup_mmap; mm/memory.c:copy_present_pte].
     pub fn fork_live(&mut self) -> Machine {
         self.punched.clear();
         let mut c = self.fork_child();
-        // Keep the two processes' page identities apart from here on.
-        c.next_folio = self.next_folio;
         Machine::sync_live(self, &mut c);
         c
     }
