@@ -248,4 +248,24 @@ mod tests {
         let m = tally([got.as_slice(), got.as_slice()].into_iter());
         assert_eq!(m[&cell("COLD", "hole", "ENOMEM")], 2);
     }
+
+    #[test]
+    fn a_live_childs_madvise_is_after_fork() {
+        let prog: Program = serde_json::from_str(
+            r#"{"arena_pages":8,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}],
+                "steps":[{"op":"fork_live"},
+                         {"op":"in_child","step":{"op":"madvise","page":0,"len_pages":1,"advice":"PAGEOUT"}},
+                         {"op":"madvise","page":0,"len_pages":1,"advice":"PAGEOUT"}]}"#,
+        )
+        .unwrap();
+        let o = || Observation { ret: Ret::Ok, vmas: vec![vma(0, 4, "rw-p", &["rd", "wr"])], pages: vec![PageObs::ABSENT; 8] };
+        let points = vec![
+            (StepId { step: 0, child: Some(0) }, o()),
+            (StepId { step: 0, child: None }, o()),
+            (StepId { step: 1, child: None }, o()),
+            (StepId { step: 2, child: None }, o()),
+        ];
+        let cell = |k: &str| Cell { advice: "PAGEOUT".into(), kind: k.into(), outcome: "0".into() };
+        assert_eq!(hits(&prog, &points, 4096), vec![cell("after_fork"), cell("anon_private")]);
+    }
 }

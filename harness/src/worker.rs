@@ -835,6 +835,9 @@ mod tests {
                 Step::Mmap { map: m },
                 Step::Madvise { page: -1, offset: 5, len_pages: 2, len_bytes: -3, advice: AdviceArg::Raw(999) },
                 Step::Fork { child: vec![Step::Read { page: 0 }, Step::Mlock { page: 0, pages: 1, onfault: true }] },
+                Step::ForkLive,
+                Step::InChild { step: Box::new(Step::Write { page: 1, fill: 3 }) },
+                Step::ChildExit,
             ],
         };
         let j = sys::encode_frame(&p).unwrap();
