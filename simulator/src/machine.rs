@@ -174,8 +174,11 @@ pub enum Pte {
     /// A private anonymous page (including a COW copy in a private file mapping). `lazy`: marked by
     /// MADV_FREE and still clean. `shared`: still COW-shared with a live forked process (mapcount 2).
     /// `folio`: the page's identity, kept by fork and mremap, so that a parent and its live child can
-    /// tell which of their pages are still one COW-shared page.
-    Anon { content: Content, lazy: bool, shared: bool, folio: u32 },
+    /// tell which of their pages are still one COW-shared page. Two folio flags follow it (a live parent
+    /// and child agree on them, see `sync_live`): `freed`, the folio is lazy-free (MADV_FREE cleared
+    /// PG_swapbacked; `lazy` adds that this PTE is still clean), and `pgdirty`, PG_dirty, which only
+    /// reclaim of a re-dirtied lazy-free page sets here.
+    Anon { content: Content, lazy: bool, shared: bool, folio: u32, freed: bool, pgdirty: bool },
     /// The page-cache page of the VMA's object at this address.
     Cache,
     /// A guard marker (MADV_GUARD_INSTALL): a non-present swap-format entry; any access is SIGSEGV.
@@ -659,9 +662,20 @@ impl Machine {
             self.check_thp(model, &v);
         }
         self.anon_vma_prepare(i);
+        // A write to an exclusive anonymous page changes it in place (a writable PTE does not fault; a
+        // write-protected one left over from fork is reused once the folio's refcount is 1), so the folio
+        // keeps its identity and flags; only the PTE is dirty again [S 6.12 mm/memory.c:do_wp_page,
+        // wp_can_reuse_anon_folio]. Anything else gets a new folio (do_anonymous_page, wp_page_copy).
+        if let Pte::Anon { shared: false, folio, freed, pgdirty, .. } = self.pte(page) {
+            self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false, folio, freed, pgdirty });
+            return;
+        }
         let folio = self.next_folio;
         self.next_folio += 1;
-        self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false, folio });
+        self.set_pte(
+            page,
+            Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false, folio, freed: false, pgdirty: false },
+        );
     }
 
     /// zap_page_range_single: drop the PTEs of [s, e) but keep guard markers, which only munmap (or
@@ -1513,8 +1527,14 @@ impl Machine {
                 // free_on_page_shared_with_live_child]. The other process's PTE stays dirty, so only
                 // this side shows LazyFree (smaps_account needs a clean PTE).
                 for p in s..e {
-                    if let Pte::Anon { content, shared, folio, .. } = self.pte(p) {
-                        self.set_pte(p, Pte::Anon { content, lazy: true, shared, folio });
+                    if let Pte::Anon { content, shared, folio, pgdirty, .. } = self.pte(p) {
+                        // A PG_dirty folio must be mapped once to be cleaned and freed; a shared one is
+                        // skipped, its PTE left dirty [S 6.12 mm/madvise.c:madvise_free_pte_range;
+                        // T 6.18.44, case free_skips_redirtied_page_shared_with_live_child].
+                        if pgdirty && shared {
+                            continue;
+                        }
+                        self.set_pte(p, Pte::Anon { content, lazy: true, shared, folio, freed: true, pgdirty: false });
                     }
                 }
                 return Ok(());
@@ -1698,6 +1718,12 @@ impl Machine {
         for p in s..e {
             match self.pte(p) {
                 Pte::Anon { lazy: true, shared: false, .. } => self.set_pte(p, Pte::None),
+                // A lazy-free folio whose PTE was dirtied again: try_to_unmap_one moves the PTE's dirty
+                // bit to the folio (PG_dirty), cannot discard it, maps it back and sets PG_swapbacked
+                // again [S 6.12 mm/rmap.c:try_to_unmap_one ("MADV_FREE page check")].
+                Pte::Anon { shared: false, freed: true, content, folio, .. } => {
+                    self.set_pte(p, Pte::Anon { content, lazy: false, shared: false, folio, freed: false, pgdirty: true })
+                }
                 Pte::Cache => {
                     let obj = v.obj.unwrap();
                     let idx = v.obj_page(p);
@@ -1847,7 +1873,9 @@ impl Machine {
             if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP | vmf::MAYBE_GUARD) != 0 {
                 for p in v.start..v.end {
                     let pte = match self.pte(p) {
-                        Pte::Anon { content, lazy, folio, .. } => Pte::Anon { content, lazy, shared: true, folio },
+                        Pte::Anon { shared: _, content, lazy, folio, freed, pgdirty } => {
+                            Pte::Anon { content, lazy, shared: true, folio, freed, pgdirty }
+                        }
                         other => other,
                     };
                     c.set_pte(p, pte);
@@ -1899,6 +1927,22 @@ impl Machine {
         let (fa, fo) = (actor.anon_folios(), other.anon_folios());
         actor.mark_shared(&fo);
         other.mark_shared(&fa);
+        // PG_swapbacked and PG_dirty belong to the folio: what the actor did to them shows on the
+        // other's PTE of the same page (its own PTE dirty bit, `lazy`, stays its own).
+        let flags: std::collections::BTreeMap<u32, (bool, bool)> = actor
+            .ptes
+            .iter()
+            .filter_map(|p| if let Pte::Anon { folio, freed, pgdirty, .. } = *p { Some((folio, (freed, pgdirty))) } else { None })
+            .collect();
+        for p in other.ptes.iter_mut() {
+            if let Pte::Anon { folio, freed, pgdirty, lazy, .. } = p {
+                if let Some(&(f, d)) = flags.get(folio) {
+                    *freed = f;
+                    *pgdirty = d;
+                    *lazy &= f;
+                }
+            }
+        }
         actor.other_cache_maps = other.cache_maps();
         other.other_cache_maps = actor.cache_maps();
     }

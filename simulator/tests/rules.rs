@@ -376,6 +376,15 @@ const AP14L: &str = r#"{"page":1,"pages":4,"prot":"rw-","kind":"anon_private","l
 #[case::parent_goes_on_after_the_live_child_died(
     &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{{"op":"madvise","page":2,"len_pages":1,"advice":"GUARD_INSTALL"}},{FORK_LIVE},{{"op":"in_child","step":{{"op":"read","page":2}}}},{EXIT},{{"op":"write","page":3,"fill":3}}]}}"#),
     "2 2 0 0 | .1s3..")]
+// A lazy-free page written again and paged out becomes PG_dirty (try_to_unmap_one); FREE skips such a
+// folio while it is shared, so after the child exits PAGEOUT keeps it.
+#[case::free_skips_pgdirty_page_shared_with_live_child(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}},{{"op":"write","page":1,"fill":2}},{{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}},{FORK_LIVE},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}},{EXIT},{{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}}]}}"#),
+    "1 1 0 0 | .2....")]
+// Exclusive again, the same FREE cleans PG_dirty and marks it lazy-free; PAGEOUT then discards it.
+#[case::free_cleans_pgdirty_page_when_exclusive(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}},{{"op":"write","page":1,"fill":2}},{{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}},{{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}}]}}"#),
+    "0 0 0 0 | ......")]
 fn live_fork_rule(#[case] program: &str, #[case] want: &str) {
     assert_eq!(live_last(program), want);
 }
