@@ -225,6 +225,32 @@ struct LiveChild {
     /// Set once the child died by this signal; it has been reaped then.
     dead: Option<Signal>,
     reaped: bool,
+    /// The worker's CPU mask before `fork_live` pinned it (and so the child) to one CPU; restored on drop.
+    saved_affinity: Option<libc::cpu_set_t>,
+}
+
+/// Pin this process to the CPU it runs on, if it may run on more than one; returns the old mask.
+/// While a live child exists, parent and child must share one CPU: a fault in one of them can leave a
+/// folio in that CPU's LRU batch (off the LRU, e.g. being activated), and PAGEOUT/COLD skip folios that
+/// are not on the LRU after draining only the caller's CPU [S 6.12 mm/madvise.c:madvise_pageout
+/// (lru_add_drain), madvise_cold_or_pageout_pte_range (!folio_test_lru); mm/swap.c:folio_activate].
+/// Run workers are pinned already; golden-check workers are not (T 6.18.44: the last PAGEOUT of
+/// pageout_skips_file_page_mapped_by_live_child kept the pages in one bless out of two, unpinned).
+fn pin_to_current_cpu() -> Option<libc::cpu_set_t> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read and write it.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) != 0 || libc::CPU_COUNT(&old) <= 1 {
+            return None;
+        }
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return None;
+        }
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut one);
+        (libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) == 0).then_some(old)
+    }
 }
 
 impl LiveChild {
@@ -286,6 +312,10 @@ impl Drop for LiveChild {
             // SAFETY: our own, not yet reaped child (so the pid cannot have been reused).
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             let _ = self.reap();
+        }
+        if let Some(old) = self.saved_affinity.take() {
+            // SAFETY: restoring the mask read by pin_to_current_cpu.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
         }
     }
 }
@@ -693,10 +723,16 @@ fn fork_live(
     };
     let (cmd_r, cmd_w) = pipe()?;
     let (res_r, res_w) = pipe()?;
+    let saved_affinity = pin_to_current_cpu();
     // SAFETY: the worker is single-threaded, so the child may run ordinary code; it ends in _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(Fatal::Scenario(format!("fork_live step {step}: fork: {}", sys::strerror(sys::errno()))));
+        let e = sys::errno();
+        if let Some(old) = saved_affinity {
+            // SAFETY: restoring the mask read by pin_to_current_cpu.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+        }
+        return Err(Fatal::Scenario(format!("fork_live step {step}: fork: {}", sys::strerror(e))));
     }
     if pid == 0 {
         drop((cmd_w, res_r));
@@ -705,7 +741,7 @@ fn fork_live(
         unsafe { libc::_exit(code) };
     }
     drop((cmd_r, res_w));
-    let mut c = LiveChild { pid, cmd: Some(cmd_w), res: res_r, dead: None, reaped: false };
+    let mut c = LiveChild { pid, cmd: Some(cmd_w), res: res_r, dead: None, reaped: false, saved_affinity };
     let first = StepId { step, child: Some(0) };
     match c.read_frame().map_err(Fatal::Scenario)? {
         Some(Frame::Point { id, obs }) if id == first => {
