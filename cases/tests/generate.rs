@@ -192,13 +192,13 @@ fn ends_with_fault(s: &Scenario) -> bool {
 /// Live-fork sequences are drawn often enough, and over what sharing changes: which kinds of memory the
 /// child shares, WIPEONFORK/DONTFORK/guards/mlock before or during it, PAGEOUT/COLD/FREE while it lives,
 /// and writes on both sides. Prints the counts (`--nocapture`) for the record.
-#[test]
-fn live_fork_sequences_cover_what_sharing_changes() {
+#[rstest]
+fn live_fork_sequences_cover_what_sharing_changes(#[values(1, 2, 3)] seed: u64) {
     use simulator::program::{Advice, Backing};
     let n = 10_000;
     let mut c: std::collections::BTreeMap<&str, usize> = Default::default();
     for index in 0..n {
-        let s = generate(1, index);
+        let s = generate(seed, index);
         let steps = &s.program.steps;
         let Some(fork_at) = steps.iter().position(|x| matches!(x, Step::ForkLive)) else { continue };
         *c.entry("scenarios with fork_live").or_default() += 1;
@@ -252,7 +252,7 @@ fn live_fork_sequences_cover_what_sharing_changes() {
             *c.entry(key).or_default() += 1;
         }
     }
-    eprintln!("live fork, seed 1, {n} scenarios: {c:#?}");
+    eprintln!("live fork, seed {seed}, {n} scenarios: {c:#?}");
     let at_least = |k: &str, min: usize| {
         assert!(c.get(k).copied().unwrap_or(0) >= min, "{k}: {:?} < {min}", c.get(k));
     };
