@@ -15,34 +15,32 @@ use crate::{Provenance, Scenario};
 use simulator::program::{Advice, AdviceArg, Backing, FileKind, FileSpec, MapSpec, Program, Prot, Step, ARENA};
 use std::collections::HashSet;
 
-/// The named advice values the generator draws from: the ones the model supports now. Extend here.
-pub const GENERATED_ADVICE: &[Advice] = &[
-    Advice::Normal,
-    Advice::Random,
-    Advice::Sequential,
-    Advice::Willneed,
-    Advice::Dontneed,
-    Advice::Free,
-    Advice::Remove,
-    Advice::Dontfork,
-    Advice::Dofork,
-    Advice::Dontdump,
-    Advice::Dodump,
-    Advice::Wipeonfork,
-    Advice::Keeponfork,
-    Advice::Cold,
-    Advice::Pageout,
-    Advice::PopulateRead,
-    Advice::PopulateWrite,
-    Advice::DontneedLocked,
-    Advice::Collapse,
-    Advice::Hugepage,
-    Advice::Nohugepage,
-    Advice::Mergeable,
-    Advice::Unmergeable,
-    Advice::GuardInstall,
-    Advice::GuardRemove,
-];
+/// Named advice the generator never draws: on a kernel with CONFIG_MEMORY_FAILURE, HWPOISON and
+/// SOFT_OFFLINE over a mapped page would poison or migrate a real frame (the corpus runs them only with
+/// length 0, unaligned, or over holes).
+pub const NEVER_GENERATED: [Advice; 2] = [Advice::Hwpoison, Advice::SoftOffline];
+
+/// The named advice values the generator draws from: `Advice::ALL` without `NEVER_GENERATED`, in
+/// `Advice::ALL` order.
+pub const GENERATED_ADVICE: &[Advice] = &{
+    let mut out = [Advice::Normal; Advice::ALL.len() - NEVER_GENERATED.len()];
+    let (mut i, mut n) = (0, 0);
+    while i < Advice::ALL.len() {
+        let a = Advice::ALL[i];
+        let mut never = false;
+        let mut j = 0;
+        while j < NEVER_GENERATED.len() {
+            never |= a as u8 == NEVER_GENERATED[j] as u8;
+            j += 1;
+        }
+        if !never {
+            out[n] = a;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
 
 /// Raw advice values no kernel knows (holes in the numbering, negatives, huge), drawn for ~5% of calls.
 pub const GENERATED_INVALID_ADVICE: &[i32] = &[5, 6, 7, 26, 99, 104, -1, 1000, i32::MAX];

@@ -264,3 +264,12 @@ fn live_fork_sequences_cover_what_sharing_changes(#[values(1, 2, 3)] seed: u64) 
         at_least(k, 20);
     }
 }
+
+#[test]
+fn generated_advice_is_every_named_advice_but_memory_failure_injection() {
+    use simulator::program::Advice;
+    let expected: Vec<Advice> =
+        Advice::ALL.iter().copied().filter(|a| !cases::generate::NEVER_GENERATED.contains(a)).collect();
+    assert_eq!(cases::GENERATED_ADVICE, expected.as_slice());
+    assert!(!cases::GENERATED_ADVICE.contains(&Advice::Hwpoison) && !cases::GENERATED_ADVICE.contains(&Advice::SoftOffline));
+}

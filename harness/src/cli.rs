@@ -28,7 +28,8 @@ Named cases are checked against the host goldens of this kernel's profile under 
 golden/snapshots of the checkout madcheck was built from). --emit-goldens prints every named case's host
 golden body on stdout, marker-delimited (what `cargo xtask bless --kernel` records from a qemu guest).
 --coverage FILE writes the semantic coverage matrix (advice x mapping kind x outcome, with the number of
-scenarios that reached each cell on this kernel) as JSON and prints it.";
+scenarios that reached each cell on this kernel, checked against the cells this kernel can reach) as JSON
+and prints it; a reached cell the rules call unreachable makes the run exit 1.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);

@@ -23,25 +23,10 @@ pub struct Cell {
     pub outcome: String,
 }
 
-/// Every mapping kind the classifier can name, in table order.
-pub const KINDS: [&str; 16] = [
-    "anon_private",
-    "anon_shared",
-    "file_private_disk",
-    "file_private_memfd",
-    "file_shared_disk",
-    "file_shared_memfd",
-    "read_only",
-    "prot_none",
-    "locked",
-    "guarded",
-    "sealed",
-    "after_fork",
-    "hole",
-    "hole_then_mapped",
-    "front_end",
-    "zero_length",
-];
+/// Every mapping kind the classifier can name, in table order (the list lives in `reach::KINDS`).
+pub fn kinds() -> Vec<&'static str> {
+    crate::reach::kind_names()
+}
 
 /// The cells one scenario reached, from its program and the host's observation points.
 pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) -> Vec<Cell> {
@@ -160,40 +145,192 @@ pub fn tally<'a>(per_scenario: impl Iterator<Item = &'a [Cell]>) -> BTreeMap<Cel
     m
 }
 
-/// The matrix as JSON: every reached cell with its count, and per advice × kind the outcomes seen.
-pub fn to_json(m: &BTreeMap<Cell, u64>) -> serde_json::Value {
+/// The matrix checked against the cell space of one kernel (`reach`).
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Cells in the space: advice rows × kinds × outcomes.
+    pub total: usize,
+    pub reachable: usize,
+    /// Reachable cells the run reached.
+    pub reached: usize,
+    /// Reachable cells no scenario reached: a coverage gap.
+    pub zero: Vec<Cell>,
+    /// Every unreachable cell with its reason.
+    pub unreachable: Vec<(Cell, crate::reach::Unreachable)>,
+    /// Cells classified unreachable that the run reached anyway: the reason is wrong.
+    pub unreachable_reached: Vec<(Cell, u64, crate::reach::Unreachable)>,
+    /// Reached cells outside the space (an outcome or kind the space does not list).
+    pub outside: Vec<(Cell, u64)>,
+}
+
+impl Summary {
+    /// A reached cell the rules call unreachable, or one outside the space: the classification is wrong,
+    /// whatever the size of the run.
+    pub fn wrong(&self) -> bool {
+        !self.unreachable_reached.is_empty() || !self.outside.is_empty()
+    }
+}
+
+/// Classify every cell of the space on this kernel and compare with what the run reached.
+pub fn summarize(model: &simulator::KernelModel, m: &BTreeMap<Cell, u64>) -> Summary {
+    let mut s = Summary::default();
+    let mut known = std::collections::BTreeSet::new();
+    for (advice, kind, outcome, class) in crate::reach::space(model) {
+        let cell = Cell { advice, kind: kind.to_string(), outcome: outcome.to_string() };
+        let n = m.get(&cell).copied().unwrap_or(0);
+        s.total += 1;
+        match class {
+            None => {
+                s.reachable += 1;
+                if n > 0 {
+                    s.reached += 1;
+                } else {
+                    s.zero.push(cell.clone());
+                }
+            }
+            Some(u) => {
+                if n > 0 {
+                    s.unreachable_reached.push((cell.clone(), n, u.clone()));
+                }
+                s.unreachable.push((cell.clone(), u));
+            }
+        }
+        known.insert(cell);
+    }
+    s.outside = m.iter().filter(|(c, _)| !known.contains(*c)).map(|(c, n)| (c.clone(), *n)).collect();
+    s
+}
+
+fn cell_json(c: &Cell) -> serde_json::Value {
+    serde_json::json!({"advice": c.advice, "kind": c.kind, "outcome": c.outcome})
+}
+
+/// The matrix as JSON: every reached cell with its count, the summary, the reachable cells at zero, and
+/// the unreachable cells grouped by reason.
+pub fn to_json(m: &BTreeMap<Cell, u64>, s: &Summary) -> serde_json::Value {
     let cells: Vec<_> = m
         .iter()
         .map(|(c, n)| serde_json::json!({"advice": c.advice, "kind": c.kind, "outcome": c.outcome, "scenarios": n}))
         .collect();
-    serde_json::json!({ "kinds": KINDS, "cells": cells })
+    let mut groups: BTreeMap<(crate::reach::Why, String, &str), Vec<serde_json::Value>> = BTreeMap::new();
+    for (c, u) in &s.unreachable {
+        groups.entry((u.why, u.reason.clone(), u.cite)).or_default().push(serde_json::json!([c.advice, c.kind, c.outcome]));
+    }
+    let unreachable: Vec<_> = groups
+        .into_iter()
+        .map(|((why, reason, cite), cells)| serde_json::json!({"why": why, "reason": reason, "cite": cite, "cells": cells}))
+        .collect();
+    let outcomes: Vec<String> = crate::reach::OUTCOMES.iter().map(|o| o.to_string()).collect();
+    serde_json::json!({
+        "kinds": kinds(),
+        "outcomes": outcomes,
+        "summary": {
+            "cells": s.total,
+            "reachable": s.reachable,
+            "reached": s.reached,
+            "reachable_at_zero": s.zero.len(),
+            "unreachable": s.unreachable.len(),
+            "unreachable_reached": s.unreachable_reached.len(),
+            "outside_the_space": s.outside.len(),
+        },
+        "cells": cells,
+        "reachable_at_zero": s.zero.iter().map(cell_json).collect::<Vec<_>>(),
+        "unreachable_reached": s.unreachable_reached.iter().map(|(c, n, u)| {
+            serde_json::json!({"advice": c.advice, "kind": c.kind, "outcome": c.outcome, "scenarios": n,
+                               "why": u.why, "reason": u.reason, "cite": u.cite})
+        }).collect::<Vec<_>>(),
+        "outside_the_space": s.outside.iter().map(|(c, n)| {
+            serde_json::json!({"advice": c.advice, "kind": c.kind, "outcome": c.outcome, "scenarios": n})
+        }).collect::<Vec<_>>(),
+        "unreachable": unreachable,
+    })
 }
 
 /// A one-screen text table: one line per advice, one column per kind, each cell the outcomes reached
-/// with their scenario counts (`0:12 EINVAL:3`), `-` where nothing reached it.
-pub fn render(m: &BTreeMap<Cell, u64>) -> String {
-    let mut by: BTreeMap<(String, String), Vec<(String, u64)>> = BTreeMap::new();
-    let mut advices: Vec<String> = Vec::new();
-    for (c, n) in m {
-        by.entry((c.advice.clone(), c.kind.clone())).or_default().push((c.outcome.clone(), *n));
-        if !advices.contains(&c.advice) {
-            advices.push(c.advice.clone());
-        }
-    }
-    let mut s = String::from("semantic coverage (scenarios reaching each advice x mapping kind x outcome on this kernel)\n");
-    for a in &advices {
-        s.push_str(&format!("{a}\n"));
-        for k in KINDS {
-            match by.get(&(a.clone(), k.to_string())) {
-                Some(outs) => {
-                    let cells: Vec<String> = outs.iter().map(|(o, n)| format!("{o}:{n}")).collect();
-                    s.push_str(&format!("  {k:<18} {}\n", cells.join(" ")));
+/// with their scenario counts (`0:12 EINVAL:3`), reachable outcomes nobody reached as `EPERM:0!`, `-`
+/// where nothing is reachable; then the summary.
+pub fn render(m: &BTreeMap<Cell, u64>, s: &Summary) -> String {
+    let zero: std::collections::BTreeSet<&Cell> = s.zero.iter().collect();
+    let mut out = String::from(
+        "semantic coverage (scenarios reaching each advice x mapping kind x outcome on this kernel; \
+         OUTCOME:0! = reachable, not reached)\n",
+    );
+    for a in crate::reach::advice_rows() {
+        let row = crate::reach::advice_row(a);
+        out.push_str(&format!("{row}\n"));
+        for k in kinds() {
+            let mut parts = Vec::new();
+            for o in crate::reach::OUTCOMES {
+                let c = Cell { advice: row.clone(), kind: k.to_string(), outcome: o.to_string() };
+                if let Some(n) = m.get(&c) {
+                    parts.push(format!("{o}:{n}"));
+                } else if zero.contains(&c) {
+                    parts.push(format!("{o}:0!"));
                 }
-                None => s.push_str(&format!("  {k:<18} -\n")),
             }
+            // Reached outcomes outside the space still show.
+            for (c, n) in &s.outside {
+                if c.advice == row && c.kind == k {
+                    parts.push(format!("{}:{n}?", c.outcome));
+                }
+            }
+            let shown = if parts.is_empty() { "-".to_string() } else { parts.join(" ") };
+            out.push_str(&format!("  {k:<18} {shown}\n"));
         }
     }
-    s
+    out.push_str(&render_summary(s));
+    out
+}
+
+/// The summary lines: counts, every reachable cell at zero, every wrongly classified cell, and the
+/// unreachable cells counted by reason.
+pub fn render_summary(s: &Summary) -> String {
+    let by_why = |w| s.unreachable.iter().filter(|(_, u)| u.why == w).count();
+    let mut out = format!(
+        "coverage: {} cells, {} reachable on this kernel ({} reached, {} at zero), {} unreachable ({} no kernel, \
+         {} not this kernel, {} out of scope)\n",
+        s.total,
+        s.reachable,
+        s.reached,
+        s.zero.len(),
+        s.unreachable.len(),
+        by_why(crate::reach::Why::Never),
+        by_why(crate::reach::Why::ThisKernel),
+        by_why(crate::reach::Why::Scope),
+    );
+    for c in &s.zero {
+        out.push_str(&format!("  COVERAGE GAP: {} on {} -> {} is reachable but no scenario reached it\n", c.advice, c.kind, c.outcome));
+    }
+    for (c, n, u) in &s.unreachable_reached {
+        out.push_str(&format!(
+            "  WRONG REASON: {} on {} -> {} was reached by {n} scenario(s) but is classified unreachable: {} [{}]\n",
+            c.advice, c.kind, c.outcome, u.reason, u.cite
+        ));
+    }
+    for (c, n) in &s.outside {
+        out.push_str(&format!(
+            "  OUTSIDE THE SPACE: {} on {} -> {} was reached by {n} scenario(s) but the cell space has no such cell\n",
+            c.advice, c.kind, c.outcome
+        ));
+    }
+    let mut reasons: BTreeMap<(crate::reach::Why, &str), usize> = BTreeMap::new();
+    for (_, u) in &s.unreachable {
+        *reasons.entry((u.why, u.reason.as_str())).or_insert(0) += 1;
+    }
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.push_str(&format!("  unreachable cells by reason ({} reasons; all of them, with citations, in the JSON):\n", reasons.len()));
+    const SHOWN: usize = 12;
+    for ((why, reason), n) in reasons.iter().take(SHOWN) {
+        let short: String = reason.chars().take(96).collect();
+        let more = if reason.chars().count() > 96 { "..." } else { "" };
+        out.push_str(&format!("  {n:>6}  {:<15} {short}{more}\n", why.label()));
+    }
+    if reasons.len() > SHOWN {
+        let rest: usize = reasons.iter().skip(SHOWN).map(|r| r.1).sum();
+        out.push_str(&format!("  {rest:>6}  ({} more reasons)\n", reasons.len() - SHOWN));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -267,5 +404,31 @@ mod tests {
         ];
         let cell = |k: &str| Cell { advice: "PAGEOUT".into(), kind: k.into(), outcome: "0".into() };
         assert_eq!(hits(&prog, &points, 4096), vec![cell("after_fork"), cell("anon_private")]);
+    }
+
+    #[test]
+    fn summary_lists_gaps_wrong_reasons_and_cells_outside_the_space() {
+        let model = simulator::KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
+        let cell = |a: &str, k: &str, o: &str| Cell { advice: a.into(), kind: k.into(), outcome: o.into() };
+        let mut m = BTreeMap::new();
+        m.insert(cell("DONTNEED", "anon_private", "0"), 3);
+        // DONTNEED on a locked VMA is EINVAL, never 0: reaching it means a rule is wrong.
+        m.insert(cell("DONTNEED", "locked", "0"), 1);
+        m.insert(cell("DONTNEED", "foreign", "0"), 1);
+        let s = summarize(&model, &m);
+        assert_eq!(s.total, 28 * 16 * 15);
+        assert_eq!(s.reached, 1);
+        assert_eq!(s.zero.len(), s.reachable - 1);
+        assert!(s.zero.contains(&cell("DONTNEED", "locked", "EINVAL")));
+        assert_eq!(s.unreachable_reached.len(), 1);
+        assert_eq!(s.unreachable_reached[0].0, cell("DONTNEED", "locked", "0"));
+        assert_eq!(s.outside, vec![(cell("DONTNEED", "foreign", "0"), 1)]);
+        assert!(s.wrong());
+        let text = render_summary(&s);
+        assert!(text.contains("WRONG REASON: DONTNEED on locked -> 0"), "{text}");
+        assert!(text.contains("COVERAGE GAP: DONTNEED on locked -> EINVAL"), "{text}");
+        let j = to_json(&m, &s);
+        assert_eq!(j["summary"]["unreachable_reached"], 1);
+        assert_eq!(j["summary"]["cells"], 6720);
     }
 }

@@ -48,6 +48,7 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(format!("read /sys/kernel/mm/ksm/run: {e}")),
     };
+    let ra_pages = scratch_ra_pages(&std::env::temp_dir(), page_size);
     Ok(KernelFacts {
         version: KernelFacts::parse_version(&release),
         release,
@@ -61,7 +62,32 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         guard_vma_flag,
         max_map_count,
         ksm_running,
+        ra_pages,
     })
+}
+
+/// bdi->ra_pages of the block device holding `dir` (where workers create the scenario's disk files):
+/// `/sys/class/bdi/MAJ:MIN/read_ahead_kb` of its device, or of the whole disk when it is a partition.
+/// `None` when `dir` is not on a block device with a bdi in sysfs (tmpfs, overlay, no /sys).
+fn scratch_ra_pages(dir: &std::path::Path, page_size: u64) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let (maj, min) = (libc::major(dev), libc::minor(dev));
+    let kb = |id: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/bdi/{id}/read_ahead_kb")).ok()?.trim().parse().ok()
+    };
+    let id = format!("{maj}:{min}");
+    let kb = kb(&id).or_else(|| {
+        // A partition's bdi is its disk's: /sys/dev/block/MAJ:MIN is the partition's directory, inside
+        // the disk's.
+        let part = std::path::PathBuf::from(format!("/sys/dev/block/{id}"));
+        if !part.join("partition").exists() {
+            return None;
+        }
+        let disk = std::fs::read_to_string(part.join("../dev")).ok()?;
+        kb(disk.trim())
+    })?;
+    Some(kb * 1024 / page_size)
 }
 
 fn uname() -> Result<(String, String), String> {

@@ -4,6 +4,7 @@
 //! same scenarios on the simulator, compares, and renders reports.
 
 pub mod coverage;
+pub mod reach;
 pub mod detect;
 pub mod host;
 mod observe_host;

@@ -129,6 +129,15 @@ fn build_model(a: &RunArgs, host: &KernelFacts) -> Result<KernelModel, String> {
     Ok(model)
 }
 
+/// The host's kernel facts (with `--kernel-config FILE` when given), or the exit code after saying why
+/// they could not be detected: that is an infrastructure error (1), not bad input.
+fn detect_host(kernel_config: Option<&Path>) -> Result<KernelFacts, i32> {
+    harness::detect::detect_host_with(kernel_config).map_err(|e| {
+        eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
+        1
+    })
+}
+
 fn stderr_is_tty() -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(2) == 1 }
@@ -217,12 +226,9 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Ok(j) => j,
         Err(e) => return bad_input(e),
     };
-    let host = match harness::detect::detect_host_with(a.kernel_config.as_deref()) {
+    let host = match detect_host(a.kernel_config.as_deref()) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let model = match build_model(a, &host) {
         Ok(m) => m,
@@ -323,8 +329,18 @@ fn cmd_run(a: &RunArgs) -> i32 {
     let mut code = rep.exit_code;
     if let Some(path) = &a.coverage {
         let m = harness::coverage::tally(out.results.iter().map(|r| r.coverage.as_slice()));
-        let _ = write!(stdout, "{}", harness::coverage::render(&m));
-        let json = serde_json::to_string_pretty(&harness::coverage::to_json(&m)).unwrap_or_default();
+        // The cells count what the host kernel did, so they are classified on the host's model, not on a
+        // --profile-facts model.
+        let summary = harness::coverage::summarize(&KernelModel::from_facts(host.clone()), &m);
+        let _ = write!(stdout, "{}", harness::coverage::render(&m, &summary));
+        // A reached cell the rules call unreachable means a reason is wrong: that fails the run whatever
+        // its size. Reachable cells at zero are printed as gaps; only the default suite is expected to
+        // have none (harness/tests/coverage.rs), so they do not change the exit code.
+        if summary.wrong() && !out.interrupted {
+            eprintln!("madcheck: coverage: a reached cell is classified unreachable or lies outside the cell space");
+            code = code.max(1);
+        }
+        let json = serde_json::to_string_pretty(&harness::coverage::to_json(&m, &summary)).unwrap_or_default();
         match std::fs::write(path, json + "\n") {
             Ok(()) => {
                 let _ = writeln!(stdout, "  coverage: {}", path.display());
@@ -366,12 +382,9 @@ fn cmd_simulate(a: &RunArgs) -> i32 {
     // Simulation needs no kernel when the facts are given; otherwise it models this host.
     let host = match &a.profile_facts {
         Some(_) => KernelFacts::profile("6.18").expect("known profile"),
-        None => match harness::detect::detect_host() {
+        None => match detect_host(a.kernel_config.as_deref()) {
             Ok(f) => f,
-            Err(e) => {
-                eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
-                return 1;
-            }
+            Err(code) => return code,
         },
     };
     let model = match build_model(a, &host) {
@@ -385,17 +398,14 @@ fn cmd_simulate(a: &RunArgs) -> i32 {
 }
 
 fn cmd_detect() -> i32 {
-    match harness::detect::detect_host() {
+    match detect_host(None) {
         Ok(facts) => {
             let model = KernelModel::from_facts(facts.clone());
             let v = serde_json::json!({ "facts": facts, "model": model });
             out(&format!("{}\n", serde_json::to_string_pretty(&v).expect("plain data serialises")));
             0
         }
-        Err(e) => {
-            eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
-            1
-        }
+        Err(code) => code,
     }
 }
 
@@ -426,12 +436,9 @@ fn cmd_bench(a: &RunArgs) -> i32 {
         Ok(j) => j,
         Err(e) => return bad_input(e),
     };
-    let host = match harness::detect::detect_host() {
+    let host = match detect_host(a.kernel_config.as_deref()) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let model = KernelModel::from_facts(host.clone());
     let njobs = a.jobs.unwrap_or_else(runner::available_cpus);

@@ -43,6 +43,12 @@ pub struct KernelFacts {
     /// ksmd is running (`/sys/kernel/mm/ksm/run` = 1): pages in MERGEABLE VMAs may be merged at any time.
     #[serde(default)]
     pub ksm_running: bool,
+    /// The readahead window (`read_ahead_kb` in pages, bdi->ra_pages) of the block device holding the
+    /// scenario's disk files (the temp directory): every `struct file` starts with it as f_ra.ra_pages
+    /// [S 6.12 mm/readahead.c:file_ra_state_init]. `None` when unknown (not a block device, or no
+    /// /sys); readahead over a disk file then answers Unsupported.
+    #[serde(default)]
+    pub ra_pages: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -94,6 +100,10 @@ impl KernelFacts {
             guard_vma_flag: version >= (6, 18, 0) && name == "6.18",
             max_map_count: 65530,
             ksm_running: false,
+            // Debian guests under qemu: virtio-blk reports no optimal I/O size, so the bdi keeps
+            // VM_READAHEAD_PAGES (128 KiB) [S 6.12 block/blk-settings.c:blk_apply_bdi_limits]; the host's
+            // /dev/vda has read_ahead_kb = 8192.
+            ra_pages: Some(if name == "6.18" { 2048 } else { 32 }),
         })
     }
 }
@@ -110,31 +120,34 @@ pub struct KernelModel {
     pub hwpoison_before_validation: bool,
     /// CONFIG_MEMORY_FAILURE: HWPOISON and SOFT_OFFLINE are valid advice.
     pub memory_failure: bool,
-    /// CONFIG_KSM: MERGEABLE/UNMERGEABLE are valid.
+    /// CONFIG_KSM: MERGEABLE/UNMERGEABLE are valid (assumed on when the config is unknown: every profiled
+    /// kernel has it) [S 6.18 mm/madvise.c:madvise_behavior_valid "#ifdef CONFIG_KSM"].
     pub ksm: bool,
     /// CONFIG_TRANSPARENT_HUGEPAGE: HUGEPAGE/NOHUGEPAGE (and COLLAPSE from 6.1) are valid.
     pub thp: bool,
     /// WIPEONFORK/KEEPONFORK exist (4.14+, d2cd9ede6e19).
     pub wipeonfork: bool,
-    /// COLD/PAGEOUT exist (5.4+).
+    /// COLD/PAGEOUT exist (5.4+: 9c276cc65a58, 1a4e58cce84e) [spec §1].
     pub cold_pageout: bool,
-    /// POPULATE_READ/WRITE exist (5.14+).
+    /// POPULATE_READ/WRITE exist (5.14+: 4ca9b3859dac) [spec §1].
     pub populate: bool,
-    /// DONTNEED_LOCKED exists (5.18+).
+    /// DONTNEED_LOCKED exists (5.18+: 9457056ac426) [spec §1].
     pub dontneed_locked: bool,
-    /// COLLAPSE exists (6.1+ with THP).
+    /// COLLAPSE exists (6.1+ with THP: 7d8faaf15545) [spec §1].
     pub collapse: bool,
-    /// GUARD_INSTALL/REMOVE exist (6.13+).
+    /// GUARD_INSTALL/REMOVE exist (6.13+: 662df3e5c376) [spec §1].
     pub guard_regions: bool,
     /// MADV_FREE falls back to DONTNEED when no swap is active (4.5-4.11; 93e06c7a6453 removed it).
     pub free_falls_back_to_dontneed: bool,
     /// Without CONFIG_SWAP, WILLNEED on an anonymous VMA is EBADF [S mm/madvise.c:madvise_willneed].
     pub willneed_anon_ebadf: bool,
-    /// REMOVE needs VM_SHARED|VM_MAYWRITE (6.7+, backported to 6.1.y/6.12.y) instead of VM_WRITE.
+    /// REMOVE needs VM_SHARED|VM_MAYWRITE (6.7+, backported to 6.1.y/6.12.y) instead of VM_WRITE
+    /// [S 6.1.192 and 6.12.117 mm/madvise.c:madvise_remove; T 6.18; mainline 6.1.0-6.6 test VM_WRITE, spec §5
+    /// REMOVE]. The profile switch is at 6.1 because the 6.1 profile is Debian's 6.1.y.
     pub remove_needs_maywrite_only: bool,
     /// New VMAs carry VM_SOFTDIRTY (`sd`) (CONFIG_MEM_SOFT_DIRTY) [S mm/mmap.c:__mmap_region].
     pub softdirty_new_vmas: bool,
-    /// smaps has a LazyFree field (4.12+).
+    /// smaps has a LazyFree field (4.12+; UNVERIFIED release) [spec §6.2].
     pub smaps_lazyfree: bool,
     /// The shared zero page can be told apart in pagemap (needs PFNs, so CAP_SYS_ADMIN).
     pub zero_page_visible: bool,
@@ -150,7 +163,9 @@ pub struct KernelModel {
     /// many pages (fault_around_bytes = 64 KiB by default since 3.15) [S mm/memory.c:do_fault_around].
     pub fault_around_pages: u64,
     /// Entries in one page table (PTRS_PER_PTE): fault-around never crosses a page-table boundary, and a
-    /// PMD-mapped THP covers this many pages.
+    /// PMD-mapped THP covers this many pages. 64-bit page tables hold 8-byte entries, so page_size / 8
+    /// [S arch/x86/include/asm/pgtable_64_types.h PTRS_PER_PTE 512; arch/arm64/include/asm/pgtable-hwdef.h
+    /// PTRS_PER_PTE (1 << (PAGE_SHIFT - 3))].
     pub ptrs_per_pte: u64,
     /// MADV_POPULATE_(READ|WRITE) fault the range linearly outside the VMA walk and stop at the first
     /// hole or unsuitable VMA (631426ba1d45, v6.9; UNVERIFIED release); before, they ran per VMA inside
@@ -186,6 +201,29 @@ pub struct KernelModel {
     /// destination touches the source (6.1.y stable form); 6.12 only leaves the source out
     /// [S 6.1.192 mm/mmap.c:copy_vma; S 6.12 mm/vma.c:copy_vma].
     pub mremap_kept_source_blocks_merge: bool,
+    /// bdi read_ahead_kb in pages for the scenario's disk files (see `KernelFacts::ra_pages`).
+    pub ra_pages: Option<u64>,
+    /// MADV_HUGEPAGE file faults read ahead with PMD-order folios (ra->order = HPAGE_PMD_ORDER honoured
+    /// by page_cache_ra_order, and ext4 caches large folios): 6.16+ ("ext4: enable large folio for regular
+    /// file", v6.16; T 6.18 probe: an order-3 folio for an 8-page hole). Before, ext4 has no
+    /// large folios and the same window is read as order-0 pages [S 6.12 mm/readahead.c:
+    /// page_cache_ra_order (fallback)].
+    pub ra_hugepage_large_folios: bool,
+    /// VM_EXEC file faults read ahead an exec_folio_order()-aligned window clipped to the VMA instead of
+    /// the read-around window, even under VM_RAND_READ (6.16+, "mm/filemap: allow arch to request folio
+    /// size for exec memory", the patch as posted to linux-mm; not probed: the generator maps no file
+    /// PROT_EXEC).
+    pub ra_exec_window: bool,
+    /// Readahead flags PG_readahead on the page it adds at (EOF-clipped end of the window − async size):
+    /// do_page_cache_ra clips nr_to_read to i_size before page_cache_ra_unbounded computes the mark
+    /// [S 6.1, 6.12 mm/readahead.c]. 6.16+ marks an unclipped index in page_cache_ra_order's own loop and
+    /// 4.5 in __do_page_cache_readahead; there a mark inside the file answers Unsupported.
+    pub ra_mark_clipped: bool,
+    /// Fault-around on a non-shmem file with no PTE table yet maps nothing when the first uptodate page
+    /// of its window is the file's last ("mm/memory: do not populate page table entries beyond i_size",
+    /// v6.18, backported to 6.12.y: in Debian 6.12.117, not in 6.1.192; UNVERIFIED for other 6.12.y)
+    /// [S 6.12.117 mm/filemap.c:filemap_map_pages; S 6.1.192 mm/filemap.c:filemap_map_pmd].
+    pub fault_around_table_needs_folio_before_eof: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -253,6 +291,11 @@ impl KernelModel {
             mmap_expand_next_first: at_least(6, 1) && !at_least(6, 12),
             mremap_kept_source_blocks_merge: !at_least(6, 12),
             mutations: Vec::new(),
+            ra_pages: f.ra_pages,
+            ra_hugepage_large_folios: at_least(6, 16),
+            ra_exec_window: at_least(6, 16),
+            fault_around_table_needs_folio_before_eof: at_least(6, 12),
+            ra_mark_clipped: at_least(6, 1) && !at_least(6, 16),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),
             thp_mode: f.thp,
@@ -263,6 +306,7 @@ impl KernelModel {
     }
 
     /// Is this raw advice value accepted by `madvise_behavior_valid` / `is_valid_madvise`?
+    /// [S 6.18 mm/madvise.c:madvise_behavior_valid; S 4.5 same; version gates above]
     pub fn advice_valid(&self, value: i32) -> bool {
         use crate::program::Advice::*;
         let Some(a) = crate::program::Advice::from_value(value) else { return false };

@@ -12,7 +12,9 @@
 //! | `vm_area_struct` | `machine::Vma` |
 //! | the VMA tree (maple tree) | `machine::Machine::vmas`, a sorted `Vec<Vma>` |
 //! | a PTE | `machine::Pte` |
-//! | a page-cache page / shmem page | `machine::FileObj::pages` |
+//! | a PTE table (the page a PMD entry points to) | `machine::Machine::pte_tables`, exists or not |
+//! | a page-cache page / shmem page | `machine::FileObj::pages`, `cached`, `flagged` (PG_readahead) |
+//! | `file_ra_state` of a scenario file | `machine::FileObj::mmap_miss`, `kernel::KernelModel::ra_pages` |
 //! | `anon_vma` | `machine::AnonVma` id, with whether it was inherited through fork |
 //! | an anonymous folio's identity and mapcount (1, or 2 while COW-shared with a fork child) | `machine::Pte::Anon` `folio`, `shared` |
 //! | a parent and its live fork child (two mms over the same page-cache objects) | two `Machine`s kept consistent by `Machine::sync_live` |

@@ -138,6 +138,10 @@ pub struct FileObj {
     /// unmapped but could not write back; fault-around skips such pages [S 6.12 mm/vmscan.c:
     /// shrink_folio_list; mm/filemap.c:next_uptodate_folio].
     pub flagged: Vec<bool>,
+    /// Synchronous mmap readahead misses so far on this file's `struct file` (one per scenario file,
+    /// shared by all its mappings and a fork child): an upper bound of f_ra.mmap_miss, which hits only
+    /// lower [S 6.12 mm/filemap.c:do_sync_mmap_readahead, do_async_mmap_readahead, filemap_map_pages].
+    pub mmap_miss: u32,
 }
 
 /// A `vm_area_struct`.
@@ -189,6 +193,8 @@ pub enum Pte {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Machine {
     pub ps: u64,
+    /// PTRS_PER_PTE, for `pte_tables`.
+    ptrs_per_pte: i64,
     pub arena: ArenaGeometry,
     pub arena_pages: u32,
     pub objs: Vec<FileObj>,
@@ -207,6 +213,11 @@ pub struct Machine {
     other_cache_maps: Vec<(usize, usize)>,
     /// The next anonymous page identity (`Pte::Anon::folio`); a live parent and child share the counter.
     next_folio: u32,
+    /// Per page table (PTRS_PER_PTE pages, counted from the table holding arena page 0): whether the PTE
+    /// table exists (`None`: not known). A worker starts each scenario with the arena window unmapped,
+    /// so with no table [S 6.12 mm/memory.c:free_pgd_range]; any installed entry allocates it; an
+    /// unmap that leaves no VMA in its PMD range frees it.
+    pte_tables: Vec<Option<bool>>,
 }
 
 /// Why a step could not be modelled.
@@ -238,10 +249,12 @@ impl Machine {
                 cached: vec![true; f.pages as usize],
                 dirty: vec![true; f.pages as usize],
                 flagged: vec![false; f.pages as usize],
+                mmap_miss: 0,
             })
             .collect();
         Machine {
             ps: model.page_size,
+            ptrs_per_pte: model.ptrs_per_pte as i64,
             arena: *arena,
             arena_pages: prog.arena_pages,
             objs,
@@ -252,6 +265,7 @@ impl Machine {
             unknown: None,
             other_cache_maps: Vec::new(),
             next_folio: 1,
+            pte_tables: vec![Some(false); Self::tables_for(model, arena, prog.arena_pages)],
         }
     }
 
@@ -287,6 +301,42 @@ impl Machine {
     fn set_pte(&mut self, page: i64, pte: Pte) {
         if let Some(p) = self.ptes.get_mut(page as usize) {
             *p = pte;
+            if pte != Pte::None {
+                let t = self.table_of(page);
+                self.pte_tables[t] = Some(true);
+            }
+        }
+    }
+
+    fn tables_for(model: &KernelModel, arena: &ArenaGeometry, pages: u32) -> usize {
+        let ptrs = model.ptrs_per_pte.max(1);
+        let first = arena.base / model.page_size;
+        ((first + pages as u64).div_ceil(ptrs) - first / ptrs).max(1) as usize
+    }
+
+    fn ptrs(&self) -> i64 {
+        self.ptrs_per_pte.max(1)
+    }
+
+    /// Index into `pte_tables` of the table mapping arena page `page`.
+    fn table_of(&self, page: i64) -> usize {
+        let ptrs = self.ptrs();
+        ((self.base_vpn() + page).div_euclid(ptrs) - self.base_vpn().div_euclid(ptrs)) as usize
+    }
+
+    /// free_pgtables after an unmap of [s, e): a table whose PMD range no longer holds any VMA is freed
+    /// (floor and ceiling are the neighbouring VMAs) [S 6.12 mm/memory.c:free_pgd_range].
+    fn free_empty_tables(&mut self, s: i64, e: i64) {
+        if s >= e {
+            return;
+        }
+        let ptrs = self.ptrs();
+        for t in self.table_of(s.max(0))..=self.table_of((e - 1).max(0)).min(self.pte_tables.len() - 1) {
+            let lo = (self.base_vpn().div_euclid(ptrs) + t as i64) * ptrs - self.base_vpn();
+            let hi = lo + ptrs;
+            if !self.vmas.iter().any(|v| v.end > lo && v.start < hi) {
+                self.pte_tables[t] = Some(false);
+            }
         }
     }
 
@@ -529,7 +579,10 @@ impl Machine {
     /// maps the cached, uptodate pages of an aligned window around the address (fault-around, clamped to
     /// the VMA, the page table and i_size), then reads in the faulting page itself
     /// [S 6.12 mm/memory.c:do_read_fault, do_fault_around; mm/filemap.c:filemap_map_pages,
-    /// next_uptodate_folio].
+    /// next_uptodate_folio]. A page-cache miss on a disk file drops the mmap (or VMA) lock for readahead
+    /// and answers VM_FAULT_RETRY; the retried fault (FAULT_FLAG_TRIED) runs fault-around again, which
+    /// now also maps what readahead added [S 6.12 mm/filemap.c:filemap_fault, maybe_unlock_mmap_for_io;
+    /// arch/x86/mm/fault.c:do_user_addr_fault; mm/gup.c:faultin_page for populate].
     fn fault_read(&mut self, model: &KernelModel, i: usize, page: i64) {
         if self.pte(page) != Pte::None {
             return;
@@ -541,25 +594,17 @@ impl Machine {
             return;
         }
         self.fault_around(model, i, page);
-        self.ensure_obj_page(&v, page);
+        if self.ensure_obj_page(model, &v, page) {
+            self.fault_around(model, i, page);
+        }
         self.set_pte(page, Pte::Cache);
     }
 
-    /// A read fault past EOF still runs fault-around first. On shmem every cached page of the window
-    /// is mapped [T 6.18, memfd probes]; on an ext4 file some are not (a 1- or 5-page file's last page,
-    /// a window starting at the last page: T 6.18, case gen-2-4992; while a 7-page file's last page is:
-    /// case gen-26-9322), for a reason not yet understood, so that case answers Unsupported.
+    /// A read fault past EOF still runs fault-around first, which maps the window's cached pages below
+    /// i_size (on a disk file only if a PTE table exists or the first of them is not the file's last
+    /// page: see `fault_around`) [T 6.18, memfd probes; cases gen-15-4406, gen-2-4992, gen-26-9322].
     fn fault_around_past_eof(&mut self, model: &KernelModel, i: usize, page: i64) {
-        let before = self.ptes.clone();
         self.fault_around(model, i, page);
-        let disk = self.vmas[i].obj.is_some_and(|o| self.objs[o].file.is_some() && !self.objs[o].memfd);
-        if disk && self.ptes != before {
-            self.unknown.get_or_insert_with(|| {
-                "fault-around before a SIGBUS past EOF of a disk file is not modelled (which cached pages \
-                 ext4 maps varies)"
-                    .to_string()
-            });
-        }
     }
 
     /// do_fault_around for a read fault at `page` of the file or shmem VMA vmas[i]: map the cached,
@@ -577,49 +622,266 @@ impl Machine {
             let vma_off = page - v.start;
             let from = (pte_off - pte_off.rem_euclid(nr)).max(pte_off - pte_off.min(vma_off));
             let to = (from + nr).min(ptrs).min(pte_off + v.pages() - vma_off) - 1;
-            for off in from..=to {
-                let p = page + (off - pte_off);
+            let o = &self.objs[obj];
+            let uptodate = |p: i64| {
                 let idx = v.obj_page(p);
-                let o = &self.objs[obj];
-                if self.pte(p) == Pte::None && idx < o.pages.len() && o.cached[idx] && !o.flagged[idx] {
-                    self.set_pte(p, Pte::Cache);
+                idx < o.pages.len() && o.cached[idx] && !o.flagged[idx]
+            };
+            // With no PTE table yet, filemap_map_pages installs the preallocated one only when the first
+            // uptodate folio it finds ends before i_size (can_map_large, shmem excepted); a window whose
+            // first such page is the file's last page then maps nothing [S 6.12.117 mm/filemap.c:
+            // filemap_map_pages, filemap_map_pmd; T 6.18 probe: a past-EOF populate in a fresh PMD maps
+            // no neighbour, in a PMD with a table it maps the last page; case gen-2-4992].
+            let first = (from..=to).map(|off| page + (off - pte_off)).find(|&p| uptodate(p));
+            let shmem = o.file.is_none() || o.memfd;
+            if model.fault_around_table_needs_folio_before_eof
+                && !shmem
+                && first.is_some_and(|p| v.obj_page(p) + 1 == o.pages.len())
+            {
+                match self.pte_tables[self.table_of(page)] {
+                    Some(true) => {}
+                    Some(false) => return,
+                    None => {
+                        self.unknown.get_or_insert_with(|| {
+                            "fault-around whose first page is the file's last, with the page table's existence unknown"
+                                .to_string()
+                        });
+                        return;
+                    }
                 }
+            }
+            let map: Vec<i64> =
+                (from..=to).map(|off| page + (off - pte_off)).filter(|&p| self.pte(p) == Pte::None && uptodate(p)).collect();
+            for p in map {
+                self.set_pte(p, Pte::Cache);
             }
         }
     }
 
-    /// A fault that needs the page allocates it in the page cache (a shmem hole, or a punched file range
-    /// read back as zeros).
-    fn ensure_obj_page(&mut self, v: &Vma, page: i64) {
+    /// filemap_fault / shmem_fault for `page` of `v`: a fault that needs the page allocates it in the
+    /// page cache (a shmem hole, or a punched or evicted disk-file page, read back from the file: zeros
+    /// in a hole). Returns true when the fault dropped the mmap lock and was retried (a disk-file miss).
+    fn ensure_obj_page(&mut self, model: &KernelModel, v: &Vma, page: i64) -> bool {
         let idx = v.obj_page(page);
-        let o = &mut self.objs[v.obj.unwrap()];
+        let obj = v.obj.unwrap();
+        let o = &mut self.objs[obj];
         if idx < o.flagged.len() && o.flagged[idx] {
             // filemap_fault finds PG_readahead and starts async readahead, which clears the flag (not
-            // under VM_RAND_READ) and may read any uncached page of the window back in [S 6.12
-            // mm/filemap.c:do_async_mmap_readahead, page_cache_async_ra].
-            if v.flags & vmf::RAND_READ == 0 {
+            // under VM_RAND_READ or with ra_pages 0) and may read any uncached page of the window back in
+            // [S 6.12 mm/filemap.c:do_async_mmap_readahead, mm/readahead.c:page_cache_async_ra]. It drops
+            // the mmap lock first, so the fault is retried and fault-around runs again (case gen-1-84103).
+            if v.flags & vmf::RAND_READ == 0 && model.ra_pages != Some(0) {
                 o.flagged[idx] = false;
                 if o.cached.iter().any(|c| !c) {
                     self.unknown.get_or_insert_with(|| {
                         "async readahead over a disk file with uncached pages is not modelled".to_string()
                     });
                 }
+                return true;
+            }
+            return false;
+        }
+        if idx >= o.cached.len() || o.cached[idx] {
+            return false;
+        }
+        if o.file.is_none() || o.memfd {
+            // shmem_get_folio_gfp allocates the one page; there is no readahead [S 6.12 mm/shmem.c].
+            o.cached[idx] = true;
+            return false;
+        }
+        // A miss on a disk file: do_sync_mmap_readahead, then __filemap_get_folio(FGP_CREAT) allocates
+        // the page if readahead did not, and filemap_read_folio reads it (also with the lock dropped).
+        self.sync_mmap_readahead(model, v, idx);
+        self.objs[obj].cached[idx] = true;
+        true
+    }
+
+    /// do_sync_mmap_readahead for a page-cache miss at page `idx` of the disk file mapped by `v`
+    /// [S 6.1, 6.12 mm/filemap.c; 6.18 has the same branches plus ra->order and the VM_EXEC window (the
+    /// 6.16 "mm/filemap: allow arch to request folio size for exec memory" patch as posted; T 6.18: seeds
+    /// 1-3 × 100,000 scenarios agree)]:
+    /// * VM_HUGEPAGE (CONFIG_TRANSPARENT_HUGEPAGE): a PMD-aligned window of two PMDs (one under
+    ///   VM_RAND_READ), async size one PMD, "even if readahead is disabled";
+    /// * VM_EXEC on 6.16+: an exec-order window clipped to the VMA (not modelled);
+    /// * VM_RAND_READ or ra_pages 0: no readahead;
+    /// * VM_SEQ_READ: page_cache_sync_ra(ra_pages) forward from the page;
+    /// * otherwise, unless mmap_miss > MMAP_LOTSAMISS (100): read-around, the window
+    ///   [idx − ra_pages/2, +ra_pages) with async size ra_pages/4.
+    ///
+    /// Readahead only adds pages that are not cached, clipped to i_size; a punched hole reads as zeros
+    /// without I/O (ext4_mpage_readpages zero-fills unmapped blocks and unlocks the folio at once), so
+    /// the retried fault finds every added page uptodate and unlocked.
+    fn sync_mmap_readahead(&mut self, model: &KernelModel, v: &Vma, idx: usize) {
+        let obj = v.obj.unwrap();
+        let flags = v.flags;
+        let rand = flags & vmf::RAND_READ != 0;
+        if flags & vmf::HUGEPAGE != 0 && model.thp {
+            if model.ra_hugepage_large_folios {
+                self.ra_order_pmd(model, obj, idx, rand);
+                return;
+            }
+            let pmd = model.ptrs_per_pte as usize;
+            let start = idx / pmd * pmd;
+            self.ra_window(model, obj, start, if rand { pmd } else { 2 * pmd }, pmd);
+            return;
+        }
+        if flags & vmf::EXEC != 0 && model.ra_exec_window {
+            self.unknown.get_or_insert_with(|| {
+                "readahead for an executable file mapping (exec_folio_order window) is not modelled".to_string()
+            });
+            return;
+        }
+        if rand {
+            return;
+        }
+        let Some(ra) = model.ra_pages.map(|r| r as usize) else {
+            self.unknown.get_or_insert_with(|| {
+                "readahead on a disk file whose device's read_ahead_kb is unknown".to_string()
+            });
+            return;
+        };
+        if ra == 0 {
+            return;
+        }
+        if flags & vmf::SEQ_READ != 0 {
+            // page_cache_sync_ra(ra_pages), with prev_pos still -1 (no read(2) on the file): at index 0
+            // a window of get_init_ra_size(ra, ra) = ra pages with async size ra/2; elsewhere, when the
+            // cached run before the page is not longer than ra, a plain window of ra pages
+            // [S 6.12 mm/readahead.c:page_cache_sync_ra].
+            if idx == 0 {
+                self.ra_window(model, obj, 0, ra, ra / 2);
+            } else if idx <= ra {
+                self.ra_window(model, obj, idx, ra, 0);
+            } else {
+                self.unknown.get_or_insert_with(|| {
+                    "sequential readahead after a long cached run (ra state ramp-up) is not modelled".to_string()
+                });
             }
             return;
         }
-        if idx < o.cached.len() {
-            if !o.cached[idx] && o.file.is_some() && !o.memfd && v.flags & vmf::RAND_READ == 0 {
-                // filemap_fault on a disk file starts mmap read-around (or sequential readahead) and
-                // retries the fault, so which neighbours end up cached and mapped depends on
-                // read_ahead_kb and, on 6.16+ ext4, large folio orders [S 6.12 mm/filemap.c:
-                // do_sync_mmap_readahead, page_cache_ra_order]. Not modelled yet.
+        // MMAP_LOTSAMISS: the counter only grows by one per miss, so at most 100 misses keep it in range.
+        let o = &mut self.objs[obj];
+        o.mmap_miss += 1;
+        if o.mmap_miss > 100 {
+            self.unknown.get_or_insert_with(|| {
+                "more than MMAP_LOTSAMISS readahead misses on one file (mmap_miss hits not modelled)".to_string()
+            });
+            return;
+        }
+        let start = idx.saturating_sub(ra / 2);
+        self.ra_window(model, obj, start, ra, ra / 4);
+    }
+
+    /// MADV_WILLNEED on a disk file: vfs_fadvise(POSIX_FADV_WILLNEED) over exactly the range's file
+    /// pages → force_page_cache_ra, which reads up to max(io_pages, ra_pages) pages with no async mark,
+    /// clipped to i_size; shmem (memfd, shared anonymous) only swaps in [S 6.12 mm/madvise.c:
+    /// madvise_willneed; mm/fadvise.c:generic_fadvise; mm/readahead.c:force_page_cache_ra].
+    fn willneed_file(&mut self, model: &KernelModel, v: &Vma, s: i64, e: i64) {
+        let Some(obj) = v.obj else { return };
+        let o = &self.objs[obj];
+        if o.file.is_none() || o.memfd {
+            return;
+        }
+        let (first, last) = (v.obj_page(s), v.obj_page(e).min(o.pages.len()));
+        if first >= last || o.cached[first..last].iter().all(|&c| c) {
+            return;
+        }
+        match model.ra_pages {
+            Some(ra) if (last - first) as u64 <= ra => self.ra_window(model, obj, first, last - first, 0),
+            _ => {
                 self.unknown.get_or_insert_with(|| {
-                    "a fault on a disk-file page that is not in the page cache (after MADV_REMOVE) starts \
-                     readahead, which is not modelled"
+                    "WILLNEED readahead longer than read_ahead_kb (bdi io_pages) or with read_ahead_kb unknown"
                         .to_string()
                 });
             }
-            o.cached[idx] = true;
+        }
+    }
+
+    /// 6.16+ page_cache_ra_order for the VM_HUGEPAGE window (ra->order = HPAGE_PMD_ORDER, ext4 with
+    /// large folios): from the PMD-aligned start, each step allocates the largest naturally aligned folio
+    /// (at most PMD order, at most log2(size)) that ends before i_size; the first step whose range holds a
+    /// cached page fails (-EEXIST) and the rest of the window falls back to do_page_cache_ra with order-0
+    /// pages [S 6.12 mm/readahead.c:page_cache_ra_order, ra_alloc_folio: the same loop, which 6.16 stopped
+    /// ramping by +2 orders (UNVERIFIED 6.18 source); T 6.18: an 8-page hole becomes one order-3 folio;
+    /// cases gen-2-38448, gen-2-57174]. Large folios themselves are not modelled, so a step that would allocate one answers
+    /// Unsupported, as does the PG_readahead mark at start + size − async_size landing on an allocated
+    /// folio. What they change [T 6.18 probe, 8-page ext4 file punched whole, MADV_HUGEPAGE, read of page
+    /// 3]: one order-3 folio; fault-around still maps the window page by page; REMOVE of pages 2-3 then
+    /// unmaps all 8 PTEs (the split unmaps the whole folio and does not remap file pages) and leaves
+    /// order-1 [0,2), order-0 4 and 5, order-1 [6,8) cached (consistent with try_folio_split in
+    /// mm/truncate.c:truncate_inode_partial_folio, 6.15+, source UNVERIFIED); PAGEOUT then unmapped all.
+    fn ra_order_pmd(&mut self, model: &KernelModel, obj: usize, idx: usize, rand: bool) {
+        let pmd = model.ptrs_per_pte as usize;
+        let start = idx / pmd * pmd;
+        let size = if rand { pmd } else { 2 * pmd };
+        let async_size = pmd;
+        let eof = self.objs[obj].pages.len();
+        if start >= eof {
+            return;
+        }
+        let limit = (eof - 1).min(start + size - 1);
+        let new_order = pmd.trailing_zeros().min(size.ilog2());
+        let mark = start + size - async_size;
+        let mut index = start;
+        while index <= limit {
+            let mut order = new_order;
+            if index & ((1 << order) - 1) != 0 {
+                order = index.trailing_zeros();
+            }
+            while order > 0 && index + (1 << order) - 1 > limit {
+                order -= 1;
+            }
+            let n = 1usize << order;
+            if self.objs[obj].cached[index..index + n].iter().any(|&c| c) {
+                break;
+            }
+            if order > 0 || index == mark / n * n {
+                self.unknown.get_or_insert_with(|| {
+                    "readahead under MADV_HUGEPAGE builds a large folio (or flags PG_readahead) on ext4 \
+                     (6.16+); large folios (whole-folio unmap and split on a partial punch) are not modelled"
+                        .to_string()
+                });
+                return;
+            }
+            let o = &mut self.objs[obj];
+            o.cached[index] = true;
+            o.dirty[index] = false;
+            index += 1;
+        }
+        if index <= limit && size > index - start {
+            self.ra_window(model, obj, index, size - (index - start), async_size);
+        }
+    }
+
+    /// do_page_cache_ra(start, size, async_size) on a disk file: clip to i_size, add every page of the
+    /// window that is not cached (order 0 on ext4 before 6.16; read-around and VM_SEQ_READ windows use
+    /// order 0 on 6.16+ too, ra->order = 0), and flag PG_readahead on the added page at the clipped end
+    /// minus `async_size` [S 6.12 mm/readahead.c:do_page_cache_ra, page_cache_ra_unbounded].
+    fn ra_window(&mut self, model: &KernelModel, obj: usize, start: usize, size: usize, async_size: usize) {
+        let eof = self.objs[obj].pages.len();
+        if start >= eof {
+            return;
+        }
+        let nr = size.min(eof - start);
+        // The relative mark nr − async_size is unsigned: past the window (never hit) when async_size is
+        // 0 or larger than the clipped window.
+        let mark = (async_size > 0 && nr >= async_size).then(|| start + nr - async_size);
+        let unclipped = start + size - async_size.min(size);
+        if !model.ra_mark_clipped && async_size > 0 && (mark.is_some() || unclipped < eof) {
+            self.unknown.get_or_insert_with(|| {
+                "readahead would flag a page of the file PG_readahead, whose index on this kernel is not modelled"
+                    .to_string()
+            });
+        }
+        let o = &mut self.objs[obj];
+        for p in start..start + nr {
+            if !o.cached[p] {
+                o.cached[p] = true;
+                o.dirty[p] = false;
+                if model.ra_mark_clipped && Some(p) == mark {
+                    o.flagged[p] = true;
+                }
+            }
         }
     }
 
@@ -629,7 +891,7 @@ impl Machine {
         let v = self.vmas[i];
         if v.flags & vmf::SHARED != 0 || (v.obj.is_some() && v.flags & vmf::MAYSHARE != 0) {
             // Shared: the page-cache page itself is written [S mm/memory.c:do_shared_fault].
-            self.ensure_obj_page(&v, page);
+            self.ensure_obj_page(model, &v, page);
             let idx = v.obj_page(page);
             let o = &mut self.objs[v.obj.unwrap()];
             if let Some(d) = data {
@@ -653,7 +915,7 @@ impl Machine {
             Pte::None => match v.obj {
                 None => Content::Zero,
                 Some(_) => {
-                    self.ensure_obj_page(&v, page);
+                    self.ensure_obj_page(model, &v, page);
                     self.cache_content(&v, page)
                 }
             },
@@ -688,7 +950,9 @@ impl Machine {
         }
     }
 
-    /// Unmapping: every entry goes, guard markers too.
+    /// Unmapping: every entry goes, guard markers too (munmap frees the page tables of the range; only
+    /// zaps keep markers) [S 6.18 mm/vma.c:vms_clear_ptes → unmap_vmas with a NULL zap_details;
+    /// mm/memory.c:zap_nonpresent_ptes; T spec §5 GUARD_INSTALL "munmap removes them"].
     fn clear_ptes(&mut self, s: i64, e: i64) {
         for p in s.max(0)..e.min(self.arena_pages as i64) {
             self.set_pte(p, Pte::None);
@@ -750,7 +1014,8 @@ impl Machine {
             f |= vmf::EXEC;
         }
         if m.backing.is_shared() {
-            // Files are opened O_RDWR, so MAP_SHARED keeps VM_SHARED and VM_MAYWRITE.
+            // Files are opened O_RDWR, so MAP_SHARED keeps VM_SHARED and VM_MAYWRITE (do_mmap drops both only
+            // for an fd without FMODE_WRITE) [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED].
             f |= vmf::SHARED | vmf::MAYSHARE;
         }
         // accountable_mapping(): private, writable, not NORESERVE → VM_ACCOUNT [S mm/vma.c].
@@ -796,6 +1061,7 @@ impl Machine {
             self.vmas.remove(i);
         }
         self.clear_ptes(s, e);
+        self.free_empty_tables(s, e);
         Ok(())
     }
 
@@ -809,9 +1075,12 @@ impl Machine {
         }
         let flags = Self::new_vma_flags(model, m);
         let (obj, pgoff) = match m.backing {
+            // A private anonymous mapping's vm_pgoff is its virtual page number [S 6.18 mm/mmap.c:do_mmap,
+            // "pgoff = addr >> PAGE_SHIFT" for MAP_PRIVATE without a file].
             Backing::AnonPrivate => (None, self.base_vpn() + s),
             Backing::AnonShared => {
-                // shmem_zero_setup: a fresh shmem object per mapping, pgoff 0.
+                // shmem_zero_setup: a fresh shmem object per mapping, pgoff 0 [S 6.18 mm/mmap.c:do_mmap
+                // (MAP_SHARED anonymous: pgoff = 0), mm/vma.c:__mmap_new_file_vma, mm/shmem.c:shmem_zero_setup].
                 self.objs.push(FileObj {
                     file: None,
                     memfd: true,
@@ -819,6 +1088,7 @@ impl Machine {
                     cached: vec![false; m.pages as usize],
                     dirty: vec![false; m.pages as usize],
                     flagged: vec![false; m.pages as usize],
+                    mmap_miss: 0,
                 });
                 (Some(self.objs.len() - 1), 0)
             }
@@ -922,6 +1192,8 @@ impl Machine {
                 nf |= vmf::EXEC;
             }
             if nf & vmf::WRITE != 0 {
+                // A private mapping that becomes writable is charged: VM_ACCOUNT
+                // [S 6.18 mm/mprotect.c:mprotect_fixup, "if (newflags & VM_WRITE)"].
                 if v.flags & (vmf::ACCOUNT | vmf::WRITE | vmf::HUGETLB | vmf::SHARED | vmf::NORESERVE) == 0 {
                     nf |= vmf::ACCOUNT;
                 }
@@ -956,6 +1228,8 @@ impl Machine {
         for (a, b) in self.for_each_vma_in(s, e) {
             let i = self.vma_at(a).unwrap();
             let v = self.vmas[i];
+            // __mm_populate skips VM_IO|VM_PFNMAP; VM_LOCKONFAULT is never faulted in
+            // [S 6.18 mm/gup.c:__mm_populate, populate_vma_page_range].
             if v.flags & (vmf::IO | vmf::PFNMAP) != 0 {
                 continue;
             }
@@ -983,7 +1257,8 @@ impl Machine {
     }
 
     /// apply_vma_lock_flags: the range must be fully mapped; flags change VMA by VMA (a hole found on
-    /// the way → ENOMEM, earlier VMAs keep their change).
+    /// the way → ENOMEM, earlier VMAs keep their change) [S 6.18 mm/mlock.c:apply_vma_lock_flags; same
+    /// walk in munlock].
     fn lock_flags(&mut self, model: &KernelModel, s: i64, e: i64, set: u64, clear: u64) -> Result<(), Ret> {
         if self.vma_at(s).is_none() {
             return Err(Ret::Err(Errno::ENOMEM));
@@ -994,7 +1269,8 @@ impl Machine {
             let v = self.vmas[i];
             let end = v.end.min(e);
             let nf = (v.flags & !clear) | set;
-            // mlock_fixup leaves special and hugetlb VMAs alone.
+            // mlock_fixup leaves special, hugetlb (and DAX, droppable) VMAs alone
+            // [S 6.18 mm/mlock.c:mlock_fixup "don't set VM_LOCKED or VM_LOCKONFAULT and don't count"].
             if nf != v.flags && v.flags & vmf::SPECIAL == 0 && v.flags & vmf::HUGETLB == 0 {
                 self.modify_flags(model, i, cur, end, nf);
             }
@@ -1114,7 +1390,8 @@ impl Machine {
     }
 
     /// check_prep_vma / vma_to_resize: the source must start in a VMA and not run past its end; no
-    /// DONTUNMAP or growth of VM_DONTEXPAND/VM_PFNMAP VMAs; sealed VMAs refuse.
+    /// DONTUNMAP or growth of VM_DONTEXPAND/VM_PFNMAP VMAs; sealed VMAs refuse
+    /// [S 6.18 mm/mremap.c:check_prep_vma; S 6.12 mm/mremap.c:vma_to_resize, can_modify_vma].
     fn check_prep_vma(&self, s: i64, old: i64, new: i64, dontunmap: bool) -> Result<(), Errno> {
         let Some(i) = self.vma_at(s) else { return Err(Errno::EFAULT) };
         let v = self.vmas[i];
@@ -1138,7 +1415,7 @@ impl Machine {
     }
 
     /// mremap_to: unmap the destination, drop a shrinking source's tail, (before 6.16: only now check
-    /// the source), then move.
+    /// the source), then move [S 6.12 mm/mremap.c:mremap_to; S 6.18 mm/mremap.c:mremap_to].
     fn mremap_to(&mut self, model: &KernelModel, s: i64, old: i64, new: i64, dst: i64, dontunmap: bool) -> Result<(), Errno> {
         self.munmap_range(dst, dst + new)?;
         let mut old = old;
@@ -1219,7 +1496,8 @@ impl Machine {
             }
         }
         let v = self.vmas[i];
-        // copy_vma: an anonymous VMA that was never faulted gets an address-based pgoff.
+        // copy_vma: an anonymous VMA that was never faulted gets an address-based pgoff ("If anonymous vma
+        // has not yet been faulted, update new pgoff") [S 6.18 mm/vma.c:copy_vma].
         let pgoff = if v.is_anonymous() && v.anon_vma.is_none() {
             self.base_vpn() + dst
         } else {
@@ -1251,6 +1529,8 @@ impl Machine {
             if let Some(j) = src_idx(self) {
                 let base = self.base_vpn();
                 let w = &mut self.vmas[j];
+                // The kept source is no longer locked (vm_flags_clear(vma, VM_LOCKED_MASK))
+                // [S 6.18 mm/mremap.c:dontunmap_complete; S 6.12 mm/mremap.c:move_vma].
                 w.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
                 if w.start == s && w.end == s + old {
                     w.anon_vma = None;
@@ -1265,6 +1545,9 @@ impl Machine {
         } else {
             let _ = self.munmap_range(s, s + old);
         }
+        // A grown locked VMA has its new part faulted in (mm_populate after the move)
+        // [S 6.18 mm/mremap.c:do_mremap "if (!failed && vrm->mlocked && vrm->new_len > vrm->old_len)
+        // mm_populate(...)"; S 6.12 SYSCALL_DEFINE5(mremap), same test on `locked`].
         if new > old {
             if let Some(j) = self.vma_at(dst) {
                 if self.vmas[j].flags & vmf::LOCKED != 0 {
@@ -1276,7 +1559,8 @@ impl Machine {
 
     /// vma_merge_new_range for a VMA just inserted at vmas[i] (an mmap, or the copy mremap's copy_vma
     /// made, which carries the source's anon_vma). `keep_out`: a source VMA that stays and may not be
-    /// merged with. Sticky flags (VM_MAYBE_GUARD on 6.18.y) survive into the merged VMA.
+    /// merged with. Sticky flags (VM_MAYBE_GUARD on 6.18.y) survive into the merged VMA
+    /// [S 6.18 mm/vma.c:vma_merge_new_range, can_vma_merge_left/right; T 6.18.44 for the sticky flag].
     fn merge_inserted(&mut self, model: &KernelModel, i: usize, keep_out: Option<usize>) -> usize {
         let v = self.vmas[i];
         let ok = |o: &Vma, idx: usize| {
@@ -1485,6 +1769,7 @@ impl Machine {
                 if v.obj.is_none() && model.willneed_anon_ebadf {
                     return Err(Errno::EBADF);
                 }
+                self.willneed_file(model, &v, s, e);
                 return Ok(());
             }
             Advice::Dontneed => {
@@ -1576,6 +1861,8 @@ impl Machine {
                 return Ok(());
             }
             Advice::GuardInstall | Advice::GuardRemove => return self.guard(model, adv, i, s, e),
+            // hugepage_madvise: set one, clear the other; 4.8+ on any VMA (spec §5; the 4.5-4.7 EINVAL on
+            // shared and special VMAs is not in any profile's rules) [S 6.18 mm/khugepaged.c:hugepage_madvise].
             Advice::Hugepage => {
                 nf = (nf & !vmf::NOHUGEPAGE) | vmf::HUGEPAGE;
             }
@@ -1595,12 +1882,16 @@ impl Machine {
                 nf |= vmf::MERGEABLE;
             }
             Advice::Unmergeable => {
-                // No KSM page can exist while ksmd is stopped, so unmerge_ksm_pages has nothing to break.
+                // ksm_madvise: nothing to do without VM_MERGEABLE; else unmerge and clear it
+                // [S 6.12 mm/ksm.c:ksm_madvise]. No KSM page can exist while ksmd is stopped, so
+                // unmerge_ksm_pages has nothing to break.
                 if nf & vmf::MERGEABLE == 0 {
                     return Ok(());
                 }
                 nf &= !vmf::MERGEABLE;
             }
+            // The readahead hints, DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK and DONTDUMP/DODUMP flag changes
+            // and their refusals [S 6.18 mm/madvise.c:madvise_vma_behavior; S 4.5 madvise_behavior].
             Advice::Normal => nf &= !(vmf::RAND_READ | vmf::SEQ_READ),
             Advice::Sequential => nf = (nf & !vmf::RAND_READ) | vmf::SEQ_READ,
             Advice::Random => {
@@ -1625,6 +1916,8 @@ impl Machine {
             Advice::Keeponfork => nf &= !vmf::WIPEONFORK,
             Advice::Dontdump => nf |= vmf::DONTDUMP,
             Advice::Dodump => {
+                // "if (!is_vm_hugetlb_page(vma) && new_flags & VM_SPECIAL) return -EINVAL" (4.19+; 6.11+
+                // also VM_DROPPABLE, which no scenario maps).
                 if nf & vmf::HUGETLB == 0 && nf & vmf::SPECIAL != 0 {
                     return Err(Errno::EINVAL);
                 }
@@ -1696,6 +1989,7 @@ impl Machine {
     }
 
     /// Does `v` contain a PMD-aligned, PMD-sized range (thp_vma_suitable_order with addr = vm_end - PMD)?
+    /// [S 6.12 include/linux/huge_mm.h:thp_vma_suitable_order; mm/huge_memory.c:__thp_vma_allowable_orders]
     fn holds_pmd(&self, model: &KernelModel, v: &Vma) -> bool {
         let pmd = model.ptrs_per_pte as i64;
         let vpn_end = self.base_vpn() + v.end;
@@ -1804,7 +2098,10 @@ impl Machine {
     // ---------------------------------------------------------------------------------------------
     // Accesses and fork.
 
-    /// A user-space write of a whole page, or a read of one byte.
+    /// A user-space write of a whole page, or a read of one byte. No VMA, or an access the VMA's
+    /// protection denies → SIGSEGV [S 6.18 arch/x86/mm/fault.c:do_user_addr_fault, bad_area, access_error];
+    /// a guard marker → SIGSEGV [S 6.18 mm/memory.c:handle_pte_marker (PTE_MARKER_GUARD →
+    /// VM_FAULT_SIGSEGV)]; a file page past EOF → SIGBUS (`past_eof`).
     fn access(&mut self, model: &KernelModel, page: i64, write: Option<u8>) -> StepOut {
         let Some(i) = self.vma_at(page) else { return StepOut::Fatal(Signal::SIGSEGV) };
         let v = self.vmas[i];
@@ -1846,16 +2143,21 @@ impl Machine {
         c.other_cache_maps = self.cache_maps();
         c.vmas.clear();
         c.ptes = vec![Pte::None; self.ptes.len()];
+        // copy_pmd_range allocates the child's PTE table for a copied VMA where the parent has one
+        // (even if all its entries are none) [S 6.12 mm/memory.c:copy_pmd_range, copy_pte_range].
+        c.pte_tables = vec![Some(false); self.pte_tables.len()];
         for v in &self.vmas {
-            // VM_DONTCOPY: the child has no VMA there.
+            // VM_DONTCOPY: the child has no VMA there (dup_mmap: "if (mpnt->vm_flags & VM_DONTCOPY) ...
+            // continue").
             if v.flags & vmf::DONTCOPY != 0 {
                 continue;
             }
             let mut n = *v;
-            // mlock is not inherited.
+            // mlock is not inherited (dup_mmap clears VM_LOCKED_MASK in the child's copy).
             n.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
             if v.flags & vmf::WIPEONFORK != 0 {
-                // The child gets the VMA empty and without an anon_vma.
+                // The child gets the VMA empty and without an anon_vma (dup_mmap: "if (tmp->vm_flags &
+                // VM_WIPEONFORK) tmp->anon_vma = NULL", and copy_page_range is skipped).
                 n.anon_vma = None;
                 c.vmas.push(n);
                 continue;
@@ -1871,6 +2173,11 @@ impl Machine {
             // 6.18.y/6.19+: VM_MAYBE_GUARD VMAs too, so guard markers survive fork
             // [S mm/memory.c:vma_needs_copy after "mm: introduce VM_MAYBE_GUARD"].
             if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP | vmf::MAYBE_GUARD) != 0 {
+                for t in self.table_of(v.start)..=self.table_of(v.end - 1) {
+                    if c.pte_tables[t] != Some(true) {
+                        c.pte_tables[t] = self.pte_tables[t];
+                    }
+                }
                 for p in v.start..v.end {
                     let pte = match self.pte(p) {
                         Pte::Anon { shared: _, content, lazy, folio, freed, pgdirty } => {
@@ -2019,6 +2326,9 @@ impl Machine {
     pub fn expect(&self, model: &KernelModel, ret: Ret) -> Allowed {
         let kb = self.ps / 1024;
         let mut vmas = Vec::new();
+        // smaps per VMA: Rss counts present normal pages (not the zero page, not guard markers), Anonymous
+        // the anonymous ones, Pss divides by the mapcount, Locked is Pss on a VM_LOCKED VMA
+        // [S 6.18 fs/proc/task_mmu.c:smaps_pte_entry, smaps_account, __show_smap; T spec §6.2].
         for v in &self.vmas {
             let (mut rss, mut anon, mut lazy) = (0u64, 0u64, 0u64);
             let mut pss_bytes = 0u128;
@@ -2078,6 +2388,8 @@ impl Machine {
                 locked: Count::exact(locked),
             });
         }
+        // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with
+        // PFNs) [S 6.18 fs/proc/task_mmu.c:pte_to_pagemap_entry; T spec §6.4].
         let pages = (0..self.arena_pages as i64)
             .map(|p| {
                 let one = match (self.pte(p), self.vma_at(p)) {

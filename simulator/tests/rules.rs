@@ -388,3 +388,109 @@ const AP14L: &str = r#"{"page":1,"pages":4,"prot":"rw-","kind":"anon_private","l
 fn live_fork_rule(#[case] program: &str, #[case] want: &str) {
     assert_eq!(live_last(program), want);
 }
+
+/// A shared mapping of an 8-page file (disk or memfd), with pages 2..6 punched by REMOVE, then `steps`.
+fn punched(kind: &str, steps: &str) -> Program {
+    prog(&format!(
+        r#"{{"arena_pages":8,"files":[{{"kind":"{kind}","pages":8}}],"maps":[{{"page":0,"pages":8,"prot":"rw-","kind":"file_shared","file":0,"offset":0}}],"steps":[{{"op":"madvise","page":2,"len_pages":4,"advice":"REMOVE"}}{steps}]}}"#
+    ))
+}
+
+/// A page-cache miss on a disk file reads around it (all of a small file with read_ahead_kb 8192) and the
+/// retried fault's fault-around maps what readahead added; VM_RAND_READ reads only the faulted page and
+/// VM_SEQ_READ reads forward from it; shmem has no readahead; WILLNEED reads exactly its range.
+/// [S 6.12 mm/filemap.c:do_sync_mmap_readahead, filemap_fault; mm/readahead.c; T 6.18 seeds 1-3]
+#[rstest]
+#[case::disk_miss_reads_around_and_fault_around_maps_it("disk", r#",{"op":"read","page":3}"#, "ff0000ff")]
+#[case::memfd_miss_allocates_one_page("memfd", r#",{"op":"read","page":3}"#, "ff.0..ff")]
+#[case::random_disk_miss_reads_one_page(
+    "disk",
+    r#",{"op":"madvise","page":0,"len_pages":8,"advice":"RANDOM"},{"op":"read","page":3}"#,
+    "ff.0..ff"
+)]
+#[case::sequential_disk_miss_reads_forward(
+    "disk",
+    r#",{"op":"madvise","page":0,"len_pages":8,"advice":"SEQUENTIAL"},{"op":"read","page":4}"#,
+    "ff..00ff"
+)]
+#[case::willneed_reads_its_range_back(
+    "disk",
+    r#",{"op":"madvise","page":2,"len_pages":2,"advice":"WILLNEED"},{"op":"read","page":0}"#,
+    "ff00..ff"
+)]
+#[case::write_fault_reads_around_but_maps_one_page(
+    "disk",
+    r#",{"op":"write","page":3,"fill":5},{"op":"read","page":0}"#,
+    "ff0w00ff"
+)]
+fn readahead_after_remove(#[case] kind: &str, #[case] steps: &str, #[case] pages: &str) {
+    // Nothing is mapped before the punch, so every page shown was mapped by the last steps.
+    let (r, _, p) = last(&model("6.18"), &punched(kind, steps));
+    assert_eq!((r.as_str(), p.as_str()), ("0", pages));
+}
+
+/// Without a known read_ahead_kb the miss answers Unsupported; with read_ahead_kb 0 there is no
+/// readahead at all.
+#[test]
+fn readahead_needs_ra_pages() {
+    let p = punched("disk", r#",{"op":"read","page":3}"#);
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    f.ra_pages = None;
+    assert_eq!(last(&KernelModel::from_facts(f.clone()), &p).0, "unsupported");
+    f.ra_pages = Some(0);
+    assert_eq!(last(&KernelModel::from_facts(f), &p).2, "ff.0..ff");
+}
+
+/// With read_ahead_kb 128 (32 pages) a 24-page punched file read at page 4 is read in whole, and the
+/// page at the clipped end minus ra_pages/4 (page 16) gets PG_readahead on 6.1-6.15, so fault-around
+/// from page 17 skips it; 6.16+ places the mark differently, which is not modelled.
+/// [S 6.12 mm/readahead.c:do_page_cache_ra, page_cache_ra_unbounded]
+#[rstest]
+#[case::readahead_mark_clipped_in_6_12("6.12", "0000000000000000.0000000")]
+#[case::readahead_mark_unmodelled_in_6_18("6.18", "unsupported")]
+fn readahead_mark_per_version(#[case] profile: &str, #[case] pages: &str) {
+    let p = prog(
+        r#"{"arena_pages":24,"files":[{"kind":"disk","pages":24}],"maps":[{"page":0,"pages":24,"prot":"rw-","kind":"file_shared","file":0,"offset":0}],"steps":[{"op":"madvise","page":0,"len_pages":24,"advice":"REMOVE"},{"op":"read","page":4},{"op":"read","page":17}]}"#,
+    );
+    let mut f = KernelFacts::profile(profile).unwrap();
+    f.ra_pages = Some(32);
+    let (r, _, pg) = last(&KernelModel::from_facts(f), &p);
+    assert_eq!(if r == "unsupported" { r } else { pg }, pages);
+}
+
+/// A populate past EOF of a grown disk-file mapping runs fault-around first; with no PTE table yet and
+/// the file's last page first in the window, 6.12.117+ maps nothing (can_map_large), 6.1 maps it; once
+/// a fault has built the table (and DONTNEED left it), 6.18 maps it too.
+/// [S 6.12.117 mm/filemap.c:filemap_map_pages; T 6.18 probe, case gen-2-4992]
+#[rstest]
+#[case::fresh_table_maps_nothing_in_6_18("6.18", "", "...")]
+#[case::fresh_table_maps_the_last_page_in_6_1("6.1", "", "f..")]
+#[case::existing_table_maps_the_last_page_in_6_18(
+    "6.18",
+    r#"{"op":"read","page":0},{"op":"madvise","page":0,"len_pages":1,"advice":"DONTNEED"},"#,
+    "f.."
+)]
+fn fault_around_past_eof_needs_a_table(#[case] profile: &str, #[case] before: &str, #[case] pages: &str) {
+    let p = prog(&format!(
+        r#"{{"arena_pages":3,"files":[{{"kind":"disk","pages":4}}],"maps":[{{"page":0,"pages":1,"prot":"r--","kind":"file_shared","file":0,"offset":3}}],"steps":[{before}{{"op":"mremap","page":0,"pages":1,"new_pages":3}},{{"op":"madvise","page":1,"len_pages":1,"advice":"POPULATE_READ"}}]}}"#
+    ));
+    let (r, _, pg) = last(&model(profile), &p);
+    assert_eq!((r.as_str(), pg.as_str()), ("EFAULT", pages));
+}
+
+/// A fault on a PAGEOUT-flagged (PG_reclaim = PG_readahead) disk page after munmap freed the page table:
+/// fault-around first finds only the file's last page uptodate and maps nothing; async readahead clears
+/// the flag and drops the lock, so the retried fault-around maps both pages. Under VM_RAND_READ there is
+/// no retry and only the faulted page is mapped.
+/// [S 6.12 mm/filemap.c:do_async_mmap_readahead, filemap_fault (out_retry); T 6.18, case gen-1-84103]
+#[rstest]
+#[case::async_readahead_retries("", "ff")]
+#[case::random_does_not_retry(r#"{"op":"madvise","page":0,"len_pages":2,"advice":"RANDOM"},"#, "f.")]
+fn flagged_fault_in_a_fresh_table(#[case] advice: &str, #[case] pages: &str) {
+    let m = r#"{"page":0,"pages":2,"prot":"r--","kind":"file_private","file":0,"offset":0}"#;
+    let p = prog(&format!(
+        r#"{{"arena_pages":2,"files":[{{"kind":"disk","pages":2}}],"maps":[{m}],"steps":[{{"op":"read","page":0}},{{"op":"madvise","page":0,"len_pages":2,"advice":"PAGEOUT"}},{{"op":"read","page":1}},{{"op":"munmap","page":0,"pages":2}},{{"op":"mmap","map":{m}}},{advice}{{"op":"read","page":0}}]}}"#
+    ));
+    let (r, _, pg) = last(&model("6.18"), &p);
+    assert_eq!((r.as_str(), pg.as_str()), ("0", pages));
+}
