@@ -991,6 +991,7 @@ impl Machine {
                 if !matches!(self.pte(p), Pte::Anon { shared: false, .. }) {
                     self.fault_write(model, i, p, None);
                 }
+                self.touch_write(p);
             } else {
                 self.fault_read(model, i, p);
             }
@@ -1709,6 +1710,7 @@ impl Machine {
                 if needs {
                     self.fault_write(model, i, p, None);
                 }
+                self.touch_write(p);
             } else {
                 self.fault_read(model, i, p);
             }
@@ -2204,6 +2206,16 @@ impl Machine {
     /// The identities of the anonymous pages this process maps.
     fn anon_folios(&self) -> std::collections::BTreeSet<u32> {
         self.ptes.iter().filter_map(|p| if let Pte::Anon { folio, .. } = *p { Some(folio) } else { None }).collect()
+    }
+
+    /// GUP with FOLL_TOUCH|FOLL_WRITE on a present anonymous page whose PTE is clean (a lazy-free one)
+    /// sets PG_dirty, so reclaim will not discard it [S 6.12 mm/gup.c:follow_page_pte ("set_page_dirty"),
+    /// populate_vma_page_range, faultin_page_range; T 6.18.44, case gen-3-1880 (POPULATE_WRITE after FREE,
+    /// then PAGEOUT keeps the pages)].
+    fn touch_write(&mut self, p: i64) {
+        if let Pte::Anon { lazy: true, content, shared, folio, freed, .. } = self.pte(p) {
+            self.set_pte(p, Pte::Anon { content, lazy: false, shared, folio, freed, pgdirty: true });
+        }
     }
 
     /// Mark each anonymous page shared exactly when the other process still maps the same page.
