@@ -41,7 +41,11 @@ pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) ->
             s => (s, false),
         };
         let Some(Step::Madvise { page, offset, len_pages, len_bytes, advice }) = step else { continue };
-        let before = i.checked_sub(1).map(|j| &points[j].1);
+        // The state before the call is the last point taken in the same process: with a live child
+        // the parent's and the child's points interleave.
+        let in_child = |id: &StepId| id.child.is_some() || matches!(prog.step(*id), Some(Step::InChild { .. }));
+        let mine = in_child(id);
+        let before = points[..i].iter().rev().find(|(j, _)| in_child(j) == mine).map(|(_, o)| o);
         let kind = match cases::validate::madvise_extent(*page, *offset, *len_pages, *len_bytes, page_size) {
             None => "front_end".to_string(),
             Some((s, e)) if s == e => "zero_length".to_string(),
