@@ -2895,6 +2895,10 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
         let id = StepId { step: si as u32, child: None };
         match (step, &mut live) {
             (Step::ForkLive, Live::None) => {
+                if m.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
+                    out.push((id, Expect::Unsupported("fork with hugetlb mappings is not modelled".into())));
+                    return out;
+                }
                 let c = m.fork_live();
                 out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
                 out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
