@@ -184,6 +184,7 @@ enum Op {
     Mmap,
     Mlock,
     Fork,
+    ForkLive,
     Mseal,
     Mremap,
 }
@@ -298,6 +299,7 @@ impl Gen {
         let n = self.rng.range(1, 8) as usize;
         let want_fault = self.rng.chance(30);
         let mut steps = Vec::with_capacity(n);
+        let mut live_drawn = false;
         for _ in 0..n {
             let op = self.rng.weighted(&[
                 (50, Op::Madvise),
@@ -308,10 +310,28 @@ impl Gen {
                 (3, Op::Mmap),
                 (4, Op::Mlock),
                 (7, Op::Fork),
+                (5, Op::ForkLive),
                 (2, Op::Mseal),
                 // mremap: modelled (MREMAP_MODELLED); set the weight to 0 again if it is switched off.
                 (4, Op::Mremap),
             ]);
+            // At most one live-fork sequence per scenario (it is several steps long already); a second
+            // draw is a plain fork.
+            let op = match op {
+                Op::ForkLive if live_drawn => Op::Fork,
+                op => op,
+            };
+            if let Op::ForkLive = op {
+                live_drawn = true;
+                let (seq, alive) = self.live_fork();
+                steps.extend(seq);
+                if alive {
+                    // The scenario ends with the child alive (the worker kills it at teardown): no
+                    // other fork may follow, so stop here.
+                    break;
+                }
+                continue;
+            }
             let s = self.step(op, true);
             steps.push(s);
         }
@@ -372,8 +392,83 @@ impl Gen {
                     .collect();
                 Step::Fork { child }
             }
-            Op::Fork => self.madvise(top),
+            Op::Fork | Op::ForkLive => self.madvise(top),
         }
+    }
+
+    /// A fork whose child stays alive: `fork_live`, then a few steps interleaved between the child
+    /// (`in_child`) and the parent, leaning on what sharing changes (writes on both sides, PAGEOUT, COLD,
+    /// FREE and DONTNEED on pages both map, mlock), then usually `child_exit` and a parent step after
+    /// it. Returns the steps and whether the child is still alive after them. The parent steps meanwhile
+    /// only shrink what the generator believes is mapped (never mmap or mprotect), so that the child,
+    /// which follows the same picture, does not fault by accident.
+    fn live_fork(&mut self) -> (Vec<Step>, bool) {
+        let mut out = Vec::new();
+        if self.rng.chance(500) {
+            if let Some(w) = self.write(true) {
+                out.push(w);
+            }
+        }
+        out.push(Step::ForkLive);
+        let n = self.rng.range(1, 5);
+        for _ in 0..n {
+            let who = self.rng.weighted(&[(45, 0u8), (35, 1), (15, 2), (5, 3)]);
+            let s = match who {
+                // In the child: write, read, madvise (often a shared-page one), sometimes mlock.
+                0 => {
+                    let op = self.rng.weighted(&[(35, Op::Write), (15, Op::Read), (45, Op::Madvise), (5, Op::Mlock)]);
+                    let inner = match op {
+                        Op::Madvise => self.shared_madvise(false),
+                        Op::Mlock => {
+                            let (page, pages) = self.some_range(4);
+                            Step::Mlock { page, pages, onfault: self.rng.chance(300) }
+                        }
+                        _ => self.step(op, false),
+                    };
+                    Step::InChild { step: Box::new(inner) }
+                }
+                1 => self.shared_madvise(true),
+                2 => {
+                    let op = self.rng.weighted(&[(70, Op::Write), (30, Op::Read)]);
+                    self.step(op, true)
+                }
+                _ => {
+                    if self.rng.chance(500) {
+                        let (page, pages) = self.some_range(4);
+                        Step::Mlock { page, pages, onfault: self.rng.chance(300) }
+                    } else {
+                        self.step(Op::Munmap, true)
+                    }
+                }
+            };
+            out.push(s);
+        }
+        // Now and then the child dies on purpose (a guard page, a hole, a page it may not write).
+        if self.rng.chance(40) {
+            if let Some(s) = self.faulting_access() {
+                out.push(Step::InChild { step: Box::new(s) });
+            }
+        }
+        if self.rng.chance(150) {
+            return (out, true);
+        }
+        out.push(Step::ChildExit);
+        if self.rng.chance(600) {
+            let s = if self.rng.chance(500) { self.shared_madvise(true) } else { self.step(Op::Write, true) };
+            out.push(s);
+        }
+        (out, false)
+    }
+
+    /// A madvise that is half the time PAGEOUT, COLD, FREE or DONTNEED over a well-formed range (what
+    /// sharing changes), else any madvise.
+    fn shared_madvise(&mut self, top: bool) -> Step {
+        if !self.rng.chance(500) {
+            return self.madvise(top);
+        }
+        let advice = self.rng.pick(&[Advice::Pageout, Advice::Pageout, Advice::Cold, Advice::Free, Advice::Free, Advice::Dontneed]);
+        let (page, offset, len_pages, len_bytes) = self.well_formed();
+        Step::Madvise { page, offset, len_pages, len_bytes, advice: AdviceArg::Named(advice) }
     }
 
     /// A page that an access of this kind certainly does not fault on (in a fork child, also not a page

@@ -152,6 +152,7 @@ enum Ty {
     Kind,
     Map,
     Children,
+    Step,
 }
 
 const MAP_FIELDS: &[(&str, Ty, bool)] = &[
@@ -166,7 +167,10 @@ const MAP_FIELDS: &[(&str, Ty, bool)] = &[
 ];
 const KINDS: &[&str] = &["anon_private", "anon_shared", "file_private", "file_shared", "hugetlb_private", "hugetlb_shared"];
 const OPS: &[&str] =
-    &["madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "mseal", "mremap"];
+    &[
+        "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",
+        "child_exit", "mseal", "mremap",
+    ];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
     Some(match op {
@@ -191,6 +195,8 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
         "mlock" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("onfault", Ty::Bool, false)],
         "mmap" => &[("map", Ty::Map, true)],
         "fork" => &[("child", Ty::Children, false)],
+        "fork_live" | "child_exit" => &[],
+        "in_child" => &[("step", Ty::Step, true)],
         _ => return None,
     })
 }
@@ -224,6 +230,9 @@ fn precheck_step(v: &Value, path: &str) -> Result<(), Problem> {
     check_fields(obj, path, fields, op)?;
     if let Some(Value::Object(map)) = obj.get("map") {
         check_fields(map, &format!("{path}.map"), MAP_FIELDS, "map")?;
+    }
+    if let (Some("in_child"), Some(inner)) = (obj.get("op").and_then(Value::as_str), obj.get("step")) {
+        precheck_step(inner, &format!("{path}.step"))?;
     }
     if let Some(Value::Array(child)) = obj.get("child") {
         for (j, c) in child.iter().enumerate() {
@@ -285,5 +294,7 @@ fn check_value(v: &Value, ty: Ty) -> Result<(), String> {
         // The map's fields and each child are checked by the caller; here only the container.
         Ty::Map => de::<Map<String, Value>>(v),
         Ty::Children => de::<Vec<IgnoredAny>>(v),
+        // The step itself is checked by the caller (precheck_step); here only the container.
+        Ty::Step => de::<Map<String, Value>>(v),
     }
 }

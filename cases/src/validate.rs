@@ -125,8 +125,27 @@ pub fn check_program(p: &Program) -> Result<(), Problem> {
             ));
         }
     }
+    // At most one live child at a time; `in_child` and `child_exit` only while it lives, and no plain
+    // `fork` meanwhile (its child would see the live child's mappings in every mapcount). A scenario may
+    // end with the child alive: the worker kills it at teardown, unobserved.
+    let mut live = false;
     for (i, s) in p.steps.iter().enumerate() {
-        check_step(p, s, &format!("steps[{i}]"), true)?;
+        let path = format!("steps[{i}]");
+        match s {
+            Step::ForkLive if live => {
+                return Err((path, "fork_live while a live child exists (one at a time: child_exit first)".into()))
+            }
+            Step::ForkLive => live = true,
+            Step::InChild { .. } | Step::ChildExit if !live => {
+                return Err((format!("{path}.op"), format!("{} needs a live child (a fork_live step before it)", s.op())))
+            }
+            Step::ChildExit => live = false,
+            Step::Fork { .. } if live => {
+                return Err((path, "fork while a live child exists: child_exit first".into()))
+            }
+            _ => {}
+        }
+        check_step(p, s, &path, true)?;
     }
     Ok(())
 }
@@ -192,6 +211,19 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
                 check_step(p, c, &format!("{path}.child[{j}]"), false)?;
             }
             Ok(())
+        }
+        Step::ForkLive | Step::ChildExit if !top => {
+            Err((path.to_string(), format!("{} is a top-level step (not inside a fork child or in_child)", s.op())))
+        }
+        Step::ForkLive | Step::ChildExit => Ok(()),
+        Step::InChild { step } => {
+            if !top {
+                return Err((path.to_string(), "in_child is a top-level step".into()));
+            }
+            if matches!(**step, Step::Fork { .. }) {
+                return Err((format!("{path}.step"), "the live child may not fork".into()));
+            }
+            check_step(p, step, &format!("{path}.step"), false)
         }
         Step::Mseal { page, pages } => check_range(arena, *page, *pages, path),
         Step::Mremap { page, pages, new_pages, to, dontunmap } => {

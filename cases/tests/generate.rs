@@ -87,7 +87,9 @@ fn the_mix_leans_to_the_edges_and_keeps_faults_rare() {
         }
         assert!((8..=48).contains(&p.arena_pages));
         assert!((1..=4).contains(&p.maps.len()) && p.files.len() <= 2);
-        assert!((1..=8).contains(&p.steps.len()));
+        // 1 to 8 drawn steps, of which one may be a live-fork sequence of up to 10 steps (an optional
+        // write, fork_live, up to 5 interleaved steps, a child fault, child_exit and one step after it).
+        assert!((1..=18).contains(&p.steps.len()), "{} steps", p.steps.len());
         for st in &p.steps {
             match st {
                 Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
@@ -215,6 +217,83 @@ fn ends_with_fault(s: &Scenario) -> bool {
         }
     }
     false
+}
+
+/// Live-fork sequences are drawn often enough, and over what sharing changes: which kinds of memory the
+/// child shares, WIPEONFORK/DONTFORK/guards/mlock before or during it, PAGEOUT/COLD/FREE while it lives,
+/// and writes on both sides. Prints the counts (`--nocapture`) for the record.
+#[rstest]
+fn live_fork_sequences_cover_what_sharing_changes(#[values(1, 2, 3)] seed: u64) {
+    use simulator::program::{Advice, Backing};
+    let n = 10_000;
+    let mut c: std::collections::BTreeMap<&str, usize> = Default::default();
+    for index in 0..n {
+        let s = generate(seed, index);
+        let steps = &s.program.steps;
+        let Some(fork_at) = steps.iter().position(|x| matches!(x, Step::ForkLive)) else { continue };
+        *c.entry("scenarios with fork_live").or_default() += 1;
+        let end = steps.iter().position(|x| matches!(x, Step::ChildExit)).unwrap_or(steps.len());
+        if end == steps.len() {
+            *c.entry("child alive at the end").or_default() += 1;
+        }
+        let mut kinds: HashSet<&str> = s
+            .program
+            .maps
+            .iter()
+            .map(|m| match (m.backing, m.backing.file().map(|(f, _)| s.program.files[f as usize].kind)) {
+                (Backing::AnonPrivate, _) => "anon_private",
+                (Backing::AnonShared, _) => "anon_shared",
+                (Backing::FilePrivate { .. }, Some(simulator::program::FileKind::Disk)) => "file_private_disk",
+                (Backing::FilePrivate { .. }, _) => "file_private_memfd",
+                (Backing::FileShared { .. }, Some(simulator::program::FileKind::Disk)) => "file_shared_disk",
+                (Backing::FileShared { .. }, _) => "file_shared_memfd",
+                (Backing::HugetlbPrivate | Backing::HugetlbShared, _) => "hugetlb",
+            })
+            .collect();
+        if s.program.maps.iter().any(|m| m.locked) {
+            kinds.insert("locked layout");
+        }
+        for k in kinds {
+            *c.entry(k).or_default() += 1;
+        }
+        let adv = |x: &Step| match x {
+            Step::Madvise { advice, .. } => advice.advice(),
+            _ => None,
+        };
+        let before: HashSet<Advice> = steps[..fork_at].iter().filter_map(adv).collect();
+        for (a, name) in [(Advice::Wipeonfork, "WIPEONFORK before"), (Advice::Dontfork, "DONTFORK before"), (Advice::GuardInstall, "GUARD_INSTALL before")] {
+            if before.contains(&a) {
+                *c.entry(name).or_default() += 1;
+            }
+        }
+        for x in &steps[fork_at + 1..end] {
+            let (who, inner) = match x {
+                Step::InChild { step } => ("child", &**step),
+                other => ("parent", other),
+            };
+            let key = match (who, inner, adv(inner)) {
+                ("child", Step::Write { .. }, _) => "child write",
+                ("parent", Step::Write { .. }, _) => "parent write while alive",
+                (_, Step::Mlock { .. }, _) => "mlock while alive",
+                (_, _, Some(Advice::Pageout)) => "PAGEOUT while alive",
+                (_, _, Some(Advice::Cold)) => "COLD while alive",
+                (_, _, Some(Advice::Free)) => "FREE while alive",
+                _ => continue,
+            };
+            *c.entry(key).or_default() += 1;
+        }
+    }
+    eprintln!("live fork, seed {seed}, {n} scenarios: {c:#?}");
+    let at_least = |k: &str, min: usize| {
+        assert!(c.get(k).copied().unwrap_or(0) >= min, "{k}: {:?} < {min}", c.get(k));
+    };
+    at_least("scenarios with fork_live", 1000);
+    for k in ["anon_private", "anon_shared", "file_private_disk", "file_private_memfd", "file_shared_disk", "file_shared_memfd"] {
+        at_least(k, 50);
+    }
+    for k in ["locked layout", "WIPEONFORK before", "DONTFORK before", "GUARD_INSTALL before", "child write", "parent write while alive", "mlock while alive", "PAGEOUT while alive", "COLD while alive", "FREE while alive", "child alive at the end"] {
+        at_least(k, 20);
+    }
 }
 
 #[test]

@@ -109,6 +109,19 @@ fn err_for(name: &str, text: &str) -> (String, CaseError) {
     r#""steps": [{ "op": "mmap", "page": 0, "pages": 1, "prot": "rw-", "kind": "anon_shared" }]"#,
     "steps[0].kind", "an mmap step nests its mapping")]
 #[case::zero_pages(r#""steps": [{ "op": "munmap", "page": 0, "pages": 0 }]"#, "steps[0].pages", "at least 1")]
+#[case::in_child_without_live_child(
+    r#""steps": [{ "op": "in_child", "step": { "op": "read", "page": 0 } }]"#, "steps[0].op", "needs a live child")]
+#[case::child_exit_without_live_child(r#""steps": [{ "op": "child_exit" }]"#, "steps[0].op", "needs a live child")]
+#[case::two_live_children(r#""steps": [{ "op": "fork_live" }, { "op": "fork_live" }]"#, "steps[1]", "one at a time")]
+#[case::fork_while_live(r#""steps": [{ "op": "fork_live" }, { "op": "fork" }]"#, "steps[1]", "child_exit first")]
+#[case::in_child_step_field_is_checked(
+    r#""steps": [{ "op": "fork_live" }, { "op": "in_child", "step": { "op": "write", "page": 0, "colour": 1 } }]"#,
+    "steps[1].step.colour", "unknown field \"colour\"")]
+#[case::in_child_step_is_required(r#""steps": [{ "op": "fork_live" }, { "op": "in_child" }]"#, "steps[1]", "missing field \"step\"")]
+#[case::in_child_may_not_nest(
+    r#""steps": [{ "op": "fork_live" }, { "op": "in_child", "step": { "op": "child_exit" } }]"#,
+    "steps[1].step", "top-level step")]
+#[case::fork_live_takes_no_fields(r#""steps": [{ "op": "fork_live", "child": [] }]"#, "steps[0].child", "unknown field \"child\"")]
 fn bad_steps_name_the_file_and_field(#[case] steps: &str, #[case] field: &str, #[case] message: &str) {
     let text = format!(
         r#"{{ "arena_pages": 8, "files": [{{ "kind": "memfd", "pages": 4 }}],

@@ -86,6 +86,7 @@ fn advice_in(steps: &[Step], out: &mut BTreeSet<Advice>) {
                 }
             }
             Step::Fork { child } => advice_in(child, out),
+            Step::InChild { step } => advice_in(std::slice::from_ref(&**step), out),
             _ => {}
         }
     }

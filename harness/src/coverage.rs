@@ -35,8 +35,17 @@ pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) ->
         if id.child == Some(0) {
             continue;
         }
-        let Some(Step::Madvise { page, offset, len_pages, len_bytes, advice }) = prog.step(*id) else { continue };
-        let before = i.checked_sub(1).map(|j| &points[j].1);
+        // A live child's madvise (`in_child`) counts as `after_fork`, like a fork child's.
+        let (step, in_live_child) = match prog.step(*id) {
+            Some(Step::InChild { step }) => (Some(&**step), true),
+            s => (s, false),
+        };
+        let Some(Step::Madvise { page, offset, len_pages, len_bytes, advice }) = step else { continue };
+        // The state before the call is the last point taken in the same process: with a live child
+        // the parent's and the child's points interleave.
+        let in_child = |id: &StepId| id.child.is_some() || matches!(prog.step(*id), Some(Step::InChild { .. }));
+        let mine = in_child(id);
+        let before = points[..i].iter().rev().find(|(j, _)| in_child(j) == mine).map(|(_, o)| o);
         let kind = match cases::validate::madvise_extent(*page, *offset, *len_pages, *len_bytes, page_size) {
             None => "front_end".to_string(),
             Some((s, e)) if s == e => "zero_length".to_string(),
@@ -49,7 +58,7 @@ pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) ->
                     Some(b) => kind_from_observation(prog, b, first, last),
                     None => kind_from_layout(prog, first, last),
                 };
-                if id.child.is_some() {
+                if id.child.is_some() || in_live_child {
                     "after_fork".to_string()
                 } else {
                     k
@@ -400,6 +409,26 @@ mod tests {
         );
         let m = tally([got.as_slice(), got.as_slice()].into_iter());
         assert_eq!(m[&cell("COLD", "hole", "ENOMEM")], 2);
+    }
+
+    #[test]
+    fn a_live_childs_madvise_is_after_fork() {
+        let prog: Program = serde_json::from_str(
+            r#"{"arena_pages":8,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}],
+                "steps":[{"op":"fork_live"},
+                         {"op":"in_child","step":{"op":"madvise","page":0,"len_pages":1,"advice":"PAGEOUT"}},
+                         {"op":"madvise","page":0,"len_pages":1,"advice":"PAGEOUT"}]}"#,
+        )
+        .unwrap();
+        let o = || Observation { ret: Ret::Ok, vmas: vec![vma(0, 4, "rw-p", &["rd", "wr"])], pages: vec![PageObs::ABSENT; 8], hugetlb: None };
+        let points = vec![
+            (StepId { step: 0, child: Some(0) }, o()),
+            (StepId { step: 0, child: None }, o()),
+            (StepId { step: 1, child: None }, o()),
+            (StepId { step: 2, child: None }, o()),
+        ];
+        let cell = |k: &str| Cell { advice: "PAGEOUT".into(), kind: k.into(), outcome: "0".into() };
+        assert_eq!(hits(&prog, &points, 4096), vec![cell("after_fork"), cell("anon_private")]);
     }
 
     #[test]

@@ -156,6 +156,17 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                     }
                     steps(child, true, ps, in_window, check_map)?;
                 }
+                Step::ForkLive | Step::ChildExit => {
+                    if in_child {
+                        return Err(format!("{what}: only a top-level step"));
+                    }
+                }
+                Step::InChild { step } => {
+                    if in_child || matches!(**step, Step::Fork { .. } | Step::ForkLive | Step::InChild { .. } | Step::ChildExit) {
+                        return Err(format!("{what}: in_child runs one plain step"));
+                    }
+                    steps(std::slice::from_ref(&**step), true, ps, in_window, check_map)?;
+                }
             }
         }
         Ok(())

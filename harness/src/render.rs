@@ -46,6 +46,9 @@ pub fn render_step(step: &Step) -> String {
         }
         Step::Munlock { page, pages } => format!("munlock(page {page}, {})", plural(*pages as i64, "page")),
         Step::Fork { child } => format!("fork(child runs {})", plural(child.len() as i64, "step")),
+        Step::ForkLive => "fork(child stays alive)".to_string(),
+        Step::InChild { step } => format!("in child: {}", render_step(step)),
+        Step::ChildExit => "child exits; parent waits".to_string(),
         Step::Mseal { page, pages } => format!("mseal(page {page}, {})", plural(*pages as i64, "page")),
         Step::Mremap { page, pages, new_pages, to, dontunmap } => format!(
             "mremap(page {page}, {} -> {}{})",

@@ -365,7 +365,7 @@ fn hugetlb_refusal(model: &KernelModel, prog: &Program) -> Option<(String, &'sta
         // Kernel bug: hugetlb combined with mremap leaks huge pages until reboot on 6.18 (../shared).
         return Some(("hugetlb with mremap is never run on the host: it leaks huge pages on 6.18".into(), "mremap"));
     }
-    if has(&prog.steps, "fork") {
+    if has(&prog.steps, "fork") || has(&prog.steps, "fork_live") {
         return Some(("fork with hugetlb mappings is not modelled".into(), "fork"));
     }
     None

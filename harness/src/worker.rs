@@ -8,6 +8,11 @@
 //! - runner → worker: one `Program` per frame.
 //! - worker → runner: `Frame::Point` per observation point, written as soon as it is taken (so a step
 //!   that kills the worker loses nothing before it), then one `Frame::Done`.
+//! - worker → live child (`fork_live` … `child_exit`): one `ChildCmd` frame per `in_child` step on a
+//!   pipe; the child answers with one `Frame::Point` on another pipe. EOF on the command pipe makes the
+//!   child `_exit(0)`; EOF on the answer pipe means the child died, and the worker reaps it at once. The
+//!   child has PR_SET_PDEATHSIG(SIGKILL), and the worker kills and reaps a child still alive at the end
+//!   of the program or on any error, so a child never outlives its scenario or hangs the run.
 
 use crate::observe_host::{probe_zero_pfn, FileIdent, Observer};
 use crate::host::sys::{self, Fd};
@@ -198,8 +203,121 @@ fn uses_advice(steps: &[Step], value: i32) -> bool {
     steps.iter().any(|s| match s {
         Step::Madvise { advice, .. } => advice.value() == value,
         Step::Fork { child } => uses_advice(child, value),
+        Step::InChild { step } => uses_advice(std::slice::from_ref(&**step), value),
         _ => false,
     })
+}
+
+/// One `in_child` step for the live child: the parent's step index (the point's id) and the step.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChildCmd {
+    step: u32,
+    run: Step,
+}
+
+/// The child of a `fork_live` step, alive or already dead.
+struct LiveChild {
+    pid: libc::pid_t,
+    /// Write end of the command pipe (None once closed by `child_exit`).
+    cmd: Option<Fd>,
+    /// Read end of the answer pipe.
+    res: Fd,
+    /// Set once the child died by this signal; it has been reaped then.
+    dead: Option<Signal>,
+    reaped: bool,
+    /// The worker's CPU mask before `fork_live` pinned it (and so the child) to one CPU; restored on drop.
+    saved_affinity: Option<libc::cpu_set_t>,
+}
+
+/// Pin this process to the CPU it runs on, if it may run on more than one; returns the old mask.
+/// While a live child exists, parent and child must share one CPU: a fault in one of them can leave a
+/// folio in that CPU's LRU batch (off the LRU, e.g. being activated), and PAGEOUT/COLD skip folios that
+/// are not on the LRU after draining only the caller's CPU [S 6.12 mm/madvise.c:madvise_pageout
+/// (lru_add_drain), madvise_cold_or_pageout_pte_range (!folio_test_lru); mm/swap.c:folio_activate].
+/// Run workers are pinned already; golden-check workers are not (T 6.18.44: the last PAGEOUT of
+/// pageout_skips_file_page_mapped_by_live_child kept the pages in one bless out of two, unpinned).
+fn pin_to_current_cpu() -> Option<libc::cpu_set_t> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read and write it.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) != 0 || libc::CPU_COUNT(&old) <= 1 {
+            return None;
+        }
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return None;
+        }
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut one);
+        (libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) == 0).then_some(old)
+    }
+}
+
+impl LiveChild {
+    /// waitpid, retrying on EINTR.
+    fn reap(&mut self) -> Result<i32, String> {
+        let mut status = 0;
+        loop {
+            // SAFETY: reaping our own child.
+            let rc = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if rc == self.pid {
+                self.reaped = true;
+                return Ok(status);
+            }
+            if sys::errno() != libc::EINTR {
+                self.reaped = true;
+                return Err(format!("waitpid live child: {}", sys::strerror(sys::errno())));
+            }
+        }
+    }
+
+    /// Read one answer frame; `Ok(None)` at EOF (the child is gone).
+    fn read_frame(&self) -> Result<Option<Frame>, String> {
+        let mut len = [0u8; 4];
+        match sys::read_exact(self.res.0, &mut len) {
+            Ok(false) | Err(0) => return Ok(None),
+            Ok(true) => {}
+            Err(e) => return Err(format!("read live child: {}", sys::strerror(e))),
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if len > sys::MAX_FRAME {
+            return Err(format!("live child frame length {len} is too large"));
+        }
+        let mut body = vec![0u8; len];
+        match sys::read_exact(self.res.0, &mut body) {
+            Ok(true) => {}
+            Ok(false) | Err(0) => return Ok(None),
+            Err(e) => return Err(format!("read live child: {}", sys::strerror(e))),
+        }
+        serde_json::from_slice(&body).map(Some).map_err(|e| format!("bad frame from live child: {e}"))
+    }
+
+    /// The child's answer did not come: reap it. A signal is the scenario's outcome (recorded in
+    /// `dead`); any other end is an infrastructure failure.
+    fn died(&mut self, what: &str) -> Result<Signal, String> {
+        let status = self.reap()?;
+        if libc::WIFSIGNALED(status) {
+            let sig = Signal::from_raw(libc::WTERMSIG(status));
+            self.dead = Some(sig);
+            Ok(sig)
+        } else {
+            Err(format!("{what}: live child exited with status {}", libc::WEXITSTATUS(status)))
+        }
+    }
+}
+
+impl Drop for LiveChild {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: our own, not yet reaped child (so the pid cannot have been reused).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = self.reap();
+        }
+        if let Some(old) = self.saved_affinity.take() {
+            // SAFETY: restoring the mask read by pin_to_current_cpu.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+        }
+    }
 }
 
 /// Reclaim counters: the sum of `pgsteal_*` (reclaim through the LRU scan), plus `pglazyfreed` (lazy-free
@@ -247,16 +365,57 @@ fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Option<String
             }
         }
         let idents: Vec<FileIdent> = files.iter().map(|f| f.ident).collect();
+        // Dropped (killed and reaped if still alive) on every way out of this closure.
+        let mut live: Option<LiveChild> = None;
         for (i, step) in prog.steps.iter().enumerate() {
             let i = i as u32;
-            if let Step::Fork { child } = step {
-                run_fork(ctx, prog, i, child, &files, &idents, out)?;
-                continue;
+            let here = StepId { step: i, child: None };
+            match step {
+                Step::Fork { child } => {
+                    run_fork(ctx, prog, i, child, &files, &idents, out)?;
+                    continue;
+                }
+                Step::ForkLive => {
+                    if live.is_some() {
+                        return Err(Fatal::Scenario(format!("step {i}: fork_live while a live child exists")));
+                    }
+                    live = Some(fork_live(ctx, prog, i, &files, &idents, out)?);
+                    let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
+                    out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
+                    continue;
+                }
+                Step::InChild { step: inner } => {
+                    let Some(c) = live.as_mut() else {
+                        return Err(Fatal::Scenario(format!("step {i}: in_child without a live child")));
+                    };
+                    let obs = in_child(c, i, inner).map_err(Fatal::Scenario)?;
+                    out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
+                    continue;
+                }
+                Step::ChildExit => {
+                    let Some(mut c) = live.take() else {
+                        return Err(Fatal::Scenario(format!("step {i}: child_exit without a live child")));
+                    };
+                    if c.dead.is_none() {
+                        // EOF on its command pipe: the child _exits; wait for it, so that its mappings
+                        // are gone before the parent looks.
+                        c.cmd = None;
+                        let status = c.reap().map_err(Fatal::Scenario)?;
+                        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+                            return Err(Fatal::Scenario(format!("step {i}: live child ended with wait status {status:#x}")));
+                        }
+                    }
+                    let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
+                    out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
+                    continue;
+                }
+                _ => {}
             }
             let ret = do_step(ctx, step, &files).map_err(Fatal::Scenario)?;
             let obs = ctx.obs.observe(ret, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
-            out.send(&Frame::Point { id: StepId { step: i, child: None }, obs }).map_err(Fatal::Output)?;
+            out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
         }
+        drop(live);
         drop(files);
         Ok(())
     })();
@@ -449,6 +608,9 @@ fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<Ret, String
                 ret_of(libc::munlock(a, l) as libc::c_long)
             }
             Step::Fork { .. } => return Err("nested fork is not supported".into()),
+            Step::ForkLive | Step::InChild { .. } | Step::ChildExit => {
+                return Err(format!("a {} step inside a forked child is not supported", step.op()))
+            }
             Step::Mseal { page, pages } => {
                 let (a, l) = range(page, pages);
                 // mseal(2) has no libc wrapper yet; syscall 462 on every architecture (asm-generic).
@@ -567,6 +729,124 @@ fn run_fork(
     out.send(&Frame::Point { id: StepId { step, child: None }, obs }).map_err(Fatal::Output)
 }
 
+/// `fork_live`: fork a child that stays alive and takes `ChildCmd`s; forward its first view (`N.child0`).
+/// A failing fork() is outside every scenario's scope, so it is an infrastructure error.
+fn fork_live(
+    ctx: &mut Ctx,
+    prog: &Program,
+    step: u32,
+    files: &[ScenarioFile],
+    idents: &[FileIdent],
+    out: &Out,
+) -> Result<LiveChild, Fatal> {
+    let pipe = || -> Result<(Fd, Fd), Fatal> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: fds is a valid 2-element array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(Fatal::Scenario(format!("fork_live step {step}: pipe2: {}", sys::strerror(sys::errno()))));
+        }
+        Ok((Fd(fds[0]), Fd(fds[1])))
+    };
+    let (cmd_r, cmd_w) = pipe()?;
+    let (res_r, res_w) = pipe()?;
+    let saved_affinity = pin_to_current_cpu();
+    // SAFETY: the worker is single-threaded, so the child may run ordinary code; it ends in _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let e = sys::errno();
+        if let Some(old) = saved_affinity {
+            // SAFETY: restoring the mask read by pin_to_current_cpu.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+        }
+        return Err(Fatal::Scenario(format!("fork_live step {step}: fork: {}", sys::strerror(e))));
+    }
+    if pid == 0 {
+        drop((cmd_w, res_r));
+        let code = live_child_main(ctx, prog, step, files, idents, cmd_r.0, res_w.0);
+        // SAFETY: leave without running the parent's destructors or flushing anything twice.
+        unsafe { libc::_exit(code) };
+    }
+    drop((cmd_r, res_w));
+    let mut c = LiveChild { pid, cmd: Some(cmd_w), res: res_r, dead: None, reaped: false, saved_affinity };
+    let first = StepId { step, child: Some(0) };
+    match c.read_frame().map_err(Fatal::Scenario)? {
+        Some(Frame::Point { id, obs }) if id == first => {
+            out.send(&Frame::Point { id, obs }).map_err(Fatal::Output)?;
+        }
+        Some(Frame::Done { error, .. }) => {
+            return Err(Fatal::Scenario(format!("fork_live step {step}: child: {}", error.unwrap_or_default())))
+        }
+        Some(other) => return Err(Fatal::Scenario(format!("fork_live step {step}: unexpected frame {other:?}"))),
+        None => {
+            let sig = c.died(&format!("fork_live step {step}")).map_err(Fatal::Scenario)?;
+            let obs = Observation { ret: Ret::Signal(sig), vmas: vec![], pages: vec![], hugetlb: None };
+            out.send(&Frame::Point { id: first, obs }).map_err(Fatal::Output)?;
+        }
+    }
+    Ok(c)
+}
+
+/// Run one `in_child` step in the live child and return its observation (a signal once it died).
+fn in_child(c: &mut LiveChild, step: u32, inner: &Step) -> Result<Observation, String> {
+    let signal = |sig| Observation { ret: Ret::Signal(sig), vmas: vec![], pages: vec![], hugetlb: None };
+    if let Some(sig) = c.dead {
+        return Ok(signal(sig));
+    }
+    let frame = sys::encode_frame(&ChildCmd { step, run: inner.clone() })?;
+    let fd = c.cmd.as_ref().map_or(-1, |f| f.0);
+    // Rust ignores SIGPIPE, so a dead child gives EPIPE here, then EOF on the answer pipe.
+    let _ = sys::write_all(fd, &frame);
+    match c.read_frame()? {
+        Some(Frame::Point { id, obs }) if id == (StepId { step, child: None }) => Ok(obs),
+        Some(Frame::Done { error, .. }) => Err(format!("in_child step {step}: child: {}", error.unwrap_or_default())),
+        Some(other) => Err(format!("in_child step {step}: unexpected frame {other:?}")),
+        None => Ok(signal(c.died(&format!("in_child step {step}"))?)),
+    }
+}
+
+/// The live child: observe right after fork, then run each command and observe; `_exit(0)` at EOF.
+fn live_child_main(
+    ctx: &mut Ctx,
+    prog: &Program,
+    step: u32,
+    files: &[ScenarioFile],
+    idents: &[FileIdent],
+    cmd: RawFd,
+    w: RawFd,
+) -> i32 {
+    // Die with the worker rather than linger if it is killed.
+    // SAFETY: prctl with plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let out = Out { fd: w };
+    let r = (|| -> Result<(), String> {
+        ctx.obs.reopen()?;
+        let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, idents)?;
+        out.send(&Frame::Point { id: StepId { step, child: Some(0) }, obs })?;
+        let mut body = Vec::new();
+        loop {
+            let mut len = [0u8; 4];
+            match sys::read_exact(cmd, &mut len) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(e) => return Err(format!("read command: {}", sys::strerror(e))),
+            }
+            body.resize(u32::from_le_bytes(len) as usize, 0);
+            sys::read_exact(cmd, &mut body).map_err(|e| format!("read command body: {}", sys::strerror(e)))?;
+            let c: ChildCmd = serde_json::from_slice(&body).map_err(|e| format!("bad command: {e}"))?;
+            let ret = do_step(ctx, &c.run, files)?;
+            let obs = ctx.obs.observe(ret, prog.arena_pages, idents)?;
+            out.send(&Frame::Point { id: StepId { step: c.step, child: None }, obs })?;
+        }
+    })();
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = out.send(&Frame::Done { poisoned: None, error: Some(e), exiting: false });
+            2
+        }
+    }
+}
+
 /// The forked child: observe right after fork, then after each child step. Returns the exit code.
 fn child_main(
     ctx: &mut Ctx,
@@ -617,6 +897,9 @@ mod tests {
                 Step::Mmap { map: m },
                 Step::Madvise { page: -1, offset: 5, len_pages: 2, len_bytes: -3, advice: AdviceArg::Raw(999) },
                 Step::Fork { child: vec![Step::Read { page: 0 }, Step::Mlock { page: 0, pages: 1, onfault: true }] },
+                Step::ForkLive,
+                Step::InChild { step: Box::new(Step::Write { page: 1, fill: 3 }) },
+                Step::ChildExit,
             ],
         };
         let j = sys::encode_frame(&p).unwrap();

@@ -274,3 +274,70 @@ fn process_wide_advice_recycles_the_worker() {
     assert_eq!(obs(&r, 0, None).ret, Ret::Err(Errno::ENOMEM));
     assert_eq!(w.pid(), second);
 }
+
+#[test]
+fn live_child_sees_cow_pages_dies_on_a_guard_and_the_parent_goes_on() {
+    let mut w = worker();
+    let r = run(
+        &mut w,
+        &prog(
+            r#"{"arena_pages":6,"maps":[{"page":1,"pages":4,"prot":"rw-","kind":"anon_private"}],"steps":[
+            {"op":"write","page":1,"fill":1},
+            {"op":"madvise","page":2,"len_pages":1,"advice":"GUARD_INSTALL"},
+            {"op":"fork_live"},
+            {"op":"write","page":1,"fill":9},
+            {"op":"in_child","step":{"op":"read","page":1}},
+            {"op":"in_child","step":{"op":"write","page":2,"fill":2}},
+            {"op":"in_child","step":{"op":"read","page":1}},
+            {"op":"write","page":3,"fill":3},
+            {"op":"child_exit"}]}"#,
+        ),
+    );
+    let ids: Vec<String> = r.points.iter().map(|(id, _)| id.to_string()).collect();
+    assert_eq!(ids, ["0", "1", "2.child0", "2", "3", "4", "5", "6", "7", "8"]);
+    // The child kept the pre-fork page while the parent wrote its own copy.
+    assert_eq!(page(obs(&r, 4, None), 1).content, Some(Content::Fill(1)));
+    assert_eq!(page(obs(&r, 3, None), 1).content, Some(Content::Fill(9)));
+    // The inherited guard killed the child; the later in_child point repeats the signal.
+    assert_eq!(obs(&r, 5, None).ret, Ret::Signal(Signal::SIGSEGV));
+    assert_eq!(obs(&r, 6, None).ret, Ret::Signal(Signal::SIGSEGV));
+    let o = obs(&r, 8, None);
+    assert_eq!((o.ret, page(o, 1).content, page(o, 3).content), (Ret::Ok, Some(Content::Fill(9)), Some(Content::Fill(3))));
+    // The same worker runs the next program.
+    let r = run(&mut w, &prog(r#"{"arena_pages":2,"maps":[],"steps":[{"op":"fork_live"},{"op":"child_exit"}]}"#));
+    assert_eq!(r.points.len(), 3);
+}
+
+#[test]
+fn a_live_child_left_alive_is_killed_at_teardown_and_the_worker_goes_on() {
+    let mut w = worker();
+    let pid = w.pid();
+    let p = prog(
+        r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}],"steps":[
+        {"op":"write","page":0,"fill":1},
+        {"op":"fork_live"},
+        {"op":"in_child","step":{"op":"write","page":0,"fill":2}}]}"#,
+    );
+    for _ in 0..3 {
+        let r = run(&mut w, &p);
+        assert_eq!(r.points.len(), 4);
+        assert_eq!(page(obs(&r, 2, None), 0).content, Some(Content::Fill(2)));
+    }
+    assert_eq!(w.pid(), pid, "the worker was replaced");
+}
+
+#[test]
+fn a_parent_that_dies_with_a_live_child_is_recorded_and_replaced() {
+    let mut w = worker();
+    let r = run(
+        &mut w,
+        &prog(
+            r#"{"arena_pages":4,"maps":[{"page":0,"pages":2,"prot":"r--","kind":"anon_private"}],"steps":[
+            {"op":"fork_live"},
+            {"op":"write","page":0,"fill":1}]}"#,
+        ),
+    );
+    assert_eq!(obs(&r, 1, None).ret, Ret::Signal(Signal::SIGSEGV));
+    let r = run(&mut w, &prog(r#"{"arena_pages":2,"maps":[],"steps":[{"op":"fork_live"},{"op":"child_exit"}]}"#));
+    assert_eq!(r.points.len(), 3);
+}

@@ -16,6 +16,8 @@
 //! | a page-cache page / shmem page | `machine::FileObj::pages`, `cached`, `flagged` (PG_readahead) |
 //! | `file_ra_state` of a scenario file | `machine::FileObj::mmap_miss`, `kernel::KernelModel::ra_pages` |
 //! | `anon_vma` | `machine::AnonVma` id, with whether it was inherited through fork |
+//! | an anonymous folio's identity and mapcount (1, or 2 while COW-shared with a fork child) | `machine::Pte::Anon` `folio`, `shared` |
+//! | a parent and its live fork child (two mms over the same page-cache objects) | two `Machine`s kept consistent by `Machine::sync_live` |
 //! | a maps/smaps record | `observe::VmaObs` |
 //! | a pagemap entry | `observe::PageObs` |
 //! | kernel version and config | `kernel::KernelModel` |

@@ -6,6 +6,11 @@
 //! Behaviour the model does not know becomes `Expect::Unsupported`, never a guess.
 //!
 //! Addresses are arena-relative page numbers (`i64`); page 0 is `ArenaGeometry::base`.
+//!
+//! A fork child that stays alive (`fork_live` … `child_exit`) is a second `Machine`. After every step of
+//! either process, `Machine::sync_live` copies the shared page-cache objects to the other one, applies
+//! holes punched by the actor to the other's PTEs, marks each anonymous page COW-shared exactly when both
+//! still map the same folio, and records the other's page-cache PTEs for mapcounts.
 
 use crate::kernel::{KernelModel, Mutation};
 use crate::observe::{
@@ -219,7 +224,12 @@ pub enum Pte {
     Zero,
     /// A private anonymous page (including a COW copy in a private file mapping). `lazy`: marked by
     /// MADV_FREE and still clean. `shared`: still COW-shared with a live forked process (mapcount 2).
-    Anon { content: Content, lazy: bool, shared: bool },
+    /// `folio`: the page's identity, kept by fork and mremap, so that a parent and its live child can
+    /// tell which of their pages are still one COW-shared page. Two folio flags follow it (a live parent
+    /// and child agree on them, see `sync_live`): `freed`, the folio is lazy-free (MADV_FREE cleared
+    /// PG_swapbacked; `lazy` adds that this PTE is still clean), and `pgdirty`, PG_dirty, which only
+    /// reclaim of a re-dirtied lazy-free page sets here.
+    Anon { content: Content, lazy: bool, shared: bool, folio: u32, freed: bool, pgdirty: bool },
     /// The page-cache page of the VMA's object at this address.
     Cache,
     /// A guard marker (MADV_GUARD_INSTALL): a non-present swap-format entry; any access is SIGSEGV.
@@ -244,9 +254,12 @@ pub struct Machine {
     punched: Vec<(usize, usize, usize)>,
     /// Set when a step reached behaviour the model does not know; the step then answers Unsupported.
     unknown: Option<String>,
-    /// While this machine is a forked child: the (object, page) of every page-cache page the waiting
-    /// parent maps, which count in the child's mapcounts.
-    parent_cache_maps: Vec<(usize, usize)>,
+    /// The (object, page) of every page-cache page the other process maps (the waiting parent of a
+    /// forked child, or the live child of a parent and the parent of a live child), which count in this
+    /// process's mapcounts.
+    other_cache_maps: Vec<(usize, usize)>,
+    /// The next anonymous page identity (`Pte::Anon::folio`); a live parent and child share the counter.
+    next_folio: u32,
     /// Per page table (PTRS_PER_PTE pages, counted from the table holding arena page 0): whether the PTE
     /// table exists (`None`: not known). A worker starts each scenario with the arena window unmapped,
     /// so with no table [S 6.12 mm/memory.c:free_pgd_range]; any installed entry allocates it; an
@@ -326,7 +339,8 @@ impl Machine {
             next_anon_vma: 1,
             punched: Vec::new(),
             unknown: None,
-            parent_cache_maps: Vec::new(),
+            other_cache_maps: Vec::new(),
+            next_folio: 1,
             pte_tables: vec![Some(false); Self::tables_for(model, arena, prog.arena_pages)],
             hp: model.hugetlb_pages as i64,
             restore_on_zap: model.hugetlb_zap_restores_reservation,
@@ -1026,7 +1040,20 @@ impl Machine {
             self.check_thp(model, &v);
         }
         self.anon_vma_prepare(i);
-        self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false });
+        // A write to an exclusive anonymous page changes it in place (a writable PTE does not fault; a
+        // write-protected one left over from fork is reused once the folio's refcount is 1), so the folio
+        // keeps its identity and flags; only the PTE is dirty again [S 6.12 mm/memory.c:do_wp_page,
+        // wp_can_reuse_anon_folio]. Anything else gets a new folio (do_anonymous_page, wp_page_copy).
+        if let Pte::Anon { shared: false, folio, freed, pgdirty, .. } = self.pte(page) {
+            self.set_pte(page, Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false, folio, freed, pgdirty });
+            return;
+        }
+        let folio = self.next_folio;
+        self.next_folio += 1;
+        self.set_pte(
+            page,
+            Pte::Anon { content: data.unwrap_or(old), lazy: false, shared: false, folio, freed: false, pgdirty: false },
+        );
     }
 
     /// zap_page_range_single: drop the PTEs of [s, e) but keep guard markers, which only munmap (or
@@ -1074,9 +1101,13 @@ impl Machine {
                 return Err(());
             }
             if write {
-                if !matches!(self.pte(p), Pte::Anon { .. }) {
+                // FOLL_WRITE on a COW-shared page faults and copies it (can_follow_write_pte refuses a
+                // write-protected PTE) [S 6.12 mm/gup.c:populate_vma_page_range, can_follow_write_pte;
+                // mm/memory.c:wp_can_reuse_anon_folio].
+                if !matches!(self.pte(p), Pte::Anon { shared: false, .. }) {
                     self.fault_write(model, i, p, None);
                 }
+                self.touch_write(p);
             } else {
                 self.fault_read(model, i, p);
             }
@@ -1868,6 +1899,7 @@ impl Machine {
                 if needs {
                     self.fault_write(model, i, p, None);
                 }
+                self.touch_write(p);
             } else {
                 self.fault_read(model, i, p);
             }
@@ -1967,10 +1999,23 @@ impl Machine {
                     return Err(Errno::EINVAL);
                 }
                 // madvise_free_pte_range: present anon pages are marked lazy-free (clean); the zero
-                // page and empty PTEs are skipped [S 6.18 mm/madvise.c].
+                // page and empty PTEs are skipped [S 6.18 mm/madvise.c]. A folio shared with another
+                // process is marked too: only a PG_dirty or swap-cache folio must be mapped once
+                // (folio_mapcount check); here anon folios are never PG_dirty (zap does not dirty anon
+                // folios, and the only path that does, try_to_unmap_one on a re-dirtied lazy-free
+                // page, is not tracked: UNVERIFIED for that page once shared) [S 6.12 mm/madvise.c:
+                // madvise_free_pte_range; mm/memory.c:zap_present_folio_ptes; T 6.18.44, case
+                // free_on_page_shared_with_live_child]. The other process's PTE stays dirty, so only
+                // this side shows LazyFree (smaps_account needs a clean PTE).
                 for p in s..e {
-                    if let Pte::Anon { content, shared, .. } = self.pte(p) {
-                        self.set_pte(p, Pte::Anon { content, lazy: true, shared });
+                    if let Pte::Anon { content, shared, folio, pgdirty, .. } = self.pte(p) {
+                        // A PG_dirty folio must be mapped once to be cleaned and freed; a shared one is
+                        // skipped, its PTE left dirty [S 6.12 mm/madvise.c:madvise_free_pte_range;
+                        // T 6.18.44, case free_skips_redirtied_page_shared_with_live_child].
+                        if pgdirty && shared {
+                            continue;
+                        }
+                        self.set_pte(p, Pte::Anon { content, lazy: true, shared, folio, freed: true, pgdirty: false });
                     }
                 }
                 return Ok(());
@@ -2150,10 +2195,14 @@ impl Machine {
     /// MADV_PAGEOUT's reclaim of [s, e) of vmas[i], with no swap device: exclusively mapped page-cache and
     /// shmem pages are unmapped (dirty ones stay cached: madvise is not kswapd, so reclaim only unmaps
     /// and re-activates them), clean lazy-free anonymous pages are discarded, other anonymous pages stay
-    /// (add_to_swap fails), the zero page is skipped, and pages mapped more than once are left alone
-    /// [S 6.12 mm/madvise.c:madvise_cold_or_pageout_pte_range; mm/vmscan.c:shrink_folio_list;
-    /// mm/rmap.c:try_to_unmap_one; T spec §5 PAGEOUT]. `reclaim` false is MADV_COLD, which shares the walk
-    /// and so its splitting of large folios (`large_folio_walk`) but reclaims nothing.
+    /// (add_to_swap fails), the zero page is skipped, and pages mapped more than once (in this process,
+    /// a waiting parent or a live child) are left alone before reclaim sees them, so try_to_unmap_one
+    /// never meets a lazy-free folio mapped twice here [S 6.12 mm/madvise.c:
+    /// madvise_cold_or_pageout_pte_range ("folio_mapcount(folio) != folio_nr_pages(folio)");
+    /// mm/vmscan.c:shrink_folio_list; mm/rmap.c:try_to_unmap_one; T spec §5 PAGEOUT; T 6.18.44, cases
+    /// pageout_skips_page_shared_with_live_child, pageout_skips_file_page_mapped_by_live_child]. `reclaim` false is
+    /// MADV_COLD, which shares the walk and so its splitting of large folios (`large_folio_walk`) but
+    /// reclaims nothing.
     fn pageout(&mut self, i: usize, s: i64, e: i64, reclaim: bool) {
         let v = self.vmas[i];
         let mut p = s;
@@ -2161,6 +2210,12 @@ impl Machine {
             let mut nr = 1;
             match self.pte(p) {
                 Pte::Anon { lazy: true, shared: false, .. } if reclaim => self.set_pte(p, Pte::None),
+                // A lazy-free folio whose PTE was dirtied again: try_to_unmap_one moves the PTE's dirty
+                // bit to the folio (PG_dirty), cannot discard it, maps it back and sets PG_swapbacked
+                // again [S 6.12 mm/rmap.c:try_to_unmap_one ("MADV_FREE page check")].
+                Pte::Anon { shared: false, freed: true, content, folio, .. } if reclaim => {
+                    self.set_pte(p, Pte::Anon { content, lazy: false, shared: false, folio, freed: false, pgdirty: true })
+                }
                 Pte::Cache => {
                     let obj = v.obj.unwrap();
                     let idx = v.obj_page(p);
@@ -2236,7 +2291,14 @@ impl Machine {
         if nr as usize == n {
             return Some(nr);
         }
-        let shared = self.parent_cache_maps.iter().any(|&(o, k)| o == obj && (h..h + n).contains(&k));
+        // Mapped by another process (a waiting parent or a live child): more mappings in all than here.
+        let here: usize = self
+            .vmas
+            .iter()
+            .filter(|w| w.obj == Some(obj))
+            .map(|w| (w.start..w.end).filter(|&q| self.pte(q) == Pte::Cache && (h..h + n).contains(&w.obj_page(q))).count())
+            .sum();
+        let shared = (h..h + n).map(|k| self.cache_mapcount(obj, k)).sum::<usize>() > here;
         if shared {
             return Some(nr);
         }
@@ -2526,15 +2588,18 @@ impl Machine {
                     self.huge_resv[hs as usize] = false;
                     self.huge.rsvd -= 1;
                 }
+                // One folio: the huge page.
+                let folio = self.next_folio;
+                self.next_folio += 1;
                 for q in hs..he {
                     let k = v.obj_page(q);
                     let c = if cached { self.objs[obj].pages[k] } else { Content::Zero };
-                    self.set_pte(q, Pte::Anon { content: c, lazy: false, shared: false });
+                    self.set_pte(q, Pte::Anon { content: c, lazy: false, shared: false, folio, freed: false, pgdirty: false });
                 }
             }
         }
-        if let (true, Some(d)) = (write, data) {
-            self.set_pte(page, Pte::Anon { content: d, lazy: false, shared: false });
+        if let (true, Some(d), Pte::Anon { folio, freed, pgdirty, .. }) = (write, data, self.pte(page)) {
+            self.set_pte(page, Pte::Anon { content: d, lazy: false, shared: false, folio, freed, pgdirty });
         }
     }
 
@@ -2662,11 +2727,7 @@ impl Machine {
     fn fork_child(&self) -> Machine {
         let mut c = self.clone();
         c.punched.clear();
-        c.parent_cache_maps = self
-            .vmas
-            .iter()
-            .flat_map(|v| (v.start..v.end).filter(|&p| self.pte(p) == Pte::Cache).map(move |p| (v.obj.unwrap(), v.obj_page(p))))
-            .collect();
+        c.other_cache_maps = self.cache_maps();
         c.vmas.clear();
         c.ptes = vec![Pte::None; self.ptes.len()];
         // copy_pmd_range allocates the child's PTE table for a copied VMA where the parent has one
@@ -2706,7 +2767,9 @@ impl Machine {
                 }
                 for p in v.start..v.end {
                     let pte = match self.pte(p) {
-                        Pte::Anon { content, lazy, .. } => Pte::Anon { content, lazy, shared: true },
+                        Pte::Anon { shared: _, content, lazy, folio, freed, pgdirty } => {
+                            Pte::Anon { content, lazy, shared: true, folio, freed, pgdirty }
+                        }
                         other => other,
                     };
                     c.set_pte(p, pte);
@@ -2714,6 +2777,96 @@ impl Machine {
             }
             c.vmas.push(n);
         }
+        c
+    }
+
+    /// The (object, page) of every page-cache page this process maps.
+    fn cache_maps(&self) -> Vec<(usize, usize)> {
+        self.vmas
+            .iter()
+            .flat_map(|v| (v.start..v.end).filter(|&p| self.pte(p) == Pte::Cache).map(move |p| (v.obj.unwrap(), v.obj_page(p))))
+            .collect()
+    }
+
+    /// The identities of the anonymous pages this process maps.
+    fn anon_folios(&self) -> std::collections::BTreeSet<u32> {
+        self.ptes.iter().filter_map(|p| if let Pte::Anon { folio, .. } = *p { Some(folio) } else { None }).collect()
+    }
+
+    /// GUP with FOLL_TOUCH|FOLL_WRITE on a present anonymous page whose PTE is clean (a lazy-free one)
+    /// sets PG_dirty, so reclaim will not discard it [S 6.12 mm/gup.c:follow_page_pte ("set_page_dirty"),
+    /// populate_vma_page_range, faultin_page_range; T 6.18.44, case gen-3-1880 (POPULATE_WRITE after FREE,
+    /// then PAGEOUT keeps the pages)].
+    fn touch_write(&mut self, p: i64) {
+        if let Pte::Anon { lazy: true, content, shared, folio, freed, .. } = self.pte(p) {
+            self.set_pte(p, Pte::Anon { content, lazy: false, shared, folio, freed, pgdirty: true });
+        }
+    }
+
+    /// Mark each anonymous page shared exactly when the other process still maps the same page.
+    fn mark_shared(&mut self, other: &std::collections::BTreeSet<u32>) {
+        for p in self.ptes.iter_mut() {
+            if let Pte::Anon { folio, shared, .. } = p {
+                *shared = other.contains(folio);
+            }
+        }
+    }
+
+    /// A parent and its live child after a step of `actor` (either of them): both map the same
+    /// page-cache and shmem objects, so the other sees the new contents and cache state, and a hole the
+    /// actor punched unmaps the other's PTEs of it too (unmap_mapping_range walks every mm)
+    /// [S 6.12 mm/shmem.c:shmem_fallocate; mm/truncate.c:truncate_pagecache_range]. An anonymous page
+    /// stays COW-shared (mapcount 2) only while both still map it: a write on either side copies it
+    /// for the writer (wp_page_copy, the page's refcount is above 1), a zap or unmap drops one mapping
+    /// [S 6.12 mm/memory.c:do_wp_page, wp_can_reuse_anon_folio; mm/rmap.c:folio_remove_rmap_ptes].
+    /// Page-cache mapcounts count both processes' PTEs.
+    pub fn sync_live(actor: &mut Machine, other: &mut Machine) {
+        other.objs = actor.objs.clone();
+        for (obj, first, last) in std::mem::take(&mut actor.punched) {
+            other.unmap_cache(obj, first, last);
+        }
+        let next = actor.next_folio.max(other.next_folio);
+        actor.next_folio = next;
+        other.next_folio = next;
+        let (fa, fo) = (actor.anon_folios(), other.anon_folios());
+        actor.mark_shared(&fo);
+        other.mark_shared(&fa);
+        // PG_swapbacked and PG_dirty belong to the folio: what the actor did to them shows on the
+        // other's PTE of the same page (its own PTE dirty bit, `lazy`, stays its own).
+        let flags: std::collections::BTreeMap<u32, (bool, bool)> = actor
+            .ptes
+            .iter()
+            .filter_map(|p| if let Pte::Anon { folio, freed, pgdirty, .. } = *p { Some((folio, (freed, pgdirty))) } else { None })
+            .collect();
+        for p in other.ptes.iter_mut() {
+            if let Pte::Anon { folio, freed, pgdirty, lazy, .. } = p {
+                if let Some(&(f, d)) = flags.get(folio) {
+                    *freed = f;
+                    *pgdirty = d;
+                    *lazy &= f;
+                }
+            }
+        }
+        actor.other_cache_maps = other.cache_maps();
+        other.other_cache_maps = actor.cache_maps();
+    }
+
+    /// The live child is gone (exit, or a fatal signal): exit_mmap drops all its mappings, so every
+    /// page it shared is the parent's alone again; a later write reuses it in place (refcount 1)
+    /// [S 6.12 kernel/exit.c:exit_mm; mm/mmap.c:exit_mmap; mm/memory.c:wp_can_reuse_anon_folio].
+    pub fn live_child_gone(&mut self) {
+        self.other_cache_maps.clear();
+        self.mark_shared(&Default::default());
+    }
+
+    /// The child's address space right after a fork whose child stays alive: as for `fork_child`
+    /// (DONTFORK VMAs missing, WIPEONFORK VMAs empty, guard markers copied, mlock not inherited), and
+    /// from then on both processes see each other (`sync_live`), so the parent's copied anonymous pages
+    /// are COW-shared too [S 6.12 kernel/fork.c:dup_mmap; mm/memory.c:copy_present_pte].
+    pub fn fork_live(&mut self) -> Machine {
+        self.punched.clear();
+        let mut c = self.fork_child();
+        Machine::sync_live(self, &mut c);
         c
     }
 
@@ -2748,6 +2901,9 @@ impl Machine {
             }
             Step::Munlock { page, pages } => StepOut::Ret(self.munlock(model, page as i64, (page + pages) as i64)),
             Step::Fork { .. } => return Err("a fork inside a forked child is not modelled".into()),
+            Step::ForkLive | Step::InChild { .. } | Step::ChildExit => {
+                return Err("a live-fork step inside a forked child is not modelled".into())
+            }
             Step::Mseal { page, pages } => StepOut::Ret(self.mseal(model, page as i64, (page + pages) as i64)),
             Step::Mremap { page, pages, new_pages, to, dontunmap } => {
                 if !MREMAP_MODELLED {
@@ -2801,13 +2957,16 @@ impl Machine {
             for p in (v.start..v.end).filter(|_| v.flags & vmf::HUGETLB == 0) {
                 match self.pte(p) {
                     Pte::None | Pte::Zero | Pte::Guard => {}
-                    Pte::Anon { lazy: l, .. } => {
+                    Pte::Anon { lazy: l, shared, .. } => {
                         rss += 1;
                         anon += 1;
                         if l {
                             lazy += 1;
                         }
-                        pss_bytes += self.ps as u128;
+                        // A page COW-shared with a live process has mapcount 2: half of it counts in
+                        // PSS, and so in Locked [S 6.12 fs/proc/task_mmu.c:smaps_account,
+                        // smaps_page_accumulate].
+                        pss_bytes += self.ps as u128 / if shared { 2 } else { 1 };
                     }
                     Pte::Cache => {
                         rss += 1;
@@ -2881,7 +3040,7 @@ impl Machine {
             .filter(|v| v.obj == Some(obj))
             .map(|v| (v.start..v.end).filter(|&p| v.obj_page(p) == page && self.pte(p) == Pte::Cache).count())
             .sum();
-        here + self.parent_cache_maps.iter().filter(|&&m| m == (obj, page)).count()
+        here + self.other_cache_maps.iter().filter(|&&m| m == (obj, page)).count()
     }
 }
 
@@ -2910,8 +3069,57 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
         m.mmap(model, map);
     }
     let mut out = Vec::new();
+    let mut live = Live::None;
     for (si, step) in prog.steps.iter().enumerate() {
         let id = StepId { step: si as u32, child: None };
+        match (step, &mut live) {
+            (Step::ForkLive, Live::None) => {
+                if m.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
+                    out.push((id, Expect::Unsupported("fork with hugetlb mappings is not modelled".into())));
+                    return out;
+                }
+                let c = m.fork_live();
+                out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
+                out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
+                live = Live::Alive(Box::new(c));
+                continue;
+            }
+            (Step::InChild { step: cs }, Live::Alive(c)) => {
+                match c.run_step(model, cs) {
+                    Err(why) => {
+                        out.push((id, Expect::Unsupported(why)));
+                        return out;
+                    }
+                    Ok(StepOut::Fatal(sig)) => {
+                        // The child dies; the worker reaps it and the parent goes on alone.
+                        out.push((id, fatal_point(sig)));
+                        m.objs = c.objs.clone();
+                        m.live_child_gone();
+                        live = Live::Dead(sig);
+                    }
+                    Ok(StepOut::Ret(r)) => {
+                        Machine::sync_live(c, &mut m);
+                        out.push((id, Expect::Allowed(c.expect(model, r))));
+                    }
+                }
+                continue;
+            }
+            (Step::InChild { .. }, Live::Dead(sig)) => {
+                out.push((id, fatal_point(*sig)));
+                continue;
+            }
+            (Step::ChildExit, Live::Alive(_) | Live::Dead(_)) => {
+                m.live_child_gone();
+                live = Live::None;
+                out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
+                continue;
+            }
+            (Step::ForkLive | Step::InChild { .. } | Step::ChildExit, _) | (Step::Fork { .. }, Live::Alive(_) | Live::Dead(_)) => {
+                out.push((id, Expect::Unsupported(format!("{} out of order with the live child", step.op()))));
+                return out;
+            }
+            _ => {}
+        }
         if let Step::Fork { child } = step {
             if m.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
                 out.push((id, Expect::Unsupported("fork with hugetlb mappings is not modelled".into())));
@@ -2951,8 +3159,21 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                 out.push((id, fatal_point(sig)));
                 return out;
             }
-            Ok(StepOut::Ret(r)) => out.push((id, Expect::Allowed(m.expect(model, r)))),
+            Ok(StepOut::Ret(r)) => {
+                if let Live::Alive(c) = &mut live {
+                    Machine::sync_live(&mut m, c);
+                }
+                out.push((id, Expect::Allowed(m.expect(model, r))))
+            }
         }
     }
     out
+}
+
+/// The live child of `simulate`, if any.
+enum Live {
+    None,
+    Alive(Box<Machine>),
+    /// Killed by this signal at an `in_child` step; the parent goes on until `child_exit`.
+    Dead(Signal),
 }

@@ -464,6 +464,14 @@ pub enum Step {
         #[serde(default)]
         child: Vec<Step>,
     },
+    /// fork() of a child that stays alive while the parent goes on (at most one at a time). Observed
+    /// twice: the child's view right after fork (`N.child0`), then the parent's (`N`).
+    ForkLive,
+    /// Run `step` inside the live child; the point `N` is the child's view after it. Once the child has
+    /// died (a fatal signal at an earlier `in_child`), every later `in_child` point repeats that signal.
+    InChild { step: Box<Step> },
+    /// The live child exits (`_exit(0)`, or nothing if it already died); the parent reaps it and is observed.
+    ChildExit,
     /// mseal(addr, len, 0) (6.10+, 64-bit): seal [page, page+pages).
     Mseal { page: u32, pages: u32 },
     /// mremap of [page, page+pages) to `new_pages` pages. `to: None`: flags 0 (shrink, or grow in
@@ -492,6 +500,9 @@ impl Step {
             Step::Mlock { .. } => "mlock",
             Step::Munlock { .. } => "munlock",
             Step::Fork { .. } => "fork",
+            Step::ForkLive => "fork_live",
+            Step::InChild { .. } => "in_child",
+            Step::ChildExit => "child_exit",
             Step::Mseal { .. } => "mseal",
             Step::Mremap { .. } => "mremap",
         }
@@ -500,6 +511,7 @@ impl Step {
 
 /// Where an observation was taken: parent step `step`, or child step `child` of the fork at `step`
 /// (`child == Some(0)` is the child's first view, right after fork; `Some(k)` follows child step k-1).
+/// An `in_child` step's point is plain `step`: it is the live child's view after that step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StepId {
     pub step: u32,
@@ -541,6 +553,9 @@ impl Program {
                 for c in 0..=steps.len() as u32 {
                     out.push(StepId { step: i, child: Some(c) });
                 }
+            }
+            if let Step::ForkLive = s {
+                out.push(StepId { step: i, child: Some(0) });
             }
             out.push(StepId { step: i, child: None });
         }

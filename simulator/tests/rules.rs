@@ -278,6 +278,117 @@ fn mremap_multi_vma_move_per_version(#[case] profile: &str, #[case] ret: &str, #
     assert_eq!((r.as_str(), l.as_str(), pg.as_str()), (ret, layout, pages));
 }
 
+/// The last point's VMA 0 counters and page fills, for the live-fork rules: `rss anon lazyfree_hi
+/// locked | fills`, with fills one char per page (`.` absent, `s` guard, `z` zero page, `0` zero bytes,
+/// `f` file page, else the fill byte as one hex digit of its low nibble).
+fn live_last(p: &str) -> String {
+    let p = prog(p);
+    let out = simulator::machine::simulate(&model("6.18"), &ARENA, &p);
+    let (_, exp) = out.last().expect("no points");
+    let a = match exp {
+        Expect::Allowed(a) => a,
+        Expect::Unsupported(w) => return format!("unsupported: {w}"),
+    };
+    if a.vmas.is_empty() {
+        return a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|");
+    }
+    let v = &a.vmas[0];
+    let fills: String = a
+        .pages
+        .iter()
+        .map(|alts| match (alts[0].res, alts[0].content) {
+            (Residency::Absent, _) => '.',
+            (Residency::Swap, _) => 's',
+            (Residency::ZeroPage, _) => 'z',
+            (_, Some(Content::Zero)) => '0',
+            (_, Some(Content::FilePage { .. })) => 'f',
+            (_, Some(Content::Fill(b))) => char::from_digit((b & 0xf) as u32, 16).unwrap(),
+            _ => '?',
+        })
+        .collect();
+    format!("{} {} {} {} | {fills}", v.rss.hi, v.anon.hi, v.lazyfree.hi, v.locked.hi)
+}
+
+const W1: &str = r#"{"op":"write","page":1,"fill":1}"#;
+const W2: &str = r#"{"op":"write","page":2,"fill":2}"#;
+const FREE12: &str = r#"{"op":"madvise","page":1,"len_pages":2,"advice":"FREE"}"#;
+const PAGEOUT12: &str = r#"{"op":"madvise","page":1,"len_pages":2,"advice":"PAGEOUT"}"#;
+const FORK_LIVE: &str = r#"{"op":"fork_live"}"#;
+const EXIT: &str = r#"{"op":"child_exit"}"#;
+const AP14: &str = r#"{"page":1,"pages":4,"prot":"rw-","kind":"anon_private"}"#;
+const AP14L: &str = r#"{"page":1,"pages":4,"prot":"rw-","kind":"anon_private","locked":true}"#;
+
+/// Rules for a fork child that stays alive (kernel citations are in machine.rs: sync_live,
+/// live_child_gone, pageout, populate, expect; the live-fork corpus cases pin the same facts on the
+/// real 6.18.44 kernel).
+#[rstest]
+// madvise_cold_or_pageout_pte_range skips a folio mapped by both processes: the lazy-free pages stay.
+#[case::pageout_skips_lazy_page_shared_with_live_child(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{W2},{FREE12},{FORK_LIVE},{PAGEOUT12}]}}"#),
+    "2 2 2 0 | .12...")]
+// After the child exits the folio is exclusive again: the same PAGEOUT discards the clean lazy pages.
+#[case::pageout_discards_lazy_page_after_child_exit(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{W2},{FREE12},{FORK_LIVE},{PAGEOUT12},{EXIT},{PAGEOUT12}]}}"#),
+    "0 0 0 0 | ......")]
+// madvise_free_pte_range marks a shared, not PG_dirty folio lazy-free too (only PG_dirty ones need an
+// exclusive mapping); the child's own PTE stays dirty, so it shows no LazyFree.
+#[case::free_marks_page_shared_with_live_child_lazy_in_the_parent(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{W2},{FORK_LIVE},{FREE12}]}}"#),
+    "2 2 2 0 | .12...")]
+#[case::free_in_parent_leaves_the_childs_pte_dirty(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{W2},{FORK_LIVE},{FREE12},{{"op":"in_child","step":{{"op":"read","page":1}}}}]}}"#),
+    "2 2 0 0 | .12...")]
+// A write on either side copies the shared page for the writer; the other keeps the old bytes.
+#[case::parent_write_leaves_the_child_the_old_page(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{FORK_LIVE},{{"op":"write","page":1,"fill":9}},{{"op":"in_child","step":{{"op":"read","page":1}}}}]}}"#),
+    "1 1 0 0 | .1....")]
+#[case::child_write_leaves_the_parent_the_old_page(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{FORK_LIVE},{{"op":"in_child","step":{{"op":"write","page":1,"fill":9}}}},{{"op":"read","page":1}}]}}"#),
+    "1 1 0 0 | .1....")]
+// Once the child wrote (COW-broke) a FREEd page, the parent's copy is exclusive and PAGEOUT drops it.
+#[case::pageout_drops_parent_lazy_page_after_child_cow_broke_it(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{W2},{FREE12},{FORK_LIVE},{{"op":"in_child","step":{{"op":"write","page":1,"fill":9}}}},{PAGEOUT12}]}}"#),
+    "1 1 1 0 | ..2...")]
+// Locked is PSS: a locked page shared with the live child counts half (4 pages x 2 KiB = 2 pages).
+#[case::locked_counts_half_of_pages_shared_with_live_child(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14L}],"steps":[{W1},{W2},{FORK_LIVE}]}}"#),
+    "4 4 0 2 | .1200.")]
+// mlock in the child populates with FOLL_WRITE, which breaks COW: the parent's pages are whole again.
+#[case::mlock_in_live_child_breaks_cow(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14L}],"steps":[{W1},{W2},{FORK_LIVE},{{"op":"in_child","step":{{"op":"mlock","page":1,"pages":4}}}},{{"op":"read","page":1}}]}}"#),
+    "4 4 0 4 | .1200.")]
+// Page-cache mapcount counts the live child's PTEs: PAGEOUT of a clean shmem page both map is skipped.
+#[case::pageout_skips_cache_page_mapped_by_live_child(
+    r#"{"arena_pages":6,"files":[{"kind":"memfd","pages":4}],"maps":[{"page":1,"pages":4,"prot":"r--","kind":"file_shared","file":0}],"steps":[{"op":"read","page":1},{"op":"fork_live"},{"op":"in_child","step":{"op":"read","page":1}},{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}]}"#,
+    "4 0 0 0 | .ffff.")]
+// A hole the child punches (REMOVE) unmaps the parent's PTEs of it and reads back zero there.
+#[case::remove_in_live_child_unmaps_the_parents_page(
+    r#"{"arena_pages":6,"files":[{"kind":"memfd","pages":4}],"maps":[{"page":1,"pages":4,"prot":"rw-","kind":"file_shared","file":0}],"steps":[{"op":"read","page":1},{"op":"fork_live"},{"op":"in_child","step":{"op":"madvise","page":1,"len_pages":1,"advice":"REMOVE"}},{"op":"read","page":4}]}"#,
+    "3 0 0 0 | ..fff.")]
+// WIPEONFORK: the live child starts with the VMA empty.
+#[case::wipeonfork_live_child_starts_empty(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{{"op":"madvise","page":1,"len_pages":4,"advice":"WIPEONFORK"}},{FORK_LIVE},{{"op":"in_child","step":{{"op":"read","page":1}}}}]}}"#),
+    "0 0 0 0 | .z....")]
+// Guards are inherited; a child that touches one dies, and every later in_child point repeats that.
+#[case::guard_kills_live_child_and_later_child_points_repeat_the_signal(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{{"op":"madvise","page":2,"len_pages":1,"advice":"GUARD_INSTALL"}},{FORK_LIVE},{{"op":"in_child","step":{{"op":"read","page":2}}}},{{"op":"in_child","step":{{"op":"read","page":1}}}}]}}"#),
+    "SIGSEGV")]
+#[case::parent_goes_on_after_the_live_child_died(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{{"op":"madvise","page":2,"len_pages":1,"advice":"GUARD_INSTALL"}},{FORK_LIVE},{{"op":"in_child","step":{{"op":"read","page":2}}}},{EXIT},{{"op":"write","page":3,"fill":3}}]}}"#),
+    "2 2 0 0 | .1s3..")]
+// A lazy-free page written again and paged out becomes PG_dirty (try_to_unmap_one); FREE skips such a
+// folio while it is shared, so after the child exits PAGEOUT keeps it.
+#[case::free_skips_pgdirty_page_shared_with_live_child(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}},{{"op":"write","page":1,"fill":2}},{{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}},{FORK_LIVE},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}},{EXIT},{{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}}]}}"#),
+    "1 1 0 0 | .2....")]
+// Exclusive again, the same FREE cleans PG_dirty and marks it lazy-free; PAGEOUT then discards it.
+#[case::free_cleans_pgdirty_page_when_exclusive(
+    &format!(r#"{{"arena_pages":6,"maps":[{AP14}],"steps":[{W1},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}},{{"op":"write","page":1,"fill":2}},{{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}},{{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}}]}}"#),
+    "0 0 0 0 | ......")]
+fn live_fork_rule(#[case] program: &str, #[case] want: &str) {
+    assert_eq!(live_last(program), want);
+}
+
 /// A shared mapping of an 8-page file (disk or memfd), with pages 2..6 punched by REMOVE, then `steps`.
 fn punched(kind: &str, steps: &str) -> Program {
     prog(&format!(
