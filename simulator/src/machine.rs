@@ -1009,15 +1009,15 @@ impl Machine {
                 o.pages[idx] = d;
             }
             // do_shared_fault / wp_page_shared dirty the page (populate-write too), and with it the whole
-            // folio. finish_fault maps only the faulting page of a large folio for a file that is not
-            // shmem ("avoid inflating the RSS of the process") [S 6.12 mm/memory.c:finish_fault; the
-            // 6.17 change to map whole tmpfs folios keeps nr_pages = 1 for other files (lore, Baolin
-            // Wang, "mm: fault in complete folios instead of individual pages for tmpfs"); T 6.18,
-            // case large_folio_shared_write_fault_maps_one_page].
+            // folio.
             if idx < o.dirty.len() {
                 o.mark_dirty(idx);
             }
+            let fresh = self.pte(page) == Pte::None;
             self.set_pte(page, Pte::Cache);
+            if fresh && model.finish_fault_maps_whole_folio {
+                self.map_whole_folio(i, page);
+            }
             return;
         }
         // Private: a private anonymous page, COW-copied from whatever was mapped (zero page, page-cache
@@ -2264,6 +2264,36 @@ impl Machine {
         }
     }
 
+    /// finish_fault on 6.18 maps the whole large folio of the faulting page-cache page when the folio lies
+    /// inside the VMA, the page table and i_size and none of its PTEs is set yet; otherwise (and before
+    /// 6.18, for files that are not shmem) only the faulting page [S 6.18 mm/memory.c:finish_fault ("mm:
+    /// map entire large folio in finish_fault", Kiryl Shutsemau, with "do not populate page table
+    /// entries beyond i_size"; 6.12 keeps nr_pages = 1 for non-shmem files); T 6.18, case gen-3-33983: a
+    /// write fault on page 2 of an order-2 folio mapped pages 0-3].
+    fn map_whole_folio(&mut self, i: usize, page: i64) {
+        let v = self.vmas[i];
+        let obj = v.obj.unwrap();
+        let idx = v.obj_page(page);
+        let (h, n) = self.objs[obj].folio(idx);
+        if n == 1 {
+            return;
+        }
+        let first = page - (idx - h) as i64;
+        let last = first + n as i64;
+        let ptrs = self.ptrs_per_pte;
+        let table = |p: i64| (self.base_vpn() + p).div_euclid(ptrs);
+        let fits = first >= v.start
+            && last <= v.end
+            && table(first) == table(last - 1)
+            && h + n <= self.objs[obj].pages.len()
+            && (first..last).all(|p| p == page || self.pte(p) == Pte::None);
+        if fits {
+            for p in first..last {
+                self.set_pte(p, Pte::Cache);
+            }
+        }
+    }
+
     /// madvise_cold_or_pageout_pte_range at page `p` of vmas[i] (below `e`), which maps a page of a large
     /// page-cache folio: the batch is the run of present PTEs from `p` mapping the folio's following
     /// pages, within the range and the page table (madvise_folio_pte_batch; write and dirty bits do not
@@ -2662,6 +2692,25 @@ impl Machine {
             zero(&mut self.objs[obj], hole_end, last);
         }
         if hole_end > hole_start {
+            // hugetlb_vmdelete_list unmaps the range from every VMA of the file, private ones included,
+            // so private copies (anonymous huge pages) go too, freed, with their reservation given back
+            // where zapping restores it [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_punch_hole,
+            // hugetlb_vmdelete_list (unmap_hugepage_range with no zap flags); mm/hugetlb.c:
+            // __unmap_hugepage_range; T 6.18, case gen-1-14048].
+            for vi in 0..self.vmas.len() {
+                let v = self.vmas[vi];
+                if v.obj != Some(obj) || v.flags & vmf::MAYSHARE != 0 {
+                    continue;
+                }
+                let mut p = v.start;
+                while p < v.end {
+                    let k = v.obj_page(p);
+                    if k >= hole_start && k < hole_end && matches!(self.pte(p), Pte::Anon { .. }) {
+                        self.huge_unmap(&v, p, p + hp as i64, false);
+                    }
+                    p += hp as i64;
+                }
+            }
             let o = &mut self.objs[obj];
             for idx in (hole_start..hole_end.min(o.pages.len())).step_by(hp) {
                 // Only pages present in the file are removed, each with its reserve-map entry
