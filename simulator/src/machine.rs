@@ -682,7 +682,14 @@ impl Machine {
         if self.ensure_obj_page(model, &v, page) {
             self.fault_around(model, i, page);
         }
+        // Fault-around may have mapped the page itself; if not, __do_fault and finish_fault map it (with
+        // its whole large folio on 6.18, see `map_whole_folio`; T 6.18, case
+        // remove_inside_a_large_folio_splits_it_and_unmaps_all_of_it).
+        let fresh = self.pte(page) == Pte::None;
         self.set_pte(page, Pte::Cache);
+        if fresh && model.finish_fault_maps_whole_folio {
+            self.map_whole_folio(i, page);
+        }
     }
 
     /// A read fault past EOF still runs fault-around first, which maps the window's cached pages below
