@@ -218,6 +218,10 @@ pub struct KernelModel {
     /// large folios and the same window is read as order-0 pages [S 6.12 mm/readahead.c:
     /// page_cache_ra_order (fallback)].
     pub ra_hugepage_large_folios: bool,
+    /// finish_fault maps the whole large folio of a file page (when it fits the VMA, the page table and
+    /// i_size, and none of its PTEs is set), for every file, not only shmem (v6.18, Kiryl Shutsemau's
+    /// large-folio mlock series; T 6.18, case gen-3-33983). Before, non-shmem files got one page.
+    pub finish_fault_maps_whole_folio: bool,
     /// VM_EXEC file faults read ahead an exec_folio_order()-aligned window clipped to the VMA instead of
     /// the read-around window, even under VM_RAND_READ (6.16+, "mm/filemap: allow arch to request folio
     /// size for exec memory", the patch as posted to linux-mm; not probed: the generator maps no file
@@ -313,6 +317,7 @@ impl KernelModel {
             mutations: Vec::new(),
             ra_pages: f.ra_pages,
             ra_hugepage_large_folios: at_least(6, 16),
+            finish_fault_maps_whole_folio: at_least(6, 18),
             ra_exec_window: at_least(6, 16),
             fault_around_table_needs_folio_before_eof: at_least(6, 12),
             ra_mark_clipped: at_least(6, 1) && !at_least(6, 16),

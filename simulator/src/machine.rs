@@ -138,6 +138,10 @@ pub struct FileObj {
     /// unmapped but could not write back; fault-around skips such pages [S 6.12 mm/vmscan.c:
     /// shrink_folio_list; mm/filemap.c:next_uptodate_folio].
     pub flagged: Vec<bool>,
+    /// The order of the page-cache folio holding each cached page (0 for uncached pages). A large folio
+    /// is naturally aligned in the file, and its pages agree on `cached`, `dirty` and `flagged` (folio
+    /// flags). Only 6.16+ readahead under MADV_HUGEPAGE builds them on ext4 (`ra_order_pmd`).
+    pub order: Vec<u8>,
     /// Synchronous mmap readahead misses so far on this file's `struct file` (one per scenario file,
     /// shared by all its mappings and a fork child): an upper bound of f_ra.mmap_miss, which hits only
     /// lower [S 6.12 mm/filemap.c:do_sync_mmap_readahead, do_async_mmap_readahead, filemap_map_pages].
@@ -150,6 +154,41 @@ pub struct FileObj {
     pub region: Vec<bool>,
     /// The object is gone (the last mapping of a MAP_HUGETLB|MAP_SHARED object was unmapped).
     pub dead: bool,
+}
+
+impl FileObj {
+    /// The folio holding cached page `idx`: its first page and its number of pages.
+    fn folio(&self, idx: usize) -> (usize, usize) {
+        let n = 1usize << self.order.get(idx).copied().unwrap_or(0);
+        (idx / n * n, n)
+    }
+
+    /// Set the dirty bit of the folio holding page `idx` (folio_mark_dirty dirties the whole folio).
+    fn mark_dirty(&mut self, idx: usize) {
+        let (h, n) = self.folio(idx);
+        for d in &mut self.dirty[h..(h + n).min(self.pages.len())] {
+            *d = true;
+        }
+    }
+
+    /// Split the large folio [h, h + n) so that page `at` ends up in an order-0 folio, non-uniformly:
+    /// each step halves the piece holding `at` and leaves its buddy whole, so an order-3 folio split at
+    /// its page 2 becomes [0,2), 2, 3, [4,8) [S 6.18 mm/huge_memory.c:folio_split, __split_unmapped_folio
+    /// (uniform_split false); T 6.18 probe in `ra_order_pmd`].
+    fn split_at(&mut self, h: usize, n: usize, at: usize) {
+        let (mut head, mut order) = (h, n.trailing_zeros() as u8);
+        while order > 0 {
+            order -= 1;
+            let half = 1usize << order;
+            let (lo, hi) = (head, head + half);
+            let (keep, other) = if at < hi { (lo, hi) } else { (hi, lo) };
+            for o in &mut self.order[other..other + half] {
+                *o = order;
+            }
+            head = keep;
+        }
+        self.order[at] = 0;
+    }
 }
 
 /// A `vm_area_struct`.
@@ -269,6 +308,7 @@ impl Machine {
                 cached: vec![true; f.pages as usize],
                 dirty: vec![true; f.pages as usize],
                 flagged: vec![false; f.pages as usize],
+                order: vec![0; f.pages as usize],
                 mmap_miss: 0,
                 huge: false,
                 region: Vec::new(),
@@ -642,7 +682,14 @@ impl Machine {
         if self.ensure_obj_page(model, &v, page) {
             self.fault_around(model, i, page);
         }
+        // Fault-around may have mapped the page itself; if not, __do_fault and finish_fault map it (with
+        // its whole large folio on 6.18, see `map_whole_folio`; T 6.18, case
+        // remove_inside_a_large_folio_splits_it_and_unmaps_all_of_it).
+        let fresh = self.pte(page) == Pte::None;
         self.set_pte(page, Pte::Cache);
+        if fresh && model.finish_fault_maps_whole_folio {
+            self.map_whole_folio(i, page);
+        }
     }
 
     /// A read fault past EOF still runs fault-around first, which maps the window's cached pages below
@@ -678,10 +725,15 @@ impl Machine {
             // filemap_map_pages, filemap_map_pmd; T 6.18 probe: a past-EOF populate in a fresh PMD maps
             // no neighbour, in a PMD with a table it maps the last page; case gen-2-4992].
             let first = (from..=to).map(|off| page + (off - pte_off)).find(|&p| uptodate(p));
+            // The test is on the folio: a large folio that holds the file's last page blocks it too
+            // (can_map_large = file_end >= folio_next_index) [S 6.18 mm/filemap.c:filemap_map_pages].
             let shmem = o.file.is_none() || o.memfd;
             if model.fault_around_table_needs_folio_before_eof
                 && !shmem
-                && first.is_some_and(|p| v.obj_page(p) + 1 == o.pages.len())
+                && first.is_some_and(|p| {
+                    let (h, n) = o.folio(v.obj_page(p));
+                    h + n >= o.pages.len()
+                })
             {
                 match self.pte_tables[self.table_of(page)] {
                     Some(true) => {}
@@ -716,7 +768,11 @@ impl Machine {
             // [S 6.12 mm/filemap.c:do_async_mmap_readahead, mm/readahead.c:page_cache_async_ra]. It drops
             // the mmap lock first, so the fault is retried and fault-around runs again (case gen-1-84103).
             if v.flags & vmf::RAND_READ == 0 && model.ra_pages != Some(0) {
-                o.flagged[idx] = false;
+                // PG_readahead is a folio flag: the whole folio loses it.
+                let (h, n) = o.folio(idx);
+                for f in &mut o.flagged[h..h + n] {
+                    *f = false;
+                }
                 if o.cached.iter().any(|c| !c) {
                     self.unknown.get_or_insert_with(|| {
                         "async readahead over a disk file with uncached pages is not modelled".to_string()
@@ -880,18 +936,30 @@ impl Machine {
             if self.objs[obj].cached[index..index + n].iter().any(|&c| c) {
                 break;
             }
-            if order > 0 || index == mark / n * n {
+            // ra_alloc_folio flags the folio that holds `mark` PG_readahead; where 6.16+ puts that mark
+            // for this window is not pinned by a probe (VM_RAND_READ puts it on the first folio).
+            if (index..index + n).contains(&mark) {
                 self.unknown.get_or_insert_with(|| {
-                    "readahead under MADV_HUGEPAGE builds a large folio (or flags PG_readahead) on ext4 \
-                     (6.16+); large folios (whole-folio unmap and split on a partial punch) are not modelled"
+                    "readahead under MADV_HUGEPAGE would flag a folio PG_readahead on ext4 (6.16+); \
+                     the mark's placement is not modelled"
                         .to_string()
                 });
                 return;
             }
+            // A PMD-order folio could be mapped by a PMD (filemap_map_pmd, do_set_pmd): not modelled.
+            if order >= pmd.trailing_zeros() {
+                self.unknown.get_or_insert_with(|| {
+                    "readahead under MADV_HUGEPAGE builds a PMD-sized folio (PMD mapping not modelled)".to_string()
+                });
+                return;
+            }
             let o = &mut self.objs[obj];
-            o.cached[index] = true;
-            o.dirty[index] = false;
-            index += 1;
+            for k in index..index + n {
+                o.cached[k] = true;
+                o.dirty[k] = false;
+                o.order[k] = order as u8;
+            }
+            index += n;
         }
         if index <= limit && size > index - start {
             self.ra_window(model, obj, index, size - (index - start), async_size);
@@ -923,6 +991,7 @@ impl Machine {
             if !o.cached[p] {
                 o.cached[p] = true;
                 o.dirty[p] = false;
+                o.order[p] = 0;
                 if model.ra_mark_clipped && Some(p) == mark {
                     o.flagged[p] = true;
                 }
@@ -946,11 +1015,16 @@ impl Machine {
             if let Some(d) = data {
                 o.pages[idx] = d;
             }
-            // do_shared_fault / wp_page_shared dirty the page (populate-write too).
+            // do_shared_fault / wp_page_shared dirty the page (populate-write too), and with it the whole
+            // folio.
             if idx < o.dirty.len() {
-                o.dirty[idx] = true;
+                o.mark_dirty(idx);
             }
+            let fresh = self.pte(page) == Pte::None;
             self.set_pte(page, Pte::Cache);
+            if fresh && model.finish_fault_maps_whole_folio {
+                self.map_whole_folio(i, page);
+            }
             return;
         }
         // Private: a private anonymous page, COW-copied from whatever was mapped (zero page, page-cache
@@ -1174,6 +1248,7 @@ impl Machine {
                     cached: vec![false; m.pages as usize],
                     dirty: vec![false; m.pages as usize],
                     flagged: vec![false; m.pages as usize],
+                    order: vec![0; m.pages as usize],
                     mmap_miss: 0,
                     huge: false,
                     region: Vec::new(),
@@ -1192,6 +1267,7 @@ impl Machine {
                     cached: vec![false; n],
                     dirty: vec![false; n],
                     flagged: vec![false; n],
+                    order: vec![0; n],
                     mmap_miss: 0,
                     huge: true,
                     region: vec![false; n],
@@ -1966,11 +2042,9 @@ impl Machine {
                 if v.flags & (vmf::LOCKED | vmf::PFNMAP | vmf::HUGETLB) != 0 {
                     return Err(Errno::EINVAL);
                 }
-                if adv == Advice::Pageout {
-                    self.pageout(i, s, e);
-                }
-                // COLD only deactivates pages and clears young bits: nothing a process can observe
-                // besides timing [T spec §5 COLD].
+                self.pageout(i, s, e, adv == Advice::Pageout);
+                // Otherwise COLD only deactivates pages and clears young bits: nothing a process can
+                // observe besides timing [T spec §5 COLD].
                 return Ok(());
             }
             Advice::PopulateRead | Advice::PopulateWrite => {
@@ -2133,42 +2207,144 @@ impl Machine {
     /// never meets a lazy-free folio mapped twice here [S 6.12 mm/madvise.c:
     /// madvise_cold_or_pageout_pte_range ("folio_mapcount(folio) != folio_nr_pages(folio)");
     /// mm/vmscan.c:shrink_folio_list; mm/rmap.c:try_to_unmap_one; T spec §5 PAGEOUT; T 6.18.44, cases
-    /// pageout_skips_page_shared_with_live_child, pageout_skips_file_page_mapped_by_live_child].
-    fn pageout(&mut self, i: usize, s: i64, e: i64) {
+    /// pageout_skips_page_shared_with_live_child, pageout_skips_file_page_mapped_by_live_child]. `reclaim` false is
+    /// MADV_COLD, which shares the walk and so its splitting of large folios (`large_folio_walk`) but
+    /// reclaims nothing.
+    fn pageout(&mut self, i: usize, s: i64, e: i64, reclaim: bool) {
         let v = self.vmas[i];
-        for p in s..e {
+        let mut p = s;
+        while p < e {
+            let mut nr = 1;
             match self.pte(p) {
-                Pte::Anon { lazy: true, shared: false, .. } => self.set_pte(p, Pte::None),
+                Pte::Anon { lazy: true, shared: false, .. } if reclaim => self.set_pte(p, Pte::None),
                 // A lazy-free folio whose PTE was dirtied again: try_to_unmap_one moves the PTE's dirty
                 // bit to the folio (PG_dirty), cannot discard it, maps it back and sets PG_swapbacked
                 // again [S 6.12 mm/rmap.c:try_to_unmap_one ("MADV_FREE page check")].
-                Pte::Anon { shared: false, freed: true, content, folio, .. } => {
+                Pte::Anon { shared: false, freed: true, content, folio, .. } if reclaim => {
                     self.set_pte(p, Pte::Anon { content, lazy: false, shared: false, folio, freed: false, pgdirty: true })
                 }
                 Pte::Cache => {
                     let obj = v.obj.unwrap();
                     let idx = v.obj_page(p);
-                    if self.cache_mapcount(obj, idx) != 1 {
+                    let (h, n) = self.objs[obj].folio(idx);
+                    if n > 1 {
+                        match self.large_folio_walk(i, p, e) {
+                            Some(batch) => nr = batch,
+                            None => continue,
+                        }
+                        // A whole, exclusively mapped folio is reclaimed as one: folio_mapcount equal
+                        // to its number of pages.
+                        let maps: usize = (h..h + n).map(|k| self.cache_mapcount(obj, k)).sum();
+                        if maps != n || !reclaim {
+                            p += nr;
+                            continue;
+                        }
+                    } else if self.cache_mapcount(obj, idx) != 1 || !reclaim {
+                        p += 1;
                         continue;
                     }
-                    self.set_pte(p, Pte::None);
+                    self.unmap_cache(obj, h, h + n);
                     let o = &mut self.objs[obj];
                     let shmem = o.file.is_none() || o.memfd;
                     match (shmem, o.dirty[idx]) {
                         // shmem without swap: shmem_writeout redirties and activates (PG_reclaim cleared).
                         (true, true) => {}
-                        // A clean page is freed from the cache; a shmem hole reads as zeros again.
+                        // A clean folio is freed from the cache; a shmem hole reads as zeros again.
                         (_, false) => {
-                            o.cached[idx] = false;
+                            for k in h..h + n {
+                                o.cached[k] = false;
+                                o.order[k] = 0;
+                            }
                         }
-                        // A dirty file page is only unmapped: "Only kswapd can writeback filesystem
+                        // A dirty file folio is only unmapped: "Only kswapd can writeback filesystem
                         // folios", so it is flagged for immediate reclaim and activated.
-                        (false, true) => o.flagged[idx] = true,
+                        (false, true) => {
+                            for f in &mut o.flagged[h..h + n] {
+                                *f = true;
+                            }
+                        }
                     }
                 }
                 _ => {}
             }
+            p += nr;
         }
+    }
+
+    /// finish_fault on 6.18 maps the whole large folio of the faulting page-cache page when the folio lies
+    /// inside the VMA, the page table and i_size and none of its PTEs is set yet; otherwise (and before
+    /// 6.18, for files that are not shmem) only the faulting page [S 6.18 mm/memory.c:finish_fault ("mm:
+    /// map entire large folio in finish_fault", Kiryl Shutsemau, with "do not populate page table
+    /// entries beyond i_size"; 6.12 keeps nr_pages = 1 for non-shmem files); T 6.18, case gen-3-33983: a
+    /// write fault on page 2 of an order-2 folio mapped pages 0-3].
+    fn map_whole_folio(&mut self, i: usize, page: i64) {
+        let v = self.vmas[i];
+        let obj = v.obj.unwrap();
+        let idx = v.obj_page(page);
+        let (h, n) = self.objs[obj].folio(idx);
+        if n == 1 {
+            return;
+        }
+        let first = page - (idx - h) as i64;
+        let last = first + n as i64;
+        let ptrs = self.ptrs_per_pte;
+        let table = |p: i64| (self.base_vpn() + p).div_euclid(ptrs);
+        let fits = first >= v.start
+            && last <= v.end
+            && table(first) == table(last - 1)
+            && h + n <= self.objs[obj].pages.len()
+            && (first..last).all(|p| p == page || self.pte(p) == Pte::None);
+        if fits {
+            for p in first..last {
+                self.set_pte(p, Pte::Cache);
+            }
+        }
+    }
+
+    /// madvise_cold_or_pageout_pte_range at page `p` of vmas[i] (below `e`), which maps a page of a large
+    /// page-cache folio: the batch is the run of present PTEs from `p` mapping the folio's following
+    /// pages, within the range and the page table (madvise_folio_pte_batch; write and dirty bits do not
+    /// break it). A batch shorter than the folio means the folio is not fully mapped in the range, so the
+    /// walk splits it to order 0 unless another process maps it (folio_maybe_mapped_shared): the split
+    /// unmaps every PTE of the folio, in every VMA, and does not map file pages again, so nothing of it
+    /// is reclaimed. Returns the batch length, or None after a split (the walk looks at `p` again and
+    /// finds it unmapped) [S 6.12 mm/madvise.c:madvise_cold_or_pageout_pte_range; 6.18 the same with
+    /// folio_maybe_mapped_shared; mm/huge_memory.c:__folio_split (unmap_folio; remap_page returns for
+    /// file folios); T 6.18 probe: PAGEOUT after a partial punch unmapped every page; case
+    /// pageout_part_of_large_folio_splits_and_unmaps_it].
+    fn large_folio_walk(&mut self, i: usize, p: i64, e: i64) -> Option<i64> {
+        let v = self.vmas[i];
+        let obj = v.obj.unwrap();
+        let idx = v.obj_page(p);
+        let (h, n) = self.objs[obj].folio(idx);
+        let ptrs = self.ptrs_per_pte;
+        let table_end = ((self.base_vpn() + p).div_euclid(ptrs) + 1) * ptrs - self.base_vpn();
+        let lim = e.min(table_end).min(p + (h + n - idx) as i64);
+        let mut q = p;
+        while q < lim && self.pte(q) == Pte::Cache {
+            q += 1;
+        }
+        let nr = q - p;
+        if nr as usize == n {
+            return Some(nr);
+        }
+        // Mapped by another process (a waiting parent or a live child): more mappings in all than here.
+        let here: usize = self
+            .vmas
+            .iter()
+            .filter(|w| w.obj == Some(obj))
+            .map(|w| (w.start..w.end).filter(|&q| self.pte(q) == Pte::Cache && (h..h + n).contains(&w.obj_page(q))).count())
+            .sum();
+        let shared = (h..h + n).map(|k| self.cache_mapcount(obj, k)).sum::<usize>() > here;
+        if shared {
+            return Some(nr);
+        }
+        let o = &mut self.objs[obj];
+        for k in h..h + n {
+            o.order[k] = 0;
+        }
+        self.unmap_cache(obj, h, h + n);
+        None
     }
 
     /// madvise_remove [S 6.18 mm/madvise.c]: VM_LOCKED → EINVAL; no file → EINVAL; not a shared
@@ -2193,18 +2369,58 @@ impl Machine {
     /// mapping the page-cache pages is unmapped; private COW copies survive (unmap_mapping_range with
     /// even_cows = 0) [S 6.18 mm/shmem.c:shmem_fallocate; fs/ext4 punch hole via truncate_pagecache_range].
     fn punch(&mut self, obj: usize, first: usize, last: usize) {
+        let end = last.min(self.objs[obj].pages.len());
+        if first < end {
+            // truncate_inode_pages_range handles the folios holding the range's first and last pages
+            // (truncate_inode_partial_folio) before removing the folios fully inside.
+            let (h, n) = self.objs[obj].folio(first);
+            self.punch_partial_folio(obj, h, n, first, end);
+            if end > h + n {
+                let (h, n) = self.objs[obj].folio(end - 1);
+                self.punch_partial_folio(obj, h, n, first, end);
+            }
+        }
         {
             let o = &mut self.objs[obj];
-            let end = last.min(o.pages.len());
             for p in first.min(end)..end {
                 o.pages[p] = Content::Zero;
                 o.cached[p] = false;
                 o.dirty[p] = false;
                 o.flagged[p] = false;
+                o.order[p] = 0;
             }
         }
         self.unmap_cache(obj, first, last);
         self.punched.push((obj, first, last));
+    }
+
+    /// truncate_inode_partial_folio for a large folio [h, h + n) that the punched range [first, end)
+    /// covers only in part: the folio is split non-uniformly at the range's first page, then the piece
+    /// holding the page after the range (if the range ends inside the folio) at that page, so that the
+    /// pieces inside the range can be dropped. Splitting unmaps every PTE of the folio in every VMA and
+    /// process, pages outside the range included, and maps no file page back; the pieces outside the
+    /// range stay cached with the folio's dirty bit [S 6.18 mm/truncate.c:truncate_inode_partial_folio
+    /// (try_folio_split at split_at, then split_at2), mm/huge_memory.c:__folio_split (unmap_folio;
+    /// remap_page returns for file folios); ext4 punches without writeback in data=ordered mode
+    /// (S 6.12 fs/ext4/inode.c:ext4_truncate_page_cache_block_range); T 6.18 probe: REMOVE of pages 2-3
+    /// of an order-3 folio unmapped all 8 PTEs and left [0,2), 4, 5, [6,8); cases gen-2-47446,
+    /// remove_part_of_large_folio_unmaps_the_rest]. The split can fail (an xarray node allocation
+    /// under memory pressure, or a racing reference); a quiet worker has neither, so that is not modelled.
+    fn punch_partial_folio(&mut self, obj: usize, h: usize, n: usize, first: usize, end: usize) {
+        if n == 1 || (first <= h && h + n <= end) {
+            return;
+        }
+        self.unmap_cache(obj, h, h + n);
+        self.punched.push((obj, h, h + n));
+        let o = &mut self.objs[obj];
+        let (at, stop) = (first.max(h), end.min(h + n));
+        o.split_at(h, n, at);
+        if stop < h + n {
+            let (h2, n2) = o.folio(stop);
+            if n2 > 1 {
+                o.split_at(h2, n2, stop);
+            }
+        }
     }
 
     fn unmap_cache(&mut self, obj: usize, first: usize, last: usize) {
@@ -2483,6 +2699,25 @@ impl Machine {
             zero(&mut self.objs[obj], hole_end, last);
         }
         if hole_end > hole_start {
+            // hugetlb_vmdelete_list unmaps the range from every VMA of the file, private ones included,
+            // so private copies (anonymous huge pages) go too, freed, with their reservation given back
+            // where zapping restores it [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_punch_hole,
+            // hugetlb_vmdelete_list (unmap_hugepage_range with no zap flags); mm/hugetlb.c:
+            // __unmap_hugepage_range; T 6.18, case gen-1-14048].
+            for vi in 0..self.vmas.len() {
+                let v = self.vmas[vi];
+                if v.obj != Some(obj) || v.flags & vmf::MAYSHARE != 0 {
+                    continue;
+                }
+                let mut p = v.start;
+                while p < v.end {
+                    let k = v.obj_page(p);
+                    if k >= hole_start && k < hole_end && matches!(self.pte(p), Pte::Anon { .. }) {
+                        self.huge_unmap(&v, p, p + hp as i64, false);
+                    }
+                    p += hp as i64;
+                }
+            }
             let o = &mut self.objs[obj];
             for idx in (hole_start..hole_end.min(o.pages.len())).step_by(hp) {
                 // Only pages present in the file are removed, each with its reserve-map entry
