@@ -168,6 +168,20 @@ pub fn render_host(prog: &Program, points: &[(StepId, Observation)], exp: &[(Ste
     out
 }
 
+/// The host golden of a case this kernel never runs (a hugetlb case where no huge page fits the arena or
+/// no pool could be had, or hugetlb with fork or mremap): the layout and the reason, so the recording
+/// is still complete and a kernel that starts running it shows up as a diff.
+pub fn not_run_body(model: &KernelModel, prog: &Program) -> Option<String> {
+    if !prog.uses_hugetlb() {
+        return None;
+    }
+    let (why, _) = crate::runner::hugetlb_refusal(model, prog)?;
+    let mut out = String::new();
+    layout(&mut out, prog);
+    let _ = writeln!(out, "NOT RUN on this kernel: {why}");
+    Some(out)
+}
+
 /// Whether the sim golden says the model does not support the case.
 pub fn sim_is_unsupported(exp: &[(StepId, Expect)]) -> bool {
     exp.iter().any(|(_, e)| matches!(e, Expect::Unsupported(_)))
@@ -241,6 +255,9 @@ pub struct GoldenMismatch {
 /// Run one named case on the host (up to three times while a run is poisoned, e.g. by reclaim from
 /// someone else) and render its host golden body, projected through `clean` (a model without mutations).
 pub fn render_host_case(worker: &mut Worker, clean: &KernelModel, s: &Scenario, timeout: Duration) -> Result<String, String> {
+    if let Some(body) = not_run_body(clean, &s.program) {
+        return Ok(body);
+    }
     let mut why = String::new();
     for _ in 0..3 {
         match worker.run(&s.program, timeout) {

@@ -350,7 +350,7 @@ fn run_one(
 static HUGETLB_ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Why a hugetlb program must not run on this host, and the feature to count it under.
-fn hugetlb_refusal(model: &KernelModel, prog: &Program) -> Option<(String, &'static str)> {
+pub fn hugetlb_refusal(model: &KernelModel, prog: &Program) -> Option<(String, &'static str)> {
     if let Some(why) = &model.facts.hugetlb_unavailable {
         return Some((why.clone(), "hugetlb"));
     }
