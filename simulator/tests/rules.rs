@@ -494,3 +494,86 @@ fn flagged_fault_in_a_fresh_table(#[case] advice: &str, #[case] pages: &str) {
     let (r, _, pg) = last(&model("6.18"), &p);
     assert_eq!((r.as_str(), pg.as_str()), ("0", pages));
 }
+
+/// hugetlb rules, with the pool counters (free, rsvd) the model expects after the last step. The arena is
+/// two 2 MiB huge pages of 4K pages; `profile` pins the per-version behaviours.
+fn huge_last(profile: &str, json: &str) -> (String, String, (i64, i64)) {
+    let m = model(profile);
+    let p = prog(json);
+    let out = simulator::machine::simulate(&m, &ARENA, &p);
+    let Some((_, Expect::Allowed(a))) = out.last() else { panic!("no supported point: {out:?}") };
+    let ret = a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|");
+    let layout = a.vmas.iter().map(|v| format!("[{},{}) {}", v.start, v.end, v.flags.join(" "))).collect::<Vec<_>>().join("; ");
+    let h = a.hugetlb.expect("a hugetlb program observes the pool");
+    (ret, layout, (h.free, h.rsvd))
+}
+
+const HP2: &str = r#"{"page":0,"pages":1024,"prot":"rw-","kind":"hugetlb_private"}"#;
+
+#[rstest]
+// mmap reserves both huge pages; a write faults in one and consumes its reservation.
+#[case::fault_consumes_the_reservation("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"write","page":3,"fill":7}}]}}"#),
+    "0", "[0,1024) rd wr mr mw me de ht", (-1, 1))]
+// DONTNEED frees the page; 6.8+ gives the reservation back, 6.1 does not.
+#[case::dontneed_restores_the_reservation_6_18("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"write","page":3,"fill":7}},{{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"}}]}}"#),
+    "0", "[0,1024) rd wr mr mw me de ht", (0, 2))]
+#[case::dontneed_restores_the_reservation_6_12("6.12", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"write","page":3,"fill":7}},{{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"}}]}}"#),
+    "0", "[0,1024) rd wr mr mw me de ht sd", (0, 2))]
+#[case::dontneed_keeps_the_reservation_consumed_6_1("6.1", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"write","page":3,"fill":7}},{{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"}}]}}"#),
+    "0", "[0,1024) rd wr mr mw me de ht sd", (0, 1))]
+// DONTNEED needs a huge-aligned start; the end is rounded down (to nothing here).
+#[case::dontneed_unaligned_start_is_einval("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"madvise","page":1,"len_pages":1,"advice":"DONTNEED"}}]}}"#),
+    "EINVAL", "[0,1024) rd wr mr mw me de ht", (0, 2))]
+#[case::dontneed_end_rounds_down("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"write","page":600,"fill":7}},{{"op":"madvise","page":512,"len_pages":511,"advice":"DONTNEED"}}]}}"#),
+    "0", "[0,1024) rd wr mr mw me de ht", (-1, 1))]
+// A flag change that must split inside a huge page is EINVAL; at a boundary it splits, and never re-merges.
+#[case::split_inside_a_huge_page_is_einval("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"madvise","page":0,"len_pages":1,"advice":"RANDOM"}}]}}"#),
+    "EINVAL", "[0,1024) rd wr mr mw me de ht", (0, 2))]
+#[case::split_at_the_boundary_and_no_remerge("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"madvise","page":512,"len_pages":512,"advice":"RANDOM"}},{{"op":"madvise","page":512,"len_pages":512,"advice":"NORMAL"}}]}}"#),
+    "0", "[0,512) rd wr mr mw me de ht; [512,1024) rd wr mr mw me de ht", (0, 2))]
+// mmap over part of a hugetlb VMA: the refused split is EINVAL on 6.12+, ENOMEM on 6.1.
+#[case::mmap_over_part_is_einval_6_18("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"mmap","map":{{"page":1,"pages":1,"prot":"rw-","kind":"anon_private"}}}}]}}"#),
+    "EINVAL", "[0,1024) rd wr mr mw me de ht", (0, 2))]
+#[case::mmap_over_part_is_enomem_6_1("6.1", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"mmap","map":{{"page":1,"pages":1,"prot":"rw-","kind":"anon_private"}}}}]}}"#),
+    "ENOMEM", "[0,1024) rd wr mr mw me de ht sd", (0, 2))]
+// REMOVE on a private hugetlb mapping is EACCES; COLD refuses hugetlb.
+#[case::remove_private_is_eacces("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"madvise","page":0,"len_pages":512,"advice":"REMOVE"}}]}}"#),
+    "EACCES", "[0,1024) rd wr mr mw me de ht", (0, 2))]
+#[case::cold_is_einval("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"madvise","page":0,"len_pages":512,"advice":"COLD"}}]}}"#),
+    "EINVAL", "[0,1024) rd wr mr mw me de ht", (0, 2))]
+// Shared: a punch frees a present page (no Rsvd change) and keeps a reserved, unfaulted one reserved.
+#[case::punch_frees_present_and_keeps_reserved("6.18", r#"{"arena_pages":1024,"maps":[{"page":0,"pages":1024,"prot":"rw-","kind":"hugetlb_shared"}],"steps":[{"op":"write","page":0,"fill":1},{"op":"madvise","page":0,"len_pages":1024,"advice":"REMOVE"}]}"#,
+    "0", "[0,1024) rd wr sh mr mw me ms de ht", (0, 1))]
+// A hugetlbfs punch also drops private copies in private mappings of the file.
+#[case::punch_drops_private_copies("6.18", r#"{"arena_pages":1024,"files":[{"kind":"hugetlb","pages":512}],"maps":[{"page":0,"pages":512,"prot":"rw-","kind":"file_private","file":0,"populate":true},{"page":512,"pages":512,"prot":"rw-","kind":"file_shared","file":0}],"steps":[{"op":"madvise","page":512,"len_pages":512,"advice":"REMOVE"}]}"#,
+    "0", "[0,512) rd wr mr mw me de ht; [512,1024) rd wr sh mr mw me ms de ht", (0, 2))]
+// mlock populates hugetlb but never sets VM_LOCKED.
+#[case::mlock_populates_without_lo("6.18", &format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"mlock","page":0,"pages":512}}]}}"#),
+    "0", "[0,1024) rd wr mr mw me de ht", (-1, 1))]
+fn hugetlb_rule(#[case] profile: &str, #[case] json: &str, #[case] ret: &str, #[case] layout: &str, #[case] pool: (i64, i64)) {
+    let (r, l, h) = huge_last(profile, json);
+    assert_eq!((r.as_str(), l.as_str(), h), (ret, layout, pool));
+}
+
+#[test]
+fn hugetlb_needs_a_huge_page_that_fits_the_arena() {
+    // 16K pages: the 32 MiB huge page is 2048 pages, wider than the 1024-page arena.
+    let mut f = KernelFacts::profile("6.12").unwrap();
+    f.arch = "aarch64".into();
+    f.page_size = 16384;
+    f.hugepage_kb = 32768;
+    let m = KernelModel::from_facts(f);
+    assert_eq!(m.hugetlb_pages, 0);
+    let p = prog(&format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"read","page":0}}]}}"#));
+    let out = simulator::machine::simulate(&m, &ARENA, &p);
+    assert!(matches!(&out[0].1, Expect::Unsupported(w) if w.contains("does not fit")), "{out:?}");
+}
+
+#[rstest]
+#[case::v6_1("6.1", true, false)]
+#[case::v6_12("6.12", false, false)]
+#[case::v6_18("6.18", false, true)]
+fn mmap_error_and_finish_fault_per_version(#[case] profile: &str, #[case] enomem: bool, #[case] whole_folio: bool) {
+    let m = model(profile);
+    assert_eq!((m.mmap_unmap_error_is_enomem, m.finish_fault_maps_whole_folio), (enomem, whole_folio));
+}
