@@ -403,6 +403,13 @@ pub fn check_host(model: &KernelModel, scenarios: &[&Scenario], root: &Path, exe
             });
             continue;
         };
+        // A hugetlb case this run could not run (no pool for this process: no privilege, or another run
+        // owns it) says nothing about the kernel: not compared. (Where the kernel itself cannot, the
+        // recording says NOT RUN and is compared.)
+        if let (true, Some(why)) = (s.program.uses_hugetlb(), &clean.facts.hugetlb_unavailable) {
+            check.skipped.push((s.id.clone(), why.clone()));
+            continue;
+        }
         let now = match render_host_case(&mut worker, &clean, s, timeout) {
             Ok(now) => now,
             Err(why) => {

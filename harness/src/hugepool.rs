@@ -1,9 +1,12 @@
 //! The hugetlb pool a run needs, and the `/proc/meminfo` counters hugetlb scenarios observe.
 //!
-//! Invariant: `vm.nr_hugepages` is raised only when the free, unreserved pool is too small, and the old
+//! Invariant: one madcheck process at a time owns the pool (an exclusive flock on
+//! /proc/sys/vm/nr_hugepages itself, so no lock file is left behind): the counters are global, so two
+//! runs would see each other's pages, and two runs raising and restoring the value would leave it
+//! changed. `vm.nr_hugepages` is raised only when the free, unreserved pool is too small, and the old
 //! value is written back when the `HugePool` is dropped (the run ended, failed, was interrupted with one
-//! ^C or SIGTERM, or panicked). Without the privilege to raise it, hugetlb scenarios are unsupported with
-//! the reason; they never run against a pool that could run dry mid-scenario.
+//! ^C or SIGTERM, or panicked). Without the lock or the privilege to raise the pool, hugetlb scenarios
+//! are unsupported with the reason; they never run against a pool that could run dry mid-scenario.
 
 use simulator::observe::HugeDelta;
 
@@ -51,19 +54,42 @@ impl Counters {
 pub struct HugePool {
     /// The value to write back.
     restore: Option<i64>,
+    /// The open /proc/sys/vm/nr_hugepages holding the exclusive flock (released on drop, after the
+    /// restore).
+    lock: Option<std::fs::File>,
+}
+
+/// Take the pool's lock without waiting: `Err` says why not.
+fn lock_pool() -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(NR_HUGEPAGES).map_err(|e| format!("hugetlb: open {NR_HUGEPAGES}: {e}"))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            "hugetlb: another madcheck run holds the huge page pool (flock on /proc/sys/vm/nr_hugepages)".to_string()
+        } else {
+            format!("hugetlb: flock {NR_HUGEPAGES}: {e}")
+        });
+    }
+    Ok(f)
 }
 
 impl HugePool {
     /// Make sure `want` free, unreserved huge pages exist. Returns the pool guard and, when hugetlb
     /// scenarios cannot run, why.
     pub fn prepare(want: u64) -> (HugePool, Option<String>) {
+        let lock = match lock_pool() {
+            Ok(f) => Some(f),
+            Err(why) => return (HugePool::default(), Some(why)),
+        };
         let before = match Counters::read() {
             Ok(c) => c,
             Err(e) => return (HugePool::default(), Some(format!("hugetlb: {e}"))),
         };
         let spare = before.free - before.rsvd;
         if spare >= want as i64 {
-            return (HugePool::default(), None);
+            return (HugePool { restore: None, lock }, None);
         }
         let target = before.total + (want as i64 - spare);
         if let Err(e) = std::fs::write(NR_HUGEPAGES, format!("{target}\n")) {
@@ -76,7 +102,7 @@ impl HugePool {
                 )),
             );
         }
-        let pool = HugePool { restore: Some(before.total) };
+        let pool = HugePool { restore: Some(before.total), lock };
         match Counters::read() {
             Ok(now) if now.free - now.rsvd >= want as i64 => (pool, None),
             Ok(now) => {
@@ -107,12 +133,23 @@ impl Drop for HugePool {
                 eprintln!("madcheck: warning: could not restore vm.nr_hugepages to {old}: {e}");
             }
         }
+        // Then let the next run have the pool.
+        self.lock.take();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_run_at_a_time_owns_the_pool() {
+        let Ok(first) = lock_pool() else { return };
+        let second = lock_pool();
+        assert!(second.as_ref().is_err_and(|w| w.contains("another madcheck run")), "{second:?}");
+        drop(first);
+        assert!(lock_pool().is_ok());
+    }
 
     #[test]
     fn parses_meminfo_and_takes_deltas() {

@@ -130,3 +130,27 @@ fn a_run_stopped_by_sigterm_restores_everything() {
     assert!(kept.contains("\"interrupted\": true") || kept.contains("\"interrupted\":true"), "{kept:.400}");
     assert_same(&before, &snapshot(), "a run stopped by SIGTERM");
 }
+
+#[test]
+fn two_runs_at_once_leave_the_pool_alone() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let before = snapshot();
+    let first = madcheck()
+        .args(["run", "--quiet", "--generate", "3000", "--seed", "4"])
+        .args(["--cases", &corpus()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("madcheck starts");
+    std::thread::sleep(Duration::from_millis(400));
+    let second = madcheck().args(["run", "--quiet", "--cases", &corpus()]).output().expect("madcheck runs");
+    let first = first.wait_with_output().expect("madcheck ends");
+    let (e1, e2) = (String::from_utf8_lossy(&first.stderr), String::from_utf8_lossy(&second.stderr));
+    assert_eq!(first.status.code(), Some(0), "{e1}");
+    assert_eq!(second.status.code(), Some(0), "{e2}");
+    if hugetlb_runs(&e1) {
+        // The second run found the pool owned and ran its hugetlb cases as unsupported, saying why.
+        assert!(e2.contains("another madcheck run holds the huge page pool"), "{e2}");
+    }
+    assert_same(&before, &snapshot(), "two runs at once");
+}
