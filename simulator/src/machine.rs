@@ -260,6 +260,13 @@ pub struct Machine {
     other_cache_maps: Vec<(usize, usize)>,
     /// The next anonymous page identity (`Pte::Anon::folio`); a live parent and child share the counter.
     next_folio: u32,
+    /// Pages still mlocked (PG_mlocked, on the unevictable LRU) although no VM_LOCKED VMA maps them any
+    /// more: MREMAP_DONTUNMAP clears VM_LOCKED on the kept source without munlocking the pages it still
+    /// maps [S 6.18 mm/mremap.c:dontunmap_complete (vm_flags_clear only); T 6.18, case
+    /// mremap_dontunmap_leaves_pages_mlocked_so_pageout_skips_them]. Page-cache pages by (object, page),
+    /// anonymous ones by folio.
+    stale_mlock: std::collections::BTreeSet<(usize, usize)>,
+    stale_mlock_anon: std::collections::BTreeSet<u32>,
     /// Per page table (PTRS_PER_PTE pages, counted from the table holding arena page 0): whether the PTE
     /// table exists (`None`: not known). A worker starts each scenario with the arena window unmapped,
     /// so with no table [S 6.12 mm/memory.c:free_pgd_range]; any installed entry allocates it; an
@@ -341,6 +348,8 @@ impl Machine {
             unknown: None,
             other_cache_maps: Vec::new(),
             next_folio: 1,
+            stale_mlock: Default::default(),
+            stale_mlock_anon: Default::default(),
             pte_tables: vec![Some(false); Self::tables_for(model, arena, prog.arena_pages)],
             hp: model.hugetlb_pages as i64,
             restore_on_zap: model.hugetlb_zap_restores_reservation,
@@ -1728,7 +1737,24 @@ impl Machine {
                 let w = &mut self.vmas[j];
                 // The kept source is no longer locked (vm_flags_clear(vma, VM_LOCKED_MASK))
                 // [S 6.18 mm/mremap.c:dontunmap_complete; S 6.12 mm/mremap.c:move_vma].
+                let was_locked = w.flags & vmf::LOCKED != 0;
                 w.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
+                let w = *w;
+                if was_locked {
+                    // ... but the pages it still maps stay mlocked (see `stale_mlock`).
+                    for p in w.start..w.end {
+                        match self.pte(p) {
+                            Pte::Anon { folio, .. } => {
+                                self.stale_mlock_anon.insert(folio);
+                            }
+                            Pte::Cache => {
+                                self.stale_mlock.insert((w.obj.unwrap(), w.obj_page(p)));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                let w = &mut self.vmas[j];
                 if w.start == s && w.end == s + old {
                     w.anon_vma = None;
                     // 6.12 also gives the now unfaulted anonymous VMA an address-based pgoff; 6.18's
@@ -2216,6 +2242,10 @@ impl Machine {
         while p < e {
             let mut nr = 1;
             match self.pte(p) {
+                // An mlocked folio is unevictable: reclaim puts it back [S 6.12 mm/vmscan.c:
+                // shrink_folio_list (folio_evictable)].
+                Pte::Anon { folio, .. } if self.stale_mlock_anon.contains(&folio) => {}
+                Pte::Cache if v.obj.is_some_and(|o| self.stale_mlock.contains(&(o, v.obj_page(p)))) => {}
                 Pte::Anon { lazy: true, shared: false, .. } if reclaim => self.set_pte(p, Pte::None),
                 // A lazy-free folio whose PTE was dirtied again: try_to_unmap_one moves the PTE's dirty
                 // bit to the folio (PG_dirty), cannot discard it, maps it back and sets PG_swapbacked
@@ -2381,8 +2411,9 @@ impl Machine {
             }
         }
         {
-            let o = &mut self.objs[obj];
             for p in first.min(end)..end {
+                self.stale_mlock.remove(&(obj, p));
+                let o = &mut self.objs[obj];
                 o.pages[p] = Content::Zero;
                 o.cached[p] = false;
                 o.dirty[p] = false;
