@@ -804,6 +804,35 @@ fn in_child(c: &mut LiveChild, step: u32, inner: &Step) -> Result<Observation, S
     }
 }
 
+/// What both kinds of child share: die with the worker, observe right after fork (point `step.child0`),
+/// run `body`, and report an error as a `Done` frame. Returns the child's exit code.
+fn child_session(
+    ctx: &mut Ctx,
+    prog: &Program,
+    step: u32,
+    idents: &[FileIdent],
+    w: RawFd,
+    body: impl FnOnce(&mut Ctx, &Out) -> Result<(), String>,
+) -> i32 {
+    // Die with the worker rather than linger if it is killed.
+    // SAFETY: prctl with plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let out = Out { fd: w };
+    let r = (|| -> Result<(), String> {
+        ctx.obs.reopen()?;
+        let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, idents)?;
+        out.send(&Frame::Point { id: StepId { step, child: Some(0) }, obs })?;
+        body(ctx, &out)
+    })();
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = out.send(&Frame::Done { poisoned: None, error: Some(e), exiting: false });
+            2
+        }
+    }
+}
+
 /// The live child: observe right after fork, then run each command and observe; `_exit(0)` at EOF.
 fn live_child_main(
     ctx: &mut Ctx,
@@ -814,14 +843,7 @@ fn live_child_main(
     cmd: RawFd,
     w: RawFd,
 ) -> i32 {
-    // Die with the worker rather than linger if it is killed.
-    // SAFETY: prctl with plain integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    let out = Out { fd: w };
-    let r = (|| -> Result<(), String> {
-        ctx.obs.reopen()?;
-        let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, idents)?;
-        out.send(&Frame::Point { id: StepId { step, child: Some(0) }, obs })?;
+    child_session(ctx, prog, step, idents, w, |ctx, out| {
         let mut body = Vec::new();
         loop {
             let mut len = [0u8; 4];
@@ -837,14 +859,7 @@ fn live_child_main(
             let obs = ctx.obs.observe(ret, prog.arena_pages, idents)?;
             out.send(&Frame::Point { id: StepId { step: c.step, child: None }, obs })?;
         }
-    })();
-    match r {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = out.send(&Frame::Done { poisoned: None, error: Some(e), exiting: false });
-            2
-        }
-    }
+    })
 }
 
 /// The forked child: observe right after fork, then after each child step. Returns the exit code.
@@ -857,28 +872,14 @@ fn child_main(
     idents: &[FileIdent],
     w: RawFd,
 ) -> i32 {
-    // Die with the worker rather than linger if it is killed.
-    // SAFETY: prctl with plain integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    let out = Out { fd: w };
-    let r = (|| -> Result<(), String> {
-        ctx.obs.reopen()?;
-        let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, idents)?;
-        out.send(&Frame::Point { id: StepId { step, child: Some(0) }, obs })?;
+    child_session(ctx, prog, step, idents, w, |ctx, out| {
         for (k, s) in child.iter().enumerate() {
             let ret = do_step(ctx, s, files)?;
             let obs = ctx.obs.observe(ret, prog.arena_pages, idents)?;
             out.send(&Frame::Point { id: StepId { step, child: Some(k as u32 + 1) }, obs })?;
         }
         Ok(())
-    })();
-    match r {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = out.send(&Frame::Done { poisoned: None, error: Some(e), exiting: false });
-            2
-        }
-    }
+    })
 }
 
 #[cfg(test)]
