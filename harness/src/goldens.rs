@@ -45,24 +45,7 @@ pub fn golden_dir(root: &Path, profile: &str, side: &str) -> PathBuf {
 fn exact(obs: &Observation) -> Allowed {
     Allowed {
         ret: vec![obs.ret],
-        vmas: obs
-            .vmas
-            .iter()
-            .map(|v| VmaAllowed {
-                start: v.start,
-                end: v.end,
-                perms: v.perms.clone(),
-                offset: v.offset,
-                backing: v.backing,
-                flags: v.flags.clone(),
-                rss: Count::exact(v.rss),
-                anon: Count::exact(v.anon),
-                lazyfree: Count::exact(v.lazyfree),
-                locked: Count::exact(v.locked),
-                hugetlb_shared: Count::exact(v.hugetlb_shared),
-                hugetlb_private: Count::exact(v.hugetlb_private),
-            })
-            .collect(),
+        vmas: obs.vmas.iter().map(VmaAllowed::exact).collect(),
         pages: obs.pages.iter().map(|p| vec![*p]).collect(),
         hugetlb: obs.hugetlb,
     }

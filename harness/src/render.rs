@@ -245,39 +245,10 @@ fn backing_label(b: VmaBacking) -> String {
 
 /// The arena as observed: ruler rows, then one legend line per VMA.
 pub fn ruler_obs(vmas: &[VmaObs], pages: &[PageObs]) -> String {
-    let mut out = String::new();
-    let ranges: Vec<(i64, i64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
-    if pages.len() > RULER_MAX {
-        run_rows(&mut out, &ranges, pages);
-    } else {
-        index_rows(&mut out, pages.len());
-        vma_row(&mut out, pages.len(), &ranges);
-        page_rows(&mut out, pages);
-    }
-    for (i, v) in vmas.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  {} [{},{}) {} off={} {} flags=[{}] rss={} anon={} lazyfree={} locked={}",
-            vma_letter(i),
-            v.start,
-            v.end,
-            v.perms,
-            v.offset,
-            backing_label(v.backing),
-            v.flags.join(" "),
-            v.rss,
-            v.anon,
-            v.lazyfree,
-            v.locked
-        );
-        if v.hugetlb_shared + v.hugetlb_private > 0 {
-            let _ = writeln!(out, "      hugetlb shared={} private={}", v.hugetlb_shared, v.hugetlb_private);
-        }
-    }
-    if vmas.is_empty() {
-        out.push_str("  (no VMAs)\n");
-    }
-    out
+    // An observation is an answer with one value everywhere: drawn the same way.
+    let exact: Vec<VmaAllowed> = vmas.iter().map(VmaAllowed::exact).collect();
+    let pages: Vec<Vec<PageObs>> = pages.iter().map(|p| vec![*p]).collect();
+    ruler_allowed(&exact, &pages)
 }
 
 /// The arena as the model allows it. Pages show their first alternative; an `alts` row marks with `*`

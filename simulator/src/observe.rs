@@ -250,6 +250,26 @@ pub struct VmaAllowed {
     pub hugetlb_private: Count,
 }
 
+impl VmaAllowed {
+    /// The observed VMA as an answer of single values.
+    pub fn exact(v: &VmaObs) -> VmaAllowed {
+        VmaAllowed {
+            start: v.start,
+            end: v.end,
+            perms: v.perms.clone(),
+            offset: v.offset,
+            backing: v.backing,
+            flags: v.flags.clone(),
+            rss: Count::exact(v.rss),
+            anon: Count::exact(v.anon),
+            lazyfree: Count::exact(v.lazyfree),
+            locked: Count::exact(v.locked),
+            hugetlb_shared: Count::exact(v.hugetlb_shared),
+            hugetlb_private: Count::exact(v.hugetlb_private),
+        }
+    }
+}
+
 /// The model's answer for one step: a set of returns, one VMA list, and per page a set of alternatives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allowed {
