@@ -13,6 +13,7 @@
 //! | [`mod@load`] | JSON files → `Scenario`, with errors naming the file and the JSON path of the bad field |
 //! | [`mod@validate`] | the safety and well-formedness rules (`cases/FORMAT.md` lists them) |
 //! | [`mod@generate`] | the seeded generator, deterministic from `(seed, index)` alone |
+//! | [`mod@shrink`] | the smaller candidates for a program that shows a difference (pure; the harness runs them) |
 
 use serde::{Deserialize, Serialize};
 use simulator::Program;
@@ -20,6 +21,7 @@ use std::fmt;
 
 pub mod generate;
 pub mod load;
+pub mod shrink;
 pub mod validate;
 
 pub use generate::{generate, generate_many, GENERATED_ADVICE, GENERATED_INVALID_ADVICE};
