@@ -102,6 +102,51 @@ fn pages_used(p: &Program) -> u32 {
     p.steps.iter().map(step_top).max().unwrap_or(0).max(maps).max(1)
 }
 
+/// The program moved down by `k` pages (every map, step and madvise start), or `None` when something
+/// sits below page `k` (madvise starts may go negative: they reach into the guard gap, as before).
+fn shift_down(p: &Program, k: u32) -> Option<Program> {
+    fn sub(v: u32, k: u32) -> Option<u32> {
+        v.checked_sub(k)
+    }
+    fn map(m: &MapSpec, k: u32) -> Option<MapSpec> {
+        Some(MapSpec { page: sub(m.page, k)?, ..m.clone() })
+    }
+    fn step(s: &Step, k: u32) -> Option<Step> {
+        Some(match s {
+            Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
+                Step::Madvise { page: page - k as i64, offset: *offset, len_pages: *len_pages, len_bytes: *len_bytes, advice: *advice }
+            }
+            Step::Write { page, fill } => Step::Write { page: sub(*page, k)?, fill: *fill },
+            Step::Read { page } => Step::Read { page: sub(*page, k)? },
+            Step::Mprotect { page, pages, prot } => Step::Mprotect { page: sub(*page, k)?, pages: *pages, prot: *prot },
+            Step::Munmap { page, pages } => Step::Munmap { page: sub(*page, k)?, pages: *pages },
+            Step::Mmap { map: m } => Step::Mmap { map: map(m, k)? },
+            Step::Mlock { page, pages, onfault } => Step::Mlock { page: sub(*page, k)?, pages: *pages, onfault: *onfault },
+            Step::Munlock { page, pages } => Step::Munlock { page: sub(*page, k)?, pages: *pages },
+            Step::Mseal { page, pages } => Step::Mseal { page: sub(*page, k)?, pages: *pages },
+            Step::Fork { child } => Step::Fork { child: child.iter().map(|c| step(c, k)).collect::<Option<_>>()? },
+            Step::InChild { step: inner } => Step::InChild { step: Box::new(step(inner, k)?) },
+            Step::Mremap { page, pages, new_pages, to, dontunmap } => Step::Mremap {
+                page: sub(*page, k)?,
+                pages: *pages,
+                new_pages: *new_pages,
+                to: match to {
+                    Some(t) => Some(sub(*t, k)?),
+                    None => None,
+                },
+                dontunmap: *dontunmap,
+            },
+            Step::ForkLive | Step::ChildExit => s.clone(),
+        })
+    }
+    Some(Program {
+        arena_pages: p.arena_pages.checked_sub(k)?.max(1),
+        files: p.files.clone(),
+        maps: p.maps.iter().map(|m| map(m, k)).collect::<Option<_>>()?,
+        steps: p.steps.iter().map(|s| step(s, k)).collect::<Option<_>>()?,
+    })
+}
+
 /// A simpler advice to try in place of `a`: NORMAL for everything (the advice that does nothing), and
 /// DONTNEED for the other zapping advice (FREE, REMOVE, DONTNEED_LOCKED, PAGEOUT), which often shows
 /// the same page-state difference with the best-known call.
@@ -321,6 +366,12 @@ pub fn candidates(p: &Program, focus: Option<u32>) -> Vec<Candidate> {
         let mut q = p.clone();
         q.arena_pages = used;
         push(q, identity(n), format!("arena {} -> {used} pages", p.arena_pages));
+    }
+    // The whole program moved down to where its first mapping starts.
+    if let Some(low) = p.maps.iter().map(|m| m.page).min().filter(|&l| l > 0) {
+        if let Some(q) = shift_down(p, low) {
+            push(q, identity(n), format!("move everything down {low} pages"));
+        }
     }
     // 5. Shorter mappings and files, simpler steps and maps.
     for (i, m) in p.maps.iter().enumerate() {

@@ -17,3 +17,4 @@ pub mod cli;
 pub mod goldens;
 pub mod init;
 pub mod ktap;
+pub mod hunt;

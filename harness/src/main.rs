@@ -25,10 +25,15 @@ fn main() {
     if unsafe { libc::getpid() } == 1 {
         harness::init::pid1_main();
     }
+    // shrink, repro, record, check: the regression-hunting commands (harness/src/hunt).
+    let env = harness::hunt::Env { detect_host, build_model, hugetlb_pool };
+    if let Some(code) = harness::hunt::main(&args, &env) {
+        std::process::exit(code);
+    }
     let code = match cli::parse(&args) {
         Err(e) => usage(e),
         Ok(Command::Help) => {
-            out(&format!("{}\n", cli::USAGE));
+            out(&format!("{}\n{}\n", cli::USAGE, harness::hunt::USAGE));
             0
         }
         Ok(Command::Run(a)) => cmd_run(&a),

@@ -1,0 +1,560 @@
+//! Regression hunting on this kernel: shrink a difference to a small named case, turn a case into a C
+//! reproducer, record this kernel's observations, and check a case for `git bisect run`.
+//!
+//! Invariant: the candidates come from `cases::shrink` (pure); this module only runs them, on one
+//! long-lived worker, and keeps a candidate only when the same kind of difference appears at the
+//! corresponding point. A shrink result is re-run [`STABILITY_RUNS`] times before it is written, and a
+//! result that does not reproduce every time is reported as flaky, never as a finding. Commands return
+//! exit codes and never print from library code paths other than the command functions themselves
+//! (which `main` calls, as it calls `cmd_run`).
+
+pub mod csource;
+
+/// Print a line to stdout, ignoring a closed pipe (`madcheck shrink ... | head` must not panic).
+macro_rules! say {
+    ($($t:tt)*) => { say_raw(&(format!($($t)*) + "\n")) };
+}
+
+fn say_raw(s: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(s.as_bytes());
+}
+
+use crate::cli::RunArgs;
+use crate::host::{HostRun, Worker};
+use crate::runner::{self, Outcome};
+use cases::shrink::{self, field_kind};
+use cases::{Provenance, Scenario};
+use serde::{Deserialize, Serialize};
+use simulator::observe::{compare, Difference, Expect, Observation, Verdict};
+use simulator::program::{Program, StepId, ARENA};
+use simulator::{KernelFacts, KernelModel};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often a shrunk result is re-run to call it stable.
+pub const STABILITY_RUNS: usize = 3;
+
+/// What `main` lends the hunt commands (its model and pool setup), so both use one implementation.
+pub struct Env {
+    pub detect_host: fn(Option<&Path>) -> Result<KernelFacts, i32>,
+    pub build_model: fn(&RunArgs, &KernelFacts) -> Result<KernelModel, String>,
+    pub hugetlb_pool: fn(&mut KernelModel) -> crate::hugepool::HugePool,
+}
+
+/// The difference a shrink keeps: at this point, a field of this kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub point: StepId,
+    /// `field_kind` of the first differing field (`page[].res`).
+    pub kind: String,
+}
+
+/// The signature of an outcome: the first divergent point and its first field's kind.
+pub fn signature(o: &Outcome) -> Option<(Signature, Vec<Difference>)> {
+    let Outcome::Diverge(d) = o else { return None };
+    let point = d.step?;
+    let first = d.diffs.first()?;
+    Some((Signature { point, kind: field_kind(&first.field) }, d.diffs.clone()))
+}
+
+/// Does `o` show the difference `want` (at `point`, with a field of `want.kind` among its fields)?
+fn shows(o: &Outcome, point: StepId, kind: &str) -> bool {
+    match o {
+        Outcome::Diverge(d) => d.step == Some(point) && d.diffs.iter().any(|f| field_kind(&f.field) == kind),
+        _ => false,
+    }
+}
+
+/// Something that runs a program and says how it came out: the host kernel against the model.
+pub trait Target {
+    fn run(&mut self, prog: &Program) -> Outcome;
+}
+
+/// The host kernel, judged against a model, on one worker.
+pub struct HostTarget {
+    pub worker: Worker,
+    pub model: KernelModel,
+    pub timeout: Duration,
+    pub runs: u64,
+}
+
+impl HostTarget {
+    pub fn new(model: KernelModel, timeout: Duration) -> Result<HostTarget, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find the madcheck executable: {e}"))?;
+        let worker = Worker::spawn(&exe, None).map_err(|e| format!("cannot start a worker: {e}"))?;
+        Ok(HostTarget { worker, model, timeout, runs: 0 })
+    }
+
+    /// This kernel's observations of `prog` (poisoned runs retried), or why there are none.
+    pub fn observe(&mut self, prog: &Program) -> Result<HostRun, String> {
+        if prog.uses_hugetlb() {
+            if let Some((why, _)) = runner::hugetlb_refusal(&self.model, prog) {
+                return Err(why);
+            }
+        }
+        let mut last = String::new();
+        for _ in 0..=runner::POISON_RETRIES {
+            self.runs += 1;
+            let h = self.worker.run(prog, self.timeout)?;
+            match &h.poisoned {
+                Some(why) => last = why.clone(),
+                None => return Ok(h),
+            }
+        }
+        Err(format!("poisoned on every attempt: {last}"))
+    }
+}
+
+impl Target for HostTarget {
+    fn run(&mut self, prog: &Program) -> Outcome {
+        let host = match self.observe(prog) {
+            Ok(h) => h,
+            Err(why) => return Outcome::Unsupported { reason: why, advice: String::new() },
+        };
+        let exp = simulator::machine::simulate(&self.model, &ARENA, prog);
+        runner::judge(prog, &exp, &host, self.timeout)
+    }
+}
+
+/// What a shrink produced.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    pub program: Program,
+    pub signature: Signature,
+    /// The differing fields of the final program at its point.
+    pub diffs: Vec<Difference>,
+    pub runs: u64,
+    pub accepted: Vec<String>,
+    /// How many of the [`STABILITY_RUNS`] re-runs showed the difference.
+    pub stable_runs: usize,
+}
+
+/// Greedy shrink: take the first candidate that still shows the difference, start over from it, stop
+/// when none does. `None` when the original does not show a difference at all.
+pub fn shrink_program(target: &mut dyn Target, prog: &Program) -> Option<Shrunk> {
+    let first = target.run(prog);
+    let (mut sig, mut diffs) = signature(&first)?;
+    let mut cur = prog.clone();
+    let mut runs = 1;
+    let mut accepted = Vec::new();
+    'outer: loop {
+        for c in shrink::candidates(&cur, Some(sig.point.step)) {
+            let Some(point) = c.point(sig.point) else { continue };
+            runs += 1;
+            let o = target.run(&c.program);
+            if shows(&o, point, &sig.kind) {
+                if let Outcome::Diverge(d) = &o {
+                    diffs = d.diffs.clone();
+                }
+                sig.point = point;
+                cur = c.program;
+                accepted.push(c.what);
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    let mut stable_runs = 0;
+    for _ in 0..STABILITY_RUNS {
+        runs += 1;
+        if shows(&target.run(&cur), sig.point, &sig.kind) {
+            stable_runs += 1;
+        }
+    }
+    Some(Shrunk { program: cur, signature: sig, diffs, runs, accepted, stable_runs })
+}
+
+/// A snake_case id for a finding: the call at its point, the field kind, and a hash of the program.
+pub fn finding_id(prog: &Program, sig: &Signature) -> String {
+    let call = match prog.step(sig.point) {
+        Some(simulator::Step::Madvise { advice, .. }) => advice.label().to_ascii_lowercase(),
+        Some(s) => s.op().to_string(),
+        None => "step".into(),
+    };
+    let kind: String = sig.kind.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let kind: Vec<&str> = kind.split('_').filter(|s| !s.is_empty()).collect();
+    let json = serde_json::to_vec(prog).unwrap_or_default();
+    let h = crate::goldens::fnv1a64(&json) & 0xffff_ffff;
+    let call: String = call.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("{call}_{}_differs_{h:08x}", kind.join("_"))
+}
+
+/// A scenario file (FORMAT.md) with a provenance object, as a JSON value.
+pub fn case_json(id: &str, description: &str, provenance: serde_json::Value, prog: &Program) -> serde_json::Value {
+    let mut v = serde_json::json!({ "id": id, "description": description, "provenance": provenance });
+    if let (Some(obj), Ok(serde_json::Value::Object(p))) = (v.as_object_mut(), serde_json::to_value(prog)) {
+        obj.extend(p);
+    }
+    v
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// The default findings directory: `target/findings` of the checkout madcheck was built from.
+pub fn default_findings_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/findings")
+}
+
+/// Own flags of the hunt commands, taken out before the rest goes through the `run` parser.
+struct Own {
+    out: Option<PathBuf>,
+    expect: Option<String>,
+    rest: Vec<String>,
+}
+
+fn split_own(args: &[String]) -> Result<Own, String> {
+    let mut own = Own { out: None, expect: None, rest: vec!["run".into()] };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        if flag == "--out" || flag == "--expect" {
+            let v = inline.or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value"))?;
+            if flag == "--out" {
+                own.out = Some(PathBuf::from(v));
+            } else {
+                own.expect = Some(v);
+            }
+        } else {
+            own.rest.push(a.clone());
+        }
+    }
+    Ok(own)
+}
+
+fn parse(sub: &str, args: &[String]) -> Result<(Own, RunArgs), String> {
+    let own = split_own(args)?;
+    match crate::cli::parse(&own.rest) {
+        Ok(crate::cli::Command::Run(a)) => Ok((own, a)),
+        Ok(_) => Err(format!("{sub}: unexpected arguments")),
+        Err(e) => Err(format!("{sub}: {e}")),
+    }
+}
+
+/// The one scenario `--case FILE` or `--seed S --scenario I` names.
+fn one_scenario(sub: &str, a: &RunArgs) -> Result<Scenario, String> {
+    match (a.cases.as_slice(), a.scenarios.as_slice()) {
+        ([f], []) => {
+            let s = cases::load_scenario(f).map_err(|e| e.to_string())?;
+            cases::validate(&s).map_err(|e| e.to_string())?;
+            Ok(s)
+        }
+        ([], [i]) => Ok(cases::generate(a.seed, *i)),
+        _ => Err(format!("{sub} needs exactly one --case FILE or --seed S --scenario I")),
+    }
+}
+
+pub const USAGE: &str = "\
+  madcheck shrink (--case FILE | --seed S --scenario I) [--out DIR] [--mutate NAME]... [--profile-facts P]
+  madcheck repro --case FILE | --seed S --scenario I [--expect model|FILE] [--out FILE.c] [--mutate NAME]...
+  madcheck record (--case FILE | --seed S --scenario I) [--out FILE]
+  madcheck check (--case FILE | --cases DIR) [--expect golden|model|FILE]";
+
+/// Dispatch a hunt subcommand; `None` when `args` is not one.
+pub fn main(args: &[String], env: &Env) -> Option<i32> {
+    let sub = args.first()?.as_str();
+    let rest = &args[1..];
+    let r = match sub {
+        "shrink" => cmd_shrink(rest, env),
+        "repro" => cmd_repro(rest, env),
+        "record" => cmd_record(rest, env),
+        "check" => cmd_check(rest, env),
+        _ => return None,
+    };
+    Some(match r {
+        Ok(code) => code,
+        Err(e) => {
+            esay!("madcheck: {e}");
+            2
+        }
+    })
+}
+
+/// Host facts and the model, or the exit code (1: cannot detect; 2: bad --profile-facts).
+fn setup(a: &RunArgs, env: &Env) -> Result<(KernelFacts, KernelModel), i32> {
+    let host = (env.detect_host)(a.kernel_config.as_deref())?;
+    let model = (env.build_model)(a, &host).map_err(|e| {
+        esay!("madcheck: {e}");
+        2
+    })?;
+    Ok((host, model))
+}
+
+fn provenance_of(s: &Scenario) -> serde_json::Value {
+    match &s.provenance {
+        Provenance::Generated { seed, index } => serde_json::json!({ "seed": seed, "index": index }),
+        Provenance::File { path } => serde_json::json!({ "path": path }),
+    }
+}
+
+fn cmd_shrink(args: &[String], env: &Env) -> Result<i32, String> {
+    let (own, a) = parse("shrink", args)?;
+    let scenario = one_scenario("shrink", &a)?;
+    let (host, mut model) = match setup(&a, env) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let _pool = (env.hugetlb_pool)(&mut model);
+    let mut target = HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
+    let start = Instant::now();
+    let Some(s) = shrink_program(&mut target, &scenario.program) else {
+        say!("shrink {}: no difference between this kernel and the model: nothing to shrink", scenario.id);
+        return Ok(1);
+    };
+    let elapsed = start.elapsed();
+    let (before, after) = (shrink::size(&scenario.program), shrink::size(&s.program));
+    say!(
+        "shrink {}: {} at {} ({} steps, {} maps, {} files, {} arena pages -> {} steps, {} maps, {} files, {} arena pages) in {} runs, {:.2} s",
+        scenario.id, s.signature.kind, s.signature.point, before.0, before.1, before.2, before.3, after.0, after.1, after.2, after.3,
+        s.runs, elapsed.as_secs_f64()
+    );
+    for w in &s.accepted {
+        say!("  kept: {w}");
+    }
+    if s.stable_runs < STABILITY_RUNS {
+        say!("FLAKY: the shrunk case showed the difference in {} of {STABILITY_RUNS} re-runs; not written as a finding", s.stable_runs);
+        return Ok(1);
+    }
+    let id = finding_id(&s.program, &s.signature);
+    let dir = own.out.clone().unwrap_or_else(default_findings_dir);
+    let prov = serde_json::json!({
+        "kind": "shrunk",
+        "from": provenance_of(&scenario),
+        "from_id": scenario.id,
+        "kernel": host.release,
+        "arch": host.arch,
+        "page_size": host.page_size,
+        "model": model.profile,
+        "mutations": model.mutations.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "point": s.signature.point.to_string(),
+        "kind_of_difference": s.signature.kind,
+        "differed": s.diffs,
+        "runs": s.runs,
+        "stable_runs": s.stable_runs,
+    });
+    let desc = format!("shrunk from {}: {} differs at {} on {}", scenario.id, s.signature.kind, s.signature.point, host.release);
+    let json = case_json(&id, &desc, prov, &s.program);
+    let path = dir.join(format!("{id}.json"));
+    write_file(&path, &(serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"))?;
+    // Every finding gets its reproducer, against the model it was shrunk against.
+    let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+    let c = repro_source(&id, &s.program, &exp, model.page_size, vec![desc.clone(), format!("expectation: the model {}", model.profile)]);
+    let cpath = dir.join(format!("{id}.c"));
+    write_file(&cpath, &c)?;
+    for d in &s.diffs {
+        say!("  {}:\n    expected  {}\n    observed  {}", d.field, d.expected, d.observed);
+    }
+    say!("  finding: {}\n  reproducer: {}", path.display(), cpath.display());
+    Ok(0)
+}
+
+/// The C reproducer of `prog` against `points`.
+pub fn repro_source(id: &str, prog: &Program, points: &[(StepId, Expect)], page_size: u64, about: Vec<String>) -> String {
+    let calls = points.iter().map(|(pid, _)| crate::render::render_point(prog, *pid)).collect();
+    csource::generate(&csource::Repro { id, program: prog, points, calls, page_size, about })
+}
+
+/// One kernel's observations of one scenario (`madcheck record`; `--expect FILE` reads it back).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Recording {
+    pub scenario: String,
+    pub kernel: String,
+    pub arch: String,
+    pub page_size: u64,
+    pub points: Vec<RecordedPoint>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordedPoint {
+    pub id: StepId,
+    pub obs: Observation,
+}
+
+pub fn load_recording(path: &Path) -> Result<Recording, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not a madcheck recording (madcheck record): {e}", path.display()))
+}
+
+fn cmd_record(args: &[String], env: &Env) -> Result<i32, String> {
+    let (own, a) = parse("record", args)?;
+    let scenario = one_scenario("record", &a)?;
+    let (host, mut model) = match setup(&a, env) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let _pool = (env.hugetlb_pool)(&mut model);
+    let mut target = HostTarget::new(model, Duration::from_millis(a.timeout_ms))?;
+    let run = match target.observe(&scenario.program) {
+        Ok(r) => r,
+        Err(why) => {
+            esay!("madcheck: record {}: cannot run here: {why}", scenario.id);
+            return Ok(125);
+        }
+    };
+    let rec = Recording {
+        scenario: scenario.id.clone(),
+        kernel: host.release,
+        arch: host.arch,
+        page_size: host.page_size,
+        points: run.points.into_iter().map(|(id, obs)| RecordedPoint { id, obs }).collect(),
+    };
+    let text = serde_json::to_string_pretty(&rec).unwrap_or_default() + "\n";
+    match own.out {
+        Some(p) => write_file(&p, &text)?,
+        None => say_raw(&text),
+    }
+    Ok(0)
+}
+
+fn cmd_repro(args: &[String], env: &Env) -> Result<i32, String> {
+    let (own, a) = parse("repro", args)?;
+    let scenario = one_scenario("repro", &a)?;
+    let prog = &scenario.program;
+    let (points, page_size, about) = match own.expect.as_deref() {
+        None | Some("model") => {
+            // The model needs no kernel when the facts are given.
+            let host = match &a.profile_facts {
+                Some(_) => KernelFacts::profile("6.18").expect("known profile"),
+                None => match (env.detect_host)(a.kernel_config.as_deref()) {
+                    Ok(f) => f,
+                    Err(code) => return Ok(code),
+                },
+            };
+            let model = (env.build_model)(&a, &host)?;
+            let exp = simulator::machine::simulate(&model, &ARENA, prog);
+            (exp, model.page_size, format!("expectation: the model {} (mutations: {:?})", model.profile, model.mutations))
+        }
+        Some(file) => {
+            let rec = load_recording(Path::new(file))?;
+            if rec.scenario != scenario.id {
+                esay!("madcheck: warning: {file} records scenario {}, not {}", rec.scenario, scenario.id);
+            }
+            let pts: Vec<(StepId, Observation)> = rec.points.iter().map(|p| (p.id, p.obs.clone())).collect();
+            (csource::exact_points(&pts), rec.page_size, format!("expectation: what {} ({}) showed, recorded in {file}", rec.kernel, rec.arch))
+        }
+    };
+    let src = repro_source(&scenario.id.replace('-', "_"), prog, &points, page_size, vec![format!("scenario: {}", scenario.origin()), about]);
+    match own.out {
+        Some(p) => write_file(&p, &src)?,
+        None => say_raw(&src),
+    }
+    Ok(0)
+}
+
+/// `madcheck check`: 0 every case behaves as expected, 1 one does not, 125 none could be tested here.
+fn cmd_check(args: &[String], env: &Env) -> Result<i32, String> {
+    let (own, a) = parse("check", args)?;
+    let mut list = Vec::new();
+    for f in &a.cases {
+        list.push(cases::load_scenario(f).map_err(|e| e.to_string())?);
+    }
+    for d in &a.case_dirs {
+        list.extend(cases::load_dir(d).map_err(|e| e.to_string())?);
+    }
+    if list.is_empty() {
+        return Err("check needs --case FILE or --cases DIR".into());
+    }
+    let (_host, mut model) = match setup(&a, env) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let _pool = (env.hugetlb_pool)(&mut model);
+    let timeout = Duration::from_millis(a.timeout_ms);
+    let (mut good, mut bad, mut untestable) = (0, 0, 0);
+    match own.expect.as_deref() {
+        Some("golden") => {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let refs: Vec<&Scenario> = list.iter().collect();
+            let root = a.goldens.clone().unwrap_or_else(crate::goldens::snapshot_root);
+            let c = crate::goldens::check_host(&model, &refs, &root, &exe, timeout);
+            say_raw(&format!("{}", crate::goldens::render_check(&c, 20));
+            bad = c.mismatches.len();
+            untestable = c.missing.len() + c.skipped.len();
+            good = c.checked as usize - bad;
+        }
+        None | Some("model") => {
+            let mut target = HostTarget::new(model.clone(), timeout)?;
+            for s in &list {
+                match target.run(&s.program) {
+                    Outcome::Match => good += 1,
+                    Outcome::Diverge(d) => {
+                        bad += 1;
+                        say!("BAD {}: {} at {}", s.id, d.diffs.first().map_or("?", |f| f.field.as_str()), d.step.map_or("?".into(), |p| p.to_string()));
+                        for f in &d.diffs {
+                            say!("  {}:\n    expected  {}\n    observed  {}", f.field, f.expected, f.observed);
+                        }
+                    }
+                    Outcome::Unsupported { reason, .. } | Outcome::Poisoned(reason) | Outcome::InfraError(reason) => {
+                        untestable += 1;
+                        say!("SKIP {}: {reason}", s.id);
+                    }
+                }
+            }
+        }
+        Some(file) => {
+            let rec = load_recording(Path::new(file))?;
+            let [s] = list.as_slice() else {
+                return Err("check --expect FILE takes one --case (the scenario the recording is of)".into());
+            };
+            let mut target = HostTarget::new(model.clone(), timeout)?;
+            match target.observe(&s.program) {
+                Err(why) => {
+                    untestable += 1;
+                    say!("SKIP {}: {why}", s.id);
+                }
+                Ok(run) => match first_difference(&rec, &run.points) {
+                    None => good += 1,
+                    Some((id, diffs)) => {
+                        bad += 1;
+                        say!("BAD {}: differs from {} at {id}", s.id, rec.kernel);
+                        for f in &diffs {
+                            say!("  {}:\n    expected  {}\n    observed  {}", f.field, f.expected, f.observed);
+                        }
+                    }
+                },
+            }
+        }
+    }
+    say!("check: {good} good, {bad} bad, {untestable} cannot be tested here");
+    Ok(if bad > 0 {
+        1
+    } else if good == 0 {
+        125
+    } else {
+        0
+    })
+}
+
+/// The first point where `points` differs from a recording (every field, exactly), with its fields.
+pub fn first_difference(rec: &Recording, points: &[(StepId, Observation)]) -> Option<(String, Vec<Difference>)> {
+    let want: Vec<(StepId, Observation)> = rec.points.iter().map(|p| (p.id, p.obs.clone())).collect();
+    let exact = csource::exact_points(&want);
+    for i in 0..exact.len().max(points.len()) {
+        match (exact.get(i), points.get(i)) {
+            (Some((wid, e)), Some((hid, o))) if wid == hid => {
+                if let Verdict::Diverge(d) = compare(e, o) {
+                    return Some((wid.to_string(), d));
+                }
+            }
+            (w, h) => {
+                let ids = |v: &mut dyn Iterator<Item = StepId>| v.map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+                let d = Difference {
+                    field: "points".into(),
+                    expected: format!("[{}]", ids(&mut exact.iter().map(|x| x.0))),
+                    observed: format!("[{}]", ids(&mut points.iter().map(|x| x.0))),
+                };
+                let at = w.map(|x| x.0).or(h.map(|x| x.0)).map_or("?".into(), |x| x.to_string());
+                return Some((at, vec![d]));
+            }
+        }
+    }
+    None
+}
