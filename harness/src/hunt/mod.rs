@@ -475,7 +475,7 @@ fn cmd_check(args: &[String], env: &Env) -> Result<i32, String> {
             let refs: Vec<&Scenario> = list.iter().collect();
             let root = a.goldens.clone().unwrap_or_else(crate::goldens::snapshot_root);
             let c = crate::goldens::check_host(&model, &refs, &root, &exe, timeout);
-            say_raw(&format!("{}", crate::goldens::render_check(&c, 20));
+            say_raw(&crate::goldens::render_check(&c, 20));
             bad = c.mismatches.len();
             untestable = c.missing.len() + c.skipped.len();
             good = c.checked as usize - bad;
