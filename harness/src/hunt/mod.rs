@@ -272,7 +272,7 @@ pub fn main(args: &[String], env: &Env) -> Option<i32> {
     Some(match r {
         Ok(code) => code,
         Err(e) => {
-            esay!("madcheck: {e}");
+            eprintln!("madcheck: {e}");
             2
         }
     })
@@ -282,7 +282,7 @@ pub fn main(args: &[String], env: &Env) -> Option<i32> {
 fn setup(a: &RunArgs, env: &Env) -> Result<(KernelFacts, KernelModel), i32> {
     let host = (env.detect_host)(a.kernel_config.as_deref())?;
     let model = (env.build_model)(a, &host).map_err(|e| {
-        esay!("madcheck: {e}");
+        eprintln!("madcheck: {e}");
         2
     })?;
     Ok((host, model))
@@ -395,7 +395,7 @@ fn cmd_record(args: &[String], env: &Env) -> Result<i32, String> {
     let run = match target.observe(&scenario.program) {
         Ok(r) => r,
         Err(why) => {
-            esay!("madcheck: record {}: cannot run here: {why}", scenario.id);
+            eprintln!("madcheck: record {}: cannot run here: {why}", scenario.id);
             return Ok(125);
         }
     };
@@ -435,7 +435,7 @@ fn cmd_repro(args: &[String], env: &Env) -> Result<i32, String> {
         Some(file) => {
             let rec = load_recording(Path::new(file))?;
             if rec.scenario != scenario.id {
-                esay!("madcheck: warning: {file} records scenario {}, not {}", rec.scenario, scenario.id);
+                eprintln!("madcheck: warning: {file} records scenario {}, not {}", rec.scenario, scenario.id);
             }
             let pts: Vec<(StepId, Observation)> = rec.points.iter().map(|p| (p.id, p.obs.clone())).collect();
             (csource::exact_points(&pts), rec.page_size, format!("expectation: what {} ({}) showed, recorded in {file}", rec.kernel, rec.arch))
