@@ -9,6 +9,7 @@ mod bench;
 mod bless;
 mod matrix;
 mod qemu;
+mod repro;
 mod run;
 mod test;
 mod util;
@@ -22,6 +23,7 @@ const COMMANDS: &[(&str, &str, Entry)] = &[
     ("test", "run the test suite: cargo test --workspace --release, INSTA_UPDATE=no", test::main),
     ("qemu", "boot a Debian kernel (or an image) under qemu with madcheck as /init; see docs/qemu.md", qemu::main),
     ("matrix", "host + five Debian kernels under qemu, one table (target/matrix.json)", matrix::main),
+    ("repro", "write the standalone C reproducer of a case (madcheck repro; --run compiles and runs it)", repro::main),
     ("bless", "record or update the corpus goldens (golden/snapshots/<profile>/; --kernel K [--arch A]: a Debian kernel under qemu), then check them as CI does", bless::main),
 ];
 
