@@ -118,6 +118,8 @@ fn record_guest(kernel: &str, arch: Option<String>, files: Option<String>, build
         corpus: true,
         scenarios: Vec::new(),
         emit_goldens: true,
+        extra_args: Vec::new(),
+        extra_files: Vec::new(),
     };
     let p = qemu::prepare(&spec)?;
     let o = qemu::boot(&p);

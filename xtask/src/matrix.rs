@@ -292,6 +292,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             corpus,
             scenarios: Vec::new(),
             emit_goldens: false,
+            extra_args: Vec::new(),
+            extra_files: Vec::new(),
         };
         eprintln!("xtask matrix: preparing {arch} {k}");
         match qemu::prepare(&spec) {

@@ -45,6 +45,11 @@ pub struct Spec {
     /// Have the guest print every named case's host golden (`madcheck run --emit-goldens`); used by
     /// `cargo xtask bless --kernel`. The recorded goldens are then not packed (nothing to check against).
     pub emit_goldens: bool,
+    /// More `madcheck run` arguments for the guest (no commas: `madcheck.args` is comma-separated).
+    pub extra_args: Vec<String>,
+    /// Files packed into the initramfs as `/madcheck/extra/<name>` (a case, a model's facts, a
+    /// reproducer binary), for `compare` and `bisect`.
+    pub extra_files: Vec<(String, Vec<u8>)>,
 }
 
 /// A kernel ready to boot: everything on disk.
@@ -95,6 +100,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         corpus: false,
         scenarios: Vec::new(),
         emit_goldens: false,
+        extra_args: Vec::new(),
+        extra_files: Vec::new(),
     };
     let mut generate_given = false;
     let mut flags = crate::args::Flags::new(args);
@@ -697,6 +704,12 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
             pack_host_goldens(&mut entries, &arch, &label)?;
         }
     }
+    if !spec.extra_files.is_empty() {
+        entries.push(("madcheck/extra".into(), 0o040755, Vec::new()));
+        for (name, data) in &spec.extra_files {
+            entries.push((format!("madcheck/extra/{name}"), 0o100755, data.clone()));
+        }
+    }
     let want_ext4 = spec.files.as_deref() != Some("tmpfs");
     if want_ext4 {
         let Some(md) = &moddir else {
@@ -835,6 +848,7 @@ pub fn qemu_command(p: &Prepared) -> Command {
     if s.emit_goldens {
         extra.push("--emit-goldens".into());
     }
+    extra.extend(s.extra_args.iter().cloned());
     if !extra.is_empty() {
         append.push(format!("madcheck.args={}", extra.join(",")));
     }

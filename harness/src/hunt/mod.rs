@@ -272,7 +272,7 @@ pub fn main(args: &[String], env: &Env) -> Option<i32> {
         "compare" => cmd_compare(rest),
         // A run that records this kernel's observations instead of judging them (what a guest does for
         // `cargo xtask compare` and `bisect`): the report is an observation set.
-        "run" if rest.iter().any(|a| a.starts_with("--record-observations")) => cmd_record_run(rest, env),
+        "run" if rest.iter().any(|a| GUEST_MODES.iter().any(|m| a.split('=').next() == Some(*m))) => cmd_guest_run(rest, env),
         _ => return None,
     };
     Some(match r {
@@ -581,6 +581,9 @@ pub struct ScenarioObs {
     /// Why the scenario could not run here (never compared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Repeated runs of the scenario showed different observations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
 }
 
 /// Everything one kernel showed for a list of scenarios (`madcheck run --record-observations`).
@@ -604,28 +607,76 @@ fn digest(o: &Observation) -> String {
     format!("{:016x}", crate::goldens::fnv1a64(&serde_json::to_vec(o).unwrap_or_default()))
 }
 
-/// Record the observations of every selected scenario on this kernel.
-fn cmd_record_run(args: &[String], env: &Env) -> Result<i32, String> {
-    let mut mode = None;
+/// The `run` flags that make a guest (or the host) do a hunting job instead of the judged run; the
+/// result goes to `--report`, which a guest prints on its console (`init.rs`).
+pub const GUEST_MODES: [&str; 3] = ["--record-observations", "--hunt-shrink", "--exec"];
+
+/// What a hunting `run` was asked to do.
+#[derive(Default)]
+struct GuestJob {
+    record: Option<String>,
+    repeat: usize,
+    shrink: bool,
+    exec: Option<PathBuf>,
+}
+
+fn cmd_guest_run(args: &[String], env: &Env) -> Result<i32, String> {
+    let mut job = GuestJob { repeat: 1, ..GuestJob::default() };
     let mut rest = vec!["run".to_string()];
     let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.split_once('=') {
-            Some(("--record-observations", v)) => mode = Some(v.to_string()),
-            _ if a == "--record-observations" => mode = it.next().cloned(),
-            _ => rest.push(a.clone()),
+    while let Some(x) = it.next() {
+        let (flag, inline) = match x.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (x.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value"));
+        match flag {
+            "--record-observations" => job.record = Some(value()?),
+            "--repeat" => job.repeat = value()?.parse().map_err(|_| "--repeat: not a number".to_string())?,
+            "--hunt-shrink" => job.shrink = true,
+            "--exec" => job.exec = Some(PathBuf::from(value()?)),
+            _ => rest.push(x.clone()),
         }
     }
-    let full = match mode.as_deref() {
-        Some("digest") => false,
-        Some("full") => true,
-        other => return Err(format!("--record-observations: {other:?} is not digest or full")),
-    };
     let a = match crate::cli::parse(&rest) {
         Ok(crate::cli::Command::Run(a)) => a,
         Ok(_) => return Err("run: unexpected arguments".into()),
         Err(e) => return Err(e.to_string()),
     };
+    if let Some(exe) = &job.exec {
+        return guest_exec(exe, &a);
+    }
+    if job.shrink {
+        return guest_shrink(&a, env);
+    }
+    let full = match job.record.as_deref() {
+        Some("digest") => false,
+        Some("full") => true,
+        other => return Err(format!("--record-observations: {other:?} is not digest or full")),
+    };
+    record_run(&a, env, full, job.repeat.max(1))
+}
+
+/// Run a program (a C reproducer) and report its exit code and output.
+fn guest_exec(exe: &Path, a: &RunArgs) -> Result<i32, String> {
+    let o = std::process::Command::new(exe).output().map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    let code = o.status.code().unwrap_or(128);
+    let v = serde_json::json!({
+        "kind": "madcheck-exec", "exe": exe.display().to_string(), "exit": code,
+        "output": format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        "kernel": crate::detect::detect_host().map(|f| f.release).unwrap_or_default(),
+        "scenarios": 0, "exit_code": 0,
+    });
+    let text = v.to_string() + "\n";
+    match &a.report {
+        Some(p) => write_file(p, &text)?,
+        None => say_raw(&text),
+    }
+    Ok(0)
+}
+
+/// The selected scenarios of a run: case files, directories, `--scenario` indexes, then generated.
+fn selected(a: &RunArgs) -> Result<Vec<Scenario>, String> {
     let mut list: Vec<Scenario> = Vec::new();
     for f in &a.cases {
         list.push(cases::load_scenario(f).map_err(|e| e.to_string())?);
@@ -639,28 +690,44 @@ fn cmd_record_run(args: &[String], env: &Env) -> Result<i32, String> {
             list.push(cases::generate(a.seed, i));
         }
     }
-    let (host, mut model) = match setup(&a, env) {
+    Ok(list)
+}
+
+/// Record the observations of every selected scenario on this kernel, `repeat` times each.
+fn record_run(a: &RunArgs, env: &Env, full: bool, repeat: usize) -> Result<i32, String> {
+    let list = selected(a)?;
+    let (host, mut model) = match setup(a, env) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
     let _pool = (env.hugetlb_pool)(&mut model);
     let mut target = HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
     let start = Instant::now();
-    let mut out = Vec::with_capacity(list.len());
+    let mut out: Vec<ScenarioObs> = Vec::with_capacity(list.len());
     for s in &list {
         let (seed, index) = match s.provenance {
             Provenance::Generated { seed, index } => (Some(seed), Some(index)),
             Provenance::File { .. } => (None, None),
         };
-        let mut so = ScenarioObs { id: s.id.clone(), seed, index, digests: vec![], points: vec![], skipped: None };
-        match target.observe(&s.program) {
-            Ok(run) => {
-                so.digests = run.points.iter().map(|(id, o)| (*id, digest(o))).collect();
-                if full {
-                    so.points = run.points.into_iter().map(|(id, obs)| RecordedPoint { id, obs }).collect();
+        let mut so = ScenarioObs { id: s.id.clone(), seed, index, digests: vec![], points: vec![], skipped: None, flaky: false };
+        for r in 0..repeat {
+            match target.observe(&s.program) {
+                Ok(run) => {
+                    let d: Vec<(StepId, String)> = run.points.iter().map(|(id, o)| (*id, digest(o))).collect();
+                    if r == 0 {
+                        so.digests = d;
+                        if full {
+                            so.points = run.points.into_iter().map(|(id, obs)| RecordedPoint { id, obs }).collect();
+                        }
+                    } else if d != so.digests {
+                        so.flaky = true;
+                    }
+                }
+                Err(why) => {
+                    so.skipped = Some(why);
+                    break;
                 }
             }
-            Err(why) => so.skipped = Some(why),
         }
         out.push(so);
     }
@@ -815,4 +882,39 @@ fn cmd_compare(args: &[String]) -> Result<i32, String> {
         write_file(&p, &(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"))?;
     }
     Ok(i32::from(unexplained > 0))
+}
+
+/// Shrink every selected scenario that diverges from the model (in a guest: from the model of the other
+/// kernel, given as `--profile-facts`), and report the findings as case JSON.
+fn guest_shrink(a: &RunArgs, env: &Env) -> Result<i32, String> {
+    let list = selected(a)?;
+    let (host, mut model) = match setup(a, env) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let _pool = (env.hugetlb_pool)(&mut model);
+    let mut target = HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
+    let mut findings = Vec::new();
+    for sc in &list {
+        let Some(s) = shrink_program(&mut target, &sc.program) else {
+            findings.push(serde_json::json!({ "from": sc.id, "none": "no difference from the model" }));
+            continue;
+        };
+        let id = finding_id(&s.program, &s.signature);
+        let prov = serde_json::json!({
+            "kind": "shrunk", "from": provenance_of(sc), "from_id": sc.id, "kernel": host.release, "arch": host.arch,
+            "page_size": host.page_size, "model": model.profile, "point": s.signature.point.to_string(),
+            "kind_of_difference": s.signature.kind, "differed": s.diffs, "runs": s.runs, "stable_runs": s.stable_runs,
+        });
+        let desc = format!("shrunk from {}: {} differs at {} on {} (model {})", sc.id, s.signature.kind, s.signature.point, host.release, model.profile);
+        findings.push(serde_json::json!({ "from": sc.id, "id": id, "stable_runs": s.stable_runs, "case": case_json(&id, &desc, prov, &s.program) }));
+    }
+    let v = serde_json::json!({ "kind": "madcheck-shrink", "kernel": host.release, "model": model.profile,
+        "scenarios": list.len(), "exit_code": 0, "findings": findings });
+    let text = v.to_string() + "\n";
+    match &a.report {
+        Some(p) => write_file(p, &text)?,
+        None => say_raw(&text),
+    }
+    Ok(0)
 }
