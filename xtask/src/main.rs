@@ -7,6 +7,7 @@
 mod args;
 mod bench;
 mod bless;
+mod compare;
 mod matrix;
 mod qemu;
 mod repro;
@@ -23,6 +24,7 @@ const COMMANDS: &[(&str, &str, Entry)] = &[
     ("test", "run the test suite: cargo test --workspace --release, INSTA_UPDATE=no", test::main),
     ("qemu", "boot a Debian kernel (or an image) under qemu with madcheck as /init; see docs/qemu.md", qemu::main),
     ("matrix", "host + five Debian kernels under qemu, one table (target/matrix.json)", matrix::main),
+    ("compare", "the same scenarios on two kernels (host or Debian under qemu), compared point by point", compare::main),
     ("repro", "write the standalone C reproducer of a case (madcheck repro; --run compiles and runs it)", repro::main),
     ("bless", "record or update the corpus goldens (golden/snapshots/<profile>/; --kernel K [--arch A]: a Debian kernel under qemu), then check them as CI does", bless::main),
 ];

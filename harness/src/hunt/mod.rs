@@ -872,6 +872,9 @@ fn cmd_compare(args: &[String]) -> Result<i32, String> {
         );
     }
     let unexplained = diffs.iter().filter(|d| d.class == "unexplained").count();
+    // For xtask (std only): the generated scenarios that differ, one machine-readable line.
+    let idx: Vec<String> = diffs.iter().filter_map(|d| d.index.map(|i| format!("{}:{i}", d.seed.unwrap_or(0)))).collect();
+    say!("MADCHECK-DIFFERING {}", idx.join(" "));
     say!("{} differences: {} explained, {unexplained} unexplained", diffs.len(), diffs.len() - unexplained);
     if let Some(bh) = diffs.iter().find(|d| d.class == "explained").map(|d| d.behaviours.clone()) {
         say!("behaviours that differ between the two models: {}", bh.join("; "));
