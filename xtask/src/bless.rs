@@ -118,6 +118,7 @@ fn record_guest(kernel: &str, arch: Option<String>, files: Option<String>, build
         corpus: true,
         scenarios: Vec::new(),
         emit_goldens: true,
+        append: Vec::new(),
     };
     let p = qemu::prepare(&spec)?;
     let o = qemu::boot(&p);

@@ -7,6 +7,7 @@
 mod args;
 mod bench;
 mod bless;
+mod debian;
 mod matrix;
 mod qemu;
 mod run;
@@ -21,6 +22,7 @@ const COMMANDS: &[(&str, &str, Entry)] = &[
     ("bench", "build madcheck (release) and run `madcheck bench ARGS...`", bench::main),
     ("test", "run the test suite: cargo test --workspace --release, INSTA_UPDATE=no", test::main),
     ("qemu", "boot a Debian kernel (or an image) under qemu with madcheck as /init; see docs/qemu.md", qemu::main),
+    ("kernels", "list the Debian kernel packages of a series (private apt lists under target/apt/); --series 6.16..newest --arch A", debian::main),
     ("matrix", "host + five Debian kernels under qemu, one table (target/matrix.json)", matrix::main),
     ("bless", "record or update the corpus goldens (golden/snapshots/<profile>/; --kernel K [--arch A]: a Debian kernel under qemu), then check them as CI does", bless::main),
 ];

@@ -292,6 +292,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             corpus,
             scenarios: Vec::new(),
             emit_goldens: false,
+            append: Vec::new(),
         };
         eprintln!("xtask matrix: preparing {arch} {k}");
         match qemu::prepare(&spec) {
