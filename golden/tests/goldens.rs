@@ -24,7 +24,7 @@
 //! binary as `<binary> worker`. CI runs it with `INSTA_UPDATE=no`; `cargo xtask bless` runs it with
 //! `INSTA_UPDATE=always INSTA_FORCE_PASS=1 GOLDEN_BLESS=1`, which also deletes unreferenced snapshots.
 
-use harness::goldens::{self, BLESS_COMMAND};
+use harness::out::goldens::{self, BLESS_COMMAND};
 use harness::host::Worker;
 use simulator::kernel::Mutation;
 use simulator::observe::Expect;
@@ -57,7 +57,7 @@ static HUGETLB_UNAVAILABLE: std::sync::OnceLock<Option<String>> = std::sync::Onc
 /// The host's model. Whether this test process got the hugetlb pool is not part of it (the model is
 /// pure); `render` skips the host side of hugetlb cases when it did not.
 fn model() -> KernelModel {
-    let facts = harness::detect::detect_host().expect("detect the host kernel");
+    let facts = harness::host::detect::detect_host().expect("detect the host kernel");
     KernelModel::from_facts(facts)
 }
 
@@ -431,7 +431,7 @@ fn main() {
         .unwrap_or_default();
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     // The hugetlb cases need a few free huge pages; the guard puts vm.nr_hugepages back when dropped.
-    let (pool, why) = harness::hugepool::HugePool::prepare(harness::hugepool::WANT_UNRESERVED);
+    let (pool, why) = harness::host::hugepool::HugePool::prepare(harness::host::hugepool::WANT_UNRESERVED);
     let _ = HUGETLB_UNAVAILABLE.set(why);
     type Test = (&'static str, Box<dyn Fn()>);
     let tests: Vec<Test> = vec![

@@ -14,7 +14,7 @@
 //!   child has PR_SET_PDEATHSIG(SIGKILL), and the worker kills and reaps a child still alive at the end
 //!   of the program or on any error, so a child never outlives its scenario or hangs the run.
 
-use crate::observe_host::{probe_zero_pfn, FileIdent, Observer};
+use crate::host::observe::{probe_zero_pfn, FileIdent, Observer};
 use crate::host::sys::{self, Fd};
 use serde::{Deserialize, Serialize};
 use simulator::observe::{Errno, Observation, Ret, Signal};
@@ -352,7 +352,7 @@ fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Option<String
     // hugetlb scenarios observe the pool counters as changes from here (the runner runs them one at a
     // time, so nothing else moves these counters meanwhile).
     ctx.obs.huge_base = if prog.uses_hugetlb() {
-        Some(crate::hugepool::Counters::read().map_err(Fatal::Scenario)?)
+        Some(crate::host::hugepool::Counters::read().map_err(Fatal::Scenario)?)
     } else {
         None
     };

@@ -20,8 +20,8 @@
 //! content, `#` anything else (hashed), and for a page filled with one byte its hex value read downwards
 //! over two rows (upper case, so `F`/`f` never clash; a fill is the only thing with a second-row digit).
 
-use crate::report::{self, DivergenceEntry, Report};
-use crate::runner::{Divergence, ScenarioResult};
+use crate::run::report::{self, DivergenceEntry, Report};
+use crate::run::runner::{Divergence, ScenarioResult};
 use simulator::observe::{
     render_page, render_ret_set, Content, Count, Expect, PageObs, Residency, VmaAllowed, VmaBacking, VmaObs,
 };

@@ -7,7 +7,7 @@
 //! of its point is covered by an entry, and an entry that matches nothing in a run that included its
 //! scenario is stale and fails the run.
 
-use crate::runner::{Divergence, Outcome, ScenarioResult};
+use crate::run::runner::{Divergence, Outcome, ScenarioResult};
 use serde::{Deserialize, Serialize};
 use simulator::KernelModel;
 use std::collections::{BTreeMap, BTreeSet};
@@ -162,7 +162,7 @@ pub struct GoldenMismatchEntry {
 }
 
 /// Fold the host-golden check into the report: a mismatch makes the run fail.
-pub fn add_goldens(r: &mut Report, c: &crate::goldens::GoldenCheck) {
+pub fn add_goldens(r: &mut Report, c: &crate::out::goldens::GoldenCheck) {
     r.golden_checked = c.checked;
     r.golden_missing = c.missing.len() as u64;
     r.golden_mismatches = c.mismatches.len() as u64;

@@ -18,7 +18,7 @@
 //! agree on what a golden is.
 
 use crate::host::Worker;
-use crate::render;
+use crate::out::render;
 use cases::Scenario;
 use simulator::observe::{Allowed, Count, Expect, Observation, Ret, VmaAllowed};
 use simulator::program::{Program, StepId};
@@ -158,7 +158,7 @@ pub fn not_run_body(model: &KernelModel, prog: &Program) -> Option<String> {
     if !prog.uses_hugetlb() {
         return None;
     }
-    let (why, _) = crate::runner::hugetlb_refusal(model, prog)?;
+    let (why, _) = crate::run::runner::hugetlb_refusal(model, prog)?;
     let mut out = String::new();
     layout(&mut out, prog);
     let _ = writeln!(out, "NOT RUN on this kernel: {why}");

@@ -8,7 +8,7 @@
 //! The runner never prints: progress and checkpoints go through callbacks that `main` owns.
 
 use crate::host::HostRun;
-use crate::render;
+use crate::out::render;
 use cases::Scenario;
 use simulator::observe::{compare, Allowed, Difference, Expect, Observation, Verdict};
 use simulator::program::{Program, Step, StepId, ARENA};
