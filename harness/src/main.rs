@@ -7,6 +7,7 @@
 use harness::cli::{self, Command, RunArgs, UsageError};
 use harness::out::render;
 use harness::run::report::{self, ExpectedEntry, RunHeader};
+use harness::run::judge;
 use harness::run::runner::{self, Job, Mode, Progress, RunConfig};
 use simulator::program::ARENA;
 use simulator::{KernelFacts, KernelModel};
@@ -269,7 +270,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
     install_sigint();
     let mut printer = ProgressPrinter::new(a.quiet, "madcheck");
     let mut checkpoint_failed = false;
-    let mut checkpoint = |results: &[runner::ScenarioResult], elapsed: Duration| {
+    let mut checkpoint = |results: &[judge::ScenarioResult], elapsed: Duration| {
         if let Some(path) = &a.report {
             let r = report::build(&header, results, &expected, &[], elapsed, false, false);
             if let Err(e) = report::write_json(path, &r) {
@@ -321,7 +322,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
     const SHOWN: usize = 20;
     if a.ktap {
         // KTAP on stdout, the human summary after it as KTAP diagnostic lines.
-        let program_of = |r: &runner::ScenarioResult| jobs.get(r.ordinal).map(|j| j.scenario().program);
+        let program_of = |r: &judge::ScenarioResult| jobs.get(r.ordinal).map(|j| j.scenario().program);
         let _ = write!(stdout, "{}", harness::out::ktap::render(&rep, &out.results, &expected, &program_of));
         for l in render::render_summary(&rep, SHOWN).lines() {
             let _ = writeln!(stdout, "# {l}");
@@ -469,7 +470,7 @@ fn cmd_bench(a: &RunArgs) -> i32 {
         let out = runner::run(&model, &jobs, &cfg, &runner::spawn_worker, &mut |p| printer.show(p), &mut |_, _| {}, Duration::MAX);
         let steps: u64 = out.results.iter().map(|r| r.steps).sum();
         let errors = out.errors.len() as u64
-            + out.results.iter().filter(|r| matches!(r.outcome, runner::Outcome::InfraError(_))).count() as u64;
+            + out.results.iter().filter(|r| matches!(r.outcome, judge::Outcome::InfraError(_))).count() as u64;
         failed |= errors > 0 || out.not_run > 0;
         let secs = out.elapsed.as_secs_f64().max(1e-9);
         let n = out.results.len() as u64;

@@ -19,6 +19,7 @@
 
 use crate::host::Worker;
 use crate::out::render;
+use crate::run::call;
 use cases::Scenario;
 use simulator::observe::{Allowed, Count, Expect, Observation, Ret, VmaAllowed};
 use simulator::program::{Program, StepId};
@@ -89,7 +90,7 @@ fn ret_line(rets: &[Ret]) -> String {
 }
 
 fn point(out: &mut String, prog: &Program, id: StepId, a: &Allowed) {
-    let _ = writeln!(out, "{}", render::render_point(prog, id));
+    let _ = writeln!(out, "{}", call::render_point(prog, id));
     out.push_str(&ret_line(&a.ret));
     if a.vmas.is_empty() && a.pages.is_empty() {
         // A fatal signal: the process is gone.
@@ -109,7 +110,7 @@ fn layout(out: &mut String, prog: &Program) {
         let _ = writeln!(out, "file {i}: {:?}, {} pages", f.kind, f.pages);
     }
     for (i, m) in prog.maps.iter().enumerate() {
-        let _ = writeln!(out, "map {i}: {}", render::render_map(m));
+        let _ = writeln!(out, "map {i}: {}", call::render_map(m));
     }
     out.push('\n');
 }
@@ -122,7 +123,7 @@ pub fn render_sim(prog: &Program, exp: &[(StepId, Expect)]) -> String {
         match e {
             Expect::Allowed(a) => point(&mut out, prog, *id, a),
             Expect::Unsupported(why) => {
-                let _ = writeln!(out, "{}", render::render_point(prog, *id));
+                let _ = writeln!(out, "{}", call::render_point(prog, *id));
                 let _ = writeln!(out, "  UNSUPPORTED by the model: {why}");
                 let _ = writeln!(out, "  (the model says nothing from here on; the host golden has the rest)");
                 break;
@@ -158,7 +159,7 @@ pub fn not_run_body(model: &KernelModel, prog: &Program) -> Option<String> {
     if !prog.uses_hugetlb() {
         return None;
     }
-    let (why, _) = crate::run::runner::hugetlb_refusal(model, prog)?;
+    let (why, _) = crate::run::judge::hugetlb_refusal(model, prog)?;
     let mut out = String::new();
     layout(&mut out, prog);
     let _ = writeln!(out, "NOT RUN on this kernel: {why}");

@@ -19,7 +19,7 @@
 //! Names never contain `#` (the KTAP directive separator) and no line contains a newline.
 
 use crate::run::report::{self, Class, ExpectedEntry, Report};
-use crate::run::runner::{Outcome, ScenarioResult};
+use crate::run::judge::{Outcome, ScenarioResult};
 use simulator::program::{Program, StepId};
 use std::fmt::Write;
 
@@ -34,7 +34,7 @@ fn diag(s: &str) -> String {
 }
 
 fn point_name(prog: &Program, id: StepId) -> String {
-    clean(&crate::out::render::render_point(prog, id))
+    clean(&crate::run::call::render_point(prog, id))
 }
 
 /// Render the run. `program_of(result)` gives the scenario's program (for its observation points); when
@@ -188,7 +188,7 @@ fn header(o: &mut String, id: &str, points: usize) {
 mod tests {
     use super::*;
     use crate::run::report::RunHeader;
-    use crate::run::runner::Divergence;
+    use crate::run::judge::Divergence;
     use simulator::observe::Difference;
     use std::time::Duration;
 

@@ -4,5 +4,7 @@
 //! Invariant: the run depends on the host backend and the coverage classifier, never on the outputs;
 //! everything here returns data (results, a `Report`) and prints nothing.
 
-pub mod runner;
+pub mod call;
+pub mod judge;
 pub mod report;
+pub mod runner;

@@ -7,7 +7,7 @@
 //! of its point is covered by an entry, and an entry that matches nothing in a run that included its
 //! scenario is stale and fails the run.
 
-use crate::run::runner::{Divergence, Outcome, ScenarioResult};
+use crate::run::judge::{Divergence, Outcome, ScenarioResult};
 use serde::{Deserialize, Serialize};
 use simulator::KernelModel;
 use std::collections::{BTreeMap, BTreeSet};

@@ -26,7 +26,7 @@ fn on_vma(m: &KernelModel, a: Advice, s: &Shape) -> (Vec<(Errno, &'static VmaRul
 fn walk_outcomes(m: &KernelModel, a: Advice, kind: &Kind) -> Vec<Ret> {
     let mut shapes = Shape::all(m);
     if matches!(kind.at, At::AfterFork) {
-        // A fork with hugetlb mappings is never run (the model does not know it; runner::hugetlb_refusal).
+        // A fork with hugetlb mappings is never run (the model does not know it; judge::hugetlb_refusal).
         shapes.retain(|s| !s.backing.hugetlb());
     }
     let later: Vec<Ret> = shapes
