@@ -299,7 +299,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
         (false, Ok(exe)) => harness::out::goldens::check_host(&model, &named, &golden_root, &exe, cfg.timeout),
         _ => harness::out::goldens::GoldenCheck::default(),
     };
-    report::add_goldens(&mut rep, &goldens);
+    harness::out::goldens::add_goldens(&mut rep, &goldens);
     if a.emit_goldens && !out.interrupted {
         let emitted = std::env::current_exe().map_err(|e| e.to_string()).and_then(|exe| {
             harness::out::goldens::emit_host_goldens(&model, &named, &exe, cfg.timeout, &mut std::io::stdout().lock())

@@ -20,6 +20,7 @@
 use crate::host::Worker;
 use crate::out::render;
 use crate::run::call;
+use crate::run::report::{GoldenMismatchEntry, Report};
 use cases::Scenario;
 use simulator::observe::{Allowed, Count, Expect, Observation, Ret, VmaAllowed};
 use simulator::program::{Program, StepId};
@@ -348,6 +349,21 @@ pub struct GoldenCheck {
     pub mismatches: Vec<GoldenMismatch>,
     /// Host runs that could not be used (worker failure, reclaim by someone else): not compared.
     pub skipped: Vec<(String, String)>,
+}
+
+/// Fold the host-golden check into the report: a mismatch makes the run fail.
+pub fn add_goldens(r: &mut Report, c: &GoldenCheck) {
+    r.golden_checked = c.checked;
+    r.golden_missing = c.missing.len() as u64;
+    r.golden_mismatches = c.mismatches.len() as u64;
+    r.golden_mismatch_cases = c
+        .mismatches
+        .iter()
+        .map(|m| GoldenMismatchEntry { scenario: m.case.clone(), golden: m.golden.display().to_string(), diff: m.diff.clone() })
+        .collect();
+    if r.golden_mismatches > 0 {
+        r.exit_code = 1;
+    }
 }
 
 /// Run every named case on the host once more and compare its golden body with
