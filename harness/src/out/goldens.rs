@@ -14,7 +14,7 @@
 //! member of an allowed set, and a host value outside the model's answer is written as observed and shows
 //! up in the diff. Points the model does not know (after `Unsupported`) are written as observed.
 //!
-//! The golden crate's snapshot test and `madcheck run`'s golden check both use these functions, so they
+//! The golden snapshot test (`harness/tests/goldens.rs`) and `madcheck run`'s golden check both use these functions, so they
 //! agree on what a golden is.
 
 use crate::host::Worker;

@@ -17,7 +17,7 @@
 //! (or other file but `<profile>/facts.json`) exists that no current case produces; a deliberately wrong
 //! model (`Mutation::DontneedKeepsAnon`) fails the sim goldens with a readable diff.
 //!
-//! Bodies come from `harness::goldens` (see its module doc for the rule that makes host and sim bodies
+//! Bodies come from `harness::out::goldens` (see its module doc for the rule that makes host and sim bodies
 //! comparable). Snapshot name = case id, no module prefix, the scenario JSON in the header's `info`.
 //!
 //! This test has its own `main` (harness = false) because the host backend re-executes the running
@@ -45,7 +45,7 @@ fn corpus_dir() -> PathBuf {
     root().join("../cases/corpus")
 }
 fn snapshots() -> PathBuf {
-    root().join("snapshots")
+    root().join("../golden/snapshots")
 }
 fn blessing() -> bool {
     std::env::var_os("GOLDEN_BLESS").is_some_and(|v| v == "1")
@@ -153,12 +153,12 @@ fn no_unreferenced_snapshots() {
 }
 
 /// The insta settings shared by both sides: no module prefix, no suffix (the glob's file name would be
-/// one), the scenario in `info`, snapshots under `snapshots/<profile>/<side>`.
+/// one), the scenario in `info`, snapshots under `golden/snapshots/<profile>/<side>`.
 fn settings(profile: &str, side: &str, s: &cases::Scenario) -> insta::Settings {
     let mut st = insta::Settings::clone_current();
     st.set_prepend_module_to_snapshot(false);
     st.remove_snapshot_suffix();
-    st.set_snapshot_path(format!("../snapshots/{profile}/{side}"));
+    st.set_snapshot_path(format!("../../golden/snapshots/{profile}/{side}"));
     st.set_description(s.description.clone());
     st.set_omit_expression(true);
     let json = std::fs::read_to_string(match &s.provenance {
