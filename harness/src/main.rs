@@ -410,7 +410,7 @@ fn cmd_simulate(a: &RunArgs) -> i32 {
         Ok(m) => m,
         Err(e) => return bad_input(e),
     };
-    let exp = simulator::machine::simulate(&model, &ARENA, &scenario.program);
+    let exp = simulator::simulate(&model, &ARENA, &scenario.program);
     out(&format!("scenario {} ({}), model {}\n", scenario.id, scenario.description, model.profile));
     out(&render::render_expectations(&scenario.program, &exp));
     0

@@ -180,10 +180,10 @@ struct Rendered {
 }
 
 fn render(model: &KernelModel, w: &mut Worker, s: &cases::Scenario) -> Rendered {
-    let exp: Vec<(StepId, Expect)> = simulator::machine::simulate(model, &ARENA, &s.program);
+    let exp: Vec<(StepId, Expect)> = simulator::simulate(model, &ARENA, &s.program);
     let mut clean = model.clone();
     clean.mutations.clear();
-    let clean_exp = simulator::machine::simulate(&clean, &ARENA, &s.program);
+    let clean_exp = simulator::simulate(&clean, &ARENA, &s.program);
     if let (true, Some(Some(why))) = (s.program.uses_hugetlb(), HUGETLB_UNAVAILABLE.get()) {
         println!("goldens: host side of {} not checked: {why}", s.id);
         return Rendered { sim: goldens::render_sim(&s.program, &exp), host: None, unsupported: goldens::sim_is_unsupported(&exp) };
@@ -245,7 +245,7 @@ fn record_from_guest(dir: &Path, mutations: &[Mutation]) {
         let body = dir.join("host").join(format!("{id}.body"));
         let host = std::fs::read_to_string(&body)
             .unwrap_or_else(|e| panic!("{id}: the guest's golden {} is missing ({e}): the recording is incomplete", body.display()));
-        let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+        let exp = simulator::simulate(&model, &ARENA, &s.program);
         let sim = goldens::render_sim(&s.program, &exp);
         settings(&profile, "host", s).bind(|| insta::assert_snapshot!(id.clone(), host.clone()));
         settings(&profile, "sim", s).bind(|| insta::assert_snapshot!(id.clone(), sim.clone()));
@@ -309,12 +309,12 @@ fn recorded_profiles_agree(mutations: &[Mutation]) {
             insta::glob!("../../cases/corpus", "*.json", |path| {
                 let id = path.file_stem().unwrap().to_string_lossy().into_owned();
                 let s = &c[&id];
-                let sim = goldens::render_sim(&s.program, &simulator::machine::simulate(&model, &ARENA, &s.program));
+                let sim = goldens::render_sim(&s.program, &simulator::simulate(&model, &ARENA, &s.program));
                 settings(profile, "sim", s).bind(|| insta::assert_snapshot!(id.clone(), sim));
             });
         }
         for (id, s) in &c {
-            let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+            let exp = simulator::simulate(&model, &ARENA, &s.program);
             let sim = goldens::render_sim(&s.program, &exp);
             let (host, sim_golden) = (read("host", id).unwrap(), read("sim", id).unwrap());
             if !goldens::same_body(&sim_golden, &sim) {
@@ -407,7 +407,7 @@ fn mutation_fails_with_a_readable_diff() {
     model.mutations = vec![Mutation::DontneedKeepsAnon];
     let c = corpus();
     let s = &c["dontneed_private_anon_reads_zero"];
-    let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+    let exp = simulator::simulate(&model, &ARENA, &s.program);
     let now = goldens::render_sim(&s.program, &exp);
     let text = std::fs::read_to_string(dir.join("dontneed_private_anon_reads_zero.snap")).expect("recorded sim golden");
     let recorded = goldens::snap_body(&text).expect("an insta snapshot");

@@ -247,7 +247,7 @@ pub fn render_host_case(worker: &mut Worker, clean: &KernelModel, s: &Scenario, 
     for _ in 0..3 {
         match worker.run(&s.program, timeout) {
             Ok(r) if r.poisoned.is_none() && !r.timed_out => {
-                let exp = simulator::machine::simulate(clean, &simulator::program::ARENA, &s.program);
+                let exp = simulator::simulate(clean, &simulator::program::ARENA, &s.program);
                 return Ok(render_host(&s.program, &r.points, &exp));
             }
             Ok(r) => why = r.poisoned.unwrap_or_else(|| "the worker timed out".into()),

@@ -253,7 +253,7 @@ fn run_one(
         coverage: Vec::new(),
     };
     let simulate = || {
-        catch_unwind(AssertUnwindSafe(|| simulator::machine::simulate(model, &ARENA, prog)))
+        catch_unwind(AssertUnwindSafe(|| simulator::simulate(model, &ARENA, prog)))
             .map_err(|p| format!("the simulator panicked: {}", panic_message(p)))
     };
 
