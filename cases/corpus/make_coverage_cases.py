@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the coverage cases: named cases that reach, on purpose, the coverage cells random scenarios hit
-only by luck (harness/src/reach.rs, harness/tests/coverage.rs).
+only by luck (harness/src/coverage/reach/, harness/tests/coverage.rs).
 
 Run from the repository root: `python3 cases/corpus/make_coverage_cases.py` (not part of any build).
 Those cells are a start kind followed by a VMA that decides the outcome of the walk. One case per such

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the hugetlb coverage cases: named cases that reach, on purpose, the hugetlb cells of the coverage
-matrix (harness/src/reach.rs) that the generated hugetlb scenarios reach only by luck.
+matrix (harness/src/coverage/reach/) that the generated hugetlb scenarios reach only by luck.
 
 Run from the repository root: `python3 cases/corpus/make_hugetlb_coverage_cases.py` (not part of any build).
 The arena is two 2 MiB huge pages (1024 4K pages; other page sizes report these cases unsupported).

@@ -5,9 +5,10 @@
 //! infrastructure error, 2 bad usage or bad input.
 
 use harness::cli::{self, Command, RunArgs, UsageError};
-use harness::render;
-use harness::report::{self, ExpectedEntry, RunHeader};
-use harness::runner::{self, Job, Mode, Progress, RunConfig};
+use harness::out::render;
+use harness::run::report::{self, ExpectedEntry, RunHeader};
+use harness::run::judge;
+use harness::run::runner::{self, Job, Mode, Progress, RunConfig};
 use simulator::program::ARENA;
 use simulator::{KernelFacts, KernelModel};
 use std::io::Write;
@@ -137,7 +138,7 @@ fn build_model(a: &RunArgs, host: &KernelFacts) -> Result<KernelModel, String> {
 /// The host's kernel facts (with `--kernel-config FILE` when given), or the exit code after saying why
 /// they could not be detected: that is an infrastructure error (1), not bad input.
 fn detect_host(kernel_config: Option<&Path>) -> Result<KernelFacts, i32> {
-    harness::detect::detect_host_with(kernel_config).map_err(|e| {
+    harness::host::detect::detect_host_with(kernel_config).map_err(|e| {
         eprintln!("madcheck: infrastructure error: cannot detect the host kernel: {e}");
         1
     })
@@ -145,11 +146,11 @@ fn detect_host(kernel_config: Option<&Path>) -> Result<KernelFacts, i32> {
 
 /// Reserve the hugetlb pool for a run that uses the host; the guard restores `vm.nr_hugepages` when
 /// dropped. Where no pool can be had, the model is told why and hugetlb scenarios become unsupported.
-fn hugetlb_pool(model: &mut KernelModel) -> harness::hugepool::HugePool {
+fn hugetlb_pool(model: &mut KernelModel) -> harness::host::hugepool::HugePool {
     if model.hugetlb_pages == 0 {
-        return harness::hugepool::HugePool::default();
+        return harness::host::hugepool::HugePool::default();
     }
-    let (pool, why) = harness::hugepool::HugePool::prepare(harness::hugepool::WANT_UNRESERVED);
+    let (pool, why) = harness::host::hugepool::HugePool::prepare(harness::host::hugepool::WANT_UNRESERVED);
     if let Some(why) = why {
         eprintln!("madcheck: {why}; hugetlb scenarios are unsupported in this run");
         model.facts.hugetlb_unavailable = Some(why);
@@ -274,7 +275,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
     install_sigint();
     let mut printer = ProgressPrinter::new(a.quiet, "madcheck");
     let mut checkpoint_failed = false;
-    let mut checkpoint = |results: &[runner::ScenarioResult], elapsed: Duration| {
+    let mut checkpoint = |results: &[judge::ScenarioResult], elapsed: Duration| {
         if let Some(path) = &a.report {
             let r = report::build(&header, results, &expected, &[], elapsed, false, false);
             if let Err(e) = report::write_json(path, &r) {
@@ -298,15 +299,15 @@ fn cmd_run(a: &RunArgs) -> i32 {
     // Named cases are also checked against the host goldens recorded for this kernel profile.
     let named: Vec<&cases::Scenario> =
         jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario) } else { None }).collect();
-    let golden_root = a.goldens.clone().unwrap_or_else(harness::goldens::snapshot_root);
+    let golden_root = a.goldens.clone().unwrap_or_else(harness::out::goldens::snapshot_root);
     let goldens = match (out.interrupted, std::env::current_exe()) {
-        (false, Ok(exe)) => harness::goldens::check_host(&model, &named, &golden_root, &exe, cfg.timeout),
-        _ => harness::goldens::GoldenCheck::default(),
+        (false, Ok(exe)) => harness::out::goldens::check_host(&model, &named, &golden_root, &exe, cfg.timeout),
+        _ => harness::out::goldens::GoldenCheck::default(),
     };
-    report::add_goldens(&mut rep, &goldens);
+    harness::out::goldens::add_goldens(&mut rep, &goldens);
     if a.emit_goldens && !out.interrupted {
         let emitted = std::env::current_exe().map_err(|e| e.to_string()).and_then(|exe| {
-            harness::goldens::emit_host_goldens(&model, &named, &exe, cfg.timeout, &mut std::io::stdout().lock())
+            harness::out::goldens::emit_host_goldens(&model, &named, &exe, cfg.timeout, &mut std::io::stdout().lock())
         });
         match emitted {
             Ok(0) => {}
@@ -326,8 +327,8 @@ fn cmd_run(a: &RunArgs) -> i32 {
     const SHOWN: usize = 20;
     if a.ktap {
         // KTAP on stdout, the human summary after it as KTAP diagnostic lines.
-        let program_of = |r: &runner::ScenarioResult| jobs.get(r.ordinal).map(|j| j.scenario().program);
-        let _ = write!(stdout, "{}", harness::ktap::render(&rep, &out.results, &expected, &program_of));
+        let program_of = |r: &judge::ScenarioResult| jobs.get(r.ordinal).map(|j| j.scenario().program);
+        let _ = write!(stdout, "{}", harness::out::ktap::render(&rep, &out.results, &expected, &program_of));
         for l in render::render_summary(&rep, SHOWN).lines() {
             let _ = writeln!(stdout, "# {l}");
         }
@@ -345,9 +346,9 @@ fn cmd_run(a: &RunArgs) -> i32 {
         let _ = writeln!(stdout, "({} more divergent scenarios are listed in the report)\n", shown - SHOWN);
     }
     if !a.ktap {
-        let _ = write!(stdout, "{}", harness::goldens::render_check(&goldens, SHOWN));
+        let _ = write!(stdout, "{}", harness::out::goldens::render_check(&goldens, SHOWN));
     let _ = write!(stdout, "{}", render::render_summary(&rep, SHOWN));
-    let _ = write!(stdout, "{}", harness::goldens::render_check_summary(&goldens));
+    let _ = write!(stdout, "{}", harness::out::goldens::render_check_summary(&goldens));
     }
     let mut code = rep.exit_code;
     if let Some(path) = &a.coverage {
@@ -414,7 +415,7 @@ fn cmd_simulate(a: &RunArgs) -> i32 {
         Ok(m) => m,
         Err(e) => return bad_input(e),
     };
-    let exp = simulator::machine::simulate(&model, &ARENA, &scenario.program);
+    let exp = simulator::simulate(&model, &ARENA, &scenario.program);
     out(&format!("scenario {} ({}), model {}\n", scenario.id, scenario.description, model.profile));
     out(&render::render_expectations(&scenario.program, &exp));
     0
@@ -474,7 +475,7 @@ fn cmd_bench(a: &RunArgs) -> i32 {
         let out = runner::run(&model, &jobs, &cfg, &runner::spawn_worker, &mut |p| printer.show(p), &mut |_, _| {}, Duration::MAX);
         let steps: u64 = out.results.iter().map(|r| r.steps).sum();
         let errors = out.errors.len() as u64
-            + out.results.iter().filter(|r| matches!(r.outcome, runner::Outcome::InfraError(_))).count() as u64;
+            + out.results.iter().filter(|r| matches!(r.outcome, judge::Outcome::InfraError(_))).count() as u64;
         failed |= errors > 0 || out.not_run > 0;
         let secs = out.elapsed.as_secs_f64().max(1e-9);
         let n = out.results.len() as u64;

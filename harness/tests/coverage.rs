@@ -35,7 +35,7 @@ fn default_suite_reaches_every_reachable_cell_and_no_unreachable_one() {
     assert!(
         zero.is_empty(),
         "{} reachable cells are at zero (improve cases/src/generate.rs or add a named case, or classify the cell \
-         unreachable in harness/src/reach.rs with a reason):\n{}",
+         unreachable in harness/src/coverage/reach/ with a reason):\n{}",
         zero.len(),
         zero.join("\n")
     );

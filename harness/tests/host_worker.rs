@@ -218,7 +218,7 @@ fn bad_layout_is_an_infrastructure_error_and_the_worker_goes_on() {
 
 #[test]
 fn detect_host_facts() {
-    let f = harness::detect::detect_host().expect("detect");
+    let f = harness::host::detect::detect_host().expect("detect");
     assert_eq!(f.page_size, 4096);
     assert!(f.release.starts_with("6."), "{}", f.release);
     assert_eq!(f.arch, "x86_64");

@@ -14,11 +14,28 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn tmp(name: &str) -> PathBuf {
+/// A scratch directory, removed when the guard drops: on success, and on a failed assertion too (the
+/// panic unwinds through the test's locals).
+struct Tmp(PathBuf);
+
+impl std::ops::Deref for Tmp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp(name: &str) -> Tmp {
     let d = std::env::temp_dir().join(format!("madcheck-hunt-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Tmp(d)
 }
 
 fn corpus() -> PathBuf {
@@ -80,7 +97,8 @@ fn shrink_cuts_a_padded_case_to_the_difference() {
 #[test]
 fn shrink_of_an_agreeing_case_finds_nothing() {
     let case = corpus().join("dontneed_private_anon_reads_zero.json");
-    let o = madcheck(&["shrink", "--case", case.to_str().unwrap(), "--out", tmp("agree").to_str().unwrap()]);
+    let agree = tmp("agree");
+    let o = madcheck(&["shrink", "--case", case.to_str().unwrap(), "--out", agree.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("nothing to shrink"), "{}", text(&o));
 }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+mod fork;
+
 /// THP sysfs mode (`/sys/kernel/mm/transparent_hugepage/enabled`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

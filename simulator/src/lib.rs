@@ -21,13 +21,34 @@
 //! | a maps/smaps record | `observe::VmaObs` |
 //! | a pagemap entry | `observe::PageObs` |
 //! | kernel version and config | `kernel::KernelModel` |
+//!
+//! Where each rule lives, by the kernel file it models:
+//!
+//! | kernel | simulator |
+//! |---|---|
+//! | the state (`mm_struct`, VMAs, PTEs, page cache) | `machine` |
+//! | mm/madvise.c | `mm/madvise.rs` (front end, walk, per-advice) |
+//! | mm/vma.c, mm/rmap.c | `mm/vma.rs` (split, merge, flag changes), `mm/rmap.rs` (anon_vma) |
+//! | mm/mmap.c, mm/mprotect.c, mm/mlock.c, mm/mseal.c, mm/mremap.c | `mm/mmap.rs`, `mm/mprotect.rs`, `mm/mlock.rs`, `mm/mseal.rs`, `mm/mremap.rs` |
+//! | mm/memory.c | `mm/memory.rs` (faults, COW, zap, populate) |
+//! | mm/filemap.c, mm/readahead.c | `mm/filemap.rs`, `mm/readahead.rs` |
+//! | mm/truncate.c, mm/shmem.c hole punch | `mm/truncate.rs` |
+//! | mm/vmscan.c | `mm/vmscan.rs` (COLD, PAGEOUT) |
+//! | mm/huge_memory.c, mm/khugepaged.c, mm/ksm.c | `mm/huge_memory.rs`, `mm/khugepaged.rs`, `mm/ksm.rs` |
+//! | mm/hugetlb.c | `mm/hugetlb.rs` |
+//! | kernel/fork.c | `kernel/fork.rs` |
+//! | the syscall entry | `simulate` |
+//! | fs/proc/task_mmu.c (what an observation may show) | `observe/expect.rs` |
 
 pub mod content;
 pub mod kernel;
 pub mod machine;
+mod mm;
 pub mod observe;
 pub mod program;
+mod simulate;
 
 pub use kernel::{KernelFacts, KernelModel};
 pub use observe::{compare, Allowed, Expect, Observation, Verdict};
 pub use program::{Advice, AdviceArg, Program, Step, StepId};
+pub use simulate::simulate;

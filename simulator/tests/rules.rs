@@ -18,7 +18,7 @@ fn prog(json: &str) -> Program {
 
 /// (ret, layout, pages) of the last observation point.
 fn last(model: &KernelModel, p: &Program) -> (String, String, String) {
-    let out = simulator::machine::simulate(model, &ARENA, p);
+    let out = simulator::simulate(model, &ARENA, p);
     let (_, exp) = out.last().expect("no points");
     let a = match exp {
         Expect::Allowed(a) => a,
@@ -164,7 +164,7 @@ fn fork_child_view() {
                      {"op":"fork","child":[{"op":"read","page":2}]}]}"#,
     );
     let m = model("6.18");
-    let out = simulator::machine::simulate(&m, &ARENA, &p);
+    let out = simulator::simulate(&m, &ARENA, &p);
     let child0 = out.iter().find(|(id, _)| id.child == Some(0)).unwrap();
     let Expect::Allowed(a) = &child0.1 else { panic!() };
     // wf VMA [0,2) kept but empty; shmem [2,4) not copied; [4,5) dc missing; [5,6) copied (has anon_vma).
@@ -184,7 +184,7 @@ fn split_halves_do_not_remerge_after_fork() {
             "steps":[{"op":"write","page":0,"fill":1},{"op":"madvise","page":2,"len_pages":2,"advice":"RANDOM"},
                      {"op":"fork","child":[{"op":"madvise","page":2,"len_pages":2,"advice":"NORMAL"}]}]}"#,
     );
-    let out = simulator::machine::simulate(&model("6.18"), &ARENA, &p);
+    let out = simulator::simulate(&model("6.18"), &ARENA, &p);
     let child1 = out.iter().find(|(id, _)| id.child == Some(1)).unwrap();
     let Expect::Allowed(a) = &child1.1 else { panic!() };
     assert_eq!(a.vmas.len(), 2);
@@ -283,7 +283,7 @@ fn mremap_multi_vma_move_per_version(#[case] profile: &str, #[case] ret: &str, #
 /// `f` file page, else the fill byte as one hex digit of its low nibble).
 fn live_last(p: &str) -> String {
     let p = prog(p);
-    let out = simulator::machine::simulate(&model("6.18"), &ARENA, &p);
+    let out = simulator::simulate(&model("6.18"), &ARENA, &p);
     let (_, exp) = out.last().expect("no points");
     let a = match exp {
         Expect::Allowed(a) => a,
@@ -500,7 +500,7 @@ fn flagged_fault_in_a_fresh_table(#[case] advice: &str, #[case] pages: &str) {
 fn huge_last(profile: &str, json: &str) -> (String, String, (i64, i64)) {
     let m = model(profile);
     let p = prog(json);
-    let out = simulator::machine::simulate(&m, &ARENA, &p);
+    let out = simulator::simulate(&m, &ARENA, &p);
     let Some((_, Expect::Allowed(a))) = out.last() else { panic!("no supported point: {out:?}") };
     let ret = a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|");
     let layout = a.vmas.iter().map(|v| format!("[{},{}) {}", v.start, v.end, v.flags.join(" "))).collect::<Vec<_>>().join("; ");
@@ -565,7 +565,7 @@ fn hugetlb_needs_a_huge_page_that_fits_the_arena() {
     let m = KernelModel::from_facts(f);
     assert_eq!(m.hugetlb_pages, 0);
     let p = prog(&format!(r#"{{"arena_pages":1024,"maps":[{HP2}],"steps":[{{"op":"read","page":0}}]}}"#));
-    let out = simulator::machine::simulate(&m, &ARENA, &p);
+    let out = simulator::simulate(&m, &ARENA, &p);
     assert!(matches!(&out[0].1, Expect::Unsupported(w) if w.contains("does not fit")), "{out:?}");
 }
 

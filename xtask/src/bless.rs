@@ -28,7 +28,7 @@ use std::time::Duration;
 /// `recorded`: a guest's emitted goldens (`GOLDEN_RECORDED`), recorded for the guest's profile.
 fn golden_test(bless: bool, recorded: Option<&Path>, args: &[String]) -> Result<i32, String> {
     let mut c = crate::util::cargo();
-    c.args(["test", "--release", "-p", "golden", "--test", "goldens", "--"]).args(args);
+    c.args(["test", "--release", "-p", "harness", "--test", "goldens", "--"]).args(args);
     if bless {
         c.env("INSTA_UPDATE", "always").env("INSTA_FORCE_PASS", "1").env("GOLDEN_BLESS", "1");
         // Recording a whole profile writes hundreds of new snapshots; insta would print each in full.
@@ -61,7 +61,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--no-build" => build = false,
             "--recorded" => {
                 let d = PathBuf::from(flags.value(&f)?);
-                // The golden test runs in golden/; make the directory absolute.
+                // The golden test runs in harness/; make the directory absolute.
                 recorded_dir = Some(d.canonicalize().map_err(|e| format!("--recorded {}: {e}", d.display()))?);
             }
             _ => rest.push(f.raw.clone()),
@@ -120,6 +120,7 @@ fn record_guest(kernel: &str, arch: Option<String>, files: Option<String>, build
         emit_goldens: true,
         extra_args: Vec::new(),
         extra_files: Vec::new(),
+        append: Vec::new(),
     };
     let p = qemu::prepare(&spec)?;
     let o = qemu::boot(&p);
@@ -172,7 +173,7 @@ fn corpus_ids() -> Result<Vec<String>, String> {
     Ok(ids)
 }
 
-/// FNV-1a 64, as `harness::goldens::fnv1a64`.
+/// FNV-1a 64, as `harness::out::goldens::fnv1a64`.
 fn fnv1a64(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in data {
@@ -265,7 +266,7 @@ mod tests {
 
     #[test]
     fn emitted_blocks_decode_and_mangled_ones_are_refused() {
-        // "arena: 8 pages\n" as harness::goldens::emit_block writes it.
+        // "arena: 8 pages\n" as harness::out::goldens::emit_block writes it.
         let body = "arena: 8 pages\n";
         let good = format!(
             "noise\r\nMADCHECK-GOLDEN-FACTS {{\"a\":1}}\r\nMADCHECK-GOLDEN-BEGIN x\r\nMADCHECK-GOLDEN x YXJlbmE6IDggcGFnZXMK\r\n\

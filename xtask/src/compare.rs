@@ -80,6 +80,7 @@ pub fn observe(k: &Kernel, tag: &str, args: &[String], files: &[(String, Vec<u8>
         emit_goldens: false,
         extra_args: args.to_vec(),
         extra_files: files.to_vec(),
+        append: Vec::new(),
     };
     eprintln!("xtask: booting {} ({tag})", k.label());
     let p = qemu::prepare(&spec)?;

@@ -8,6 +8,7 @@ mod args;
 mod bench;
 mod bless;
 mod compare;
+mod debian;
 mod matrix;
 mod qemu;
 mod repro;
@@ -23,6 +24,7 @@ const COMMANDS: &[(&str, &str, Entry)] = &[
     ("bench", "build madcheck (release) and run `madcheck bench ARGS...`", bench::main),
     ("test", "run the test suite: cargo test --workspace --release, INSTA_UPDATE=no", test::main),
     ("qemu", "boot a Debian kernel (or an image) under qemu with madcheck as /init; see docs/qemu.md", qemu::main),
+    ("kernels", "list the Debian kernel packages of a series (private apt lists under target/apt/); --series 6.16..newest --arch A", debian::main),
     ("matrix", "host + five Debian kernels under qemu, one table (target/matrix.json)", matrix::main),
     ("compare", "the same scenarios on two kernels (host or Debian under qemu), compared point by point", compare::main),
     ("repro", "write the standalone C reproducer of a case (madcheck repro; --run compiles and runs it)", repro::main),

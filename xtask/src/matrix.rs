@@ -294,6 +294,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             emit_goldens: false,
             extra_args: Vec::new(),
             extra_files: Vec::new(),
+            append: Vec::new(),
         };
         eprintln!("xtask matrix: preparing {arch} {k}");
         match qemu::prepare(&spec) {

@@ -50,6 +50,8 @@ pub struct Spec {
     /// Files packed into the initramfs as `/madcheck/extra/<name>` (a case, a model's facts, a
     /// reproducer binary), for `compare` and `bisect`.
     pub extra_files: Vec<(String, Vec<u8>)>,
+    /// `--append`: more kernel parameters, after madcheck's own.
+    pub append: Vec<String>,
 }
 
 /// A kernel ready to boot: everything on disk.
@@ -102,6 +104,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         emit_goldens: false,
         extra_args: Vec::new(),
         extra_files: Vec::new(),
+        append: Vec::new(),
     };
     let mut generate_given = false;
     let mut flags = crate::args::Flags::new(args);
@@ -135,6 +138,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--config" => spec.config = Some(PathBuf::from(value()?)),
             "--memory" => spec.memory_mib = num(value()?)? as u32,
             "--timeout" => spec.timeout = Duration::from_secs(num(value()?)?),
+            "--append" => spec.append.extend(value()?.split_whitespace().map(String::from)),
             _ => return Err(format!("unknown argument {:?}\n{}", f.raw, usage())),
         }
     }
@@ -212,233 +216,28 @@ fn have(cmd: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn apt() -> Command {
-    let mut c = Command::new("apt-get");
-    c.env("DEBIAN_FRONTEND", "noninteractive").args(["-o", "DPkg::Lock::Timeout=600", "-q"]);
-    c
-}
-
-/// qemu from bookworm-backports (the image's preinstalled backports qemu-utils breaks bookworm's qemu),
-/// plus the decompressors and mkfs the image preparation uses.
+/// qemu from the host release's backports (the image's preinstalled backports qemu-utils breaks bookworm's
+/// qemu), plus the decompressors and mkfs the image preparation uses; through the private apt
+/// configuration of [`crate::debian::install`], never the system's sources.
 pub fn ensure_tools(arch: &str) -> Result<(), String> {
     let qemu = if arch == "aarch64" { "qemu-system-aarch64" } else { "qemu-system-x86_64" };
-    let mut pkgs = Vec::new();
+    let mut qemu_pkgs = Vec::new();
     if !have(qemu) || (arch == "x86_64" && !Path::new("/usr/share/qemu/qboot.rom").exists()) {
-        pkgs.extend(["qemu-system-x86", "qemu-system-arm"]);
+        qemu_pkgs.extend(["qemu-system-x86", "qemu-system-arm"]);
     }
+    let mut pkgs = Vec::new();
     for (tool, pkg) in [("xz", "xz-utils"), ("zstd", "zstd"), ("mkfs.ext4", "e2fsprogs"), ("depmod", "kmod"), ("dpkg-deb", "dpkg")] {
         if !have(tool) && !Path::new("/usr/sbin").join(tool).exists() && !Path::new("/sbin").join(tool).exists() {
             pkgs.push(pkg);
         }
     }
-    if pkgs.is_empty() {
-        return Ok(());
+    if !pkgs.is_empty() {
+        crate::debian::install(&pkgs, false)?;
     }
-    eprintln!("xtask qemu: installing {}", pkgs.join(" "));
-    let backports = Path::new("/etc/apt/sources.list.d/bookworm-backports.sources");
-    let deb_sources = Path::new("/etc/apt/sources.list.d/debian.sources");
-    if pkgs.iter().any(|p| p.starts_with("qemu")) && !backports.exists() && deb_sources.exists() {
-        // Same mirror as the machine's own Debian source, other suite.
-        let src = std::fs::read_to_string(deb_sources).map_err(|e| format!("read {}: {e}", deb_sources.display()))?;
-        let mut text = String::new();
-        for l in src.lines() {
-            if l.starts_with("Types:") {
-                text += &format!("{l}\n");
-            }
-            if l.starts_with("URIs:") {
-                text += &format!("{l}\n");
-                break;
-            }
-        }
-        text += "Suites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
-        std::fs::write(backports, text).map_err(|e| format!("write {}: {e}", backports.display()))?;
+    if !qemu_pkgs.is_empty() {
+        crate::debian::install(&qemu_pkgs, true)?;
     }
-    let mut c = apt();
-    c.arg("update");
-    run_ok(c)?;
-    let mut c = apt();
-    c.args(["install", "-y", "--no-install-recommends"]);
-    if pkgs.iter().any(|p| p.starts_with("qemu")) && backports.exists() {
-        c.args(["-t", "bookworm-backports"]);
-    }
-    c.args(&pkgs);
-    run_ok(c)
-}
-
-/// Natural order for version strings: digit runs compare as numbers.
-pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn chunks(s: &str) -> Vec<(bool, String)> {
-        let mut v: Vec<(bool, String)> = Vec::new();
-        for c in s.chars() {
-            let d = c.is_ascii_digit();
-            match v.last_mut() {
-                Some((ld, t)) if *ld == d => t.push(c),
-                _ => v.push((d, c.to_string())),
-            }
-        }
-        v
-    }
-    let (ca, cb) = (chunks(a), chunks(b));
-    for (x, y) in ca.iter().zip(cb.iter()) {
-        let o = if x.0 && y.0 {
-            let (xa, ya) = (x.1.trim_start_matches('0'), y.1.trim_start_matches('0'));
-            xa.len().cmp(&ya.len()).then_with(|| xa.cmp(ya))
-        } else {
-            x.1.cmp(&y.1)
-        };
-        if o != std::cmp::Ordering::Equal {
-            return o;
-        }
-    }
-    ca.len().cmp(&cb.len())
-}
-
-/// An alias (`6.1`, `6.12`, `6.12-16k`) or a package name → (package name, arch).
-pub fn resolve_package(kernel: &str, arch: Option<&str>) -> Result<(String, String), String> {
-    let (pattern, arch) = match kernel {
-        "6.1" | "6.12" | "6.12-16k" => {
-            let arch = if kernel == "6.12-16k" {
-                if arch.is_some_and(|a| a != "aarch64") {
-                    return Err("6.12-16k is an arm64 kernel; use --arch aarch64 or no --arch".into());
-                }
-                "aarch64"
-            } else {
-                arch.unwrap_or("x86_64")
-            };
-            let (debarch, flavour) = match (arch, kernel) {
-                ("aarch64", "6.12-16k") => ("arm64", "arm64-16k"),
-                ("aarch64", _) => ("arm64", "arm64"),
-                _ => ("amd64", "amd64"),
-            };
-            let p = if kernel == "6.1" {
-                format!("^linux-image-6\\.1\\.0-[0-9]+-{flavour}-unsigned$")
-            } else {
-                format!("^linux-image-6\\.12\\.[0-9]+\\+deb12-{flavour}-unsigned$")
-            };
-            if debarch == "arm64" {
-                ensure_foreign_arm64()?;
-            }
-            (p, arch.to_string())
-        }
-        name if name.starts_with("linux-image-") => {
-            let arch = if name.contains("-arm64") { "aarch64" } else { "x86_64" };
-            if arch == "aarch64" {
-                ensure_foreign_arm64()?;
-            }
-            return Ok((name.to_string(), arch.to_string()));
-        }
-        other => return Err(format!("--kernel {other:?}: not a file, an alias (6.1, 6.12, 6.12-16k) or a linux-image-* package")),
-    };
-    let mut c = Command::new("apt-cache");
-    c.args(["search", "--names-only", &pattern]);
-    let mut names: Vec<String> =
-        output(c)?.lines().filter_map(|l| l.split(" - ").next()).map(|s| s.trim().to_string()).collect();
-    names.sort_by(|a, b| version_cmp(b, a));
-    // `apt-cache search` lists names whose .debs are gone; take the newest one that has a candidate.
-    for n in &names {
-        let q = if arch == "aarch64" { format!("{n}:arm64") } else { n.clone() };
-        let mut c = Command::new("apt-cache");
-        c.args(["policy", &q]);
-        let pol = output(c)?;
-        if pol.lines().any(|l| l.trim().starts_with("Candidate:") && !l.contains("(none)")) {
-            return Ok((n.clone(), arch));
-        }
-    }
-    Err(format!("no installable package matches {pattern} (run apt-get update?)"))
-}
-
-fn ensure_foreign_arm64() -> Result<(), String> {
-    let mut c = Command::new("dpkg");
-    c.arg("--print-foreign-architectures");
-    if output(c)?.lines().any(|l| l.trim() == "arm64") {
-        return Ok(());
-    }
-    eprintln!("xtask qemu: dpkg --add-architecture arm64 && apt-get update");
-    let mut c = Command::new("dpkg");
-    c.args(["--add-architecture", "arm64"]);
-    run_ok(c)?;
-    let mut c = apt();
-    c.arg("update");
-    run_ok(c)
-}
-
-/// `apt-get download` into target/qemu/debs (kept: the package name carries the ABI and version).
-fn download(pkg: &str, arch: &str) -> Result<PathBuf, String> {
-    let dir = qemu_dir().join("debs");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let find = || -> Option<PathBuf> {
-        std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb"))
-        })
-    };
-    if let Some(p) = find() {
-        return Ok(p);
-    }
-    eprintln!("xtask qemu: apt-get download {pkg}");
-    let mut c = apt();
-    c.current_dir(&dir).arg("download").arg(if arch == "aarch64" { format!("{pkg}:arm64") } else { pkg.to_string() });
-    run_ok(c)?;
-    find().ok_or_else(|| format!("apt-get download {pkg} left no .deb in {}", dir.display()))
-}
-
-/// Extract /boot and the module index from the package (once), then the named module files.
-fn extract(deb: &Path) -> Result<PathBuf, String> {
-    let stem = deb.file_stem().and_then(|s| s.to_str()).unwrap_or("kernel").to_string();
-    let root = qemu_dir().join("kernels").join(&stem);
-    let stamp = root.join(".extracted");
-    if stamp.exists() {
-        return Ok(root);
-    }
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
-    eprintln!("xtask qemu: extracting {}", deb.display());
-    // dpkg-deb --fsys-tarfile | tar -x: /boot, and every module of fs/, block/, lib/ and crypto/ (what ext4
-    // and loop can depend on), plus the built-in list. The package has no modules.dep (its postinst runs
-    // depmod), so depmod builds one for the extracted subset.
-    let sh = format!(
-        "dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' --wildcards './boot/*' '*/modules.builtin' '*/modules.order' \
-         '*/kernel/fs/*' '*/kernel/drivers/block/*' '*/kernel/lib/*' '*/kernel/crypto/*' '*/kernel/arch/*'",
-        deb.display(),
-        root.display()
-    );
-    let mut c = Command::new("sh");
-    c.args(["-c", &sh]);
-    run_ok(c)?;
-    let md = find_subdir(&root, "modules.builtin").ok_or("the package has no lib/modules/<version>/modules.builtin")?;
-    let version = md.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-    // depmod -b wants <base>/lib/modules/<version>; the package may use /lib or /usr/lib.
-    let base = md.parent().and_then(Path::parent).and_then(Path::parent).ok_or("odd module directory")?;
-    let depmod = if have("depmod") { "depmod" } else { "/sbin/depmod" };
-    let mut c = Command::new(depmod);
-    c.arg("-b").arg(base).arg(&version);
-    run_ok(c)?;
-    std::fs::write(&stamp, b"").map_err(|e| format!("write {}: {e}", stamp.display()))?;
-    Ok(root)
-}
-
-fn find_file(dir: &Path, prefix: &str) -> Option<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
-        .collect();
-    v.sort();
-    v.pop()
-}
-
-fn find_subdir(dir: &Path, file: &str) -> Option<PathBuf> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            if p.join(file).exists() {
-                return Some(p);
-            }
-            if let Some(q) = find_subdir(&p, file) {
-                return Some(q);
-            }
-        }
-    }
-    None
+    Ok(())
 }
 
 /// The uncompressed ELF vmlinux inside an x86 bzImage (what scripts/extract-vmlinux does): find a
@@ -575,6 +374,16 @@ fn sparse_ext4(out: &Path, size_mib: u64) -> Result<(), String> {
     std::fs::write(out, s).map_err(|e| format!("write {}: {e}", out.display()))
 }
 
+/// The Rust/uname architecture of a Debian one.
+pub fn rust_arch(deb_arch: &str) -> Result<String, String> {
+    Ok(match deb_arch {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64 and aarch64")),
+    }
+    .to_string())
+}
+
 pub fn rust_target(arch: &str) -> String {
     format!("{arch}-unknown-linux-musl")
 }
@@ -624,10 +433,6 @@ pub fn build_static(arch: &str) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-fn short_label(pkg_or_path: &str) -> String {
-    pkg_or_path.trim_start_matches("linux-image-").trim_end_matches("-unsigned").to_string()
-}
-
 /// Download, extract, build and pack everything for one kernel. Not thread-safe with itself (apt, cargo):
 /// the matrix prepares kernels one after the other and boots them in parallel.
 pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
@@ -640,13 +445,12 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
         let label = path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel").to_string();
         (label, arch, path.to_path_buf(), spec.config.clone(), None)
     } else {
-        let (pkg, arch) = resolve_package(&spec.kernel, spec.arch.as_deref())?;
+        let k = crate::debian::resolve(&spec.kernel, spec.arch.as_deref())?;
+        let arch = rust_arch(&k.arch)?;
         ensure_tools(&arch)?;
-        let deb = download(&pkg, &arch)?;
-        let root = extract(&deb)?;
-        let boot = root.join("boot");
-        let vmlinuz = find_file(&boot, "vmlinuz-").ok_or(format!("no vmlinuz in {}", boot.display()))?;
-        let config = find_file(&boot, "config-");
+        eprintln!("xtask qemu: {} {} ({}, {})", k.name, k.version, k.suite, k.arch);
+        let b = crate::debian::bootable(&k)?;
+        let (root, vmlinuz, config) = (b.root.clone(), b.vmlinuz.clone(), b.config.clone());
         let mut image = vmlinuz.clone();
         if arch == "x86_64" {
             // PVH entry: qboot boots the ELF vmlinux directly and skips the TCG-emulated decompression.
@@ -660,8 +464,7 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
                 image = vmlinux;
             }
         }
-        let moddir = find_subdir(&root, "modules.builtin");
-        (short_label(&pkg), arch, image, spec.config.clone().or(config), moddir)
+        (b.uname, arch, image, spec.config.clone().or(config), b.moddir)
     };
     ensure_tools(&arch)?;
     let bin = if spec.build {
@@ -868,6 +671,7 @@ pub fn qemu_command(p: &Prepared) -> Command {
         append.insert(0, "console=ttyAMA0".into());
         append.push("madcheck.exit=semihost".into());
     }
+    append.extend(s.append.iter().cloned());
     c.args(["-m", &s.memory_mib.to_string(), "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]);
     c.arg("-kernel").arg(&p.image).arg("-initrd").arg(&p.initrd).arg("-append").arg(append.join(" "));
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -1019,14 +823,6 @@ extern "C" {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_sort_naturally() {
-        let mut v = vec!["linux-image-6.1.0-9-amd64", "linux-image-6.1.0-56-amd64", "linux-image-6.1.0-47-amd64"];
-        v.sort_by(|a, b| version_cmp(a, b));
-        assert_eq!(v, ["linux-image-6.1.0-9-amd64", "linux-image-6.1.0-47-amd64", "linux-image-6.1.0-56-amd64"]);
-        assert_eq!(version_cmp("6.12.117+deb12", "6.12.95+deb12"), std::cmp::Ordering::Greater);
-    }
 
     #[test]
     fn module_closure_orders_dependencies_first() {

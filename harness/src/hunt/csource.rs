@@ -282,7 +282,7 @@ pub fn generate(r: &Repro) -> String {
     }
     for (i, s) in p.steps.iter().enumerate() {
         let here = pi_of(StepId { step: i as u32, child: None });
-        let _ = writeln!(c, "  /* {} */", lit(&crate::render::render_point(p, StepId { step: i as u32, child: None })));
+        let _ = writeln!(c, "  /* {} */", lit(&crate::run::call::render_point(p, StepId { step: i as u32, child: None })));
         match s {
             Step::Fork { child } => {
                 let _ = writeln!(c, "  k = fork_begin({});", pi_of(StepId { step: i as u32, child: Some(0) }));

@@ -36,7 +36,7 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .ok_or("no parsable CapEff line in /proc/self/status")?;
     let cap_sys_admin = cap_eff & (1 << 21) != 0;
-    let pfn_visible = crate::observe_host::probe_zero_pfn(page_size as usize)?.is_some();
+    let pfn_visible = crate::host::observe::probe_zero_pfn(page_size as usize)?.is_some();
     let guard_vma_flag = probe_guard_flag(page_size)?;
     let mmc = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .map_err(|e| format!("read /proc/sys/vm/max_map_count: {e}"))?;

@@ -1,13 +1,9 @@
-//! The host backend: long-lived, single-threaded worker processes that run scenarios on the real kernel.
+//! The worker pool side of the host backend: `Worker`, a handle on one `madcheck worker` process that
+//! submits framed programs and collects their observations as a `HostRun`.
 //!
-//! Public interface (fixed; the implementation lives in `worker.rs` / `observe_host.rs`):
-//! - `Worker::spawn(exe, cpu)` starts `exe worker` (never fork without exec: the runner is
-//!   multi-threaded), optionally pinned to a CPU.
-//! - `Worker::submit(&Program)` sends one framed scenario without waiting, so the caller can run the
-//!   simulator meanwhile; `Worker::collect(&Program, timeout) -> Result<HostRun, String>` then gathers
-//!   its observations (`Err` only for infrastructure failure). `Worker::run` = submit + collect.
-//!   A worker that died or hung is replaced transparently (from a pre-started spare once one died).
-//! - `worker_main()` is what `madcheck worker` calls: it serves scenarios from stdin until EOF.
+//! Invariant: a `Worker` stays usable whatever its process does: a process that died or hung is
+//! replaced transparently (from a pre-started spare once one died), and a program that could damage the
+//! worker itself is refused before it is sent (`check_program`).
 
 use simulator::observe::Observation;
 use simulator::program::StepId;
@@ -25,13 +21,8 @@ pub struct HostRun {
     pub timed_out: bool,
 }
 
-
-pub use crate::worker::worker_main;
-
-/// Raw syscall wrappers and the frame codec (declared here because lib.rs lists only the public modules).
-#[path = "sys.rs"]
-pub(crate) mod sys;
-use crate::worker::{temp_dir_for, Frame, CPU_ENV};
+use crate::host::sys;
+use crate::host::worker::{temp_dir_for, Frame, CPU_ENV};
 use simulator::observe::{Ret, Signal};
 use simulator::program::{Program, Step, ARENA};
 use std::io::Write;

@@ -14,11 +14,13 @@
 //! member of an allowed set, and a host value outside the model's answer is written as observed and shows
 //! up in the diff. Points the model does not know (after `Unsupported`) are written as observed.
 //!
-//! The golden crate's snapshot test and `madcheck run`'s golden check both use these functions, so they
+//! The golden snapshot test (`harness/tests/goldens.rs`) and `madcheck run`'s golden check both use these functions, so they
 //! agree on what a golden is.
 
 use crate::host::Worker;
-use crate::render;
+use crate::out::render;
+use crate::run::call;
+use crate::run::report::{GoldenMismatchEntry, Report};
 use cases::Scenario;
 use simulator::observe::{Allowed, Count, Expect, Observation, Ret, VmaAllowed};
 use simulator::program::{Program, StepId};
@@ -89,7 +91,7 @@ fn ret_line(rets: &[Ret]) -> String {
 }
 
 fn point(out: &mut String, prog: &Program, id: StepId, a: &Allowed) {
-    let _ = writeln!(out, "{}", render::render_point(prog, id));
+    let _ = writeln!(out, "{}", call::render_point(prog, id));
     out.push_str(&ret_line(&a.ret));
     if a.vmas.is_empty() && a.pages.is_empty() {
         // A fatal signal: the process is gone.
@@ -109,7 +111,7 @@ fn layout(out: &mut String, prog: &Program) {
         let _ = writeln!(out, "file {i}: {:?}, {} pages", f.kind, f.pages);
     }
     for (i, m) in prog.maps.iter().enumerate() {
-        let _ = writeln!(out, "map {i}: {}", render::render_map(m));
+        let _ = writeln!(out, "map {i}: {}", call::render_map(m));
     }
     out.push('\n');
 }
@@ -122,7 +124,7 @@ pub fn render_sim(prog: &Program, exp: &[(StepId, Expect)]) -> String {
         match e {
             Expect::Allowed(a) => point(&mut out, prog, *id, a),
             Expect::Unsupported(why) => {
-                let _ = writeln!(out, "{}", render::render_point(prog, *id));
+                let _ = writeln!(out, "{}", call::render_point(prog, *id));
                 let _ = writeln!(out, "  UNSUPPORTED by the model: {why}");
                 let _ = writeln!(out, "  (the model says nothing from here on; the host golden has the rest)");
                 break;
@@ -158,7 +160,7 @@ pub fn not_run_body(model: &KernelModel, prog: &Program) -> Option<String> {
     if !prog.uses_hugetlb() {
         return None;
     }
-    let (why, _) = crate::runner::hugetlb_refusal(model, prog)?;
+    let (why, _) = crate::run::judge::hugetlb_refusal(model, prog)?;
     let mut out = String::new();
     layout(&mut out, prog);
     let _ = writeln!(out, "NOT RUN on this kernel: {why}");
@@ -245,7 +247,7 @@ pub fn render_host_case(worker: &mut Worker, clean: &KernelModel, s: &Scenario, 
     for _ in 0..3 {
         match worker.run(&s.program, timeout) {
             Ok(r) if r.poisoned.is_none() && !r.timed_out => {
-                let exp = simulator::machine::simulate(clean, &simulator::program::ARENA, &s.program);
+                let exp = simulator::simulate(clean, &simulator::program::ARENA, &s.program);
                 return Ok(render_host(&s.program, &r.points, &exp));
             }
             Ok(r) => why = r.poisoned.unwrap_or_else(|| "the worker timed out".into()),
@@ -347,6 +349,21 @@ pub struct GoldenCheck {
     pub mismatches: Vec<GoldenMismatch>,
     /// Host runs that could not be used (worker failure, reclaim by someone else): not compared.
     pub skipped: Vec<(String, String)>,
+}
+
+/// Fold the host-golden check into the report: a mismatch makes the run fail.
+pub fn add_goldens(r: &mut Report, c: &GoldenCheck) {
+    r.golden_checked = c.checked;
+    r.golden_missing = c.missing.len() as u64;
+    r.golden_mismatches = c.mismatches.len() as u64;
+    r.golden_mismatch_cases = c
+        .mismatches
+        .iter()
+        .map(|m| GoldenMismatchEntry { scenario: m.case.clone(), golden: m.golden.display().to_string(), diff: m.diff.clone() })
+        .collect();
+    if r.golden_mismatches > 0 {
+        r.exit_code = 1;
+    }
 }
 
 /// Run every named case on the host once more and compare its golden body with

@@ -99,7 +99,7 @@ pub struct Observer {
     page_buf: Vec<u8>,
     pub classifier: Classifier,
     /// The hugetlb pool counters at the start of the current scenario, for programs that use hugetlb.
-    pub huge_base: Option<crate::hugepool::Counters>,
+    pub huge_base: Option<crate::host::hugepool::Counters>,
 }
 
 fn open_proc_fds() -> Result<(Fd, Fd), String> {
@@ -141,7 +141,7 @@ impl Observer {
         let vmas = self.read_smaps(lo, hi, files)?;
         let pages = self.read_pages(arena_pages, &vmas)?;
         let hugetlb = match self.huge_base {
-            Some(base) => Some(crate::hugepool::Counters::read()?.since(base)),
+            Some(base) => Some(crate::host::hugepool::Counters::read()?.since(base)),
             None => None,
         };
         Ok(Observation { ret, vmas, pages, hugetlb })

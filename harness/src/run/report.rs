@@ -7,7 +7,7 @@
 //! of its point is covered by an entry, and an entry that matches nothing in a run that included its
 //! scenario is stale and fails the run.
 
-use crate::runner::{Divergence, Outcome, ScenarioResult};
+use crate::run::judge::{Divergence, Outcome, ScenarioResult};
 use serde::{Deserialize, Serialize};
 use simulator::KernelModel;
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,7 +140,7 @@ pub struct Report {
     pub model: KernelModel,
     /// Named cases whose host behaviour differs from the recorded host golden of this profile
     /// (`golden/snapshots/<profile>/host/`): this kernel behaves differently from the recorded one.
-    /// Set by `add_goldens`; any mismatch fails the run.
+    /// Set by `out::goldens::add_goldens`; any mismatch fails the run.
     #[serde(default)]
     pub golden_mismatches: u64,
     /// Named cases with no host golden for this profile (not a failure).
@@ -159,21 +159,6 @@ pub struct GoldenMismatchEntry {
     pub golden: String,
     /// Line diff, `-` recorded and `+` this kernel.
     pub diff: String,
-}
-
-/// Fold the host-golden check into the report: a mismatch makes the run fail.
-pub fn add_goldens(r: &mut Report, c: &crate::goldens::GoldenCheck) {
-    r.golden_checked = c.checked;
-    r.golden_missing = c.missing.len() as u64;
-    r.golden_mismatches = c.mismatches.len() as u64;
-    r.golden_mismatch_cases = c
-        .mismatches
-        .iter()
-        .map(|m| GoldenMismatchEntry { scenario: m.case.clone(), golden: m.golden.display().to_string(), diff: m.diff.clone() })
-        .collect();
-    if r.golden_mismatches > 0 {
-        r.exit_code = 1;
-    }
 }
 
 /// How one scenario's outcome is classified against the expected entries.

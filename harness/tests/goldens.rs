@@ -17,14 +17,14 @@
 //! (or other file but `<profile>/facts.json`) exists that no current case produces; a deliberately wrong
 //! model (`Mutation::DontneedKeepsAnon`) fails the sim goldens with a readable diff.
 //!
-//! Bodies come from `harness::goldens` (see its module doc for the rule that makes host and sim bodies
+//! Bodies come from `harness::out::goldens` (see its module doc for the rule that makes host and sim bodies
 //! comparable). Snapshot name = case id, no module prefix, the scenario JSON in the header's `info`.
 //!
 //! This test has its own `main` (harness = false) because the host backend re-executes the running
 //! binary as `<binary> worker`. CI runs it with `INSTA_UPDATE=no`; `cargo xtask bless` runs it with
 //! `INSTA_UPDATE=always INSTA_FORCE_PASS=1 GOLDEN_BLESS=1`, which also deletes unreferenced snapshots.
 
-use harness::goldens::{self, BLESS_COMMAND};
+use harness::out::goldens::{self, BLESS_COMMAND};
 use harness::host::Worker;
 use simulator::kernel::Mutation;
 use simulator::observe::Expect;
@@ -45,7 +45,7 @@ fn corpus_dir() -> PathBuf {
     root().join("../cases/corpus")
 }
 fn snapshots() -> PathBuf {
-    root().join("snapshots")
+    root().join("../golden/snapshots")
 }
 fn blessing() -> bool {
     std::env::var_os("GOLDEN_BLESS").is_some_and(|v| v == "1")
@@ -57,7 +57,7 @@ static HUGETLB_UNAVAILABLE: std::sync::OnceLock<Option<String>> = std::sync::Onc
 /// The host's model. Whether this test process got the hugetlb pool is not part of it (the model is
 /// pure); `render` skips the host side of hugetlb cases when it did not.
 fn model() -> KernelModel {
-    let facts = harness::detect::detect_host().expect("detect the host kernel");
+    let facts = harness::host::detect::detect_host().expect("detect the host kernel");
     KernelModel::from_facts(facts)
 }
 
@@ -153,12 +153,12 @@ fn no_unreferenced_snapshots() {
 }
 
 /// The insta settings shared by both sides: no module prefix, no suffix (the glob's file name would be
-/// one), the scenario in `info`, snapshots under `snapshots/<profile>/<side>`.
+/// one), the scenario in `info`, snapshots under `golden/snapshots/<profile>/<side>`.
 fn settings(profile: &str, side: &str, s: &cases::Scenario) -> insta::Settings {
     let mut st = insta::Settings::clone_current();
     st.set_prepend_module_to_snapshot(false);
     st.remove_snapshot_suffix();
-    st.set_snapshot_path(format!("../snapshots/{profile}/{side}"));
+    st.set_snapshot_path(format!("../../golden/snapshots/{profile}/{side}"));
     st.set_description(s.description.clone());
     st.set_omit_expression(true);
     let json = std::fs::read_to_string(match &s.provenance {
@@ -180,10 +180,10 @@ struct Rendered {
 }
 
 fn render(model: &KernelModel, w: &mut Worker, s: &cases::Scenario) -> Rendered {
-    let exp: Vec<(StepId, Expect)> = simulator::machine::simulate(model, &ARENA, &s.program);
+    let exp: Vec<(StepId, Expect)> = simulator::simulate(model, &ARENA, &s.program);
     let mut clean = model.clone();
     clean.mutations.clear();
-    let clean_exp = simulator::machine::simulate(&clean, &ARENA, &s.program);
+    let clean_exp = simulator::simulate(&clean, &ARENA, &s.program);
     if let (true, Some(Some(why))) = (s.program.uses_hugetlb(), HUGETLB_UNAVAILABLE.get()) {
         println!("goldens: host side of {} not checked: {why}", s.id);
         return Rendered { sim: goldens::render_sim(&s.program, &exp), host: None, unsupported: goldens::sim_is_unsupported(&exp) };
@@ -245,7 +245,7 @@ fn record_from_guest(dir: &Path, mutations: &[Mutation]) {
         let body = dir.join("host").join(format!("{id}.body"));
         let host = std::fs::read_to_string(&body)
             .unwrap_or_else(|e| panic!("{id}: the guest's golden {} is missing ({e}): the recording is incomplete", body.display()));
-        let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+        let exp = simulator::simulate(&model, &ARENA, &s.program);
         let sim = goldens::render_sim(&s.program, &exp);
         settings(&profile, "host", s).bind(|| insta::assert_snapshot!(id.clone(), host.clone()));
         settings(&profile, "sim", s).bind(|| insta::assert_snapshot!(id.clone(), sim.clone()));
@@ -309,12 +309,12 @@ fn recorded_profiles_agree(mutations: &[Mutation]) {
             insta::glob!("../../cases/corpus", "*.json", |path| {
                 let id = path.file_stem().unwrap().to_string_lossy().into_owned();
                 let s = &c[&id];
-                let sim = goldens::render_sim(&s.program, &simulator::machine::simulate(&model, &ARENA, &s.program));
+                let sim = goldens::render_sim(&s.program, &simulator::simulate(&model, &ARENA, &s.program));
                 settings(profile, "sim", s).bind(|| insta::assert_snapshot!(id.clone(), sim));
             });
         }
         for (id, s) in &c {
-            let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+            let exp = simulator::simulate(&model, &ARENA, &s.program);
             let sim = goldens::render_sim(&s.program, &exp);
             let (host, sim_golden) = (read("host", id).unwrap(), read("sim", id).unwrap());
             if !goldens::same_body(&sim_golden, &sim) {
@@ -407,7 +407,7 @@ fn mutation_fails_with_a_readable_diff() {
     model.mutations = vec![Mutation::DontneedKeepsAnon];
     let c = corpus();
     let s = &c["dontneed_private_anon_reads_zero"];
-    let exp = simulator::machine::simulate(&model, &ARENA, &s.program);
+    let exp = simulator::simulate(&model, &ARENA, &s.program);
     let now = goldens::render_sim(&s.program, &exp);
     let text = std::fs::read_to_string(dir.join("dontneed_private_anon_reads_zero.snap")).expect("recorded sim golden");
     let recorded = goldens::snap_body(&text).expect("an insta snapshot");
@@ -431,7 +431,7 @@ fn main() {
         .unwrap_or_default();
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     // The hugetlb cases need a few free huge pages; the guard puts vm.nr_hugepages back when dropped.
-    let (pool, why) = harness::hugepool::HugePool::prepare(harness::hugepool::WANT_UNRESERVED);
+    let (pool, why) = harness::host::hugepool::HugePool::prepare(harness::host::hugepool::WANT_UNRESERVED);
     let _ = HUGETLB_UNAVAILABLE.set(why);
     type Test = (&'static str, Box<dyn Fn()>);
     let tests: Vec<Test> = vec![

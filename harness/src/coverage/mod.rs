@@ -4,6 +4,8 @@
 //! state the host showed just before the call (the previous observation point), never from the model.
 //! A scenario is counted once per cell it reaches.
 
+pub mod reach;
+
 use serde::Serialize;
 use simulator::observe::{Observation, Residency, VmaBacking};
 use simulator::program::{Backing, FileKind, Program, Step, StepId};
@@ -25,7 +27,7 @@ pub struct Cell {
 
 /// Every mapping kind the classifier can name, in table order (the list lives in `reach::KINDS`).
 pub fn kinds() -> Vec<&'static str> {
-    crate::reach::kind_names()
+    reach::kind_names()
 }
 
 /// The cells one scenario reached, from its program and the host's observation points.
@@ -179,9 +181,9 @@ pub struct Summary {
     /// Reachable cells no scenario reached: a coverage gap.
     pub zero: Vec<Cell>,
     /// Every unreachable cell with its reason.
-    pub unreachable: Vec<(Cell, crate::reach::Unreachable)>,
+    pub unreachable: Vec<(Cell, reach::Unreachable)>,
     /// Cells classified unreachable that the run reached anyway: the reason is wrong.
-    pub unreachable_reached: Vec<(Cell, u64, crate::reach::Unreachable)>,
+    pub unreachable_reached: Vec<(Cell, u64, reach::Unreachable)>,
     /// Reached cells outside the space (an outcome or kind the space does not list).
     pub outside: Vec<(Cell, u64)>,
 }
@@ -198,7 +200,7 @@ impl Summary {
 pub fn summarize(model: &simulator::KernelModel, m: &BTreeMap<Cell, u64>) -> Summary {
     let mut s = Summary::default();
     let mut known = std::collections::BTreeSet::new();
-    for (advice, kind, outcome, class) in crate::reach::space(model) {
+    for (advice, kind, outcome, class) in reach::space(model) {
         let cell = Cell { advice, kind: kind.to_string(), outcome: outcome.to_string() };
         let n = m.get(&cell).copied().unwrap_or(0);
         s.total += 1;
@@ -235,7 +237,7 @@ pub fn to_json(m: &BTreeMap<Cell, u64>, s: &Summary) -> serde_json::Value {
         .iter()
         .map(|(c, n)| serde_json::json!({"advice": c.advice, "kind": c.kind, "outcome": c.outcome, "scenarios": n}))
         .collect();
-    let mut groups: BTreeMap<(crate::reach::Why, String, &str), Vec<serde_json::Value>> = BTreeMap::new();
+    let mut groups: BTreeMap<(reach::Why, String, &str), Vec<serde_json::Value>> = BTreeMap::new();
     for (c, u) in &s.unreachable {
         groups.entry((u.why, u.reason.clone(), u.cite)).or_default().push(serde_json::json!([c.advice, c.kind, c.outcome]));
     }
@@ -243,7 +245,7 @@ pub fn to_json(m: &BTreeMap<Cell, u64>, s: &Summary) -> serde_json::Value {
         .into_iter()
         .map(|((why, reason, cite), cells)| serde_json::json!({"why": why, "reason": reason, "cite": cite, "cells": cells}))
         .collect();
-    let outcomes: Vec<String> = crate::reach::OUTCOMES.iter().map(|o| o.to_string()).collect();
+    let outcomes: Vec<String> = reach::OUTCOMES.iter().map(|o| o.to_string()).collect();
     serde_json::json!({
         "kinds": kinds(),
         "outcomes": outcomes,
@@ -278,12 +280,12 @@ pub fn render(m: &BTreeMap<Cell, u64>, s: &Summary) -> String {
         "semantic coverage (scenarios reaching each advice x mapping kind x outcome on this kernel; \
          OUTCOME:0! = reachable, not reached)\n",
     );
-    for a in crate::reach::advice_rows() {
-        let row = crate::reach::advice_row(a);
+    for a in reach::advice_rows() {
+        let row = reach::advice_row(a);
         out.push_str(&format!("{row}\n"));
         for k in kinds() {
             let mut parts = Vec::new();
-            for o in crate::reach::OUTCOMES {
+            for o in reach::OUTCOMES {
                 let c = Cell { advice: row.clone(), kind: k.to_string(), outcome: o.to_string() };
                 if let Some(n) = m.get(&c) {
                     parts.push(format!("{o}:{n}"));
@@ -317,9 +319,9 @@ pub fn render_summary(s: &Summary) -> String {
         s.reached,
         s.zero.len(),
         s.unreachable.len(),
-        by_why(crate::reach::Why::Never),
-        by_why(crate::reach::Why::ThisKernel),
-        by_why(crate::reach::Why::Scope),
+        by_why(reach::Why::Never),
+        by_why(reach::Why::ThisKernel),
+        by_why(reach::Why::Scope),
     );
     for c in &s.zero {
         out.push_str(&format!("  COVERAGE GAP: {} on {} -> {} is reachable but no scenario reached it\n", c.advice, c.kind, c.outcome));
@@ -336,7 +338,7 @@ pub fn render_summary(s: &Summary) -> String {
             c.advice, c.kind, c.outcome
         ));
     }
-    let mut reasons: BTreeMap<(crate::reach::Why, &str), usize> = BTreeMap::new();
+    let mut reasons: BTreeMap<(reach::Why, &str), usize> = BTreeMap::new();
     for (_, u) in &s.unreachable {
         *reasons.entry((u.why, u.reason.as_str())).or_insert(0) += 1;
     }
@@ -441,7 +443,7 @@ mod tests {
         m.insert(cell("DONTNEED", "locked", "0"), 1);
         m.insert(cell("DONTNEED", "foreign", "0"), 1);
         let s = summarize(&model, &m);
-        assert_eq!(s.total, 28 * crate::reach::KINDS.len() * 15);
+        assert_eq!(s.total, 28 * reach::KINDS.len() * 15);
         assert_eq!(s.reached, 1);
         assert_eq!(s.zero.len(), s.reachable - 1);
         assert!(s.zero.contains(&cell("DONTNEED", "locked", "EINVAL")));

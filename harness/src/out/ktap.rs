@@ -18,8 +18,8 @@
 //!
 //! Names never contain `#` (the KTAP directive separator) and no line contains a newline.
 
-use crate::report::{self, Class, ExpectedEntry, Report};
-use crate::runner::{Outcome, ScenarioResult};
+use crate::run::report::{self, Class, ExpectedEntry, Report};
+use crate::run::judge::{Outcome, ScenarioResult};
 use simulator::program::{Program, StepId};
 use std::fmt::Write;
 
@@ -34,7 +34,7 @@ fn diag(s: &str) -> String {
 }
 
 fn point_name(prog: &Program, id: StepId) -> String {
-    clean(&crate::render::render_point(prog, id))
+    clean(&crate::run::call::render_point(prog, id))
 }
 
 /// Render the run. `program_of(result)` gives the scenario's program (for its observation points); when
@@ -187,8 +187,8 @@ fn header(o: &mut String, id: &str, points: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::RunHeader;
-    use crate::runner::Divergence;
+    use crate::run::report::RunHeader;
+    use crate::run::judge::Divergence;
     use simulator::observe::Difference;
     use std::time::Duration;
 

@@ -1,0 +1,137 @@
+//! The worker process (`madcheck worker`): runs programs on the real kernel inside its arena.
+//!
+//! Invariant: the worker is single-threaded, and between scenarios the arena window
+//! `[base - gap, base + (max_pages + gap) * PS)` is completely unmapped; the worker checks this at
+//! start and after every teardown and exits non-zero rather than run a scenario on a dirty window.
+//!
+//! Protocol (both directions: u32 little-endian length, then serde_json bytes):
+//! - runner → worker: one `Program` per frame.
+//! - worker → runner: `Frame::Point` per observation point, written as soon as it is taken (so a step
+//!   that kills the worker loses nothing before it), then one `Frame::Done`.
+//! - worker → live child (`fork_live` … `child_exit`): one `ChildCmd` frame per `in_child` step on a
+//!   pipe; the child answers with one `Frame::Point` on another pipe. EOF on the command pipe makes the
+//!   child `_exit(0)`; EOF on the answer pipe means the child died, and the worker reaps it at once. The
+//!   child has PR_SET_PDEATHSIG(SIGKILL), and the worker kills and reaps a child still alive at the end
+//!   of the program or on any error, so a child never outlives its scenario or hangs the run.
+
+mod protocol;
+mod step;
+mod child;
+mod program;
+
+pub use protocol::{temp_dir_for, Frame, CPU_ENV};
+
+use crate::host::observe::{probe_zero_pfn, Observer};
+use crate::host::sys;
+use crate::host::worker::program::run_program;
+use crate::host::worker::protocol::{Fatal, Out, STDIN, STDOUT};
+use crate::host::worker::step::Ctx;
+use simulator::program::{Program, ARENA};
+
+fn fatal(msg: &str) -> i32 {
+    eprintln!("madcheck worker {}: {msg}", std::process::id());
+    3
+}
+
+pub fn worker_main() -> i32 {
+    // Scenarios kill workers with SIGSEGV/SIGBUS on purpose: never leave core files behind or spend time
+    // dumping. Non-dumpable also stops pipe core_pattern helpers; /proc/self stays readable by self.
+    // SAFETY: plain integer arguments.
+    unsafe {
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+    }
+    if let Ok(cpu) = std::env::var(CPU_ENV) {
+        match cpu.parse::<usize>() {
+            Ok(cpu) if cpu < libc::CPU_SETSIZE as usize => {
+                // SAFETY: a zeroed cpu_set_t is a valid empty set.
+                let ok = unsafe {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+                };
+                if !ok {
+                    return fatal(&format!("sched_setaffinity(cpu {cpu}): {}", sys::strerror(sys::errno())));
+                }
+            }
+            _ => return fatal(&format!("{CPU_ENV}={cpu:?} is not a CPU number")),
+        }
+    }
+    let ps = sys::page_size() as u64;
+    let base = ARENA.base;
+    let win_lo = base - ARENA.gap_pages * ps;
+    let win_len = (ARENA.max_pages as u64 + 2 * ARENA.gap_pages) * ps;
+    if !sys::window_is_empty(win_lo, win_len) {
+        return fatal(&format!("the arena window {win_lo:#x}+{win_len:#x} is not empty at start"));
+    }
+    let zero_pfn = match probe_zero_pfn(ps as usize) {
+        Ok(z) => z,
+        Err(e) => return fatal(&e),
+    };
+    let obs = match Observer::open(ps as usize, base, zero_pfn) {
+        Ok(o) => o,
+        Err(e) => return fatal(&e),
+    };
+    // Let the worker run ahead of a runner that is busy simulating: a bigger pipe holds a whole scenario.
+    // SAFETY: fcntl on our stdout; failure only costs throughput.
+    unsafe { libc::fcntl(STDOUT, libc::F_SETPIPE_SZ, 1 << 20) };
+    let tmp = temp_dir_for(std::process::id());
+    if let Err(e) = std::fs::create_dir(&tmp) {
+        return fatal(&format!("create {}: {e}", tmp.display()));
+    }
+    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs, vmstat: None, vmstat_buf: Vec::new(), tainted: Default::default() };
+    let code = serve(&mut ctx);
+    let _ = std::fs::remove_dir_all(&ctx.tmp);
+    code
+}
+
+fn serve(ctx: &mut Ctx) -> i32 {
+    let out = Out { fd: STDOUT };
+    let mut body = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        match sys::read_exact(STDIN, &mut len) {
+            Ok(false) => return 0,
+            Ok(true) => {}
+            Err(e) => return fatal(&format!("read request: {}", sys::strerror(e))),
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if len > sys::MAX_FRAME {
+            return fatal(&format!("request length {len} is too large"));
+        }
+        body.resize(len, 0);
+        if let Err(e) = sys::read_exact(STDIN, &mut body) {
+            return fatal(&format!("read request body: {}", sys::strerror(e)));
+        }
+        let done = match serde_json::from_slice::<Program>(&body) {
+            Err(e) => Frame::Done { poisoned: None, error: Some(format!("bad program frame: {e}")), exiting: false },
+            Ok(prog) => match run_program(ctx, &prog, &out) {
+                Ok(poisoned) => Frame::Done { poisoned, error: None, exiting: false },
+                Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e), exiting: false },
+                Err(Fatal::Output(e)) => return fatal(&e),
+            },
+        };
+        let clean = sys::window_is_empty(ctx.win_lo, ctx.win_len);
+        let tainted = ctx.tainted.get();
+        let done = match (clean, done) {
+            (true, Frame::Done { poisoned, error, .. }) => Frame::Done { poisoned, error, exiting: tainted },
+            (true, d) => d,
+            // A sealed VMA cannot be unmapped (that is what mseal is for): the worker is expected to be
+            // dirty and simply retires after this scenario.
+            (false, Frame::Done { poisoned, error, .. }) if tainted => Frame::Done { poisoned, error, exiting: true },
+            (false, _) => {
+                Frame::Done { poisoned: None, error: Some("arena window not empty after teardown".into()), exiting: true }
+            }
+        };
+        if let Err(e) = out.send(&done) {
+            return fatal(&e);
+        }
+        if !clean && !tainted {
+            return fatal("the arena window is not empty after teardown");
+        }
+        if tainted {
+            return 0;
+        }
+    }
+}

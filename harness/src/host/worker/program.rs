@@ -1,0 +1,192 @@
+//! One program, end to end: files, the initial layout, every step (forks through `child`), teardown,
+//! and the reclaim check that poisons a run someone else's reclaim changed.
+
+use crate::host::observe::FileIdent;
+use crate::host::sys::{self, Fd};
+use crate::host::worker::child::{fork_live, in_child, run_fork, LiveChild};
+use crate::host::worker::protocol::{Fatal, Frame, Out};
+use crate::host::worker::step::{do_mmap, do_step, map_fd, Ctx, ScenarioFile};
+use simulator::observe::Ret;
+use simulator::program::{FileKind, Program, Step, StepId, ARENA};
+
+fn uses_advice(steps: &[Step], value: i32) -> bool {
+    steps.iter().any(|s| match s {
+        Step::Madvise { advice, .. } => advice.value() == value,
+        Step::Fork { child } => uses_advice(child, value),
+        Step::InChild { step } => uses_advice(std::slice::from_ref(&**step), value),
+        _ => false,
+    })
+}
+
+/// Reclaim counters: the sum of `pgsteal_*` (reclaim through the LRU scan), plus `pglazyfreed` (lazy-free
+/// pages discarded, by whatever path) unless the scenario itself pages out. DAMON's `pageout` action goes
+/// through `reclaim_pages()`, which does not count `pgsteal_*`, so `pglazyfreed` is what shows it.
+fn reclaim_counter(ctx: &mut Ctx, with_lazyfreed: bool) -> Result<u64, String> {
+    if ctx.vmstat.is_none() {
+        ctx.vmstat = Some(Fd::open(c"/proc/vmstat", libc::O_RDONLY)?);
+    }
+    let fd = ctx.vmstat.as_ref().map_or(-1, |f| f.0);
+    ctx.vmstat_buf.resize(64 << 10, 0);
+    let n = sys::pread_full(fd, &mut ctx.vmstat_buf, 0).map_err(|e| format!("read /proc/vmstat: {}", sys::strerror(e)))?;
+    let text = String::from_utf8_lossy(&ctx.vmstat_buf[..n]);
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("pgsteal_") || (with_lazyfreed && l.starts_with("pglazyfreed ")))
+        .filter_map(|l| l.split_ascii_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum())
+}
+
+pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Option<String>, Fatal> {
+    if prog.arena_pages > ARENA.max_pages {
+        return Err(Fatal::Scenario(format!("arena_pages {} exceeds {}", prog.arena_pages, ARENA.max_pages)));
+    }
+    // Only MADV_FREE scenarios can be changed by reclaim on this host (no swap; file pages re-read equal).
+    let lazyfreed = !uses_advice(&prog.steps, 21);
+    let before = if uses_advice(&prog.steps, 8) {
+        Some(reclaim_counter(ctx, lazyfreed).map_err(Fatal::Scenario)?)
+    } else {
+        None
+    };
+    // hugetlb scenarios observe the pool counters as changes from here (the runner runs them one at a
+    // time, so nothing else moves these counters meanwhile).
+    ctx.obs.huge_base = if prog.uses_hugetlb() {
+        Some(crate::host::hugepool::Counters::read().map_err(Fatal::Scenario)?)
+    } else {
+        None
+    };
+    let r = (|| {
+        let files = create_files(ctx, prog).map_err(Fatal::Scenario)?;
+        for (i, m) in prog.maps.iter().enumerate() {
+            let fd = map_fd(m, &files).map_err(Fatal::Scenario)?;
+            if let Err(e) = do_mmap(ctx, m, fd, libc::MAP_FIXED_NOREPLACE) {
+                return Err(Fatal::Scenario(format!("layout map {i} ({m:?}): mmap failed: {}", sys::strerror(e))));
+            }
+        }
+        let idents: Vec<FileIdent> = files.iter().map(|f| f.ident).collect();
+        // Dropped (killed and reaped if still alive) on every way out of this closure.
+        let mut live: Option<LiveChild> = None;
+        for (i, step) in prog.steps.iter().enumerate() {
+            let i = i as u32;
+            let here = StepId { step: i, child: None };
+            match step {
+                Step::Fork { child } => {
+                    run_fork(ctx, prog, i, child, &files, &idents, out)?;
+                    continue;
+                }
+                Step::ForkLive => {
+                    if live.is_some() {
+                        return Err(Fatal::Scenario(format!("step {i}: fork_live while a live child exists")));
+                    }
+                    live = Some(fork_live(ctx, prog, i, &files, &idents, out)?);
+                    let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
+                    out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
+                    continue;
+                }
+                Step::InChild { step: inner } => {
+                    let Some(c) = live.as_mut() else {
+                        return Err(Fatal::Scenario(format!("step {i}: in_child without a live child")));
+                    };
+                    let obs = in_child(c, i, inner).map_err(Fatal::Scenario)?;
+                    out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
+                    continue;
+                }
+                Step::ChildExit => {
+                    let Some(mut c) = live.take() else {
+                        return Err(Fatal::Scenario(format!("step {i}: child_exit without a live child")));
+                    };
+                    if c.dead.is_none() {
+                        // EOF on its command pipe: the child _exits; wait for it, so that its mappings
+                        // are gone before the parent looks.
+                        c.cmd = None;
+                        let status = c.reap().map_err(Fatal::Scenario)?;
+                        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+                            return Err(Fatal::Scenario(format!("step {i}: live child ended with wait status {status:#x}")));
+                        }
+                    }
+                    let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
+                    out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
+                    continue;
+                }
+                _ => {}
+            }
+            let ret = do_step(ctx, step, &files).map_err(Fatal::Scenario)?;
+            let obs = ctx.obs.observe(ret, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
+            out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
+        }
+        drop(live);
+        drop(files);
+        Ok(())
+    })();
+    // Teardown: one munmap over the window; files were closed when `files` dropped.
+    // SAFETY: the window belongs to the arena; nothing of the worker's own lives there.
+    unsafe { libc::munmap(ctx.win_lo as *mut libc::c_void, ctx.win_len as usize) };
+    r?;
+    if let Some(before) = before {
+        let after = reclaim_counter(ctx, lazyfreed).map_err(Fatal::Scenario)?;
+        if after != before {
+            let what = if lazyfreed { "pgsteal+pglazyfreed" } else { "pgsteal" };
+            return Ok(Some(format!("reclaim during scenario: {what} +{}", after.wrapping_sub(before))));
+        }
+    }
+    Ok(None)
+}
+
+fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, String> {
+    let mut files = Vec::with_capacity(prog.files.len());
+    for (i, spec) in prog.files.iter().enumerate() {
+        let fd = match spec.kind {
+            FileKind::Disk => {
+                let path = ctx.tmp.join(format!("f{i}"));
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                    .map_err(|_| format!("temp path {} contains NUL", path.display()))?;
+                let fd = Fd::open(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)?;
+                // Unlink at once, so nothing is left behind even if the worker is killed.
+                // SAFETY: `c` is NUL-terminated.
+                unsafe { libc::unlink(c.as_ptr()) };
+                fd
+            }
+            FileKind::Memfd | FileKind::Hugetlb => {
+                let name = std::ffi::CString::new(format!("madcheck-f{i}")).unwrap_or_default();
+                let huge = if spec.kind == FileKind::Hugetlb { libc::MFD_HUGETLB } else { 0 };
+                // SAFETY: `name` is NUL-terminated.
+                let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | huge) };
+                if fd < 0 {
+                    return Err(format!("file {i}: memfd_create: {}", sys::strerror(sys::errno())));
+                }
+                Fd(fd)
+            }
+        };
+        if spec.kind == FileKind::Hugetlb {
+            // hugetlbfs has no write(2): the file is sized and starts as holes.
+            // SAFETY: ftruncate on an fd we own.
+            if unsafe { libc::ftruncate(fd.0, spec.pages as libc::off_t * ctx.ps as libc::off_t) } != 0 {
+                return Err(format!("file {i}: ftruncate of the hugetlbfs memfd: {}", sys::strerror(sys::errno())));
+            }
+            // SAFETY: a zeroed stat is a valid out-parameter.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
+                return Err(format!("file {i}: fstat: {}", sys::strerror(sys::errno())));
+            }
+            files.push(ScenarioFile { fd, ident: FileIdent::from_stat(&st) });
+            continue;
+        }
+        // One pwrite per page, on purpose: the write size decides the page-cache folio size (ext4 on
+        // 6.18 builds a large folio from one multi-page write), and large folios change which
+        // neighbours a read fault maps (measured: after one 8-page pwrite no fault-around at all; after
+        // page-sized writes the cached neighbours are mapped). Page-sized writes give order-0 folios.
+        let ps = ctx.ps as usize;
+        for n in 0..spec.pages {
+            let page = ctx.obs.classifier.file_page(i as u32, n, ps);
+            if let Err(e) = sys::pwrite_all(fd.0, page, n as u64 * ps as u64) {
+                return Err(format!("file {i}: pwrite page {n}: {}", sys::strerror(e)));
+            }
+        }
+        // SAFETY: a zeroed stat is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
+            return Err(format!("file {i}: fstat: {}", sys::strerror(sys::errno())));
+        }
+        files.push(ScenarioFile { fd, ident: FileIdent::from_stat(&st) });
+    }
+    Ok(files)
+}

@@ -1,0 +1,252 @@
+//! Observation sets: everything one kernel showed for a list of scenarios (`madcheck run
+//! --record-observations digest|full`), and the point-by-point comparison of two of them (`madcheck
+//! compare`), each difference explained by the two models' named behaviours or unexplained.
+
+use crate::cli::RunArgs;
+use cases::Provenance;
+use serde::{Deserialize, Serialize};
+use simulator::observe::{compare, Difference, Expect, Observation, Verdict};
+use simulator::program::{StepId, ARENA};
+use simulator::{KernelFacts, KernelModel};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use super::*;
+
+use super::recording::RecordedPoint;
+use super::shrink::HostTarget;
+
+/// One scenario's observations in an observation set: a digest per point, and the points themselves
+/// when recorded `full`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScenarioObs {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// `(point, fnv1a64 of the observation's JSON)`.
+    pub digests: Vec<(StepId, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<RecordedPoint>,
+    /// Why the scenario could not run here (never compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Repeated runs of the scenario showed different observations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
+}
+
+/// Everything one kernel showed for a list of scenarios (`madcheck run --record-observations`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ObservationSet {
+    pub kind: String,
+    pub kernel: String,
+    pub arch: String,
+    pub page_size: u64,
+    pub profile: String,
+    pub facts: KernelFacts,
+    pub scenarios: usize,
+    pub elapsed_s: f64,
+    pub exit_code: i32,
+    pub observations: Vec<ScenarioObs>,
+}
+
+pub const OBSERVATION_SET: &str = "madcheck-observations";
+
+fn digest(o: &Observation) -> String {
+    format!("{:016x}", crate::out::goldens::fnv1a64(&serde_json::to_vec(o).unwrap_or_default()))
+}
+/// Record the observations of every selected scenario on this kernel, `repeat` times each.
+pub(super) fn record_run(a: &RunArgs, env: &Env, full: bool, repeat: usize) -> Result<i32, String> {
+    let list = selected(a)?;
+    let (host, mut model) = match setup(a, env) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let _pool = (env.hugetlb_pool)(&mut model);
+    let mut target = HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
+    let start = Instant::now();
+    let mut out: Vec<ScenarioObs> = Vec::with_capacity(list.len());
+    for s in &list {
+        let (seed, index) = match s.provenance {
+            Provenance::Generated { seed, index } => (Some(seed), Some(index)),
+            Provenance::File { .. } => (None, None),
+        };
+        let mut so = ScenarioObs { id: s.id.clone(), seed, index, digests: vec![], points: vec![], skipped: None, flaky: false };
+        for r in 0..repeat {
+            match target.observe(&s.program) {
+                Ok(run) => {
+                    let d: Vec<(StepId, String)> = run.points.iter().map(|(id, o)| (*id, digest(o))).collect();
+                    if r == 0 {
+                        so.digests = d;
+                        if full {
+                            so.points = run.points.into_iter().map(|(id, obs)| RecordedPoint { id, obs }).collect();
+                        }
+                    } else if d != so.digests {
+                        so.flaky = true;
+                    }
+                }
+                Err(why) => {
+                    so.skipped = Some(why);
+                    break;
+                }
+            }
+        }
+        out.push(so);
+    }
+    let set = ObservationSet {
+        kind: OBSERVATION_SET.into(),
+        kernel: host.release.clone(),
+        arch: host.arch.clone(),
+        page_size: host.page_size,
+        profile: model.profile.clone(),
+        facts: host,
+        scenarios: out.len(),
+        elapsed_s: start.elapsed().as_secs_f64(),
+        exit_code: 0,
+        observations: out,
+    };
+    let text = serde_json::to_string(&set).unwrap_or_default() + "\n";
+    match &a.report {
+        Some(p) => write_file(p, &text)?,
+        None => say_raw(&text),
+    }
+    Ok(0)
+}
+
+pub fn load_set(path: &Path) -> Result<ObservationSet, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    // A guest's report wraps the set: {"guest": ..., "report": set}.
+    let v = if v.get("report").is_some() { v["report"].clone() } else { v };
+    serde_json::from_value(v).map_err(|e| format!("{}: not an observation set (madcheck run --record-observations): {e}", path.display()))
+}
+
+/// The named behaviours (fields of `KernelModel`) whose values differ between two kernels' models.
+pub fn behaviour_differences(a: &KernelModel, b: &KernelModel) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(x)), Ok(serde_json::Value::Object(y))) = (serde_json::to_value(a), serde_json::to_value(b)) else {
+        return vec![];
+    };
+    x.iter()
+        .filter(|(k, v)| !matches!(k.as_str(), "profile" | "facts" | "mutations") && y.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: {} -> {}", v, y.get(k).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// One scenario that the two kernels showed differently.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KernelDifference {
+    pub scenario: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// The first point whose observation differs.
+    pub point: String,
+    /// The fields that differ there (only when both sets were recorded full).
+    pub fields: Vec<Difference>,
+    /// `explained`: the two kernels' models also answer differently at that point (with the behaviours
+    /// whose values differ); `unexplained`: they answer the same, so one kernel disagrees with its model.
+    pub class: String,
+    pub behaviours: Vec<String>,
+}
+
+/// Compare two observation sets point by point (digests, and the fields where recorded full).
+pub fn compare_sets(a: &ObservationSet, b: &ObservationSet) -> Vec<KernelDifference> {
+    let ma = KernelModel::from_facts(a.facts.clone());
+    let mb = KernelModel::from_facts(b.facts.clone());
+    let behaviours = behaviour_differences(&ma, &mb);
+    let by_id: std::collections::HashMap<&str, &ScenarioObs> = b.observations.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut out = Vec::new();
+    for sa in &a.observations {
+        let Some(sb) = by_id.get(sa.id.as_str()) else { continue };
+        if sa.skipped.is_some() || sb.skipped.is_some() || sa.digests == sb.digests {
+            continue;
+        }
+        let at = sa.digests.iter().zip(&sb.digests).position(|(x, y)| x != y).unwrap_or(sa.digests.len().min(sb.digests.len()));
+        let point = sa.digests.get(at).or(sb.digests.get(at)).map(|p| p.0);
+        let fields = match (sa.points.get(at), sb.points.get(at)) {
+            (Some(pa), Some(pb)) if pa.id == pb.id => {
+                let exp = csource::exact_points(&[(pa.id, pa.obs.clone())]);
+                match compare(&exp[0].1, &pb.obs) {
+                    Verdict::Diverge(d) => d,
+                    _ => vec![],
+                }
+            }
+            _ if sa.digests.len() != sb.digests.len() => vec![Difference {
+                field: "points".into(),
+                expected: format!("{} points", sa.digests.len()),
+                observed: format!("{} points", sb.digests.len()),
+            }],
+            _ => vec![],
+        };
+        // Explained when the models, given the same scenario, answer differently at this point.
+        let explained = match (sa.seed, sa.index, point) {
+            (Some(seed), Some(index), Some(p)) => {
+                let s = cases::generate(seed, index);
+                let ea = simulator::simulate(&ma, &ARENA, &s.program);
+                let eb = simulator::simulate(&mb, &ARENA, &s.program);
+                let get = |e: &[(StepId, Expect)]| e.iter().find(|x| x.0 == p).map(|x| x.1.clone());
+                get(&ea) != get(&eb)
+            }
+            _ => false,
+        };
+        out.push(KernelDifference {
+            scenario: sa.id.clone(),
+            seed: sa.seed,
+            index: sa.index,
+            point: point.map_or("?".into(), |p| p.to_string()),
+            fields,
+            class: if explained { "explained".into() } else { "unexplained".into() },
+            behaviours: if explained { behaviours.clone() } else { vec![] },
+        });
+    }
+    out
+}
+
+pub(super) fn cmd_compare(args: &[String]) -> Result<i32, String> {
+    let mut files = Vec::new();
+    let mut report = None;
+    let mut it = args.iter();
+    while let Some(x) = it.next() {
+        if x == "--report" {
+            report = Some(PathBuf::from(it.next().ok_or("--report needs a value")?));
+        } else if x.starts_with("--") {
+            return Err(format!("compare: unknown flag {x}"));
+        } else {
+            files.push(PathBuf::from(x));
+        }
+    }
+    let [fa, fb] = files.as_slice() else { return Err("compare takes two observation sets: A.json B.json".into()) };
+    let (a, b) = (load_set(fa)?, load_set(fb)?);
+    let diffs = compare_sets(&a, &b);
+    let both = a.observations.iter().filter(|s| s.skipped.is_none()).count();
+    say!("madcheck compare: {} ({}) vs {} ({}), {} scenarios", a.kernel, a.arch, b.kernel, b.arch, both);
+    say!("{:<14} {:<10} {:<12} {:<28} {}", "scenario", "point", "class", "field", "A -> B");
+    for d in &diffs {
+        let f = d.fields.first();
+        say!(
+            "{:<14} {:<10} {:<12} {:<28} {}",
+            d.scenario,
+            d.point,
+            d.class,
+            f.map_or("(digest)", |f| f.field.as_str()),
+            f.map_or(String::new(), |f| format!("{} -> {}", f.expected, f.observed))
+        );
+    }
+    let unexplained = diffs.iter().filter(|d| d.class == "unexplained").count();
+    // For xtask (std only): the generated scenarios that differ, one machine-readable line.
+    let idx: Vec<String> = diffs.iter().filter_map(|d| d.index.map(|i| format!("{}:{i}", d.seed.unwrap_or(0)))).collect();
+    say!("MADCHECK-DIFFERING {}", idx.join(" "));
+    say!("{} differences: {} explained, {unexplained} unexplained", diffs.len(), diffs.len() - unexplained);
+    if let Some(bh) = diffs.iter().find(|d| d.class == "explained").map(|d| d.behaviours.clone()) {
+        say!("behaviours that differ between the two models: {}", bh.join("; "));
+    }
+    if let Some(p) = report {
+        let v = serde_json::json!({ "a": {"kernel": a.kernel, "arch": a.arch}, "b": {"kernel": b.kernel, "arch": b.arch},
+            "scenarios": both, "differences": diffs, "unexplained": unexplained });
+        write_file(&p, &(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"))?;
+    }
+    Ok(i32::from(unexplained > 0))
+}
+

@@ -1,0 +1,74 @@
+//! mm/mlock.c: mlock, mlock2(MLOCK_ONFAULT) and munlock (apply_vma_lock_flags, mlock_fixup).
+//!
+//! Invariant: VM_LOCKED / VM_LOCKONFAULT change through one path (`lock_flags`), splitting and merging
+//! like any flag change.
+
+use crate::kernel::KernelModel;
+use crate::machine::{vmf, Machine};
+use crate::observe::{Errno, Ret};
+
+impl Machine {
+    /// mlock / mlock2(MLOCK_ONFAULT) [S 6.18 mm/mlock.c:do_mlock, apply_vma_lock_flags, mlock_fixup;
+    /// mm/gup.c:__mm_populate].
+    pub(crate) fn mlock(&mut self, model: &KernelModel, s: i64, e: i64, onfault: bool) -> Ret {
+        let add = vmf::LOCKED | if onfault { vmf::LOCKONFAULT } else { 0 };
+        if let Err(r) = self.lock_flags(model, s, e, add, vmf::LOCKED | vmf::LOCKONFAULT) {
+            return r;
+        }
+        // __mm_populate(start, len, ignore_errors=0): a VMA that cannot be faulted (PROT_NONE: no
+        // FOLL_FORCE without access) fails with EFAULT, which mlock reports as ENOMEM
+        // [S mm/mlock.c:__mlock_posix_error_return].
+        for (a, b) in self.for_each_vma_in(s, e) {
+            let i = self.vma_at(a).unwrap();
+            let v = self.vmas[i];
+            // __mm_populate skips VM_IO|VM_PFNMAP; VM_LOCKONFAULT is never faulted in
+            // [S 6.18 mm/gup.c:__mm_populate, populate_vma_page_range].
+            if v.flags & (vmf::IO | vmf::PFNMAP) != 0 {
+                continue;
+            }
+            if v.flags & vmf::LOCKONFAULT != 0 {
+                continue;
+            }
+            // "we've never faulted in PROT_NONE pages" → -EFAULT [S 6.12 mm/gup.c:populate_vma_page_range].
+            if v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) == 0 {
+                return Ret::Err(Errno::ENOMEM);
+            }
+            // A guard marker fails GUP with -EFAULT, reported as ENOMEM; the pages before it stay
+            // faulted in [S 6.12 mm/gup.c:__mm_populate; mm/mlock.c:__mlock_posix_error_return].
+            if self.populate(model, i, a, b).is_err() {
+                return Ret::Err(Errno::ENOMEM);
+            }
+        }
+        Ret::Ok
+    }
+
+    pub(crate) fn munlock(&mut self, model: &KernelModel, s: i64, e: i64) -> Ret {
+        match self.lock_flags(model, s, e, 0, vmf::LOCKED | vmf::LOCKONFAULT) {
+            Ok(()) => Ret::Ok,
+            Err(r) => r,
+        }
+    }
+
+    /// apply_vma_lock_flags: the range must be fully mapped; flags change VMA by VMA (a hole found on
+    /// the way → ENOMEM, earlier VMAs keep their change) [S 6.18 mm/mlock.c:apply_vma_lock_flags; same
+    /// walk in munlock].
+    pub(crate) fn lock_flags(&mut self, model: &KernelModel, s: i64, e: i64, set: u64, clear: u64) -> Result<(), Ret> {
+        if self.vma_at(s).is_none() {
+            return Err(Ret::Err(Errno::ENOMEM));
+        }
+        let mut cur = s;
+        while cur < e {
+            let Some(i) = self.vma_at(cur) else { return Err(Ret::Err(Errno::ENOMEM)) };
+            let v = self.vmas[i];
+            let end = v.end.min(e);
+            let nf = (v.flags & !clear) | set;
+            // mlock_fixup leaves special, hugetlb (and DAX, droppable) VMAs alone
+            // [S 6.18 mm/mlock.c:mlock_fixup "don't set VM_LOCKED or VM_LOCKONFAULT and don't count"].
+            if nf != v.flags && v.flags & vmf::SPECIAL == 0 && v.flags & vmf::HUGETLB == 0 {
+                self.modify_flags(model, i, cur, end, nf);
+            }
+            cur = end;
+        }
+        Ok(())
+    }
+}

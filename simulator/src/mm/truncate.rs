@@ -1,0 +1,84 @@
+//! mm/truncate.c and mm/shmem.c: hole punching for MADV_REMOVE (shmem_fallocate,
+//! truncate_inode_pages_range, unmap_mapping_range).
+//!
+//! Invariant: a punched page leaves the page cache and every PTE that mapped it, in this process and in
+//! the other one (live or waiting) through `Machine::punched`.
+
+use crate::machine::{Machine, Pte};
+use crate::observe::Content;
+
+impl Machine {
+    /// fallocate(PUNCH_HOLE|KEEP_SIZE) on an object: its pages read as zero from now on, and every PTE
+    /// mapping the page-cache pages is unmapped; private COW copies survive (unmap_mapping_range with
+    /// even_cows = 0) [S 6.18 mm/shmem.c:shmem_fallocate; fs/ext4 punch hole via truncate_pagecache_range].
+    pub(crate) fn punch(&mut self, obj: usize, first: usize, last: usize) {
+        let end = last.min(self.objs[obj].pages.len());
+        if first < end {
+            // truncate_inode_pages_range handles the folios holding the range's first and last pages
+            // (truncate_inode_partial_folio) before removing the folios fully inside.
+            let (h, n) = self.objs[obj].folio(first);
+            self.punch_partial_folio(obj, h, n, first, end);
+            if end > h + n {
+                let (h, n) = self.objs[obj].folio(end - 1);
+                self.punch_partial_folio(obj, h, n, first, end);
+            }
+        }
+        {
+            for p in first.min(end)..end {
+                self.stale_mlock.remove(&(obj, p));
+                let o = &mut self.objs[obj];
+                o.pages[p] = Content::Zero;
+                o.cached[p] = false;
+                o.dirty[p] = false;
+                o.flagged[p] = false;
+                o.order[p] = 0;
+            }
+        }
+        self.unmap_cache(obj, first, last);
+        self.punched.push((obj, first, last));
+    }
+
+    /// truncate_inode_partial_folio for a large folio [h, h + n) that the punched range [first, end)
+    /// covers only in part: the folio is split non-uniformly at the range's first page, then the piece
+    /// holding the page after the range (if the range ends inside the folio) at that page, so that the
+    /// pieces inside the range can be dropped. Splitting unmaps every PTE of the folio in every VMA and
+    /// process, pages outside the range included, and maps no file page back; the pieces outside the
+    /// range stay cached with the folio's dirty bit [S 6.18 mm/truncate.c:truncate_inode_partial_folio
+    /// (try_folio_split at split_at, then split_at2), mm/huge_memory.c:__folio_split (unmap_folio;
+    /// remap_page returns for file folios); ext4 punches without writeback in data=ordered mode
+    /// (S 6.12 fs/ext4/inode.c:ext4_truncate_page_cache_block_range); T 6.18 probe: REMOVE of pages 2-3
+    /// of an order-3 folio unmapped all 8 PTEs and left [0,2), 4, 5, [6,8); cases gen-2-47446,
+    /// remove_part_of_large_folio_unmaps_the_rest]. The split can fail (an xarray node allocation
+    /// under memory pressure, or a racing reference); a quiet worker has neither, so that is not modelled.
+    pub(crate) fn punch_partial_folio(&mut self, obj: usize, h: usize, n: usize, first: usize, end: usize) {
+        if n == 1 || (first <= h && h + n <= end) {
+            return;
+        }
+        self.unmap_cache(obj, h, h + n);
+        self.punched.push((obj, h, h + n));
+        let o = &mut self.objs[obj];
+        let (at, stop) = (first.max(h), end.min(h + n));
+        o.split_at(h, n, at);
+        if stop < h + n {
+            let (h2, n2) = o.folio(stop);
+            if n2 > 1 {
+                o.split_at(h2, n2, stop);
+            }
+        }
+    }
+
+    pub(crate) fn unmap_cache(&mut self, obj: usize, first: usize, last: usize) {
+        for vi in 0..self.vmas.len() {
+            let v = self.vmas[vi];
+            if v.obj != Some(obj) {
+                continue;
+            }
+            for p in v.start..v.end {
+                let op = v.obj_page(p);
+                if op >= first && op < last && self.pte(p) == Pte::Cache {
+                    self.set_pte(p, Pte::None);
+                }
+            }
+        }
+    }
+}

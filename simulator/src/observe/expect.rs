@@ -1,0 +1,131 @@
+//! What an observation of the machine may show: maps/smaps records, page residency and contents, and the
+//! hugetlb pool deltas, as an `Allowed` set (fs/proc/task_mmu.c: show_map_vma, show_smap, pagemap_read).
+//!
+//! Invariant: every field the harness observes is answered here, exactly or as a stated set, never
+//! skipped.
+
+use crate::kernel::KernelModel;
+use crate::machine::{flag_names, vmf, Machine, Pte};
+use crate::observe::{Allowed, Content, Count, PageObs, Residency, Ret, VmaAllowed, VmaBacking};
+
+impl Machine {
+    /// The model's expectation of what /proc shows now.
+    pub fn expect(&self, model: &KernelModel, ret: Ret) -> Allowed {
+        let kb = self.ps / 1024;
+        let mut vmas = Vec::new();
+        // smaps per VMA: Rss counts present normal pages (not the zero page, not guard markers), Anonymous
+        // the anonymous ones, Pss divides by the mapcount, Locked is Pss on a VM_LOCKED VMA
+        // [S 6.18 fs/proc/task_mmu.c:smaps_pte_entry, smaps_account, __show_smap; T spec §6.2].
+        for v in &self.vmas {
+            let (mut rss, mut anon, mut lazy) = (0u64, 0u64, 0u64);
+            let mut pss_bytes = 0u128;
+            let (mut ht_shared, mut ht_private) = (0u64, 0u64);
+            if v.flags & vmf::HUGETLB != 0 {
+                // smaps_hugetlb_range: hugetlb pages are not in Rss; each mapped huge page counts as
+                // Shared_Hugetlb when mapped more than once, else Private_Hugetlb [S 6.1 (page_mapcount
+                // >= 2), 6.12 (folio_likely_mapped_shared) fs/proc/task_mmu.c; T 6.18].
+                let mut p = v.start;
+                while p < v.end {
+                    match self.pte(p) {
+                        Pte::Anon { .. } => ht_private += self.hp as u64,
+                        Pte::Cache => {
+                            if self.cache_mapcount(v.obj.unwrap(), v.obj_page(p)) > 1 {
+                                ht_shared += self.hp as u64;
+                            } else {
+                                ht_private += self.hp as u64;
+                            }
+                        }
+                        _ => {}
+                    }
+                    p += self.hp.max(1);
+                }
+            }
+            for p in (v.start..v.end).filter(|_| v.flags & vmf::HUGETLB == 0) {
+                match self.pte(p) {
+                    Pte::None | Pte::Zero | Pte::Guard => {}
+                    Pte::Anon { lazy: l, shared, .. } => {
+                        rss += 1;
+                        anon += 1;
+                        if l {
+                            lazy += 1;
+                        }
+                        // A page COW-shared with a live process has mapcount 2: half of it counts in
+                        // PSS, and so in Locked [S 6.12 fs/proc/task_mmu.c:smaps_account,
+                        // smaps_page_accumulate].
+                        pss_bytes += self.ps as u128 / if shared { 2 } else { 1 };
+                    }
+                    Pte::Cache => {
+                        rss += 1;
+                        let mapcount = self.cache_mapcount(v.obj.unwrap(), v.obj_page(p)).max(1);
+                        pss_bytes += self.ps as u128 / mapcount as u128;
+                    }
+                }
+            }
+            // smaps prints kB; the harness converts kB to pages by flooring, so do the same.
+            let locked = if v.flags & vmf::LOCKED != 0 { (pss_bytes / 1024) as u64 / kb } else { 0 };
+            let backing = match v.obj {
+                None => VmaBacking::Anon,
+                Some(o) => match self.objs[o].file {
+                    Some(f) => VmaBacking::File(f),
+                    None if self.objs[o].huge => VmaBacking::Hugetlb,
+                    None => VmaBacking::Shmem,
+                },
+            };
+            // LazyFree lags: a page counts only once the per-CPU lazyfree folio batch holding it has
+            // been drained (by this or any task on the CPU, or when the batch fills), so any count
+            // from 0 to the number of clean lazy-free pages is possible [S 6.18 mm/swap.c:
+            // folio_mark_lazyfree, lru_lazyfree; fs/proc/task_mmu.c:smaps_account; T spec §4.1].
+            let lazyfree = if model.smaps_lazyfree { Count { lo: 0, hi: lazy } } else { Count::exact(0) };
+            vmas.push(VmaAllowed {
+                start: v.start,
+                end: v.end,
+                perms: format!(
+                    "{}{}{}{}",
+                    if v.flags & vmf::READ != 0 { 'r' } else { '-' },
+                    if v.flags & vmf::WRITE != 0 { 'w' } else { '-' },
+                    if v.flags & vmf::EXEC != 0 { 'x' } else { '-' },
+                    if v.flags & vmf::MAYSHARE != 0 { 's' } else { 'p' }
+                ),
+                // maps prints 0 for anonymous VMAs, vm_pgoff for file and shmem VMAs
+                // [S fs/proc/task_mmu.c:show_map_vma].
+                offset: if v.obj.is_some() { v.pgoff as u64 } else { 0 },
+                backing,
+                flags: flag_names(model, v.flags),
+                rss: Count::exact(rss),
+                anon: Count::exact(anon),
+                lazyfree,
+                locked: Count::exact(locked),
+                hugetlb_shared: Count::exact(ht_shared),
+                hugetlb_private: Count::exact(ht_private),
+            });
+        }
+        // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with
+        // PFNs) [S 6.18 fs/proc/task_mmu.c:pte_to_pagemap_entry; T spec §6.4].
+        let pages = (0..self.arena_pages as i64)
+            .map(|p| {
+                let one = match (self.pte(p), self.vma_at(p)) {
+                    (Pte::None, _) | (_, None) => PageObs::ABSENT,
+                    (Pte::Guard, Some(_)) => PageObs { res: Residency::Swap, content: None },
+                    (Pte::Zero, Some(_)) => PageObs {
+                        res: if model.zero_page_visible { Residency::ZeroPage } else { Residency::Present },
+                        content: Some(Content::Zero),
+                    },
+                    (_, Some(i)) => PageObs { res: Residency::Present, content: self.content_at(i, p) },
+                };
+                vec![one]
+            })
+            .collect();
+        Allowed { ret: vec![ret], vmas, pages, hugetlb: self.observe_huge.then_some(self.huge) }
+    }
+
+    /// How many PTEs of this process map page `page` of object `obj`.
+    pub(crate) fn cache_mapcount(&self, obj: usize, page: usize) -> usize {
+        let here: usize = self
+            .vmas
+            .iter()
+            .filter(|v| v.obj == Some(obj))
+            .map(|v| (v.start..v.end).filter(|&p| v.obj_page(p) == page && self.pte(p) == Pte::Cache).count())
+            .sum();
+        here + self.other_cache_maps.iter().filter(|&&m| m == (obj, page)).count()
+    }
+}

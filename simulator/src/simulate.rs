@@ -1,0 +1,196 @@
+//! The system-call entry: one program step on the model, and `simulate`, which runs a whole program
+//! (with its fork children) and collects what each observation point may show.
+//!
+//! Invariant: after a step the model expects to be fatal, or does not know, no more points follow.
+
+use crate::kernel::KernelModel;
+use crate::machine::{vmf, Machine, StepOut, Unsupported, MREMAP_MODELLED};
+use crate::observe::{Allowed, Expect, Ret, Signal};
+use crate::program::{ArenaGeometry, Program, Step, StepId};
+
+impl Machine {
+    pub(crate) fn run_step(&mut self, model: &KernelModel, step: &Step) -> Result<StepOut, Unsupported> {
+        let out = self.run_step_inner(model, step)?;
+        match self.unknown.take() {
+            Some(why) => Err(why),
+            None => Ok(out),
+        }
+    }
+
+    pub(crate) fn run_step_inner(&mut self, model: &KernelModel, step: &Step) -> Result<StepOut, Unsupported> {
+        let ps = self.ps as i64;
+        Ok(match *step {
+            Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
+                let start = (self.arena.base as i64).wrapping_add(page.wrapping_mul(ps)).wrapping_add(offset) as u64;
+                let len = len_pages.wrapping_mul(ps).wrapping_add(len_bytes) as u64;
+                StepOut::Ret(self.madvise(model, start, len, advice.value())?)
+            }
+            Step::Write { page, fill } => self.access(model, page as i64, Some(fill)),
+            Step::Read { page } => self.access(model, page as i64, None),
+            Step::Mprotect { page, pages, prot } => {
+                StepOut::Ret(self.mprotect(model, page as i64, (page + pages) as i64, prot))
+            }
+            Step::Munmap { page, pages } => StepOut::Ret(match self.munmap_range(page as i64, (page + pages) as i64) {
+                Ok(()) => Ret::Ok,
+                Err(errno) => Ret::Err(errno),
+            }),
+            Step::Mmap { ref map } => StepOut::Ret(self.mmap(model, map)),
+            Step::Mlock { page, pages, onfault } => {
+                StepOut::Ret(self.mlock(model, page as i64, (page + pages) as i64, onfault))
+            }
+            Step::Munlock { page, pages } => StepOut::Ret(self.munlock(model, page as i64, (page + pages) as i64)),
+            Step::Fork { .. } => return Err("a fork inside a forked child is not modelled".into()),
+            Step::ForkLive | Step::InChild { .. } | Step::ChildExit => {
+                return Err("a live-fork step inside a forked child is not modelled".into())
+            }
+            Step::Mseal { page, pages } => StepOut::Ret(self.mseal(model, page as i64, (page + pages) as i64)),
+            Step::Mremap { page, pages, new_pages, to, dontunmap } => {
+                if !MREMAP_MODELLED {
+                    return Err("mremap is not fully modelled yet (moves that resize, and the 6.17+ multi-VMA \
+                                move, still diverge from 6.18)"
+                        .into());
+                }
+                if self.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
+                    // Never generated: hugetlb with mremap leaks huge pages on 6.18 hosts.
+                    return Err("mremap with hugetlb mappings is not modelled".into());
+                }
+                StepOut::Ret(self.mremap(model, page as i64, pages as i64, new_pages as i64, to.map(|t| t as i64), dontunmap))
+            }
+        })
+    }
+}
+
+fn fatal_point(sig: Signal) -> Expect {
+    Expect::Allowed(Allowed { ret: vec![Ret::Signal(sig)], vmas: vec![], pages: vec![], hugetlb: None })
+}
+
+/// Run a program on the model: one expectation per observation point, in `Program::step_ids` order.
+/// After a step the model expects to be fatal (a signal), or that it does not know, no more points follow.
+pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> Vec<(StepId, Expect)> {
+    if prog.uses_hugetlb() {
+        let why = match (&model.facts.hugetlb_unavailable, model.hugetlb_pages) {
+            (Some(why), _) => Some(why.clone()),
+            (None, 0) => Some(format!(
+                "hugetlb: the {} kB huge page of this kernel does not fit the {}-page arena (or there is no hugetlbfs)",
+                model.facts.hugepage_kb, arena.max_pages
+            )),
+            _ => None,
+        };
+        if let (Some(why), Some(&first)) = (why, prog.step_ids().first()) {
+            return vec![(first, Expect::Unsupported(why))];
+        }
+    }
+    let mut m = Machine::new(model, arena, prog);
+    for map in &prog.maps {
+        m.mmap(model, map);
+    }
+    let mut out = Vec::new();
+    let mut live = Live::None;
+    for (si, step) in prog.steps.iter().enumerate() {
+        let id = StepId { step: si as u32, child: None };
+        match (step, &mut live) {
+            (Step::ForkLive, Live::None) => {
+                if m.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
+                    out.push((id, Expect::Unsupported("fork with hugetlb mappings is not modelled".into())));
+                    return out;
+                }
+                let c = m.fork_live();
+                out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
+                out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
+                live = Live::Alive(Box::new(c));
+                continue;
+            }
+            (Step::InChild { step: cs }, Live::Alive(c)) => {
+                match c.run_step(model, cs) {
+                    Err(why) => {
+                        out.push((id, Expect::Unsupported(why)));
+                        return out;
+                    }
+                    Ok(StepOut::Fatal(sig)) => {
+                        // The child dies; the worker reaps it and the parent goes on alone.
+                        out.push((id, fatal_point(sig)));
+                        m.objs = c.objs.clone();
+                        m.live_child_gone();
+                        live = Live::Dead(sig);
+                    }
+                    Ok(StepOut::Ret(r)) => {
+                        Machine::sync_live(c, &mut m);
+                        out.push((id, Expect::Allowed(c.expect(model, r))));
+                    }
+                }
+                continue;
+            }
+            (Step::InChild { .. }, Live::Dead(sig)) => {
+                out.push((id, fatal_point(*sig)));
+                continue;
+            }
+            (Step::ChildExit, Live::Alive(_) | Live::Dead(_)) => {
+                m.live_child_gone();
+                live = Live::None;
+                out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
+                continue;
+            }
+            (Step::ForkLive | Step::InChild { .. } | Step::ChildExit, _) | (Step::Fork { .. }, Live::Alive(_) | Live::Dead(_)) => {
+                out.push((id, Expect::Unsupported(format!("{} out of order with the live child", step.op()))));
+                return out;
+            }
+            _ => {}
+        }
+        if let Step::Fork { child } = step {
+            if m.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
+                out.push((id, Expect::Unsupported("fork with hugetlb mappings is not modelled".into())));
+                return out;
+            }
+            let mut c = m.fork_child();
+            out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
+            for (ci, cs) in child.iter().enumerate() {
+                let cid = StepId { step: si as u32, child: Some(ci as u32 + 1) };
+                match c.run_step(model, cs) {
+                    Err(why) => {
+                        out.push((cid, Expect::Unsupported(why)));
+                        return out;
+                    }
+                    Ok(StepOut::Fatal(sig)) => {
+                        out.push((cid, fatal_point(sig)));
+                        break;
+                    }
+                    Ok(StepOut::Ret(r)) => out.push((cid, Expect::Allowed(c.expect(model, r)))),
+                }
+            }
+            // What the child did to shared objects is visible to the parent; holes it punched unmap the
+            // parent's page-cache PTEs too.
+            m.objs = c.objs.clone();
+            for (obj, first, last) in c.punched.clone() {
+                m.unmap_cache(obj, first, last);
+            }
+            out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
+            continue;
+        }
+        match m.run_step(model, step) {
+            Err(why) => {
+                out.push((id, Expect::Unsupported(why)));
+                return out;
+            }
+            Ok(StepOut::Fatal(sig)) => {
+                out.push((id, fatal_point(sig)));
+                return out;
+            }
+            Ok(StepOut::Ret(r)) => {
+                if let Live::Alive(c) = &mut live {
+                    Machine::sync_live(&mut m, c);
+                }
+                out.push((id, Expect::Allowed(m.expect(model, r))))
+            }
+        }
+    }
+    out
+}
+
+/// The live child of `simulate`, if any.
+enum Live {
+    None,
+    Alive(Box<Machine>),
+    /// Killed by this signal at an `in_child` step; the parent goes on until `child_exit`.
+    Dead(Signal),
+}
+
