@@ -94,8 +94,9 @@ pub fn observe(k: &Kernel, tag: &str, args: &[String], files: &[(String, Vec<u8>
     Ok(out)
 }
 
-/// `madcheck compare A B --report R`: its stdout, exit code, and the differing generated scenarios.
-pub fn madcheck_compare(a: &PathBuf, b: &PathBuf, report: &PathBuf) -> Result<(String, i32, Vec<(u64, u64)>), String> {
+/// `madcheck compare A B --report R`: its stdout (the table, without the machine-readable lines) and
+/// exit code; [`tagged`] reads the machine-readable lines.
+pub fn madcheck_compare(a: &PathBuf, b: &PathBuf, report: &PathBuf) -> Result<(String, String, i32), String> {
     let o = Command::new(util::target_dir().join("release/madcheck"))
         .arg("compare")
         .arg(a)
@@ -108,21 +109,62 @@ pub fn madcheck_compare(a: &PathBuf, b: &PathBuf, report: &PathBuf) -> Result<(S
     if !o.status.success() && o.status.code() != Some(1) {
         return Err(format!("madcheck compare failed: {}{}", text, String::from_utf8_lossy(&o.stderr)));
     }
-    let mut differing = Vec::new();
-    let mut shown = String::new();
-    for l in text.lines() {
-        match l.strip_prefix("MADCHECK-DIFFERING") {
-            Some(rest) => differing.extend(rest.split_whitespace().filter_map(|x| {
-                let (s, i) = x.split_once(':')?;
-                Some((s.parse().ok()?, i.parse().ok()?))
-            })),
-            None => {
-                shown.push_str(l);
-                shown.push('\n');
-            }
-        }
+    let shown: String = text.lines().filter(|l| !l.starts_with("MADCHECK-")).map(|l| format!("{l}\n")).collect();
+    Ok((shown, text, o.status.code().unwrap_or(1)))
+}
+
+/// The words of every `MADCHECK-<key> ...` line of madcheck's output, a line each.
+pub fn tagged(text: &str, key: &str) -> Vec<Vec<String>> {
+    let prefix = format!("MADCHECK-{key}");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter(|rest| rest.is_empty() || rest.starts_with(' '))
+        .map(|rest| rest.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+/// The generated scenarios `(seed, index)` of a `MADCHECK-DIFFERING` line.
+pub fn differing(text: &str) -> Vec<(u64, u64)> {
+    tagged(text, "DIFFERING")
+        .concat()
+        .iter()
+        .filter_map(|x| {
+            let (s, i) = x.split_once(':')?;
+            Some((s.parse().ok()?, i.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The two passes on two kernels: digests of `generate` scenarios, then the differing ones (at most
+/// [`FULL_PASS_MAX`]) in full, each run `repeat` times. Returns the two full sets (or the digest sets
+/// when nothing differs), the differing scenarios, and the digest pass's table header.
+pub fn two_passes(ka: &Kernel, kb: &Kernel, generate: u64, seed: u64, repeat: usize, build: bool, extra: &[String]) -> Result<Passes, String> {
+    let mut args: Vec<String> = ["--record-observations", "digest", "--generate", &generate.to_string(), "--seed", &seed.to_string()].map(String::from).to_vec();
+    args.extend(extra.iter().cloned());
+    let ra = observe(ka, &format!("digest-{seed}-{generate}"), &args, &[], build)?;
+    let rb = observe(kb, &format!("digest-{seed}-{generate}"), &args, &[], false)?;
+    let report = hunt_dir().join(format!("compare-{}-{}.json", ka.label(), kb.label()));
+    let (digest_table, text, _) = madcheck_compare(&ra, &rb, &report)?;
+    let differing = differing(&text);
+    if differing.is_empty() {
+        return Ok(Passes { a: ra, b: rb, differing, digest_header: digest_table.lines().next().unwrap_or("").to_string(), report });
     }
-    Ok((shown, o.status.code().unwrap_or(1), differing))
+    let mut args: Vec<String> = ["--record-observations", "full", "--repeat", &repeat.to_string(), "--seed", &seed.to_string()].map(String::from).to_vec();
+    args.extend(extra.iter().cloned());
+    for (_, i) in differing.iter().take(FULL_PASS_MAX) {
+        args.extend(["--scenario".to_string(), i.to_string()]);
+    }
+    let (fa, fb) = (observe(ka, "full", &args, &[], false)?, observe(kb, "full", &args, &[], false)?);
+    Ok(Passes { a: fa, b: fb, differing, digest_header: digest_table.lines().next().unwrap_or("").to_string(), report })
+}
+
+pub struct Passes {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub differing: Vec<(u64, u64)>,
+    /// `madcheck compare: A (arch) vs B (arch), N scenarios` of the digest pass: N is every scenario.
+    pub digest_header: String,
+    pub report: PathBuf,
 }
 
 pub fn build_host(build: bool) -> Result<(), String> {
@@ -158,29 +200,15 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let [a, b] = kernels.as_slice() else { return Err("--kernels takes two kernels: A,B (host or a Debian kernel)".into()) };
     let (ka, kb) = (Kernel { name: a.clone(), arch: arch.clone() }, Kernel { name: b.clone(), arch: arch.clone() });
     build_host(build)?;
-    let pass1 = |k: &Kernel, build: bool| {
-        let args: Vec<String> =
-            ["--record-observations", "digest", "--generate", &generate.to_string(), "--seed", &seed.to_string()].map(String::from).to_vec();
-        observe(k, &format!("digest-{seed}-{generate}"), &args, &[], build)
-    };
-    let ra = pass1(&ka, build)?;
-    let rb = pass1(&kb, false)?;
-    let report = hunt_dir().join(format!("compare-{}-{}.json", ka.label(), kb.label()));
-    let (_, _, differing) = madcheck_compare(&ra, &rb, &report)?;
-    let (ra, rb) = if differing.is_empty() {
-        (ra, rb)
-    } else {
-        let mut args: Vec<String> = ["--record-observations", "full", "--seed", &seed.to_string()].map(String::from).to_vec();
-        for (_, i) in differing.iter().take(FULL_PASS_MAX) {
-            args.extend(["--scenario".to_string(), i.to_string()]);
-        }
-        (observe(&ka, "full", &args, &[], false)?, observe(&kb, "full", &args, &[], false)?)
-    };
-    let (shown, code, _) = madcheck_compare(&ra, &rb, &report)?;
+    let p = two_passes(&ka, &kb, generate, seed, 1, build, &[])?;
+    let (shown, _, code) = madcheck_compare(&p.a, &p.b, &p.report)?;
+    // The full pass holds only the differing scenarios; the digest pass's header counts them all.
+    println!("digest pass: {}; {} differ", p.digest_header, p.differing.len());
     print!("{shown}");
-    if differing.len() > FULL_PASS_MAX {
-        println!("({} more differing scenarios are in the digest pass; only {FULL_PASS_MAX} were recorded in full)", differing.len() - FULL_PASS_MAX);
+    if p.differing.len() > FULL_PASS_MAX {
+        println!("({} more differing scenarios are in the digest pass; only {FULL_PASS_MAX} were recorded in full)", p.differing.len() - FULL_PASS_MAX);
     }
+    let report = p.report;
     println!("report: {}", report.display());
     Ok(code)
 }

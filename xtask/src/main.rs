@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod bisect;
 mod bless;
 mod compare;
 mod debian;
@@ -27,6 +28,7 @@ const COMMANDS: &[(&str, &str, Entry)] = &[
     ("kernels", "list the Debian kernel packages of a series (private apt lists under target/apt/); --series 6.16..newest --arch A", debian::main),
     ("matrix", "host + five Debian kernels under qemu, one table (target/matrix.json)", matrix::main),
     ("compare", "the same scenarios on two kernels (host or Debian under qemu), compared point by point", compare::main),
+    ("bisect", "the first Debian kernel of a series whose behaviour changed: compare the ends, group, shrink, binary-search, C reproducer (docs/bisect.md)", bisect::main),
     ("repro", "write the standalone C reproducer of a case (madcheck repro; --run compiles and runs it)", repro::main),
     ("bless", "record or update the corpus goldens (golden/snapshots/<profile>/; --kernel K [--arch A]: a Debian kernel under qemu), then check them as CI does", bless::main),
 ];

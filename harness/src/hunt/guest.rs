@@ -76,3 +76,35 @@ fn guest_exec(exe: &Path, a: &RunArgs) -> Result<i32, String> {
     Ok(0)
 }
 
+
+/// `madcheck findings REPORT [--out DIR]`: write the cases of a guest's shrink report (`run
+/// --hunt-shrink`) as case files, one `MADCHECK-FINDING <from> <file>` line each (for xtask, std only).
+pub(super) fn cmd_findings(args: &[String]) -> Result<i32, String> {
+    let (mut report, mut out) = (None, default_findings_dir());
+    let mut it = args.iter();
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--out" => out = PathBuf::from(it.next().ok_or("--out needs a value")?),
+            f if f.starts_with("--") => return Err(format!("findings: unknown flag {f}")),
+            f => report = Some(PathBuf::from(f)),
+        }
+    }
+    let report = report.ok_or("findings takes a shrink report: madcheck findings REPORT [--out DIR]")?;
+    let text = std::fs::read_to_string(&report).map_err(|e| format!("{}: cannot read: {e}", report.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", report.display()))?;
+    let v = if v.get("report").is_some() { &v["report"] } else { &v };
+    let Some(list) = v["findings"].as_array() else { return Err(format!("{}: not a shrink report (no findings)", report.display())) };
+    for f in list {
+        let from = f["from"].as_str().unwrap_or("?");
+        match (f["id"].as_str(), f.get("case")) {
+            (Some(id), Some(case)) if f["stable_runs"].as_u64() == Some(super::shrink::STABILITY_RUNS as u64) => {
+                let path = out.join(format!("{id}.json"));
+                write_file(&path, &(serde_json::to_string_pretty(case).unwrap_or_default() + "\n"))?;
+                say!("MADCHECK-FINDING {from} {}", path.display());
+            }
+            (Some(_), Some(_)) => say!("{from}: flaky shrink ({} of {} re-runs), not written", f["stable_runs"], super::shrink::STABILITY_RUNS),
+            _ => say!("{from}: {}", f["none"].as_str().unwrap_or("no finding")),
+        }
+    }
+    Ok(0)
+}

@@ -26,7 +26,7 @@ pub mod recording;
 pub mod shrink;
 
 pub use guest::GUEST_MODES;
-use guest::cmd_guest_run;
+use guest::{cmd_findings, cmd_guest_run};
 use observations::cmd_compare;
 use recording::{cmd_check, cmd_record, cmd_repro};
 use shrink::cmd_shrink;
@@ -35,6 +35,9 @@ use crate::cli::RunArgs;
 use cases::{Provenance, Scenario};
 use simulator::{KernelFacts, KernelModel};
 use std::path::{Path, PathBuf};
+
+/// The `kind` of an observation set (`madcheck run --record-observations`).
+pub const OBSERVATION_SET: &str = "madcheck-observations";
 
 /// What `main` lends the hunt commands (its model and pool setup), so both use one implementation.
 pub struct Env {
@@ -112,7 +115,8 @@ pub const USAGE: &str = "\
   madcheck record (--case FILE | --seed S --scenario I) [--out FILE]
   madcheck check (--case FILE | --cases DIR) [--expect golden|model|FILE]
   madcheck run --record-observations digest|full [run flags] --report FILE   (an observation set)
-  madcheck compare A.json B.json [--report FILE]   (two observation sets, point by point)";
+  madcheck compare A.json B.json [--report FILE]   (two observation sets, point by point)
+  madcheck findings REPORT [--out DIR]   (the cases of a guest's `run --hunt-shrink` report, as files)";
 
 /// Dispatch a hunt subcommand; `None` when `args` is not one.
 pub fn main(args: &[String], env: &Env) -> Option<i32> {
@@ -124,6 +128,7 @@ pub fn main(args: &[String], env: &Env) -> Option<i32> {
         "record" => cmd_record(rest, env),
         "check" => cmd_check(rest, env),
         "compare" => cmd_compare(rest),
+        "findings" => cmd_findings(rest),
         // A run that records this kernel's observations instead of judging them (what a guest does for
         // `cargo xtask compare` and `bisect`): the report is an observation set.
         "run" if rest.iter().any(|a| GUEST_MODES.iter().any(|m| a.split('=').next() == Some(*m))) => cmd_guest_run(rest, env),

@@ -51,7 +51,6 @@ pub struct ObservationSet {
     pub observations: Vec<ScenarioObs>,
 }
 
-pub const OBSERVATION_SET: &str = "madcheck-observations";
 
 fn digest(o: &Observation) -> String {
     format!("{:016x}", crate::out::goldens::fnv1a64(&serde_json::to_vec(o).unwrap_or_default()))
@@ -149,6 +148,35 @@ pub struct KernelDifference {
     /// whose values differ); `unexplained`: they answer the same, so one kernel disagrees with its model.
     pub class: String,
     pub behaviours: Vec<String>,
+    /// What groups differences for bisection: the kinds of the differing fields and the call at the
+    /// point (`vmas@mprotect`); `digest@…` when only digests were recorded.
+    pub signature: String,
+}
+
+/// The signature of a difference: the distinct field kinds, and the call at the point when the
+/// scenario is a generated one (so its program is known here).
+fn difference_signature(fields: &[Difference], seed: Option<u64>, index: Option<u64>, point: Option<StepId>) -> String {
+    let mut kinds: Vec<String> = fields.iter().map(|f| cases::shrink::field_kind(&f.field)).collect();
+    kinds.sort();
+    kinds.dedup();
+    let kinds = if kinds.is_empty() { "digest".to_string() } else { kinds.join("+") };
+    let call = match (seed, index, point) {
+        (Some(s), Some(i), Some(p)) => match cases::generate(s, i).program.step(p) {
+            Some(simulator::Step::Madvise { advice, .. }) => advice.label().to_ascii_lowercase(),
+            Some(st) => st.op().to_string(),
+            None => "end".into(),
+        },
+        _ => "case".into(),
+    };
+    format!("{kinds}@{call}")
+}
+
+/// The scenarios whose repeated runs varied on either kernel: never compared, reported as flaky.
+pub fn flaky_scenarios(a: &ObservationSet, b: &ObservationSet) -> Vec<String> {
+    let mut v: Vec<String> = a.observations.iter().chain(&b.observations).filter(|s| s.flaky).map(|s| s.id.clone()).collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Compare two observation sets point by point (digests, and the fields where recorded full).
@@ -160,7 +188,7 @@ pub fn compare_sets(a: &ObservationSet, b: &ObservationSet) -> Vec<KernelDiffere
     let mut out = Vec::new();
     for sa in &a.observations {
         let Some(sb) = by_id.get(sa.id.as_str()) else { continue };
-        if sa.skipped.is_some() || sb.skipped.is_some() || sa.digests == sb.digests {
+        if sa.skipped.is_some() || sb.skipped.is_some() || sa.flaky || sb.flaky || sa.digests == sb.digests {
             continue;
         }
         let at = sa.digests.iter().zip(&sb.digests).position(|(x, y)| x != y).unwrap_or(sa.digests.len().min(sb.digests.len()));
@@ -196,9 +224,10 @@ pub fn compare_sets(a: &ObservationSet, b: &ObservationSet) -> Vec<KernelDiffere
             seed: sa.seed,
             index: sa.index,
             point: point.map_or("?".into(), |p| p.to_string()),
-            fields,
             class: if explained { "explained".into() } else { "unexplained".into() },
             behaviours: if explained { behaviours.clone() } else { vec![] },
+            signature: difference_signature(&fields, sa.seed, sa.index, point),
+            fields,
         });
     }
     out
@@ -238,13 +267,26 @@ pub(super) fn cmd_compare(args: &[String]) -> Result<i32, String> {
     // For xtask (std only): the generated scenarios that differ, one machine-readable line.
     let idx: Vec<String> = diffs.iter().filter_map(|d| d.index.map(|i| format!("{}:{i}", d.seed.unwrap_or(0)))).collect();
     say!("MADCHECK-DIFFERING {}", idx.join(" "));
-    say!("{} differences: {} explained, {unexplained} unexplained", diffs.len(), diffs.len() - unexplained);
+    say!("MADCHECK-DIFFERING-IDS {}", diffs.iter().map(|d| d.scenario.as_str()).collect::<Vec<_>>().join(" "));
+    let flaky = flaky_scenarios(&a, &b);
+    say!("MADCHECK-FLAKY {}", flaky.join(" "));
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for d in &diffs {
+        match groups.iter_mut().find(|g| g.0 == d.signature) {
+            Some(g) => g.1.push(&d.scenario),
+            None => groups.push((d.signature.clone(), vec![&d.scenario])),
+        }
+    }
+    for (sig, ids) in &groups {
+        say!("MADCHECK-GROUP {sig} {}", ids.join(" "));
+    }
+    say!("{} differences: {} explained, {unexplained} unexplained; {} flaky", diffs.len(), diffs.len() - unexplained, flaky.len());
     if let Some(bh) = diffs.iter().find(|d| d.class == "explained").map(|d| d.behaviours.clone()) {
         say!("behaviours that differ between the two models: {}", bh.join("; "));
     }
     if let Some(p) = report {
         let v = serde_json::json!({ "a": {"kernel": a.kernel, "arch": a.arch}, "b": {"kernel": b.kernel, "arch": b.arch},
-            "scenarios": both, "differences": diffs, "unexplained": unexplained });
+            "scenarios": both, "differences": diffs, "unexplained": unexplained, "flaky": flaky });
         write_file(&p, &(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"))?;
     }
     Ok(i32::from(unexplained > 0))

@@ -29,9 +29,24 @@ pub struct RecordedPoint {
     pub obs: Observation,
 }
 
-pub fn load_recording(path: &Path) -> Result<Recording, String> {
+/// The recording of `scenario` in FILE: a `madcheck record` file, or an observation set recorded `full`
+/// that holds the scenario (what `cargo xtask bisect` keeps of each kernel, possibly as a guest's
+/// wrapped report).
+pub fn load_recording(path: &Path, scenario: &str) -> Result<Recording, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not a madcheck recording (madcheck record): {e}", path.display()))
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    let v = if v.get("report").is_some() { v["report"].clone() } else { v };
+    if v.get("kind").and_then(|k| k.as_str()) != Some(OBSERVATION_SET) {
+        return serde_json::from_value(v).map_err(|e| format!("{}: not a madcheck recording (madcheck record): {e}", path.display()));
+    }
+    let so = v["observations"].as_array().and_then(|l| l.iter().find(|o| o["id"] == scenario));
+    let Some(so) = so else { return Err(format!("{}: the observation set has no scenario {scenario}", path.display())) };
+    let points: Vec<RecordedPoint> = serde_json::from_value(so["points"].clone()).unwrap_or_default();
+    if points.is_empty() {
+        return Err(format!("{}: scenario {scenario} was recorded as digests only (record it --record-observations full)", path.display()));
+    }
+    let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    Ok(Recording { scenario: scenario.into(), kernel: field("kernel"), arch: field("arch"), page_size: v["page_size"].as_u64().unwrap_or(4096), points })
 }
 
 pub(super) fn cmd_record(args: &[String], env: &Env) -> Result<i32, String> {
@@ -84,7 +99,7 @@ pub(super) fn cmd_repro(args: &[String], env: &Env) -> Result<i32, String> {
             (exp, model.page_size, format!("expectation: the model {} (mutations: {:?})", model.profile, model.mutations))
         }
         Some(file) => {
-            let rec = load_recording(Path::new(file))?;
+            let rec = load_recording(Path::new(file), &scenario.id)?;
             if rec.scenario != scenario.id {
                 eprintln!("madcheck: warning: {file} records scenario {}, not {}", rec.scenario, scenario.id);
             }
@@ -151,10 +166,10 @@ pub(super) fn cmd_check(args: &[String], env: &Env) -> Result<i32, String> {
             }
         }
         Some(file) => {
-            let rec = load_recording(Path::new(file))?;
             let [s] = list.as_slice() else {
                 return Err("check --expect FILE takes one --case (the scenario the recording is of)".into());
             };
+            let rec = load_recording(Path::new(file), &s.id)?;
             let mut target = HostTarget::new(model.clone(), timeout)?;
             match target.observe(&s.program) {
                 Err(why) => {
