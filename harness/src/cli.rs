@@ -67,6 +67,8 @@ pub struct RunArgs {
     pub goldens: Option<PathBuf>,
     /// `--emit-goldens`: print the host golden body of every named case (see `goldens::EMIT_PREFIX`).
     pub emit_goldens: bool,
+    /// `--findings DIR|none`: where divergences are shrunk to (default target/findings), or not at all.
+    pub findings: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -120,7 +122,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 18] = [
+const ALL_RUN: [&str; 19] = [
     "--generate",
     "--seed",
     "--scenario",
@@ -139,6 +141,7 @@ const ALL_RUN: [&str; 18] = [
     "--kernel-config",
     "--goldens",
     "--emit-goldens",
+    "--findings",
 ];
 
 fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
@@ -216,6 +219,7 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             }
             "--kernel-config" => a.kernel_config = Some(PathBuf::from(value)),
             "--goldens" => a.goldens = Some(PathBuf::from(value)),
+            "--findings" => a.findings = Some(PathBuf::from(value)),
             _ => unreachable!("every allowed flag is handled"),
         }
     }

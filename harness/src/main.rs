@@ -325,6 +325,8 @@ fn cmd_run(a: &RunArgs) -> i32 {
     // Print the divergences first, so the summary is the last screen the user sees.
     let mut stdout = std::io::stdout().lock();
     const SHOWN: usize = 20;
+    // How many divergence signatures a run shrinks into findings.
+    const SHRUNK_MAX: usize = 3;
     if a.ktap {
         // KTAP on stdout, the human summary after it as KTAP diagnostic lines.
         let program_of = |r: &judge::ScenarioResult| jobs.get(r.ordinal).map(|j| j.scenario().program);
@@ -344,6 +346,19 @@ fn cmd_run(a: &RunArgs) -> i32 {
     }
     if shown > SHOWN {
         let _ = writeln!(stdout, "({} more divergent scenarios are listed in the report)\n", shown - SHOWN);
+    }
+    // Every divergence is shrunk to a named case with a C reproducer (one per signature, a few at most).
+    if shown > 0 && !out.interrupted && a.findings.as_deref() != Some(std::path::Path::new("none")) {
+        let divergent: Vec<cases::Scenario> = out
+            .results
+            .iter()
+            .filter(|r| matches!(report::classify(r, &expected), report::Class::Diverge(_)))
+            .filter_map(|r| jobs.get(r.ordinal).map(|j| j.scenario()))
+            .collect();
+        let dir = a.findings.clone().unwrap_or_else(harness::hunt::default_findings_dir);
+        for l in harness::hunt::shrink::shrink_divergences(&model, &host, &divergent, &dir, cfg.timeout, SHRUNK_MAX) {
+            let _ = writeln!(stdout, "{l}");
+        }
     }
     if !a.ktap {
         let _ = write!(stdout, "{}", harness::out::goldens::render_check(&goldens, SHOWN));

@@ -191,12 +191,23 @@ pub(super) fn cmd_shrink(args: &[String], env: &Env) -> Result<i32, String> {
         say!("FLAKY: the shrunk case showed the difference in {} of {STABILITY_RUNS} re-runs; not written as a finding", s.stable_runs);
         return Ok(1);
     }
-    let id = finding_id(&s.program, &s.signature);
     let dir = own.out.clone().unwrap_or_else(default_findings_dir);
+    let (path, cpath) = write_finding(&dir, &scenario, &s, &host, &model)?;
+    for d in &s.diffs {
+        say!("  {}:\n    expected  {}\n    observed  {}", d.field, d.expected, d.observed);
+    }
+    say!("  finding: {}\n  reproducer: {}", path.display(), cpath.display());
+    Ok(0)
+}
+
+/// A shrunk result as a named case: its id, description and the case JSON, whose provenance says where
+/// it came from (seed and index or file), the kernel, arch and page size, the model, and what differed.
+pub fn finding_case(from: &Scenario, s: &Shrunk, host: &KernelFacts, model: &KernelModel) -> (String, String, serde_json::Value) {
+    let id = finding_id(&s.program, &s.signature);
     let prov = serde_json::json!({
         "kind": "shrunk",
-        "from": provenance_of(&scenario),
-        "from_id": scenario.id,
+        "from": provenance_of(from),
+        "from_id": from.id,
         "kernel": host.release,
         "arch": host.arch,
         "page_size": host.page_size,
@@ -208,20 +219,58 @@ pub(super) fn cmd_shrink(args: &[String], env: &Env) -> Result<i32, String> {
         "runs": s.runs,
         "stable_runs": s.stable_runs,
     });
-    let desc = format!("shrunk from {}: {} differs at {} on {}", scenario.id, s.signature.kind, s.signature.point, host.release);
+    let desc = format!("shrunk from {}: {} differs at {} on {} (model {})", from.id, s.signature.kind, s.signature.point, host.release, model.profile);
     let json = case_json(&id, &desc, prov, &s.program);
+    (id, desc, json)
+}
+
+/// Write a finding (`<dir>/<id>.json`) and its C reproducer against the model it was shrunk against
+/// (`<dir>/<id>.c`).
+pub fn write_finding(dir: &Path, from: &Scenario, s: &Shrunk, host: &KernelFacts, model: &KernelModel) -> Result<(PathBuf, PathBuf), String> {
+    let (id, desc, json) = finding_case(from, s, host, model);
     let path = dir.join(format!("{id}.json"));
     write_file(&path, &(serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"))?;
-    // Every finding gets its reproducer, against the model it was shrunk against.
-    let exp = simulator::simulate(&model, &ARENA, &s.program);
-    let c = repro_source(&id, &s.program, &exp, model.page_size, vec![desc.clone(), format!("expectation: the model {}", model.profile)]);
+    let exp = simulator::simulate(model, &ARENA, &s.program);
+    let c = repro_source(&id, &s.program, &exp, model.page_size, vec![desc, format!("expectation: the model {}", model.profile)]);
     let cpath = dir.join(format!("{id}.c"));
     write_file(&cpath, &c)?;
-    for d in &s.diffs {
-        say!("  {}:\n    expected  {}\n    observed  {}", d.field, d.expected, d.observed);
+    Ok((path, cpath))
+}
+
+/// What `madcheck run` does after a run with divergences: shrink the first divergent scenario of each
+/// signature (at most `max` of them) on one worker and write each stable result as a finding under
+/// `dir`. Returns the lines to print.
+pub fn shrink_divergences(model: &KernelModel, host: &KernelFacts, divergent: &[Scenario], dir: &Path, timeout: Duration, max: usize) -> Vec<String> {
+    let mut target = match HostTarget::new(model.clone(), timeout) {
+        Ok(t) => t,
+        Err(e) => return vec![format!("shrink: {e}")],
+    };
+    let (mut lines, mut seen) = (Vec::new(), Vec::new());
+    for sc in divergent {
+        if seen.len() >= max {
+            lines.push(format!("shrink: {max} findings written; the other divergences are not shrunk (madcheck shrink --case/--scenario)"));
+            break;
+        }
+        let Some((sig, _)) = signature(&target.run(&sc.program)) else { continue };
+        let key = (sig.kind.clone(), sc.program.step(sig.point).map(|s| s.op()));
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let t = Instant::now();
+        match shrink_program(&mut target, &sc.program) {
+            Some(s) if s.stable_runs == STABILITY_RUNS => match write_finding(dir, sc, &s, host, model) {
+                Ok((p, c)) => lines.push(format!(
+                    "shrunk {} ({} steps -> {}, {} runs, {:.1} s): {} (reproducer {})",
+                    sc.id, sc.program.steps.len(), s.program.steps.len(), s.runs, t.elapsed().as_secs_f64(), p.display(), c.display()
+                )),
+                Err(e) => lines.push(format!("shrink {}: {e}", sc.id)),
+            },
+            Some(s) => lines.push(format!("shrink {}: FLAKY ({} of {STABILITY_RUNS} re-runs), not written", sc.id, s.stable_runs)),
+            None => lines.push(format!("shrink {}: the divergence did not reproduce on a re-run", sc.id)),
+        }
     }
-    say!("  finding: {}\n  reproducer: {}", path.display(), cpath.display());
-    Ok(0)
+    lines
 }
 
 /// The C reproducer of `prog` against `points`.
@@ -245,14 +294,8 @@ pub(super) fn guest_shrink(a: &RunArgs, env: &Env) -> Result<i32, String> {
             findings.push(serde_json::json!({ "from": sc.id, "none": "no difference from the model" }));
             continue;
         };
-        let id = finding_id(&s.program, &s.signature);
-        let prov = serde_json::json!({
-            "kind": "shrunk", "from": provenance_of(sc), "from_id": sc.id, "kernel": host.release, "arch": host.arch,
-            "page_size": host.page_size, "model": model.profile, "point": s.signature.point.to_string(),
-            "kind_of_difference": s.signature.kind, "differed": s.diffs, "runs": s.runs, "stable_runs": s.stable_runs,
-        });
-        let desc = format!("shrunk from {}: {} differs at {} on {} (model {})", sc.id, s.signature.kind, s.signature.point, host.release, model.profile);
-        findings.push(serde_json::json!({ "from": sc.id, "id": id, "stable_runs": s.stable_runs, "case": case_json(&id, &desc, prov, &s.program) }));
+        let (id, _, case) = finding_case(sc, &s, &host, &model);
+        findings.push(serde_json::json!({ "from": sc.id, "id": id, "stable_runs": s.stable_runs, "case": case }));
     }
     let v = serde_json::json!({ "kind": "madcheck-shrink", "kernel": host.release, "model": model.profile,
         "scenarios": list.len(), "exit_code": 0, "findings": findings });
