@@ -236,3 +236,10 @@ fn a_run_shrinks_its_divergences_into_findings() {
         assert_eq!(madcheck(&["run", "--case", j, "--quiet"]).status.code(), Some(0), "{}", s.id);
     }
 }
+
+#[test]
+fn the_bisect_findings_agree_with_the_model_on_this_kernel() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/findings");
+    let o = madcheck(&["check", "--cases", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

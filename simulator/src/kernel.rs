@@ -212,6 +212,14 @@ pub struct KernelModel {
     /// destination touches the source (6.1.y stable form); 6.12 only leaves the source out
     /// [S 6.1.192 mm/mmap.c:copy_vma; S 6.12 mm/vma.c:copy_vma].
     pub mremap_kept_source_blocks_merge: bool,
+    /// copy_vma leaves an unfaulted anonymous source kept by MREMAP_DONTUNMAP out of the merge at the
+    /// destination ("If the original VMA is kept (MREMAP_DONTUNMAP), the source and destination VMA
+    /// must be treated distinctly ... disallow a self-merge"). 6.12 got it in 6.12.115: Debian 6.12.113
+    /// merges a one-page move to the adjacent page into one VMA, 6.12.115 keeps two [S 6.12.118
+    /// mm/vma.c:copy_vma; T Debian 6.12.113/6.12.115 x86_64 (cargo xtask bisect --series 6.12, see
+    /// docs/findings.md), case mremap_dontunmap_unfaulted_source_stays_apart_from_6_12_115]. 6.16+
+    /// checks first and merges with it again [T 6.18, case gen-1-1475].
+    pub mremap_kept_source_stays_apart: bool,
     /// bdi read_ahead_kb in pages for the scenario's disk files (see `KernelFacts::ra_pages`).
     pub ra_pages: Option<u64>,
     /// MADV_HUGEPAGE file faults read ahead with PMD-order folios (ra->order = HPAGE_PMD_ORDER honoured
@@ -316,6 +324,7 @@ impl KernelModel {
             anon_merge_by_owner: at_least(6, 16),
             mmap_expand_next_first: at_least(6, 1) && !at_least(6, 12),
             mremap_kept_source_blocks_merge: !at_least(6, 12),
+            mremap_kept_source_stays_apart: !at_least(6, 16) && !(at_least(6, 12) && v < (6, 12, 115)),
             mutations: Vec::new(),
             ra_pages: f.ra_pages,
             ra_hugepage_large_folios: at_least(6, 16),

@@ -577,3 +577,24 @@ fn mmap_error_and_finish_fault_per_version(#[case] profile: &str, #[case] enomem
     let m = model(profile);
     assert_eq!((m.mmap_unmap_error_is_enomem, m.finish_fault_maps_whole_folio), (enomem, whole_folio));
 }
+
+/// A one-page MREMAP_DONTUNMAP move of an unfaulted anonymous page to the page right after it: 6.12 up
+/// to 6.12.114 merges the destination into the kept source, 6.12.115 (the stable "disallow a
+/// self-merge" fix) keeps them apart, 6.16+ merges again; the boundary is the one `cargo xtask bisect
+/// --series 6.12` found between Debian 6.12.113 and 6.12.115 (docs/findings.md).
+#[rstest]
+#[case::v6_12_113("6.12", (6, 12, 113), "[0,2) rw-p rd wr mr mw me ac sd")]
+#[case::v6_12_114("6.12", (6, 12, 114), "[0,2) rw-p rd wr mr mw me ac sd")]
+#[case::v6_12_115("6.12", (6, 12, 115), "[0,1) rw-p rd wr mr mw me ac sd; [1,2) rw-p rd wr mr mw me ac sd")]
+#[case::v6_12_117("6.12", (6, 12, 117), "[0,1) rw-p rd wr mr mw me ac sd; [1,2) rw-p rd wr mr mw me ac sd")]
+#[case::v6_18("6.18", (6, 18, 0), "[0,2) rw-p rd wr mr mw me ac")]
+fn mremap_dontunmap_unfaulted_source_merge_per_release(#[case] profile: &str, #[case] version: (u32, u32, u32), #[case] layout: &str) {
+    let mut f = KernelFacts::profile(profile).unwrap();
+    f.version = version;
+    let m = KernelModel::from_facts(f);
+    let p = prog(
+        r#"{"arena_pages":2,"maps":[{"page":0,"pages":1,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"mremap","page":0,"pages":1,"new_pages":1,"to":1,"dontunmap":true}]}"#,
+    );
+    let (ret, got, _) = last(&m, &p);
+    assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
+}

@@ -219,9 +219,9 @@ impl Machine {
         self.vmas.insert(pos, copy);
         // The source VMA may have shifted by the insertion.
         let src_idx = |m: &Machine| m.vmas.iter().position(|w| w.start <= s && s < w.end && (w.start, w.end) != (copy.start, copy.end));
-        // copy_vma (6.12) keeps an unfaulted source that stays (DONTUNMAP) out of the merge; 6.18 merges
-        // with it [T 6.18, case gen-1-1475].
-        let skip_source = v.anon_vma.is_none() && dontunmap && !model.mremap_checks_first;
+        // copy_vma keeps an unfaulted source that stays (DONTUNMAP) out of the merge (6.12.115 to 6.15);
+        // 6.12.0-6.12.114 and 6.16+ merge with it [see KernelModel::mremap_kept_source_stays_apart].
+        let skip_source = v.anon_vma.is_none() && dontunmap && model.mremap_kept_source_stays_apart;
         // 6.1.y: a kept, unfaulted source next to the destination blocks every merge there
         // ("disallow a self-merge ... simply do not attempt to merge") [S 6.1.192 mm/mmap.c:copy_vma;
         // T Debian 6.1.192, case gen-3-686].
