@@ -9,6 +9,8 @@
 //! - `coverage`: the semantic-coverage cells a scenario reached, and the cell space (`coverage::reach`);
 //! - `run`: the runner, the judge and the run report;
 //! - `out`: renderers, KTAP and the goldens;
+//! - `hunt`: regression hunting (shrink, C reproducers, recordings, `check`, observation sets and
+//!   `compare`, the guest jobs of `bisect`);
 //! - `cli` (argument parsing) and `init` (PID-1 mode) stand apart; `main.rs` ties everything together.
 
 pub mod host;

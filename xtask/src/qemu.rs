@@ -82,7 +82,7 @@ pub struct Outcome {
 pub fn usage() -> &'static str {
     "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64]\n\
      \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
-     \x20                      [--files ext4|tmpfs]\n\
+     \x20                      [--files ext4|tmpfs] [--case FILE]\n\
      \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]"
 }
 
@@ -139,13 +139,21 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--memory" => spec.memory_mib = num(value()?)? as u32,
             "--timeout" => spec.timeout = Duration::from_secs(num(value()?)?),
             "--append" => spec.append.extend(value()?.split_whitespace().map(String::from)),
+            // A case file for the guest (judged against the model): what `git bisect run` drives.
+            "--case" => {
+                let path = value()?;
+                let data = std::fs::read(&path).map_err(|e| format!("--case {path}: cannot read: {e}"))?;
+                let name = Path::new(&path).file_name().and_then(|n| n.to_str()).unwrap_or("case.json").to_string();
+                spec.extra_args.extend(["--case".to_string(), format!("/madcheck/extra/{name}")]);
+                spec.extra_files.push((name, data));
+            }
             _ => return Err(format!("unknown argument {:?}\n{}", f.raw, usage())),
         }
     }
     if spec.kernel.is_empty() {
         return Err(format!("--kernel is required\n{}", usage()));
     }
-    if !spec.scenarios.is_empty() && !generate_given {
+    if (!spec.scenarios.is_empty() || !spec.extra_files.is_empty()) && !generate_given {
         spec.generate = 0;
     }
     if let Some(a) = &spec.arch {
