@@ -15,7 +15,7 @@
 //! Downloads and unpacked kernels are cached under target/qemu, so a second bisect boots at once.
 
 use crate::compare::{self, Kernel};
-use crate::util;
+use crate::util::{self, json_str};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -240,21 +240,6 @@ fn generated_cases(b: &mut Bisect, generate: u64, seed: u64) -> Result<Vec<Case>
     // bisected with the original scenario.
     cases.extend(shrunk);
     Ok(cases)
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 pub fn main(args: &[String]) -> Result<i32, String> {

@@ -12,7 +12,6 @@ use crate::qemu::{self, Spec};
 use crate::util;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 /// Where compare and bisect keep their observation sets and reports.
 pub fn hunt_dir() -> PathBuf {
@@ -63,25 +62,10 @@ pub fn observe(k: &Kernel, tag: &str, args: &[String], files: &[(String, Vec<u8>
         }
         return Ok(out);
     }
-    let spec = Spec {
-        kernel: k.name.clone(),
-        arch: k.arch.clone(),
-        generate: 0,
-        seed: 1,
-        ktap: false,
-        files: None,
-        config: None,
-        memory_mib: 1024,
-        timeout: Duration::from_secs(3600),
-        build,
-        echo: false,
-        corpus: false,
-        scenarios: Vec::new(),
-        emit_goldens: false,
-        extra_args: args.to_vec(),
-        extra_files: files.to_vec(),
-        append: Vec::new(),
-    };
+    let mut spec = Spec::for_kernel(&k.name, k.arch.clone());
+    spec.build = build;
+    spec.extra_args = args.to_vec();
+    spec.extra_files = files.to_vec();
     eprintln!("xtask: booting {} ({tag})", k.label());
     let p = qemu::prepare(&spec)?;
     let o = qemu::boot(&p);

@@ -12,7 +12,7 @@
 //! the profile has no goldens; `--no-corpus` leaves the named cases out.
 
 use crate::qemu::{self, Outcome, Spec};
-use crate::util;
+use crate::util::{self, json_str};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -144,21 +144,6 @@ fn guest_row(o: &Outcome, arch: &str, alias: &str, seed: u64) -> Row {
             .unwrap_or_default(),
         report: o.report.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
     }
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 fn json_num_or_null(s: &str) -> String {

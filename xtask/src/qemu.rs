@@ -54,6 +54,32 @@ pub struct Spec {
     pub append: Vec<String>,
 }
 
+impl Spec {
+    /// A boot of `kernel` that runs nothing but what the caller adds (no generated scenarios, no
+    /// corpus, no goldens), quiet, with the default memory and timeout, without building.
+    pub fn for_kernel(kernel: &str, arch: Option<String>) -> Spec {
+        Spec {
+            kernel: kernel.to_string(),
+            arch,
+            generate: 0,
+            seed: 1,
+            ktap: false,
+            files: None,
+            config: None,
+            memory_mib: 1024,
+            timeout: Duration::from_secs(3600),
+            build: false,
+            echo: false,
+            corpus: false,
+            scenarios: Vec::new(),
+            emit_goldens: false,
+            extra_args: Vec::new(),
+            extra_files: Vec::new(),
+            append: Vec::new(),
+        }
+    }
+}
+
 /// A kernel ready to boot: everything on disk.
 #[derive(Clone, Debug)]
 pub struct Prepared {
@@ -87,25 +113,10 @@ pub fn usage() -> &'static str {
 }
 
 pub fn main(args: &[String]) -> Result<i32, String> {
-    let mut spec = Spec {
-        kernel: String::new(),
-        arch: None,
-        generate: 1000,
-        seed: 1,
-        ktap: false,
-        files: None,
-        config: None,
-        memory_mib: 1024,
-        timeout: Duration::from_secs(3600),
-        build: true,
-        echo: true,
-        corpus: false,
-        scenarios: Vec::new(),
-        emit_goldens: false,
-        extra_args: Vec::new(),
-        extra_files: Vec::new(),
-        append: Vec::new(),
-    };
+    let mut spec = Spec::for_kernel("", None);
+    spec.generate = 1000;
+    spec.build = true;
+    spec.echo = true;
     let mut generate_given = false;
     let mut flags = crate::args::Flags::new(args);
     while let Some(f) = flags.next() {

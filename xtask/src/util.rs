@@ -63,3 +63,19 @@ pub fn build_and_exec_madcheck(sub: &str, args: &[String], build: bool) -> Resul
     let e = c.exec();
     Err(format!("cannot run {}: {e}", exe.display()))
 }
+
+/// A JSON string literal (xtask writes its JSON reports by hand: std only).
+pub fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}

@@ -69,10 +69,7 @@ fn guest_exec(exe: &Path, a: &RunArgs) -> Result<i32, String> {
         "scenarios": 0, "exit_code": 0,
     });
     let text = v.to_string() + "\n";
-    match &a.report {
-        Some(p) => write_file(p, &text)?,
-        None => say_raw(&text),
-    }
+    emit(a.report.as_deref(), &text)?;
     Ok(0)
 }
 

@@ -35,6 +35,7 @@ use crate::cli::RunArgs;
 use cases::{Provenance, Scenario};
 use simulator::{KernelFacts, KernelModel};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The `kind` of an observation set (`madcheck run --record-observations`).
 pub const OBSERVATION_SET: &str = "madcheck-observations";
@@ -96,6 +97,24 @@ fn parse(sub: &str, args: &[String]) -> Result<(Own, RunArgs), String> {
     }
 }
 
+/// Write `text` to `to`, or print it when there is no file.
+fn emit(to: Option<&Path>, text: &str) -> Result<(), String> {
+    match to {
+        Some(p) => write_file(p, text),
+        None => {
+            say_raw(text);
+            Ok(())
+        }
+    }
+}
+
+/// The arguments of a one-scenario command and the scenario they name.
+fn parse_one(sub: &str, args: &[String]) -> Result<(Own, RunArgs, Scenario), String> {
+    let (own, a) = parse(sub, args)?;
+    let s = one_scenario(sub, &a)?;
+    Ok((own, a, s))
+}
+
 /// The one scenario `--case FILE` or `--seed S --scenario I` names.
 fn one_scenario(sub: &str, a: &RunArgs) -> Result<Scenario, String> {
     match (a.cases.as_slice(), a.scenarios.as_slice()) {
@@ -143,14 +162,31 @@ pub fn main(args: &[String], env: &Env) -> Option<i32> {
     })
 }
 
-/// Host facts and the model, or the exit code (1: cannot detect; 2: bad --profile-facts).
-fn setup(a: &RunArgs, env: &Env) -> Result<(KernelFacts, KernelModel), i32> {
-    let host = (env.detect_host)(a.kernel_config.as_deref())?;
-    let model = (env.build_model)(a, &host).map_err(|e| {
-        eprintln!("madcheck: {e}");
-        2
-    })?;
-    Ok((host, model))
+/// What a hunt command runs on: this kernel's facts, the model, one worker judged against it, and the
+/// hugetlb pool reserved for the command (restored when the session drops, after the worker).
+pub(super) struct Session {
+    pub host: KernelFacts,
+    pub model: KernelModel,
+    pub target: shrink::HostTarget,
+    _pool: crate::host::hugepool::HugePool,
+}
+
+/// The session, or the exit code to leave with (1: cannot detect the kernel; 2: bad --profile-facts).
+fn setup(a: &RunArgs, env: &Env) -> Result<Result<Session, i32>, String> {
+    let host = match (env.detect_host)(a.kernel_config.as_deref()) {
+        Ok(h) => h,
+        Err(code) => return Ok(Err(code)),
+    };
+    let mut model = match (env.build_model)(a, &host) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("madcheck: {e}");
+            return Ok(Err(2));
+        }
+    };
+    let pool = (env.hugetlb_pool)(&mut model);
+    let target = shrink::HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
+    Ok(Ok(Session { host, model, target, _pool: pool }))
 }
 
 fn provenance_of(s: &Scenario) -> serde_json::Value {

@@ -9,11 +9,10 @@ use simulator::observe::{compare, Difference, Expect, Observation, Verdict};
 use simulator::program::{StepId, ARENA};
 use simulator::{KernelFacts, KernelModel};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use super::*;
 
 use super::recording::RecordedPoint;
-use super::shrink::HostTarget;
 
 /// One scenario's observations in an observation set: a digest per point, and the points themselves
 /// when recorded `full`.
@@ -58,12 +57,12 @@ fn digest(o: &Observation) -> String {
 /// Record the observations of every selected scenario on this kernel, `repeat` times each.
 pub(super) fn record_run(a: &RunArgs, env: &Env, full: bool, repeat: usize) -> Result<i32, String> {
     let list = selected(a)?;
-    let (host, mut model) = match setup(a, env) {
-        Ok(x) => x,
+    let mut session = match setup(a, env)? {
+        Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let _pool = (env.hugetlb_pool)(&mut model);
-    let mut target = HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
+    let (host, model) = (session.host.clone(), session.model.clone());
+    let target = &mut session.target;
     let start = Instant::now();
     let mut out: Vec<ScenarioObs> = Vec::with_capacity(list.len());
     for s in &list {
@@ -106,10 +105,7 @@ pub(super) fn record_run(a: &RunArgs, env: &Env, full: bool, repeat: usize) -> R
         observations: out,
     };
     let text = serde_json::to_string(&set).unwrap_or_default() + "\n";
-    match &a.report {
-        Some(p) => write_file(p, &text)?,
-        None => say_raw(&text),
-    }
+    emit(a.report.as_deref(), &text)?;
     Ok(0)
 }
 

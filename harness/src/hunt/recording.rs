@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 use super::*;
 
-use super::shrink::{repro_source, HostTarget, Target};
+use super::shrink::{repro_source, Target};
 
 /// One kernel's observations of one scenario (`madcheck record`; `--expect FILE` reads it back).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,15 +50,13 @@ pub fn load_recording(path: &Path, scenario: &str) -> Result<Recording, String> 
 }
 
 pub(super) fn cmd_record(args: &[String], env: &Env) -> Result<i32, String> {
-    let (own, a) = parse("record", args)?;
-    let scenario = one_scenario("record", &a)?;
-    let (host, mut model) = match setup(&a, env) {
-        Ok(x) => x,
+    let (own, a, scenario) = parse_one("record", args)?;
+    let mut session = match setup(&a, env)? {
+        Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let _pool = (env.hugetlb_pool)(&mut model);
-    let mut target = HostTarget::new(model, Duration::from_millis(a.timeout_ms))?;
-    let run = match target.observe(&scenario.program) {
+    let host = session.host.clone();
+    let run = match session.target.observe(&scenario.program) {
         Ok(r) => r,
         Err(why) => {
             eprintln!("madcheck: record {}: cannot run here: {why}", scenario.id);
@@ -73,16 +71,12 @@ pub(super) fn cmd_record(args: &[String], env: &Env) -> Result<i32, String> {
         points: run.points.into_iter().map(|(id, obs)| RecordedPoint { id, obs }).collect(),
     };
     let text = serde_json::to_string_pretty(&rec).unwrap_or_default() + "\n";
-    match own.out {
-        Some(p) => write_file(&p, &text)?,
-        None => say_raw(&text),
-    }
+    emit(own.out.as_deref(), &text)?;
     Ok(0)
 }
 
 pub(super) fn cmd_repro(args: &[String], env: &Env) -> Result<i32, String> {
-    let (own, a) = parse("repro", args)?;
-    let scenario = one_scenario("repro", &a)?;
+    let (own, a, scenario) = parse_one("repro", args)?;
     let prog = &scenario.program;
     let (points, page_size, about) = match own.expect.as_deref() {
         None | Some("model") => {
@@ -108,10 +102,7 @@ pub(super) fn cmd_repro(args: &[String], env: &Env) -> Result<i32, String> {
         }
     };
     let src = repro_source(&scenario.id.replace('-', "_"), prog, &points, page_size, vec![format!("scenario: {}", scenario.origin()), about]);
-    match own.out {
-        Some(p) => write_file(&p, &src)?,
-        None => say_raw(&src),
-    }
+    emit(own.out.as_deref(), &src)?;
     Ok(0)
 }
 
@@ -128,11 +119,12 @@ pub(super) fn cmd_check(args: &[String], env: &Env) -> Result<i32, String> {
     if list.is_empty() {
         return Err("check needs --case FILE or --cases DIR".into());
     }
-    let (_host, mut model) = match setup(&a, env) {
-        Ok(x) => x,
+    let mut session = match setup(&a, env)? {
+        Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let _pool = (env.hugetlb_pool)(&mut model);
+    let (_host, model) = (session.host.clone(), session.model.clone());
+    let target = &mut session.target;
     let timeout = Duration::from_millis(a.timeout_ms);
     let (mut good, mut bad, mut untestable) = (0, 0, 0);
     match own.expect.as_deref() {
@@ -147,7 +139,6 @@ pub(super) fn cmd_check(args: &[String], env: &Env) -> Result<i32, String> {
             good = c.checked as usize - bad;
         }
         None | Some("model") => {
-            let mut target = HostTarget::new(model.clone(), timeout)?;
             for s in &list {
                 match target.run(&s.program) {
                     Outcome::Match => good += 1,
@@ -170,7 +161,6 @@ pub(super) fn cmd_check(args: &[String], env: &Env) -> Result<i32, String> {
                 return Err("check --expect FILE takes one --case (the scenario the recording is of)".into());
             };
             let rec = load_recording(Path::new(file), &s.id)?;
-            let mut target = HostTarget::new(model.clone(), timeout)?;
             match target.observe(&s.program) {
                 Err(why) => {
                     untestable += 1;

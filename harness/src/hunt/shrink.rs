@@ -164,16 +164,15 @@ pub fn case_json(id: &str, description: &str, provenance: serde_json::Value, pro
 }
 
 pub(super) fn cmd_shrink(args: &[String], env: &Env) -> Result<i32, String> {
-    let (own, a) = parse("shrink", args)?;
-    let scenario = one_scenario("shrink", &a)?;
-    let (host, mut model) = match setup(&a, env) {
-        Ok(x) => x,
+    let (own, a, scenario) = parse_one("shrink", args)?;
+    let mut session = match setup(&a, env)? {
+        Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let _pool = (env.hugetlb_pool)(&mut model);
-    let mut target = HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
+    let (host, model) = (session.host.clone(), session.model.clone());
+    let target = &mut session.target;
     let start = Instant::now();
-    let Some(s) = shrink_program(&mut target, &scenario.program) else {
+    let Some(s) = shrink_program(target, &scenario.program) else {
         say!("shrink {}: no difference between this kernel and the model: nothing to shrink", scenario.id);
         return Ok(1);
     };
@@ -281,16 +280,15 @@ pub fn repro_source(id: &str, prog: &Program, points: &[(StepId, Expect)], page_
 /// Shrink every selected scenario that diverges from the model (in a guest: from the model of the other
 /// kernel, given as `--profile-facts`), and report the findings as case JSON.
 pub(super) fn guest_shrink(a: &RunArgs, env: &Env) -> Result<i32, String> {
-    let list = selected(a)?;
-    let (host, mut model) = match setup(a, env) {
-        Ok(x) => x,
+    let mut session = match setup(a, env)? {
+        Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let _pool = (env.hugetlb_pool)(&mut model);
-    let mut target = HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
+    let Session { host, model, target, .. } = &mut session;
+    let list = selected(a)?;
     let mut findings = Vec::new();
     for sc in &list {
-        let Some(s) = shrink_program(&mut target, &sc.program) else {
+        let Some(s) = shrink_program(target, &sc.program) else {
             findings.push(serde_json::json!({ "from": sc.id, "none": "no difference from the model" }));
             continue;
         };
@@ -300,10 +298,7 @@ pub(super) fn guest_shrink(a: &RunArgs, env: &Env) -> Result<i32, String> {
     let v = serde_json::json!({ "kind": "madcheck-shrink", "kernel": host.release, "model": model.profile,
         "scenarios": list.len(), "exit_code": 0, "findings": findings });
     let text = v.to_string() + "\n";
-    match &a.report {
-        Some(p) => write_file(p, &text)?,
-        None => say_raw(&text),
-    }
+    emit(a.report.as_deref(), &text)?;
     Ok(0)
 }
 
