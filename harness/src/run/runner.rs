@@ -279,7 +279,8 @@ fn run_one(
     let mut expect: Option<Result<Vec<(StepId, Expect)>, String>> = None;
     let mut last_poison = String::new();
     let mut suspect: Option<String> = None;
-    for _attempt in 0..=POISON_RETRIES + 1 {
+    let mut poisoned_runs = 0;
+    while poisoned_runs <= POISON_RETRIES {
         if let Err(e) = backend.submit(prog) {
             return result(0, Outcome::InfraError(format!("submit: {e}")));
         }
@@ -297,6 +298,7 @@ fn run_one(
         }
         if let Some(why) = &host.poisoned {
             last_poison = why.clone();
+            poisoned_runs += 1;
             continue;
         }
         let mut r = match expect.as_ref().expect("simulated above") {
