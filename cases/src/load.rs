@@ -42,6 +42,12 @@ const TOP_FIELDS: &[&str] = &["id", "description", "provenance", "arena_pages", 
 /// Reads, decodes and validates one scenario file.
 pub fn load_scenario(path: &Path) -> Result<Scenario, CaseError> {
     let origin = path.display().to_string();
+    if let Ok(md) = fs::metadata(path) {
+        if md.len() > crate::validate::MAX_CASE_BYTES {
+            let msg = format!("{} bytes: a case file is at most {} bytes", md.len(), crate::validate::MAX_CASE_BYTES);
+            return Err(CaseError::new(&origin, "", msg));
+        }
+    }
     let text = fs::read_to_string(path).map_err(|e| {
         let msg = e.to_string();
         // "No such file or directory (os error 2)" → the part a person reads.

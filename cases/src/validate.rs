@@ -91,8 +91,28 @@ fn id_ok(id: &str) -> bool {
 
 type Problem = (String, String);
 
+/// At most this many steps per scenario, a fork child's steps included (the corpus's longest has 540).
+pub const MAX_STEPS: usize = 4096;
+/// At most this many layout maps per scenario.
+pub const MAX_MAPS: usize = 64;
+/// At most this many files per scenario.
+pub const MAX_FILES: usize = 16;
+/// A case file larger than this is refused before it is parsed (a scenario within the limits above is
+/// far smaller).
+pub const MAX_CASE_BYTES: u64 = 4 << 20;
+
 /// The program part of [`validate`], with field paths relative to the scenario.
 pub fn check_program(p: &Program) -> Result<(), Problem> {
+    let steps: usize = p.steps.iter().map(|s| 1 + if let Step::Fork { child } = s { child.len() } else { 0 }).sum();
+    if steps > MAX_STEPS {
+        return Err(("steps".into(), format!("{steps} steps (a fork child's included): at most {MAX_STEPS} per scenario")));
+    }
+    if p.maps.len() > MAX_MAPS {
+        return Err(("maps".into(), format!("{} maps: at most {MAX_MAPS} per scenario", p.maps.len())));
+    }
+    if p.files.len() > MAX_FILES {
+        return Err(("files".into(), format!("{} files: at most {MAX_FILES} per scenario", p.files.len())));
+    }
     if p.arena_pages == 0 || p.arena_pages > ARENA.max_pages {
         return Err((
             "arena_pages".into(),

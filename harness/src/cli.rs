@@ -12,7 +12,7 @@ usage:
   madcheck run [--generate N] [--seed S] [--scenario INDEX]... [--case FILE]... [--cases DIR]...
                [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
                [--expected FILE] [--quiet] [--format human|ktap] [--kernel-config FILE]
-               [--goldens DIR] [--emit-goldens] [--coverage FILE]
+               [--goldens DIR] [--emit-goldens] [--coverage FILE] [--allow-unsupported] [--record-unsupported]
   madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
@@ -29,7 +29,12 @@ golden/snapshots of the checkout madcheck was built from). --emit-goldens prints
 golden body on stdout, marker-delimited (what `cargo xtask bless --kernel` records from a qemu guest).
 --coverage FILE writes the semantic coverage matrix (advice x mapping kind x outcome, with the number of
 scenarios that reached each cell on this kernel, checked against the cells this kernel can reach) as JSON
-and prints it; a reached cell the rules call unreachable makes the run exit 1.";
+and prints it; a reached cell the rules call unreachable makes the run exit 1.
+Unsupported scenarios are checked against the profile's expected unsupported set
+(DIR/<profile>/unsupported.json under the goldens root): one inside the set's scope (its seed, count and
+named cases) that the set does not list, or an entry that is answered now, makes the run exit 1.
+--allow-unsupported lists them without failing (exploratory runs). --record-unsupported puts the set this
+run would record into the JSON report (`unsupported_record`; `cargo xtask bless` writes it).";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -69,6 +74,12 @@ pub struct RunArgs {
     pub emit_goldens: bool,
     /// `--findings DIR|none`: where divergences are shrunk to (default target/findings), or not at all.
     pub findings: Option<PathBuf>,
+    /// `--allow-unsupported`: unexpected or stale unsupported scenarios do not fail the run.
+    pub allow_unsupported: bool,
+    /// `--record-unsupported`: the report carries the unsupported set this run records.
+    pub record_unsupported: bool,
+    /// `--help` / `-h`: print the usage, run nothing.
+    pub help: bool,
 }
 
 impl RunArgs {
@@ -102,6 +113,9 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     };
     let rest = &args[1..];
     match sub.as_str() {
+        _ if rest.iter().any(|a| a == "-h" || a == "--help") && matches!(sub.as_str(), "run" | "simulate" | "detect" | "bench") => {
+            Ok(Command::Help)
+        }
         "run" => parse_run(rest, &ALL_RUN).map(Command::Run),
         "simulate" => {
             let a = parse_run(rest, &["--seed", "--scenario", "--case", "--mutate", "--profile-facts"])?;
@@ -122,7 +136,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 19] = [
+const ALL_RUN: [&str; 21] = [
     "--generate",
     "--seed",
     "--scenario",
@@ -142,7 +156,12 @@ const ALL_RUN: [&str; 19] = [
     "--goldens",
     "--emit-goldens",
     "--findings",
+    "--allow-unsupported",
+    "--record-unsupported",
 ];
+
+/// The run flags that take no value.
+const SWITCHES: [&str; 5] = ["--quiet", "--help", "--emit-goldens", "--allow-unsupported", "--record-unsupported"];
 
 fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
     let mut a = RunArgs { seed: 1, timeout_ms: 10_000, ..RunArgs::default() };
@@ -155,18 +174,25 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (raw.clone(), None),
         };
+        if flag == "-h" {
+            a.help = true;
+            continue;
+        }
         if !flag.starts_with("--") {
             return Err(UsageError(format!("unexpected argument {raw:?}")));
         }
         if !allowed.contains(&flag.as_str()) {
             return Err(UsageError(format!("unknown flag {flag}")));
         }
-        if flag == "--quiet" || flag == "--help" || flag == "--emit-goldens" {
+        if SWITCHES.contains(&flag.as_str()) {
             if inline.is_some() {
                 return Err(UsageError(format!("{flag} takes no value")));
             }
             a.quiet |= flag == "--quiet";
+            a.help |= flag == "--help";
             a.emit_goldens |= flag == "--emit-goldens";
+            a.allow_unsupported |= flag == "--allow-unsupported";
+            a.record_unsupported |= flag == "--record-unsupported";
             continue;
         }
         let value = match inline {
@@ -254,5 +280,12 @@ mod tests {
         assert!(p("run --format xml").unwrap_err().0.contains("--format"));
         let Command::Run(a) = p("run --format ktap --kernel-config /c").unwrap() else { panic!() };
         assert!(a.ktap && a.kernel_config == Some(PathBuf::from("/c")));
+    }
+
+    #[test]
+    fn help_on_any_subcommand_prints_usage_and_runs_nothing() {
+        for s in ["run --help", "run -h", "run --generate 5 --help", "simulate --help", "detect -h", "bench --help"] {
+            assert_eq!(p(s), Ok(Command::Help), "{s}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use harness::cli::{self, Command, RunArgs, UsageError};
 use harness::out::render;
 use harness::run::report::{self, ExpectedEntry, RunHeader};
 use harness::run::judge;
+use harness::run::unsupported;
 use harness::run::runner::{self, Job, Mode, Progress, RunConfig};
 use simulator::program::ARENA;
 use simulator::{KernelFacts, KernelModel};
@@ -16,7 +17,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // args_os: a non-UTF-8 argument (a file name) is bad input, not a panic.
+    let args: Vec<String> = match std::env::args_os().skip(1).map(|a| a.into_string()).collect() {
+        Ok(a) => a,
+        Err(bad) => {
+            eprintln!("madcheck: argument {bad:?} is not valid UTF-8 (madcheck takes UTF-8 paths and values)");
+            std::process::exit(2);
+        }
+    };
     // The worker dispatch stays first: workers must not pay for (or be affected by) anything below.
     if args.first().map(String::as_str) == Some("worker") {
         std::process::exit(harness::host::worker_main());
@@ -91,7 +99,11 @@ fn select_jobs(a: &RunArgs) -> Result<Vec<Job>, String> {
         given.push((s, format!("cargo xtask run --case {}", f.display())));
     }
     for d in &a.case_dirs {
-        for s in cases::load_dir(d).map_err(|e| e.to_string())? {
+        let found = cases::load_dir(d).map_err(|e| e.to_string())?;
+        if found.is_empty() {
+            return Err(format!("--cases {}: no case files (*.json) in it", d.display()));
+        }
+        for s in found {
             let replay = format!("cargo xtask run --case {}", s.origin());
             given.push((s, replay));
         }
@@ -126,7 +138,13 @@ fn model_facts(a: &RunArgs, host: &KernelFacts) -> Result<KernelFacts, String> {
         return Err(format!("--profile-facts: {pf}: no such file, and not a known profile (4.5, 6.1, 6.12, 6.18)"));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{pf}: cannot read: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("{pf}: not a valid KernelFacts JSON: {e}"))
+    // Either a KernelFacts object or what `madcheck detect` prints ({"facts": ..., "model": ...}).
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{pf}: not JSON: {e}"))?;
+    let facts = match value.get("facts") {
+        Some(f) if value.get("model").is_some() => f.clone(),
+        _ => value,
+    };
+    serde_json::from_value(facts).map_err(|e| format!("{pf}: not a valid KernelFacts JSON (or `madcheck detect` output): {e}"))
 }
 
 fn build_model(a: &RunArgs, host: &KernelFacts) -> Result<KernelModel, String> {
@@ -239,6 +257,35 @@ fn replay_extra(a: &RunArgs) -> String {
     s
 }
 
+/// A `--goldens DIR` must hold at least one profile (`DIR/<profile>/host/`): a wrong path would otherwise
+/// leave every named case unchecked and the run green.
+fn check_golden_root(g: &Path) -> Result<(), String> {
+    let rd = std::fs::read_dir(g).map_err(|e| format!("--goldens {}: cannot list: {e}", g.display()))?;
+    if rd.filter_map(|e| e.ok()).any(|e| e.path().join("host").is_dir()) {
+        Ok(())
+    } else {
+        Err(format!("--goldens {}: no profile in it (expected <profile>/host/<case>.snap, e.g. golden/snapshots)", g.display()))
+    }
+}
+
+/// Refuse an unwritable `--report` path before the run, not after it: create (or open) it for appending,
+/// which changes nothing in an existing file, and remove it again if it was created.
+fn check_writable(p: &Path) -> std::io::Result<()> {
+    let existed = p.exists();
+    std::fs::OpenOptions::new().append(true).create(true).open(p)?;
+    if !existed {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+/// The scenarios an unsupported set recorded from this run speaks for.
+fn run_scope(a: &RunArgs, jobs: &[Job]) -> unsupported::Scope {
+    let generated = jobs.iter().any(|j| matches!(j, Job::Generated { .. }));
+    let cases = jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario.id.clone()) } else { None }).collect();
+    unsupported::Scope { seed: generated.then_some(a.seed), generated: a.generate_count(), cases }
+}
+
 fn cmd_run(a: &RunArgs) -> i32 {
     let expected = match load_expected(a) {
         Ok(e) => e,
@@ -254,6 +301,22 @@ fn cmd_run(a: &RunArgs) -> i32 {
     };
     let mut model = match build_model(a, &host) {
         Ok(m) => m,
+        Err(e) => return bad_input(e),
+    };
+    let golden_root = a.goldens.clone().unwrap_or_else(harness::out::goldens::snapshot_root);
+    if let Some(g) = &a.goldens {
+        if let Err(e) = check_golden_root(g) {
+            return bad_input(e);
+        }
+    }
+    if let Some(r) = &a.report {
+        if let Err(e) = check_writable(r) {
+            return bad_input(format!("--report {}: cannot write there: {e}", r.display()));
+        }
+    }
+    let unsupported_path = unsupported::set_path(&golden_root, &model.profile);
+    let unsupported_set = match unsupported::load(&unsupported_path) {
+        Ok(s) => s,
         Err(e) => return bad_input(e),
     };
     // Dropped when cmd_run returns (also after ^C or SIGTERM, which end the run early).
@@ -299,12 +362,18 @@ fn cmd_run(a: &RunArgs) -> i32 {
     // Named cases are also checked against the host goldens recorded for this kernel profile.
     let named: Vec<&cases::Scenario> =
         jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario) } else { None }).collect();
-    let golden_root = a.goldens.clone().unwrap_or_else(harness::out::goldens::snapshot_root);
     let goldens = match (out.interrupted, std::env::current_exe()) {
         (false, Ok(exe)) => harness::out::goldens::check_host(&model, &named, &golden_root, &exe, cfg.timeout),
         _ => harness::out::goldens::GoldenCheck::default(),
     };
     harness::out::goldens::add_goldens(&mut rep, &goldens);
+    if !out.interrupted {
+        let env = model.facts.hugetlb_unavailable.as_deref();
+        unsupported::add_to_report(&mut rep, &unsupported_path, unsupported_set.as_ref(), &out.results, a.allow_unsupported, env);
+    }
+    if a.record_unsupported {
+        rep.unsupported_record = Some(unsupported::record(&model.profile, run_scope(a, &jobs), &out.results));
+    }
     if a.emit_goldens && !out.interrupted {
         let emitted = std::env::current_exe().map_err(|e| e.to_string()).and_then(|exe| {
             harness::out::goldens::emit_host_goldens(&model, &named, &exe, cfg.timeout, &mut std::io::stdout().lock())
@@ -364,6 +433,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
         let _ = write!(stdout, "{}", harness::out::goldens::render_check(&goldens, SHOWN));
     let _ = write!(stdout, "{}", render::render_summary(&rep, SHOWN));
     let _ = write!(stdout, "{}", harness::out::goldens::render_check_summary(&goldens));
+    let _ = write!(stdout, "{}", unsupported::render(&rep, SHOWN));
     }
     let mut code = rep.exit_code;
     if let Some(path) = &a.coverage {

@@ -14,7 +14,7 @@
 //! profile from a guest's emitted bodies instead of running the running kernel's cases.
 //!
 //! Plus: the corpus has at least 300 cases and every advice value appears in at least 5; no `.snap` file
-//! (or other file but `<profile>/facts.json`) exists that no current case produces; a deliberately wrong
+//! (or other file but `<profile>/facts.json` and `<profile>/unsupported.json`) exists that no current case produces; a deliberately wrong
 //! model (`Mutation::DontneedKeepsAnon`) fails the sim goldens with a readable diff.
 //!
 //! Bodies come from `harness::out::goldens` (see its module doc for the rule that makes host and sim bodies
@@ -132,7 +132,7 @@ fn no_unreferenced_snapshots() {
             let ok = (parts.len() == 3
                 && (parts[1] == "host" || parts[1] == "sim")
                 && parts[2].strip_suffix(".snap").is_some_and(|id| ids.contains(id)))
-                || (parts.len() == 2 && parts[1] == "facts.json");
+                || (parts.len() == 2 && (parts[1] == "facts.json" || parts[1] == "unsupported.json"));
             if !ok {
                 bad.push(p);
             }

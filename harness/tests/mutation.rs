@@ -62,3 +62,27 @@ fn dontneed_mutation_is_caught_on_a_named_case() {
     assert_eq!(mutated.status.code(), Some(1), "{out}");
     assert!(out.contains("page[1]"), "the divergence names page 1:\n{out}");
 }
+
+/// A model change that turns a known answer into Unsupported (COLLAPSE's EINVAL on a small VMA) makes
+/// no divergence; the profile's expected unsupported set must still fail the run and name the case.
+/// `--allow-unsupported` keeps the exploratory behaviour (exit 0).
+#[test]
+fn an_answer_that_becomes_unsupported_fails_the_run() {
+    let case = concat!(env!("CARGO_MANIFEST_DIR"), "/../cases/corpus/collapse_on_a_small_vma_starting_exactly_on_a_pmd_boundary_is_einval.json");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_madcheck"))
+            .args(["run", "--quiet", "--case", case, "--mutate", "collapse-small-unsupported"])
+            .args(extra)
+            .output()
+            .expect("madcheck runs")
+    };
+    let o = run(&[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains("UNEXPECTED unsupported: collapse_on_a_small_vma_starting_exactly_on_a_pmd_boundary_is_einval"),
+        "{stdout}"
+    );
+    let o = run(&["--allow-unsupported"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+}

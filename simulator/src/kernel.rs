@@ -271,14 +271,17 @@ pub enum Mutation {
     DontneedKeepsAnon,
     /// RANDOM does not set `rr`.
     RandomSetsNoFlag,
+    /// COLLAPSE's EINVAL on a VMA too small for a PMD becomes Unsupported: a lost answer, no divergence.
+    CollapseSmallUnsupported,
 }
 
 impl Mutation {
-    pub const ALL: [Mutation; 2] = [Mutation::DontneedKeepsAnon, Mutation::RandomSetsNoFlag];
+    pub const ALL: [Mutation; 3] = [Mutation::DontneedKeepsAnon, Mutation::RandomSetsNoFlag, Mutation::CollapseSmallUnsupported];
     pub fn name(self) -> &'static str {
         match self {
             Mutation::DontneedKeepsAnon => "dontneed-keeps-anon",
             Mutation::RandomSetsNoFlag => "random-sets-no-flag",
+            Mutation::CollapseSmallUnsupported => "collapse-small-unsupported",
         }
     }
     pub fn from_name(s: &str) -> Option<Mutation> {

@@ -14,6 +14,12 @@
 //! `cargo xtask bless --recorded target/qemu/goldens/<kernel>` records from an earlier boot's saved output
 //! without booting again.
 //!
+//! Bless also records the profile's expected unsupported set, `golden/snapshots/<profile>/unsupported.json`
+//! (see `harness::run::unsupported`): on the host from the default suite (10,000 scenarios of seed 1 and
+//! the corpus), for `--kernel` from the guest's run (the corpus and 300 scenarios of seed 1, the reduced
+//! matrix of `.ci/run`). `--unsupported-from REPORT` records it from any madcheck report that was run with
+//! `--record-unsupported` (every guest report is). Review it with `git diff` like the goldens.
+//!
 //! Invariant: bless and check are one function (`golden_test`) with different environments, so what is
 //! recorded is exactly what CI compares.
 
@@ -52,6 +58,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let mut build = true;
     let mut rest = Vec::new();
     let mut recorded_dir = None;
+    let mut unsupported_from = None;
     let mut flags = crate::args::Flags::new(args);
     while let Some(f) = flags.next() {
         match f.name {
@@ -59,6 +66,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--arch" => arch = Some(flags.value(&f)?),
             "--files" => files = Some(flags.value(&f)?),
             "--no-build" => build = false,
+            "--unsupported-from" => unsupported_from = Some(PathBuf::from(flags.value(&f)?)),
             "--recorded" => {
                 let d = PathBuf::from(flags.value(&f)?);
                 // The golden test runs in harness/; make the directory absolute.
@@ -67,6 +75,10 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             _ => rest.push(f.raw.clone()),
         }
     }
+    if let Some(r) = unsupported_from {
+        return record_unsupported(&r).map(|_| 0);
+    }
+    let host = kernel.is_none() && recorded_dir.is_none();
     let recorded = match kernel {
         None if recorded_dir.is_some() => recorded_dir,
         None => {
@@ -76,7 +88,13 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             None
         }
         Some(k) => match record_guest(&k, arch, files, build) {
-            Ok(dir) => Some(dir),
+            Ok((dir, report)) => {
+                if let Err(e) = record_unsupported(&report) {
+                    eprintln!("xtask bless: {e}");
+                    return Ok(1);
+                }
+                Some(dir)
+            }
             Err(e) => {
                 eprintln!("xtask bless: {e}");
                 return Ok(1);
@@ -87,6 +105,12 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     if rc != 0 {
         eprintln!("xtask bless: recording failed (exit {rc})");
         return Ok(rc);
+    }
+    if host && rest.is_empty() {
+        if let Err(e) = record_host_unsupported() {
+            eprintln!("xtask bless: {e}");
+            return Ok(1);
+        }
     }
     let rc = golden_test(false, None, &rest)?;
     if rc == 0 {
@@ -100,13 +124,143 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     Ok(rc)
 }
 
+/// Run the default suite on the host with `--record-unsupported` and record the profile's set from it.
+fn record_host_unsupported() -> Result<(), String> {
+    let report = util::target_dir().join("bless/host-unsupported-report.json");
+    let _ = std::fs::create_dir_all(report.parent().expect("has a parent"));
+    let _ = std::fs::remove_file(&report);
+    let corpus = util::root().join("cases/corpus");
+    let mut c = std::process::Command::new(util::target_dir().join("release/madcheck"));
+    c.args(["run", "--generate", "10000", "--seed", "1", "--cases"]).arg(&corpus);
+    c.args(["--record-unsupported", "--allow-unsupported", "--quiet", "--report"]).arg(&report);
+    c.stdout(std::process::Stdio::null());
+    eprintln!("xtask bless: recording the expected unsupported set from the default suite");
+    let rc = util::status(c)?;
+    if !report.exists() {
+        return Err(format!("the default suite wrote no report (exit {rc})"));
+    }
+    record_unsupported(&report)
+}
+
+/// Write `golden/snapshots/<profile>/unsupported.json` from a report's `unsupported_record`.
+fn record_unsupported(report: &Path) -> Result<(), String> {
+    let json = std::fs::read_to_string(report).map_err(|e| format!("--unsupported-from {}: {e}", report.display()))?;
+    let set = json_value(&json, "unsupported_record").ok_or_else(|| {
+        format!("{}: no `unsupported_record` (run madcheck with --record-unsupported)", report.display())
+    })?;
+    let profile = json_value(&set, "profile")
+        .map(|p| p.trim_matches('"').to_string())
+        .filter(|p| !p.is_empty() && !p.contains('/'))
+        .ok_or_else(|| format!("{}: unsupported_record has no profile", report.display()))?;
+    let dir = util::root().join("golden/snapshots").join(&profile);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let path = dir.join("unsupported.json");
+    std::fs::write(&path, pretty(&set) + "\n").map_err(|e| format!("write {}: {e}", path.display()))?;
+    let entries = set.matches("\"scenario\"").count();
+    eprintln!("xtask bless: {} ({entries} expected unsupported scenarios)", path.display());
+    Ok(())
+}
+
+/// The raw text of the first value of `"key":` in JSON text (an object or array matched by brackets,
+/// outside strings; else up to the next `,` or newline). Enough for madcheck's reports without a JSON
+/// crate (xtask is std only).
+fn json_value(json: &str, key: &str) -> Option<String> {
+    let pat = format!("\"{key}\":");
+    let start = json.find(&pat)? + pat.len();
+    let rest = json[start..].trim_start();
+    let open = rest.chars().next()?;
+    if open != '{' && open != '[' {
+        let end = rest.find([',', '\n']).unwrap_or(rest.len());
+        return Some(rest[..end].trim().to_string());
+    }
+    let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
+    for (i, ch) in rest.char_indices() {
+        if in_str {
+            match ch {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '"' => in_str = true,
+            '{' | '[' => depth += 1,
+            '}' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(rest[..=i].to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Re-indent JSON text (compact or pretty) two spaces per level, one member or element per line, so the
+/// recorded file diffs well. Strings are copied as they are.
+fn pretty(v: &str) -> String {
+    let (mut o, mut depth, mut in_str, mut escaped) = (String::new(), 0usize, false, false);
+    let mut chars = v.chars().peekable();
+    let newline = |o: &mut String, depth: usize| {
+        o.push('\n');
+        o.push_str(&"  ".repeat(depth));
+    };
+    while let Some(ch) = chars.next() {
+        if in_str {
+            o.push(ch);
+            match ch {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '"' => {
+                in_str = true;
+                o.push(ch);
+            }
+            '{' | '[' => {
+                o.push(ch);
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}') | Some(']')) {
+                    o.push(chars.next().expect("peeked"));
+                } else {
+                    depth += 1;
+                    newline(&mut o, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut o, depth);
+                o.push(ch);
+            }
+            ',' => {
+                o.push(ch);
+                newline(&mut o, depth);
+            }
+            ':' => o.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
 /// Boot the kernel with the corpus and `--emit-goldens`, and save what it printed under
 /// `target/qemu/goldens/<label>/` (`facts.json`, `host/<case>.body`). Every corpus case must be there.
-fn record_guest(kernel: &str, arch: Option<String>, files: Option<String>, build: bool) -> Result<PathBuf, String> {
+/// Also returns the guest's report (for its unsupported set).
+fn record_guest(kernel: &str, arch: Option<String>, files: Option<String>, build: bool) -> Result<(PathBuf, PathBuf), String> {
     let spec = Spec {
         kernel: kernel.to_string(),
         arch,
-        generate: 0,
+        generate: 300,
         seed: 1,
         ktap: false,
         files,
@@ -158,7 +312,8 @@ fn record_guest(kernel: &str, arch: Option<String>, files: Option<String>, build
         std::fs::write(dir.join("host").join(format!("{id}.body")), body).map_err(|e| format!("write {id}.body: {e}"))?;
     }
     eprintln!("xtask bless: {} host goldens from {} saved in {}", bodies.len(), o.label, dir.display());
-    Ok(dir)
+    let report = o.report.clone().ok_or("the guest printed no report")?;
+    Ok((dir, report))
 }
 
 fn corpus_ids() -> Result<Vec<String>, String> {
@@ -263,6 +418,17 @@ pub fn parse_emitted(log: &str) -> (Option<String>, BTreeMap<String, String>, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reports_unsupported_record_is_found_and_pretty_printed() {
+        let compact = r#"{"report":{"x":1,"unsupported_record":{"entries":[{"reason":"a {b}, \"c\"","scenario":"gen-1-2"}],"profile":"p","scope":{"cases":[],"generated":300,"seed":1}},"y":2}}"#;
+        let v = json_value(compact, "unsupported_record").unwrap();
+        assert!(v.starts_with('{') && v.ends_with("}}"), "{v}");
+        assert_eq!(json_value(&v, "profile").as_deref(), Some("\"p\""));
+        let p = pretty(&v);
+        assert!(p.contains("\n  \"entries\": [\n    {\n      \"reason\": \"a {b}, \\\"c\\\"\",\n"), "{p}");
+        assert!(p.contains("\"cases\": [],"), "{p}");
+    }
 
     #[test]
     fn emitted_blocks_decode_and_mangled_ones_are_refused() {

@@ -42,7 +42,13 @@ fn usage() -> String {
 }
 
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let argv: Vec<String> = match std::env::args_os().skip(1).map(|a| a.into_string()).collect() {
+        Ok(a) => a,
+        Err(bad) => {
+            eprintln!("xtask: argument {bad:?} is not valid UTF-8");
+            std::process::exit(2);
+        }
+    };
     let Some(cmd) = argv.first() else {
         eprint!("{}", usage());
         std::process::exit(2);
@@ -55,6 +61,14 @@ fn main() {
         eprint!("xtask: unknown command {cmd:?}\n\n{}", usage());
         std::process::exit(2);
     };
+    // `cargo xtask <command> --help` (or -h) prints that command's usage and runs nothing; run and bench
+    // forward it, so madcheck prints its own usage.
+    let own = argv[1..].iter().take_while(|a| *a != "--");
+    if !matches!(cmd.as_str(), "run" | "bench") && own.clone().any(|a| a == "-h" || a == "--help") {
+        let (name, help, _) = COMMANDS.iter().find(|(name, _, _)| name == cmd).expect("found above");
+        print!("usage: cargo xtask {name} [args...]\n\n{help}\n\nThe flags are documented in xtask/src/ (the module of `{name}`), README.md and docs/qemu.md.\n");
+        return;
+    }
     match entry(&argv[1..]) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -11,7 +11,7 @@
 //!
 //! With `--corpus` the named cases of cases/corpus and the recorded host goldens of the guest's
 //! architecture (`golden/snapshots/<profile>/host/`, as `/madcheck/goldens/`) go into the initramfs, so the
-//! guest checks its profile's goldens; `cargo xtask bless --kernel` boots with `emit_goldens` instead.
+//! guest checks its profile's goldens (and its expected unsupported set, `unsupported.json`); `cargo xtask bless --kernel` boots with `emit_goldens` instead.
 //!
 //! Kernel aliases, resolved to the newest installable Debian package at run time (old ABIs leave the
 //! mirror): `6.1`, `6.12` (arch from `--arch`, default x86_64) and `6.12-16k` (arm64 with 16K pages).
@@ -605,6 +605,11 @@ fn pack_host_goldens(entries: &mut Vec<(String, u32, Vec<u8>)>, arch: &str, labe
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
             let data = std::fs::read(&f).map_err(|e| format!("read {}: {e}", f.display()))?;
             entries.push((format!("madcheck/goldens/{p}/host/{name}"), 0o100644, data));
+        }
+        // The profile's expected unsupported set, checked by the guest's run like the goldens.
+        let set = root.join(&p).join("unsupported.json");
+        if let Ok(data) = std::fs::read(&set) {
+            entries.push((format!("madcheck/goldens/{p}/unsupported.json"), 0o100644, data));
         }
     }
     Ok(())

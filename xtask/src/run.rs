@@ -8,6 +8,9 @@
 /// `--no-build` skips the cargo build (the binary must already exist); everything else goes to madcheck.
 pub fn main(args: &[String]) -> Result<i32, String> {
     let (mine, mut rest) = crate::args::take_switches(args, &["--no-build"]);
+    if rest.iter().any(|a| a == "-h" || a == "--help") {
+        return crate::util::build_and_exec_madcheck("run", &["--help".to_string()], mine.is_empty());
+    }
     let chooses = rest.iter().any(|a| {
         let flag = a.split('=').next().unwrap_or(a);
         matches!(flag, "--case" | "--cases" | "--scenario")

@@ -56,6 +56,10 @@ impl Proc {
     fn start(exe: &Path, cpu: Option<usize>) -> std::io::Result<Proc> {
         let mut cmd = Command::new(exe);
         cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        // Its own process group, so a terminal's ^C (SIGINT to the foreground group) reaches only the
+        // runner, which stops handing out scenarios and reports the run as interrupted; a worker that
+        // got the SIGINT too would report `observed signal 2` as a divergence.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         match cpu {
             Some(c) => cmd.env(CPU_ENV, c.to_string()),
             None => cmd.env_remove(CPU_ENV),

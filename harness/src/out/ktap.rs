@@ -75,6 +75,14 @@ fn run_failures(rep: &Report) -> Vec<String> {
             e.scenario, e.step, e.field, e.reason
         ));
     }
+    if !rep.unsupported_allowed {
+        for e in &rep.unexpected_unsupported {
+            v.push(format!("unexpected unsupported scenario {} ({}): not in {}", e.scenario, e.error, rep.unsupported_set));
+        }
+        for e in &rep.stale_unsupported {
+            v.push(format!("stale unsupported entry {} ({}) in {}: the scenario is answered now", e.scenario, e.reason, rep.unsupported_set));
+        }
+    }
     if rep.not_run > 0 {
         v.push(format!("{} of {} planned scenarios never ran", rep.not_run, rep.scenarios_planned));
     }
@@ -204,6 +212,7 @@ mod tests {
             steps: 1,
             outcome,
             coverage: Vec::new(),
+            rerun: None,
         }
     }
 

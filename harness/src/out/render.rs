@@ -319,6 +319,9 @@ pub fn render_summary(r: &Report, max_divergences: usize) -> String {
     if r.expected_divergences.len() > max_divergences {
         let _ = writeln!(out, "  ... {} more expected divergences (with reasons) in the report", r.expected_divergences.len() - max_divergences);
     }
+    for e in &r.reruns {
+        let _ = writeln!(out, "  re-run {}: {} did not happen again on a fresh worker (an infrastructure event, not a divergence)", e.scenario, e.error);
+    }
     for e in &r.stale_expected_divergences {
         let _ = writeln!(
             out,

@@ -49,6 +49,10 @@ pub struct ScenarioResult {
     pub outcome: Outcome,
     /// The semantic-coverage cells the host reached (full runs only).
     pub coverage: Vec<crate::coverage::Cell>,
+    /// The first host run diverged by a signal or a hang that did not happen again on a fresh worker:
+    /// an infrastructure event (a worker killed or stopped from outside), said here; the outcome is the
+    /// second run's.
+    pub rerun: Option<String>,
 }
 
 /// Why a hugetlb program must not run on this host, and the feature to count it under.

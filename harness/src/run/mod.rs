@@ -8,3 +8,4 @@ pub mod call;
 pub mod judge;
 pub mod report;
 pub mod runner;
+pub mod unsupported;

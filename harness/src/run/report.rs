@@ -150,6 +150,26 @@ pub struct Report {
     pub golden_checked: u64,
     #[serde(default)]
     pub golden_mismatch_cases: Vec<GoldenMismatchEntry>,
+    /// The expected unsupported set checked (`golden/snapshots/<profile>/unsupported.json`), or
+    /// `none recorded (<path>)`. Set by `run::unsupported::add_to_report`.
+    #[serde(default)]
+    pub unsupported_set: String,
+    /// `--allow-unsupported`: unexpected and stale entries are listed but do not fail the run.
+    #[serde(default)]
+    pub unsupported_allowed: bool,
+    /// Unsupported scenarios inside the set's scope that the set does not list (with that reason).
+    #[serde(default)]
+    pub unexpected_unsupported: Vec<InfraErrorEntry>,
+    /// Entries of the set whose scenario ran and was not unsupported for that reason.
+    #[serde(default)]
+    pub stale_unsupported: Vec<crate::run::unsupported::UnsupportedEntry>,
+    /// `--record-unsupported`: the set this run records (every unsupported scenario, uncapped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported_record: Option<crate::run::unsupported::UnsupportedSet>,
+    /// Scenarios whose first host run ended by a signal or a hang that did not happen again on a fresh
+    /// worker (a worker killed or stopped from outside): infrastructure events, not divergences.
+    #[serde(default)]
+    pub reruns: Vec<InfraErrorEntry>,
 }
 
 /// One golden mismatch in the report.
@@ -219,8 +239,12 @@ pub fn build(
     let mut used = BTreeSet::new();
     let mut unsupported = Vec::new();
     let mut steps = 0;
+    let mut reruns = Vec::new();
     for r in results {
         steps += r.steps;
+        if let Some(why) = &r.rerun {
+            reruns.push(InfraErrorEntry { scenario: r.id.clone(), error: why.clone(), replay: r.replay.clone() });
+        }
         match classify(r, entries) {
             Class::Match => v.matched += 1,
             Class::Unsupported => {
@@ -318,6 +342,12 @@ pub fn build(
         golden_missing: 0,
         golden_checked: 0,
         golden_mismatch_cases: Vec::new(),
+        unsupported_set: String::new(),
+        unsupported_allowed: false,
+        unexpected_unsupported: Vec::new(),
+        stale_unsupported: Vec::new(),
+        unsupported_record: None,
+        reruns,
     }
 }
 
@@ -358,6 +388,7 @@ mod tests {
                 observed: None,
             }),
             coverage: Vec::new(),
+            rerun: None,
         }
     }
 

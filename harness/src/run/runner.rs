@@ -240,7 +240,7 @@ fn run_one(
                 Job::Given { scenario, .. } => scenario.id.clone(),
             };
             let outcome = Outcome::InfraError(format!("generating the scenario panicked: {}", panic_message(p)));
-            return ScenarioResult { ordinal, id, replay, steps: 0, outcome, coverage: Vec::new() };
+            return ScenarioResult { ordinal, id, replay, steps: 0, outcome, coverage: Vec::new(), rerun: None };
         }
     };
     let prog = &scenario.program;
@@ -251,6 +251,7 @@ fn run_one(
         steps,
         outcome,
         coverage: Vec::new(),
+        rerun: None,
     };
     let simulate = || {
         catch_unwind(AssertUnwindSafe(|| simulator::simulate(model, &ARENA, prog)))
@@ -277,7 +278,9 @@ fn run_one(
 
     let mut expect: Option<Result<Vec<(StepId, Expect)>, String>> = None;
     let mut last_poison = String::new();
-    for _attempt in 0..=POISON_RETRIES {
+    let mut suspect: Option<String> = None;
+    let mut poisoned_runs = 0;
+    while poisoned_runs <= POISON_RETRIES {
         if let Err(e) = backend.submit(prog) {
             return result(0, Outcome::InfraError(format!("submit: {e}")));
         }
@@ -295,16 +298,40 @@ fn run_one(
         }
         if let Some(why) = &host.poisoned {
             last_poison = why.clone();
+            poisoned_runs += 1;
             continue;
         }
         let mut r = match expect.as_ref().expect("simulated above") {
             Ok(exp) => result(steps, judge(prog, exp, &host, cfg.timeout)),
             Err(e) => result(steps, Outcome::InfraError(e.clone())),
         };
+        // A divergence by a signal the model did not expect, or by a hang, may come from outside (a
+        // worker killed or stopped by someone else; the pool has replaced it by now): run it once more on
+        // the fresh worker. Only a signal or hang that happens again is the kernel's.
+        if suspect.is_none() {
+            if let Some(why) = outside_event(&r.outcome, &host) {
+                suspect = Some(why);
+                continue;
+            }
+        }
+        r.rerun = suspect.take().filter(|_| !matches!(r.outcome, Outcome::Diverge(_)));
         r.coverage = crate::coverage::hits(prog, &host.points, model.page_size);
         return r;
     }
     result(0, Outcome::Poisoned(last_poison))
+}
+
+/// Why a divergent host run may have been disturbed from outside: it hung, or its process was ended by a
+/// signal at the divergent point.
+fn outside_event(outcome: &Outcome, host: &HostRun) -> Option<String> {
+    let Outcome::Diverge(d) = outcome else { return None };
+    if host.timed_out {
+        return Some("the worker hung (timeout)".into());
+    }
+    match d.observed.as_ref().map(|o| &o.ret) {
+        Some(simulator::observe::Ret::Signal(sig)) => Some(format!("the host run ended by signal {sig:?}")),
+        _ => None,
+    }
 }
 
 /// Held while a hugetlb scenario runs on the host.

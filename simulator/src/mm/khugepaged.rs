@@ -4,7 +4,7 @@
 //! Invariant: no collapse is ever modelled. A COLLAPSE that the kernel would attempt answers
 //! Unsupported; only its EINVAL refusals are rules.
 
-use crate::kernel::KernelModel;
+use crate::kernel::{KernelModel, Mutation};
 use crate::machine::{vmf, Machine, Vma};
 use crate::observe::Errno;
 use crate::program::Advice;
@@ -24,7 +24,12 @@ impl Machine {
     /// VM_SPECIAL/VM_HUGETLB, or a VMA that cannot hold one aligned PMD → EINVAL
     /// [S 6.12 mm/khugepaged.c:madvise_collapse, mm/huge_memory.c:__thp_vma_allowable_orders].
     pub(crate) fn madvise_collapse(&mut self, model: &KernelModel, v: &Vma) -> Result<(), Errno> {
-        if v.flags & (vmf::NOHUGEPAGE | vmf::SPECIAL | vmf::HUGETLB) != 0 || !self.holds_pmd(model, v) {
+        let small = !self.holds_pmd(model, v);
+        if small && model.mutations.contains(&Mutation::CollapseSmallUnsupported) {
+            self.unknown.get_or_insert_with(|| "mutation collapse-small-unsupported".into());
+            return Ok(());
+        }
+        if v.flags & (vmf::NOHUGEPAGE | vmf::SPECIAL | vmf::HUGETLB) != 0 || small {
             return Err(Errno::EINVAL);
         }
         self.unknown.get_or_insert_with(|| "MADV_COLLAPSE on a VMA large enough for a PMD THP is not modelled".into());

@@ -35,12 +35,16 @@ fn fatal(msg: &str) -> i32 {
 
 pub fn worker_main() -> i32 {
     // Scenarios kill workers with SIGSEGV/SIGBUS on purpose: never leave core files behind or spend time
-    // dumping. Non-dumpable also stops pipe core_pattern helpers; /proc/self stays readable by self.
+    // dumping. As root, non-dumpable also stops pipe core_pattern helpers, and /proc/self stays readable.
+    // Not as another user: a non-dumpable process's /proc/self/* belong to root, so it could not read its
+    // own pagemap or smaps [S 6.12 fs/proc/base.c:task_dump_owner]; RLIMIT_CORE 0 alone stops core files.
     // SAFETY: plain integer arguments.
     unsafe {
         let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        if libc::geteuid() == 0 {
+            libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        }
     }
     if let Ok(cpu) = std::env::var(CPU_ENV) {
         match cpu.parse::<usize>() {
