@@ -173,19 +173,12 @@ fn json_value(json: &str, key: &str) -> Option<String> {
         let end = rest.find([',', '\n']).unwrap_or(rest.len());
         return Some(rest[..end].trim().to_string());
     }
-    let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
+    let (mut depth, mut string) = (0i32, InString::default());
     for (i, ch) in rest.char_indices() {
-        if in_str {
-            match ch {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_str = false,
-                _ => {}
-            }
+        if string.feed(ch) {
             continue;
         }
         match ch {
-            '"' => in_str = true,
             '{' | '[' => depth += 1,
             '}' | ']' => {
                 depth -= 1;
@@ -199,31 +192,45 @@ fn json_value(json: &str, key: &str) -> Option<String> {
     None
 }
 
+/// Whether a scan of JSON text is inside a string literal, so brackets and commas in strings are text.
+#[derive(Default)]
+struct InString {
+    open: bool,
+    escaped: bool,
+}
+
+impl InString {
+    /// Feed the next character: true when it belongs to a string literal (its quotes included).
+    fn feed(&mut self, ch: char) -> bool {
+        if !self.open {
+            self.open = ch == '"';
+            return self.open;
+        }
+        match ch {
+            _ if self.escaped => self.escaped = false,
+            '\\' => self.escaped = true,
+            '"' => self.open = false,
+            _ => {}
+        }
+        true
+    }
+}
+
 /// Re-indent JSON text (compact or pretty) two spaces per level, one member or element per line, so the
 /// recorded file diffs well. Strings are copied as they are.
 fn pretty(v: &str) -> String {
-    let (mut o, mut depth, mut in_str, mut escaped) = (String::new(), 0usize, false, false);
+    let (mut o, mut depth, mut string) = (String::new(), 0usize, InString::default());
     let mut chars = v.chars().peekable();
     let newline = |o: &mut String, depth: usize| {
         o.push('\n');
         o.push_str(&"  ".repeat(depth));
     };
     while let Some(ch) = chars.next() {
-        if in_str {
+        if string.feed(ch) {
             o.push(ch);
-            match ch {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_str = false,
-                _ => {}
-            }
             continue;
         }
         match ch {
-            '"' => {
-                in_str = true;
-                o.push(ch);
-            }
             '{' | '[' => {
                 o.push(ch);
                 while chars.peek().is_some_and(|c| c.is_whitespace()) {
