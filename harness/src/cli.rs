@@ -78,8 +78,6 @@ pub struct RunArgs {
     pub allow_unsupported: bool,
     /// `--record-unsupported`: the report carries the unsupported set this run records.
     pub record_unsupported: bool,
-    /// `--help` / `-h`: print the usage, run nothing.
-    pub help: bool,
 }
 
 impl RunArgs {
@@ -174,10 +172,6 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (raw.clone(), None),
         };
-        if flag == "-h" {
-            a.help = true;
-            continue;
-        }
         if !flag.starts_with("--") {
             return Err(UsageError(format!("unexpected argument {raw:?}")));
         }
@@ -189,7 +183,6 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
                 return Err(UsageError(format!("{flag} takes no value")));
             }
             a.quiet |= flag == "--quiet";
-            a.help |= flag == "--help";
             a.emit_goldens |= flag == "--emit-goldens";
             a.allow_unsupported |= flag == "--allow-unsupported";
             a.record_unsupported |= flag == "--record-unsupported";
