@@ -110,9 +110,17 @@ fn an_unprivileged_run_has_no_infrastructure_errors() {
     }
     let d = Scratch::new("nobody");
     std::fs::set_permissions(&d.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    // The checkout (and so the built binary) may sit below a directory only root can enter (mktemp -d is
+    // 0700): run a copy from the scratch directory, with a goldens root there that holds a profile.
+    let exe = d.0.join("madcheck");
+    std::fs::copy(env!("CARGO_BIN_EXE_madcheck"), &exe).expect("copy madcheck");
+    let goldens = d.0.join("goldens");
+    std::fs::create_dir_all(goldens.join("some-profile/host")).unwrap();
     let report = d.0.join("r.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_madcheck"))
-        .args(["run", "--generate", "200", "--seed", "1", "--quiet", "--report"])
+    let o = Command::new(&exe)
+        .args(["run", "--generate", "200", "--seed", "1", "--quiet", "--goldens"])
+        .arg(&goldens)
+        .arg("--report")
         .arg(&report)
         .env("TMPDIR", &d.0)
         .current_dir(&d.0)
