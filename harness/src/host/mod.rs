@@ -17,6 +17,7 @@
 pub(crate) mod sys;
 pub mod hugepool;
 mod observe;
+pub mod procmem;
 mod worker;
 mod pool;
 pub mod detect;
