@@ -246,7 +246,7 @@ pub struct KernelModel {
     /// VMAs carry an anonymous page offset apart from vm_pgoff, and MAP_PRIVATE file VMAs merge (and
     /// share an anon_vma) only where it is contiguous too; a faulted private file VMA keeps the one of
     /// the address it was first mapped at when mremap moves it [S 7.3.4 mm/vma.c:can_vma_merge_before,
-    /// can_vma_merge_after, anon_vma_compatible, copy_vma; T Debian @ANON_PGOFF_RANGE@, case
+    /// can_vma_merge_after, anon_vma_compatible, copy_vma; T Debian 7.2.12 (old) and 7.3.4 (new); case
     /// file_private_moved_faulted_merge_needs_anon_pgoff]. Before, pgoff contiguity was enough
     /// [S 6.18 mm/vma.c; T 6.18.44, the same case merges].
     #[serde(default)]
@@ -335,7 +335,7 @@ const DONTUNMAP_PRESPLIT_AGAIN: (u32, u32, u32) = (7, 2, 11);
 /// First release whose dontunmap_complete resets the anonymous pgoff (`mremap_dontunmap_resets_pgoff`).
 const DONTUNMAP_PGOFF_RESET_AGAIN: (u32, u32, u32) = (7, 2, 0);
 /// First release with a separate anonymous page offset (`private_file_merge_needs_anon_pgoff`).
-const ANON_PGOFF: (u32, u32, u32) = (7, 0, 0);
+const ANON_PGOFF: (u32, u32, u32) = (7, 3, 0);
 
 impl KernelModel {
     pub fn from_facts(f: KernelFacts) -> KernelModel {

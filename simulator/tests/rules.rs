@@ -609,8 +609,8 @@ const PGOFF_LAST_OLD: (u32, u32, u32) = (7, 1, 13);
 const PGOFF_FIRST_NEW: (u32, u32, u32) = (7, 2, 6);
 const KEPT_LAST_OLD: (u32, u32, u32) = (7, 2, 9);
 const KEPT_FIRST_NEW: (u32, u32, u32) = (7, 2, 11);
-const ANON_PGOFF_LAST_OLD: (u32, u32, u32) = (6, 19, 14);
-const ANON_PGOFF_FIRST_NEW: (u32, u32, u32) = (7, 0, 4);
+const ANON_PGOFF_LAST_OLD: (u32, u32, u32) = (7, 2, 12);
+const ANON_PGOFF_FIRST_NEW: (u32, u32, u32) = (7, 3, 4);
 
 /// The program of a case file (`cases/findings/*.json`): the scenario without its id and description.
 fn case_prog(text: &str) -> Program {

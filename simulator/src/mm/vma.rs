@@ -37,7 +37,7 @@ impl Machine {
     /// range merges only where its anonymous page offset continues the neighbour's, as its vm_pgoff must
     /// ("This is only required for MAP_PRIVATE-file backed mappings as the page offset for pure
     /// anonymous VMAs is equal to the anonymous page offset") [S 7.3.4 mm/vma.c:can_vma_merge_before,
-    /// can_vma_merge_after, needs_adjacent_anon_pgoff; T Debian @ANON_PGOFF_RANGE@, case
+    /// can_vma_merge_after, needs_adjacent_anon_pgoff; T Debian 7.2.12 (old) and 7.3.4 (new); case
     /// file_private_moved_faulted_merge_needs_anon_pgoff]. `lo_end` is the anonymous page offset just
     /// past the lower VMA, `hi_start` the higher one's first.
     pub(crate) fn anon_pgoff_adjacent(model: &KernelModel, flags: u64, obj: Option<usize>, lo_end: i64, hi_start: i64) -> bool {
