@@ -3,6 +3,8 @@
 //! unprivileged user works in the reduced mode; ^C on a terminal interrupts the run without false
 //! divergences.
 
+mod support;
+
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Output};
 
@@ -135,6 +137,108 @@ fn an_unprivileged_run_has_no_infrastructure_errors() {
     // hugetlb needs root to reserve the pool: unsupported here with the reason, which the profile's
     // expected unsupported set does not count against the model.
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+}
+
+/// A pseudo-terminal: the master side (this test's end) and the path of the slave side.
+fn open_pty() -> (std::fs::File, std::path::PathBuf) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r on a descriptor we own, with a sized buffer.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::grantpt(m), 0, "grantpt: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::unlockpt(m), 0, "unlockpt: {}", std::io::Error::last_os_error());
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0, "ptsname_r");
+        let slave = std::ffi::CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned();
+        (std::fs::File::from_raw_fd(m), slave.into())
+    }
+}
+
+/// ^C typed on the terminal a run was started from: the terminal sends SIGINT to its foreground process
+/// group, which is the run's. Before issue 16 the workers were in that group too and died of it, so the
+/// interrupted run reported `observed signal 2` divergences. Now only the runner gets it: it stops
+/// handing out scenarios and ends with the report marked interrupted and exit code 1 (scenarios not run).
+#[test]
+fn ctrl_c_on_the_terminal_interrupts_the_run_without_divergences() {
+    use std::io::{Read, Write};
+    let d = Scratch::new("ctrl-c");
+    let report = d.0.join("r.json");
+    let (mut master, slave_path) = open_pty();
+    let slave = || std::fs::OpenOptions::new().read(true).write(true).open(&slave_path).expect("open the pty slave");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_madcheck"));
+    cmd.args(["run", "--generate", "200000", "--seed", "1", "--findings", "none", "--report"])
+        .arg(&report)
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave());
+    // A new session whose controlling terminal is the pty: madcheck is its foreground process group, as
+    // in a shell on a terminal.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut run = cmd.spawn().expect("madcheck starts on the pty");
+    // Close this side's slave descriptors: the master reads EIO once madcheck has closed its own.
+    drop(cmd);
+    // The terminal's output (progress bar, summary) until the slave side is closed (EIO).
+    let mut reader = master.try_clone().unwrap();
+    let screen = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    // Wait until scenarios run on the workers.
+    let start = std::time::Instant::now();
+    let workers = loop {
+        let w: Vec<u32> = support::children(run.id()).into_iter().filter(|&p| support::stat(p).is_some_and(|s| s.3 > 0)).collect();
+        if w.len() >= 2 && start.elapsed() > std::time::Duration::from_millis(1500) {
+            break w;
+        }
+        assert!(matches!(run.try_wait(), Ok(None)), "madcheck ended before ^C");
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "no workers after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // SAFETY: tcgetpgrp on the master we own.
+    let foreground = unsafe { libc::tcgetpgrp(std::os::fd::AsRawFd::as_raw_fd(&master)) };
+    assert_eq!(foreground as u32, run.id(), "madcheck is the terminal's foreground process group");
+    for w in &workers {
+        let pgrp = support::stat(*w).map(|s| s.2);
+        assert!(pgrp != Some(foreground as u32), "worker {w} is in the terminal's foreground group {foreground}");
+    }
+    master.write_all(b"\x03").expect("type ^C");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = run.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "madcheck did not end within 60 s of ^C");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(master);
+    let screen = screen.join().unwrap();
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("no report ({e}); terminal:\n{screen}"));
+    let rep: serde_json::Value = serde_json::from_str(&text).expect("report JSON");
+    assert_eq!(status.code(), Some(1), "an interrupted run exits 1 (README); terminal:\n{screen}");
+    assert_eq!((rep["interrupted"].as_bool(), rep["complete"].as_bool()), (Some(true), Some(false)), "{screen}");
+    assert!(rep["not_run"].as_u64().unwrap_or(0) > 0, "{screen}");
+    assert!(screen.contains("NOT RUN:") && screen.contains("(interrupted)"), "the summary says so:\n{screen}");
+    assert_eq!(rep["verdicts"]["diverge"], 0, "{screen}");
+    assert!(!screen.contains("observed signal 2") && !screen.contains("Other(2)"), "{screen}");
+    // Not even a disturbed worker that was re-run: the SIGINT must not reach the workers at all.
+    assert_eq!(rep["reruns"].as_array().map(|r| r.len()), Some(0), "{}", rep["reruns"]);
+    assert_eq!(rep["verdicts"]["infra_error"], 0, "{screen}");
 }
 
 use std::os::unix::process::CommandExt;
