@@ -90,6 +90,39 @@ fn a_scenario_past_the_size_limits_is_bad_input() {
     assert_bad_input(&madcheck(&[s("run"), s("--case"), case.as_os_str()]), "at most 4096 per scenario");
 }
 
+fn case_with(maps: usize, files: usize) -> String {
+    let files: Vec<String> = (0..files).map(|_| r#"{"kind": "memfd", "pages": 1}"#.to_string()).collect();
+    let maps: Vec<String> = (0..maps).map(|i| format!(r#"{{"page": {i}, "pages": 1, "prot": "rw-", "kind": "anon_private"}}"#)).collect();
+    format!(
+        r#"{{"id": "over_the_limits", "description": "x", "arena_pages": 128, "files": [{}], "maps": [{}], "steps": [{{"op": "read", "page": 0}}]}}"#,
+        files.join(","),
+        maps.join(",")
+    )
+}
+
+#[test]
+fn too_many_maps_or_files_are_bad_input() {
+    let d = Scratch::new("limits-maps");
+    let case = d.0.join("over_the_limits.json");
+    std::fs::write(&case, case_with(65, 0)).unwrap();
+    assert_bad_input(&madcheck(&[s("run"), s("--case"), case.as_os_str()]), "65 maps: at most 64 per scenario");
+    std::fs::write(&case, case_with(1, 17)).unwrap();
+    assert_bad_input(&madcheck(&[s("run"), s("--case"), case.as_os_str()]), "17 files: at most 16 per scenario");
+    // At the limits the case is accepted (simulate reads and validates it the same way).
+    std::fs::write(&case, case_with(64, 16)).unwrap();
+    let o = madcheck(&[s("simulate"), s("--case"), case.as_os_str()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_case_file_over_4_mib_is_refused_before_it_is_parsed() {
+    let d = Scratch::new("limits-bytes");
+    let case = d.0.join("huge.json");
+    // Not even JSON: the size alone must refuse it, before any parsing.
+    std::fs::write(&case, vec![b' '; (4 << 20) + 1]).unwrap();
+    assert_bad_input(&madcheck(&[s("run"), s("--case"), case.as_os_str()]), "4194305 bytes: a case file is at most 4194304 bytes");
+}
+
 #[test]
 fn detect_output_is_accepted_by_profile_facts() {
     let d = Scratch::new("detect");
