@@ -5,7 +5,7 @@
 //! The parser is found at `$KUNIT_DIR` or `/opt/linux-kunit/tools/testing/kunit` (where `.ci/run` puts
 //! it) and needs `python3`. When either is missing the test is skipped with a message naming what is
 //! missing and how to install it, so `cargo xtask test` works on a machine set up only for Rust; CI sets
-//! `MADCHECK_REQUIRE_KTAP_PARSER=1`, which turns the skip into a failure, so a broken CI setup cannot
+//! `MADCHECK_REQUIRE_ALL_TOOLS=1`, which turns the skip into a failure, so a broken CI setup cannot
 //! hide behind it.
 
 use std::path::PathBuf;
@@ -55,8 +55,8 @@ for s in t.subtests:
 fn ktap_output_parses_with_the_kernels_kunit_parser() {
     let kunit = match kunit_dir() {
         Ok(d) => d,
-        Err(why) if std::env::var_os("MADCHECK_REQUIRE_KTAP_PARSER").is_some_and(|v| v == "1") => {
-            panic!("MADCHECK_REQUIRE_KTAP_PARSER=1 and the KTAP test cannot run: {why}")
+        Err(why) if std::env::var_os("MADCHECK_REQUIRE_ALL_TOOLS").is_some_and(|v| v == "1") => {
+            panic!("MADCHECK_REQUIRE_ALL_TOOLS=1 and the KTAP test cannot run: {why}")
         }
         Err(why) => {
             eprintln!("skipped: ktap_output_parses_with_the_kernels_kunit_parser: {why}");

@@ -74,7 +74,9 @@ fn adopt_orphans() {
 /// An orphan is told apart by its process group: every worker leads its own (`Proc::start`), and what
 /// it forks stays in it, so a child of ours in a group that is neither its own nor ours came from a
 /// worker. Workers themselves (group leaders) are left to their `Child`, and anything else this process
-/// started (in our group) to whoever waits for it, so no one's `waitpid` is stolen.
+/// started (in our group) to whoever waits for it, so no one's `waitpid` is stolen. The children are
+/// listed by /proc/self/task/*/children (CONFIG_PROC_CHILDREN, set in Debian's and this host's
+/// kernels); without it nothing is reaped here and the orphans go to init when the run ends.
 pub fn reap_orphans() -> usize {
     // SAFETY: getpgrp has no preconditions.
     let ours = unsafe { libc::getpgrp() } as u32;
