@@ -121,7 +121,7 @@ impl KernelFacts {
         // field names it.
         let (release, uname_version, mf, sd) = match name {
             "4.5" => ("4.5.0", "", true, true),
-            "6.1" => ("6.1.0-57-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3", true, true),
+            "6.1" => ("6.1.0-57-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)", true, true),
             "6.12" => ("6.12.117+deb12-amd64", "", true, true),
             "6.18" => ("6.18.44-fc-v669", "", false, false),
             _ => return None,
@@ -257,7 +257,7 @@ pub struct KernelModel {
     /// must be treated distinctly ... disallow a self-merge"). 6.12 got it in 6.12.115: Debian 6.12.113
     /// merges a one-page move to the adjacent page into one VMA, 6.12.115 keeps two [S 6.12.118
     /// mm/vma.c:copy_vma; T Debian 6.12.113/6.12.115 x86_64 (cargo xtask bisect --series 6.12, see
-    /// docs/findings.md), case mremap_dontunmap_unfaulted_source_stays_apart_from_6_12_115]. 6.16+
+    /// docs/findings.md), case mremap_dontunmap_unfaulted_source_stays_apart_from_6_1_192_and_6_12_115]. 6.16+
     /// checks first and merges with it again [T 6.18, case gen-1-1475]. 6.1 got the stable form in
     /// 6.1.192 (see `mremap_kept_source_blocks_merge`); 6.1.0-6.1.191 merge [S 6.1.192 mm/mmap.c:copy_vma;
     /// T Debian 6.1.190/6.1.192 x86_64 (cargo xtask bisect --series 6.1), same case]. Debian 6.1
