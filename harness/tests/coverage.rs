@@ -33,6 +33,10 @@ fn default_suite_reaches_every_reachable_cell_and_no_unreachable_one() {
         .output()
         .expect("madcheck runs");
     let other = other.wait_with_output().expect("the other run ends");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // Read and remove the matrix before any assertion, so a failing run leaves nothing in /tmp.
+    let text = std::fs::read_to_string(&cov);
+    let _ = std::fs::remove_file(&cov);
     let other_err = String::from_utf8_lossy(&other.stderr);
     assert_eq!(other.status.code(), Some(0), "the concurrent run failed:\n{other_err}");
     // Where the other run could take the pool (root, or enough free huge pages), the suite waited for it.
@@ -41,10 +45,6 @@ fn default_suite_reaches_every_reachable_cell_and_no_unreachable_one() {
         assert!(err.contains("another madcheck run holds the huge page pool; waiting"), "the suite did not wait:\n{err}");
     }
     assert!(!err.contains("huge page pool (flock"), "the suite ran without the pool:\n{err}");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    // Read and remove the matrix before any assertion, so a failing run leaves nothing in /tmp.
-    let text = std::fs::read_to_string(&cov);
-    let _ = std::fs::remove_file(&cov);
     let text = text.unwrap_or_else(|e| panic!("no coverage JSON ({e}); stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr)));
     let v: serde_json::Value = serde_json::from_str(&text).expect("the matrix is JSON");
     let list = |key: &str| -> Vec<String> {

@@ -17,6 +17,17 @@ struct Run {
     report: std::path::PathBuf,
 }
 
+/// A failed assertion must not leave the run going or its report behind.
+impl Drop for Run {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.report);
+    }
+}
+
 fn start(tag: &str, args: &[&str]) -> Run {
     let report = std::env::temp_dir().join(format!("madcheck-outside-{tag}-{}.json", std::process::id()));
     let child = Command::new(env!("CARGO_BIN_EXE_madcheck"))
@@ -62,8 +73,20 @@ impl Run {
     }
 
     /// Wait for the end; the exit code, the report and the output.
-    fn finish(self) -> (Option<i32>, serde_json::Value, String) {
-        let out = self.child.wait_with_output().expect("madcheck ends");
+    fn finish(mut self) -> (Option<i32>, serde_json::Value, String) {
+        // Both pipes drained while waiting, so a long output cannot block madcheck.
+        fn drain(r: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut v);
+                }
+                v
+            })
+        }
+        let (o, e) = (drain(self.child.stdout.take()), drain(self.child.stderr.take()));
+        let status = self.child.wait().expect("madcheck ends");
+        let out = std::process::Output { status, stdout: o.join().unwrap(), stderr: e.join().unwrap() };
         let text = std::fs::read_to_string(&self.report);
         let _ = std::fs::remove_file(&self.report);
         let shown = format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
