@@ -170,10 +170,15 @@ fn detect_host(kernel_config: Option<&Path>) -> Result<KernelFacts, i32> {
 /// Reserve the hugetlb pool for a run that uses the host; the guard restores `vm.nr_hugepages` when
 /// dropped. Where no pool can be had, the model is told why and hugetlb scenarios become unsupported.
 fn hugetlb_pool(model: &mut KernelModel) -> harness::host::hugepool::HugePool {
+    hugetlb_pool_within(model, Duration::ZERO)
+}
+
+/// `hugetlb_pool`, waiting up to `wait` for another madcheck run to release the pool.
+fn hugetlb_pool_within(model: &mut KernelModel, wait: Duration) -> harness::host::hugepool::HugePool {
     if model.hugetlb_pages == 0 {
         return harness::host::hugepool::HugePool::default();
     }
-    let (pool, why) = harness::host::hugepool::HugePool::prepare(harness::host::hugepool::WANT_UNRESERVED);
+    let (pool, why) = harness::host::hugepool::HugePool::prepare_within(harness::host::hugepool::WANT_UNRESERVED, wait);
     if let Some(why) = why {
         eprintln!("madcheck: {why}; hugetlb scenarios are unsupported in this run");
         model.facts.hugetlb_unavailable = Some(why);
@@ -325,7 +330,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Err(e) => return bad_input(e),
     };
     // Dropped when cmd_run returns (also after ^C or SIGTERM, which end the run early).
-    let _pool = hugetlb_pool(&mut model);
+    let _pool = hugetlb_pool_within(&mut model, Duration::from_secs(a.wait_for_hugepool_s));
     let header = RunHeader {
         kernel: host.release.clone(),
         arch: host.arch.clone(),

@@ -7,6 +7,8 @@
 //! value is written back when the `HugePool` is dropped (the run ended, failed, was interrupted with one
 //! ^C or SIGTERM, or panicked). Without the lock or the privilege to raise the pool, hugetlb scenarios
 //! are unsupported with the reason; they never run against a pool that could run dry mid-scenario.
+//! A run may wait a bounded time for the lock (`--wait-for-hugepool SECS`): the test suite does, so that
+//! it holds while another madcheck run is on the machine.
 
 use simulator::observe::HugeDelta;
 
@@ -60,26 +62,51 @@ pub struct HugePool {
 }
 
 /// Take the pool's lock without waiting: `Err` says why not.
+#[cfg(test)]
 fn lock_pool() -> Result<std::fs::File, String> {
+    lock_pool_within(std::time::Duration::ZERO)
+}
+
+/// Take the pool's lock, waiting up to `wait` for another run to release it (polled every 20 ms: a
+/// blocking flock could not be bounded without a signal). `Err` says why not.
+fn lock_pool_within(wait: std::time::Duration) -> Result<std::fs::File, String> {
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(NR_HUGEPAGES).map_err(|e| format!("hugetlb: open {NR_HUGEPAGES}: {e}"))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let deadline = std::time::Instant::now() + wait;
+    let mut said = false;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(f);
+        }
         let e = std::io::Error::last_os_error();
-        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            "hugetlb: another madcheck run holds the huge page pool (flock on /proc/sys/vm/nr_hugepages)".to_string()
-        } else {
-            format!("hugetlb: flock {NR_HUGEPAGES}: {e}")
-        });
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(format!("hugetlb: flock {NR_HUGEPAGES}: {e}"));
+        }
+        if std::time::Instant::now() >= deadline {
+            let waited = if wait.is_zero() { String::new() } else { format!(", still after waiting {} s", wait.as_secs()) };
+            return Err(format!(
+                "hugetlb: another madcheck run holds the huge page pool (flock on /proc/sys/vm/nr_hugepages{waited})"
+            ));
+        }
+        if !said {
+            eprintln!("madcheck: another madcheck run holds the huge page pool; waiting up to {} s for it", wait.as_secs());
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Ok(f)
 }
 
 impl HugePool {
     /// Make sure `want` free, unreserved huge pages exist. Returns the pool guard and, when hugetlb
     /// scenarios cannot run, why.
     pub fn prepare(want: u64) -> (HugePool, Option<String>) {
-        let lock = match lock_pool() {
+        HugePool::prepare_within(want, std::time::Duration::ZERO)
+    }
+
+    /// `prepare`, waiting up to `wait` for another run to release the pool.
+    pub fn prepare_within(want: u64, wait: std::time::Duration) -> (HugePool, Option<String>) {
+        let lock = match lock_pool_within(wait) {
             Ok(f) => Some(f),
             Err(why) => return (HugePool::default(), Some(why)),
         };
@@ -147,7 +174,18 @@ mod tests {
         let Ok(first) = lock_pool() else { return };
         let second = lock_pool();
         assert!(second.as_ref().is_err_and(|w| w.contains("another madcheck run")), "{second:?}");
-        drop(first);
+        // A bounded wait gives up with the reason once the time is over ...
+        let t = std::time::Instant::now();
+        let waited = lock_pool_within(std::time::Duration::from_millis(200));
+        assert!(waited.as_ref().is_err_and(|w| w.contains("still after waiting")), "{waited:?}");
+        assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+        // ... and takes the pool as soon as the owner lets go.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(first);
+        });
+        assert!(lock_pool_within(std::time::Duration::from_secs(60)).is_ok());
+        releaser.join().unwrap();
         assert!(lock_pool().is_ok());
     }
 

@@ -192,6 +192,9 @@ pub fn run(
                 continue;
             }
             last_tick = Instant::now();
+            if cfg.mode != Mode::SimOnly {
+                crate::host::reap_orphans();
+            }
             progress(&snapshot(false));
             if last_checkpoint.elapsed() >= checkpoint_every {
                 let copy = results.lock().unwrap().clone();
