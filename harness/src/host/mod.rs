@@ -16,6 +16,7 @@
 /// Raw syscall wrappers and the frame codec.
 pub(crate) mod sys;
 pub mod hugepool;
+pub mod journal;
 mod observe;
 mod worker;
 mod pool;

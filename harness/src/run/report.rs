@@ -170,6 +170,9 @@ pub struct Report {
     /// worker (a worker killed or stopped from outside): infrastructure events, not divergences.
     #[serde(default)]
     pub reruns: Vec<InfraErrorEntry>,
+    /// The signal (SIGINT, SIGTERM, SIGHUP) that stopped the run early, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
 
 /// One golden mismatch in the report.
@@ -348,6 +351,7 @@ pub fn build(
         stale_unsupported: Vec::new(),
         unsupported_record: None,
         reruns,
+        stopped_by: None,
     }
 }
 
