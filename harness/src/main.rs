@@ -308,6 +308,11 @@ fn run_scope(a: &RunArgs, jobs: &[Job]) -> unsupported::Scope {
 }
 
 fn cmd_run(a: &RunArgs) -> i32 {
+    // Set up before anything else, so a bad value is bad input; dropped (tokens removed) on every return.
+    let faults = match harness::run::faults::FaultPlan::from_env() {
+        Ok(f) => f,
+        Err(e) => return bad_input(e),
+    };
     let expected = match load_expected(a) {
         Ok(e) => e,
         Err(e) => return bad_input(e),
@@ -381,6 +386,11 @@ fn cmd_run(a: &RunArgs) -> i32 {
     );
     let mut rep = report::build(&header, &out.results, &expected, &out.errors, out.elapsed, !out.interrupted, out.interrupted);
     rep.stopped_by = stopped_by();
+    if let Some(f) = &faults {
+        let done = f.finish();
+        eprintln!("madcheck: faults injected ({}): {}", harness::run::faults::INJECT_ENV, done.join("; "));
+        rep.fault_injection = Some(done);
+    }
     if let Some(sig) = &rep.stopped_by {
         eprintln!(
             "madcheck: stopped by {sig}: {} of {} scenarios have a verdict; the report says complete: false",

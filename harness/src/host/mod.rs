@@ -23,4 +23,4 @@ mod pool;
 pub mod detect;
 
 pub use pool::{check_program, HostRun, Worker};
-pub use worker::worker_main;
+pub use worker::{worker_main, FAULT_DIR_ENV};

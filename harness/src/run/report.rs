@@ -173,6 +173,9 @@ pub struct Report {
     /// The signal (SIGINT, SIGTERM, SIGHUP) that stopped the run early, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<String>,
+    /// `MADCHECK_INJECT_FAULTS`: the faults done to workers on purpose and which worker took each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_injection: Option<Vec<String>>,
 }
 
 /// One golden mismatch in the report.
@@ -352,6 +355,7 @@ pub fn build(
         unsupported_record: None,
         reruns,
         stopped_by: None,
+        fault_injection: None,
     }
 }
 
