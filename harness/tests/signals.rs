@@ -215,6 +215,15 @@ fn after_a_sigkill_the_next_run_restores_the_pool_from_the_journal() {
     let old = read(NR_HUGEPAGES);
     let s = Scratch::new("sigkill");
     let _recover = Recover;
+    // The journal is written only when a run raises the pool: not when 8 free huge pages exist already.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let field = |name: &str| -> i64 {
+        meminfo.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    };
+    if field("HugePages_Free:") - field("HugePages_Rsvd:") >= 8 {
+        eprintln!("8 free huge pages exist already: no run raises the pool here, so there is no journal to test");
+        return;
+    }
     let mut attempts = 0;
     let mut child = loop {
         attempts += 1;
@@ -225,6 +234,11 @@ fn after_a_sigkill_the_next_run_restores_the_pool_from_the_journal() {
         let _ = child.kill();
         let _ = child.wait();
         let err = std::fs::read_to_string(s.0.join("stderr")).unwrap_or_default();
+        if err.contains("hugetlb: cannot raise") || err.contains("hugetlb: open") {
+            eprintln!("this run may not change vm.nr_hugepages (not root?): no journal to test:\n{err}");
+            assert!(!Path::new(JOURNAL).exists(), "a journal without a raised pool");
+            return;
+        }
         // Another madcheck run on this machine owns the pool: wait for it, a few times.
         assert!(
             err.contains("another madcheck run holds the huge page pool") && attempts < 5,
@@ -287,7 +301,10 @@ fn the_journal_restores_ksm_and_thp_knobs_too() {
         guards.push(Knob(k, old.clone()));
         // A run that changed the knob and was killed: its journal entry, then the changed value.
         entries.push(serde_json::json!({ "knob": k, "value": old, "pid": 999_999 }));
-        std::fs::write(k, format!("{}\n", n + 1)).expect("change the knob (root)");
+        if let Err(e) = std::fs::write(k, format!("{}\n", n + 1)) {
+            eprintln!("{k}: cannot change it ({e}; not root?): the journal's KSM/THP restore is not tested here");
+            return;
+        }
     }
     // Also an entry that names a file that is not a knob: never written.
     entries.push(serde_json::json!({ "knob": "/etc/madcheck-not-a-knob", "value": "x", "pid": 999_999 }));

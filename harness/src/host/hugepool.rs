@@ -100,17 +100,25 @@ impl HugePool {
             return (HugePool { restore: None, lock, restored }, None);
         }
         let target = before.total + (want as i64 - spare);
+        let cannot_raise = |e: std::io::Error| {
+            format!(
+                "hugetlb: cannot raise vm.nr_hugepages from {} to {target}: {e} (run as root, or reserve {want} \
+                 free huge pages beforehand)",
+                before.total
+            )
+        };
+        // Opened first, so a run without the privilege says so rather than failing on the journal.
+        let knob = match std::fs::OpenOptions::new().write(true).open(NR_HUGEPAGES) {
+            Ok(f) => f,
+            Err(e) => return unavailable(cannot_raise(e)),
+        };
         // Write-ahead: the old value is on disk before the knob changes, so a SIGKILL cannot lose it.
         if let Err(e) = crate::host::journal::record(NR_HUGEPAGES, &before.total.to_string()) {
             return unavailable(format!("hugetlb: not raising vm.nr_hugepages: cannot write the restore journal: {e}"));
         }
-        if let Err(e) = std::fs::write(NR_HUGEPAGES, format!("{target}\n")) {
+        if let Err(e) = std::io::Write::write_all(&mut &knob, format!("{target}\n").as_bytes()) {
             let _ = crate::host::journal::forget(NR_HUGEPAGES);
-            return unavailable(format!(
-                "hugetlb: cannot raise vm.nr_hugepages from {} to {target}: {e} (run as root, or reserve {want} \
-                 free huge pages beforehand)",
-                before.total
-            ));
+            return unavailable(cannot_raise(e));
         }
         let pool = HugePool { restore: Some(before.total), lock, restored: restored.clone() };
         match Counters::read() {
