@@ -41,4 +41,11 @@ fn load_regressions_replay() {
 fn simulate_regressions_replay() {
     let models = cases::fuzz::models();
     replay("simulate", |d| cases::fuzz::simulate_bytes(d, &models));
+    // The replay says something only for inputs that decode to a valid program.
+    let decoded: Vec<String> = inputs("simulate")
+        .iter()
+        .filter(|p| cases::fuzz::program_from_bytes(&std::fs::read(p).unwrap()).is_some())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(decoded.len() >= 3, "only {decoded:?} decode to a program");
 }
