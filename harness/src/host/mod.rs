@@ -18,10 +18,11 @@
 /// Raw syscall wrappers and the frame codec.
 pub(crate) mod sys;
 pub mod hugepool;
+pub mod journal;
 mod observe;
 mod worker;
 mod pool;
 pub mod detect;
 
 pub use pool::{check_program, reap_orphans, HostRun, Worker};
-pub use worker::worker_main;
+pub use worker::{worker_main, FAULT_DIR_ENV};
