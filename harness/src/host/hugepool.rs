@@ -9,6 +9,8 @@
 //! are unsupported with the reason; they never run against a pool that could run dry mid-scenario.
 //! A run may wait a bounded time for the lock (`--wait-for-hugepool SECS`): the test suite does, so that
 //! it holds while another madcheck run is on the machine.
+//! The old value is written to the restore journal (`journal`) before the pool is raised, and the owner
+//! of the lock puts back whatever a dead run's journal holds before anything else (`restored`).
 
 use simulator::observe::HugeDelta;
 
@@ -59,6 +61,9 @@ pub struct HugePool {
     /// The open /proc/sys/vm/nr_hugepages holding the exclusive flock (released on drop, after the
     /// restore).
     lock: Option<std::fs::File>,
+    /// What the restore journal of a run that died put back when this run took the pool, one line each
+    /// (for the user: the caller prints them).
+    pub restored: Vec<String>,
 }
 
 /// Take the pool's lock without waiting: `Err` says why not.
@@ -110,26 +115,39 @@ impl HugePool {
             Ok(f) => Some(f),
             Err(why) => return (HugePool::default(), Some(why)),
         };
+        // The pool's owner first undoes what a dead run left changed (its flock died with it).
+        let restored = crate::host::journal::recover();
+        let unavailable = |why: String| (HugePool { restore: None, lock: None, restored: restored.clone() }, Some(why));
         let before = match Counters::read() {
             Ok(c) => c,
-            Err(e) => return (HugePool::default(), Some(format!("hugetlb: {e}"))),
+            Err(e) => return unavailable(format!("hugetlb: {e}")),
         };
         let spare = before.free - before.rsvd;
         if spare >= want as i64 {
-            return (HugePool { restore: None, lock }, None);
+            return (HugePool { restore: None, lock, restored }, None);
         }
         let target = before.total + (want as i64 - spare);
-        if let Err(e) = std::fs::write(NR_HUGEPAGES, format!("{target}\n")) {
-            return (
-                HugePool::default(),
-                Some(format!(
-                    "hugetlb: cannot raise vm.nr_hugepages from {} to {target}: {e} (run as root, or reserve {want} \
-                     free huge pages beforehand)",
-                    before.total
-                )),
-            );
+        let cannot_raise = |e: std::io::Error| {
+            format!(
+                "hugetlb: cannot raise vm.nr_hugepages from {} to {target}: {e} (run as root, or reserve {want} \
+                 free huge pages beforehand)",
+                before.total
+            )
+        };
+        // Opened first, so a run without the privilege says so rather than failing on the journal.
+        let knob = match std::fs::OpenOptions::new().write(true).open(NR_HUGEPAGES) {
+            Ok(f) => f,
+            Err(e) => return unavailable(cannot_raise(e)),
+        };
+        // Write-ahead: the old value is on disk before the knob changes, so a SIGKILL cannot lose it.
+        if let Err(e) = crate::host::journal::record(NR_HUGEPAGES, &before.total.to_string()) {
+            return unavailable(format!("hugetlb: not raising vm.nr_hugepages: cannot write the restore journal: {e}"));
         }
-        let pool = HugePool { restore: Some(before.total), lock };
+        if let Err(e) = std::io::Write::write_all(&mut &knob, format!("{target}\n").as_bytes()) {
+            let _ = crate::host::journal::forget(NR_HUGEPAGES);
+            return unavailable(cannot_raise(e));
+        }
+        let pool = HugePool { restore: Some(before.total), lock, restored: restored.clone() };
         match Counters::read() {
             Ok(now) if now.free - now.rsvd >= want as i64 => (pool, None),
             Ok(now) => {
@@ -138,11 +156,11 @@ impl HugePool {
                     now.free - now.rsvd
                 );
                 drop(pool);
-                (HugePool::default(), Some(why))
+                unavailable(why)
             }
             Err(e) => {
                 drop(pool);
-                (HugePool::default(), Some(format!("hugetlb: {e}")))
+                unavailable(format!("hugetlb: {e}"))
             }
         }
     }
@@ -156,8 +174,15 @@ impl HugePool {
 impl Drop for HugePool {
     fn drop(&mut self) {
         if let Some(old) = self.restore.take() {
-            if let Err(e) = std::fs::write(NR_HUGEPAGES, format!("{old}\n")) {
-                eprintln!("madcheck: warning: could not restore vm.nr_hugepages to {old}: {e}");
+            match std::fs::write(NR_HUGEPAGES, format!("{old}\n")) {
+                // Restored: the journal entry has done its job.
+                Ok(()) => {
+                    if let Err(e) = crate::host::journal::forget(NR_HUGEPAGES) {
+                        eprintln!("madcheck: warning: {e}");
+                    }
+                }
+                // Left in the journal, so the next run tries again.
+                Err(e) => eprintln!("madcheck: warning: could not restore vm.nr_hugepages to {old}: {e}"),
             }
         }
         // Then let the next run have the pool.

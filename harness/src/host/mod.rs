@@ -18,6 +18,7 @@
 /// Raw syscall wrappers and the frame codec.
 pub(crate) mod sys;
 pub mod hugepool;
+pub mod journal;
 mod observe;
 pub mod procmem;
 mod worker;
@@ -25,4 +26,4 @@ mod pool;
 pub mod detect;
 
 pub use pool::{check_program, reap_orphans, HostRun, Worker};
-pub use worker::worker_main;
+pub use worker::{worker_main, FAULT_DIR_ENV};
