@@ -13,7 +13,9 @@ usage:
                [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
                [--expected FILE] [--quiet] [--format human|ktap] [--kernel-config FILE]
                [--goldens DIR] [--emit-goldens] [--coverage FILE] [--allow-unsupported] [--record-unsupported]
+               [--destructive]
   madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
+                    [--destructive]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
 
@@ -34,7 +36,11 @@ Unsupported scenarios are checked against the profile's expected unsupported set
 (DIR/<profile>/unsupported.json under the goldens root): one inside the set's scope (its seed, count and
 named cases) that the set does not list, or an entry that is answered now, makes the run exit 1.
 --allow-unsupported lists them without failing (exploratory runs). --record-unsupported puts the set this
-run would record into the JSON report (`unsupported_record`; `cargo xtask bless` writes it).";
+run would record into the JSON report (`unsupported_record`; `cargo xtask bless` writes it).
+--destructive also draws the scenario classes that can damage the kernel's global state (hugetlb with
+fork or mremap: leaked huge pages, pool counters that stay wrong until reboot). Only a disposable qemu
+guest runs them (madcheck as /init under `cargo xtask qemu`); elsewhere --destructive is a usage error
+(exit 2) and such a scenario from a case file is reported unsupported, never run.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -78,6 +84,9 @@ pub struct RunArgs {
     pub allow_unsupported: bool,
     /// `--record-unsupported`: the report carries the unsupported set this run records.
     pub record_unsupported: bool,
+    /// `--destructive`: generated hugetlb scenarios also draw fork and mremap (`cases::generate_with`);
+    /// only in a disposable qemu guest.
+    pub destructive: bool,
 }
 
 impl RunArgs {
@@ -116,7 +125,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
         "run" => parse_run(rest, &ALL_RUN).map(Command::Run),
         "simulate" => {
-            let a = parse_run(rest, &["--seed", "--scenario", "--case", "--mutate", "--profile-facts"])?;
+            let a = parse_run(rest, &["--seed", "--scenario", "--case", "--mutate", "--profile-facts", "--destructive"])?;
             if a.scenarios.len() + a.cases.len() != 1 {
                 return Err(UsageError("simulate needs exactly one --scenario INDEX or --case FILE".into()));
             }
@@ -134,7 +143,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 21] = [
+const ALL_RUN: [&str; 22] = [
     "--generate",
     "--seed",
     "--scenario",
@@ -156,10 +165,11 @@ const ALL_RUN: [&str; 21] = [
     "--findings",
     "--allow-unsupported",
     "--record-unsupported",
+    "--destructive",
 ];
 
 /// The run flags that take no value.
-const SWITCHES: [&str; 5] = ["--quiet", "--help", "--emit-goldens", "--allow-unsupported", "--record-unsupported"];
+const SWITCHES: [&str; 6] = ["--quiet", "--help", "--emit-goldens", "--allow-unsupported", "--record-unsupported", "--destructive"];
 
 fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
     let mut a = RunArgs { seed: 1, timeout_ms: 10_000, ..RunArgs::default() };
@@ -186,6 +196,7 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             a.emit_goldens |= flag == "--emit-goldens";
             a.allow_unsupported |= flag == "--allow-unsupported";
             a.record_unsupported |= flag == "--record-unsupported";
+            a.destructive |= flag == "--destructive";
             continue;
         }
         let value = match inline {

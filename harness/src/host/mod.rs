@@ -20,6 +20,7 @@ mod observe;
 mod worker;
 mod pool;
 pub mod detect;
+pub mod guest;
 
 pub use pool::{check_program, HostRun, Worker};
 pub use worker::worker_main;

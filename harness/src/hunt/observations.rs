@@ -23,6 +23,9 @@ pub struct ScenarioObs {
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
+    /// Generated with `--destructive` (`cases::generate_with(seed, index, true)`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
     /// `(point, fnv1a64 of the observation's JSON)`.
     pub digests: Vec<(StepId, String)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -70,7 +73,7 @@ pub(super) fn record_run(a: &RunArgs, env: &Env, full: bool, repeat: usize) -> R
             Provenance::Generated { seed, index } => (Some(seed), Some(index)),
             Provenance::File { .. } => (None, None),
         };
-        let mut so = ScenarioObs { id: s.id.clone(), seed, index, digests: vec![], points: vec![], skipped: None, flaky: false };
+        let mut so = ScenarioObs { id: s.id.clone(), seed, index, destructive: a.destructive, digests: vec![], points: vec![], skipped: None, flaky: false };
         for r in 0..repeat {
             match target.observe(&s.program) {
                 Ok(run) => {
@@ -207,7 +210,7 @@ pub fn compare_sets(a: &ObservationSet, b: &ObservationSet) -> Vec<KernelDiffere
         // Explained when the models, given the same scenario, answer differently at this point.
         let explained = match (sa.seed, sa.index, point) {
             (Some(seed), Some(index), Some(p)) => {
-                let s = cases::generate(seed, index);
+                let s = cases::generate_with(seed, index, sa.destructive);
                 let ea = simulator::simulate(&ma, &ARENA, &s.program);
                 let eb = simulator::simulate(&mb, &ARENA, &s.program);
                 let get = |e: &[(StepId, Expect)]| e.iter().find(|x| x.0 == p).map(|x| x.1.clone());
