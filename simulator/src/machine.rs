@@ -51,6 +51,11 @@ pub mod vmf {
     pub const SEALED: u64 = 1 << 63;
     pub const PFNMAP: u64 = 1 << 10;
     pub const MIXEDMAP: u64 = 1 << 28;
+    /// Model-internal, never printed: a private hugetlb VMA that owns its reservation map
+    /// (HPAGE_RESV_OWNER in vm_private_data): set at mmap, kept by splits, absent in a fork child's copy
+    /// (hugetlb_dup_vma_private) and cleared on the whole source VMA of an mremap move
+    /// (clear_vma_resv_huge_pages) [S 6.1, 6.12 mm/hugetlb.c].
+    pub const RESV_OWNER: u64 = 1 << 40;
     /// VM_SPECIAL (include/linux/mm.h).
     pub const SPECIAL: u64 = IO | DONTEXPAND | PFNMAP | MIXEDMAP;
 }
@@ -286,6 +291,13 @@ pub struct Machine {
     pub(crate) huge_resv: Vec<bool>,
     /// `KernelModel::hugetlb_zap_restores_reservation`.
     pub(crate) restore_on_zap: bool,
+    /// Private huge pages (folios) whose reservation is given back to the pool when they are freed
+    /// (hugetlb_restore_reserve, set when a zap restored the reservation of a page the other process still
+    /// maps) [S 6.12 mm/hugetlb.c:__unmap_hugepage_range, free_huge_folio].
+    pub(crate) huge_restore: std::collections::BTreeSet<u32>,
+    /// MAP_HUGETLB objects the other process (a live child, or the parent of a fork child) still maps, so
+    /// they are not released when this one unmaps them.
+    pub(crate) other_objs: std::collections::BTreeSet<usize>,
 }
 
 /// Why a step could not be modelled.
@@ -358,6 +370,8 @@ impl Machine {
             huge: HugeDelta::default(),
             observe_huge: prog.uses_hugetlb(),
             huge_resv: vec![false; prog.arena_pages as usize],
+            huge_restore: Default::default(),
+            other_objs: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 use crate::kernel::KernelModel;
 use crate::machine::{vmf, FileObj, Machine, Pte, Vma};
+use crate::observe::POOL_FREE_UNRESERVED;
 use crate::observe::{Content, Errno};
 use crate::program::Advice;
 
@@ -52,23 +53,32 @@ impl Machine {
         }
     }
 
-    /// Drop the mappings of [s, e) (huge-aligned) of the hugetlb VMA `v`: private pages are freed; at
-    /// munmap the private reservations not consumed are given back (hugetlb_vm_op_close); at DONTNEED a
-    /// freed private anonymous page gets its reservation back where the kernel restores it
-    /// [S 6.12 mm/hugetlb.c:__unmap_hugepage_range ("Restore the reservation for anonymous page"),
-    /// hugetlb_vm_op_close, free_huge_folio; absent in 6.1 (S Debian 6.1.192); T 6.18: DONTNEED of a
-    /// private page gives Free +1, Rsvd +1].
+    /// Drop the mappings of [s, e) (huge-aligned) of the hugetlb VMA `v`: a private page is freed unless
+    /// the other process (fork) still maps it; at munmap an owner's reservations not consumed are given
+    /// back (hugetlb_vm_op_close; a fork child or an mremap-orphaned VMA owns none); a zapped private page
+    /// of an owner gets its reservation back where the kernel restores it — at once when the page is
+    /// freed, else when the other process frees it (the folio's restore_reserve flag)
+    /// [S 6.12 mm/hugetlb.c:__unmap_hugepage_range ("Restore the reservation for anonymous page",
+    /// __vma_private_lock), hugetlb_vm_op_close, free_huge_folio; absent in 6.1 (S Debian 6.1.192);
+    /// T 6.18: DONTNEED of a private page gives Free +1, Rsvd +1].
     pub(crate) fn huge_unmap(&mut self, v: &Vma, s: i64, e: i64, munmap: bool) {
+        let owner = v.flags & vmf::RESV_OWNER != 0;
         let mut p = s;
         while p < e {
-            if matches!(self.pte(p), Pte::Anon { .. }) {
-                self.huge.free += 1;
-                if !munmap && self.restore_on_zap {
+            if let Pte::Anon { folio, shared, .. } = self.pte(p) {
+                if self.restore_on_zap && owner {
                     self.huge_resv[p as usize] = true;
-                    self.huge.rsvd += 1;
+                    if shared {
+                        self.huge_restore.insert(folio);
+                    } else {
+                        self.huge.rsvd += 1;
+                    }
+                }
+                if !shared {
+                    self.huge_free_folio(folio);
                 }
             }
-            if munmap && v.flags & vmf::MAYSHARE == 0 {
+            if munmap && v.flags & vmf::MAYSHARE == 0 && owner {
                 if let Some(r) = self.huge_resv.get_mut(p as usize) {
                     if *r {
                         *r = false;
@@ -83,13 +93,48 @@ impl Machine {
         }
     }
 
+    /// free_huge_folio: back to the pool, with its reservation when the folio carries restore_reserve.
+    fn huge_free_folio(&mut self, folio: u32) {
+        self.huge.free += 1;
+        if self.huge_restore.remove(&folio) {
+            self.huge.rsvd += 1;
+        }
+    }
+
+    /// A huge page taken from the free, unreserved pool (no reservation is consumed). The run makes sure
+    /// `POOL_FREE_UNRESERVED` such pages exist when a scenario starts; past that the allocation may fail
+    /// (SIGBUS, or the parent's COW unmapping the page from a fork child: unmap_ref_private), which the
+    /// model does not know [S 6.12 mm/hugetlb.c:alloc_hugetlb_folio, dequeue_hugetlb_folio_vma,
+    /// hugetlb_wp].
+    fn huge_take_unreserved(&mut self) {
+        if self.huge.free - self.huge.rsvd <= -POOL_FREE_UNRESERVED {
+            self.unknown.get_or_insert_with(|| {
+                "the huge page pool may be exhausted here (SIGBUS or unmap_ref_private): not modelled".into()
+            });
+        }
+        self.huge.free -= 1;
+    }
+
+    /// The process exits (a fork child, plain or live): exit_mmap unmaps every VMA, so private huge pages
+    /// only it maps are freed and the reservations its own mappings own are given back; MAP_HUGETLB
+    /// objects nobody maps any more are released [S 6.12 mm/mmap.c:exit_mmap; mm/hugetlb.c:
+    /// hugetlb_vm_op_close].
+    pub(crate) fn huge_exit(&mut self) {
+        for v in std::mem::take(&mut self.vmas) {
+            if v.flags & vmf::HUGETLB != 0 {
+                self.huge_unmap(&v, v.start, v.end, true);
+            }
+        }
+        self.huge_release_dead();
+    }
+
     /// A MAP_HUGETLB object whose last mapping went away is released (its pages freed, its reservations
     /// returned) [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_evict_inode, remove_inode_hugepages,
     /// hugetlb_unreserve_pages; T 6.18: Free back only after the last part is unmapped].
     pub(crate) fn huge_release_dead(&mut self) {
         for o in 0..self.objs.len() {
             let obj = &self.objs[o];
-            if !obj.huge || obj.file.is_some() || obj.dead || self.vmas.iter().any(|v| v.obj == Some(o)) {
+            if !obj.huge || obj.file.is_some() || obj.dead || self.vmas.iter().any(|v| v.obj == Some(o)) || self.other_objs.contains(&o) {
                 continue;
             }
             let hp = self.hp.max(1) as usize;
@@ -148,6 +193,20 @@ impl Machine {
             return;
         }
         match pte {
+            // A write to a private page the other process (fork) still maps copies it (hugetlb_wp): the
+            // owner's COW avoids its reserves (cow_from_owner), a child has none, so the copy comes from
+            // the free, unreserved pool [S 6.12 mm/hugetlb.c:hugetlb_wp, alloc_hugetlb_folio; S 6.1 the
+            // same with outside_reserve].
+            Pte::Anon { shared: true, .. } if write => {
+                self.huge_take_unreserved();
+                let folio = self.next_folio;
+                self.next_folio += 1;
+                for q in hs..he {
+                    if let Pte::Anon { content, .. } = self.pte(q) {
+                        self.set_pte(q, Pte::Anon { content, lazy: false, shared: false, folio, freed: false, pgdirty: false });
+                    }
+                }
+            }
             Pte::Anon { .. } => {}
             Pte::Cache if !write => return,
             Pte::None if !write && cached => {
@@ -157,12 +216,18 @@ impl Machine {
                 return;
             }
             _ => {
-                // A new private page: a copy of the file's page when there is one, else zeroed.
-                self.huge.free -= 1;
+                // A new private page: a copy of the file's page when there is one, else zeroed, from the
+                // VMA's reservation when it still holds one (an owner), else from the unreserved pool.
                 if self.huge_resv[hs as usize] {
+                    self.huge.free -= 1;
                     self.huge_resv[hs as usize] = false;
                     self.huge.rsvd -= 1;
+                } else {
+                    self.huge_take_unreserved();
                 }
+                // A private huge page needs the VMA's anon_vma (vmf_anon_prepare), which decides whether
+                // fork copies the page tables [S 6.12 mm/hugetlb.c:hugetlb_no_page, hugetlb_wp].
+                self.anon_vma_prepare(i);
                 // One folio: the huge page.
                 let folio = self.next_folio;
                 self.next_folio += 1;
