@@ -598,3 +598,68 @@ fn mremap_dontunmap_unfaulted_source_merge_per_release(#[case] profile: &str, #[
     let (ret, got, _) = last(&m, &p);
     assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
 }
+
+/// One observation point of a hugetlb program (`point`: `2`, `1.child0`, ...): the return, Shared_Hugetlb
+/// and Private_Hugetlb of VMA 0 (in pages), and the pool counters (free, rsvd).
+fn huge_point(profile: &str, json: &str, point: &str) -> (String, (u64, u64), (i64, i64)) {
+    let out = simulator::simulate(&model(profile), &ARENA, &prog(json));
+    let Some((_, exp)) = out.iter().find(|(id, _)| id.to_string() == point) else { panic!("no point {point}: {out:?}") };
+    let a = match exp {
+        Expect::Allowed(a) => a,
+        Expect::Unsupported(w) => panic!("unsupported at {point}: {w}"),
+    };
+    let ret = a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|");
+    let v0 = a.vmas.first().map(|v| (v.hugetlb_shared.lo, v.hugetlb_private.lo)).unwrap_or_default();
+    let h = a.hugetlb.expect("a hugetlb program observes the pool");
+    (ret, v0, (h.free, h.rsvd))
+}
+
+const HP1: &str = r#"{"page":0,"pages":512,"prot":"rw-","kind":"hugetlb_private"}"#;
+
+// hugetlb and fork (destructive: only run in a qemu guest, `cargo xtask qemu --cases cases/destructive
+// --destructive`). The child's private VMA owns no reservation; pages it shares are COW.
+#[rstest]
+// Right after fork the child maps the parent's private huge page COW-shared (Shared_Hugetlb).
+#[case::child_sees_the_page_shared("6.12", r#"{"op":"fork","child":[]}"#, "1.child0", "0", (512, 0), (-1, 0))]
+// The child's write copies the page from the unreserved pool; it is freed when the child exits.
+#[case::child_write_copies_from_the_pool("6.12", r#"{"op":"fork","child":[{"op":"write","page":3,"fill":9}]}"#, "1.child1", "0", (0, 512), (-2, 0))]
+#[case::child_copy_is_freed_at_exit("6.12", r#"{"op":"fork","child":[{"op":"write","page":3,"fill":9}]}"#, "1", "0", (0, 512), (-1, 0))]
+// A read fault of an unfaulted private page in the child takes a page without a reservation, and the
+// parent's reservation stays.
+#[case::child_fault_has_no_reservation("6.1", r#"{"op":"fork","child":[{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"},{"op":"read","page":0}]}"#, "1.child2", "0", (0, 512), (-2, 0))]
+// The live parent's write copies too (cow_from_owner avoids its reserves); the child then owns the old
+// page alone and reuses it on its own write.
+#[case::live_parent_write_copies("6.12", r#"{"op":"fork_live"},{"op":"write","page":3,"fill":9},{"op":"in_child","step":{"op":"write","page":4,"fill":10}}"#, "3", "0", (0, 512), (-2, 0))]
+// 6.8+: the owner's DONTNEED of a page the child still maps restores the reservation only when the child
+// frees the page (restore_reserve on the folio); 6.1 restores nothing.
+#[case::live_dontneed_restores_at_child_exit_6_12("6.12", r#"{"op":"fork_live"},{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"},{"op":"child_exit"}"#, "3", "0", (0, 0), (0, 1))]
+#[case::live_dontneed_restore_waits_for_the_child_6_12("6.12", r#"{"op":"fork_live"},{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"}"#, "2", "0", (0, 0), (-1, 0))]
+#[case::live_dontneed_restores_nothing_6_1("6.1", r#"{"op":"fork_live"},{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"},{"op":"child_exit"}"#, "3", "0", (0, 0), (0, 0))]
+fn hugetlb_fork_rule(#[case] profile: &str, #[case] steps: &str, #[case] point: &str, #[case] ret: &str, #[case] vma0: (u64, u64), #[case] pool: (i64, i64)) {
+    let json = format!(r#"{{"arena_pages":1024,"maps":[{HP1}],"steps":[{{"op":"write","page":3,"fill":7}},{steps}]}}"#);
+    let (r, v, h) = huge_point(profile, &json, point);
+    assert_eq!((r.as_str(), v, h), (ret, vma0, pool), "{json}");
+}
+
+// hugetlb mremap (destructive): lengths round up to whole huge pages; an unaligned address or growth is
+// EINVAL before anything changes; a move takes the reservations along.
+#[rstest]
+#[case::grow_is_einval("6.12", r#"{"op":"mremap","page":0,"pages":512,"new_pages":513}"#, "EINVAL", "[0,512); [512,1024)", (-1, 1))]
+#[case::unaligned_start_is_einval("6.1", r#"{"op":"mremap","page":1,"pages":511,"new_pages":511,"to":513}"#, "EINVAL", "[0,512); [512,1024)", (-1, 1))]
+#[case::lengths_round_up_to_a_no_op("6.12", r#"{"op":"mremap","page":0,"pages":511,"new_pages":1}"#, "0", "[0,512); [512,1024)", (-1, 1))]
+// Moving the faulted slot onto the other one: the destination's reservation is given back at its
+// munmap, the page and the VMA move.
+#[case::move_takes_the_page_along("6.12", r#"{"op":"mremap","page":0,"pages":512,"new_pages":512,"to":512}"#, "0", "[512,1024)", (-1, 0))]
+// The moved VMA still owns its reservations: munmap gives back what it did not consume.
+#[case::moved_vma_owns_its_reservation("6.1", r#"{"op":"mremap","page":512,"pages":512,"new_pages":512,"to":0},{"op":"munmap","page":0,"pages":512}"#, "0", "", (0, 0))]
+// MREMAP_DONTUNMAP is EINVAL for hugetlb (VM_DONTEXPAND), after the destination was unmapped (6.1, 6.12).
+#[case::dontunmap_unmaps_the_destination_then_einval("6.12", r#"{"op":"mremap","page":0,"pages":512,"new_pages":512,"to":512,"dontunmap":true}"#, "EINVAL", "[0,512)", (-1, 0))]
+fn hugetlb_mremap_rule(#[case] profile: &str, #[case] step: &str, #[case] ret: &str, #[case] ranges: &str, #[case] pool: (i64, i64)) {
+    // Two private hugetlb VMAs of one huge page each; the first one faulted.
+    let json = format!(
+        r#"{{"arena_pages":1024,"maps":[{HP1},{{"page":512,"pages":512,"prot":"rw-","kind":"hugetlb_private"}}],"steps":[{{"op":"write","page":3,"fill":7}},{step}]}}"#
+    );
+    let (r, l, h) = huge_last(profile, &json);
+    let ranges_only: Vec<&str> = l.split("; ").map(|v| v.split(' ').next().unwrap_or("")).collect();
+    assert_eq!((r.as_str(), ranges_only.join("; ").as_str(), h), (ret, ranges, pool), "{json}");
+}
