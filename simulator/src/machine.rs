@@ -291,10 +291,6 @@ pub struct Machine {
     pub(crate) huge_resv: Vec<bool>,
     /// `KernelModel::hugetlb_zap_restores_reservation`.
     pub(crate) restore_on_zap: bool,
-    /// Private huge pages (folios) whose reservation is given back to the pool when they are freed
-    /// (hugetlb_restore_reserve, set when a zap restored the reservation of a page the other process still
-    /// maps) [S 6.12 mm/hugetlb.c:__unmap_hugepage_range, free_huge_folio].
-    pub(crate) huge_restore: std::collections::BTreeSet<u32>,
     /// MAP_HUGETLB objects the other process (a live child, or the parent of a fork child) still maps, so
     /// they are not released when this one unmaps them.
     pub(crate) other_objs: std::collections::BTreeSet<usize>,
@@ -370,7 +366,6 @@ impl Machine {
             huge: HugeDelta::default(),
             observe_huge: prog.uses_hugetlb(),
             huge_resv: vec![false; prog.arena_pages as usize],
-            huge_restore: Default::default(),
             other_objs: Default::default(),
         }
     }

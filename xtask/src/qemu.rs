@@ -110,7 +110,7 @@ pub fn usage() -> &'static str {
      \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
      \x20                      [--files ext4|tmpfs] [--case FILE]\n\
      \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]\n\
-     \x20                      [--destructive] [--cases DIR]"
+     \x20                      [--destructive] [--cases DIR] [--exec STATIC-PROGRAM]"
 }
 
 pub fn main(args: &[String]) -> Result<i32, String> {
@@ -163,6 +163,15 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                 let data = std::fs::read(&path).map_err(|e| format!("--case {path}: cannot read: {e}"))?;
                 let name = Path::new(&path).file_name().and_then(|n| n.to_str()).unwrap_or("case.json").to_string();
                 spec.extra_args.extend(["--case".to_string(), format!("/madcheck/extra/{name}")]);
+                spec.extra_files.push((name, data));
+            }
+            // A static program for the guest to run (a C reproducer); its exit code and output are in the
+            // report (`madcheck run --exec`). Destructive reproducers belong here, never on the host.
+            "--exec" => {
+                let path = value()?;
+                let data = std::fs::read(&path).map_err(|e| format!("--exec {path}: cannot read: {e}"))?;
+                let name = Path::new(&path).file_name().and_then(|n| n.to_str()).unwrap_or("exec").to_string();
+                spec.extra_args.extend(["--exec".to_string(), format!("/madcheck/extra/{name}")]);
                 spec.extra_files.push((name, data));
             }
             // A directory of case files for the guest (e.g. cases/destructive, whose cases the host refuses).

@@ -115,9 +115,8 @@ impl Machine {
     /// Page-cache mapcounts count both processes' PTEs.
     pub fn sync_live(actor: &mut Machine, other: &mut Machine) {
         other.objs = actor.objs.clone();
-        // The hugetlb pool is global, and a folio's restore_reserve flag belongs to the folio.
+        // The hugetlb pool is global.
         other.huge = actor.huge;
-        other.huge_restore = actor.huge_restore.clone();
         actor.other_objs = other.vmas.iter().filter_map(|v| v.obj).collect();
         other.other_objs = actor.vmas.iter().filter_map(|v| v.obj).collect();
         for (obj, first, last) in std::mem::take(&mut actor.punched) {
@@ -161,13 +160,12 @@ impl Machine {
     }
 
     /// The pool after a fork child (plain or live) exited: its huge pages and reservations are settled
-    /// (`huge_exit`), and the parent sees the global counters and folio flags as the child left them.
+    /// (`huge_exit`), and the parent sees the global counters as the child left them.
     pub fn take_child_pool(&mut self, child: &mut Machine) {
         child.other_objs = self.vmas.iter().filter_map(|v| v.obj).collect();
         child.huge_exit();
         self.objs = child.objs.clone();
         self.huge = child.huge;
-        self.huge_restore = child.huge_restore.clone();
     }
 
     /// The child's address space right after a fork whose child stays alive: as for `fork_child`

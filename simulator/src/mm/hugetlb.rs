@@ -56,8 +56,7 @@ impl Machine {
     /// Drop the mappings of [s, e) (huge-aligned) of the hugetlb VMA `v`: a private page is freed unless
     /// the other process (fork) still maps it; at munmap an owner's reservations not consumed are given
     /// back (hugetlb_vm_op_close; a fork child or an mremap-orphaned VMA owns none); a zapped private page
-    /// of an owner gets its reservation back where the kernel restores it — at once when the page is
-    /// freed, else when the other process frees it (the folio's restore_reserve flag)
+    /// of an owner that is freed gets its reservation back where the kernel restores it
     /// [S 6.12 mm/hugetlb.c:__unmap_hugepage_range ("Restore the reservation for anonymous page",
     /// __vma_private_lock), hugetlb_vm_op_close, free_huge_folio; absent in 6.1 (S Debian 6.1.192);
     /// T 6.18: DONTNEED of a private page gives Free +1, Rsvd +1].
@@ -65,17 +64,20 @@ impl Machine {
         let owner = v.flags & vmf::RESV_OWNER != 0;
         let mut p = s;
         while p < e {
-            if let Pte::Anon { folio, shared, .. } = self.pte(p) {
-                if self.restore_on_zap && owner {
+            if let Pte::Anon { shared, .. } = self.pte(p) {
+                // A page the other process still maps gets no reservation back, neither now nor when the
+                // other process frees it, and the owner's next fault there takes an unreserved page: the
+                // source read (restore_reserve set on the folio, vma_add_reservation) predicted both, the
+                // kernel does neither [T 6.12.118 guest: cases/destructive/
+                // hugetlb_live_fork_dontneed_restores_nothing_while_the_child_maps_the_page, probes in
+                // docs/findings.md].
+                if self.restore_on_zap && owner && !shared {
                     self.huge_resv[p as usize] = true;
-                    if shared {
-                        self.huge_restore.insert(folio);
-                    } else {
-                        self.huge.rsvd += 1;
-                    }
+                    self.huge.rsvd += 1;
                 }
+                // free_huge_folio once nobody maps it.
                 if !shared {
-                    self.huge_free_folio(folio);
+                    self.huge.free += 1;
                 }
             }
             if munmap && v.flags & vmf::MAYSHARE == 0 && owner {
@@ -90,14 +92,6 @@ impl Machine {
                 self.set_pte(q, Pte::None);
             }
             p += self.hp;
-        }
-    }
-
-    /// free_huge_folio: back to the pool, with its reservation when the folio carries restore_reserve.
-    fn huge_free_folio(&mut self, folio: u32) {
-        self.huge.free += 1;
-        if self.huge_restore.remove(&folio) {
-            self.huge.rsvd += 1;
         }
     }
 
