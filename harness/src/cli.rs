@@ -273,6 +273,17 @@ mod tests {
     }
 
     #[test]
+    fn destructive_is_a_switch_of_run_and_simulate() {
+        let Command::Run(a) = p("run --destructive --generate 5").unwrap() else { panic!() };
+        assert!(a.destructive);
+        let Command::Run(a) = p("run").unwrap() else { panic!() };
+        assert!(!a.destructive);
+        assert!(p("run --destructive=1").unwrap_err().0.contains("takes no value"));
+        assert!(matches!(p("simulate --scenario 3 --destructive").unwrap(), Command::Simulate(a) if a.destructive));
+        assert!(p("bench --destructive").is_err());
+    }
+
+    #[test]
     fn mistakes_are_usage_errors() {
         assert!(p("run --bogus").unwrap_err().0.contains("--bogus"));
         assert!(p("run --generate ten").unwrap_err().0.contains("--generate"));

@@ -212,3 +212,18 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     println!("report: {}", report.display());
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guests_run_destructive_scenarios_unless_the_host_is_compared() {
+        let k = |n: &str| Kernel { name: n.into(), arch: None };
+        let (g1, g2, host) = (k("6.1"), k("6.12"), k("host"));
+        assert_eq!(destructive_args(&[&g1, &g2], None).unwrap(), ["--destructive"]);
+        assert!(destructive_args(&[&g1, &g2], Some(false)).unwrap().is_empty());
+        assert!(destructive_args(&[&host, &g2], None).unwrap().is_empty());
+        assert!(destructive_args(&[&host, &g2], Some(true)).is_err());
+    }
+}
