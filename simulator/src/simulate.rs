@@ -108,6 +108,10 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                     }
                     Ok(StepOut::Ret(r)) => {
                         Machine::sync_live(c, &mut m);
+                        if let Some(why) = c.unknown.take() {
+                            out.push((id, Expect::Unsupported(why)));
+                            return out;
+                        }
                         out.push((id, Expect::Allowed(c.expect(model, r))));
                     }
                 }
@@ -153,6 +157,10 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
             // parent's page-cache PTEs too.
             m.objs = c.objs.clone();
             for (obj, first, last) in c.punched.clone() {
+                if m.objs[obj].huge && m.huge_private_copies(obj, first, last) {
+                    out.push((id, Expect::Unsupported(crate::kernel::fork::PUNCH_OTHER_COPIES.into())));
+                    return out;
+                }
                 m.unmap_cache(obj, first, last);
             }
             // The child has exited (the worker reaps it before the parent is observed).
@@ -172,6 +180,10 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
             Ok(StepOut::Ret(r)) => {
                 if let Live::Alive(c) = &mut live {
                     Machine::sync_live(&mut m, c);
+                    if let Some(why) = m.unknown.take() {
+                        out.push((id, Expect::Unsupported(why)));
+                        return out;
+                    }
                 }
                 out.push((id, Expect::Allowed(m.expect(model, r))))
             }

@@ -665,3 +665,15 @@ fn hugetlb_mremap_rule(#[case] profile: &str, #[case] step: &str, #[case] ret: &
     let ranges_only: Vec<&str> = l.split("; ").map(|v| v.split(' ').next().unwrap_or("")).collect();
     assert_eq!((r.as_str(), ranges_only.join("; ").as_str(), h), (ret, ranges, pool), "{json}");
 }
+
+// A fork child's punch of a shared hugetlb mapping unmaps the parent's PTEs of the hole, and a page the
+// child faults in again is mapped by it alone (T 6.12.118 guest, gen-2-1154, gen-2-2344 --destructive).
+#[rstest]
+#[case::the_child_refaults_a_private_page("1.child2", (0, 512))]
+#[case::the_parent_lost_the_punched_huge_page("1", (0, 512))]
+fn hugetlb_fork_child_punch(#[case] point: &str, #[case] vma0: (u64, u64)) {
+    let json = r#"{"arena_pages":1024,"maps":[{"page":0,"pages":1024,"prot":"rw-","kind":"hugetlb_shared","populate":true}],
+        "steps":[{"op":"fork","child":[{"op":"madvise","page":512,"len_pages":512,"advice":"REMOVE"},{"op":"write","page":1023,"fill":60}]}]}"#;
+    let (r, v, _) = huge_point("6.12", json, point);
+    assert_eq!((r.as_str(), v), ("0", vma0));
+}

@@ -6,6 +6,10 @@
 
 use crate::machine::{vmf, AnonVma, Machine, Pte};
 
+/// Why a hole punched in a hugetlb file by one process of a fork is not followed into the other.
+pub(crate) const PUNCH_OTHER_COPIES: &str =
+    "a hugetlbfs hole punch reaching private copies mapped by the other process of a fork is not modelled";
+
 impl Machine {
     /// The child's address space right after fork [S 6.18 kernel/fork.c:dup_mmap; mm/memory.c:
     /// copy_page_range, vma_needs_copy; mm/rmap.c:anon_vma_fork].
@@ -120,6 +124,9 @@ impl Machine {
         actor.other_objs = other.vmas.iter().filter_map(|v| v.obj).collect();
         other.other_objs = actor.vmas.iter().filter_map(|v| v.obj).collect();
         for (obj, first, last) in std::mem::take(&mut actor.punched) {
+            if other.objs[obj].huge && other.huge_private_copies(obj, first, last) {
+                actor.unknown.get_or_insert_with(|| PUNCH_OTHER_COPIES.into());
+            }
             other.unmap_cache(obj, first, last);
         }
         let next = actor.next_folio.max(other.next_folio);

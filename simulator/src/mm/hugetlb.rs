@@ -332,6 +332,25 @@ impl Machine {
                 }
             }
             self.unmap_cache(obj, hole_start, hole_end);
+            // The other process of a fork loses its PTEs of the hole too (hugetlb_vmdelete_list walks the
+            // file's i_mmap, every mm), and no longer counts in this one's mapcounts there
+            // [T 6.12.118 guest, gen-2-1154 and gen-2-2344 with --destructive].
+            self.punched.push((obj, hole_start, hole_end));
+            self.other_cache_maps.retain(|&(o, k)| !(o == obj && k >= hole_start && k < hole_end));
         }
+    }
+
+    /// Does this process map private copies (anonymous huge pages) of file pages [first, last) of `obj`?
+    /// A hole punched by the other process of a fork would unmap and maybe free them, which the model
+    /// does not follow across processes.
+    pub(crate) fn huge_private_copies(&self, obj: usize, first: usize, last: usize) -> bool {
+        self.vmas.iter().any(|v| {
+            v.obj == Some(obj)
+                && v.flags & vmf::MAYSHARE == 0
+                && (v.start..v.end).any(|p| {
+                    let k = v.obj_page(p);
+                    k >= first && k < last && matches!(self.pte(p), Pte::Anon { .. })
+                })
+        })
     }
 }
