@@ -669,8 +669,8 @@ fn hugetlb_mremap_rule(#[case] profile: &str, #[case] step: &str, #[case] ret: &
 // A fork child's punch of a shared hugetlb mapping unmaps the parent's PTEs of the hole, and a page the
 // child faults in again is mapped by it alone (T 6.12.118 guest, gen-2-1154, gen-2-2344 --destructive).
 #[rstest]
-#[case::the_child_refaults_a_private_page("1.child2", (0, 512))]
-#[case::the_parent_lost_the_punched_huge_page("1", (0, 512))]
+#[case::the_child_refaults_a_private_page("0.child2", (0, 512))]
+#[case::the_parent_lost_the_punched_huge_page("0", (0, 512))]
 fn hugetlb_fork_child_punch(#[case] point: &str, #[case] vma0: (u64, u64)) {
     let json = r#"{"arena_pages":1024,"maps":[{"page":0,"pages":1024,"prot":"rw-","kind":"hugetlb_shared","populate":true}],
         "steps":[{"op":"fork","child":[{"op":"madvise","page":512,"len_pages":512,"advice":"REMOVE"},{"op":"write","page":1023,"fill":60}]}]}"#;
