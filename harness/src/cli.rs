@@ -13,7 +13,7 @@ usage:
                [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
                [--expected FILE] [--quiet] [--format human|ktap] [--kernel-config FILE]
                [--goldens DIR] [--emit-goldens] [--coverage FILE] [--allow-unsupported] [--record-unsupported]
-               [--destructive]
+               [--wait-for-hugepool SECS] [--destructive]
   madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
                     [--destructive]
   madcheck detect
@@ -37,6 +37,8 @@ Unsupported scenarios are checked against the profile's expected unsupported set
 named cases) that the set does not list, or an entry that is answered now, makes the run exit 1.
 --allow-unsupported lists them without failing (exploratory runs). --record-unsupported puts the set this
 run would record into the JSON report (`unsupported_record`; `cargo xtask bless` writes it).
+One madcheck run at a time owns the hugetlb pool; a run started meanwhile runs its hugetlb scenarios as
+unsupported, or with --wait-for-hugepool SECS waits up to SECS seconds for the pool first (the tests do).
 --destructive also draws the scenario classes that can damage the kernel's global state (hugetlb with
 fork or mremap: leaked huge pages, pool counters that stay wrong until reboot). Only a disposable qemu
 guest runs them (madcheck as /init under `cargo xtask qemu`); elsewhere --destructive is a usage error
@@ -84,6 +86,9 @@ pub struct RunArgs {
     pub allow_unsupported: bool,
     /// `--record-unsupported`: the report carries the unsupported set this run records.
     pub record_unsupported: bool,
+    /// `--wait-for-hugepool SECS`: wait up to SECS seconds for another run to release the hugetlb pool
+    /// instead of running hugetlb scenarios as unsupported at once (0, the default: do not wait).
+    pub wait_for_hugepool_s: u64,
     /// `--destructive`: generated hugetlb scenarios also draw fork and mremap (`cases::generate_with`);
     /// only in a disposable qemu guest.
     pub destructive: bool,
@@ -143,7 +148,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 22] = [
+const ALL_RUN: [&str; 23] = [
     "--generate",
     "--seed",
     "--scenario",
@@ -165,6 +170,7 @@ const ALL_RUN: [&str; 22] = [
     "--findings",
     "--allow-unsupported",
     "--record-unsupported",
+    "--wait-for-hugepool",
     "--destructive",
 ];
 
@@ -248,6 +254,7 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
                 }
             }
             "--kernel-config" => a.kernel_config = Some(PathBuf::from(value)),
+            "--wait-for-hugepool" => a.wait_for_hugepool_s = num(&flag, &value)?,
             "--goldens" => a.goldens = Some(PathBuf::from(value)),
             "--findings" => a.findings = Some(PathBuf::from(value)),
             _ => unreachable!("every allowed flag is handled"),

@@ -9,7 +9,7 @@
 //!
 //! Console contract (the host strips `\r`):
 //! ```text
-//! MADCHECK-GUEST files=ext4 kernel=6.1.0-56-amd64 ...      (one line, key=value)
+//! MADCHECK-GUEST kernel=6.1.0-57-amd64 kernel_version=6.1.192 ...  (one line, key=value)
 //! ...the run's own stdout: the human report, or KTAP with `madcheck.format=ktap`...
 //! MADCHECK-REPORT-BEGIN
 //! {"guest":{...},"report":{...the JSON report...}}         (one line)
@@ -248,10 +248,14 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
         mount("tmpfs", SCRATCH, "tmpfs", "").map(|_| "tmpfs (disk-file scenarios see shmem files)".to_string())
             .unwrap_or_else(|e| { setup_errors.push(e); "none".into() })
     };
-    let (release, machine) = uname();
+    let (release, uname_v, machine) = uname();
     let ps = crate::host::sys::page_size();
+    // The upstream version the run's model will use (Debian 6.1 releases carry it only in `uname -v`;
+    // see KernelFacts::upstream_version): shown so a console log says which 6.1.y it booted.
+    let (maj, min, sub) = simulator::kernel::KernelFacts::upstream_version(&release, &uname_v);
     let guest_kv = vec![
         ("kernel", release.clone()),
+        ("kernel_version", format!("{maj}.{min}.{sub}")),
         ("arch", machine.clone()),
         ("page_size", ps.to_string()),
         ("files", files.split(' ').next().unwrap_or("").to_string()),
@@ -334,13 +338,14 @@ fn lowest_mapping() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn uname() -> (String, String) {
+/// `uname -r`, `uname -v`, `uname -m`.
+fn uname() -> (String, String, String) {
     // SAFETY: a zeroed utsname is a valid out-parameter; the kernel NUL-terminates every field.
     unsafe {
         let mut u: libc::utsname = std::mem::zeroed();
         libc::uname(&mut u);
         let s = |f: &[libc::c_char]| std::ffi::CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned();
-        (s(&u.release), s(&u.machine))
+        (s(&u.release), s(&u.version), s(&u.machine))
     }
 }
 

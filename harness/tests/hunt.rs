@@ -152,7 +152,16 @@ fn corpus_reproducers_compile_and_match_this_kernel() {
         }
     }
     assert_eq!(ran, 60);
-    assert!(cross, "Debian's aarch64-linux-gnu-gcc is not installed (apt-get install gcc-aarch64-linux-gnu)");
+    // The arm64 compile needs a cross compiler a machine set up only for Rust lacks: skipped with a
+    // message there, required in CI (.ci/run installs it and sets MADCHECK_REQUIRE_ALL_TOOLS=1).
+    if !cross {
+        let why = "Debian's aarch64-linux-gnu-gcc is not installed (apt-get install gcc-aarch64-linux-gnu): \
+                   the arm64 compile of the reproducers was not checked";
+        assert!(std::env::var_os("MADCHECK_REQUIRE_ALL_TOOLS").is_none_or(|v| v != "1"), "MADCHECK_REQUIRE_ALL_TOOLS=1: {why}");
+        // Straight to stderr: libtest captures eprintln! of a passing test, and a skip must be seen.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "skipped part of corpus_reproducers_compile_and_match_this_kernel: {why}");
+    }
 }
 
 #[test]
@@ -237,9 +246,18 @@ fn a_run_shrinks_its_divergences_into_findings() {
     }
 }
 
+/// The shrunk case of the MREMAP_DONTUNMAP finding (docs/findings.md), now in the corpus, answers `check`
+/// as `git bisect run` wants it on this kernel: 0, the model predicts it. Findings not yet in the corpus
+/// (`cases/findings/*.json`, waiting for their goldens) are checked the same way.
 #[test]
 fn the_bisect_findings_agree_with_the_model_on_this_kernel() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/findings");
-    let o = madcheck(&["check", "--cases", dir.to_str().unwrap()]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let case = root.join("cases/corpus/mremap_dontunmap_unfaulted_source_stays_apart_from_6_1_192_and_6_12_115.json");
+    let o = madcheck(&["check", "--case", case.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dir = root.join("cases/findings");
+    if std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "json")) {
+        let o = madcheck(&["check", "--cases", dir.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
 }

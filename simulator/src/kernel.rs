@@ -24,7 +24,13 @@ pub enum ThpMode {
 pub struct KernelFacts {
     /// `uname -r`, e.g. `6.18.44-fc-v669`.
     pub release: String,
-    /// `(major, minor, patch)` parsed from `release`.
+    /// `uname -v` (the version field of /proc/version), e.g. `#1 SMP PREEMPT_DYNAMIC Debian 6.1.190-1
+    /// (2025-...)`. Empty when not detected (profiles and facts recorded before it was).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uname_version: String,
+    /// The upstream `(major, minor, sublevel)`: from a `Debian X.Y.Z` token of `uname_version` when it
+    /// names the same major.minor as `release` (Debian's 6.1 releases are `6.1.0-54-amd64`, with no
+    /// sublevel), otherwise parsed from `release` (see `KernelFacts::upstream_version`).
     pub version: (u32, u32, u32),
     /// `uname -m`: `x86_64` or `aarch64`.
     pub arch: String,
@@ -78,18 +84,52 @@ impl KernelFacts {
         (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0))
     }
 
+    /// The upstream version of a kernel from `uname -r` and `uname -v`. Debian's ABI name keeps the
+    /// sublevel at 0 for a whole series (`6.1.0-54-amd64` is 6.1.190, `6.1.0-57-amd64` 6.1.192), and
+    /// puts the upstream version in the version field: `#1 SMP PREEMPT_DYNAMIC Debian 6.1.190-1
+    /// (2025-...)`, `Debian 6.12.43-1~bpo12+1`. A `Debian X.Y.Z` token is used whenever its major.minor
+    /// is the release's; anything else (another distribution, a token for another series) falls back to
+    /// `parse_version(release)`.
+    pub fn upstream_version(release: &str, uname_version: &str) -> (u32, u32, u32) {
+        let from_release = Self::parse_version(release);
+        let mut words = uname_version.split_ascii_whitespace();
+        while let Some(w) = words.next() {
+            if w != "Debian" {
+                continue;
+            }
+            let Some(next) = words.clone().next() else { break };
+            let nums: Vec<&str> = next.splitn(4, '.').collect();
+            if nums.len() < 3 {
+                continue;
+            }
+            // The sublevel runs up to the Debian revision (`190-1`, `43-1~bpo12+1`).
+            let sub: String = nums[2].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let (Ok(maj), Ok(min), Ok(sub)) = (nums[0].parse::<u32>(), nums[1].parse::<u32>(), sub.parse::<u32>()) else {
+                continue;
+            };
+            if (maj, min) == (from_release.0, from_release.1) {
+                return (maj, min, sub);
+            }
+        }
+        from_release
+    }
+
     /// Named profiles for kernels madcheck knows without a host: `4.5`, `6.1`, `6.12`, `6.18` (x86_64, 4K,
     /// root, no swap, THP madvise; configs as Debian ships them, the host's for 6.18).
     pub fn profile(name: &str) -> Option<KernelFacts> {
-        let (release, version, mf, sd) = match name {
-            "4.5" => ("4.5.0", (4, 5, 0), true, true),
-            "6.1" => ("6.1.0-56-amd64", (6, 1, 192), true, true),
-            "6.12" => ("6.12.117+deb12-amd64", (6, 12, 117), true, true),
-            "6.18" => ("6.18.44-fc-v669", (6, 18, 44), false, false),
+        // The 6.1 profile is Debian 6.1.0-57-amd64 (6.1.192): its release has no sublevel, the version
+        // field names it.
+        let (release, uname_version, mf, sd) = match name {
+            "4.5" => ("4.5.0", "", true, true),
+            "6.1" => ("6.1.0-57-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)", true, true),
+            "6.12" => ("6.12.117+deb12-amd64", "", true, true),
+            "6.18" => ("6.18.44-fc-v669", "", false, false),
             _ => return None,
         };
+        let version = KernelFacts::upstream_version(release, uname_version);
         Some(KernelFacts {
             release: release.into(),
+            uname_version: uname_version.into(),
             version,
             arch: "x86_64".into(),
             page_size: 4096,
@@ -217,8 +257,11 @@ pub struct KernelModel {
     /// must be treated distinctly ... disallow a self-merge"). 6.12 got it in 6.12.115: Debian 6.12.113
     /// merges a one-page move to the adjacent page into one VMA, 6.12.115 keeps two [S 6.12.118
     /// mm/vma.c:copy_vma; T Debian 6.12.113/6.12.115 x86_64 (cargo xtask bisect --series 6.12, see
-    /// docs/findings.md), case mremap_dontunmap_unfaulted_source_stays_apart_from_6_12_115]. 6.16+
-    /// checks first and merges with it again [T 6.18, case gen-1-1475].
+    /// docs/findings.md), case mremap_dontunmap_unfaulted_source_stays_apart_from_6_1_192_and_6_12_115]. 6.16+
+    /// checks first and merges with it again [T 6.18, case gen-1-1475]. 6.1 got the stable form in
+    /// 6.1.192 (see `mremap_kept_source_blocks_merge`); 6.1.0-6.1.191 merge [S 6.1.192 mm/mmap.c:copy_vma;
+    /// T Debian 6.1.190/6.1.192 x86_64 (cargo xtask bisect --series 6.1), same case]. Debian 6.1
+    /// kernels need `KernelFacts::uname_version` for the sublevel.
     pub mremap_kept_source_stays_apart: bool,
     /// bdi read_ahead_kb in pages for the scenario's disk files (see `KernelFacts::ra_pages`).
     pub ra_pages: Option<u64>,
@@ -327,7 +370,9 @@ impl KernelModel {
             anon_merge_by_owner: at_least(6, 16),
             mmap_expand_next_first: at_least(6, 1) && !at_least(6, 12),
             mremap_kept_source_blocks_merge: !at_least(6, 12),
-            mremap_kept_source_stays_apart: !at_least(6, 16) && !(at_least(6, 12) && v < (6, 12, 115)),
+            mremap_kept_source_stays_apart: !at_least(6, 16)
+                && !(at_least(6, 12) && v < (6, 12, 115))
+                && !(at_least(6, 1) && !at_least(6, 2) && v < (6, 1, 192)),
             mutations: Vec::new(),
             ra_pages: f.ra_pages,
             ra_hugepage_large_folios: at_least(6, 16),

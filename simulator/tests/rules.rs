@@ -581,8 +581,13 @@ fn mmap_error_and_finish_fault_per_version(#[case] profile: &str, #[case] enomem
 /// A one-page MREMAP_DONTUNMAP move of an unfaulted anonymous page to the page right after it: 6.12 up
 /// to 6.12.114 merges the destination into the kept source, 6.12.115 (the stable "disallow a
 /// self-merge" fix) keeps them apart, 6.16+ merges again; the boundary is the one `cargo xtask bisect
-/// --series 6.12` found between Debian 6.12.113 and 6.12.115 (docs/findings.md).
+/// --series 6.12` found between Debian 6.12.113 and 6.12.115 (docs/findings.md). 6.1 got the stable fix
+/// in 6.1.192 (`cargo xtask bisect --series 6.1`: Debian 6.1.190 merges, 6.1.192 keeps them apart; there
+/// is no Debian 6.1.191).
 #[rstest]
+#[case::v6_1_170("6.1", (6, 1, 170), "[0,2) rw-p rd wr mr mw me ac sd")]
+#[case::v6_1_190("6.1", (6, 1, 190), "[0,2) rw-p rd wr mr mw me ac sd")]
+#[case::v6_1_192("6.1", (6, 1, 192), "[0,1) rw-p rd wr mr mw me ac sd; [1,2) rw-p rd wr mr mw me ac sd")]
 #[case::v6_12_113("6.12", (6, 12, 113), "[0,2) rw-p rd wr mr mw me ac sd")]
 #[case::v6_12_114("6.12", (6, 12, 114), "[0,2) rw-p rd wr mr mw me ac sd")]
 #[case::v6_12_115("6.12", (6, 12, 115), "[0,1) rw-p rd wr mr mw me ac sd; [1,2) rw-p rd wr mr mw me ac sd")]
@@ -676,4 +681,34 @@ fn hugetlb_fork_child_punch(#[case] point: &str, #[case] vma0: (u64, u64)) {
         "steps":[{"op":"fork","child":[{"op":"madvise","page":512,"len_pages":512,"advice":"REMOVE"},{"op":"write","page":1023,"fill":60}]}]}"#;
     let (r, v, _) = huge_point("6.12", json, point);
     assert_eq!((r.as_str(), v), ("0", vma0));
+}
+
+/// A Debian 6.1 kernel's release has no sublevel (`6.1.0-54-amd64` is 6.1.190, `6.1.0-57-amd64`
+/// 6.1.192); the model takes it from the `Debian X.Y.Z` token of the version field, so the two kernels
+/// around the MREMAP_DONTUNMAP self-merge fix get different models.
+#[rstest]
+#[case::debian_6_1_190("6.1.0-54-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.190-1 (2025-12-01)", (6, 1, 190), false)]
+#[case::debian_6_1_192("6.1.0-57-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-01-10)", (6, 1, 192), true)]
+#[case::debian_6_12_bpo("6.12.43+bpo-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.12.43-1~bpo12+1 (2025-09-06)", (6, 12, 43), false)]
+#[case::no_token("6.1.0-54-amd64", "#1 SMP PREEMPT_DYNAMIC", (6, 1, 0), false)]
+#[case::other_series("6.1.0-54-amd64", "#1 SMP Debian 6.12.43-1", (6, 1, 0), false)]
+#[case::release_has_it("6.18.44-fc-v669", "#1 SMP PREEMPT_DYNAMIC Thu Nov 20 2025", (6, 18, 44), false)]
+fn debian_sublevel_from_uname_version(#[case] release: &str, #[case] uname_v: &str, #[case] version: (u32, u32, u32), #[case] apart: bool) {
+    assert_eq!(KernelFacts::upstream_version(release, uname_v), version);
+    let mut f = KernelFacts::profile(if version.1 == 12 { "6.12" } else if version.1 == 18 { "6.18" } else { "6.1" }).unwrap();
+    f.release = release.into();
+    f.uname_version = uname_v.into();
+    f.version = KernelFacts::upstream_version(release, uname_v);
+    assert_eq!(KernelModel::from_facts(f).mremap_kept_source_stays_apart, apart, "{release} / {uname_v}");
+}
+
+/// Facts recorded before `uname_version` existed (golden/snapshots/*/facts.json, `--profile-facts`) still
+/// load, with an empty version field.
+#[test]
+fn facts_without_uname_version_load() {
+    let mut v = serde_json::to_value(KernelFacts::profile("6.12").unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("uname_version");
+    let f: KernelFacts = serde_json::from_value(v).unwrap();
+    assert_eq!(f.uname_version, "");
+    assert_eq!(f.version, (6, 12, 117));
 }

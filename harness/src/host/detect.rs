@@ -1,4 +1,5 @@
-//! Detect the host's `KernelFacts`: uname, page size, /proc/config.gz, swap, THP mode, capabilities,
+//! Detect the host's `KernelFacts`: uname (release, and the version field for Debian's upstream
+//! sublevel), page size, /proc/config.gz, swap, THP mode, capabilities,
 //! whether ksmd runs, and two probes (pagemap PFN visibility, the `gu` guard VmFlag).
 //!
 //! Invariant: detection only reads, and each probe undoes what it maps. A fact that cannot be known is
@@ -15,7 +16,7 @@ pub fn detect_host() -> Result<KernelFacts, String> {
 /// As `detect_host`, but with the kernel's build config read from `kernel_config` (a plain `.config`, as
 /// Debian ships in /boot/config-*) instead of /proc/config.gz, for kernels built without IKCONFIG_PROC.
 pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<KernelFacts, String> {
-    let (release, arch) = uname()?;
+    let (release, uname_version, arch) = uname()?;
     let page_size = sys::page_size() as u64;
     let config = match kernel_config {
         Some(p) => parse_config(&std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?),
@@ -59,8 +60,9 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
     Ok(KernelFacts {
         hugepage_kb,
         hugetlb_unavailable: None,
-        version: KernelFacts::parse_version(&release),
+        version: KernelFacts::upstream_version(&release, &uname_version),
         release,
+        uname_version,
         arch,
         page_size,
         config,
@@ -99,7 +101,8 @@ fn scratch_ra_pages(dir: &std::path::Path, page_size: u64) -> Option<u64> {
     Some(kb * 1024 / page_size)
 }
 
-fn uname() -> Result<(String, String), String> {
+/// `uname -r`, `uname -v`, `uname -m`.
+fn uname() -> Result<(String, String, String), String> {
     // SAFETY: a zeroed utsname is a valid out-parameter; the kernel NUL-terminates every field.
     unsafe {
         let mut u: libc::utsname = std::mem::zeroed();
@@ -107,7 +110,7 @@ fn uname() -> Result<(String, String), String> {
             return Err(format!("uname: {}", sys::strerror(sys::errno())));
         }
         let s = |f: &[libc::c_char]| std::ffi::CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned();
-        Ok((s(&u.release), s(&u.machine)))
+        Ok((s(&u.release), s(&u.version), s(&u.machine)))
     }
 }
 

@@ -36,6 +36,10 @@ pub struct ScenarioObs {
     /// Repeated runs of the scenario showed different observations.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flaky: bool,
+    /// The program of a named case (a generated scenario is rebuilt from seed and index), so `compare`
+    /// can ask both kernels' models about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<simulator::Program>,
 }
 
 /// Everything one kernel showed for a list of scenarios (`madcheck run --record-observations`).
@@ -69,11 +73,11 @@ pub(super) fn record_run(a: &RunArgs, env: &Env, full: bool, repeat: usize) -> R
     let start = Instant::now();
     let mut out: Vec<ScenarioObs> = Vec::with_capacity(list.len());
     for s in &list {
-        let (seed, index) = match s.provenance {
-            Provenance::Generated { seed, index } => (Some(seed), Some(index)),
-            Provenance::File { .. } => (None, None),
+        let (seed, index, program) = match s.provenance {
+            Provenance::Generated { seed, index } => (Some(seed), Some(index), None),
+            Provenance::File { .. } => (None, None, Some(s.program.clone())),
         };
-        let mut so = ScenarioObs { id: s.id.clone(), seed, index, destructive: a.destructive, digests: vec![], points: vec![], skipped: None, flaky: false };
+        let mut so = ScenarioObs { id: s.id.clone(), seed, index, destructive: a.destructive, digests: vec![], points: vec![], skipped: None, flaky: false, program };
         for r in 0..repeat {
             match target.observe(&s.program) {
                 Ok(run) => {
@@ -208,11 +212,14 @@ pub fn compare_sets(a: &ObservationSet, b: &ObservationSet) -> Vec<KernelDiffere
             _ => vec![],
         };
         // Explained when the models, given the same scenario, answer differently at this point.
-        let explained = match (sa.seed, sa.index, point) {
-            (Some(seed), Some(index), Some(p)) => {
-                let s = cases::generate_with(seed, index, sa.destructive);
-                let ea = simulator::simulate(&ma, &ARENA, &s.program);
-                let eb = simulator::simulate(&mb, &ARENA, &s.program);
+        let program = match (sa.seed, sa.index) {
+            (Some(seed), Some(index)) => Some(cases::generate_with(seed, index, sa.destructive).program),
+            _ => sa.program.clone(),
+        };
+        let explained = match (program, point) {
+            (Some(program), Some(p)) => {
+                let ea = simulator::simulate(&ma, &ARENA, &program);
+                let eb = simulator::simulate(&mb, &ARENA, &program);
                 let get = |e: &[(StepId, Expect)]| e.iter().find(|x| x.0 == p).map(|x| x.1.clone());
                 get(&ea) != get(&eb)
             }
@@ -291,3 +298,60 @@ pub(super) fn cmd_compare(args: &[String]) -> Result<i32, String> {
     Ok(i32::from(unexplained > 0))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(release: &str, uname_version: &str, digest: &str, program: Option<simulator::Program>) -> ObservationSet {
+        let mut facts = KernelFacts::profile("6.1").unwrap();
+        facts.release = release.into();
+        facts.uname_version = uname_version.into();
+        facts.version = KernelFacts::upstream_version(release, uname_version);
+        let p0 = StepId { step: 0, child: None };
+        ObservationSet {
+            kind: OBSERVATION_SET.into(),
+            kernel: release.into(),
+            arch: "x86_64".into(),
+            page_size: 4096,
+            profile: "linux-6.1-x86_64-4k".into(),
+            facts,
+            scenarios: 1,
+            elapsed_s: 0.0,
+            exit_code: 0,
+            observations: vec![ScenarioObs {
+                id: "case".into(),
+                seed: None,
+                index: None,
+                digests: vec![(p0, digest.into())],
+                points: vec![],
+                skipped: None,
+                flaky: false,
+                program,
+            }],
+        }
+    }
+
+    /// A named case's difference is explained by the models when the set carries its program: Debian
+    /// 6.1.190 and 6.1.192 (told apart by `uname -v` alone) differ in
+    /// `mremap_kept_source_stays_apart`, the MREMAP_DONTUNMAP finding's behaviour.
+    #[test]
+    fn a_named_case_is_explained_by_the_models() {
+        let program: simulator::Program = serde_json::from_str(
+            r#"{"arena_pages":2,"maps":[{"page":0,"pages":1,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"mremap","page":0,"pages":1,"new_pages":1,"to":1,"dontunmap":true}]}"#,
+        )
+        .unwrap();
+        let old = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.190-1 (2026-10-16)";
+        let new = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)";
+        let d = compare_sets(&set("6.1.0-54-amd64", old, "a", Some(program.clone())), &set("6.1.0-57-amd64", new, "b", Some(program.clone())));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].class, "explained");
+        assert_eq!(d[0].behaviours, vec!["mremap_kept_source_stays_apart: false -> true".to_string()]);
+        // Without the program (a set recorded before it was kept) nothing can explain it.
+        let d = compare_sets(&set("6.1.0-54-amd64", old, "a", None), &set("6.1.0-57-amd64", new, "b", None));
+        assert_eq!(d[0].class, "unexplained");
+        // Without the version field both are 6.1.0 to the model: the same answer, unexplained.
+        let d = compare_sets(&set("6.1.0-54-amd64", "", "a", Some(program.clone())), &set("6.1.0-57-amd64", "", "b", Some(program)));
+        assert_eq!(d[0].class, "unexplained");
+    }
+}
