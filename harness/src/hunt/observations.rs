@@ -323,6 +323,7 @@ mod tests {
                 id: "case".into(),
                 seed: None,
                 index: None,
+                destructive: false,
                 digests: vec![(p0, digest.into())],
                 points: vec![],
                 skipped: None,
