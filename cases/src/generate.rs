@@ -47,7 +47,16 @@ pub const GENERATED_INVALID_ADVICE: &[i32] = &[5, 6, 7, 26, 99, 104, -1, 1000, i
 
 /// The scenario `gen-<seed>-<index>`; the same arguments give the same scenario on every machine.
 pub fn generate(seed: u64, index: u64) -> Scenario {
-    draw(seed, index, 0)
+    draw(seed, index, 0, false)
+}
+
+/// `generate(seed, index)`, or with `destructive` its destructive variant: a hugetlb scenario also draws
+/// fork (plain and live) and mremap steps, which can leak huge pages or corrupt the pool's counters on
+/// some kernels, so they only run in a disposable qemu guest (`madcheck run --destructive`). The
+/// destructive steps come from their own hash of (seed, index), so every other scenario, and every
+/// hugetlb scenario without `destructive`, is byte-identical to `generate(seed, index)`.
+pub fn generate_with(seed: u64, index: u64, destructive: bool) -> Scenario {
+    draw(seed, index, 0, destructive)
 }
 
 /// `generate(seed, i)` for `i` in `0..n`, with pairwise distinct programs. A program equal to an
@@ -55,12 +64,17 @@ pub fn generate(seed: u64, index: u64) -> Scenario {
 /// that says so; with programs this rich that does not happen in practice (tests check 10,000), so each
 /// scenario can be replayed with `generate(seed, index)` alone.
 pub fn generate_many(seed: u64, n: u64) -> Vec<Scenario> {
+    generate_many_with(seed, n, false)
+}
+
+/// `generate_many`, with the destructive variant when `destructive` (see `generate_with`).
+pub fn generate_many_with(seed: u64, n: u64, destructive: bool) -> Vec<Scenario> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for index in 0..n {
         let mut attempt = 0;
         loop {
-            let s = draw(seed, index, attempt);
+            let s = draw(seed, index, attempt, destructive);
             // Program has no Hash; its JSON is a faithful key.
             let key = serde_json::to_string(&s.program).unwrap_or_default();
             if seen.insert(key) {
@@ -77,10 +91,17 @@ pub fn generate_many(seed: u64, n: u64) -> Vec<Scenario> {
 /// hash of (seed, index), so the other scenarios of a seed stay what they were before hugetlb existed.
 pub const HUGETLB_PER_MILLE: u64 = 30;
 
-fn draw(seed: u64, index: u64, attempt: u64) -> Scenario {
+fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
     if mix(mix(seed ^ 0x6875_6765_746c_6221) ^ index) % 1000 < HUGETLB_PER_MILLE {
-        let program = hugetlb::draw(&mut Rng::new(seed ^ 0x4854, index, attempt));
-        let description = format!("generated (hugetlb) from seed {seed}, index {index}");
+        // The destructive steps have their own stream, so the ordinary draws are the same either way.
+        let mut extra = destructive.then(|| Rng::new(seed ^ 0x6465_7374_7275_6374, index, attempt));
+        let program = hugetlb::draw(&mut Rng::new(seed ^ 0x4854, index, attempt), extra.as_mut());
+        let has_destructive = program.steps.iter().any(|s| matches!(s, Step::Fork { .. } | Step::ForkLive | Step::Mremap { .. }));
+        let description = if has_destructive {
+            format!("generated (hugetlb, destructive) from seed {seed}, index {index}")
+        } else {
+            format!("generated (hugetlb) from seed {seed}, index {index}")
+        };
         return Scenario { id: format!("gen-{seed}-{index}"), description, provenance: Provenance::Generated { seed, index }, program };
     }
     let mut g = Gen::new(Rng::new(seed, index, attempt));
@@ -784,11 +805,12 @@ impl Gen {
 /// hugetlb scenarios: a 1024-page arena of two 2 MiB huge pages (4K base pages; on other page sizes the
 /// run reports them unsupported), hugetlb mappings (MAP_HUGETLB private/shared, a hugetlbfs memfd mapped
 /// private and shared) next to ordinary ones, and steps that mostly work on whole huge pages with some
-/// that cut through one (the EINVAL and rounding rules). No fork and no mremap: hugetlb with mremap
-/// leaks huge pages on 6.18 hosts, and the runner refuses both.
+/// that cut through one (the EINVAL and rounding rules). Fork and mremap only with `destructive` (a
+/// second random stream): hugetlb with mremap leaks huge pages on 6.18, so the runner refuses them
+/// outside a disposable qemu guest.
 mod hugetlb {
     use super::{Rng, GENERATED_ADVICE, GENERATED_INVALID_ADVICE};
-    use simulator::program::{AdviceArg, Backing, FileKind, FileSpec, MapSpec, Program, Prot, Step};
+    use simulator::program::{Advice, AdviceArg, Backing, FileKind, FileSpec, MapSpec, Program, Prot, Step};
 
     /// Base pages per huge page on 4K-page kernels with 2 MiB huge pages.
     pub const HP: u32 = 512;
@@ -802,7 +824,7 @@ mod hugetlb {
         sealed: bool,
     }
 
-    pub fn draw(rng: &mut Rng) -> Program {
+    pub fn draw(rng: &mut Rng, mut extra: Option<&mut Rng>) -> Program {
         let mut files = Vec::new();
         if rng.chance(600) {
             files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32 });
@@ -824,8 +846,26 @@ mod hugetlb {
             s += span;
         }
         let n = rng.range(1, 8);
+        // Destructive: where fork, live-fork and mremap sequences go (before regular step i; i == n at
+        // the end), drawn from the second stream only.
+        let mut inserts: Vec<i64> = Vec::new();
+        if let Some(x) = extra.as_deref_mut() {
+            let k = x.weighted(&[(20, 0u8), (50, 1), (30, 2)]);
+            for _ in 0..k {
+                inserts.push(x.range(0, n));
+            }
+        }
         let mut steps = Vec::new();
-        for _ in 0..n {
+        let mut live_drawn = false;
+        for i in 0..=n {
+            if let Some(x) = extra.as_deref_mut() {
+                for _ in inserts.iter().filter(|&&at| at == i) {
+                    steps.extend(destructive(x, &mut slots, &mut live_drawn));
+                }
+            }
+            if i == n {
+                break;
+            }
             let step = match rng.weighted(&[(50, 0u8), (14, 1), (10, 2), (5, 3), (5, 4), (6, 5), (6, 6), (2, 7)]) {
                 0 => madvise(rng),
                 1 => access(rng, &slots, true).unwrap_or_else(|| madvise(rng)),
@@ -886,6 +926,100 @@ mod hugetlb {
             steps.push(step);
         }
         Program { arena_pages: HP * SLOTS, files, maps, steps }
+    }
+
+    /// One destructive sequence: an mremap (shrink, grow, move, DONTUNMAP, sometimes unaligned), a
+    /// plain fork with child steps, or a live fork that always ends with `child_exit` (so the pool is
+    /// settled before the next scenario starts counting).
+    fn destructive(x: &mut Rng, slots: &mut [Slot; SLOTS as usize], live_drawn: &mut bool) -> Vec<Step> {
+        let kind = x.weighted(&[(45, 0u8), (30, 1), (25, 2)]);
+        match kind {
+            0 => vec![mremap(x, slots)],
+            2 if !*live_drawn => {
+                *live_drawn = true;
+                let mut out = vec![Step::ForkLive];
+                let mut child = *slots;
+                for _ in 0..x.range(1, 4) {
+                    if x.chance(550) {
+                        out.push(Step::InChild { step: Box::new(child_step(x, &mut child)) });
+                    } else {
+                        out.push(child_step(x, slots));
+                    }
+                }
+                out.push(Step::ChildExit);
+                out
+            }
+            _ => {
+                let mut child = *slots;
+                let steps = (0..x.range(0, 3)).map(|_| child_step(x, &mut child)).collect();
+                vec![Step::Fork { child: steps }]
+            }
+        }
+    }
+
+    /// A step for either side of a fork: writes and reads (COW of shared private huge pages), madvise
+    /// (DONTNEED gives a COW-shared page back), munmap of a slot, or an mremap.
+    fn child_step(x: &mut Rng, slots: &mut [Slot; SLOTS as usize]) -> Step {
+        match x.weighted(&[(35, 0u8), (15, 1), (30, 2), (10, 3), (10, 4)]) {
+            0 => access(x, slots, true).unwrap_or_else(|| madvise(x)),
+            1 => access(x, slots, false).unwrap_or_else(|| madvise(x)),
+            2 => {
+                let (page, pages) = range(x, 100);
+                let advice = AdviceArg::Named(x.pick(&[Advice::Dontneed, Advice::Dontneed, Advice::Remove, Advice::Dontfork, Advice::Normal]));
+                Step::Madvise { page: page as i64, offset: 0, len_pages: pages as i64, len_bytes: 0, advice }
+            }
+            3 => {
+                let k = x.below(SLOTS as u64) as u32;
+                if !slots[k as usize].sealed {
+                    slots[k as usize] = Slot::default();
+                }
+                Step::Munmap { page: k * HP, pages: HP }
+            }
+            _ => mremap(x, slots),
+        }
+    }
+
+    /// mremap on a hugetlb layout: shrink a two-slot mapping in place, grow in place (EINVAL for
+    /// hugetlb), move one slot onto the other (MREMAP_FIXED), the same with MREMAP_DONTUNMAP (EINVAL for
+    /// hugetlb, after the destination was unmapped on kernels before 6.16), or with an unaligned start or
+    /// length (EINVAL, or lengths rounded up to whole huge pages).
+    fn mremap(x: &mut Rng, slots: &mut [Slot; SLOTS as usize]) -> Step {
+        let cut = x.chance(150);
+        match x.weighted(&[(25, 0u8), (10, 1), (45, 2), (20, 3)]) {
+            0 => {
+                let (page, pages, new_pages) = if cut { (0, x.pick(&[2 * HP - 1, 2 * HP]), x.pick(&[1, HP - 1, HP + 1])) } else { (0, 2 * HP, HP) };
+                if cut {
+                    forget(slots, 0, 2 * HP);
+                } else if !slots[1].sealed && !slots[0].sealed {
+                    slots[1] = Slot::default();
+                }
+                Step::Mremap { page, pages, new_pages, to: None, dontunmap: false }
+            }
+            // Growing stays inside the arena: only the first slot grows.
+            1 => Step::Mremap { page: 0, pages: HP, new_pages: x.pick(&[HP + 1, 2 * HP]), to: None, dontunmap: false },
+            kind => {
+                let a = x.below(SLOTS as u64) as u32;
+                let b = 1 - a;
+                let dontunmap = kind == 3;
+                let (page, pages, to) = if cut {
+                    let (page, to) = (a * HP + x.pick(&[0, 1]), b * HP + x.pick(&[0, 1]));
+                    // Inside the arena at both ends.
+                    let len = x.pick(&[1, HP - 1, HP]).min(SLOTS * HP - page.max(to));
+                    (page, len, to)
+                } else {
+                    (a * HP, HP, b * HP)
+                };
+                let (sa, sb) = (slots[a as usize], slots[b as usize]);
+                if !cut && !dontunmap && sa.huge && !sa.sealed && !sb.sealed {
+                    slots[b as usize] = sa;
+                    slots[a as usize] = Slot::default();
+                } else {
+                    forget(slots, a * HP, HP);
+                    forget(slots, b * HP, HP);
+                }
+                Step::Mremap { page, pages, new_pages: pages, to: Some(to), dontunmap }
+            }
+        }
     }
 
     fn is_huge(files: &[FileSpec], m: &MapSpec) -> bool {

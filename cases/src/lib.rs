@@ -26,7 +26,7 @@ pub mod load;
 pub mod shrink;
 pub mod validate;
 
-pub use generate::{generate, generate_many, GENERATED_ADVICE, GENERATED_INVALID_ADVICE};
+pub use generate::{generate, generate_many, generate_many_with, generate_with, GENERATED_ADVICE, GENERATED_INVALID_ADVICE};
 pub use load::{load_dir, load_scenario, load_str};
 pub use validate::{validate, PAGE_SIZES};
 

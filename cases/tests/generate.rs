@@ -304,3 +304,33 @@ fn generated_advice_is_every_named_advice_but_memory_failure_injection() {
     assert_eq!(cases::GENERATED_ADVICE, expected.as_slice());
     assert!(!cases::GENERATED_ADVICE.contains(&Advice::Hwpoison) && !cases::GENERATED_ADVICE.contains(&Advice::SoftOffline));
 }
+
+/// `--destructive` adds fork, live-fork and mremap steps to hugetlb scenarios only, from its own
+/// stream: every other scenario is byte-identical, and the destructive ones still validate.
+#[test]
+fn destructive_variant_changes_only_hugetlb_scenarios_and_validates() {
+    use cases::generate_with;
+    let (mut hugetlb, mut changed, mut forks, mut lives, mut mremaps) = (0, 0, 0, 0, 0);
+    for index in 0..10_000 {
+        let plain = generate(1, index);
+        assert_eq!(json(&plain), json(&generate_with(1, index, false)), "index {index}");
+        let d = generate_with(1, index, true);
+        if !plain.program.uses_hugetlb() {
+            assert_eq!(json(&plain), json(&d), "index {index}: not a hugetlb scenario");
+            continue;
+        }
+        hugetlb += 1;
+        if let Err(e) = validate(&d) {
+            panic!("{e}\n{}", serde_json::to_string_pretty(&d).unwrap());
+        }
+        if d.program != plain.program {
+            changed += 1;
+        }
+        forks += d.program.steps.iter().filter(|s| matches!(s, Step::Fork { .. })).count();
+        lives += d.program.steps.iter().filter(|s| matches!(s, Step::ForkLive)).count();
+        mremaps += d.program.steps.iter().filter(|s| matches!(s, Step::Mremap { .. })).count();
+    }
+    assert!(hugetlb > 200, "{hugetlb} hugetlb scenarios");
+    assert!(changed * 10 > hugetlb * 7, "{changed} of {hugetlb} changed");
+    assert!(forks > 50 && lives > 30 && mremaps > 80, "forks {forks}, live forks {lives}, mremaps {mremaps}");
+}

@@ -13,8 +13,9 @@ usage:
                [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
                [--expected FILE] [--quiet] [--format human|ktap] [--kernel-config FILE]
                [--goldens DIR] [--emit-goldens] [--coverage FILE] [--allow-unsupported] [--record-unsupported]
-               [--wait-for-hugepool SECS]
+               [--wait-for-hugepool SECS] [--destructive]
   madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
+                    [--destructive]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
 
@@ -37,7 +38,11 @@ named cases) that the set does not list, or an entry that is answered now, makes
 --allow-unsupported lists them without failing (exploratory runs). --record-unsupported puts the set this
 run would record into the JSON report (`unsupported_record`; `cargo xtask bless` writes it).
 One madcheck run at a time owns the hugetlb pool; a run started meanwhile runs its hugetlb scenarios as
-unsupported, or with --wait-for-hugepool SECS waits up to SECS seconds for the pool first (the tests do).";
+unsupported, or with --wait-for-hugepool SECS waits up to SECS seconds for the pool first (the tests do).
+--destructive also draws the scenario classes that can damage the kernel's global state (hugetlb with
+fork or mremap: leaked huge pages, pool counters that stay wrong until reboot). Only a disposable qemu
+guest runs them (madcheck as /init under `cargo xtask qemu`); elsewhere --destructive is a usage error
+(exit 2) and such a scenario from a case file is reported unsupported, never run.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -84,6 +89,9 @@ pub struct RunArgs {
     /// `--wait-for-hugepool SECS`: wait up to SECS seconds for another run to release the hugetlb pool
     /// instead of running hugetlb scenarios as unsupported at once (0, the default: do not wait).
     pub wait_for_hugepool_s: u64,
+    /// `--destructive`: generated hugetlb scenarios also draw fork and mremap (`cases::generate_with`);
+    /// only in a disposable qemu guest.
+    pub destructive: bool,
 }
 
 impl RunArgs {
@@ -122,7 +130,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
         "run" => parse_run(rest, &ALL_RUN).map(Command::Run),
         "simulate" => {
-            let a = parse_run(rest, &["--seed", "--scenario", "--case", "--mutate", "--profile-facts"])?;
+            let a = parse_run(rest, &["--seed", "--scenario", "--case", "--mutate", "--profile-facts", "--destructive"])?;
             if a.scenarios.len() + a.cases.len() != 1 {
                 return Err(UsageError("simulate needs exactly one --scenario INDEX or --case FILE".into()));
             }
@@ -140,7 +148,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 22] = [
+const ALL_RUN: [&str; 23] = [
     "--generate",
     "--seed",
     "--scenario",
@@ -163,10 +171,11 @@ const ALL_RUN: [&str; 22] = [
     "--allow-unsupported",
     "--record-unsupported",
     "--wait-for-hugepool",
+    "--destructive",
 ];
 
 /// The run flags that take no value.
-const SWITCHES: [&str; 5] = ["--quiet", "--help", "--emit-goldens", "--allow-unsupported", "--record-unsupported"];
+const SWITCHES: [&str; 6] = ["--quiet", "--help", "--emit-goldens", "--allow-unsupported", "--record-unsupported", "--destructive"];
 
 fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
     let mut a = RunArgs { seed: 1, timeout_ms: 10_000, ..RunArgs::default() };
@@ -193,6 +202,7 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             a.emit_goldens |= flag == "--emit-goldens";
             a.allow_unsupported |= flag == "--allow-unsupported";
             a.record_unsupported |= flag == "--record-unsupported";
+            a.destructive |= flag == "--destructive";
             continue;
         }
         let value = match inline {
@@ -267,6 +277,17 @@ mod tests {
         assert_eq!((a.generate_count(), a.seed, a.timeout_ms), (10_000, 1, 10_000));
         let Command::Run(a) = p("run --seed=3 --scenario 5 --scenario 9").unwrap() else { panic!() };
         assert_eq!((a.generate_count(), a.seed, a.scenarios), (0, 3, vec![5, 9]));
+    }
+
+    #[test]
+    fn destructive_is_a_switch_of_run_and_simulate() {
+        let Command::Run(a) = p("run --destructive --generate 5").unwrap() else { panic!() };
+        assert!(a.destructive);
+        let Command::Run(a) = p("run").unwrap() else { panic!() };
+        assert!(!a.destructive);
+        assert!(p("run --destructive=1").unwrap_err().0.contains("takes no value"));
+        assert!(matches!(p("simulate --scenario 3 --destructive").unwrap(), Command::Simulate(a) if a.destructive));
+        assert!(p("bench --destructive").is_err());
     }
 
     #[test]

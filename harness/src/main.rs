@@ -50,7 +50,10 @@ fn main() {
             out(&format!("{}\n{}\n", cli::USAGE, harness::hunt::USAGE));
             0
         }
-        Ok(Command::Run(a)) => cmd_run(&a),
+        Ok(Command::Run(a)) => match harness::host::guest::refuse_destructive_here(a.destructive) {
+            Ok(()) => cmd_run(&a),
+            Err(e) => bad_input(e),
+        },
         Ok(Command::Simulate(a)) => cmd_simulate(&a),
         Ok(Command::Detect) => cmd_detect(),
         Ok(Command::Bench(a)) => cmd_bench(&a),
@@ -120,12 +123,12 @@ fn select_jobs(a: &RunArgs) -> Result<Vec<Job>, String> {
     let mut seen = std::collections::BTreeSet::new();
     for &index in &a.scenarios {
         if seen.insert(index) {
-            jobs.push(Job::Generated { seed: a.seed, index });
+            jobs.push(Job::Generated { seed: a.seed, index, destructive: a.destructive });
         }
     }
     for index in 0..a.generate_count() {
         if seen.insert(index) {
-            jobs.push(Job::Generated { seed: a.seed, index });
+            jobs.push(Job::Generated { seed: a.seed, index, destructive: a.destructive });
         }
     }
     Ok(jobs)
@@ -529,7 +532,7 @@ fn one_scenario(a: &RunArgs) -> Result<cases::Scenario, String> {
         cases::validate(&s).map_err(|e| e.to_string())?;
         return Ok(s);
     }
-    Ok(cases::generate(a.seed, a.scenarios[0]))
+    Ok(cases::generate_with(a.seed, a.scenarios[0], a.destructive))
 }
 
 fn cmd_simulate(a: &RunArgs) -> i32 {

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-mod fork;
+pub(crate) mod fork;
 
 /// THP sysfs mode (`/sys/kernel/mm/transparent_hugepage/enabled`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

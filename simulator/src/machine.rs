@@ -51,6 +51,11 @@ pub mod vmf {
     pub const SEALED: u64 = 1 << 63;
     pub const PFNMAP: u64 = 1 << 10;
     pub const MIXEDMAP: u64 = 1 << 28;
+    /// Model-internal, never printed: a private hugetlb VMA that owns its reservation map
+    /// (HPAGE_RESV_OWNER in vm_private_data): set at mmap, kept by splits, absent in a fork child's copy
+    /// (hugetlb_dup_vma_private) and cleared on the whole source VMA of an mremap move
+    /// (clear_vma_resv_huge_pages) [S 6.1, 6.12 mm/hugetlb.c].
+    pub const RESV_OWNER: u64 = 1 << 40;
     /// VM_SPECIAL (include/linux/mm.h).
     pub const SPECIAL: u64 = IO | DONTEXPAND | PFNMAP | MIXEDMAP;
 }
@@ -291,6 +296,9 @@ pub struct Machine {
     pub(crate) huge_resv: Vec<bool>,
     /// `KernelModel::hugetlb_zap_restores_reservation`.
     pub(crate) restore_on_zap: bool,
+    /// MAP_HUGETLB objects the other process (a live child, or the parent of a fork child) still maps, so
+    /// they are not released when this one unmaps them.
+    pub(crate) other_objs: std::collections::BTreeSet<usize>,
 }
 
 /// Why a step could not be modelled.
@@ -363,6 +371,7 @@ impl Machine {
             huge: HugeDelta::default(),
             observe_huge: prog.uses_hugetlb(),
             huge_resv: vec![false; prog.arena_pages as usize],
+            other_objs: Default::default(),
         }
     }
 

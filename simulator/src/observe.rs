@@ -143,6 +143,11 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+/// Free, unreserved huge pages every hugetlb scenario can count on when it starts: the run raises
+/// `vm.nr_hugepages` to make sure (harness `hugepool`), in a guest before every hugetlb scenario. Past
+/// that an allocation may fail, which the model answers as unsupported.
+pub const POOL_FREE_UNRESERVED: i64 = 8;
+
 /// The hugetlb pool counters of /proc/meminfo (`HugePages_Free`, `HugePages_Rsvd`, `HugePages_Surp`, in
 /// huge pages), as the change since the scenario started. Observed only by programs that use hugetlb.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! Invariant: after a step the model expects to be fatal, or does not know, no more points follow.
 
 use crate::kernel::KernelModel;
-use crate::machine::{vmf, Machine, StepOut, Unsupported, MREMAP_MODELLED};
+use crate::machine::{Machine, StepOut, Unsupported, MREMAP_MODELLED};
 use crate::observe::{Allowed, Expect, Ret, Signal};
 use crate::program::{ArenaGeometry, Program, Step, StepId};
 
@@ -50,10 +50,6 @@ impl Machine {
                                 move, still diverge from 6.18)"
                         .into());
                 }
-                if self.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
-                    // Never generated: hugetlb with mremap leaks huge pages on 6.18 hosts.
-                    return Err("mremap with hugetlb mappings is not modelled".into());
-                }
                 StepOut::Ret(self.mremap(model, page as i64, pages as i64, new_pages as i64, to.map(|t| t as i64), dontunmap))
             }
         })
@@ -90,10 +86,6 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
         let id = StepId { step: si as u32, child: None };
         match (step, &mut live) {
             (Step::ForkLive, Live::None) => {
-                if m.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
-                    out.push((id, Expect::Unsupported("fork with hugetlb mappings is not modelled".into())));
-                    return out;
-                }
                 let c = m.fork_live();
                 out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
                 out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
@@ -110,11 +102,16 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                         // The child dies; the worker reaps it and the parent goes on alone.
                         out.push((id, fatal_point(sig)));
                         m.objs = c.objs.clone();
+                        m.take_child_pool(c);
                         m.live_child_gone();
                         live = Live::Dead(sig);
                     }
                     Ok(StepOut::Ret(r)) => {
                         Machine::sync_live(c, &mut m);
+                        if let Some(why) = c.unknown.take() {
+                            out.push((id, Expect::Unsupported(why)));
+                            return out;
+                        }
                         out.push((id, Expect::Allowed(c.expect(model, r))));
                     }
                 }
@@ -125,6 +122,9 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                 continue;
             }
             (Step::ChildExit, Live::Alive(_) | Live::Dead(_)) => {
+                if let Live::Alive(c) = &mut live {
+                    m.take_child_pool(c);
+                }
                 m.live_child_gone();
                 live = Live::None;
                 out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
@@ -137,10 +137,6 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
             _ => {}
         }
         if let Step::Fork { child } = step {
-            if m.vmas.iter().any(|v| v.flags & vmf::HUGETLB != 0) {
-                out.push((id, Expect::Unsupported("fork with hugetlb mappings is not modelled".into())));
-                return out;
-            }
             let mut c = m.fork_child();
             out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
             for (ci, cs) in child.iter().enumerate() {
@@ -161,8 +157,14 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
             // parent's page-cache PTEs too.
             m.objs = c.objs.clone();
             for (obj, first, last) in c.punched.clone() {
+                if m.objs[obj].huge && m.huge_private_copies(obj, first, last) {
+                    out.push((id, Expect::Unsupported(crate::kernel::fork::PUNCH_OTHER_COPIES.into())));
+                    return out;
+                }
                 m.unmap_cache(obj, first, last);
             }
+            // The child has exited (the worker reaps it before the parent is observed).
+            m.take_child_pool(&mut c);
             out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
             continue;
         }
@@ -178,6 +180,10 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
             Ok(StepOut::Ret(r)) => {
                 if let Live::Alive(c) = &mut live {
                     Machine::sync_live(&mut m, c);
+                    if let Some(why) = m.unknown.take() {
+                        out.push((id, Expect::Unsupported(why)));
+                        return out;
+                    }
                 }
                 out.push((id, Expect::Allowed(m.expect(model, r))))
             }

@@ -604,6 +604,85 @@ fn mremap_dontunmap_unfaulted_source_merge_per_release(#[case] profile: &str, #[
     assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
 }
 
+/// One observation point of a hugetlb program (`point`: `2`, `1.child0`, ...): the return, Shared_Hugetlb
+/// and Private_Hugetlb of VMA 0 (in pages), and the pool counters (free, rsvd).
+fn huge_point(profile: &str, json: &str, point: &str) -> (String, (u64, u64), (i64, i64)) {
+    let out = simulator::simulate(&model(profile), &ARENA, &prog(json));
+    let Some((_, exp)) = out.iter().find(|(id, _)| id.to_string() == point) else { panic!("no point {point}: {out:?}") };
+    let a = match exp {
+        Expect::Allowed(a) => a,
+        Expect::Unsupported(w) => panic!("unsupported at {point}: {w}"),
+    };
+    let ret = a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|");
+    let v0 = a.vmas.first().map(|v| (v.hugetlb_shared.lo, v.hugetlb_private.lo)).unwrap_or_default();
+    let h = a.hugetlb.expect("a hugetlb program observes the pool");
+    (ret, v0, (h.free, h.rsvd))
+}
+
+const HP1: &str = r#"{"page":0,"pages":512,"prot":"rw-","kind":"hugetlb_private"}"#;
+
+// hugetlb and fork (destructive: only run in a qemu guest, `cargo xtask qemu --cases cases/destructive
+// --destructive`). The child's private VMA owns no reservation; pages it shares are COW.
+#[rstest]
+// Right after fork the child maps the parent's private huge page COW-shared (Shared_Hugetlb).
+#[case::child_sees_the_page_shared("6.12", r#"{"op":"fork","child":[]}"#, "1.child0", "0", (512, 0), (-1, 0))]
+// The child's write copies the page from the unreserved pool; it is freed when the child exits.
+#[case::child_write_copies_from_the_pool("6.12", r#"{"op":"fork","child":[{"op":"write","page":3,"fill":9}]}"#, "1.child1", "0", (0, 512), (-2, 0))]
+#[case::child_copy_is_freed_at_exit("6.12", r#"{"op":"fork","child":[{"op":"write","page":3,"fill":9}]}"#, "1", "0", (0, 512), (-1, 0))]
+// A read fault of an unfaulted private page in the child takes a page without a reservation, and the
+// parent's reservation stays.
+#[case::child_fault_has_no_reservation("6.1", r#"{"op":"fork","child":[{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"},{"op":"read","page":0}]}"#, "1.child2", "0", (0, 512), (-2, 0))]
+// The live parent's write copies too (cow_from_owner avoids its reserves); the child then owns the old
+// page alone and reuses it on its own write.
+#[case::live_parent_write_copies("6.12", r#"{"op":"fork_live"},{"op":"write","page":3,"fill":9},{"op":"in_child","step":{"op":"write","page":4,"fill":10}}"#, "3", "0", (0, 512), (-2, 0))]
+// 6.8+ restores the reservation of a zapped private page, but not of one the child still maps: neither
+// at the DONTNEED nor when the child frees the page, and the parent's refault takes an unreserved page
+// (T 6.12.118 guest); 6.1 restores nothing anyway. Once the child has let go, the restore happens.
+#[case::live_dontneed_of_a_shared_page_restores_nothing_6_12("6.12", r#"{"op":"fork_live"},{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"},{"op":"child_exit"}"#, "3", "0", (0, 0), (0, 0))]
+#[case::live_refault_after_dontneed_takes_an_unreserved_page_6_12("6.12", r#"{"op":"fork_live"},{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"},{"op":"read","page":3}"#, "3", "0", (0, 512), (-2, 0))]
+#[case::live_dontneed_after_the_child_let_go_restores_6_12("6.12", r#"{"op":"fork_live"},{"op":"in_child","step":{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"}},{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"}"#, "3", "0", (0, 0), (0, 1))]
+#[case::live_dontneed_restores_nothing_6_1("6.1", r#"{"op":"fork_live"},{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"},{"op":"child_exit"}"#, "3", "0", (0, 0), (0, 0))]
+fn hugetlb_fork_rule(#[case] profile: &str, #[case] steps: &str, #[case] point: &str, #[case] ret: &str, #[case] vma0: (u64, u64), #[case] pool: (i64, i64)) {
+    let json = format!(r#"{{"arena_pages":1024,"maps":[{HP1}],"steps":[{{"op":"write","page":3,"fill":7}},{steps}]}}"#);
+    let (r, v, h) = huge_point(profile, &json, point);
+    assert_eq!((r.as_str(), v, h), (ret, vma0, pool), "{json}");
+}
+
+// hugetlb mremap (destructive): lengths round up to whole huge pages; an unaligned address or growth is
+// EINVAL before anything changes; a move takes the reservations along.
+#[rstest]
+#[case::grow_is_einval("6.12", r#"{"op":"mremap","page":0,"pages":512,"new_pages":513}"#, "EINVAL", "[0,512); [512,1024)", (-1, 1))]
+#[case::unaligned_start_is_einval("6.1", r#"{"op":"mremap","page":1,"pages":511,"new_pages":511,"to":513}"#, "EINVAL", "[0,512); [512,1024)", (-1, 1))]
+#[case::lengths_round_up_to_a_no_op("6.12", r#"{"op":"mremap","page":0,"pages":511,"new_pages":1}"#, "0", "[0,512); [512,1024)", (-1, 1))]
+// Moving the faulted slot onto the other one: the destination's reservation is given back at its
+// munmap, the page and the VMA move.
+#[case::move_takes_the_page_along("6.12", r#"{"op":"mremap","page":0,"pages":512,"new_pages":512,"to":512}"#, "0", "[512,1024)", (-1, 0))]
+// The moved VMA still owns its reservations: munmap gives back what it did not consume.
+#[case::moved_vma_owns_its_reservation("6.1", r#"{"op":"mremap","page":512,"pages":512,"new_pages":512,"to":0},{"op":"munmap","page":0,"pages":512}"#, "0", "", (0, 0))]
+// MREMAP_DONTUNMAP is EINVAL for hugetlb (VM_DONTEXPAND), after the destination was unmapped (6.1, 6.12).
+#[case::dontunmap_unmaps_the_destination_then_einval("6.12", r#"{"op":"mremap","page":0,"pages":512,"new_pages":512,"to":512,"dontunmap":true}"#, "EINVAL", "[0,512)", (-1, 0))]
+fn hugetlb_mremap_rule(#[case] profile: &str, #[case] step: &str, #[case] ret: &str, #[case] ranges: &str, #[case] pool: (i64, i64)) {
+    // Two private hugetlb VMAs of one huge page each; the first one faulted.
+    let json = format!(
+        r#"{{"arena_pages":1024,"maps":[{HP1},{{"page":512,"pages":512,"prot":"rw-","kind":"hugetlb_private"}}],"steps":[{{"op":"write","page":3,"fill":7}},{step}]}}"#
+    );
+    let (r, l, h) = huge_last(profile, &json);
+    let ranges_only: Vec<&str> = l.split("; ").map(|v| v.split(' ').next().unwrap_or("")).collect();
+    assert_eq!((r.as_str(), ranges_only.join("; ").as_str(), h), (ret, ranges, pool), "{json}");
+}
+
+// A fork child's punch of a shared hugetlb mapping unmaps the parent's PTEs of the hole, and a page the
+// child faults in again is mapped by it alone (T 6.12.118 guest, gen-2-1154, gen-2-2344 --destructive).
+#[rstest]
+#[case::the_child_refaults_a_private_page("0.child2", (0, 512))]
+#[case::the_parent_lost_the_punched_huge_page("0", (0, 512))]
+fn hugetlb_fork_child_punch(#[case] point: &str, #[case] vma0: (u64, u64)) {
+    let json = r#"{"arena_pages":1024,"maps":[{"page":0,"pages":1024,"prot":"rw-","kind":"hugetlb_shared","populate":true}],
+        "steps":[{"op":"fork","child":[{"op":"madvise","page":512,"len_pages":512,"advice":"REMOVE"},{"op":"write","page":1023,"fill":60}]}]}"#;
+    let (r, v, _) = huge_point("6.12", json, point);
+    assert_eq!((r.as_str(), v), ("0", vma0));
+}
+
 /// A Debian 6.1 kernel's release has no sublevel (`6.1.0-54-amd64` is 6.1.190, `6.1.0-57-amd64`
 /// 6.1.192); the model takes it from the `Debian X.Y.Z` token of the version field, so the two kernels
 /// around the MREMAP_DONTUNMAP self-merge fix get different models.

@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::Instant;
 
 const USAGE: &str = "usage: cargo xtask bisect (--series 6.12 | --kernels K1,K2,...) [--arch X] \
-(--case FILE | --finding FILE | --generate N --seed S) [--mutate NAME]... [--report FILE] [--no-build]";
+(--case FILE | --finding FILE | --generate N --seed S) [--mutate NAME]... [--report FILE] [--no-destructive] [--no-build]";
 
 /// How often each probed kernel runs each case (flaky detection).
 const RUNS: usize = 3;
@@ -191,8 +191,11 @@ fn file_case(path: &str, signature: &str) -> Result<Case, String> {
     })
 }
 
-fn generated_case(seed: u64, index: u64, signature: &str) -> Case {
-    let select = vec!["--seed".into(), seed.to_string(), "--scenario".into(), index.to_string()];
+fn generated_case(seed: u64, index: u64, signature: &str, destructive: bool) -> Case {
+    let mut select = vec!["--seed".into(), seed.to_string(), "--scenario".into(), index.to_string()];
+    if destructive {
+        select.push("--destructive".into());
+    }
     Case { id: format!("gen-{seed}-{index}"), signature: signature.into(), select: select.clone(), file: None, host_select: select }
 }
 
@@ -210,7 +213,7 @@ fn generated_cases(b: &mut Bisect, generate: u64, seed: u64) -> Result<Vec<Case>
         let Some(first) = ids.first() else { continue };
         let Some(index) = first.rsplit('-').next().and_then(|i| i.parse::<u64>().ok()) else { continue };
         b.log.push(format!("group {sig}: {} (bisected with {first})", ids.join(" ")));
-        cases.push(generated_case(seed, index, sig));
+        cases.push(generated_case(seed, index, sig, b.extra.iter().any(|a| a == "--destructive")));
     }
     let mut shrunk = Vec::new();
     for k in [&kb, &ka] {
@@ -245,6 +248,7 @@ fn generated_cases(b: &mut Bisect, generate: u64, seed: u64) -> Result<Vec<Case>
 pub fn main(args: &[String]) -> Result<i32, String> {
     let (mut series, mut given, mut arch, mut case, mut generate, mut seed) = (None, Vec::new(), None, None, None, 1u64);
     let (mut report, mut build, mut extra) = (None, true, Vec::new());
+    let mut destructive = None;
     let mut flags = crate::args::Flags::new(args);
     while let Some(f) = flags.next() {
         match f.name {
@@ -257,6 +261,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--mutate" => extra.extend(["--mutate".to_string(), flags.value(&f)?]),
             "--report" => report = Some(PathBuf::from(flags.value(&f)?)),
             "--no-build" => build = false,
+            "--destructive" => destructive = Some(true),
+            "--no-destructive" => destructive = Some(false),
             _ => return Err(format!("unknown argument {:?} ({USAGE})", f.raw)),
         }
     }
@@ -265,6 +271,9 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     if kernels.len() < 2 {
         return Err(format!("bisect needs at least two kernels, found {} ({USAGE})", kernels.len()));
     }
+    // Guests are thrown away: generated scenarios include the destructive classes unless the host is
+    // one of the kernels or --no-destructive says otherwise.
+    extra.extend(compare::destructive_args(&kernels.iter().collect::<Vec<_>>(), destructive)?);
     compare::build_host(build)?;
     let mut b = Bisect { kernels, cases: Vec::new(), extra, probes: BTreeMap::new(), build, log: Vec::new() };
     b.log.push(format!("kernels: {}", b.kernels.iter().map(Kernel::label).collect::<Vec<_>>().join(" ")));

@@ -163,6 +163,18 @@ pub fn build_host(build: bool) -> Result<(), String> {
     }
 }
 
+/// `--destructive` for the guests when every kernel compared is a guest (the default there: guests are
+/// thrown away), nothing when the host is one of them (it never runs those classes, and both sides must
+/// run the same scenarios). `--destructive` given with the host is an error.
+pub fn destructive_args(kernels: &[&Kernel], asked: Option<bool>) -> Result<Vec<String>, String> {
+    let host = kernels.iter().any(|k| k.name == "host");
+    match (asked, host) {
+        (Some(true), true) => Err("--destructive: the host never runs destructive scenarios (hugetlb with fork or mremap); compare guests only".into()),
+        (Some(false), _) | (None, true) => Ok(Vec::new()),
+        (_, false) => Ok(vec!["--destructive".into()]),
+    }
+}
+
 /// How many differing scenarios the second pass records in full (each is a `--scenario` on the kernel
 /// command line, which is short).
 pub const FULL_PASS_MAX: usize = 16;
@@ -170,6 +182,7 @@ pub const FULL_PASS_MAX: usize = 16;
 pub fn main(args: &[String]) -> Result<i32, String> {
     let mut kernels = Vec::new();
     let (mut arch, mut generate, mut seed, mut build) = (None, 200u64, 1u64, true);
+    let mut destructive = None;
     let mut flags = crate::args::Flags::new(args);
     while let Some(f) = flags.next() {
         match f.name {
@@ -178,13 +191,16 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--generate" => generate = flags.value(&f)?.parse().map_err(|_| "--generate: not a number")?,
             "--seed" => seed = flags.value(&f)?.parse().map_err(|_| "--seed: not a number")?,
             "--no-build" => build = false,
-            _ => return Err(format!("unknown argument {:?} (usage: cargo xtask compare --kernels A,B [--arch X] [--generate N] [--seed S])", f.raw)),
+            "--destructive" => destructive = Some(true),
+            "--no-destructive" => destructive = Some(false),
+            _ => return Err(format!("unknown argument {:?} (usage: cargo xtask compare --kernels A,B [--arch X] [--generate N] [--seed S] [--no-destructive])", f.raw)),
         }
     }
     let [a, b] = kernels.as_slice() else { return Err("--kernels takes two kernels: A,B (host or a Debian kernel)".into()) };
     let (ka, kb) = (Kernel { name: a.clone(), arch: arch.clone() }, Kernel { name: b.clone(), arch: arch.clone() });
+    let extra = destructive_args(&[&ka, &kb], destructive)?;
     build_host(build)?;
-    let p = two_passes(&ka, &kb, generate, seed, 1, build, &[])?;
+    let p = two_passes(&ka, &kb, generate, seed, 1, build, &extra)?;
     let (shown, _, code) = madcheck_compare(&p.a, &p.b, &p.report)?;
     // The full pass holds only the differing scenarios; the digest pass's header counts them all.
     println!("digest pass: {}; {} differ", p.digest_header, p.differing.len());
@@ -195,4 +211,19 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let report = p.report;
     println!("report: {}", report.display());
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guests_run_destructive_scenarios_unless_the_host_is_compared() {
+        let k = |n: &str| Kernel { name: n.into(), arch: None };
+        let (g1, g2, host) = (k("6.1"), k("6.12"), k("host"));
+        assert_eq!(destructive_args(&[&g1, &g2], None).unwrap(), ["--destructive"]);
+        assert!(destructive_args(&[&g1, &g2], Some(false)).unwrap().is_empty());
+        assert!(destructive_args(&[&host, &g2], None).unwrap().is_empty());
+        assert!(destructive_args(&[&host, &g2], Some(true)).is_err());
+    }
 }

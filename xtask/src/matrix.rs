@@ -215,6 +215,9 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let mut vms = 2usize;
     let mut build = true;
     let mut corpus = true;
+    // Guests are thrown away, so they also run the destructive scenario classes (hugetlb with fork or
+    // mremap); the host never does.
+    let mut destructive = true;
     let mut flags = crate::args::Flags::new(args);
     while let Some(f) = flags.next() {
         match f.name {
@@ -225,6 +228,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--no-build" => build = false,
             "--corpus" => corpus = true,
             "--no-corpus" => corpus = false,
+            "--destructive" => destructive = true,
+            "--no-destructive" => destructive = false,
             "--kernels" => {
                 kernels = flags
                     .value(&f)?
@@ -237,7 +242,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                     .collect::<Result<_, _>>()?
             }
             _ => return Err(format!(
-                "unknown argument {:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--no-corpus] [--no-build]",
+                "unknown argument {:?}\nusage: cargo xtask matrix [--generate N] [--seed S] [--kernels arch:kernel,...] [--no-host] [--jobs VMS] [--no-corpus] [--no-destructive] [--no-build]",
                 f.raw
             )),
         }
@@ -277,7 +282,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             corpus,
             scenarios: Vec::new(),
             emit_goldens: false,
-            extra_args: Vec::new(),
+            extra_args: if destructive { vec!["--destructive".into()] } else { Vec::new() },
             extra_files: Vec::new(),
             append: Vec::new(),
         };

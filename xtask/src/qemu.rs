@@ -109,7 +109,8 @@ pub fn usage() -> &'static str {
     "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64]\n\
      \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
      \x20                      [--files ext4|tmpfs] [--case FILE]\n\
-     \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]"
+     \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]\n\
+     \x20                      [--destructive] [--cases DIR] [--exec STATIC-PROGRAM]"
 }
 
 pub fn main(args: &[String]) -> Result<i32, String> {
@@ -127,6 +128,12 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         }
         if flag == "--corpus" {
             spec.corpus = true;
+            continue;
+        }
+        // The guest may run the destructive scenario classes (hugetlb with fork or mremap); madcheck
+        // refuses them anywhere else.
+        if flag == "--destructive" {
+            spec.extra_args.push("--destructive".into());
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -157,6 +164,34 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                 let name = Path::new(&path).file_name().and_then(|n| n.to_str()).unwrap_or("case.json").to_string();
                 spec.extra_args.extend(["--case".to_string(), format!("/madcheck/extra/{name}")]);
                 spec.extra_files.push((name, data));
+            }
+            // A static program for the guest to run (a C reproducer); its exit code and output are in the
+            // report (`madcheck run --exec`). Destructive reproducers belong here, never on the host.
+            "--exec" => {
+                let path = value()?;
+                let data = std::fs::read(&path).map_err(|e| format!("--exec {path}: cannot read: {e}"))?;
+                let name = Path::new(&path).file_name().and_then(|n| n.to_str()).unwrap_or("exec").to_string();
+                spec.extra_args.extend(["--exec".to_string(), format!("/madcheck/extra/{name}")]);
+                spec.extra_files.push((name, data));
+            }
+            // A directory of case files for the guest (e.g. cases/destructive, whose cases the host refuses).
+            "--cases" => {
+                let dir = value()?;
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .map_err(|e| format!("--cases {dir}: cannot read: {e}"))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect();
+                files.sort();
+                if files.is_empty() {
+                    return Err(format!("--cases {dir}: no case files (*.json) in it"));
+                }
+                for f in files {
+                    let data = std::fs::read(&f).map_err(|e| format!("--cases {dir}: cannot read {}: {e}", f.display()))?;
+                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("case.json").to_string();
+                    spec.extra_files.push((format!("cases/{name}"), data));
+                }
+                spec.extra_args.extend(["--cases".to_string(), "/madcheck/extra/cases".to_string()]);
             }
             _ => return Err(format!("unknown argument {:?}\n{}", f.raw, usage())),
         }
@@ -528,6 +563,9 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
     }
     if !spec.extra_files.is_empty() {
         entries.push(("madcheck/extra".into(), 0o040755, Vec::new()));
+        if spec.extra_files.iter().any(|(n, _)| n.starts_with("cases/")) {
+            entries.push(("madcheck/extra/cases".into(), 0o040755, Vec::new()));
+        }
         for (name, data) in &spec.extra_files {
             entries.push((format!("madcheck/extra/{name}"), 0o100755, data.clone()));
         }

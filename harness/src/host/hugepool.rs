@@ -18,7 +18,7 @@ const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
 /// Free, unreserved huge pages a run wants: a hugetlb scenario maps at most two huge pages of arena and
 /// two of file, with one private copy each (see cases::generate), and scenarios run one at a time.
-pub const WANT_UNRESERVED: u64 = 8;
+pub const WANT_UNRESERVED: u64 = simulator::observe::POOL_FREE_UNRESERVED as u64;
 
 /// The `HugePages_*` lines of /proc/meminfo (default huge page size), in huge pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,6 +51,24 @@ impl Counters {
     pub fn since(self, base: Counters) -> HugeDelta {
         HugeDelta { free: self.free - base.free, rsvd: self.rsvd - base.rsvd, surp: self.surp - base.surp }
     }
+}
+
+/// In a disposable guest only: raise `vm.nr_hugepages` again before a hugetlb scenario when fewer than
+/// `WANT_UNRESERVED` free, unreserved huge pages are left, because a destructive scenario before it may
+/// have leaked some (hugetlb mremap leaves reservations counted until reboot). The guest is thrown away,
+/// so nothing is written back.
+pub fn top_up_in_guest() -> Result<(), String> {
+    if !crate::host::guest::disposable_guest() {
+        return Ok(());
+    }
+    let c = Counters::read()?;
+    let short = WANT_UNRESERVED as i64 - (c.free - c.rsvd);
+    if short > 0 {
+        let total = std::fs::read_to_string(NR_HUGEPAGES).map_err(|e| format!("read {NR_HUGEPAGES}: {e}"))?;
+        let total: i64 = total.trim().parse().map_err(|_| format!("{NR_HUGEPAGES}: {total:?} is not a number"))?;
+        std::fs::write(NR_HUGEPAGES, format!("{}\n", total + short)).map_err(|e| format!("write {NR_HUGEPAGES}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The pool for one run. Dropping it restores `vm.nr_hugepages` if it was raised.

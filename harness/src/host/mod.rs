@@ -24,6 +24,7 @@ pub mod procmem;
 mod worker;
 mod pool;
 pub mod detect;
+pub mod guest;
 
 pub use pool::{check_program, reap_orphans, HostRun, Worker};
 pub use worker::{worker_main, FAULT_DIR_ENV};

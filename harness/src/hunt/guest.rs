@@ -44,6 +44,7 @@ pub(super) fn cmd_guest_run(args: &[String], env: &Env) -> Result<i32, String> {
         Ok(_) => return Err("run: unexpected arguments".into()),
         Err(e) => return Err(e.to_string()),
     };
+    crate::host::guest::refuse_destructive_here(a.destructive)?;
     if let Some(exe) = &job.exec {
         return guest_exec(exe, &a);
     }

@@ -123,7 +123,7 @@ fn one_scenario(sub: &str, a: &RunArgs) -> Result<Scenario, String> {
             cases::validate(&s).map_err(|e| e.to_string())?;
             Ok(s)
         }
-        ([], [i]) => Ok(cases::generate(a.seed, *i)),
+        ([], [i]) => Ok(cases::generate_with(a.seed, *i, a.destructive)),
         _ => Err(format!("{sub} needs exactly one --case FILE or --seed S --scenario I")),
     }
 }
@@ -207,7 +207,7 @@ fn selected(a: &RunArgs) -> Result<Vec<Scenario>, String> {
     let mut seen = std::collections::BTreeSet::new();
     for &i in a.scenarios.iter().chain(&(0..a.generate_count()).collect::<Vec<_>>()) {
         if seen.insert(i) {
-            list.push(cases::generate(a.seed, i));
+            list.push(cases::generate_with(a.seed, i, a.destructive));
         }
     }
     Ok(list)

@@ -23,6 +23,9 @@ pub struct ScenarioObs {
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
+    /// Generated with `--destructive` (`cases::generate_with(seed, index, true)`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
     /// `(point, fnv1a64 of the observation's JSON)`.
     pub digests: Vec<(StepId, String)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -74,7 +77,7 @@ pub(super) fn record_run(a: &RunArgs, env: &Env, full: bool, repeat: usize) -> R
             Provenance::Generated { seed, index } => (Some(seed), Some(index), None),
             Provenance::File { .. } => (None, None, Some(s.program.clone())),
         };
-        let mut so = ScenarioObs { id: s.id.clone(), seed, index, digests: vec![], points: vec![], skipped: None, flaky: false, program };
+        let mut so = ScenarioObs { id: s.id.clone(), seed, index, destructive: a.destructive, digests: vec![], points: vec![], skipped: None, flaky: false, program };
         for r in 0..repeat {
             match target.observe(&s.program) {
                 Ok(run) => {
@@ -210,7 +213,7 @@ pub fn compare_sets(a: &ObservationSet, b: &ObservationSet) -> Vec<KernelDiffere
         };
         // Explained when the models, given the same scenario, answer differently at this point.
         let program = match (sa.seed, sa.index) {
-            (Some(seed), Some(index)) => Some(cases::generate(seed, index).program),
+            (Some(seed), Some(index)) => Some(cases::generate_with(seed, index, sa.destructive).program),
             _ => sa.program.clone(),
         };
         let explained = match (program, point) {
@@ -320,6 +323,7 @@ mod tests {
                 id: "case".into(),
                 seed: None,
                 index: None,
+                destructive: false,
                 digests: vec![(p0, digest.into())],
                 points: vec![],
                 skipped: None,

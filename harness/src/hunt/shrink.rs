@@ -63,7 +63,7 @@ impl HostTarget {
     /// This kernel's observations of `prog` (poisoned runs retried), or why there are none.
     pub fn observe(&mut self, prog: &Program) -> Result<HostRun, String> {
         if prog.uses_hugetlb() {
-            if let Some((why, _)) = runner::hugetlb_refusal(&self.model, prog) {
+            if let Some((why, _)) = runner::hugetlb_refusal(&self.model, prog, crate::host::guest::disposable_guest()) {
                 return Err(why);
             }
         }

@@ -160,7 +160,7 @@ pub fn not_run_body(model: &KernelModel, prog: &Program) -> Option<String> {
     if !prog.uses_hugetlb() {
         return None;
     }
-    let (why, _) = crate::run::judge::hugetlb_refusal(model, prog)?;
+    let (why, _) = crate::run::judge::hugetlb_refusal(model, prog, crate::host::guest::disposable_guest())?;
     let mut out = String::new();
     layout(&mut out, prog);
     let _ = writeln!(out, "NOT RUN on this kernel: {why}");

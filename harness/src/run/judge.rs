@@ -55,8 +55,9 @@ pub struct ScenarioResult {
     pub rerun: Option<String>,
 }
 
-/// Why a hugetlb program must not run on this host, and the feature to count it under.
-pub fn hugetlb_refusal(model: &KernelModel, prog: &Program) -> Option<(String, &'static str)> {
+/// Why a hugetlb program must not run on this host, and the feature to count it under. `guest`: this is
+/// a disposable qemu guest (`init::disposable_guest`), which may run the destructive classes.
+pub fn hugetlb_refusal(model: &KernelModel, prog: &Program, guest: bool) -> Option<(String, &'static str)> {
     if let Some(why) = &model.facts.hugetlb_unavailable {
         return Some((why.clone(), "hugetlb"));
     }
@@ -64,15 +65,28 @@ pub fn hugetlb_refusal(model: &KernelModel, prog: &Program) -> Option<(String, &
         let why = format!("hugetlb: the {} kB huge page does not fit the arena (or there is no hugetlbfs)", model.facts.hugepage_kb);
         return Some((why, "hugetlb"));
     }
+    let (destructive, what) = destructive_class(prog)?;
+    if guest {
+        return None;
+    }
+    Some((format!("{destructive} is never run outside a disposable qemu guest (cargo xtask qemu ... --destructive)"), what))
+}
+
+/// The destructive class of a hugetlb program, if it has one: hugetlb with mremap (leaks huge pages
+/// until reboot on 6.18) or with fork (COW of huge pages, reservations of the child; an empty pool
+/// unmaps pages from the child), and the feature to count it under.
+pub fn destructive_class(prog: &Program) -> Option<(&'static str, &'static str)> {
     fn has(steps: &[Step], op: &str) -> bool {
-        steps.iter().any(|s| s.op() == op || matches!(s, Step::Fork { child } if has(child, op)))
+        steps.iter().any(|s| s.op() == op || matches!(s, Step::Fork { child } if has(child, op)) || matches!(s, Step::InChild { step } if has(std::slice::from_ref(step), op)))
+    }
+    if !prog.uses_hugetlb() {
+        return None;
     }
     if has(&prog.steps, "mremap") {
-        // Kernel bug: hugetlb combined with mremap leaks huge pages until reboot on 6.18 (../shared).
-        return Some(("hugetlb with mremap is never run on the host: it leaks huge pages on 6.18".into(), "mremap"));
+        return Some(("hugetlb with mremap (it leaks huge pages until reboot on 6.18)", "mremap"));
     }
     if has(&prog.steps, "fork") || has(&prog.steps, "fork_live") {
-        return Some(("fork with hugetlb mappings is not modelled".into(), "fork"));
+        return Some(("hugetlb with fork", "fork"));
     }
     None
 }

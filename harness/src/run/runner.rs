@@ -28,21 +28,26 @@ pub const POISON_RETRIES: usize = 3;
 /// does not generate everything up front on one core.
 #[derive(Clone, Debug)]
 pub enum Job {
-    Generated { seed: u64, index: u64 },
+    /// `destructive`: `cases::generate_with(seed, index, true)` (only in a disposable guest).
+    Generated { seed: u64, index: u64, destructive: bool },
     Given { scenario: Scenario, replay: String },
 }
 
 impl Job {
     pub fn scenario(&self) -> Scenario {
         match self {
-            Job::Generated { seed, index } => cases::generate::generate(*seed, *index),
+            Job::Generated { seed, index, destructive } => cases::generate::generate_with(*seed, *index, *destructive),
             Job::Given { scenario, .. } => scenario.clone(),
         }
     }
     /// The exact command that reruns this one scenario.
     pub fn replay(&self) -> String {
         match self {
-            Job::Generated { seed, index } => format!("cargo xtask run --seed {seed} --scenario {index}"),
+            Job::Generated { seed, index, destructive: false } => format!("cargo xtask run --seed {seed} --scenario {index}"),
+            // Destructive scenarios run only in a disposable guest: replay in one of this kernel.
+            Job::Generated { seed, index, destructive: true } => {
+                format!("cargo xtask qemu --kernel <this kernel> --seed {seed} --scenario {index} --destructive")
+            }
             Job::Given { replay, .. } => replay.clone(),
         }
     }
@@ -239,7 +244,7 @@ fn run_one(
         Ok(s) => s,
         Err(p) => {
             let id = match job {
-                Job::Generated { seed, index } => format!("gen-{seed}-{index}"),
+                Job::Generated { seed, index, .. } => format!("gen-{seed}-{index}"),
                 Job::Given { scenario, .. } => scenario.id.clone(),
             };
             let outcome = Outcome::InfraError(format!("generating the scenario panicked: {}", panic_message(p)));
@@ -265,7 +270,7 @@ fn run_one(
     // never run on the host at all.
     let huge = prog.uses_hugetlb();
     if huge && backend.is_some() {
-        if let Some((why, what)) = hugetlb_refusal(model, prog) {
+        if let Some((why, what)) = hugetlb_refusal(model, prog, crate::host::guest::disposable_guest()) {
             return result(0, Outcome::Unsupported { reason: why, advice: what.into() });
         }
     }

@@ -6,6 +6,10 @@
 
 use crate::machine::{vmf, AnonVma, Machine, Pte};
 
+/// Why a hole punched in a hugetlb file by one process of a fork is not followed into the other.
+pub(crate) const PUNCH_OTHER_COPIES: &str =
+    "a hugetlbfs hole punch reaching private copies mapped by the other process of a fork is not modelled";
+
 impl Machine {
     /// The child's address space right after fork [S 6.18 kernel/fork.c:dup_mmap; mm/memory.c:
     /// copy_page_range, vma_needs_copy; mm/rmap.c:anon_vma_fork].
@@ -18,6 +22,11 @@ impl Machine {
         // copy_pmd_range allocates the child's PTE table for a copied VMA where the parent has one
         // (even if all its entries are none) [S 6.12 mm/memory.c:copy_pmd_range, copy_pte_range].
         c.pte_tables = vec![Some(false); self.pte_tables.len()];
+        // The child's private hugetlb VMAs own no reservation map (hugetlb_dup_vma_private clears
+        // vm_private_data), so it holds no reservation [S 6.1, 6.12 kernel/fork.c:dup_mmap;
+        // mm/hugetlb.c:hugetlb_dup_vma_private, hugetlb_vm_op_open].
+        c.huge_resv = vec![false; self.huge_resv.len()];
+        c.other_objs = self.vmas.iter().filter_map(|v| v.obj).collect();
         for v in &self.vmas {
             // VM_DONTCOPY: the child has no VMA there (dup_mmap: "if (mpnt->vm_flags & VM_DONTCOPY) ...
             // continue").
@@ -26,7 +35,7 @@ impl Machine {
             }
             let mut n = *v;
             // mlock is not inherited (dup_mmap clears VM_LOCKED_MASK in the child's copy).
-            n.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
+            n.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT | vmf::RESV_OWNER);
             if v.flags & vmf::WIPEONFORK != 0 {
                 // The child gets the VMA empty and without an anon_vma (dup_mmap: "if (tmp->vm_flags &
                 // VM_WIPEONFORK) tmp->anon_vma = NULL", and copy_page_range is skipped).
@@ -41,7 +50,10 @@ impl Machine {
                 AnonVma { id, forked: true }
             });
             // Page tables are copied only where a fault could not rebuild them: VMAs with an anon_vma
-            // (or PFNMAP/MIXEDMAP, uffd-wp).
+            // (or PFNMAP/MIXEDMAP, uffd-wp). hugetlb VMAs follow the same rule since 6.0 ("hugetlb: lazy
+            // page table copies in fork()"); copy_hugetlb_page_range then maps the parent's private huge
+            // pages COW-shared and its page-cache pages as they are [S 6.1, 6.12 mm/memory.c:
+            // vma_needs_copy, copy_page_range; mm/hugetlb.c:copy_hugetlb_page_range].
             // 6.18.y/6.19+: VM_MAYBE_GUARD VMAs too, so guard markers survive fork
             // [S mm/memory.c:vma_needs_copy after "mm: introduce VM_MAYBE_GUARD"].
             if v.anon_vma.is_some() || v.flags & (vmf::PFNMAP | vmf::MIXEDMAP | vmf::MAYBE_GUARD) != 0 {
@@ -107,7 +119,14 @@ impl Machine {
     /// Page-cache mapcounts count both processes' PTEs.
     pub fn sync_live(actor: &mut Machine, other: &mut Machine) {
         other.objs = actor.objs.clone();
+        // The hugetlb pool is global.
+        other.huge = actor.huge;
+        actor.other_objs = other.vmas.iter().filter_map(|v| v.obj).collect();
+        other.other_objs = actor.vmas.iter().filter_map(|v| v.obj).collect();
         for (obj, first, last) in std::mem::take(&mut actor.punched) {
+            if other.objs[obj].huge && other.huge_private_copies(obj, first, last) {
+                actor.unknown.get_or_insert_with(|| PUNCH_OTHER_COPIES.into());
+            }
             other.unmap_cache(obj, first, last);
         }
         let next = actor.next_folio.max(other.next_folio);
@@ -142,6 +161,18 @@ impl Machine {
     pub fn live_child_gone(&mut self) {
         self.other_cache_maps.clear();
         self.mark_shared(&Default::default());
+        // MAP_HUGETLB objects only the child still mapped go with it.
+        self.other_objs.clear();
+        self.huge_release_dead();
+    }
+
+    /// The pool after a fork child (plain or live) exited: its huge pages and reservations are settled
+    /// (`huge_exit`), and the parent sees the global counters as the child left them.
+    pub fn take_child_pool(&mut self, child: &mut Machine) {
+        child.other_objs = self.vmas.iter().filter_map(|v| v.obj).collect();
+        child.huge_exit();
+        self.objs = child.objs.clone();
+        self.huge = child.huge;
     }
 
     /// The child's address space right after a fork whose child stays alive: as for `fork_child`

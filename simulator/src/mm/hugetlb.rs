@@ -6,6 +6,7 @@
 
 use crate::kernel::KernelModel;
 use crate::machine::{vmf, FileObj, Machine, Pte, Vma};
+use crate::observe::POOL_FREE_UNRESERVED;
 use crate::observe::{Content, Errno};
 use crate::program::Advice;
 
@@ -52,23 +53,34 @@ impl Machine {
         }
     }
 
-    /// Drop the mappings of [s, e) (huge-aligned) of the hugetlb VMA `v`: private pages are freed; at
-    /// munmap the private reservations not consumed are given back (hugetlb_vm_op_close); at DONTNEED a
-    /// freed private anonymous page gets its reservation back where the kernel restores it
-    /// [S 6.12 mm/hugetlb.c:__unmap_hugepage_range ("Restore the reservation for anonymous page"),
-    /// hugetlb_vm_op_close, free_huge_folio; absent in 6.1 (S Debian 6.1.192); T 6.18: DONTNEED of a
-    /// private page gives Free +1, Rsvd +1].
+    /// Drop the mappings of [s, e) (huge-aligned) of the hugetlb VMA `v`: a private page is freed unless
+    /// the other process (fork) still maps it; at munmap an owner's reservations not consumed are given
+    /// back (hugetlb_vm_op_close; a fork child or an mremap-orphaned VMA owns none); a zapped private page
+    /// of an owner that is freed gets its reservation back where the kernel restores it
+    /// [S 6.12 mm/hugetlb.c:__unmap_hugepage_range ("Restore the reservation for anonymous page",
+    /// __vma_private_lock), hugetlb_vm_op_close, free_huge_folio; absent in 6.1 (S Debian 6.1.192);
+    /// T 6.18: DONTNEED of a private page gives Free +1, Rsvd +1].
     pub(crate) fn huge_unmap(&mut self, v: &Vma, s: i64, e: i64, munmap: bool) {
+        let owner = v.flags & vmf::RESV_OWNER != 0;
         let mut p = s;
         while p < e {
-            if matches!(self.pte(p), Pte::Anon { .. }) {
-                self.huge.free += 1;
-                if !munmap && self.restore_on_zap {
+            if let Pte::Anon { shared, .. } = self.pte(p) {
+                // A page the other process still maps gets no reservation back, neither now nor when the
+                // other process frees it, and the owner's next fault there takes an unreserved page: the
+                // source read (restore_reserve set on the folio, vma_add_reservation) predicted both, the
+                // kernel does neither [T 6.12.118 guest: cases/destructive/
+                // hugetlb_live_fork_dontneed_restores_nothing_while_the_child_maps_the_page, probes in
+                // docs/findings.md].
+                if self.restore_on_zap && owner && !shared {
                     self.huge_resv[p as usize] = true;
                     self.huge.rsvd += 1;
                 }
+                // free_huge_folio once nobody maps it.
+                if !shared {
+                    self.huge.free += 1;
+                }
             }
-            if munmap && v.flags & vmf::MAYSHARE == 0 {
+            if munmap && v.flags & vmf::MAYSHARE == 0 && owner {
                 if let Some(r) = self.huge_resv.get_mut(p as usize) {
                     if *r {
                         *r = false;
@@ -83,13 +95,40 @@ impl Machine {
         }
     }
 
+    /// A huge page taken from the free, unreserved pool (no reservation is consumed). The run makes sure
+    /// `POOL_FREE_UNRESERVED` such pages exist when a scenario starts; past that the allocation may fail
+    /// (SIGBUS, or the parent's COW unmapping the page from a fork child: unmap_ref_private), which the
+    /// model does not know [S 6.12 mm/hugetlb.c:alloc_hugetlb_folio, dequeue_hugetlb_folio_vma,
+    /// hugetlb_wp].
+    fn huge_take_unreserved(&mut self) {
+        if self.huge.free - self.huge.rsvd <= -POOL_FREE_UNRESERVED {
+            self.unknown.get_or_insert_with(|| {
+                "the huge page pool may be exhausted here (SIGBUS or unmap_ref_private): not modelled".into()
+            });
+        }
+        self.huge.free -= 1;
+    }
+
+    /// The process exits (a fork child, plain or live): exit_mmap unmaps every VMA, so private huge pages
+    /// only it maps are freed and the reservations its own mappings own are given back; MAP_HUGETLB
+    /// objects nobody maps any more are released [S 6.12 mm/mmap.c:exit_mmap; mm/hugetlb.c:
+    /// hugetlb_vm_op_close].
+    pub(crate) fn huge_exit(&mut self) {
+        for v in std::mem::take(&mut self.vmas) {
+            if v.flags & vmf::HUGETLB != 0 {
+                self.huge_unmap(&v, v.start, v.end, true);
+            }
+        }
+        self.huge_release_dead();
+    }
+
     /// A MAP_HUGETLB object whose last mapping went away is released (its pages freed, its reservations
     /// returned) [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_evict_inode, remove_inode_hugepages,
     /// hugetlb_unreserve_pages; T 6.18: Free back only after the last part is unmapped].
     pub(crate) fn huge_release_dead(&mut self) {
         for o in 0..self.objs.len() {
             let obj = &self.objs[o];
-            if !obj.huge || obj.file.is_some() || obj.dead || self.vmas.iter().any(|v| v.obj == Some(o)) {
+            if !obj.huge || obj.file.is_some() || obj.dead || self.vmas.iter().any(|v| v.obj == Some(o)) || self.other_objs.contains(&o) {
                 continue;
             }
             let hp = self.hp.max(1) as usize;
@@ -113,7 +152,7 @@ impl Machine {
     /// the file's page when it is cached; otherwise (or on a write to the file's page) a private page is
     /// allocated — zeroed, or a copy of the file page — consuming the VMA's reservation if it still holds
     /// one. There is no zero page for hugetlb.
-    pub(crate) fn huge_fault(&mut self, i: usize, page: i64, write: bool, data: Option<Content>) {
+    pub(crate) fn huge_fault(&mut self, model: &KernelModel, i: usize, page: i64, write: bool, data: Option<Content>) {
         let v = self.vmas[i];
         let hs = self.huge_start(page);
         let he = hs + self.hp;
@@ -148,6 +187,20 @@ impl Machine {
             return;
         }
         match pte {
+            // A write to a private page the other process (fork) still maps copies it (hugetlb_wp): the
+            // owner's COW avoids its reserves (cow_from_owner), a child has none, so the copy comes from
+            // the free, unreserved pool [S 6.12 mm/hugetlb.c:hugetlb_wp, alloc_hugetlb_folio; S 6.1 the
+            // same with outside_reserve].
+            Pte::Anon { shared: true, .. } if write => {
+                self.huge_take_unreserved();
+                let folio = self.next_folio;
+                self.next_folio += 1;
+                for q in hs..he {
+                    if let Pte::Anon { content, .. } = self.pte(q) {
+                        self.set_pte(q, Pte::Anon { content, lazy: false, shared: false, folio, freed: false, pgdirty: false });
+                    }
+                }
+            }
             Pte::Anon { .. } => {}
             Pte::Cache if !write => return,
             Pte::None if !write && cached => {
@@ -157,12 +210,18 @@ impl Machine {
                 return;
             }
             _ => {
-                // A new private page: a copy of the file's page when there is one, else zeroed.
-                self.huge.free -= 1;
+                // A new private page: a copy of the file's page when there is one, else zeroed, from the
+                // VMA's reservation when it still holds one (an owner), else from the unreserved pool.
                 if self.huge_resv[hs as usize] {
+                    self.huge.free -= 1;
                     self.huge_resv[hs as usize] = false;
                     self.huge.rsvd -= 1;
+                } else {
+                    self.huge_take_unreserved();
                 }
+                // A private huge page needs the VMA's anon_vma (vmf_anon_prepare), which decides whether
+                // fork copies the page tables [S 6.12 mm/hugetlb.c:hugetlb_no_page, hugetlb_wp].
+                self.anon_vma_prepare(model, i);
                 // One folio: the huge page.
                 let folio = self.next_folio;
                 self.next_folio += 1;
@@ -273,6 +332,25 @@ impl Machine {
                 }
             }
             self.unmap_cache(obj, hole_start, hole_end);
+            // The other process of a fork loses its PTEs of the hole too (hugetlb_vmdelete_list walks the
+            // file's i_mmap, every mm), and no longer counts in this one's mapcounts there
+            // [T 6.12.118 guest, gen-2-1154 and gen-2-2344 with --destructive].
+            self.punched.push((obj, hole_start, hole_end));
+            self.other_cache_maps.retain(|&(o, k)| !(o == obj && k >= hole_start && k < hole_end));
         }
+    }
+
+    /// Does this process map private copies (anonymous huge pages) of file pages [first, last) of `obj`?
+    /// A hole punched by the other process of a fork would unmap and maybe free them, which the model
+    /// does not follow across processes.
+    pub(crate) fn huge_private_copies(&self, obj: usize, first: usize, last: usize) -> bool {
+        self.vmas.iter().any(|v| {
+            v.obj == Some(obj)
+                && v.flags & vmf::MAYSHARE == 0
+                && (v.start..v.end).any(|p| {
+                    let k = v.obj_page(p);
+                    k >= first && k < last && matches!(self.pte(p), Pte::Anon { .. })
+                })
+        })
     }
 }

@@ -40,7 +40,7 @@ impl Machine {
         }
         let v = self.vmas[i];
         if v.flags & vmf::HUGETLB != 0 {
-            self.huge_fault(i, page, false, None);
+            self.huge_fault(model, i, page, false, None);
             return;
         }
         if v.obj.is_none() {
@@ -67,7 +67,7 @@ impl Machine {
     pub(crate) fn fault_write(&mut self, model: &KernelModel, i: usize, page: i64, data: Option<Content>) {
         let v = self.vmas[i];
         if v.flags & vmf::HUGETLB != 0 {
-            self.huge_fault(i, page, true, data);
+            self.huge_fault(model, i, page, true, data);
             return;
         }
         if v.flags & vmf::SHARED != 0 || (v.obj.is_some() && v.flags & vmf::MAYSHARE != 0) {

@@ -164,7 +164,12 @@ impl Machine {
             }
         };
         // "const pgoff_t anon_pgoff = addr >> PAGE_SHIFT" [S 7.3.4 mm/vma.c:mmap_region].
-        let new = Vma { start: s, end: e, flags, obj, pgoff, anon_pgoff: self.base_vpn() + s, anon_vma: None };
+        let mut new = Vma { start: s, end: e, flags, obj, pgoff, anon_pgoff: self.base_vpn() + s, anon_vma: None };
+        if huge && flags & vmf::MAYSHARE == 0 {
+            // A private hugetlb mapping owns its reservation map (set_vma_resv_flags(vma,
+            // HPAGE_RESV_OWNER)) [S 6.12 mm/hugetlb.c:hugetlb_reserve_pages].
+            new.flags |= vmf::RESV_OWNER;
+        }
         if huge {
             self.huge_reserve(&new);
         }

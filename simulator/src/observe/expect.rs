@@ -27,6 +27,9 @@ impl Machine {
                 let mut p = v.start;
                 while p < v.end {
                     match self.pte(p) {
+                        // A private huge page a fork child and its parent both map (COW) counts as shared
+                        // in both [T 6.12.118 guest, gen-1-210 with --destructive].
+                        Pte::Anon { shared: true, .. } => ht_shared += self.hp as u64,
                         Pte::Anon { .. } => ht_private += self.hp as u64,
                         Pte::Cache => {
                             if self.cache_mapcount(v.obj.unwrap(), v.obj_page(p)) > 1 {

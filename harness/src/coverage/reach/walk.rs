@@ -26,7 +26,9 @@ fn on_vma(m: &KernelModel, a: Advice, s: &Shape) -> (Vec<(Errno, &'static VmaRul
 fn walk_outcomes(m: &KernelModel, a: Advice, kind: &Kind) -> Vec<Ret> {
     let mut shapes = Shape::all(m);
     if matches!(kind.at, At::AfterFork) {
-        // A fork with hugetlb mappings is never run (the model does not know it; judge::hugetlb_refusal).
+        // A fork with hugetlb mappings is destructive: never run on a host (judge::hugetlb_refusal), and
+        // the default suite this space describes has none. A guest run with --destructive and --coverage
+        // may reach such cells and report them as WRONG REASON.
         shapes.retain(|s| !s.backing.hugetlb());
     }
     let later: Vec<Ret> = shapes

@@ -50,6 +50,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     // hugetlb scenarios observe the pool counters as changes from here (the runner runs them one at a
     // time, so nothing else moves these counters meanwhile).
     ctx.obs.huge_base = if prog.uses_hugetlb() {
+        crate::host::hugepool::top_up_in_guest().map_err(Fatal::Scenario)?;
         Some(crate::host::hugepool::Counters::read().map_err(Fatal::Scenario)?)
     } else {
         None
