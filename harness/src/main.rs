@@ -156,7 +156,12 @@ fn model_facts(a: &RunArgs, host: &KernelFacts) -> Result<KernelFacts, String> {
 }
 
 fn build_model(a: &RunArgs, host: &KernelFacts) -> Result<KernelModel, String> {
-    let mut model = KernelModel::from_facts(model_facts(a, host)?);
+    let mut facts = model_facts(a, host)?;
+    // Another kernel's facts still run on this machine: its limits and scratch directory are the host's.
+    facts.memlock_limit = host.memlock_limit;
+    facts.cap_ipc_lock = host.cap_ipc_lock;
+    facts.disk_files_unavailable = host.disk_files_unavailable.clone();
+    let mut model = KernelModel::from_facts(facts);
     model.mutations = a.mutate.clone();
     Ok(model)
 }
@@ -358,6 +363,9 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return bad_input(e),
     };
+    if let Some(why) = &model.facts.disk_files_unavailable {
+        eprintln!("madcheck: {why}");
+    }
     // Dropped when cmd_run returns (also after ^C or SIGTERM, which end the run early).
     let _pool = hugetlb_pool_within(&mut model, Duration::from_secs(a.wait_for_hugepool_s));
     let header = RunHeader {
@@ -420,8 +428,8 @@ fn cmd_run(a: &RunArgs) -> i32 {
     };
     harness::out::goldens::add_goldens(&mut rep, &goldens);
     if !out.interrupted {
-        let env = model.facts.hugetlb_unavailable.as_deref();
-        unsupported::add_to_report(&mut rep, &unsupported_path, unsupported_set.as_ref(), &out.results, a.allow_unsupported, env);
+        let env = unsupported::env_reasons(&model);
+        unsupported::add_to_report(&mut rep, &unsupported_path, unsupported_set.as_ref(), &out.results, a.allow_unsupported, &env);
     }
     if a.record_unsupported {
         rep.unsupported_record = Some(unsupported::record(&model.profile, run_scope(a, &jobs), &out.results));

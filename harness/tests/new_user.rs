@@ -170,6 +170,12 @@ fn an_unprivileged_run_has_no_infrastructure_errors() {
     // hugetlb needs root to reserve the pool: unsupported here with the reason, which the profile's
     // expected unsupported set does not count against the model.
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    // Without CAP_SYS_ADMIN pagemap hides PFNs: the model is told so, and nothing diverges for it.
+    let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("report JSON");
+    let facts = &rep["model"]["facts"];
+    assert_eq!((facts["pfn_visible"].as_bool(), facts["cap_sys_admin"].as_bool()), (Some(false), Some(false)), "{facts}");
+    assert_eq!(rep["verdicts"]["diverge"], 0, "stdout:\n{out}");
+    assert!(rep["verdicts"]["match"].as_u64().unwrap_or(0) > 150, "{}", rep["verdicts"]);
 }
 
 /// A pseudo-terminal: the master side (this test's end) and the path of the slave side.

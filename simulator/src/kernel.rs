@@ -64,6 +64,22 @@ pub struct KernelFacts {
     /// they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hugetlb_unavailable: Option<String>,
+    /// RLIMIT_MEMLOCK's soft limit in bytes (`getrlimit`), `None` for RLIM_INFINITY (also facts recorded
+    /// before it was detected). The workers inherit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memlock_limit: Option<u64>,
+    /// CAP_IPC_LOCK in the effective set, which bypasses RLIMIT_MEMLOCK [S 6.12 mm/mlock.c:can_do_mlock,
+    /// do_mlock; mm/mmap.c:mlock_future_ok]. `true` when not recorded (the profiles run as root).
+    #[serde(default = "yes")]
+    pub cap_ipc_lock: bool,
+    /// Why scenarios with a disk file cannot run here (the scratch directory, `$TMPDIR` or /tmp, is
+    /// read-only, full, or missing: the error and the directory); `None` when they can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_files_unavailable: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -155,6 +171,9 @@ impl KernelFacts {
             ra_pages: Some(if name == "6.18" { 2048 } else { 32 }),
             hugepage_kb: 2048,
             hugetlb_unavailable: None,
+            memlock_limit: None,
+            cap_ipc_lock: true,
+            disk_files_unavailable: None,
         })
     }
 }
@@ -332,6 +351,12 @@ pub struct KernelModel {
     /// vms_gather_munmap_vmas rework (6.11/6.12, UNVERIFIED release) the unmap error itself (EINVAL for a
     /// refused hugetlb split, EPERM for a sealed VMA) [S 6.1 mm/mmap.c; S 6.12 mm/mmap.c:__mmap_region].
     pub mmap_unmap_error_is_enomem: bool,
+    /// RLIMIT_MEMLOCK in pages when it applies (no CAP_IPC_LOCK and a finite limit); `None` when locking
+    /// is unlimited. 0 makes mlock and MAP_LOCKED EPERM [S 6.12 mm/mlock.c:can_do_mlock]; otherwise
+    /// mlock past it is ENOMEM [S 6.12 mm/mlock.c:do_mlock] and MAP_LOCKED past it EAGAIN
+    /// [S 6.12 mm/mmap.c:do_mmap, mlock_future_ok].
+    #[serde(default)]
+    pub mlock_limit_pages: Option<u64>,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -444,6 +469,7 @@ impl KernelModel {
             },
             hugetlb_zap_restores_reservation: at_least(6, 8),
             mmap_unmap_error_is_enomem: !at_least(6, 12),
+            mlock_limit_pages: if f.cap_ipc_lock { None } else { f.memlock_limit.map(|b| b / f.page_size) },
             facts: f,
         }
     }

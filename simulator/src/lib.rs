@@ -51,4 +51,4 @@ mod simulate;
 pub use kernel::{KernelFacts, KernelModel};
 pub use observe::{compare, Allowed, Expect, Observation, Verdict};
 pub use program::{Advice, AdviceArg, Program, Step, StepId};
-pub use simulate::simulate;
+pub use simulate::{environment_refusal, simulate};

@@ -37,6 +37,15 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .ok_or("no parsable CapEff line in /proc/self/status")?;
     let cap_sys_admin = cap_eff & (1 << 21) != 0;
+    let cap_ipc_lock = cap_eff & (1 << 14) != 0;
+    // SAFETY: a zeroed rlimit is a valid out-parameter.
+    let memlock_limit = unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) != 0 {
+            return Err(format!("getrlimit(RLIMIT_MEMLOCK): {}", sys::strerror(sys::errno())));
+        }
+        (rl.rlim_cur != libc::RLIM_INFINITY).then_some(rl.rlim_cur)
+    };
     let pfn_visible = crate::host::observe::probe_zero_pfn(page_size as usize)?.is_some();
     let guard_vma_flag = probe_guard_flag(page_size)?;
     let mmc = std::fs::read_to_string("/proc/sys/vm/max_map_count")
@@ -60,6 +69,9 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
     Ok(KernelFacts {
         hugepage_kb,
         hugetlb_unavailable: None,
+        memlock_limit,
+        cap_ipc_lock,
+        disk_files_unavailable: scratch_unusable(&std::env::temp_dir(), page_size),
         version: KernelFacts::upstream_version(&release, &uname_version),
         release,
         uname_version,
@@ -75,6 +87,41 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         ksm_running,
         ra_pages,
     })
+}
+
+/// Pages a probe writes into the scratch directory: two scenarios' worth of the largest disk files the
+/// generator makes, so that a directory with only a few pages left is found here, not mid-run.
+const SCRATCH_PROBE_PAGES: u64 = 256;
+
+/// Why the scratch directory (where workers create the scenario's disk files, `std::env::temp_dir()`:
+/// `$TMPDIR` or /tmp) cannot hold them: a directory and a file are created there, written and removed.
+/// `None` when it works. The message names the directory and the error (read-only, no space, ...).
+pub fn scratch_unusable(dir: &std::path::Path, page_size: u64) -> Option<String> {
+    use std::io::Write;
+    let probe = dir.join(format!("madcheck-probe-{}", std::process::id()));
+    let why = |what: &str, e: std::io::Error| {
+        Some(format!(
+            "scratch directory {} (TMPDIR) cannot hold the disk files: {what}: {e}; disk-file scenarios are unsupported",
+            dir.display()
+        ))
+    };
+    if let Err(e) = std::fs::create_dir(&probe) {
+        return why("create a directory", e);
+    }
+    let r = (|| {
+        let file = probe.join("f");
+        let mut f = std::fs::File::create(&file).map_err(|e| ("create a file", e))?;
+        let page = vec![0x5au8; page_size as usize];
+        for _ in 0..SCRATCH_PROBE_PAGES {
+            f.write_all(&page).map_err(|e| ("write to a file", e))?;
+        }
+        Ok::<(), (&str, std::io::Error)>(())
+    })();
+    let _ = std::fs::remove_dir_all(&probe);
+    match r {
+        Ok(()) => None,
+        Err((what, e)) => why(what, e),
+    }
 }
 
 /// bdi->ra_pages of the block device holding `dir` (where workers create the scenario's disk files):

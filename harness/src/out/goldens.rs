@@ -410,6 +410,12 @@ pub fn check_host(model: &KernelModel, scenarios: &[&Scenario], root: &Path, exe
             check.skipped.push((s.id.clone(), why.clone()));
             continue;
         }
+        // The same for a case this environment cannot set up (no usable scratch directory for its disk
+        // file, a MAP_LOCKED layout past RLIMIT_MEMLOCK).
+        if let Some(why) = simulator::environment_refusal(&clean, &simulator::program::ARENA, &s.program) {
+            check.skipped.push((s.id.clone(), why));
+            continue;
+        }
         let now = match render_host_case(&mut worker, &clean, s, timeout) {
             Ok(now) => now,
             Err(why) => {

@@ -266,6 +266,14 @@ fn run_one(
             .map_err(|p| format!("the simulator panicked: {}", panic_message(p)))
     };
 
+    // A program this environment cannot set up (a disk file without a usable scratch directory, a
+    // MAP_LOCKED layout past RLIMIT_MEMLOCK) never goes to a worker: the model answers it Unsupported.
+    if backend.is_some() {
+        if let Some(why) = simulator::environment_refusal(model, &ARENA, prog) {
+            let what = if Some(&why) == model.facts.disk_files_unavailable.as_ref() { "disk file" } else { "mlock" };
+            return result(0, Outcome::Unsupported { reason: why, advice: what.into() });
+        }
+    }
     // hugetlb scenarios observe the global HugePages_* counters, so they run one at a time; and some are
     // never run on the host at all.
     let huge = prog.uses_hugetlb();

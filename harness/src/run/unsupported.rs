@@ -131,15 +131,16 @@ pub fn check(set: &UnsupportedSet, results: &[ScenarioResult]) -> Check {
 }
 
 /// Fold the check into the report: the set used, what failed, and the exit code unless allowed.
-/// `env_reason`: the reason this run gives for scenarios it cannot run here for want of privilege or
-/// resources (the hugetlb pool); those depend on the machine, not the model, and are not checked.
+/// `is_env_reason`: whether a reason is one this run gives for scenarios it cannot run here for want of
+/// privilege or resources (the hugetlb pool, a usable scratch directory, RLIMIT_MEMLOCK); those depend on
+/// the machine, not the model, and are not checked (`env_reasons`).
 pub fn add_to_report(
     rep: &mut Report,
     path: &Path,
     set: Option<&UnsupportedSet>,
     results: &[ScenarioResult],
     allow: bool,
-    env_reason: Option<&str>,
+    is_env_reason: &dyn Fn(&str) -> bool,
 ) {
     let Some(set) = set else {
         rep.unsupported_set = format!("none recorded ({})", path.display());
@@ -147,15 +148,23 @@ pub fn add_to_report(
     };
     rep.unsupported_set = path.display().to_string();
     let mut c = check(set, results);
-    if let Some(env) = env_reason {
-        c.unexpected.retain(|e| e.error != env);
-    }
+    c.unexpected.retain(|e| !is_env_reason(&e.error));
     if !allow && (!c.unexpected.is_empty() || !c.stale.is_empty()) {
         rep.exit_code = rep.exit_code.max(1);
     }
     rep.unsupported_allowed = allow;
     rep.unexpected_unsupported = c.unexpected;
     rep.stale_unsupported = c.stale;
+}
+
+/// The reasons of this run that come from the machine rather than the model: no hugetlb pool, a scratch
+/// directory that cannot hold disk files, and the RLIMIT_MEMLOCK answers (which exist only under a limit).
+pub fn env_reasons(model: &simulator::KernelModel) -> impl Fn(&str) -> bool + '_ {
+    move |why: &str| {
+        Some(why) == model.facts.hugetlb_unavailable.as_deref()
+            || Some(why) == model.facts.disk_files_unavailable.as_deref()
+            || (model.mlock_limit_pages.is_some() && why.contains("RLIMIT_MEMLOCK"))
+    }
 }
 
 /// The summary lines for a run's unsupported check.

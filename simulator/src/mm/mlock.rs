@@ -11,6 +11,22 @@ impl Machine {
     /// mlock / mlock2(MLOCK_ONFAULT) [S 6.18 mm/mlock.c:do_mlock, apply_vma_lock_flags, mlock_fixup;
     /// mm/gup.c:__mm_populate].
     pub(crate) fn mlock(&mut self, model: &KernelModel, s: i64, e: i64, onfault: bool) -> Ret {
+        // The RLIMIT_MEMLOCK checks come first, before the range is looked at: can_do_mlock (a zero
+        // limit without CAP_IPC_LOCK is EPERM), then mm->locked_vm plus the range, less what of the range
+        // is locked already, past the limit is ENOMEM [S 6.12 mm/mlock.c:do_mlock,
+        // count_mm_mlocked_page_nr].
+        if let Some(limit) = model.mlock_limit_pages {
+            if limit == 0 {
+                return Ret::Err(Errno::EPERM);
+            }
+            let mut locked = (e - s) as u64 + self.locked_vm();
+            if locked > limit {
+                locked -= self.locked_pages_in(s, e);
+            }
+            if locked > limit {
+                return Ret::Err(Errno::ENOMEM);
+            }
+        }
         let add = vmf::LOCKED | if onfault { vmf::LOCKONFAULT } else { 0 };
         if let Err(r) = self.lock_flags(model, s, e, add, vmf::LOCKED | vmf::LOCKONFAULT) {
             return r;
@@ -40,6 +56,24 @@ impl Machine {
             }
         }
         Ret::Ok
+    }
+
+    /// mm->locked_vm: the pages of VM_LOCKED VMAs. mlock_fixup and __mmap_region never set VM_LOCKED
+    /// on the VMAs they do not count (special, hugetlb), munmap subtracts what it removes, and a fork
+    /// child starts at 0 with VM_LOCKED cleared [S 6.12 mm/mlock.c:mlock_fixup; mm/mmap.c:__mmap_region;
+    /// mm/vma.c:vms_gather_munmap_vmas; kernel/fork.c:dup_mmap]. The worker locks nothing outside the
+    /// arena.
+    pub(crate) fn locked_vm(&self) -> u64 {
+        self.vmas.iter().filter(|v| v.flags & vmf::LOCKED != 0).map(|v| (v.end - v.start) as u64).sum()
+    }
+
+    /// Pages of `[s, e)` inside VM_LOCKED VMAs [S 6.12 mm/mlock.c:count_mm_mlocked_page_nr].
+    pub(crate) fn locked_pages_in(&self, s: i64, e: i64) -> u64 {
+        self.vmas
+            .iter()
+            .filter(|v| v.flags & vmf::LOCKED != 0)
+            .map(|v| (v.end.min(e) - v.start.max(s)).max(0) as u64)
+            .sum()
     }
 
     pub(crate) fn munlock(&mut self, model: &KernelModel, s: i64, e: i64) -> Ret {

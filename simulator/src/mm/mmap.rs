@@ -103,6 +103,22 @@ impl Machine {
                 return Ret::Ok;
             }
         }
+        if m.locked {
+            if let Some(limit) = model.mlock_limit_pages {
+                // do_mmap, before anything is unmapped: MAP_LOCKED needs can_do_mlock (EPERM), and
+                // mlock_future_ok counts the whole length on top of mm->locked_vm, the VMAs a MAP_FIXED
+                // is about to replace included (EAGAIN) [S 6.12 mm/mmap.c:do_mmap, mlock_future_ok].
+                if limit == 0 {
+                    return Ret::Err(Errno::EPERM);
+                }
+                // A hugetlb length counts too (do_mmap checks before __mmap_region drops VM_LOCKED; the
+                // mapping is whole huge pages, so ksys_mmap_pgoff's rounding changes nothing), though it
+                // never adds to mm->locked_vm.
+                if m.pages as u64 + self.locked_vm() > limit {
+                    return Ret::Err(Errno::EAGAIN);
+                }
+            }
+        }
         if let Err(errno) = self.munmap_range(s, e) {
             // 6.1 mmap_region answers any failure to unmap the old range (a refused hugetlb split) with
             // ENOMEM [S 6.1 mm/mmap.c:mmap_region "if (do_mas_munmap(...)) return -ENOMEM"; T Debian

@@ -87,13 +87,19 @@ pub fn worker_main() -> i32 {
     // Let the worker run ahead of a runner that is busy simulating: a bigger pipe holds a whole scenario.
     // SAFETY: fcntl on our stdout; failure only costs throughput.
     unsafe { libc::fcntl(STDOUT, libc::F_SETPIPE_SZ, 1 << 20) };
+    // The directory for disk files. A scratch directory that cannot hold it (read-only, full) is not
+    // fatal: the runner found that at start (`detect::scratch_unusable`) and sends no disk-file scenario;
+    // should one come anyway, it fails with this error instead of every worker failing to start.
     let tmp = temp_dir_for(std::process::id());
-    if let Err(e) = std::fs::create_dir(&tmp) {
-        return fatal(&format!("create {}: {e}", tmp.display()));
-    }
+    let tmp = match std::fs::create_dir(&tmp) {
+        Ok(()) => Ok(tmp),
+        Err(e) => Err(format!("create {}: {e}", tmp.display())),
+    };
     let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs, vmstat: None, vmstat_buf: Vec::new(), tainted: Default::default() };
     let code = serve(&mut ctx);
-    let _ = std::fs::remove_dir_all(&ctx.tmp);
+    if let Ok(tmp) = &ctx.tmp {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
     code
 }
 

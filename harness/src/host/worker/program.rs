@@ -122,6 +122,13 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     // SAFETY: the window belongs to the arena; nothing of the worker's own lives there.
     unsafe { libc::munmap(ctx.win_lo as *mut libc::c_void, ctx.win_len as usize) };
     r?;
+    // Every scenario starts with mm->locked_vm at 0, since the model counts RLIMIT_MEMLOCK from there.
+    // The kernel's count can stay raised after the arena is gone (seen on 6.18.44 after an mremap
+    // MREMAP_DONTUNMAP of a VM_LOCKED range), so a worker whose VmLck is not 0 after a scenario that
+    // locked anything retires, as after a process-wide advice.
+    if locks(&prog.maps, &prog.steps) && vm_lck_kb().map_err(Fatal::Scenario)? != 0 {
+        ctx.tainted.set(true);
+    }
     if let Some(before) = before {
         let after = reclaim_counter(ctx, lazyfreed).map_err(Fatal::Scenario)?;
         if after != before {
@@ -132,12 +139,36 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     Ok(None)
 }
 
+/// Whether a program can lock memory: a MAP_LOCKED map, an mlock step, or a MAP_LOCKED mmap step.
+fn locks(maps: &[simulator::program::MapSpec], steps: &[Step]) -> bool {
+    fn step_locks(s: &Step) -> bool {
+        match s {
+            Step::Mlock { .. } => true,
+            Step::Mmap { map } => map.locked,
+            Step::Fork { child } => child.iter().any(step_locks),
+            Step::InChild { step } => step_locks(step),
+            _ => false,
+        }
+    }
+    maps.iter().any(|m| m.locked) || steps.iter().any(step_locks)
+}
+
+/// `VmLck` of /proc/self/status (mm->locked_vm), in kB.
+fn vm_lck_kb() -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("read /proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no parsable VmLck line in /proc/self/status".to_string())
+}
+
 fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, String> {
     let mut files = Vec::with_capacity(prog.files.len());
     for (i, spec) in prog.files.iter().enumerate() {
         let fd = match spec.kind {
             FileKind::Disk => {
-                let path = ctx.tmp.join(format!("f{i}"));
+                let path = ctx.tmp.as_ref().map_err(|e| format!("file {i}: {e}"))?.join(format!("f{i}"));
                 let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
                     .map_err(|_| format!("temp path {} contains NUL", path.display()))?;
                 let fd = Fd::open(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)?;
