@@ -40,7 +40,7 @@ fn main() {
         std::process::exit(2);
     }
     // shrink, repro, record, check: the regression-hunting commands (harness/src/hunt).
-    let env = harness::hunt::Env { detect_host, build_model, hugetlb_pool };
+    let env = harness::hunt::Env { detect_host, build_model, hugetlb_pool: hugetlb_pool_within };
     if let Some(code) = harness::hunt::main(&args, &env) {
         std::process::exit(code);
     }

@@ -13,7 +13,10 @@ fn madcheck() -> Command {
 
 fn record(path_env: Option<&str>, out: &std::path::Path) -> Value {
     let mut c = madcheck();
-    c.args(["run", "--record-observations", "full", "--generate", "2000", "--seed", "1", "--quiet", "--report"]).arg(out);
+    // Another madcheck run holding the hugetlb pool would make hugetlb scenarios skipped in one
+    // recording and not the other: wait for the pool instead.
+    c.args(["run", "--record-observations", "full", "--generate", "2000", "--seed", "1", "--quiet"]);
+    c.args(["--wait-for-hugepool", "600", "--report"]).arg(out);
     c.env_remove("MADCHECK_PROC_MEM");
     if let Some(v) = path_env {
         c.env("MADCHECK_PROC_MEM", v);
@@ -62,8 +65,38 @@ fn ptrace_helper_reads_what_proc_self_mem_reads() {
     let (a, b) = (normal["observations"].as_array().unwrap(), helper["observations"].as_array().unwrap());
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
-        assert_eq!(x, y, "scenario {} differs between /proc/self/mem and the ptrace helper", x["id"]);
+        if x == y {
+            continue;
+        }
+        // The one field the kernel itself answers differently from run to run on the same path: smaps
+        // LazyFree lags behind the per-CPU folio batches (the model allows a range there; gen-1-559 step 11
+        // shows 0 or 1 across six runs of /proc/self/mem alone). Its digests differ with it, so the points
+        // are compared with it masked; every other field, page residency and contents included, must agree.
+        assert_eq!(x["id"], y["id"]);
+        assert_eq!(x["skipped"], y["skipped"], "scenario {} ran in one recording only", x["id"]);
+        assert!(x["points"].is_array(), "scenario {} differs but has no points: {x}", x["id"]);
+        assert_eq!(
+            without_lazyfree(&x["points"]),
+            without_lazyfree(&y["points"]),
+            "scenario {} differs between /proc/self/mem and the ptrace helper",
+            x["id"]
+        );
     }
+}
+
+/// `points` with every VMA's `lazyfree` count removed.
+fn without_lazyfree(points: &Value) -> Value {
+    let mut points = points.clone();
+    for pt in points.as_array_mut().expect("points") {
+        if let Some(vmas) = pt["obs"]["vmas"].as_array_mut() {
+            for v in vmas {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("lazyfree");
+                }
+            }
+        }
+    }
+    points
 }
 
 #[test]

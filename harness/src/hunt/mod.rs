@@ -44,7 +44,8 @@ pub const OBSERVATION_SET: &str = "madcheck-observations";
 pub struct Env {
     pub detect_host: fn(Option<&Path>) -> Result<KernelFacts, i32>,
     pub build_model: fn(&RunArgs, &KernelFacts) -> Result<KernelModel, String>,
-    pub hugetlb_pool: fn(&mut KernelModel) -> crate::host::hugepool::HugePool,
+    /// Reserve the pool, waiting up to the given time for another madcheck run to release it.
+    pub hugetlb_pool: fn(&mut KernelModel, Duration) -> crate::host::hugepool::HugePool,
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
@@ -184,7 +185,7 @@ fn setup(a: &RunArgs, env: &Env) -> Result<Result<Session, i32>, String> {
             return Ok(Err(2));
         }
     };
-    let pool = (env.hugetlb_pool)(&mut model);
+    let pool = (env.hugetlb_pool)(&mut model, Duration::from_secs(a.wait_for_hugepool_s));
     let target = shrink::HostTarget::new(model.clone(), Duration::from_millis(a.timeout_ms))?;
     Ok(Ok(Session { host, model, target, _pool: pool }))
 }
