@@ -32,7 +32,7 @@ pub struct KernelFacts {
     /// names the same major.minor as `release` (Debian's 6.1 releases are `6.1.0-54-amd64`, with no
     /// sublevel), otherwise parsed from `release` (see `KernelFacts::upstream_version`).
     pub version: (u32, u32, u32),
-    /// `uname -m`: `x86_64` or `aarch64`.
+    /// `uname -m`: `x86_64`, `aarch64`, `ppc64le`, `s390x`, ...
     pub arch: String,
     pub page_size: u64,
     /// Config options that matter, `None` when unknown (no /proc/config.gz and no override).
@@ -226,7 +226,9 @@ pub struct KernelModel {
     pub thp_mode: crate::kernel::ThpMode,
     /// ksmd merges pages asynchronously.
     pub ksm_running: bool,
-    /// mseal(2) exists (6.10+, 64-bit only) [S 6.12 mm/mseal.c].
+    /// mseal(2) exists (6.10+, 64-bit only: mm/Makefile builds mseal.o under CONFIG_64BIT, and every
+    /// 64-bit arch's syscall table wires 462 to it) [S 6.12 mm/mseal.c, mm/Makefile; T 7.2.13 ppc64le 64K,
+    /// case each_advice_from_each_kind_alone_and_up_to_a_hole: mseal returns 0 and prints `sl`].
     pub mseal: bool,
     /// A sealed read-only anonymous VMA refuses MADV_GUARD_INSTALL like the discard advice [T 6.18;
     /// S 7.2 mm/madvise.c]; the release that added it is UNVERIFIED (6.18 is the first probed).
@@ -332,6 +334,12 @@ impl Mutation {
     }
 }
 
+/// Is `uname -m` a 64-bit architecture (CONFIG_64BIT)? The kernel's own names: `ppc64le`/`ppc64` for
+/// powerpc64, `s390x`, `riscv64`; 32-bit ARM is `armv7l` [S arch/*/Makefile UTS_MACHINE].
+pub fn arch_is_64bit(arch: &str) -> bool {
+    matches!(arch, "x86_64" | "aarch64" | "ppc64le" | "ppc64" | "s390x" | "riscv64")
+}
+
 impl KernelModel {
     pub fn from_facts(f: KernelFacts) -> KernelModel {
         let v = f.version;
@@ -362,7 +370,7 @@ impl KernelModel {
             guard_vma_flag: f.guard_vma_flag,
             guard_any_vma: at_least(6, 15),
             max_map_count: f.max_map_count,
-            mseal: at_least(6, 10) && (f.arch == "x86_64" || f.arch == "aarch64"),
+            mseal: at_least(6, 10) && arch_is_64bit(&f.arch),
             mseal_refuses_guard_install: at_least(6, 18),
             mremap_checks_first: at_least(6, 16),
             mremap_multi: at_least(6, 17),
