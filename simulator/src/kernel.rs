@@ -60,6 +60,13 @@ pub struct KernelFacts {
     /// The default huge page size in kB (/proc/meminfo `Hugepagesize`; 0 without hugetlbfs).
     #[serde(default)]
     pub hugepage_kb: u64,
+    /// Base pages one PMD maps (`/sys/kernel/mm/transparent_hugepage/hpage_pmd_size` / page size), when
+    /// the kernel says: 64-bit page tables of x86_64 and arm64 hold page_size / 8 entries, but ppc64's
+    /// radix tables with 64K pages hold 32 (2 MiB PMDs) and its hash tables 256 (16 MiB)
+    /// [S 7.2 arch/powerpc/include/asm/book3s/64/radix-64k.h RADIX_PTE_INDEX_SIZE 5, hash-64k.h
+    /// H_PTE_INDEX_SIZE 8]. `None`: no THP sysfs; page_size / 8 is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pmd_pages: Option<u64>,
     /// Why hugetlb scenarios cannot run here (no pool could be reserved, no hugetlbfs, ...); `None` when
     /// they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,6 +162,7 @@ impl KernelFacts {
             ra_pages: Some(if name == "6.18" { 2048 } else { 32 }),
             hugepage_kb: 2048,
             hugetlb_unavailable: None,
+            pmd_pages: None,
         })
     }
 }
@@ -392,7 +400,7 @@ impl KernelModel {
             populate_linear: at_least(6, 9),
             thp_mode: f.thp,
             ksm_running: f.ksm_running,
-            ptrs_per_pte: f.page_size / 8,
+            ptrs_per_pte: f.pmd_pages.unwrap_or(f.page_size / 8),
             hugetlb_pages: {
                 let n = f.hugepage_kb * 1024 / f.page_size;
                 if n > 0 && n * 2 <= crate::program::ARENA.max_pages as u64 { n } else { 0 }
