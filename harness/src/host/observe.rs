@@ -403,13 +403,6 @@ impl ZeroPfns {
     pub fn is_zero(&self, vpn: u64, pfn: u64) -> bool {
         self.0[(vpn % self.0.len() as u64) as usize] == pfn
     }
-    /// How many different zero pages the probe saw (1 on x86_64, arm64, ppc64).
-    pub fn distinct(&self) -> usize {
-        let mut v = self.0.clone();
-        v.sort_unstable();
-        v.dedup();
-        v.len()
-    }
 }
 
 /// The shared zero pages' PFNs (see [`ZeroPfns`]), or `None` when pagemap hides PFNs (no
