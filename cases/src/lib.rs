@@ -13,12 +13,14 @@
 //! | [`mod@load`] | JSON files → `Scenario`, with errors naming the file and the JSON path of the bad field |
 //! | [`mod@validate`] | the safety and well-formedness rules (`cases/FORMAT.md` lists them) |
 //! | [`mod@generate`] | the seeded generator, deterministic from `(seed, index)` alone |
+//! | [`mod@fuzz`] | the fuzz harnesses (loader, simulator invariants), shared by `fuzz/` and the stable replay test |
 //! | [`mod@shrink`] | the smaller candidates for a program that shows a difference (pure; the harness runs them) |
 
 use serde::{Deserialize, Serialize};
 use simulator::Program;
 use std::fmt;
 
+pub mod fuzz;
 pub mod generate;
 pub mod load;
 pub mod shrink;

@@ -39,20 +39,39 @@ struct FileForm {
 
 const TOP_FIELDS: &[&str] = &["id", "description", "provenance", "arena_pages", "files", "maps", "steps"];
 
-/// Reads, decodes and validates one scenario file.
+/// Reads, decodes and validates one scenario file. Only a regular file is read, and never more than
+/// `MAX_CASE_BYTES` of it: a fifo would block the run forever and `/dev/zero` would fill memory.
 pub fn load_scenario(path: &Path) -> Result<Scenario, CaseError> {
+    use std::io::Read;
     let origin = path.display().to_string();
-    if let Ok(md) = fs::metadata(path) {
-        if md.len() > crate::validate::MAX_CASE_BYTES {
-            let msg = format!("{} bytes: a case file is at most {} bytes", md.len(), crate::validate::MAX_CASE_BYTES);
-            return Err(CaseError::new(&origin, "", msg));
-        }
-    }
-    let text = fs::read_to_string(path).map_err(|e| {
+    let err = |msg: String| CaseError::new(&origin, "", msg);
+    // "No such file or directory (os error 2)" → the part a person reads.
+    let plain = |e: std::io::Error| {
         let msg = e.to_string();
-        // "No such file or directory (os error 2)" → the part a person reads.
-        let msg = msg.split(" (os error").next().unwrap_or(&msg).to_string();
-        CaseError::new(&origin, "", format!("cannot read: {msg}"))
+        msg.split(" (os error").next().unwrap_or(&msg).to_string()
+    };
+    let md = fs::metadata(path).map_err(|e| err(format!("cannot read: {}", plain(e))))?;
+    if md.is_dir() {
+        return Err(err("cannot read: is a directory, not a case file (--cases DIR takes a directory)".into()));
+    }
+    if !md.is_file() {
+        return Err(err("cannot read: not a regular file (a fifo, socket or device); a case is a JSON file".into()));
+    }
+    let max = crate::validate::MAX_CASE_BYTES;
+    let too_big = |n: u64| err(format!("{n} bytes: a case file is at most {max} bytes"));
+    if md.len() > max {
+        return Err(too_big(md.len()));
+    }
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| err(format!("cannot read: {}", plain(e))))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        err(format!("not UTF-8 text (invalid byte at offset {at}); a case is a JSON file"))
     })?;
     load_str(&text, path)
 }
@@ -65,7 +84,15 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, CaseError> {
     let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
         return Err(err("", "the file name has no UTF-8 stem to use as the id".into()));
     };
-    let value: Value = serde_json::from_str(text).map_err(|e| err("", format!("not JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        let hint = if text.starts_with('\u{feff}') { " (the file starts with a byte-order mark; save it without one)" } else { "" };
+        err("", format!("not JSON: {e}{hint}"))
+    })?;
+    // serde_json keeps the last of two equal keys without a word; a case that says two things is refused.
+    if let Some(field) = duplicate_key(text) {
+        let key = field.rsplit(['.', ']']).next().unwrap_or(&field).to_string();
+        return Err(err(&field, format!("duplicate field {key:?}: each key may appear once in an object")));
+    }
     let Some(obj) = value.as_object() else {
         return Err(err("", "a scenario file holds one JSON object".into()));
     };
@@ -138,6 +165,72 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CaseError> {
         }
     }
     Ok(())
+}
+
+/// The JSON path of the first repeated key in `text` (already known to be valid JSON), if any.
+fn duplicate_key(text: &str) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+
+    /// Walks one value at `path`; on a repeated key it records the key's path in `found` and fails.
+    struct Walk<'a> {
+        path: String,
+        found: &'a RefCell<Option<String>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq.next_element_seed(Walk { path: format!("{}[{i}]", self.path), found: self.found })?.is_some() {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+                if !seen.insert(key) {
+                    *self.found.borrow_mut() = Some(path);
+                    return Err(A::Error::custom("duplicate key"));
+                }
+                map.next_value_seed(Walk { path, found: self.found })?;
+            }
+            Ok(())
+        }
+    }
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = Walk { path: String::new(), found: &found }.deserialize(&mut de);
+    found.into_inner()
 }
 
 fn unknown_field(key: &str, known: &[&str]) -> String {

@@ -13,6 +13,7 @@ usage:
                [--report FILE] [--jobs N] [--timeout-ms MS] [--mutate NAME]... [--profile-facts FILE|PROFILE]
                [--expected FILE] [--quiet] [--format human|ktap] [--kernel-config FILE]
                [--goldens DIR] [--emit-goldens] [--coverage FILE] [--allow-unsupported] [--record-unsupported]
+               [--wait-for-hugepool SECS]
   madcheck simulate [--seed S] (--scenario INDEX | --case FILE) [--mutate NAME]... [--profile-facts FILE|PROFILE]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
@@ -34,7 +35,9 @@ Unsupported scenarios are checked against the profile's expected unsupported set
 (DIR/<profile>/unsupported.json under the goldens root): one inside the set's scope (its seed, count and
 named cases) that the set does not list, or an entry that is answered now, makes the run exit 1.
 --allow-unsupported lists them without failing (exploratory runs). --record-unsupported puts the set this
-run would record into the JSON report (`unsupported_record`; `cargo xtask bless` writes it).";
+run would record into the JSON report (`unsupported_record`; `cargo xtask bless` writes it).
+One madcheck run at a time owns the hugetlb pool; a run started meanwhile runs its hugetlb scenarios as
+unsupported, or with --wait-for-hugepool SECS waits up to SECS seconds for the pool first (the tests do).";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -78,6 +81,9 @@ pub struct RunArgs {
     pub allow_unsupported: bool,
     /// `--record-unsupported`: the report carries the unsupported set this run records.
     pub record_unsupported: bool,
+    /// `--wait-for-hugepool SECS`: wait up to SECS seconds for another run to release the hugetlb pool
+    /// instead of running hugetlb scenarios as unsupported at once (0, the default: do not wait).
+    pub wait_for_hugepool_s: u64,
 }
 
 impl RunArgs {
@@ -134,7 +140,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-const ALL_RUN: [&str; 21] = [
+const ALL_RUN: [&str; 22] = [
     "--generate",
     "--seed",
     "--scenario",
@@ -156,6 +162,7 @@ const ALL_RUN: [&str; 21] = [
     "--findings",
     "--allow-unsupported",
     "--record-unsupported",
+    "--wait-for-hugepool",
 ];
 
 /// The run flags that take no value.
@@ -237,6 +244,7 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
                 }
             }
             "--kernel-config" => a.kernel_config = Some(PathBuf::from(value)),
+            "--wait-for-hugepool" => a.wait_for_hugepool_s = num(&flag, &value)?,
             "--goldens" => a.goldens = Some(PathBuf::from(value)),
             "--findings" => a.findings = Some(PathBuf::from(value)),
             _ => unreachable!("every allowed flag is handled"),

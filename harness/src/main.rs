@@ -165,10 +165,18 @@ fn detect_host(kernel_config: Option<&Path>) -> Result<KernelFacts, i32> {
 /// Reserve the hugetlb pool for a run that uses the host; the guard restores `vm.nr_hugepages` when
 /// dropped. Where no pool can be had, the model is told why and hugetlb scenarios become unsupported.
 fn hugetlb_pool(model: &mut KernelModel) -> harness::host::hugepool::HugePool {
+    hugetlb_pool_within(model, Duration::ZERO)
+}
+
+/// `hugetlb_pool`, waiting up to `wait` for another madcheck run to release the pool.
+fn hugetlb_pool_within(model: &mut KernelModel, wait: Duration) -> harness::host::hugepool::HugePool {
     if model.hugetlb_pages == 0 {
         return harness::host::hugepool::HugePool::default();
     }
-    let (pool, why) = harness::host::hugepool::HugePool::prepare(harness::host::hugepool::WANT_UNRESERVED);
+    let (pool, why) = harness::host::hugepool::HugePool::prepare_within(harness::host::hugepool::WANT_UNRESERVED, wait);
+    for line in &pool.restored {
+        eprintln!("madcheck: {line}");
+    }
     if let Some(why) = why {
         eprintln!("madcheck: {why}; hugetlb scenarios are unsupported in this run");
         model.facts.hugetlb_unavailable = Some(why);
@@ -181,21 +189,39 @@ fn stderr_is_tty() -> bool {
     unsafe { libc::isatty(2) == 1 }
 }
 
-extern "C" fn on_sigint(_: libc::c_int) {
+/// The signal that stopped the run (0: none).
+static STOPPED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_sigint(sig: libc::c_int) {
+    STOPPED_BY.store(sig, std::sync::atomic::Ordering::Relaxed);
     runner::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// First ^C stops handing out scenarios (the report keeps what finished); the second kills as usual.
+/// SIGTERM (a CI timeout) and SIGHUP (the terminal or ssh session gone) do the same, so the run ends
+/// through the normal path: the report is written with `complete: false` and the global knobs restored.
 fn install_sigint() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    // SAFETY: the handler only stores to atomics, which is async-signal-safe.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
         sa.sa_flags = libc::SA_RESETHAND;
-        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
-        // SIGTERM (a CI timeout) too, so the run ends through the normal path and restores what it changed.
-        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
     }
+}
+
+/// The name of the signal that stopped the run, if one did.
+fn stopped_by() -> Option<String> {
+    let name = match STOPPED_BY.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => return None,
+        libc::SIGINT => "SIGINT".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
+        n => format!("signal {n}"),
+    };
+    Some(name)
 }
 
 /// Progress on stderr: a redrawn bar on a terminal, a plain line every few seconds otherwise.
@@ -287,6 +313,11 @@ fn run_scope(a: &RunArgs, jobs: &[Job]) -> unsupported::Scope {
 }
 
 fn cmd_run(a: &RunArgs) -> i32 {
+    // Set up before anything else, so a bad value is bad input; dropped (tokens removed) on every return.
+    let faults = match harness::run::faults::FaultPlan::from_env() {
+        Ok(f) => f,
+        Err(e) => return bad_input(e),
+    };
     let expected = match load_expected(a) {
         Ok(e) => e,
         Err(e) => return bad_input(e),
@@ -321,7 +352,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Err(e) => return bad_input(e),
     };
     // Dropped when cmd_run returns (also after ^C or SIGTERM, which end the run early).
-    let _pool = hugetlb_pool(&mut model);
+    let _pool = hugetlb_pool_within(&mut model, Duration::from_secs(a.wait_for_hugepool_s));
     let header = RunHeader {
         kernel: host.release.clone(),
         arch: host.arch.clone(),
@@ -360,6 +391,19 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Duration::from_secs(5),
     );
     let mut rep = report::build(&header, &out.results, &expected, &out.errors, out.elapsed, !out.interrupted, out.interrupted);
+    rep.stopped_by = stopped_by();
+    if let Some(f) = &faults {
+        let done = f.finish();
+        eprintln!("madcheck: faults injected ({}): {}", harness::run::faults::INJECT_ENV, done.join("; "));
+        rep.fault_injection = Some(done);
+    }
+    if let Some(sig) = &rep.stopped_by {
+        eprintln!(
+            "madcheck: stopped by {sig}: {} of {} scenarios have a verdict; the report says complete: false",
+            out.results.len(),
+            jobs.len()
+        );
+    }
     // Named cases are also checked against the host goldens recorded for this kernel profile.
     let named: Vec<&cases::Scenario> =
         jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario) } else { None }).collect();

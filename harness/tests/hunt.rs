@@ -152,7 +152,16 @@ fn corpus_reproducers_compile_and_match_this_kernel() {
         }
     }
     assert_eq!(ran, 60);
-    assert!(cross, "Debian's aarch64-linux-gnu-gcc is not installed (apt-get install gcc-aarch64-linux-gnu)");
+    // The arm64 compile needs a cross compiler a machine set up only for Rust lacks: skipped with a
+    // message there, required in CI (.ci/run installs it and sets MADCHECK_REQUIRE_ALL_TOOLS=1).
+    if !cross {
+        let why = "Debian's aarch64-linux-gnu-gcc is not installed (apt-get install gcc-aarch64-linux-gnu): \
+                   the arm64 compile of the reproducers was not checked";
+        assert!(std::env::var_os("MADCHECK_REQUIRE_ALL_TOOLS").is_none_or(|v| v != "1"), "MADCHECK_REQUIRE_ALL_TOOLS=1: {why}");
+        // Straight to stderr: libtest captures eprintln! of a passing test, and a skip must be seen.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "skipped part of corpus_reproducers_compile_and_match_this_kernel: {why}");
+    }
 }
 
 #[test]

@@ -7,6 +7,10 @@
 //! value is written back when the `HugePool` is dropped (the run ended, failed, was interrupted with one
 //! ^C or SIGTERM, or panicked). Without the lock or the privilege to raise the pool, hugetlb scenarios
 //! are unsupported with the reason; they never run against a pool that could run dry mid-scenario.
+//! A run may wait a bounded time for the lock (`--wait-for-hugepool SECS`): the test suite does, so that
+//! it holds while another madcheck run is on the machine.
+//! The old value is written to the restore journal (`journal`) before the pool is raised, and the owner
+//! of the lock puts back whatever a dead run's journal holds before anything else (`restored`).
 
 use simulator::observe::HugeDelta;
 
@@ -57,52 +61,93 @@ pub struct HugePool {
     /// The open /proc/sys/vm/nr_hugepages holding the exclusive flock (released on drop, after the
     /// restore).
     lock: Option<std::fs::File>,
+    /// What the restore journal of a run that died put back when this run took the pool, one line each
+    /// (for the user: the caller prints them).
+    pub restored: Vec<String>,
 }
 
 /// Take the pool's lock without waiting: `Err` says why not.
+#[cfg(test)]
 fn lock_pool() -> Result<std::fs::File, String> {
+    lock_pool_within(std::time::Duration::ZERO)
+}
+
+/// Take the pool's lock, waiting up to `wait` for another run to release it (polled every 20 ms: a
+/// blocking flock could not be bounded without a signal). `Err` says why not.
+fn lock_pool_within(wait: std::time::Duration) -> Result<std::fs::File, String> {
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(NR_HUGEPAGES).map_err(|e| format!("hugetlb: open {NR_HUGEPAGES}: {e}"))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let deadline = std::time::Instant::now() + wait;
+    let mut said = false;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(f);
+        }
         let e = std::io::Error::last_os_error();
-        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            "hugetlb: another madcheck run holds the huge page pool (flock on /proc/sys/vm/nr_hugepages)".to_string()
-        } else {
-            format!("hugetlb: flock {NR_HUGEPAGES}: {e}")
-        });
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(format!("hugetlb: flock {NR_HUGEPAGES}: {e}"));
+        }
+        if std::time::Instant::now() >= deadline {
+            let waited = if wait.is_zero() { String::new() } else { format!(", still after waiting {} s", wait.as_secs()) };
+            return Err(format!(
+                "hugetlb: another madcheck run holds the huge page pool (flock on /proc/sys/vm/nr_hugepages{waited})"
+            ));
+        }
+        if !said {
+            eprintln!("madcheck: another madcheck run holds the huge page pool; waiting up to {} s for it", wait.as_secs());
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Ok(f)
 }
 
 impl HugePool {
     /// Make sure `want` free, unreserved huge pages exist. Returns the pool guard and, when hugetlb
     /// scenarios cannot run, why.
     pub fn prepare(want: u64) -> (HugePool, Option<String>) {
-        let lock = match lock_pool() {
+        HugePool::prepare_within(want, std::time::Duration::ZERO)
+    }
+
+    /// `prepare`, waiting up to `wait` for another run to release the pool.
+    pub fn prepare_within(want: u64, wait: std::time::Duration) -> (HugePool, Option<String>) {
+        let lock = match lock_pool_within(wait) {
             Ok(f) => Some(f),
             Err(why) => return (HugePool::default(), Some(why)),
         };
+        // The pool's owner first undoes what a dead run left changed (its flock died with it).
+        let restored = crate::host::journal::recover();
+        let unavailable = |why: String| (HugePool { restore: None, lock: None, restored: restored.clone() }, Some(why));
         let before = match Counters::read() {
             Ok(c) => c,
-            Err(e) => return (HugePool::default(), Some(format!("hugetlb: {e}"))),
+            Err(e) => return unavailable(format!("hugetlb: {e}")),
         };
         let spare = before.free - before.rsvd;
         if spare >= want as i64 {
-            return (HugePool { restore: None, lock }, None);
+            return (HugePool { restore: None, lock, restored }, None);
         }
         let target = before.total + (want as i64 - spare);
-        if let Err(e) = std::fs::write(NR_HUGEPAGES, format!("{target}\n")) {
-            return (
-                HugePool::default(),
-                Some(format!(
-                    "hugetlb: cannot raise vm.nr_hugepages from {} to {target}: {e} (run as root, or reserve {want} \
-                     free huge pages beforehand)",
-                    before.total
-                )),
-            );
+        let cannot_raise = |e: std::io::Error| {
+            format!(
+                "hugetlb: cannot raise vm.nr_hugepages from {} to {target}: {e} (run as root, or reserve {want} \
+                 free huge pages beforehand)",
+                before.total
+            )
+        };
+        // Opened first, so a run without the privilege says so rather than failing on the journal.
+        let knob = match std::fs::OpenOptions::new().write(true).open(NR_HUGEPAGES) {
+            Ok(f) => f,
+            Err(e) => return unavailable(cannot_raise(e)),
+        };
+        // Write-ahead: the old value is on disk before the knob changes, so a SIGKILL cannot lose it.
+        if let Err(e) = crate::host::journal::record(NR_HUGEPAGES, &before.total.to_string()) {
+            return unavailable(format!("hugetlb: not raising vm.nr_hugepages: cannot write the restore journal: {e}"));
         }
-        let pool = HugePool { restore: Some(before.total), lock };
+        if let Err(e) = std::io::Write::write_all(&mut &knob, format!("{target}\n").as_bytes()) {
+            let _ = crate::host::journal::forget(NR_HUGEPAGES);
+            return unavailable(cannot_raise(e));
+        }
+        let pool = HugePool { restore: Some(before.total), lock, restored: restored.clone() };
         match Counters::read() {
             Ok(now) if now.free - now.rsvd >= want as i64 => (pool, None),
             Ok(now) => {
@@ -111,11 +156,11 @@ impl HugePool {
                     now.free - now.rsvd
                 );
                 drop(pool);
-                (HugePool::default(), Some(why))
+                unavailable(why)
             }
             Err(e) => {
                 drop(pool);
-                (HugePool::default(), Some(format!("hugetlb: {e}")))
+                unavailable(format!("hugetlb: {e}"))
             }
         }
     }
@@ -129,8 +174,15 @@ impl HugePool {
 impl Drop for HugePool {
     fn drop(&mut self) {
         if let Some(old) = self.restore.take() {
-            if let Err(e) = std::fs::write(NR_HUGEPAGES, format!("{old}\n")) {
-                eprintln!("madcheck: warning: could not restore vm.nr_hugepages to {old}: {e}");
+            match std::fs::write(NR_HUGEPAGES, format!("{old}\n")) {
+                // Restored: the journal entry has done its job.
+                Ok(()) => {
+                    if let Err(e) = crate::host::journal::forget(NR_HUGEPAGES) {
+                        eprintln!("madcheck: warning: {e}");
+                    }
+                }
+                // Left in the journal, so the next run tries again.
+                Err(e) => eprintln!("madcheck: warning: could not restore vm.nr_hugepages to {old}: {e}"),
             }
         }
         // Then let the next run have the pool.
@@ -147,7 +199,18 @@ mod tests {
         let Ok(first) = lock_pool() else { return };
         let second = lock_pool();
         assert!(second.as_ref().is_err_and(|w| w.contains("another madcheck run")), "{second:?}");
-        drop(first);
+        // A bounded wait gives up with the reason once the time is over ...
+        let t = std::time::Instant::now();
+        let waited = lock_pool_within(std::time::Duration::from_millis(200));
+        assert!(waited.as_ref().is_err_and(|w| w.contains("still after waiting")), "{waited:?}");
+        assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+        // ... and takes the pool as soon as the owner lets go.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(first);
+        });
+        assert!(lock_pool_within(std::time::Duration::from_secs(60)).is_ok());
+        releaser.join().unwrap();
         assert!(lock_pool().is_ok());
     }
 

@@ -9,6 +9,8 @@
 //!   its observations (`Err` only for infrastructure failure). `Worker::run` = submit + collect.
 //!   A worker that died or hung is replaced transparently (from a pre-started spare once one died).
 //! - `worker_main()` is what `madcheck worker` calls: it serves scenarios from stdin until EOF.
+//! - `reap_orphans()` reaps the zombies of what dead workers forked (the process that starts workers
+//!   is their subreaper); `Worker`'s drop and the runner's progress tick call it.
 //!
 //! Invariant: this is the bottom layer of the crate. Nothing in `host/` imports the run, the coverage
 //! or the outputs; they use the host only through this interface (and `detect`, `hugepool`).
@@ -16,10 +18,11 @@
 /// Raw syscall wrappers and the frame codec.
 pub(crate) mod sys;
 pub mod hugepool;
+pub mod journal;
 mod observe;
 mod worker;
 mod pool;
 pub mod detect;
 
-pub use pool::{check_program, HostRun, Worker};
-pub use worker::worker_main;
+pub use pool::{check_program, reap_orphans, HostRun, Worker};
+pub use worker::{worker_main, FAULT_DIR_ENV};

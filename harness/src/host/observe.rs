@@ -1,4 +1,4 @@
-//! Observation of the arena on the real kernel: the lean path from `spec/perf-floor.md`.
+//! Observation of the arena on the real kernel: the lean path from `docs/perf-floor.md`.
 //!
 //! Invariant: an observation never changes what it observes. Only pages pagemap reports present are
 //! read, readable ones through their address and the rest through `/proc/self/mem`; nothing is faulted

@@ -4,6 +4,12 @@
 //! Invariant: a `Worker` stays usable whatever its process does: a process that died or hung is
 //! replaced transparently (from a pre-started spare once one died), and a program that could damage the
 //! worker itself is refused before it is sent (`check_program`).
+//!
+//! Invariant: no process a worker forked outlives the run as a zombie. A worker that dies by a signal (a
+//! scenario's SIGSEGV, a timeout's SIGKILL, someone else's kill) while a `fork_live` or `fork` child of
+//! its scenario exists orphans that child; PR_SET_PDEATHSIG kills it, but its zombie went to init, which
+//! need not reap it (about 1 per 1,200 generated scenarios on 6.18.44, `harness/tests/zombies.rs`). The
+//! process that starts workers is therefore their children's subreaper and reaps them (`reap_orphans`).
 
 use simulator::observe::Observation;
 use simulator::program::StepId;
@@ -52,8 +58,75 @@ struct Proc {
     buf: Vec<u8>,
 }
 
+/// Make this process the reaper of its workers' orphans [S 6.12 kernel/exit.c:find_new_reaper: an
+/// orphan goes to the nearest ancestor with PR_SET_CHILD_SUBREAPER, else to init]. Idempotent.
+fn adopt_orphans() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: prctl with plain integer arguments.
+    ONCE.call_once(|| unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    });
+}
+
+/// Reap the orphans of dead workers that were re-parented to this process, and return how many are
+/// still alive (PR_SET_PDEATHSIG has killed them, but they may not have finished dying yet).
+///
+/// An orphan is told apart by its process group: every worker leads its own (`Proc::start`), and what
+/// it forks stays in it, so a child of ours in a group that is neither its own nor ours came from a
+/// worker. Workers themselves (group leaders) are left to their `Child`, and anything else this process
+/// started (in our group) to whoever waits for it, so no one's `waitpid` is stolen. The children are
+/// listed by /proc/self/task/*/children (CONFIG_PROC_CHILDREN, set in Debian's and this host's
+/// kernels); without it nothing is reaped here and the orphans go to init when the run ends.
+pub fn reap_orphans() -> usize {
+    // SAFETY: getpgrp has no preconditions.
+    let ours = unsafe { libc::getpgrp() } as u32;
+    let mut alive = 0;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    let mut kids: Vec<u32> = Vec::new();
+    for t in tasks.filter_map(|t| t.ok()) {
+        if let Ok(list) = std::fs::read_to_string(t.path().join("children")) {
+            kids.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    for pid in kids {
+        let Some((state, pgrp)) = state_and_group(pid) else { continue };
+        if pgrp == pid || pgrp == ours {
+            continue;
+        }
+        if state != 'Z' {
+            alive += 1;
+            continue;
+        }
+        let mut status = 0;
+        // SAFETY: reaping a zombie child of ours that no one else waits for.
+        unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    }
+    alive
+}
+
+/// `reap_orphans` until none is left alive or `limit` has passed.
+pub fn reap_orphans_within(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while reap_orphans() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// State and process group of `pid`, from /proc/<pid>/stat.
+fn state_and_group(pid: u32) -> Option<(char, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let mut f = text.get(text.rfind(')')? + 2..)?.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let pgrp = f.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
 impl Proc {
     fn start(exe: &Path, cpu: Option<usize>) -> std::io::Result<Proc> {
+        adopt_orphans();
+        // A new process mostly replaces one that died: collect what that one orphaned before.
+        reap_orphans();
         let mut cmd = Command::new(exe);
         cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         // Its own process group, so a terminal's ^C (SIGINT to the foreground group) reaches only the
@@ -373,5 +446,7 @@ impl Drop for Worker {
             }
             p.kill_and_reap();
         }
+        // The orphans of the processes just ended (and of any before them) die within milliseconds.
+        reap_orphans_within(Duration::from_millis(500));
     }
 }

@@ -5,6 +5,7 @@
 //! everything here returns data (results, a `Report`) and prints nothing.
 
 pub mod call;
+pub mod faults;
 pub mod judge;
 pub mod report;
 pub mod runner;

@@ -180,6 +180,12 @@ pub struct Report {
     /// worker (a worker killed or stopped from outside): infrastructure events, not divergences.
     #[serde(default)]
     pub reruns: Vec<InfraErrorEntry>,
+    /// The signal (SIGINT, SIGTERM, SIGHUP) that stopped the run early, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
+    /// `MADCHECK_INJECT_FAULTS`: the faults done to workers on purpose and which worker took each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_injection: Option<Vec<String>>,
 }
 
 /// One golden mismatch in the report.
@@ -358,6 +364,8 @@ pub fn build(
         stale_unsupported: Vec::new(),
         unsupported_record: None,
         reruns,
+        stopped_by: None,
+        fault_injection: None,
     }
 }
 

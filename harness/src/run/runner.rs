@@ -192,6 +192,9 @@ pub fn run(
                 continue;
             }
             last_tick = Instant::now();
+            if cfg.mode != Mode::SimOnly {
+                crate::host::reap_orphans();
+            }
             progress(&snapshot(false));
             if last_checkpoint.elapsed() >= checkpoint_every {
                 let copy = results.lock().unwrap().clone();
@@ -290,6 +293,12 @@ fn run_one(
         }
         let host = match backend.collect(prog, cfg.timeout) {
             Ok(h) => h,
+            // A worker that exited mid-scenario (or sent garbage) may have been broken from outside: the
+            // scenario runs once more on the fresh worker the pool started; a second failure is the verdict.
+            Err(e) if suspect.is_none() => {
+                suspect = Some(format!("the worker failed: {e}"));
+                continue;
+            }
             Err(e) => return result(0, Outcome::InfraError(format!("collect: {e}"))),
         };
         let steps = host.points.len() as u64;

@@ -18,7 +18,9 @@ mod protocol;
 mod step;
 mod child;
 mod program;
+mod faults;
 
+pub use faults::FAULT_DIR_ENV;
 pub use protocol::{temp_dir_for, Frame, CPU_ENV};
 
 use crate::host::observe::{probe_zero_pfn, Observer};
@@ -93,6 +95,7 @@ pub fn worker_main() -> i32 {
 fn serve(ctx: &mut Ctx) -> i32 {
     let out = Out { fd: STDOUT };
     let mut body = Vec::new();
+    let mut served: u64 = 0;
     loop {
         let mut len = [0u8; 4];
         match sys::read_exact(STDIN, &mut len) {
@@ -110,7 +113,11 @@ fn serve(ctx: &mut Ctx) -> i32 {
         }
         let done = match serde_json::from_slice::<Program>(&body) {
             Err(e) => Frame::Done { poisoned: None, error: Some(format!("bad program frame: {e}")), exiting: false },
-            Ok(prog) => match run_program(ctx, &prog, &out) {
+            Ok(prog) => match {
+                faults::arm(served, prog.step_ids().len());
+                served += 1;
+                run_program(ctx, &prog, &out)
+            } {
                 Ok(poisoned) => Frame::Done { poisoned, error: None, exiting: false },
                 Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e), exiting: false },
                 Err(Fatal::Output(e)) => return fatal(&e),

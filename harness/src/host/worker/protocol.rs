@@ -42,7 +42,12 @@ pub(super) struct Out {
 impl Out {
     pub(super) fn send(&self, f: &Frame) -> Result<(), String> {
         let bytes = sys::encode_frame(f)?;
-        sys::write_all(self.fd, &bytes).map_err(|e| format!("write frame: {}", sys::strerror(e)))
+        sys::write_all(self.fd, &bytes).map_err(|e| format!("write frame: {}", sys::strerror(e)))?;
+        // Only the worker itself (stdout), never a fork child (a pipe), does an injected fault.
+        if self.fd == STDOUT && matches!(f, Frame::Point { .. }) {
+            super::faults::after_point();
+        }
+        Ok(())
     }
 }
 
