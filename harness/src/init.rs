@@ -267,6 +267,8 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
         // The workers (this binary) need the arena at 0x10000000 to be their lowest mapping, so the
         // early-stop smaps read sees it first: a static-pie binary loads high, a non-PIE one would not.
         ("lowest_mapping", lowest_mapping()),
+        // How workers read their own PROT_NONE pages (`host::procmem`): `self` or `ptrace-helper`.
+        ("proc_mem", crate::host::procmem::choose(ps).map(|(p, _)| p.name().to_string()).unwrap_or_else(|e| format!("error:{e}"))),
     ];
     println!("{}", kv_line("MADCHECK-GUEST", &guest_kv));
     if !setup_errors.is_empty() {

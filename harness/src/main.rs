@@ -34,6 +34,11 @@ fn main() {
     if unsafe { libc::getpid() } == 1 {
         harness::init::pid1_main();
     }
+    // Bad input, not an infrastructure error: workers would each refuse it later.
+    if let Err(e) = harness::host::procmem::check_env() {
+        eprintln!("madcheck: {e}");
+        std::process::exit(2);
+    }
     // shrink, repro, record, check: the regression-hunting commands (harness/src/hunt).
     let env = harness::hunt::Env { detect_host, build_model, hugetlb_pool };
     if let Some(code) = harness::hunt::main(&args, &env) {
@@ -555,7 +560,15 @@ fn cmd_detect() -> i32 {
     match detect_host(None) {
         Ok(facts) => {
             let model = KernelModel::from_facts(facts.clone());
-            let v = serde_json::json!({ "facts": facts, "model": model });
+            // How workers read their own pages in unreadable VMAs (not a kernel fact the model uses).
+            let proc_mem = match harness::host::procmem::choose(facts.page_size as usize) {
+                Ok((path, why)) => serde_json::json!({ "path": path.name(), "why": why }),
+                Err(e) => {
+                    eprintln!("madcheck: infrastructure error: {e}");
+                    return 1;
+                }
+            };
+            let v = serde_json::json!({ "facts": facts, "model": model, "proc_mem": proc_mem });
             out(&format!("{}\n", serde_json::to_string_pretty(&v).expect("plain data serialises")));
             0
         }

@@ -271,8 +271,39 @@ pub struct KernelModel {
     /// checks first and merges with it again [T 6.18, case gen-1-1475]. 6.1 got the stable form in
     /// 6.1.192 (see `mremap_kept_source_blocks_merge`); 6.1.0-6.1.191 merge [S 6.1.192 mm/mmap.c:copy_vma;
     /// T Debian 6.1.190/6.1.192 x86_64 (cargo xtask bisect --series 6.1), same case]. Debian 6.1
-    /// kernels need `KernelFacts::uname_version` for the sublevel.
+    /// kernels need `KernelFacts::uname_version` for the sublevel. The same guard reached the 7.2 stable
+    /// series: Debian 7.2.9 merges, 7.2.11 keeps two [S 7.3.4 mm/vma.c:copy_vma; T Debian 7.2.9/7.2.11
+    /// (cargo xtask bisect over 6.18.5 … 7.3.4), the same case].
     pub mremap_kept_source_stays_apart: bool,
+    /// MADV_DOFORK refuses every VM_SPECIAL VMA (`if (new_flags & VM_SPECIAL) return -EINVAL`), which
+    /// takes in hugetlb's VM_DONTEXPAND: DOFORK on hugetlb is EINVAL, while DONTFORK still succeeds
+    /// there [S 7.3.4 mm/madvise.c:madvise_vma_behavior; T Debian 6.19.14 (old) and 7.0.4 (new) x86_64 by cargo xtask bisect, docs/findings.md; case
+    /// dofork_hugetlb_refused_from_7_x]. Before, only VM_IO [S 6.18 mm/madvise.c:madvise_vma_behavior].
+    #[serde(default)]
+    pub dofork_refuses_special: bool,
+    /// MREMAP_DONTUNMAP of an mlock()ed VMA splits the source around the range first, so only the moved
+    /// range loses VM_LOCKED (needs_pre_split, prep_move_vma) [S 7.3.4 mm/mremap.c:prep_move_vma;
+    /// T Debian 7.2.9 (old) and 7.2.11 (new), a 7.2 stable change; case mremap_dontunmap_locked_source_splits]. Before the 6.16 refactor
+    /// move_vma split the same way [S 6.12 mm/mremap.c:move_vma]; 6.16 up to the fix did not split and
+    /// the whole source VMA lost VM_LOCKED [T 6.18.44, case gen-1-114].
+    #[serde(default)]
+    pub mremap_dontunmap_splits_locked: bool,
+    /// dontunmap_complete gives a fully moved-out, now unfaulted anonymous source an address-based
+    /// pgoff again ("unfaulted anonymous VMAs have page offset equal to vma->vm_start >> PAGE_SHIFT")
+    /// [S 7.3.4 mm/mremap.c:dontunmap_complete; T Debian 7.1.13 (old) and 7.2.6 (new); case
+    /// mremap_dontunmap_source_pgoff_reset]. 6.12 did the same in move_vma [S 6.12 mm/mremap.c:move_vma];
+    /// 6.16 up to the fix only unlinked the anon_vma [S 6.18 mm/mremap.c:dontunmap_complete; T 6.18,
+    /// case gen-2-31058].
+    #[serde(default)]
+    pub mremap_dontunmap_resets_pgoff: bool,
+    /// VMAs carry an anonymous page offset apart from vm_pgoff, and MAP_PRIVATE file VMAs merge (and
+    /// share an anon_vma) only where it is contiguous too; a faulted private file VMA keeps the one of
+    /// the address it was first mapped at when mremap moves it [S 7.3.4 mm/vma.c:can_vma_merge_before,
+    /// can_vma_merge_after, anon_vma_compatible, copy_vma; T Debian 7.2.12 (old) and 7.3.4 (new); case
+    /// file_private_moved_faulted_merge_needs_anon_pgoff]. Before, pgoff contiguity was enough
+    /// [S 6.18 mm/vma.c; T 6.18.44, the same case merges].
+    #[serde(default)]
+    pub private_file_merge_needs_anon_pgoff: bool,
     /// bdi read_ahead_kb in pages for the scenario's disk files (see `KernelFacts::ra_pages`).
     pub ra_pages: Option<u64>,
     /// MADV_HUGEPAGE file faults read ahead with PMD-order folios (ra->order = HPAGE_PMD_ORDER honoured
@@ -348,6 +379,23 @@ pub fn arch_is_64bit(arch: &str) -> bool {
     matches!(arch, "x86_64" | "aarch64" | "ppc64le" | "ppc64" | "s390x" | "riscv64")
 }
 
+/// The release boundaries of the post-6.18 behaviours, pinned by `cargo xtask bisect` over the Debian
+/// trixie-backports point releases 6.18.5 … 7.3.4 (docs/findings.md). Debian skips 7.0.0-7.0.3,
+/// 7.2.0-7.2.5, 7.2.10 and 7.3.0-7.3.3: a boundary at a series' first Debian release is taken from its
+/// .0 (a merge-window change), and 7.2.11 (a stable backport) holds for every later release.
+///
+/// First release where copy_vma again keeps a DONTUNMAP-kept unfaulted source out of the merge
+/// (`mremap_kept_source_stays_apart`) [T Debian 7.2.9 (old) and 7.2.11 (new)].
+const KEPT_SOURCE_APART_AGAIN: (u32, u32, u32) = (7, 2, 11);
+/// First release whose MADV_DOFORK refuses VM_SPECIAL (`dofork_refuses_special`).
+const DOFORK_REFUSES_SPECIAL: (u32, u32, u32) = (7, 0, 0);
+/// First release with needs_pre_split (`mremap_dontunmap_splits_locked`).
+const DONTUNMAP_PRESPLIT_AGAIN: (u32, u32, u32) = (7, 2, 11);
+/// First release whose dontunmap_complete resets the anonymous pgoff (`mremap_dontunmap_resets_pgoff`).
+const DONTUNMAP_PGOFF_RESET_AGAIN: (u32, u32, u32) = (7, 2, 0);
+/// First release with a separate anonymous page offset (`private_file_merge_needs_anon_pgoff`).
+const ANON_PGOFF: (u32, u32, u32) = (7, 3, 0);
+
 impl KernelModel {
     pub fn from_facts(f: KernelFacts) -> KernelModel {
         let v = f.version;
@@ -386,9 +434,14 @@ impl KernelModel {
             anon_merge_by_owner: at_least(6, 16),
             mmap_expand_next_first: at_least(6, 1) && !at_least(6, 12),
             mremap_kept_source_blocks_merge: !at_least(6, 12),
-            mremap_kept_source_stays_apart: !at_least(6, 16)
+            mremap_kept_source_stays_apart: (!at_least(6, 16)
                 && !(at_least(6, 12) && v < (6, 12, 115))
-                && !(at_least(6, 1) && !at_least(6, 2) && v < (6, 1, 192)),
+                && !(at_least(6, 1) && !at_least(6, 2) && v < (6, 1, 192)))
+                || v >= KEPT_SOURCE_APART_AGAIN,
+            dofork_refuses_special: v >= DOFORK_REFUSES_SPECIAL,
+            mremap_dontunmap_splits_locked: !at_least(6, 16) || v >= DONTUNMAP_PRESPLIT_AGAIN,
+            mremap_dontunmap_resets_pgoff: !at_least(6, 16) || v >= DONTUNMAP_PGOFF_RESET_AGAIN,
+            private_file_merge_needs_anon_pgoff: v >= ANON_PGOFF,
             mutations: Vec::new(),
             ra_pages: f.ra_pages,
             ra_hugepage_large_folios: at_least(6, 16),

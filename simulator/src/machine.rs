@@ -203,6 +203,11 @@ pub struct Vma {
     pub obj: Option<usize>,
     /// vm_pgoff: file page of `start`; for private anonymous VMAs the virtual page number at mmap time.
     pub pgoff: i64,
+    /// The anonymous page offset of `start` (7.x's vma_start_anon_pgoff): the virtual page number at mmap
+    /// time for every VMA, carried like `pgoff` through splits and faulted moves. Equal to `pgoff` for
+    /// private anonymous VMAs; only MAP_PRIVATE file merges read it, and only where
+    /// `KernelModel::private_file_merge_needs_anon_pgoff` [S 7.3.4 mm/vma.h:vma_start_anon_pgoff].
+    pub anon_pgoff: i64,
     pub anon_vma: Option<AnonVma>,
 }
 

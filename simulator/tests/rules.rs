@@ -633,3 +633,101 @@ fn facts_without_uname_version_load() {
     assert_eq!(f.uname_version, "");
     assert_eq!(f.version, (6, 12, 117));
 }
+
+// The boundaries `cargo xtask bisect` pinned over the trixie-backports point releases 6.18.5 … 7.3.4
+// (docs/findings.md): the last release with the old behaviour and the first with the new one.
+const DOFORK_LAST_OLD: (u32, u32, u32) = (6, 19, 14);
+const DOFORK_FIRST_NEW: (u32, u32, u32) = (7, 0, 4);
+const PRESPLIT_LAST_OLD: (u32, u32, u32) = (7, 2, 9);
+const PRESPLIT_FIRST_NEW: (u32, u32, u32) = (7, 2, 11);
+const PGOFF_LAST_OLD: (u32, u32, u32) = (7, 1, 13);
+const PGOFF_FIRST_NEW: (u32, u32, u32) = (7, 2, 6);
+const KEPT_LAST_OLD: (u32, u32, u32) = (7, 2, 9);
+const KEPT_FIRST_NEW: (u32, u32, u32) = (7, 2, 11);
+const ANON_PGOFF_LAST_OLD: (u32, u32, u32) = (7, 2, 12);
+const ANON_PGOFF_FIRST_NEW: (u32, u32, u32) = (7, 3, 4);
+
+/// The program of a case file (`cases/findings/*.json`): the scenario without its id and description.
+fn case_prog(text: &str) -> Program {
+    let mut v: serde_json::Value = serde_json::from_str(text).expect("case file is JSON");
+    if let Some(o) = v.as_object_mut() {
+        o.remove("id");
+        o.remove("description");
+    }
+    serde_json::from_value(v).unwrap_or_else(|e| panic!("bad case program: {e}"))
+}
+
+/// The model of one release, from the 6.18 profile's facts with the version replaced (the behaviours
+/// below depend on the version alone).
+fn at(version: (u32, u32, u32)) -> KernelModel {
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    f.version = version;
+    KernelModel::from_facts(f)
+}
+
+/// MADV_DONTFORK then MADV_DOFORK on a MAP_HUGETLB mapping: DOFORK refuses VM_SPECIAL (hugetlb's
+/// VM_DONTEXPAND) from the release `cargo xtask bisect` pinned, so `dc` stays set
+/// (`dofork_refuses_special`, docs/findings.md).
+#[rstest]
+#[case::v6_18_44((6, 18, 44), "0", "[0,512) rw-p rd wr mr mw me de ht")]
+#[case::last_old(DOFORK_LAST_OLD, "0", "[0,512) rw-p rd wr mr mw me de ht")]
+#[case::first_new(DOFORK_FIRST_NEW, "EINVAL", "[0,512) rw-p rd wr mr mw me dc de ht")]
+#[case::v7_3_4((7, 3, 4), "EINVAL", "[0,512) rw-p rd wr mr mw me dc de ht")]
+fn dofork_on_hugetlb_per_release(#[case] version: (u32, u32, u32), #[case] ret: &str, #[case] layout: &str) {
+    let p = case_prog(include_str!("../../cases/findings/dofork_hugetlb_refused_from_7_x.json"));
+    let (got_ret, got, _) = last(&at(version), &p);
+    assert_eq!((got_ret.as_str(), got.as_str()), (ret, layout), "{version:?}");
+}
+
+/// MREMAP_DONTUNMAP of the middle page of a locked anonymous VMA: before 6.16 and again from the
+/// release with needs_pre_split the source is split and only the moved page loses `lo`; in between the
+/// whole source does (`mremap_dontunmap_splits_locked`).
+#[rstest]
+#[case::v6_12((6, 12, 0), "[0,1) rw-p rd wr mr mw me lo ac; [1,2) rw-p rd wr mr mw me ac; [2,3) rw-p rd wr mr mw me lo ac; [5,6) rw-p rd wr mr mw me lo ac")]
+#[case::v6_18_44((6, 18, 44), "[0,3) rw-p rd wr mr mw me ac; [5,6) rw-p rd wr mr mw me lo ac")]
+#[case::last_old(PRESPLIT_LAST_OLD, "[0,3) rw-p rd wr mr mw me ac; [5,6) rw-p rd wr mr mw me lo ac")]
+#[case::first_new(PRESPLIT_FIRST_NEW, "[0,1) rw-p rd wr mr mw me lo ac; [1,2) rw-p rd wr mr mw me ac; [2,3) rw-p rd wr mr mw me lo ac; [5,6) rw-p rd wr mr mw me lo ac")]
+fn mremap_dontunmap_locked_source_per_release(#[case] version: (u32, u32, u32), #[case] layout: &str) {
+    let p = case_prog(include_str!("../../cases/findings/mremap_dontunmap_locked_source_splits.json"));
+    let (ret, got, _) = last(&at(version), &p);
+    assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
+}
+
+/// A moved, faulted anonymous page sent away whole with MREMAP_DONTUNMAP, then a new anonymous page
+/// mapped right after the kept source: it merges only where dontunmap_complete gave the source an
+/// address-based pgoff again (`mremap_dontunmap_resets_pgoff`).
+#[rstest]
+#[case::v6_12((6, 12, 0), "[10,12) rw-p rd wr mr mw me ac; [20,21) rw-p rd wr mr mw me ac")]
+#[case::v6_18_44((6, 18, 44), "[10,11) rw-p rd wr mr mw me ac; [11,12) rw-p rd wr mr mw me ac; [20,21) rw-p rd wr mr mw me ac")]
+#[case::last_old(PGOFF_LAST_OLD, "[10,11) rw-p rd wr mr mw me ac; [11,12) rw-p rd wr mr mw me ac; [20,21) rw-p rd wr mr mw me ac")]
+#[case::first_new(PGOFF_FIRST_NEW, "[10,12) rw-p rd wr mr mw me ac; [20,21) rw-p rd wr mr mw me ac")]
+fn mremap_dontunmap_source_pgoff_per_release(#[case] version: (u32, u32, u32), #[case] layout: &str) {
+    let p = case_prog(include_str!("../../cases/findings/mremap_dontunmap_source_pgoff_reset.json"));
+    let (ret, got, _) = last(&at(version), &p);
+    assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
+}
+
+/// The 6.12.115 "disallow a self-merge" behaviour again in mainline: a one-page MREMAP_DONTUNMAP of an
+/// unfaulted page to the page right after it keeps two VMAs from the pinned release on.
+#[rstest]
+#[case::last_old(KEPT_LAST_OLD, "[0,2) rw-p rd wr mr mw me ac")]
+#[case::first_new(KEPT_FIRST_NEW, "[0,1) rw-p rd wr mr mw me ac; [1,2) rw-p rd wr mr mw me ac")]
+#[case::v7_3_4((7, 3, 4), "[0,1) rw-p rd wr mr mw me ac; [1,2) rw-p rd wr mr mw me ac")]
+fn mremap_dontunmap_kept_source_apart_again(#[case] version: (u32, u32, u32), #[case] layout: &str) {
+    let p = case_prog(include_str!("../../cases/corpus/mremap_dontunmap_unfaulted_source_stays_apart_from_6_1_192_and_6_12_115.json"));
+    let (ret, got, _) = last(&at(version), &p);
+    assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
+}
+
+/// A written private file page moved away by mremap keeps the anonymous page offset of where it was
+/// first mapped; the next file page mapped right after it merges before the release with a separate
+/// anonymous page offset, not from it (`private_file_merge_needs_anon_pgoff`).
+#[rstest]
+#[case::v6_18_44((6, 18, 44), "[5,7) rw-p rd wr mr mw me ac")]
+#[case::last_old(ANON_PGOFF_LAST_OLD, "[5,7) rw-p rd wr mr mw me ac")]
+#[case::first_new(ANON_PGOFF_FIRST_NEW, "[5,6) rw-p rd wr mr mw me ac; [6,7) rw-p rd wr mr mw me ac")]
+fn private_file_merge_anon_pgoff_per_release(#[case] version: (u32, u32, u32), #[case] layout: &str) {
+    let p = case_prog(include_str!("../../cases/findings/file_private_moved_faulted_merge_needs_anon_pgoff.json"));
+    let (ret, got, _) = last(&at(version), &p);
+    assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
+}

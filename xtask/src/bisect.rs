@@ -306,7 +306,16 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             let (shown, _, _) = compare::madcheck_compare(&po, &pn, &dir.join(format!("{}.compare.json", ch.case.id)))?;
             ch.fields = shown.lines().filter(|l| l.starts_with(&ch.case.id)).collect::<Vec<_>>().join("\n");
             let bin = reproducer(&ch.case, &po, &dir)?;
-            let (eo, en) = (run_in(&b.kernels[old], &bin)?, run_in(&b.kernels[new], &bin)?);
+            // A guest that cannot run the reproducer costs the check, not the bisect's report: the
+            // exit code is then -1 (and `bisect` exits 1, as for any reproducer that does not give 0/1).
+            let mut exit_in = |i: usize| {
+                run_in(&b.kernels[i], &bin).unwrap_or_else(|e| {
+                    eprintln!("xtask bisect: the reproducer did not run in {}: {e}", b.kernels[i].label());
+                    b.log.push(format!("reproducer not run in {}: {e}", b.kernels[i].label()));
+                    -1
+                })
+            };
+            let (eo, en) = (exit_in(old), exit_in(new));
             ch.repro = Some((bin.with_extension("c"), eo, en));
         }
         changes.push(ch);

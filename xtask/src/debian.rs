@@ -543,6 +543,10 @@ fn download(cfg: &Config, name: &str, version: &str, deb_arch: &str) -> Result<P
 /// The packages that make up a kernel: the image package itself and, for the split layout (6.19+: the
 /// image package is a metapackage), the `linux-base-*` (config, modules.builtin/order), `linux-binary-*`
 /// (`/usr/lib/modules/<ver>/vmlinuz`) and `linux-modules-*` it depends on, at the same version.
+/// trixie-backports keeps only some of them for older releases (measured 2026-12: no `linux-base-*`
+/// before 7.2.6, so 6.18.y images name one that does not exist; 6.19.y-7.1.y keep only
+/// `linux-binary-*`): a part the lists do not hold is left out with a warning, and `bootable` makes do
+/// with what is there (the image; no config, no modules means a tmpfs scratch directory).
 fn parts(cfg: &Config, k: &KernelPkg) -> Result<Vec<String>, String> {
     let mut c = cfg.command("apt-cache");
     c.args(["show", &format!("{}:{}={}", k.name, k.arch, k.version)]);
@@ -552,7 +556,15 @@ fn parts(cfg: &Config, k: &KernelPkg) -> Result<Vec<String>, String> {
     for d in depends.split(',') {
         let n = d.split_whitespace().next().unwrap_or("");
         if ["linux-base-", "linux-binary-", "linux-modules-"].iter().any(|p| n.starts_with(p)) && n.ends_with(&k.uname()) {
-            v.push(n.to_string());
+            // `apt-cache show` of a name only referenced by a Depends exits 0 with no record.
+            let mut q = cfg.command("apt-cache");
+            q.args(["show", &format!("{n}:{}={}", k.arch, k.version)]).stderr(Stdio::null());
+            let held = q.output().map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Package:"));
+            if held.unwrap_or(false) {
+                v.push(n.to_string());
+            } else {
+                eprintln!("xtask: warning: {} depends on {n}={}, which the lists do not hold; going without it", k.name, k.version);
+            }
         }
     }
     Ok(v)
@@ -575,14 +587,19 @@ pub fn bootable(k: &KernelPkg) -> Result<Bootable, String> {
             eprintln!("xtask: extracting {}", deb.display());
             extract_members(deb, &root)?;
         }
-        let md = find_moddir(&root).ok_or(format!("{}: no lib/modules/<version>/modules.builtin in the packages", k.name))?;
-        let version = md.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        // depmod -b wants <base>/lib/modules/<version>; the package may use /lib or /usr/lib.
-        let base = md.parent().and_then(Path::parent).and_then(Path::parent).ok_or("odd module directory")?;
-        let depmod = if Path::new("/sbin/depmod").exists() { "/sbin/depmod" } else { "depmod" };
-        let mut c = Command::new(depmod);
-        c.arg("-b").arg(base).arg(&version);
-        run_ok(c)?;
+        // Without the package holding the modules (see `parts`) there is nothing for depmod to index.
+        match find_moddir(&root) {
+            Some(md) => {
+                let version = md.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                // depmod -b wants <base>/lib/modules/<version>; the package may use /lib or /usr/lib.
+                let base = md.parent().and_then(Path::parent).and_then(Path::parent).ok_or("odd module directory")?;
+                let depmod = if Path::new("/sbin/depmod").exists() { "/sbin/depmod" } else { "depmod" };
+                let mut c = Command::new(depmod);
+                c.arg("-b").arg(base).arg(&version);
+                run_ok(c)?;
+            }
+            None => eprintln!("xtask: warning: {}: no modules in the packages (no ext4 scratch disk)", k.name),
+        }
         std::fs::write(&stamp, b"").map_err(|e| format!("write {}: {e}", stamp.display()))?;
     }
     let moddir = find_moddir(&root);
@@ -591,7 +608,11 @@ pub fn bootable(k: &KernelPkg) -> Result<Bootable, String> {
     let (vmlinuz, config) = match boot_image {
         Some(v) => (v, find_prefixed(&root.join("boot"), "config-")),
         None => {
-            let md = moddir.clone().ok_or(format!("{}: neither /boot/vmlinuz-* nor lib/modules/*/vmlinuz", k.name))?;
+            // The split layout; without linux-base there is no modules.builtin to find the directory by.
+            let md = moddir
+                .clone()
+                .or_else(|| find_named(&root, "vmlinuz").and_then(|v| v.parent().map(Path::to_path_buf)))
+                .ok_or(format!("{}: neither /boot/vmlinuz-* nor lib/modules/*/vmlinuz", k.name))?;
             let v = md.join("vmlinuz");
             if !v.exists() {
                 return Err(format!("{}: no {} (split layout without linux-binary?)", k.name, v.display()));
@@ -661,6 +682,21 @@ fn find_prefixed(dir: &Path, prefix: &str) -> Option<PathBuf> {
 }
 
 /// `.../lib/modules/<version>` (the directory holding modules.builtin).
+/// The first file called `name` below `dir` (depth first).
+fn find_named(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(q) = find_named(&p, name) {
+                return Some(q);
+            }
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    None
+}
+
 pub fn find_moddir(dir: &Path) -> Option<PathBuf> {
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let p = e.path();

@@ -588,7 +588,16 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
             entries.push((format!("madcheck/extra/{name}"), 0o100755, data.clone()));
         }
     }
-    let want_ext4 = spec.files.as_deref() != Some("tmpfs");
+    // A package whose modules the archive no longer holds (see debian::parts) gets tmpfs unless ext4
+    // was asked for explicitly.
+    let want_ext4 = match spec.files.as_deref() {
+        Some("tmpfs") => false,
+        None if moddir.is_none() && !path.is_file() => {
+            eprintln!("xtask qemu: {label}: the packages hold no modules; scratch files on tmpfs");
+            false
+        }
+        _ => true,
+    };
     if want_ext4 {
         let Some(md) = &moddir else {
             return Err("an ext4 scratch disk needs the kernel's modules (a package, not a bare image); use --files tmpfs".into());

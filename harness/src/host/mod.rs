@@ -20,6 +20,7 @@ pub(crate) mod sys;
 pub mod hugepool;
 pub mod journal;
 mod observe;
+pub mod procmem;
 mod worker;
 mod pool;
 pub mod detect;

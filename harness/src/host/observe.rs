@@ -7,6 +7,7 @@
 //! independent of the worker's own mappings. The /proc fds bind to the process that opened them, so a
 //! forked child must call `reopen`.
 
+use crate::host::procmem::PageReader;
 use crate::host::sys::{self, Fd};
 use simulator::content::{file_page, FILE_MAGIC};
 use simulator::observe::{Content, Observation, PageObs, Residency, Ret, VmaBacking, VmaObs};
@@ -92,8 +93,8 @@ pub struct Observer {
     zero_pfn: Option<ZeroPfns>,
     smaps: Fd,
     pagemap: Fd,
-    /// Opened on first use: only present pages in unreadable VMAs need it.
-    mem: Option<Fd>,
+    /// Reads present pages in unreadable VMAs (`/proc/self/mem` or the ptrace helper).
+    pub reader: PageReader,
     text: Vec<u8>,
     pm: Vec<u8>,
     page_buf: Vec<u8>,
@@ -108,7 +109,7 @@ fn open_proc_fds() -> Result<(Fd, Fd), String> {
 
 impl Observer {
     /// `zero_pfn` is the shared zero page's PFN when pagemap shows PFNs (see `probe_zero_pfn`).
-    pub fn open(ps: usize, base: u64, zero_pfn: Option<ZeroPfns>) -> Result<Observer, String> {
+    pub fn open(ps: usize, base: u64, zero_pfn: Option<ZeroPfns>, reader: PageReader) -> Result<Observer, String> {
         let (smaps, pagemap) = open_proc_fds()?;
         Ok(Observer {
             ps: ps as u64,
@@ -116,7 +117,7 @@ impl Observer {
             zero_pfn,
             smaps,
             pagemap,
-            mem: None,
+            reader,
             text: Vec::with_capacity(16 << 10),
             pm: Vec::new(),
             page_buf: vec![0; ps],
@@ -130,8 +131,7 @@ impl Observer {
         let (smaps, pagemap) = open_proc_fds()?;
         self.smaps = smaps;
         self.pagemap = pagemap;
-        self.mem = None;
-        Ok(())
+        self.reader.after_fork()
     }
 
     /// Observe `arena_pages` pages from the arena base after a step that returned `ret`.
@@ -228,16 +228,9 @@ impl Observer {
             let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, self.ps as usize) };
             return Ok(self.classifier.classify(bytes));
         }
-        // /proc/self/mem reads with FOLL_FORCE, which works on PROT_NONE and exec-only pages.
-        if self.mem.is_none() {
-            self.mem = Some(Fd::open(c"/proc/self/mem", libc::O_RDONLY)?);
-        }
-        let fd = self.mem.as_ref().map_or(-1, |f| f.0);
-        let got = sys::pread_full(fd, &mut self.page_buf, addr)
-            .map_err(|e| format!("pread /proc/self/mem at {addr:#x}: {}", sys::strerror(e)))?;
-        if got != self.page_buf.len() {
-            return Err(format!("short /proc/self/mem read at {addr:#x}: {got} bytes"));
-        }
+        // /proc/self/mem reads with FOLL_FORCE, which works on PROT_NONE and exec-only pages; where the
+        // kernel grants that only to a ptracer, the reader goes through the helper (`procmem`).
+        self.reader.read(addr, &mut self.page_buf)?;
         let buf = std::mem::take(&mut self.page_buf);
         let c = self.classifier.classify(&buf);
         self.page_buf = buf;

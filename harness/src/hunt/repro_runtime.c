@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -22,6 +25,9 @@
 #endif
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
+#endif
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
 #endif
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 1U
@@ -267,6 +273,42 @@ static void classify(const unsigned char *b, struct pobs *o) {
   o->kind = 4;
 }
 
+/* Pages of unreadable VMAs are read through /proc/self/mem (FOLL_FORCE). A kernel with
+   CONFIG_PROC_MEM_FORCE_PTRACE grants FOLL_FORCE only to the reader's ptracer and fails the read with
+   EIO; then the main process, an ancestor of every scenario process, reads the page as its tracer:
+   PTRACE_SEIZE, pread /proc/PID/mem, PTRACE_INTERRUPT, PTRACE_DETACH (madcheck's host/procmem.rs). */
+static int mem_sock = -1;
+static int force_helper; /* MADCHECK_PROC_MEM=ptrace: use the helper on any kernel (to test it) */
+static int helper_read(uint64_t addr, unsigned char *buf) {
+  static unsigned char rep[1 + (1 << 16)];
+  long req[2] = { (long)getpid(), (long)addr };
+  ssize_t n;
+  if (mem_sock < 0 || send(mem_sock, req, sizeof req, MSG_NOSIGNAL) != (ssize_t)sizeof req) return -1;
+  while ((n = recv(mem_sock, rep, 1 + PS, 0)) < 0 && errno == EINTR) {}
+  if (n != (ssize_t)(1 + PS) || rep[0] != 0) return -1;
+  memcpy(buf, rep + 1, PS);
+  return 0;
+}
+static void serve_read(int sock) {
+  static unsigned char rep[1 + (1 << 16)];
+  long req[2];
+  char path[64];
+  int st;
+  if (recv(sock, req, sizeof req, MSG_DONTWAIT) != (ssize_t)sizeof req) return;
+  pid_t pid = (pid_t)req[0];
+  rep[0] = 1;
+  if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0 && pread(fd, rep + 1, PS, (off_t)req[1]) == (ssize_t)PS) rep[0] = 0;
+    if (fd >= 0) close(fd);
+    ptrace(PTRACE_INTERRUPT, pid, 0, 0);
+    while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {}
+    if (WIFSTOPPED(st)) ptrace(PTRACE_DETACH, pid, 0, (void *)(uintptr_t)((st >> 16) == PTRACE_EVENT_STOP ? 0 : WSTOPSIG(st)));
+  }
+  send(sock, rep, rep[0] ? 1 : 1 + PS, MSG_NOSIGNAL);
+}
+
 static int read_pages(void) {
   static uint64_t pm[MAX_PAGES];
   static unsigned char buf[1 << 16];
@@ -289,9 +331,11 @@ static int read_pages(void) {
     while (vi < nov && ov[vi].end <= p) vi++;
     int readable = vi < nov && ov[vi].start <= p && ov[vi].perms[0] == 'r';
     if (readable) { classify((const unsigned char *)PAGE(p), o); continue; }
-    int mem = open("/proc/self/mem", O_RDONLY);
-    if (mem < 0 || pread(mem, buf, PS, (off_t)(uintptr_t)PAGE(p)) != (ssize_t)PS) { if (mem >= 0) close(mem); return -1; }
-    close(mem);
+    int mem = force_helper ? -1 : open("/proc/self/mem", O_RDONLY);
+    ssize_t got = mem >= 0 ? pread(mem, buf, PS, (off_t)(uintptr_t)PAGE(p)) : -1;
+    int err = force_helper ? EIO : errno;
+    if (mem >= 0) close(mem);
+    if (got != (ssize_t)PS && !(got < 0 && err == EIO && helper_read((uint64_t)(uintptr_t)PAGE(p), buf) == 0)) return -1;
     classify(buf, o);
   }
   return 0;
@@ -577,17 +621,30 @@ int main(void) {
   unsigned long long before = USES_FREE ? reclaim_counter() : 0;
   int k = create_files();
   if (k) return k;
+  const char *pm = getenv("MADCHECK_PROC_MEM");
+  force_helper = pm && strcmp(pm, "ptrace") == 0;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) return setup_failed("socketpair");
   fflush(stdout);
   pid_t pid = fork();
   if (pid < 0) return setup_failed("fork the scenario process");
   if (pid == 0) {
+    close(sv[0]);
+    mem_sock = sv[1];
     k = scenario();
     fflush(stdout);
     if (live_pid > 0) { kill(live_pid, SIGKILL); waitpid(live_pid, NULL, 0); }
     _exit(k);
   }
+  close(sv[1]);
   int st;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  for (;;) {
+    struct pollfd pf = { sv[0], POLLIN, 0 };
+    if (poll(&pf, 1, 20) > 0 && (pf.revents & POLLIN)) serve_read(sv[0]);
+    pid_t w = waitpid(pid, &st, WNOHANG);
+    if (w == pid || (w < 0 && errno != EINTR)) break;
+  }
+  close(sv[0]);
   if (WIFSIGNALED(st)) {
     int pi = cur->point;
     k = check_signal(pi, WTERMSIG(st));

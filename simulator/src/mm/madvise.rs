@@ -270,7 +270,10 @@ impl Machine {
             }
             Advice::Dontfork => nf |= vmf::DONTCOPY,
             Advice::Dofork => {
-                if nf & vmf::IO != 0 {
+                // VM_IO only; 7.x refuses all of VM_SPECIAL, hugetlb's VM_DONTEXPAND included
+                // [S 6.18, S 7.3.4 mm/madvise.c:madvise_vma_behavior; KernelModel::dofork_refuses_special].
+                let refused = if model.dofork_refuses_special { vmf::SPECIAL } else { vmf::IO };
+                if nf & refused != 0 {
                     return Err(Errno::EINVAL);
                 }
                 nf &= !vmf::DONTCOPY;
@@ -331,10 +334,10 @@ impl Machine {
         if model.guard_vma_flag {
             self.vmas[i].flags |= vmf::MAYBE_GUARD;
             if v.is_anonymous() {
-                self.anon_vma_prepare(i);
+                self.anon_vma_prepare(model, i);
             }
         } else {
-            self.anon_vma_prepare(i);
+            self.anon_vma_prepare(model, i);
         }
         for p in s..e {
             self.set_pte(p, Pte::Guard);

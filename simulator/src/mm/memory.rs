@@ -109,7 +109,7 @@ impl Machine {
         if v.obj.is_none() {
             self.check_thp(model, &v);
         }
-        self.anon_vma_prepare(i);
+        self.anon_vma_prepare(model, i);
         // A write to an exclusive anonymous page changes it in place (a writable PTE does not fault; a
         // write-protected one left over from fork is reused once the folio's refcount is 1), so the folio
         // keeps its identity and flags; only the PTE is dirty again [S 6.12 mm/memory.c:do_wp_page,

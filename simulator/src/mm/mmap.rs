@@ -163,7 +163,8 @@ impl Machine {
                 (Some(file as usize), offset as i64)
             }
         };
-        let new = Vma { start: s, end: e, flags, obj, pgoff, anon_vma: None };
+        // "const pgoff_t anon_pgoff = addr >> PAGE_SHIFT" [S 7.3.4 mm/vma.c:mmap_region].
+        let new = Vma { start: s, end: e, flags, obj, pgoff, anon_pgoff: self.base_vpn() + s, anon_vma: None };
         if huge {
             self.huge_reserve(&new);
         }

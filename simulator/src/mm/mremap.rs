@@ -64,6 +64,7 @@ impl Machine {
                     && Self::flags_file_match(model, &n, v.flags, v.obj)
                     && Self::anon_compatible_m(model, n.anon_vma, v.anon_vma)
                     && n.pgoff == v.pgoff + (new_end - v.start)
+                    && Self::anon_pgoff_adjacent(model, v.flags, v.obj, v.anon_pgoff + (new_end - v.start), n.anon_pgoff)
             };
             if merged {
                 let n = self.vmas.remove(i + 1);
@@ -189,9 +190,11 @@ impl Machine {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn move_vma(&mut self, model: &KernelModel, mut i: usize, s: i64, old: i64, new: i64, dst: i64, dontunmap: bool) {
         let v = self.vmas[i];
-        // Before the 6.16 refactor a locked source was split around the range first; 6.18 does not
-        // split, and the whole source VMA loses VM_LOCKED [T 6.18, case gen-1-114].
-        if dontunmap && v.flags & vmf::LOCKED != 0 && !model.mremap_checks_first {
+        // A locked source is split around the range first (before the 6.16 refactor, and again with
+        // needs_pre_split); 6.16 up to that fix does not split, and the whole source VMA loses
+        // VM_LOCKED [S 7.3.4 mm/mremap.c:prep_move_vma; T 6.18, case gen-1-114; see
+        // KernelModel::mremap_dontunmap_splits_locked].
+        if dontunmap && v.flags & vmf::LOCKED != 0 && model.mremap_dontunmap_splits_locked {
             if s > v.start {
                 self.split(i, s);
                 i += 1;
@@ -208,7 +211,10 @@ impl Machine {
         } else {
             v.pgoff + (s - v.start)
         };
-        let copy = Vma { start: dst, end: dst + new, flags: v.flags, obj: v.obj, pgoff, anon_vma: v.anon_vma };
+        // The anonymous page offset moves with the address while unfaulted, and stays otherwise
+        // [S 7.3.4 mm/vma.c:copy_vma "anon_pgoff = addr >> PAGE_SHIFT"].
+        let anon_pgoff = if v.anon_vma.is_none() { self.base_vpn() + dst } else { v.anon_pgoff + (s - v.start) };
+        let copy = Vma { start: dst, end: dst + new, flags: v.flags, obj: v.obj, pgoff, anon_pgoff, anon_vma: v.anon_vma };
         // Move the PTEs before the VMA list changes.
         let moved: Vec<Pte> = (s..s + old).map(|p| self.pte(p)).collect();
         self.clear_ptes(s, s + old);
@@ -219,8 +225,9 @@ impl Machine {
         self.vmas.insert(pos, copy);
         // The source VMA may have shifted by the insertion.
         let src_idx = |m: &Machine| m.vmas.iter().position(|w| w.start <= s && s < w.end && (w.start, w.end) != (copy.start, copy.end));
-        // copy_vma keeps an unfaulted source that stays (DONTUNMAP) out of the merge (6.12.115 to 6.15);
-        // 6.12.0-6.12.114 and 6.16+ merge with it [see KernelModel::mremap_kept_source_stays_apart].
+        // copy_vma keeps an unfaulted source that stays (DONTUNMAP) out of the merge (6.12.115 to 6.15,
+        // and again in 7.x); 6.12.0-6.12.114 and 6.16 up to that fix merge with it
+        // [S 7.3.4 mm/vma.c:copy_vma; see KernelModel::mremap_kept_source_stays_apart].
         let skip_source = v.anon_vma.is_none() && dontunmap && model.mremap_kept_source_stays_apart;
         // 6.1.y: a kept, unfaulted source next to the destination blocks every merge there
         // ("disallow a self-merge ... simply do not attempt to merge") [S 6.1.192 mm/mmap.c:copy_vma;
@@ -256,11 +263,17 @@ impl Machine {
                 let w = &mut self.vmas[j];
                 if w.start == s && w.end == s + old {
                     w.anon_vma = None;
-                    // 6.12 also gives the now unfaulted anonymous VMA an address-based pgoff; 6.18's
-                    // dontunmap_complete only unlinks the anon_vma [S 6.12 mm/mremap.c:move_vma;
-                    // S 6.18 mm/mremap.c:dontunmap_complete; T 6.18, case gen-2-31058].
-                    if w.obj.is_none() && !model.mremap_checks_first {
+                    // 6.12 (and 7.x again) also gives the now unfaulted anonymous VMA an address-based
+                    // pgoff; 6.18's dontunmap_complete only unlinks the anon_vma [S 6.12
+                    // mm/mremap.c:move_vma; S 7.3.4 mm/mremap.c:dontunmap_complete; S 6.18 same;
+                    // T 6.18, case gen-2-31058; see KernelModel::mremap_dontunmap_resets_pgoff].
+                    if w.obj.is_none() && model.mremap_dontunmap_resets_pgoff {
                         w.pgoff = base + w.start;
+                    }
+                    // 7.x resets the anonymous page offset of any kind of VMA ("vma_set_anon_pgoff(vma,
+                    // pgoff_unfaulted)") [S 7.3.4 mm/mremap.c:dontunmap_complete].
+                    if model.mremap_dontunmap_resets_pgoff {
+                        w.anon_pgoff = base + w.start;
                     }
                 }
             }
@@ -292,13 +305,17 @@ impl Machine {
         };
         let left = i > 0 && {
             let p = self.vmas[i - 1];
-            p.end == v.start && ok(&p, i - 1) && p.pgoff + p.pages() == v.pgoff
+            p.end == v.start
+                && ok(&p, i - 1)
+                && p.pgoff + p.pages() == v.pgoff
+                && Self::anon_pgoff_adjacent(model, v.flags, v.obj, p.anon_pgoff + p.pages(), v.anon_pgoff)
         };
         let right = i + 1 < self.vmas.len() && {
             let n = self.vmas[i + 1];
             n.start == v.end
                 && ok(&n, i + 1)
                 && n.pgoff == v.pgoff + v.pages()
+                && Self::anon_pgoff_adjacent(model, v.flags, v.obj, v.anon_pgoff + v.pages(), n.anon_pgoff)
                 && (!left || Self::anon_pair_compatible(model, self.vmas[i - 1].anon_vma, n.anon_vma))
         };
         let sticky = |a: u64| if model.guard_vma_flag { a & vmf::MAYBE_GUARD } else { 0 };
@@ -324,6 +341,7 @@ impl Machine {
                 let n = &mut self.vmas[i + 1];
                 n.start = v.start;
                 n.pgoff = v.pgoff;
+                n.anon_pgoff = v.anon_pgoff;
                 n.flags = v.flags | sticky(n.flags);
                 n.anon_vma = n.anon_vma.or(v.anon_vma);
                 self.vmas.remove(i);

@@ -2,6 +2,7 @@
 //!
 //! Invariant: an anon_vma inherited through fork (`AnonVma::forked`) is never reused by a neighbour.
 
+use crate::kernel::KernelModel;
 use crate::machine::{vmf, AnonVma, Machine, Vma};
 
 impl Machine {
@@ -14,7 +15,7 @@ impl Machine {
     /// anon_vma_prepare: reuse a compatible neighbour's anon_vma (next first, then prev) if it was not
     /// inherited through fork, else allocate [S 6.18 mm/rmap.c:__anon_vma_prepare,
     /// find_mergeable_anon_vma, reusable_anon_vma, anon_vma_compatible].
-    pub(crate) fn anon_vma_prepare(&mut self, i: usize) {
+    pub(crate) fn anon_vma_prepare(&mut self, model: &KernelModel, i: usize) {
         if self.vmas[i].anon_vma.is_some() {
             return;
         }
@@ -23,7 +24,13 @@ impl Machine {
         // and pgoff contiguous.
         let compat = |a: &Vma, b: &Vma| {
             let mask = !(vmf::READ | vmf::WRITE | vmf::EXEC | vmf::SOFTDIRTY);
-            a.end == b.start && a.obj == b.obj && (a.flags ^ b.flags) & mask == 0 && b.pgoff == a.pgoff + a.pages()
+            a.end == b.start
+                && a.obj == b.obj
+                && (a.flags ^ b.flags) & mask == 0
+                && b.pgoff == a.pgoff + a.pages()
+                // 7.x: "if (vma_end_anon_pgoff(a) != vma_start_anon_pgoff(b)) return false" (equal to the
+                // pgoff test for anonymous VMAs) [S 7.3.4 mm/vma.c:anon_vma_compatible].
+                && (!model.private_file_merge_needs_anon_pgoff || b.anon_pgoff == a.anon_pgoff + a.pages())
         };
         let mut found = None;
         if let Some(n) = self.vmas.get(i + 1) {

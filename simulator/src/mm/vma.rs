@@ -17,6 +17,7 @@ impl Machine {
         let mut right = v;
         right.start = page;
         right.pgoff = v.pgoff + (page - v.start);
+        right.anon_pgoff = v.anon_pgoff + (page - v.start);
         self.vmas[i].end = page;
         self.vmas.insert(i + 1, right);
     }
@@ -30,6 +31,17 @@ impl Machine {
     /// is_mergeable_vma: same flags (bar the ignored ones) and same file [S 6.18 mm/vma.c].
     pub(crate) fn flags_file_match(model: &KernelModel, a: &Vma, flags: u64, obj: Option<usize>) -> bool {
         (a.flags ^ flags) & !Self::ignore_merge(model) == 0 && a.obj == obj
+    }
+
+    /// needs_adjacent_anon_pgoff: on kernels with a separate anonymous page offset a MAP_PRIVATE file
+    /// range merges only where its anonymous page offset continues the neighbour's, as its vm_pgoff must
+    /// ("This is only required for MAP_PRIVATE-file backed mappings as the page offset for pure
+    /// anonymous VMAs is equal to the anonymous page offset") [S 7.3.4 mm/vma.c:can_vma_merge_before,
+    /// can_vma_merge_after, needs_adjacent_anon_pgoff; T Debian 7.2.12 (old) and 7.3.4 (new); case
+    /// file_private_moved_faulted_merge_needs_anon_pgoff]. `lo_end` is the anonymous page offset just
+    /// past the lower VMA, `hi_start` the higher one's first.
+    pub(crate) fn anon_pgoff_adjacent(model: &KernelModel, flags: u64, obj: Option<usize>, lo_end: i64, hi_start: i64) -> bool {
+        !model.private_file_merge_needs_anon_pgoff || obj.is_none() || flags & vmf::SHARED != 0 || lo_end == hi_start
     }
 
     /// is_mergeable_anon_vma for merging `src` (the range's anon_vma) into the neighbour `tgt`.
@@ -79,6 +91,7 @@ impl Machine {
         let left_side = s == mid.start;
         let right_side = e == mid.end;
         let pgoff = mid.pgoff + (s - mid.start);
+        let anon_pgoff = mid.anon_pgoff + (s - mid.start);
         let special = new_flags & vmf::SPECIAL != 0;
         // can_vma_merge_left / can_vma_merge_after.
         let merge_left = !special
@@ -90,6 +103,7 @@ impl Machine {
                     && Self::flags_file_match(model, &p, new_flags, mid.obj)
                     && Self::anon_compatible_m(model, p.anon_vma, mid.anon_vma)
                     && p.pgoff + p.pages() == pgoff
+                    && Self::anon_pgoff_adjacent(model, new_flags, mid.obj, p.anon_pgoff + p.pages(), anon_pgoff)
             };
         // can_vma_merge_right / can_vma_merge_before; with a left merge, prev and next must also be
         // compatible with each other [S 6.18 mm/vma.c:can_vma_merge_right].
@@ -102,6 +116,7 @@ impl Machine {
                     && Self::flags_file_match(model, &n, new_flags, mid.obj)
                     && Self::anon_compatible_m(model, n.anon_vma, mid.anon_vma)
                     && n.pgoff == pgoff + (e - s)
+                    && Self::anon_pgoff_adjacent(model, new_flags, mid.obj, anon_pgoff + (e - s), n.anon_pgoff)
                     && (!merge_left || {
                         let p = self.vmas[i - 1];
                         Self::anon_pair_compatible(model, p.anon_vma, n.anon_vma)
@@ -130,6 +145,7 @@ impl Machine {
                 } else {
                     self.vmas[i].start = e;
                     self.vmas[i].pgoff = mid.pgoff + (e - mid.start);
+                    self.vmas[i].anon_pgoff = mid.anon_pgoff + (e - mid.start);
                 }
                 i - 1
             }
@@ -137,6 +153,7 @@ impl Machine {
                 let n = &mut self.vmas[i + 1];
                 n.start = s;
                 n.pgoff = pgoff;
+                n.anon_pgoff = anon_pgoff;
                 n.flags = new_flags | sticky(n.flags | mid.flags);
                 n.anon_vma = anon_of(n.anon_vma, mid.anon_vma);
                 if left_side {
@@ -256,6 +273,7 @@ impl Machine {
                 let n = &mut self.vmas[i + 1];
                 n.start = v.start;
                 n.pgoff = v.pgoff;
+                n.anon_pgoff = v.anon_pgoff;
                 self.vmas.remove(i);
                 i
             }

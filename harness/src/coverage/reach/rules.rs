@@ -347,6 +347,16 @@ pub const VMA_RULES: &[VmaRule] = &[
         cite: "S 6.12 mm/madvise.c:madvise_dontneed_free_valid_vma",
     },
     VmaRule {
+        advice: &[Dofork],
+        errno: Errno::EINVAL,
+        always: true,
+        on: |s, m| m.dofork_refuses_special && s.backing.hugetlb(),
+        first_only: false,
+        why: Why::ThisKernel,
+        reason: "DOFORK refuses VM_SPECIAL, which takes in hugetlb's VM_DONTEXPAND (KernelModel::dofork_refuses_special)",
+        cite: "S 7.3.4 mm/madvise.c:madvise_vma_behavior",
+    },
+    VmaRule {
         advice: &[Normal, Random, Sequential, Dontfork, Dofork, Hugepage, Nohugepage, Dontdump, Dodump],
         errno: Errno::EINVAL,
         always: false,

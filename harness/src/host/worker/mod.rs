@@ -75,7 +75,12 @@ pub fn worker_main() -> i32 {
         Ok(z) => z,
         Err(e) => return fatal(&e),
     };
-    let obs = match Observer::open(ps as usize, base, zero_pfn) {
+    // Decided once, before any arena exists: the helper (if needed) is a fork of this process.
+    let reader = match crate::host::procmem::PageReader::start(ps as usize) {
+        Ok(r) => r,
+        Err(e) => return fatal(&e),
+    };
+    let obs = match Observer::open(ps as usize, base, zero_pfn, reader) {
         Ok(o) => o,
         Err(e) => return fatal(&e),
     };
