@@ -258,6 +258,10 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
         ("kernel_version", format!("{maj}.{min}.{sub}")),
         ("arch", machine.clone()),
         ("page_size", ps.to_string()),
+        // The byte order and word size this binary was built for, which is the guest's (it runs as
+        // /init): the matrix's endian and word columns.
+        ("endian", if cfg!(target_endian = "big") { "big" } else { "little" }.to_string()),
+        ("word_bits", usize::BITS.to_string()),
         ("files", files.split(' ').next().unwrap_or("").to_string()),
         ("kernel_config", Path::new(CONFIG).exists().to_string()),
         // The workers (this binary) need the arena at 0x10000000 to be their lowest mapping, so the

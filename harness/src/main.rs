@@ -347,6 +347,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Ok(m) => m,
         Err(e) => return bad_input(e),
     };
+    let expected = report::for_profile(expected, &model.profile);
     let golden_root = a.goldens.clone().unwrap_or_else(harness::out::goldens::snapshot_root);
     if let Some(g) = &a.goldens {
         if let Err(e) = check_golden_root(g) {

@@ -32,7 +32,7 @@ pub struct KernelFacts {
     /// names the same major.minor as `release` (Debian's 6.1 releases are `6.1.0-54-amd64`, with no
     /// sublevel), otherwise parsed from `release` (see `KernelFacts::upstream_version`).
     pub version: (u32, u32, u32),
-    /// `uname -m`: `x86_64` or `aarch64`.
+    /// `uname -m`: `x86_64`, `aarch64`, `ppc64le`, `s390x`, ...
     pub arch: String,
     pub page_size: u64,
     /// Config options that matter, `None` when unknown (no /proc/config.gz and no override).
@@ -60,6 +60,13 @@ pub struct KernelFacts {
     /// The default huge page size in kB (/proc/meminfo `Hugepagesize`; 0 without hugetlbfs).
     #[serde(default)]
     pub hugepage_kb: u64,
+    /// Base pages one PMD maps (`/sys/kernel/mm/transparent_hugepage/hpage_pmd_size` / page size), when
+    /// the kernel says: 64-bit page tables of x86_64 and arm64 hold page_size / 8 entries, but ppc64's
+    /// radix tables with 64K pages hold 32 (2 MiB PMDs) and its hash tables 256 (16 MiB)
+    /// [S 7.2 arch/powerpc/include/asm/book3s/64/radix-64k.h RADIX_PTE_INDEX_SIZE 5, hash-64k.h
+    /// H_PTE_INDEX_SIZE 8]. `None`: no THP sysfs; page_size / 8 is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pmd_pages: Option<u64>,
     /// Why hugetlb scenarios cannot run here (no pool could be reserved, no hugetlbfs, ...); `None` when
     /// they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +181,7 @@ impl KernelFacts {
             memlock_limit: None,
             cap_ipc_lock: true,
             disk_files_unavailable: None,
+            pmd_pages: None,
         })
     }
 }
@@ -245,7 +253,9 @@ pub struct KernelModel {
     pub thp_mode: crate::kernel::ThpMode,
     /// ksmd merges pages asynchronously.
     pub ksm_running: bool,
-    /// mseal(2) exists (6.10+, 64-bit only) [S 6.12 mm/mseal.c].
+    /// mseal(2) exists (6.10+, 64-bit only: mm/Makefile builds mseal.o under CONFIG_64BIT, and every
+    /// 64-bit arch's syscall table wires 462 to it) [S 6.12 mm/mseal.c, mm/Makefile; T 7.2.13 ppc64le 64K,
+    /// case each_advice_from_each_kind_alone_and_up_to_a_hole: mseal returns 0 and prints `sl`].
     pub mseal: bool,
     /// A sealed read-only anonymous VMA refuses MADV_GUARD_INSTALL like the discard advice [T 6.18;
     /// S 7.2 mm/madvise.c]; the release that added it is UNVERIFIED (6.18 is the first probed).
@@ -388,6 +398,12 @@ impl Mutation {
     }
 }
 
+/// Is `uname -m` a 64-bit architecture (CONFIG_64BIT)? The kernel's own names: `ppc64le`/`ppc64` for
+/// powerpc64, `s390x`, `riscv64`; 32-bit ARM is `armv7l` [S arch/*/Makefile UTS_MACHINE].
+pub fn arch_is_64bit(arch: &str) -> bool {
+    matches!(arch, "x86_64" | "aarch64" | "ppc64le" | "ppc64" | "s390x" | "riscv64")
+}
+
 /// The release boundaries of the post-6.18 behaviours, pinned by `cargo xtask bisect` over the Debian
 /// trixie-backports point releases 6.18.5 … 7.3.4 (docs/findings.md). Debian skips 7.0.0-7.0.3,
 /// 7.2.0-7.2.5, 7.2.10 and 7.3.0-7.3.3: a boundary at a series' first Debian release is taken from its
@@ -435,7 +451,7 @@ impl KernelModel {
             guard_vma_flag: f.guard_vma_flag,
             guard_any_vma: at_least(6, 15),
             max_map_count: f.max_map_count,
-            mseal: at_least(6, 10) && (f.arch == "x86_64" || f.arch == "aarch64"),
+            mseal: at_least(6, 10) && arch_is_64bit(&f.arch),
             mseal_refuses_guard_install: at_least(6, 18),
             mremap_checks_first: at_least(6, 16),
             mremap_multi: at_least(6, 17),
@@ -462,7 +478,7 @@ impl KernelModel {
             populate_linear: at_least(6, 9),
             thp_mode: f.thp,
             ksm_running: f.ksm_running,
-            ptrs_per_pte: f.page_size / 8,
+            ptrs_per_pte: f.pmd_pages.unwrap_or(f.page_size / 8),
             hugetlb_pages: {
                 let n = f.hugepage_kb * 1024 / f.page_size;
                 if n > 0 && n * 2 <= crate::program::ARENA.max_pages as u64 { n } else { 0 }

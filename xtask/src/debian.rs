@@ -603,7 +603,9 @@ pub fn bootable(k: &KernelPkg) -> Result<Bootable, String> {
         std::fs::write(&stamp, b"").map_err(|e| format!("write {}: {e}", stamp.display()))?;
     }
     let moddir = find_moddir(&root);
-    let (vmlinuz, config) = match find_prefixed(&root.join("boot"), "vmlinuz-") {
+    // ppc64el packages ship the ELF `/boot/vmlinux-*` (what qemu's pseries loads), the others a vmlinuz.
+    let boot_image = find_prefixed(&root.join("boot"), "vmlinuz-").or_else(|| find_prefixed(&root.join("boot"), "vmlinux-"));
+    let (vmlinuz, config) = match boot_image {
         Some(v) => (v, find_prefixed(&root.join("boot"), "config-")),
         None => {
             // The split layout; without linux-base there is no modules.builtin to find the directory by.

@@ -1,7 +1,8 @@
 //! `cargo xtask matrix [--generate N] [--seed S] [--kernels LIST] [--no-host] [--jobs VMS] [--no-corpus]`: the same
-//! generated scenarios on the host and on five Debian kernels under qemu (x86_64 6.1 and 6.12, arm64 6.1,
-//! 6.12 and 6.12 with 16K pages), two VMs at a time; one table on stdout, the same rows as JSON in
-//! `target/matrix.json`.
+//! generated scenarios on the host and on six Debian kernels under qemu (x86_64 6.1 and 6.12, arm64 6.1,
+//! 6.12 and 6.12 with 16K pages, powerpc64le 7.2 with 64K pages), two VMs at a time; one table on stdout
+//! (with each kernel's page size, byte order and word size, as its /init reports them), the same rows as
+//! JSON in `target/matrix.json`.
 //!
 //! Invariant: kernels are prepared (apt, cargo) one after another and only the boots run in parallel;
 //! the exit code is 1 when any row has a divergence that no expected-divergence entry covers, an
@@ -18,13 +19,17 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_KERNELS: &[(&str, &str)] =
-    &[("x86_64", "6.1"), ("x86_64", "6.12"), ("aarch64", "6.1"), ("aarch64", "6.12"), ("aarch64", "6.12-16k")];
+    &[("x86_64", "6.1"), ("x86_64", "6.12"), ("aarch64", "6.1"), ("aarch64", "6.12"), ("aarch64", "6.12-16k"), ("powerpc64le", "7.2-64k")];
 
 #[derive(Clone, Debug)]
 struct Row {
     kernel: String,
     arch: String,
     page_size: String,
+    /// Byte order (`little`/`big`) and word size in bits, as the guest's /init reports them (the host's:
+    /// xtask's own build).
+    endian: String,
+    word_bits: String,
     scenarios: String,
     divergences: String,
     expected: String,
@@ -88,6 +93,8 @@ fn host_row(generate: u64, seed: u64, corpus: bool) -> Row {
         kernel: g("kernel"),
         arch: g("arch"),
         page_size: g("page_size"),
+        endian: if cfg!(target_endian = "big") { "big" } else { "little" }.into(),
+        word_bits: usize::BITS.to_string(),
         scenarios: g("scenarios"),
         divergences: v("diverge"),
         expected: v("expected_divergence"),
@@ -126,6 +133,8 @@ fn guest_row(o: &Outcome, arch: &str, alias: &str, seed: u64) -> Row {
         kernel: o.result.get("kernel").cloned().unwrap_or_else(|| format!("{alias} ({})", o.label)),
         arch: arch.to_string(),
         page_size: r("page_size"),
+        endian: r("endian"),
+        word_bits: r("word_bits"),
         scenarios: r("scenarios"),
         divergences: r("diverge"),
         expected: r("expected"),
@@ -158,12 +167,14 @@ fn write_json(path: &Path, rows: &[Row], generate: u64, seed: u64, total: f64) -
     let mut s = format!("{{\n  \"generate\": {generate},\n  \"seed\": {seed},\n  \"total_time_s\": {total:.1},\n  \"rows\": [\n");
     for (i, r) in rows.iter().enumerate() {
         s += &format!(
-            "    {{\"kernel\": {}, \"arch\": {}, \"page_size\": {}, \"scenarios\": {}, \"divergences\": {}, \
+            "    {{\"kernel\": {}, \"arch\": {}, \"page_size\": {}, \"endian\": {}, \"word_bits\": {}, \"scenarios\": {}, \"divergences\": {}, \
              \"expected_divergences\": {}, \"golden_mismatches\": {}, \"golden_checked\": {}, \"unsupported\": {}, \"files\": {}, \
              \"time_s\": {:.1}, \"exit\": {}, \"error\": {}, \"report\": {}}}{}\n",
             json_str(&r.kernel),
             json_str(&r.arch),
             json_num_or_null(&r.page_size),
+            json_str(&r.endian),
+            json_num_or_null(&r.word_bits),
             json_num_or_null(&r.scenarios),
             json_num_or_null(&r.divergences),
             json_num_or_null(&r.expected),
@@ -184,16 +195,18 @@ fn write_json(path: &Path, rows: &[Row], generate: u64, seed: u64, total: f64) -
 
 fn table(rows: &[Row]) -> String {
     let mut s = format!(
-        "{:<30} {:<8} {:>6} {:>9} {:>11} {:>8} {:>7} {:>11} {:<6} {:>7}\n",
-        "kernel", "arch", "page", "scenarios", "divergences", "expected", "golden", "unsupported", "files", "time"
+        "{:<30} {:<11} {:>6} {:<6} {:>4} {:>9} {:>11} {:>8} {:>7} {:>11} {:<6} {:>7}\n",
+        "kernel", "arch", "page", "endian", "word", "scenarios", "divergences", "expected", "golden", "unsupported", "files", "time"
     );
     for r in rows {
         let page = r.page_size.parse::<u64>().map(|p| format!("{}K", p / 1024)).unwrap_or_else(|_| r.page_size.clone());
         s += &format!(
-            "{:<30} {:<8} {:>6} {:>9} {:>11} {:>8} {:>7} {:>11} {:<6} {:>6.0}s{}\n",
+            "{:<30} {:<11} {:>6} {:<6} {:>4} {:>9} {:>11} {:>8} {:>7} {:>11} {:<6} {:>6.0}s{}\n",
             r.kernel,
             r.arch,
             page,
+            r.endian,
+            r.word_bits,
             r.scenarios,
             r.divergences,
             r.expected,
@@ -296,6 +309,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
                 kernel: k.clone(),
                 arch: arch.clone(),
                 page_size: "?".into(),
+                endian: "?".into(),
+                word_bits: "?".into(),
                 scenarios: "?".into(),
                 divergences: "?".into(),
                 expected: "?".into(),

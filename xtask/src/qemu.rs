@@ -106,7 +106,7 @@ pub struct Outcome {
 }
 
 pub fn usage() -> &'static str {
-    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64]\n\
+    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64|powerpc64le|s390x]\n\
      \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
      \x20                      [--files ext4|tmpfs] [--case FILE]\n\
      \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]\n\
@@ -203,8 +203,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         spec.generate = 0;
     }
     if let Some(a) = &spec.arch {
-        if a != "x86_64" && a != "aarch64" {
-            return Err(format!("--arch: {a:?} is not x86_64 or aarch64"));
+        if !["x86_64", "aarch64", "powerpc64le", "s390x"].contains(&a.as_str()) {
+            return Err(format!("--arch: {a:?} is not x86_64, aarch64, powerpc64le or s390x"));
         }
     }
     let p = match prepare(&spec) {
@@ -274,10 +274,13 @@ fn have(cmd: &str) -> bool {
 /// qemu), plus the decompressors and mkfs the image preparation uses; through the private apt
 /// configuration of [`crate::debian::install`], never the system's sources.
 pub fn ensure_tools(arch: &str) -> Result<(), String> {
-    let qemu = if arch == "aarch64" { "qemu-system-aarch64" } else { "qemu-system-x86_64" };
+    let (qemu, pkg) = qemu_binary(arch);
     let mut qemu_pkgs = Vec::new();
     if !have(qemu) || (arch == "x86_64" && !Path::new("/usr/share/qemu/qboot.rom").exists()) {
         qemu_pkgs.extend(["qemu-system-x86", "qemu-system-arm"]);
+        if !qemu_pkgs.contains(&pkg) {
+            qemu_pkgs.push(pkg);
+        }
     }
     let mut pkgs = Vec::new();
     for (tool, pkg) in [("xz", "xz-utils"), ("zstd", "zstd"), ("mkfs.ext4", "e2fsprogs"), ("depmod", "kmod"), ("dpkg-deb", "dpkg")] {
@@ -292,6 +295,16 @@ pub fn ensure_tools(arch: &str) -> Result<(), String> {
         crate::debian::install(&qemu_pkgs, true)?;
     }
     Ok(())
+}
+
+/// (qemu binary, Debian package holding it) for an architecture.
+pub fn qemu_binary(arch: &str) -> (&'static str, &'static str) {
+    match arch {
+        "aarch64" => ("qemu-system-aarch64", "qemu-system-arm"),
+        "powerpc64le" => ("qemu-system-ppc64", "qemu-system-ppc"),
+        "s390x" => ("qemu-system-s390x", "qemu-system-s390x"),
+        _ => ("qemu-system-x86_64", "qemu-system-x86"),
+    }
 }
 
 /// The uncompressed ELF vmlinux inside an x86 bzImage (what scripts/extract-vmlinux does): find a
@@ -433,13 +446,37 @@ pub fn rust_arch(deb_arch: &str) -> Result<String, String> {
     Ok(match deb_arch {
         "amd64" => "x86_64",
         "arm64" => "aarch64",
-        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64 and aarch64")),
+        "ppc64el" => "powerpc64le",
+        "s390x" => "s390x",
+        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64, aarch64, powerpc64le and s390x")),
     }
     .to_string())
 }
 
+/// The Rust target of the static /init. rustup has no powerpc64le musl std for this toolchain (its
+/// download answers 404) and s390x has no musl target at all, so both are glibc targets linked with
+/// `crt-static` (see [`build_static`]).
 pub fn rust_target(arch: &str) -> String {
-    format!("{arch}-unknown-linux-musl")
+    if gnu_static(arch) { format!("{arch}-unknown-linux-gnu") } else { format!("{arch}-unknown-linux-musl") }
+}
+
+/// The architectures whose static /init is a glibc binary (cross gcc + Debian's `libc6-dev-*-cross`).
+fn gnu_static(arch: &str) -> bool {
+    matches!(arch, "powerpc64le" | "s390x")
+}
+
+/// Where a static non-PIE glibc /init is linked: 4 GiB, above the scenario arena (0x10000000, up to
+/// 1,024 pages of 64 KiB = 64 MiB). rustc's powerpc64le and s390x gnu targets cannot make a static-pie
+/// (no `static_position_independent_executables`), and their default link addresses (0x10000000 on
+/// ppc64, 0x1000000 on s390x) are on or below the arena.
+pub const GNU_TEXT_SEGMENT: u64 = 0x1_0000_0000;
+
+/// (cross gcc, Debian packages for it) of a glibc-static architecture.
+fn cross_gcc(arch: &str) -> (&'static str, [&'static str; 2]) {
+    match arch {
+        "powerpc64le" => ("powerpc64le-linux-gnu-gcc", ["gcc-powerpc64le-linux-gnu", "libc6-dev-ppc64el-cross"]),
+        _ => ("s390x-linux-gnu-gcc", ["gcc-s390x-linux-gnu", "libc6-dev-s390x-cross"]),
+    }
 }
 
 /// Build the static madcheck for `arch` (static-pie: the arena at 0x10000000 must stay the lowest
@@ -474,14 +511,33 @@ pub fn build_static(arch: &str) -> Result<PathBuf, String> {
         );
         c.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", flags);
     }
+    if gnu_static(arch) {
+        let (gcc, pkgs) = cross_gcc(arch);
+        if !have(gcc) {
+            crate::debian::install(&pkgs, false)?;
+        }
+        let var = target.to_uppercase().replace('-', "_");
+        c.env(format!("CARGO_TARGET_{var}_LINKER"), gcc);
+        c.env(
+            format!("CARGO_TARGET_{var}_RUSTFLAGS"),
+            format!("-C target-feature=+crt-static -C link-arg=-Wl,-Ttext-segment={GNU_TEXT_SEGMENT:#x}"),
+        );
+    }
     let rc = util::status(c)?;
     if rc != 0 {
         return Err(format!("building madcheck for {target} failed (exit {rc})"));
     }
     let bin = util::target_dir().join(&target).join("release/madcheck");
     let elf = std::fs::read(&bin).map_err(|e| format!("read {}: {e}", bin.display()))?;
-    // e_type at 16: 3 = ET_DYN (PIE). A static binary has no PT_INTERP; checked by the guest running it.
-    if elf.len() < 18 || u16::from_le_bytes([elf[16], elf[17]]) != 3 {
+    // e_type at 16: 3 = ET_DYN (PIE), 2 = ET_EXEC (the glibc targets, linked above the arena), in the
+    // target's byte order (EI_DATA at 5: 2 = big-endian). A static binary has no PT_INTERP; checked by
+    // the guest running it, which prints its lowest mapping.
+    let e_type = if elf.get(5) == Some(&2) { elf.get(16..18).map(|b| u16::from_be_bytes([b[0], b[1]])) } else { elf.get(16..18).map(|b| u16::from_le_bytes([b[0], b[1]])) };
+    if gnu_static(arch) {
+        if e_type != Some(2) {
+            return Err(format!("{} is not a static executable (ET_EXEC expected)", bin.display()));
+        }
+    } else if e_type != Some(3) {
         return Err(format!("{} is not position independent (static-pie expected)", bin.display()));
     }
     Ok(bin)
@@ -735,6 +791,21 @@ pub fn qemu_command(p: &Prepared) -> Command {
         }
         append.insert(0, "console=ttyS0".into());
         append.push("madcheck.exit=debugexit".into());
+    } else if p.arch == "powerpc64le" {
+        // pseries (sPAPR): the console is the hypervisor virtual terminal hvc0, which -serial stdio
+        // feeds; there is no exit device, so the guest powers off (RTAS power-off, qemu exits 0) and the
+        // console's MADCHECK-RESULT line is the verdict. POWER9 under TCG runs the radix MMU with 64K pages.
+        c = Command::new("qemu-system-ppc64");
+        c.args(["-M", "pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off", "-cpu", "power9"]);
+        append.insert(0, "console=hvc0".into());
+        append.push("madcheck.exit=poweroff".into());
+    } else if p.arch == "s390x" {
+        // s390-ccw-virtio: the SCLP console (ttysclp0) behind -serial stdio; SIGP stop on power-off makes
+        // qemu exit 0, so as on ppc64 the console line is the verdict.
+        c = Command::new("qemu-system-s390x");
+        c.args(["-M", "s390-ccw-virtio", "-cpu", "max"]);
+        append.insert(0, "console=ttysclp0".into());
+        append.push("madcheck.exit=poweroff".into());
     } else {
         c = Command::new("qemu-system-aarch64");
         // -cpu max: the 16K-page kernel needs a CPU with the 16K granule (cortex-a57 hangs silently).
@@ -863,8 +934,13 @@ pub fn boot(p: &Prepared) -> Outcome {
     match o.result.get("exit").and_then(|v| v.parse::<i32>().ok()) {
         Some(code) => {
             o.exit = code;
-            // Cross-check the exit device: x86 isa-debug-exit gives 2*code+1, arm64 semihosting gives code.
-            let want = if p.arch == "x86_64" { 2 * code + 1 } else { code };
+            // Cross-check the exit device: x86 isa-debug-exit gives 2*code+1, arm64 semihosting gives code,
+            // a power-off (ppc64, s390x) gives 0 whatever the code.
+            let want = match p.arch.as_str() {
+                "x86_64" => 2 * code + 1,
+                "aarch64" => code,
+                _ => 0,
+            };
             if rc != want {
                 o.error = Some(format!("the console says exit {code} but qemu exited {rc} (expected {want})"));
                 o.exit = 1;

@@ -66,8 +66,15 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         .find_map(|l| l.strip_prefix("Hugepagesize:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
+    // Entries per page table, from the PMD size THP reports (absent without CONFIG_TRANSPARENT_HUGEPAGE).
+    let pmd_pages = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|b| b / page_size)
+        .filter(|&n| n > 0);
     Ok(KernelFacts {
         hugepage_kb,
+        pmd_pages,
         hugetlb_unavailable: None,
         memlock_limit,
         cap_ipc_lock,

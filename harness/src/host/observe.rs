@@ -90,7 +90,7 @@ fn is_uniform(bytes: &[u8], first: u8) -> bool {
 pub struct Observer {
     ps: u64,
     base: u64,
-    zero_pfn: Option<u64>,
+    zero_pfn: Option<ZeroPfns>,
     smaps: Fd,
     pagemap: Fd,
     /// Reads present pages in unreadable VMAs (`/proc/self/mem` or the ptrace helper).
@@ -109,7 +109,7 @@ fn open_proc_fds() -> Result<(Fd, Fd), String> {
 
 impl Observer {
     /// `zero_pfn` is the shared zero page's PFN when pagemap shows PFNs (see `probe_zero_pfn`).
-    pub fn open(ps: usize, base: u64, zero_pfn: Option<u64>, reader: PageReader) -> Result<Observer, String> {
+    pub fn open(ps: usize, base: u64, zero_pfn: Option<ZeroPfns>, reader: PageReader) -> Result<Observer, String> {
         let (smaps, pagemap) = open_proc_fds()?;
         Ok(Observer {
             ps: ps as u64,
@@ -189,10 +189,12 @@ impl Observer {
         let mut pages = Vec::with_capacity(n);
         let mut vi = 0;
         for p in 0..n {
-            let e = u64::from_le_bytes(self.pm[p * 8..p * 8 + 8].try_into().unwrap_or([0; 8]));
+            // pagemap entries are u64s in the kernel's byte order (big-endian on s390x).
+            let e = u64::from_ne_bytes(self.pm[p * 8..p * 8 + 8].try_into().unwrap_or([0; 8]));
             let res = if e & PM_PRESENT != 0 {
-                match self.zero_pfn {
-                    Some(z) if e & PM_PFN_MASK == z => Residency::ZeroPage,
+                let vpn = self.base / self.ps + p as u64;
+                match &self.zero_pfn {
+                    Some(z) if z.is_zero(vpn, e & PM_PFN_MASK) => Residency::ZeroPage,
                     _ => Residency::Present,
                 }
             } else if e & PM_SWAP != 0 {
@@ -379,32 +381,64 @@ fn field(v: &mut VmaObs, name: &[u8], rest: &[u8], ps: u64) -> Option<()> {
     Some(())
 }
 
-/// The shared zero page's PFN, or `None` when pagemap hides PFNs (no CAP_SYS_ADMIN). Maps one private
-/// anonymous page outside the arena, reads it (which maps the zero page) and looks it up.
-pub fn probe_zero_pfn(ps: usize) -> Result<Option<u64>, String> {
-    // SAFETY: a fresh private anonymous mapping, read once and unmapped.
+/// The shared zero pages' PFNs by address colour. Most architectures have one zero page; s390x (and
+/// MIPS) have several, and `ZERO_PAGE(vaddr)` picks one by the low bits of the virtual page number
+/// (`empty_zero_page + (vaddr & zero_page_mask)`) [S 7.2 arch/s390/include/asm/pgtable.h:ZERO_PAGE,
+/// arch/s390/mm/init.c:setup_zero_pages]. `ZERO_COLOURS` is a power of two at least as large as any
+/// architecture's count, so `vpn % ZERO_COLOURS` decides which zero page an address gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZeroPfns(Vec<u64>);
+
+/// Address colours probed: s390x has at most 2^7 zero pages (order 7 on z196 and later).
+pub const ZERO_COLOURS: u64 = 256;
+
+impl ZeroPfns {
+    pub fn is_zero(&self, vpn: u64, pfn: u64) -> bool {
+        self.0[(vpn % self.0.len() as u64) as usize] == pfn
+    }
+}
+
+/// The shared zero pages' PFNs (see [`ZeroPfns`]), or `None` when pagemap hides PFNs (no
+/// CAP_SYS_ADMIN). Maps `ZERO_COLOURS` private anonymous pages outside the arena (no memory is
+/// committed: a read fault maps the zero page), reads each and looks them up.
+pub fn probe_zero_pfn(ps: usize) -> Result<Option<ZeroPfns>, String> {
+    let n = ZERO_COLOURS as usize;
+    // SAFETY: a fresh private anonymous mapping, each page read once, then unmapped.
     unsafe {
-        let p = libc::mmap(std::ptr::null_mut(), ps, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        let p = libc::mmap(std::ptr::null_mut(), ps * n, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
         if p == libc::MAP_FAILED {
             return Err(format!("zero-page probe: mmap: {}", sys::strerror(sys::errno())));
         }
-        std::ptr::read_volatile(p as *const u8);
+        // Not the huge zero page: a read fault in a PMD-aligned stretch of this mapping would map it
+        // (THP with use_zero_page), and its PFNs are not the small zero page's. EINVAL without THP.
+        libc::madvise(p, ps * n, libc::MADV_NOHUGEPAGE);
+        for i in 0..n {
+            std::ptr::read_volatile((p as *const u8).add(i * ps));
+        }
         let r = (|| {
             let pm = Fd::open(c"/proc/self/pagemap", libc::O_RDONLY)?;
-            let mut e = [0u8; 8];
-            let got = sys::pread_full(pm.0, &mut e, (p as u64 / ps as u64) * 8)
+            let mut buf = vec![0u8; n * 8];
+            let vpn0 = p as u64 / ps as u64;
+            let got = sys::pread_full(pm.0, &mut buf, vpn0 * 8)
                 .map_err(|e| format!("zero-page probe: pread pagemap: {}", sys::strerror(e)))?;
-            if got != 8 {
+            if got != n * 8 {
                 return Err("zero-page probe: short pagemap read".to_string());
             }
-            let e = u64::from_le_bytes(e);
-            if e & PM_PRESENT == 0 {
-                return Err(format!("zero-page probe: a read page is not present (pagemap entry {e:#x})"));
+            let mut by_colour = vec![0u64; n];
+            for i in 0..n {
+                let e = u64::from_ne_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
+                if e & PM_PRESENT == 0 {
+                    return Err(format!("zero-page probe: a read page is not present (pagemap entry {e:#x})"));
+                }
+                let pfn = e & PM_PFN_MASK;
+                if pfn == 0 {
+                    return Ok(None);
+                }
+                by_colour[((vpn0 + i as u64) % ZERO_COLOURS) as usize] = pfn;
             }
-            let pfn = e & PM_PFN_MASK;
-            Ok(if pfn == 0 { None } else { Some(pfn) })
+            Ok(Some(ZeroPfns(by_colour)))
         })();
-        libc::munmap(p, ps);
+        libc::munmap(p, ps * n);
         r
     }
 }

@@ -270,8 +270,8 @@ mod tests {
         };
         let results = vec![res("gen-7-1", Outcome::Diverge(div))];
         let entries = vec![
-            ExpectedEntry { scenario: "gen-7-1".into(), step: "*".into(), field: "ret".into(), reason: "known".into() },
-            ExpectedEntry { scenario: "gen-7-1".into(), step: "9".into(), field: "vmas".into(), reason: "old".into() },
+            ExpectedEntry { scenario: "gen-7-1".into(), step: "*".into(), field: "ret".into(), reason: "known".into(), profile: None },
+            ExpectedEntry { scenario: "gen-7-1".into(), step: "9".into(), field: "vmas".into(), reason: "old".into(), profile: None },
         ];
         let r = rep(&results, &entries);
         let text = render(&r, &results, &entries, &|_| Some(p.clone()));

@@ -25,6 +25,16 @@ pub struct ExpectedEntry {
     /// Field prefix: `page[`, `vma[0].flags`, `ret`, ...
     pub field: String,
     pub reason: String,
+    /// Only for runs whose model profile is this one (`linux-7.2-ppc64le-64k`): a divergence that one
+    /// kernel build or machine shows and others do not. Absent: every run. An entry for another
+    /// profile neither covers a divergence nor goes stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// The entries that apply to a run of `profile` (unscoped ones and those naming it).
+pub fn for_profile(entries: Vec<ExpectedEntry>, profile: &str) -> Vec<ExpectedEntry> {
+    entries.into_iter().filter(|e| e.profile.as_deref().is_none_or(|p| p == profile)).collect()
 }
 
 impl ExpectedEntry {
@@ -401,7 +411,23 @@ mod tests {
     }
 
     fn entry(s: &str, step: &str, field: &str) -> ExpectedEntry {
-        ExpectedEntry { scenario: s.into(), step: step.into(), field: field.into(), reason: "known".into() }
+        ExpectedEntry { scenario: s.into(), step: step.into(), field: field.into(), reason: "known".into(), profile: None }
+    }
+
+    #[test]
+    fn profile_scoped_entries_apply_to_their_profile_only() {
+        let mut scoped = entry("a", "*", "ret");
+        scoped.profile = Some("linux-7.2-ppc64le-64k".into());
+        let es = vec![scoped.clone(), entry("b", "*", "ret")];
+        assert_eq!(for_profile(es.clone(), "linux-7.2-ppc64le-64k"), es);
+        // Another profile's run: the scoped entry neither covers `a` nor goes stale.
+        let other = for_profile(es, "linux-6.18-x86_64-4k");
+        assert_eq!(other, vec![entry("b", "*", "ret")]);
+        let rs = vec![div("a", &["ret"])];
+        let mut h = header();
+        h.planned = 1;
+        let r = build(&h, &rs, &other, &[], Duration::from_secs(1), true, false);
+        assert_eq!((r.verdicts.diverge, r.stale_expected_divergences.len()), (1, 0));
     }
 
     fn header() -> RunHeader {
