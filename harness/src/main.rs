@@ -322,7 +322,7 @@ fn check_writable(p: &Path) -> std::io::Result<()> {
 fn run_scope(a: &RunArgs, jobs: &[Job]) -> unsupported::Scope {
     let generated = jobs.iter().any(|j| matches!(j, Job::Generated { .. }));
     let cases = jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario.id.clone()) } else { None }).collect();
-    unsupported::Scope { seed: generated.then_some(a.seed), generated: a.generate_count(), cases }
+    unsupported::Scope { seed: generated.then_some(a.seed), generated: a.generate_count(), cases, destructive: a.destructive }
 }
 
 fn cmd_run(a: &RunArgs) -> i32 {
@@ -430,7 +430,15 @@ fn cmd_run(a: &RunArgs) -> i32 {
     harness::out::goldens::add_goldens(&mut rep, &goldens);
     if !out.interrupted {
         let env = unsupported::env_reasons(&model);
-        unsupported::add_to_report(&mut rep, &unsupported_path, unsupported_set.as_ref(), &out.results, a.allow_unsupported, &env);
+        unsupported::add_to_report(
+            &mut rep,
+            &unsupported_path,
+            unsupported_set.as_ref(),
+            &out.results,
+            a.destructive,
+            a.allow_unsupported,
+            &env,
+        );
     }
     if a.record_unsupported {
         rep.unsupported_record = Some(unsupported::record(&model.profile, run_scope(a, &jobs), &out.results));

@@ -24,6 +24,11 @@ pub struct Scope {
     pub generated: u64,
     /// Named case ids (sorted).
     pub cases: Vec<String>,
+    /// The generated scenarios were drawn with `--destructive` (`cases::generate_with(seed, index,
+    /// true)`), which changes some of them under the same `gen-<seed>-<index>` id: a set speaks for the
+    /// generated scenarios of one mode only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
 }
 
 impl Scope {
@@ -32,6 +37,12 @@ impl Scope {
             Some((seed, index)) => self.seed == Some(seed) && index < self.generated,
             None => self.cases.binary_search_by(|c| c.as_str().cmp(id)).is_ok(),
         }
+    }
+
+    /// `contains`, for a run whose generated scenarios were drawn with `destructive` or not: generated
+    /// scenarios of the other mode are outside the scope (counted, not checked).
+    pub fn contains_in_mode(&self, id: &str, destructive: bool) -> bool {
+        self.contains(id) && (generated_index(id).is_none() || self.destructive == destructive)
     }
 }
 
@@ -103,7 +114,7 @@ pub struct Check {
     pub stale: Vec<UnsupportedEntry>,
 }
 
-pub fn check(set: &UnsupportedSet, results: &[ScenarioResult]) -> Check {
+pub fn check(set: &UnsupportedSet, destructive: bool, results: &[ScenarioResult]) -> Check {
     let listed: BTreeSet<(&str, &str)> = set.entries.iter().map(|e| (e.scenario.as_str(), e.reason.as_str())).collect();
     let mut c = Check::default();
     let mut ran = std::collections::BTreeMap::new();
@@ -114,13 +125,17 @@ pub fn check(set: &UnsupportedSet, results: &[ScenarioResult]) -> Check {
         };
         ran.insert(r.id.as_str(), reason);
         if let Some(reason) = reason {
-            if set.scope.contains(&r.id) && !listed.contains(&(r.id.as_str(), reason)) {
+            if set.scope.contains_in_mode(&r.id, destructive) && !listed.contains(&(r.id.as_str(), reason)) {
                 c.unexpected.push(InfraErrorEntry { scenario: r.id.clone(), error: reason.to_string(), replay: r.replay.clone() });
             }
         }
     }
     for e in &set.entries {
-        // An entry whose scenario did not run (a smaller run, an interrupted one) is not stale.
+        // An entry whose scenario did not run (a smaller run, an interrupted one, the other generation
+        // mode) is not stale.
+        if !set.scope.contains_in_mode(&e.scenario, destructive) {
+            continue;
+        }
         if let Some(got) = ran.get(e.scenario.as_str()) {
             if *got != Some(e.reason.as_str()) {
                 c.stale.push(e.clone());
@@ -139,6 +154,7 @@ pub fn add_to_report(
     path: &Path,
     set: Option<&UnsupportedSet>,
     results: &[ScenarioResult],
+    destructive: bool,
     allow: bool,
     is_env_reason: &dyn Fn(&str) -> bool,
 ) {
@@ -147,7 +163,7 @@ pub fn add_to_report(
         return;
     };
     rep.unsupported_set = path.display().to_string();
-    let mut c = check(set, results);
+    let mut c = check(set, destructive, results);
     c.unexpected.retain(|e| !is_env_reason(&e.error));
     if !allow && (!c.unexpected.is_empty() || !c.stale.is_empty()) {
         rep.exit_code = rep.exit_code.max(1);
@@ -220,7 +236,7 @@ mod tests {
     }
 
     fn set() -> UnsupportedSet {
-        let scope = Scope { seed: Some(1), generated: 100, cases: vec!["a_case".into()] };
+        let scope = Scope { seed: Some(1), generated: 100, cases: vec!["a_case".into()], destructive: false };
         record("p", scope, &[res("gen-1-5", Some("thp")), res("gen-1-6", None), res("a_case", Some("ksm"))])
     }
 
@@ -235,20 +251,37 @@ mod tests {
     fn a_new_unsupported_scenario_or_reason_is_unexpected() {
         let s = set();
         assert_eq!(s.entries.len(), 2);
-        let c = check(&s, &[res("gen-1-5", Some("thp")), res("gen-1-6", Some("readahead")), res("a_case", Some("ksm"))]);
+        let c = check(&s, false, &[res("gen-1-5", Some("thp")), res("gen-1-6", Some("readahead")), res("a_case", Some("ksm"))]);
         assert_eq!(c.unexpected.iter().map(|e| e.scenario.as_str()).collect::<Vec<_>>(), ["gen-1-6"]);
         assert!(c.stale.is_empty());
-        let c = check(&s, &[res("gen-1-5", Some("another reason"))]);
+        let c = check(&s, false, &[res("gen-1-5", Some("another reason"))]);
         assert_eq!((c.unexpected.len(), c.stale.len()), (1, 1));
     }
 
     #[test]
     fn out_of_scope_is_counted_not_checked_and_an_answered_entry_is_stale() {
         let s = set();
-        let c = check(&s, &[res("gen-2-6", Some("thp")), res("gen-1-500", Some("thp")), res("other_case", Some("x"))]);
+        let c = check(&s, false, &[res("gen-2-6", Some("thp")), res("gen-1-500", Some("thp")), res("other_case", Some("x"))]);
         assert_eq!(c, Check::default());
-        let c = check(&s, &[res("gen-1-5", None)]);
+        let c = check(&s, false, &[res("gen-1-5", None)]);
         assert_eq!(c.stale, vec![UnsupportedEntry { scenario: "gen-1-5".into(), reason: "thp".into() }]);
+        assert!(c.unexpected.is_empty());
+    }
+
+    #[test]
+    fn generated_scenarios_of_the_other_mode_are_out_of_scope() {
+        // A set recorded without --destructive says nothing of a destructive run's generated scenarios
+        // (the same ids, other programs), and the reverse; named cases are the same in both modes.
+        let s = set();
+        let c = check(&s, true, &[res("gen-1-6", Some("hugetlb mremap")), res("gen-1-5", None), res("a_case", Some("ksm"))]);
+        assert_eq!(c, Check::default());
+        let c = check(&s, true, &[res("a_case", None)]);
+        assert_eq!(c.stale, vec![UnsupportedEntry { scenario: "a_case".into(), reason: "ksm".into() }]);
+        let mut d = s.clone();
+        d.scope.destructive = true;
+        let c = check(&d, true, &[res("gen-1-6", Some("hugetlb mremap"))]);
+        assert_eq!(c.unexpected.len(), 1);
+        let c = check(&d, false, &[res("gen-1-6", Some("hugetlb mremap"))]);
         assert!(c.unexpected.is_empty());
     }
 }
