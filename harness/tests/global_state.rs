@@ -18,48 +18,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Every global knob a run could touch, read while no madcheck run owns the hugetlb pool.
 fn snapshot() -> Vec<(String, String)> {
-    support::inside_pool_lock(read_knobs)
-}
-
-/// Every global knob a run could touch, with its value (or why it could not be read).
-fn read_knobs() -> Vec<(String, String)> {
-    let mut paths: Vec<String> = [
-        "/proc/sys/vm/nr_hugepages",
-        "/proc/sys/vm/nr_overcommit_hugepages",
-        "/proc/sys/vm/max_map_count",
-        "/proc/sys/vm/overcommit_memory",
-        "/sys/kernel/mm/ksm/run",
-        "/sys/kernel/mm/ksm/pages_to_scan",
-        "/sys/kernel/mm/ksm/sleep_millisecs",
-        "/sys/kernel/mm/ksm/merge_across_nodes",
-        "/sys/kernel/mm/ksm/use_zero_pages",
-        "/sys/kernel/mm/transparent_hugepage/enabled",
-        "/sys/kernel/mm/transparent_hugepage/defrag",
-        "/sys/kernel/mm/transparent_hugepage/use_zero_page",
-        "/sys/kernel/mm/transparent_hugepage/shmem_enabled",
-        "/sys/kernel/mm/transparent_hugepage/khugepaged/defrag",
-        "/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    // Every huge page size's pool.
-    if let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages") {
-        let mut sizes: Vec<String> = dir.filter_map(|e| e.ok()).map(|e| e.path().display().to_string()).collect();
-        sizes.sort();
-        for s in sizes {
-            for f in ["nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages"] {
-                paths.push(format!("{s}/{f}"));
-            }
-        }
-    }
-    paths
-        .into_iter()
-        .map(|p| {
-            let v = std::fs::read_to_string(&p).map(|s| s.trim().to_string()).unwrap_or_else(|e| format!("unreadable: {e}"));
-            (p, v)
-        })
-        .collect()
+    support::inside_pool_lock(support::read_knobs)
 }
 
 fn assert_same(before: &[(String, String)], after: &[(String, String)], what: &str) {

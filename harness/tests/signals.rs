@@ -7,14 +7,16 @@
 //! The tests in this file run one at a time: they share the hugetlb pool, the journal, and the check
 //! that no process of this madcheck binary is left.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use support::NR_HUGEPAGES;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 const JOURNAL: &str = "/run/madcheck/restore-journal.json";
 
 /// A scratch directory (the run's TMPDIR, its report and stderr), removed when dropped.
@@ -43,33 +45,9 @@ fn read(p: &str) -> String {
     std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_else(|e| format!("unreadable: {e}"))
 }
 
-/// Every global knob a run could touch, as in global_state.rs.
+/// Every global knob a run could touch (`support::read_knobs`, the list global_state.rs checks).
 fn snapshot() -> Vec<(String, String)> {
-    let mut paths: Vec<String> = [
-        NR_HUGEPAGES,
-        "/proc/sys/vm/nr_overcommit_hugepages",
-        "/sys/kernel/mm/ksm/run",
-        "/sys/kernel/mm/ksm/pages_to_scan",
-        "/sys/kernel/mm/ksm/sleep_millisecs",
-        "/sys/kernel/mm/ksm/merge_across_nodes",
-        "/sys/kernel/mm/transparent_hugepage/enabled",
-        "/sys/kernel/mm/transparent_hugepage/defrag",
-        "/sys/kernel/mm/transparent_hugepage/shmem_enabled",
-        "/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages") {
-        let mut sizes: Vec<String> = dir.filter_map(|e| e.ok()).map(|e| e.path().display().to_string()).collect();
-        sizes.sort();
-        for s in sizes {
-            for f in ["nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages"] {
-                paths.push(format!("{s}/{f}"));
-            }
-        }
-    }
-    paths.into_iter().map(|p| (p.clone(), read(&p))).collect()
+    support::read_knobs()
 }
 
 fn changed(before: &[(String, String)], after: &[(String, String)]) -> Vec<String> {

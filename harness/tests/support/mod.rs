@@ -105,3 +105,44 @@ pub fn in_groups(groups: &[u32]) -> Vec<(u32, char, u32, u32)> {
     }
     out
 }
+
+/// Every global knob a run could touch, with its value (or why it could not be read).
+pub fn read_knobs() -> Vec<(String, String)> {
+    let mut paths: Vec<String> = [
+        NR_HUGEPAGES,
+        "/proc/sys/vm/nr_overcommit_hugepages",
+        "/proc/sys/vm/max_map_count",
+        "/proc/sys/vm/overcommit_memory",
+        "/sys/kernel/mm/ksm/run",
+        "/sys/kernel/mm/ksm/pages_to_scan",
+        "/sys/kernel/mm/ksm/sleep_millisecs",
+        "/sys/kernel/mm/ksm/merge_across_nodes",
+        "/sys/kernel/mm/ksm/use_zero_pages",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/kernel/mm/transparent_hugepage/defrag",
+        "/sys/kernel/mm/transparent_hugepage/use_zero_page",
+        "/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+        "/sys/kernel/mm/transparent_hugepage/khugepaged/defrag",
+        "/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Every huge page size's pool.
+    if let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages") {
+        let mut sizes: Vec<String> = dir.filter_map(|e| e.ok()).map(|e| e.path().display().to_string()).collect();
+        sizes.sort();
+        for s in sizes {
+            for f in ["nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages"] {
+                paths.push(format!("{s}/{f}"));
+            }
+        }
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let v = std::fs::read_to_string(&p).map(|s| s.trim().to_string()).unwrap_or_else(|e| format!("unreadable: {e}"));
+            (p, v)
+        })
+        .collect()
+}
