@@ -114,7 +114,7 @@ fn write_to_readonly_page_is_sigsegv_and_the_worker_recovers() {
     let r = run(&mut w, &p);
     assert_eq!(r.points.len(), 2, "{r:?}");
     assert_eq!(r.points[1].0, StepId { step: 1, child: None });
-    assert_eq!(r.points[1].1, Observation { ret: Ret::Signal(Signal::SIGSEGV), vmas: vec![], pages: vec![], hugetlb: None });
+    assert_eq!(r.points[1].1, Observation { ret: Ret::Signal(Signal::SIGSEGV), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None });
     // The same Worker replaces its process and runs the next program.
     let ok = prog(
         r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[

@@ -307,6 +307,10 @@ pub struct KernelModel {
     /// the whole source VMA lost VM_LOCKED [T 6.18.44, case gen-1-114].
     #[serde(default)]
     pub mremap_dontunmap_splits_locked: bool,
+    /// What an MREMAP_DONTUNMAP move of a VM_LOCKED range does to `mm->locked_vm` beyond the VM_LOCKED
+    /// VMAs (`VmLck`). See `DontunmapLockedVm` [docs/findings.md item 6].
+    #[serde(default)]
+    pub mremap_dontunmap_locked_vm: DontunmapLockedVm,
     /// dontunmap_complete gives a fully moved-out, now unfaulted anonymous source an address-based
     /// pgoff again ("unfaulted anonymous VMAs have page offset equal to vma->vm_start >> PAGE_SHIFT")
     /// [S 7.3.4 mm/mremap.c:dontunmap_complete; T Debian 7.1.13 (old) and 7.2.6 (new); case
@@ -404,6 +408,31 @@ pub fn arch_is_64bit(arch: &str) -> bool {
     matches!(arch, "x86_64" | "aarch64" | "ppc64le" | "ppc64" | "s390x" | "riscv64")
 }
 
+/// `KernelModel::mremap_dontunmap_locked_vm`: how much of `mm->locked_vm` an MREMAP_DONTUNMAP move of a
+/// VM_LOCKED range leaves counted for pages no VM_LOCKED VMA holds any more, until the process exits
+/// (munmap subtracts only what VM_LOCKED VMAs cover) [docs/findings.md item 6; reproducer
+/// docs/repro/mremap_dontunmap_locked_leaks_locked_vm.c].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DontunmapLockedVm {
+    /// Exact: before the 6.16 refactor, move_vma returned before `mm->locked_vm += new_len` and split
+    /// the source so only the moved range lost VM_LOCKED [S 6.12 mm/mremap.c:move_vma; T Debian
+    /// 6.12.118]; from 7.2.11 the same again (needs_pre_split and the fixed accounting) [T Debian
+    /// 7.2.11, 7.3.4].
+    #[default]
+    Exact,
+    /// 6.16 up to 7.2.6: move_vma's vrm_stat_account adds the moved length for the new VMA, and
+    /// dontunmap_complete clears VM_LOCKED on the whole, unsplit source VMA without subtracting it
+    /// ("Because we won't unmap we don't need to touch locked_vm"): the source VMA's whole length stays
+    /// counted [S 6.18 mm/mremap.c:move_vma, vrm_stat_account, dontunmap_complete; T Debian 6.16.3,
+    /// 7.2.6 and the 6.18.44 host, full and partial moves].
+    CountsSourceVma,
+    /// 7.2.9: the moved length is no longer added, but the source is still not split, so what of the
+    /// unsplit source VMA lies outside the moved range stays counted [T Debian 7.2.9: a 4-page locked
+    /// VMA, its page 1 moved, VmLck 12 kB after munmap of everything; the whole VMA moved, 0 kB].
+    CountsSourceRest,
+}
+
 /// The release boundaries of the post-6.18 behaviours, pinned by `cargo xtask bisect` over the Debian
 /// trixie-backports point releases 6.18.5 … 7.3.4 (docs/findings.md). Debian skips 7.0.0-7.0.3,
 /// 7.2.0-7.2.5, 7.2.10 and 7.3.0-7.3.3: a boundary at a series' first Debian release is taken from its
@@ -416,6 +445,10 @@ const KEPT_SOURCE_APART_AGAIN: (u32, u32, u32) = (7, 2, 11);
 const DOFORK_REFUSES_SPECIAL: (u32, u32, u32) = (7, 0, 0);
 /// First release with needs_pre_split (`mremap_dontunmap_splits_locked`).
 const DONTUNMAP_PRESPLIT_AGAIN: (u32, u32, u32) = (7, 2, 11);
+/// First release whose move_vma no longer adds the moved length of an MREMAP_DONTUNMAP move to
+/// `mm->locked_vm` (`mremap_dontunmap_locked_vm`) [T Debian 7.2.6 (old) and 7.2.9 (new); Debian has no
+/// 7.2.7/7.2.8].
+const DONTUNMAP_LOCKED_VM_NOT_ADDED: (u32, u32, u32) = (7, 2, 9);
 /// First release whose dontunmap_complete resets the anonymous pgoff (`mremap_dontunmap_resets_pgoff`).
 const DONTUNMAP_PGOFF_RESET_AGAIN: (u32, u32, u32) = (7, 2, 0);
 /// First release with a separate anonymous page offset (`private_file_merge_needs_anon_pgoff`).
@@ -466,6 +499,13 @@ impl KernelModel {
             dofork_refuses_special: v >= DOFORK_REFUSES_SPECIAL,
             mremap_dontunmap_splits_locked: !at_least(6, 16) || v >= DONTUNMAP_PRESPLIT_AGAIN,
             mremap_dontunmap_resets_pgoff: !at_least(6, 16) || v >= DONTUNMAP_PGOFF_RESET_AGAIN,
+            mremap_dontunmap_locked_vm: if !at_least(6, 16) || v >= DONTUNMAP_PRESPLIT_AGAIN {
+                DontunmapLockedVm::Exact
+            } else if v >= DONTUNMAP_LOCKED_VM_NOT_ADDED {
+                DontunmapLockedVm::CountsSourceRest
+            } else {
+                DontunmapLockedVm::CountsSourceVma
+            },
             private_file_merge_needs_anon_pgoff: v >= ANON_PGOFF,
             mutations: Vec::new(),
             ra_pages: f.ra_pages,

@@ -290,6 +290,10 @@ pub struct Machine {
     pub(crate) huge: HugeDelta,
     /// Whether the program observes the hugetlb pool (it uses hugetlb).
     pub(crate) observe_huge: bool,
+    /// Whether the program observes `mm->locked_vm` (it can lock memory).
+    pub(crate) observe_locked: bool,
+    /// Pages `mm->locked_vm` counts beyond the VM_LOCKED VMAs (`KernelModel::mremap_dontunmap_locked_vm`).
+    pub(crate) locked_vm_extra: u64,
     /// Private hugetlb mappings: a reservation is held and not yet consumed for the huge page starting at
     /// this arena page (the private VMA's resv_map) [S 6.12 mm/hugetlb.c:hugetlb_reserve_pages,
     /// vma_needs_reservation, alloc_hugetlb_folio].
@@ -370,6 +374,8 @@ impl Machine {
             restore_on_zap: model.hugetlb_zap_restores_reservation,
             huge: HugeDelta::default(),
             observe_huge: prog.uses_hugetlb(),
+            observe_locked: prog.locks(),
+            locked_vm_extra: 0,
             huge_resv: vec![false; prog.arena_pages as usize],
             other_objs: Default::default(),
         }

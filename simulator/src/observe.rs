@@ -210,6 +210,10 @@ pub struct Observation {
     pub pages: Vec<PageObs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hugetlb: Option<HugeDelta>,
+    /// `mm->locked_vm` in pages (`VmLck:` of /proc/self/status), for programs that lock memory
+    /// (`Program::locks`); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_vm: Option<u64>,
 }
 
 /// An inclusive range of page counts the model allows.
@@ -285,6 +289,8 @@ pub struct Allowed {
     pub pages: Vec<Vec<PageObs>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hugetlb: Option<HugeDelta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_vm: Option<u64>,
 }
 
 /// The model's answer for one observation point.
@@ -300,7 +306,7 @@ pub enum Expect {
 pub struct Difference {
     /// `ret`, `vmas` (the layout: count, ranges, perms, offset or backing), `vma[i].flags`, `vma[i].rss`,
     /// `vma[i].anon`, `vma[i].lazyfree`, `vma[i].locked`, `vma[i].hugetlb_shared`,
-    /// `vma[i].hugetlb_private`, `hugetlb` (the pool counters), `page[p].res`, `page[p].content`.
+    /// `vma[i].hugetlb_private`, `hugetlb` (the pool counters), `locked_vm`, `page[p].res`, `page[p].content`.
     pub field: String,
     pub expected: String,
     pub observed: String,
@@ -380,6 +386,10 @@ pub fn compare(expect: &Expect, obs: &Observation) -> Verdict {
     if allowed.hugetlb != obs.hugetlb {
         let show = |h: Option<HugeDelta>| h.map_or_else(|| "not observed".to_string(), |h| h.to_string());
         diff("hugetlb".into(), show(allowed.hugetlb), show(obs.hugetlb));
+    }
+    if allowed.locked_vm != obs.locked_vm {
+        let show = |n: Option<u64>| n.map_or_else(|| "not observed".to_string(), |n| format!("{n} pages"));
+        diff("locked_vm".into(), show(allowed.locked_vm), show(obs.locked_vm));
     }
     if allowed.pages.len() != obs.pages.len() {
         diff("pages".into(), format!("{} pages", allowed.pages.len()), format!("{} pages", obs.pages.len()));

@@ -568,6 +568,21 @@ impl Program {
             || m.backing.file().is_some_and(|(f, _)| self.files.get(f as usize).is_some_and(|f| f.kind == FileKind::Hugetlb))
     }
 
+    /// Can the program lock memory (a MAP_LOCKED map, an mlock step, or a MAP_LOCKED mmap step, in the
+    /// parent or a child)? Such programs observe `mm->locked_vm` (`VmLck` of /proc/self/status).
+    pub fn locks(&self) -> bool {
+        fn step_locks(s: &Step) -> bool {
+            match s {
+                Step::Mlock { .. } => true,
+                Step::Mmap { map } => map.locked,
+                Step::Fork { child } => child.iter().any(step_locks),
+                Step::InChild { step } => step_locks(step),
+                _ => false,
+            }
+        }
+        self.maps.iter().any(|m| m.locked) || self.steps.iter().any(step_locks)
+    }
+
     /// Does the program use hugetlb memory at all (a hugetlbfs file or a hugetlb mapping, initial or by a
     /// step)? Such programs need the huge page pool and observe the HugePages_* counters.
     pub fn uses_hugetlb(&self) -> bool {

@@ -90,7 +90,7 @@ pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Pr
 }
 
 fn fatal_point(sig: Signal) -> Expect {
-    Expect::Allowed(Allowed { ret: vec![Ret::Signal(sig)], vmas: vec![], pages: vec![], hugetlb: None })
+    Expect::Allowed(Allowed { ret: vec![Ret::Signal(sig)], vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None })
 }
 
 /// Run a program on the model: one expectation per observation point, in `Program::step_ids` order.

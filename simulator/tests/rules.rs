@@ -810,3 +810,37 @@ fn private_file_merge_anon_pgoff_per_release(#[case] version: (u32, u32, u32), #
     let (ret, got, _) = last(&at(version), &p);
     assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
 }
+
+/// `mm->locked_vm` (VmLck) at each point of a program, as the model answers it.
+fn locked_vm_points(model: &KernelModel, p: &Program) -> Vec<Option<u64>> {
+    simulator::simulate(model, &ARENA, p)
+        .into_iter()
+        .map(|(_, e)| match e {
+            Expect::Allowed(a) => a.locked_vm,
+            Expect::Unsupported(w) => panic!("unsupported: {w}"),
+        })
+        .collect()
+}
+
+/// MREMAP_DONTUNMAP of a locked range, then munmap of everything: what `mm->locked_vm` keeps per
+/// release (`mremap_dontunmap_locked_vm`, docs/findings.md item 6). The 6.16 rework counts the moved
+/// length twice and never uncounts the unsplit source VMA; 7.2.9 stopped the double count but still
+/// left the source's unmoved pages counted; 7.2.11 splits the source first, and is exact again.
+#[rstest]
+#[case::v6_12((6, 12, 118), [4, 0], [4, 0])]
+#[case::v6_16((6, 16, 3), [8, 4], [5, 4])]
+#[case::v6_18_44((6, 18, 44), [8, 4], [5, 4])]
+#[case::last_double_count((7, 2, 6), [8, 4], [5, 4])]
+#[case::first_not_added((7, 2, 9), [4, 0], [4, 3])]
+#[case::first_split((7, 2, 11), [4, 0], [4, 0])]
+#[case::v7_3_4((7, 3, 4), [4, 0], [4, 0])]
+fn mremap_dontunmap_locked_vm_per_release(#[case] version: (u32, u32, u32), #[case] whole: [u64; 2], #[case] one_page: [u64; 2]) {
+    let m = at(version);
+    let w = case_prog(include_str!("../../cases/corpus/mremap_dontunmap_locked_vma_leaves_locked_vm_counted.json"));
+    let o = case_prog(include_str!("../../cases/corpus/mremap_dontunmap_locked_page_leaves_rest_counted.json"));
+    // The points: after the mremap, after the munmap.
+    let got_w = locked_vm_points(&m, &w);
+    let got_o = locked_vm_points(&m, &o);
+    assert_eq!(got_w, whole.iter().map(|&n| Some(n)).collect::<Vec<_>>(), "whole VMA, {version:?}");
+    assert_eq!(got_o, one_page.iter().map(|&n| Some(n)).collect::<Vec<_>>(), "one page, {version:?}");
+}

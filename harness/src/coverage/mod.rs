@@ -396,7 +396,7 @@ mod tests {
                          {"op":"madvise","page":0,"offset":1,"len_pages":1,"advice":999}]}"#,
         )
         .unwrap();
-        let obs = |ret, vmas: Vec<VmaObs>| Observation { ret, vmas, pages: vec![PageObs::ABSENT; 8], hugetlb: None };
+        let obs = |ret, vmas: Vec<VmaObs>| Observation { ret, vmas, pages: vec![PageObs::ABSENT; 8], hugetlb: None, locked_vm: None };
         let at = |step| StepId { step, child: None };
         let points = vec![
             (at(0), obs(Ret::Ok, vec![vma(0, 4, "rw-p", &["rd", "wr", "lo"])])),
@@ -428,7 +428,7 @@ mod tests {
                          {"op":"madvise","page":0,"len_pages":1,"advice":"PAGEOUT"}]}"#,
         )
         .unwrap();
-        let o = || Observation { ret: Ret::Ok, vmas: vec![vma(0, 4, "rw-p", &["rd", "wr"])], pages: vec![PageObs::ABSENT; 8], hugetlb: None };
+        let o = || Observation { ret: Ret::Ok, vmas: vec![vma(0, 4, "rw-p", &["rd", "wr"])], pages: vec![PageObs::ABSENT; 8], hugetlb: None, locked_vm: None };
         let points = vec![
             (StepId { step: 0, child: Some(0) }, o()),
             (StepId { step: 0, child: None }, o()),
@@ -450,8 +450,8 @@ mod tests {
                          {"op":"madvise","page":0,"len_pages":1,"advice":"DODUMP"}]}"#,
         )
         .unwrap();
-        let o = || Observation { ret: Ret::Ok, vmas: vec![vma(0, 4, "rw-p", &["rd", "wr"])], pages: vec![PageObs::ABSENT; 8], hugetlb: None };
-        let dead = || Observation { ret: Ret::Signal(simulator::observe::Signal::SIGSEGV), vmas: vec![], pages: vec![], hugetlb: None };
+        let o = || Observation { ret: Ret::Ok, vmas: vec![vma(0, 4, "rw-p", &["rd", "wr"])], pages: vec![PageObs::ABSENT; 8], hugetlb: None, locked_vm: None };
+        let dead = || Observation { ret: Ret::Signal(simulator::observe::Signal::SIGSEGV), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
         let points = vec![
             (StepId { step: 0, child: Some(0) }, o()),
             (StepId { step: 0, child: None }, o()),

@@ -101,6 +101,8 @@ pub struct Observer {
     pub classifier: Classifier,
     /// The hugetlb pool counters at the start of the current scenario, for programs that use hugetlb.
     pub huge_base: Option<crate::host::hugepool::Counters>,
+    /// Whether the current scenario observes `mm->locked_vm` (`Program::locks`).
+    pub observe_locked_vm: bool,
 }
 
 fn open_proc_fds() -> Result<(Fd, Fd), String> {
@@ -123,6 +125,7 @@ impl Observer {
             page_buf: vec![0; ps],
             classifier: Classifier::new(),
             huge_base: None,
+            observe_locked_vm: false,
         })
     }
 
@@ -144,7 +147,8 @@ impl Observer {
             Some(base) => Some(crate::host::hugepool::Counters::read()?.since(base)),
             None => None,
         };
-        Ok(Observation { ret, vmas, pages, hugetlb })
+        let locked_vm = if self.observe_locked_vm { Some(vm_lck_kb()? * 1024 / self.ps) } else { None };
+        Ok(Observation { ret, vmas, pages, hugetlb, locked_vm })
     }
 
     /// The arena's VMAs from smaps, stopping at the first record that starts at or past `hi`.
@@ -530,4 +534,14 @@ VmFlags: rd \n";
         assert_eq!(v.flags.join(" "), "rd wr sh mr mw me ms rr");
         assert_eq!(p.out[1].backing, VmaBacking::Shmem);
     }
+}
+
+/// `VmLck` of /proc/self/status (mm->locked_vm), in kB.
+pub fn vm_lck_kb() -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("read /proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no parsable VmLck line in /proc/self/status".to_string())
 }

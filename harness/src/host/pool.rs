@@ -412,7 +412,7 @@ impl Worker {
                     Some((last, _)) => ids.iter().position(|i| i == last).and_then(|k| ids.get(k + 1).copied()),
                 };
                 if let Some(id) = next {
-                    let obs = Observation { ret: Ret::Signal(Signal::from_raw(sig)), vmas: vec![], pages: vec![], hugetlb: None };
+                    let obs = Observation { ret: Ret::Signal(Signal::from_raw(sig)), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
                     points.push((id, obs));
                 }
                 Ok(HostRun { points, poisoned: None, timed_out: false })

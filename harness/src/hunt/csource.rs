@@ -221,6 +221,7 @@ pub fn generate(r: &Repro) -> String {
     let _ = writeln!(c, "#define NFILES {}", p.files.len());
     let _ = writeln!(c, "#define NPOINTS {}", r.points.len());
     let _ = writeln!(c, "#define USES_HUGETLB {}", i32::from(p.uses_hugetlb()));
+    let _ = writeln!(c, "#define USES_MLOCK {}", i32::from(p.locks()));
     let uses_free = p.steps.iter().any(|s| uses_advice(s, 8));
     let uses_pageout = p.steps.iter().any(|s| uses_advice(s, 21));
     let _ = writeln!(c, "#define USES_FREE {}", i32::from(uses_free));
@@ -343,7 +344,7 @@ fn emit_points(c: &mut String, r: &Repro) {
             Expect::Unsupported(why) => {
                 let _ = writeln!(
                     points,
-                    "  {{{}, {}, {}, 0, {{0}}, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL}},",
+                    "  {{{}, {}, {}, 0, {{0}}, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL}},",
                     lit(&id.to_string()),
                     lit(&call),
                     lit(why)
@@ -394,7 +395,7 @@ fn emit_points(c: &mut String, r: &Repro) {
                 };
                 let _ = writeln!(
                     points,
-                    "  {{{}, {}, NULL, {}, {{{}}}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, &vexp[{v0}], &aidx[{}]}},",
+                    "  {{{}, {}, NULL, {}, {{{}}}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, &vexp[{v0}], &aidx[{}]}},",
                     lit(&id.to_string()),
                     lit(&call),
                     rets.len(),
@@ -409,6 +410,9 @@ fn emit_points(c: &mut String, r: &Repro) {
                     hr,
                     hs,
                     lit(&a.hugetlb.map_or_else(|| "not observed".to_string(), |h| h.to_string())),
+                    i32::from(a.locked_vm.is_some()),
+                    a.locked_vm.unwrap_or(0),
+                    lit(&a.locked_vm.map_or_else(|| "not observed".to_string(), |n| format!("{n} pages"))),
                     ai0 * 2,
                 );
             }
@@ -437,7 +441,7 @@ pub fn exact_points(points: &[(StepId, simulator::observe::Observation)]) -> Vec
                 ret: vec![o.ret],
                 vmas: o.vmas.iter().map(simulator::observe::VmaAllowed::exact).collect(),
                 pages: o.pages.iter().map(|p: &PageObs| vec![*p]).collect(),
-                hugetlb: o.hugetlb,
+                hugetlb: o.hugetlb, locked_vm: o.locked_vm,
             };
             (*id, Expect::Allowed(a))
         })

@@ -74,6 +74,9 @@ struct point {
   int huge;
   long hfree, hrsvd, hsurp;
   const char *huge_text;
+  int lck;          /* locked_vm observed (USES_MLOCK) */
+  long lck_pages;   /* mm->locked_vm, in pages */
+  const char *lck_text;
   const struct vexp *vma;
   const int *aidx;
 };
@@ -94,6 +97,18 @@ static uint64_t zero_pfn;
 static long huge_base[3];
 
 static long rc(long r) { return r == 0 ? 0 : errno; }
+
+/* VmLck of /proc/self/status (mm->locked_vm), in kB; -1 if unreadable. */
+static long vm_lck_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long v = -1;
+  if (!f) return -1;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "VmLck:", 6) == 0) v = atol(line + 6);
+  fclose(f);
+  return v;
+}
 
 static int do_mmap(long page, long pages, int prot, int flags, int fd, long off) {
   void *want = PAGE(page);
@@ -444,6 +459,16 @@ static int check(int pi, long ret) {
     }
   } else if (pt->huge) {
     field(pi, "hugetlb", pt->huge_text, "not observed");
+  }
+  if (USES_MLOCK) {
+    long kb = vm_lck_kb();
+    if (kb < 0) { printf("%s: cannot read VmLck of /proc/self/status\n", ID); return 3; }
+    if (!pt->lck || kb * 1024 / PS != pt->lck_pages) {
+      snprintf(a, sizeof a, "%ld pages", kb * 1024 / PS);
+      field(pi, "locked_vm", pt->lck_text, a);
+    }
+  } else if (pt->lck) {
+    field(pi, "locked_vm", pt->lck_text, "not observed");
   }
   if (pt->npages != ARENA_PAGES) {
     snprintf(a, sizeof a, "%d pages", pt->npages);

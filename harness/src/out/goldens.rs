@@ -49,7 +49,7 @@ fn exact(obs: &Observation) -> Allowed {
         ret: vec![obs.ret],
         vmas: obs.vmas.iter().map(VmaAllowed::exact).collect(),
         pages: obs.pages.iter().map(|p| vec![*p]).collect(),
-        hugetlb: obs.hugetlb,
+        hugetlb: obs.hugetlb, locked_vm: obs.locked_vm,
     }
 }
 
@@ -100,6 +100,9 @@ fn point(out: &mut String, prog: &Program, id: StepId, a: &Allowed) {
         out.push_str(&render::indent(&render::ruler_allowed(&a.vmas, &a.pages), 2));
         if let Some(h) = a.hugetlb {
             let _ = writeln!(out, "  hugetlb pool: {h}");
+        }
+        if let Some(n) = a.locked_vm {
+            let _ = writeln!(out, "  locked_vm: {n} pages");
         }
     }
     out.push('\n');
@@ -497,6 +500,7 @@ mod tests {
             }],
             pages: vec![PageObs { res: Residency::Present, content: Some(Content::Fill(1)) }],
             hugetlb: None,
+            locked_vm: None,
         }
     }
 

@@ -250,6 +250,9 @@ pub fn render_expectations(prog: &Program, exp: &[(StepId, Expect)]) -> String {
                 if let Some(h) = a.hugetlb {
                     let _ = writeln!(out, "  hugetlb pool: {h}");
                 }
+                if let Some(n) = a.locked_vm {
+                    let _ = writeln!(out, "  locked_vm: {n} pages");
+                }
             }
         }
     }

@@ -198,11 +198,11 @@ pub(super) mod tests {
     }
 
     pub(in crate::run) fn obs(ret: Ret) -> Observation {
-        Observation { ret, vmas: vec![], pages: vec![PageObs::ABSENT, PageObs::ABSENT], hugetlb: None }
+        Observation { ret, vmas: vec![], pages: vec![PageObs::ABSENT, PageObs::ABSENT], hugetlb: None, locked_vm: None }
     }
 
     fn allow(ret: Ret) -> Expect {
-        Expect::Allowed(Allowed { ret: vec![ret], vmas: vec![], pages: vec![vec![PageObs::ABSENT]; 2], hugetlb: None })
+        Expect::Allowed(Allowed { ret: vec![ret], vmas: vec![], pages: vec![vec![PageObs::ABSENT]; 2], hugetlb: None, locked_vm: None })
     }
 
     fn id(step: u32) -> StepId {

@@ -26,6 +26,8 @@ impl Machine {
         // vm_private_data), so it holds no reservation [S 6.1, 6.12 kernel/fork.c:dup_mmap;
         // mm/hugetlb.c:hugetlb_dup_vma_private, hugetlb_vm_op_open].
         c.huge_resv = vec![false; self.huge_resv.len()];
+        // The child's mm->locked_vm starts at 0 (mm_init), and no VMA of it is VM_LOCKED.
+        c.locked_vm_extra = 0;
         c.other_objs = self.vmas.iter().filter_map(|v| v.obj).collect();
         for v in &self.vmas {
             // VM_DONTCOPY: the child has no VMA there (dup_mmap: "if (mpnt->vm_flags & VM_DONTCOPY) ...

@@ -62,9 +62,11 @@ impl Machine {
     /// on the VMAs they do not count (special, hugetlb), munmap subtracts what it removes, and a fork
     /// child starts at 0 with VM_LOCKED cleared [S 6.12 mm/mlock.c:mlock_fixup; mm/mmap.c:__mmap_region;
     /// mm/vma.c:vms_gather_munmap_vmas; kernel/fork.c:dup_mmap]. The worker locks nothing outside the
-    /// arena.
+    /// arena. `locked_vm_extra` is what an MREMAP_DONTUNMAP move left counted on some kernels
+    /// (`KernelModel::mremap_dontunmap_locked_vm`).
     pub(crate) fn locked_vm(&self) -> u64 {
-        self.vmas.iter().filter(|v| v.flags & vmf::LOCKED != 0).map(|v| (v.end - v.start) as u64).sum()
+        self.vmas.iter().filter(|v| v.flags & vmf::LOCKED != 0).map(|v| (v.end - v.start) as u64).sum::<u64>()
+            + self.locked_vm_extra
     }
 
     /// Pages of `[s, e)` inside VM_LOCKED VMAs [S 6.12 mm/mlock.c:count_mm_mlocked_page_nr].

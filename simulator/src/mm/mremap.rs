@@ -268,6 +268,18 @@ impl Machine {
                 let was_locked = w.flags & vmf::LOCKED != 0;
                 w.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
                 let w = *w;
+                // mm->locked_vm keeps counting the source VMA that lost VM_LOCKED (6.16 to 7.2.6), or
+                // what of it lies outside the moved range (7.2.9); the new VMA is counted either way
+                // [S 6.18 mm/mremap.c:move_vma, vrm_stat_account, dontunmap_complete; T Debian 6.16.3,
+                // 7.2.6, 7.2.9 and the 6.18.44 host; see KernelModel::mremap_dontunmap_locked_vm].
+                if was_locked {
+                    use crate::kernel::DontunmapLockedVm as L;
+                    self.locked_vm_extra += match model.mremap_dontunmap_locked_vm {
+                        L::Exact => 0,
+                        L::CountsSourceVma => (w.end - w.start) as u64,
+                        L::CountsSourceRest => (w.end - w.start - old) as u64,
+                    };
+                }
                 if was_locked {
                     // ... but the pages it still maps stay mlocked (see `stale_mlock`).
                     for p in w.start..w.end {

@@ -118,7 +118,8 @@ impl Machine {
                 vec![one]
             })
             .collect();
-        Allowed { ret: vec![ret], vmas, pages, hugetlb: self.observe_huge.then_some(self.huge) }
+        let locked_vm = self.observe_locked.then(|| self.locked_vm());
+        Allowed { ret: vec![ret], vmas, pages, hugetlb: self.observe_huge.then_some(self.huge), locked_vm }
     }
 
     /// How many PTEs of this process map page `page` of object `obj`.

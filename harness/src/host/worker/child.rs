@@ -187,7 +187,7 @@ pub(super) fn run_fork(
     }
     if libc::WIFSIGNALED(status) {
         if received as usize <= child.len() {
-            let obs = Observation { ret: Ret::Signal(Signal::from_raw(libc::WTERMSIG(status))), vmas: vec![], pages: vec![], hugetlb: None };
+            let obs = Observation { ret: Ret::Signal(Signal::from_raw(libc::WTERMSIG(status))), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
             out.send(&Frame::Point { id: StepId { step, child: Some(received) }, obs }).map_err(Fatal::Output)?;
         }
     } else if libc::WEXITSTATUS(status) != 0 {
@@ -247,7 +247,7 @@ pub(super) fn fork_live(
         Some(other) => return Err(Fatal::Scenario(format!("fork_live step {step}: unexpected frame {other:?}"))),
         None => {
             let sig = c.died(&format!("fork_live step {step}")).map_err(Fatal::Scenario)?;
-            let obs = Observation { ret: Ret::Signal(sig), vmas: vec![], pages: vec![], hugetlb: None };
+            let obs = Observation { ret: Ret::Signal(sig), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
             out.send(&Frame::Point { id: first, obs }).map_err(Fatal::Output)?;
         }
     }
@@ -256,7 +256,7 @@ pub(super) fn fork_live(
 
 /// Run one `in_child` step in the live child and return its observation (a signal once it died).
 pub(super) fn in_child(c: &mut LiveChild, step: u32, inner: &Step) -> Result<Observation, String> {
-    let signal = |sig| Observation { ret: Ret::Signal(sig), vmas: vec![], pages: vec![], hugetlb: None };
+    let signal = |sig| Observation { ret: Ret::Signal(sig), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
     if let Some(sig) = c.dead {
         return Ok(signal(sig));
     }

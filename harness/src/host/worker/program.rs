@@ -49,6 +49,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     };
     // hugetlb scenarios observe the pool counters as changes from here (the runner runs them one at a
     // time, so nothing else moves these counters meanwhile).
+    ctx.obs.observe_locked_vm = prog.locks();
     ctx.obs.huge_base = if prog.uses_hugetlb() {
         crate::host::hugepool::top_up_in_guest().map_err(Fatal::Scenario)?;
         Some(crate::host::hugepool::Counters::read().map_err(Fatal::Scenario)?)
@@ -126,7 +127,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     // The kernel's count can stay raised after the arena is gone (seen on 6.18.44 after an mremap
     // MREMAP_DONTUNMAP of a VM_LOCKED range), so a worker whose VmLck is not 0 after a scenario that
     // locked anything retires, as after a process-wide advice.
-    if locks(&prog.maps, &prog.steps) && vm_lck_kb().map_err(Fatal::Scenario)? != 0 {
+    if prog.locks() && crate::host::observe::vm_lck_kb().map_err(Fatal::Scenario)? != 0 {
         ctx.tainted.set(true);
     }
     if let Some(before) = before {
@@ -137,30 +138,6 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
         }
     }
     Ok(None)
-}
-
-/// Whether a program can lock memory: a MAP_LOCKED map, an mlock step, or a MAP_LOCKED mmap step.
-fn locks(maps: &[simulator::program::MapSpec], steps: &[Step]) -> bool {
-    fn step_locks(s: &Step) -> bool {
-        match s {
-            Step::Mlock { .. } => true,
-            Step::Mmap { map } => map.locked,
-            Step::Fork { child } => child.iter().any(step_locks),
-            Step::InChild { step } => step_locks(step),
-            _ => false,
-        }
-    }
-    maps.iter().any(|m| m.locked) || steps.iter().any(step_locks)
-}
-
-/// `VmLck` of /proc/self/status (mm->locked_vm), in kB.
-fn vm_lck_kb() -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("read /proc/self/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmLck:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no parsable VmLck line in /proc/self/status".to_string())
 }
 
 fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, String> {
