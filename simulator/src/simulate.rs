@@ -52,10 +52,9 @@ impl Machine {
                 }
                 if model.mlock_limit_pages.is_some() && self.vmas.iter().any(|v| v.flags & vmf::LOCKED != 0) {
                     // Growing a VM_LOCKED VMA checks mlock_future_ok on the delta (EAGAIN) at a point of
-                    // the 6.17+ checks the model does not place [S 6.12 mm/mremap.c:vma_to_resize], and
-                    // what a move does to mm->locked_vm is not modelled: 6.18.44 kept it raised after
-                    // an MREMAP_DONTUNMAP move of a VM_LOCKED range (gen-1-1476; the next scenario on
-                    // that worker got EAGAIN for a MAP_LOCKED layout within the limit).
+                    // the 6.17+ checks the model does not place [S 6.12 mm/mremap.c:vma_to_resize]. (What
+                    // a DONTUNMAP move leaves in mm->locked_vm is modelled, `mremap_dontunmap_locked_vm`,
+                    // but not yet checked against the limit in this order.)
                     return Err("mremap while VM_LOCKED VMAs exist under RLIMIT_MEMLOCK is not modelled".into());
                 }
                 StepOut::Ret(self.mremap(model, page as i64, pages as i64, new_pages as i64, to.map(|t| t as i64), dontunmap))
