@@ -18,7 +18,7 @@ usage:
                     [--destructive]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
-                 [--floor EXE] [--floor-secs S] [--wait-for-hugepool SECS]
+                 [--floor EXE] [--floor-secs S] [--parts host,simulator,whole] [--wait-for-hugepool SECS]
 
 run: generated scenarios (default 10000 with seed 1, unless --scenario/--case/--cases choose others) run on
 the host kernel and on the simulator, and every observation point is compared. Exit 0: all agree (listed
@@ -47,7 +47,7 @@ guest runs them (madcheck as /init under `cargo xtask qemu`); elsewhere --destru
 bench: the same scenarios three times (host backend alone, simulator alone, the whole differential run),
 then observed steps/s of each and the peak RSS. --floor EXE runs the compiled C floor (bench/floor,
 `cargo xtask bench` builds it) on every CPU for --floor-secs S (default 3) before and after, and prints
-madcheck's steps/s as a ratio of it.";
+madcheck's steps/s as a ratio of it. --parts runs only the listed parts (comma-separated).";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -102,6 +102,8 @@ pub struct RunArgs {
     pub floor: Option<PathBuf>,
     /// `--floor-secs S` (bench): how long each floor measurement runs, in ms (default 3 s).
     pub floor_ms: Option<u64>,
+    /// `--parts LIST` (bench): which of host, simulator, whole to run (default all three).
+    pub bench_parts: Vec<String>,
 }
 
 impl RunArgs {
@@ -154,7 +156,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
         "bench" => parse_run(
             rest,
-            &["--generate", "--seed", "--jobs", "--timeout-ms", "--report", "--quiet", "--floor", "--floor-secs", "--wait-for-hugepool"],
+            &["--generate", "--seed", "--jobs", "--timeout-ms", "--report", "--quiet", "--floor", "--floor-secs", "--parts", "--wait-for-hugepool"],
         )
         .map(Command::Bench),
         "-h" | "--help" | "help" => Ok(Command::Help),
@@ -270,6 +272,16 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             "--kernel-config" => a.kernel_config = Some(PathBuf::from(value)),
             "--wait-for-hugepool" => a.wait_for_hugepool_s = num(&flag, &value)?,
             "--floor" => a.floor = Some(PathBuf::from(value)),
+            "--parts" => {
+                for part in value.split(',') {
+                    if !["host", "simulator", "whole"].contains(&part) {
+                        return Err(UsageError(format!("--parts: unknown part {part:?} (known: host, simulator, whole)")));
+                    }
+                    if !a.bench_parts.iter().any(|p| p == part) {
+                        a.bench_parts.push(part.to_string());
+                    }
+                }
+            }
             "--floor-secs" => {
                 let s: f64 = value.parse().map_err(|_| UsageError(format!("--floor-secs: {value:?} is not a number of seconds")))?;
                 if !(s > 0.0 && s <= 600.0) {

@@ -634,7 +634,9 @@ fn cmd_bench(a: &RunArgs) -> i32 {
         Err(code) => return code,
     };
     let mut model = KernelModel::from_facts(host.clone());
-    let _pool = hugetlb_pool_within(&mut model, Duration::from_secs(a.wait_for_hugepool_s));
+    // Only a part that uses the host takes the hugetlb pool.
+    let uses_host = a.bench_parts.is_empty() || a.bench_parts.iter().any(|p| p != "simulator");
+    let _pool = uses_host.then(|| hugetlb_pool_within(&mut model, Duration::from_secs(a.wait_for_hugepool_s)));
     let njobs = a.jobs.unwrap_or_else(runner::available_cpus);
     let ncpu = runner::available_cpus();
     let floor_secs = a.floor_ms.unwrap_or(3000) as f64 / 1000.0;
@@ -655,7 +657,10 @@ fn cmd_bench(a: &RunArgs) -> i32 {
     let floor_before = measure_floor("before");
     let mut failed = false;
     let mut rows = Vec::new();
-    for (name, mode) in [("host backend", Mode::HostOnly), ("simulator", Mode::SimOnly), ("whole run", Mode::Full)] {
+    for (part, name, mode) in [("host", "host backend", Mode::HostOnly), ("simulator", "simulator", Mode::SimOnly), ("whole", "whole run", Mode::Full)] {
+        if !a.bench_parts.is_empty() && !a.bench_parts.iter().any(|p| p == part) {
+            continue;
+        }
         let cfg = RunConfig { jobs: njobs, timeout: Duration::from_millis(a.timeout_ms), mode, replay_extra: String::new(), keep: runner::Keep::default() };
         let mut printer = ProgressPrinter::new(a.quiet, "bench");
         let out = runner::run(&model, &jobs, &cfg, &runner::spawn_worker, &mut |p| printer.show(p), &mut |_, _, _| {}, Duration::MAX);
@@ -692,12 +697,13 @@ fn cmd_bench(a: &RunArgs) -> i32 {
     out(&text);
     if let Some(path) = &a.report {
         let ratio = |t: &Throughput| floor_mean.map(|m| t.steps_per_s / m);
+        let row = |name: &str| rows.iter().find(|(n, _)| *n == name).map(|(_, t)| t);
         let v = serde_json::json!({
             "kernel": host.release, "arch": host.arch, "page_size": host.page_size, "profile": model.profile,
             "seed": a.seed, "jobs": njobs,
-            "host": rows[0].1, "simulator": rows[1].1, "whole_run": rows[2].1,
+            "host": row("host backend"), "simulator": row("simulator"), "whole_run": row("whole run"),
             "floor_before": floor_before, "floor_after": floor_after, "floor_mean": floor_mean,
-            "ratio": { "host": ratio(&rows[0].1), "simulator": ratio(&rows[1].1), "whole_run": ratio(&rows[2].1) },
+            "ratio": { "host": row("host backend").and_then(ratio), "simulator": row("simulator").and_then(ratio), "whole_run": row("whole run").and_then(ratio) },
             "peak_rss_kb": rss_kb,
             "loadavg": { "before": load_before, "after": load_after },
         });
