@@ -1,5 +1,6 @@
 //! The runner: schedules scenarios onto host workers and the simulator, compares them point by point,
-//! and gathers one `ScenarioResult` per scenario.
+//! and gathers the results: the ones a report lists in full (`Keep`), the plain matches as counts and
+//! coverage tallies, so a run of any length holds memory of the size of its findings.
 //!
 //! Invariant: one OS thread per job, each owning exactly one host backend (a `madcheck worker` process),
 //! pulling scenario indexes from one shared atomic counter, so every scenario runs exactly once and
