@@ -325,6 +325,19 @@ mod tests {
     }
 
     #[test]
+    fn bench_takes_the_floor_and_parts() {
+        let Command::Bench(a) = p("bench --floor /x/scen_min --floor-secs 0.5 --parts whole,host,whole --wait-for-hugepool 9").unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.floor.as_deref(), a.floor_ms, a.bench_parts.clone()), (Some(std::path::Path::new("/x/scen_min")), Some(500), vec!["whole".to_string(), "host".to_string()]));
+        assert_eq!(a.wait_for_hugepool_s, 9);
+        assert!(p("bench --parts sim").unwrap_err().0.contains("--parts"));
+        assert!(p("bench --floor-secs 0").unwrap_err().0.contains("--floor-secs"));
+        assert!(p("bench --floor-secs soon").unwrap_err().0.contains("--floor-secs"));
+        assert!(p("run --floor /x").unwrap_err().0.contains("--floor"));
+    }
+
+    #[test]
     fn mistakes_are_usage_errors() {
         assert!(p("run --bogus").unwrap_err().0.contains("--bogus"));
         assert!(p("run --generate ten").unwrap_err().0.contains("--generate"));
