@@ -18,6 +18,7 @@ usage:
                     [--destructive]
   madcheck detect
   madcheck bench [--generate N] [--seed S] [--jobs N] [--timeout-ms MS] [--report FILE]
+                 [--floor EXE] [--floor-secs S] [--parts host,simulator,whole] [--wait-for-hugepool SECS]
 
 run: generated scenarios (default 10000 with seed 1, unless --scenario/--case/--cases choose others) run on
 the host kernel and on the simulator, and every observation point is compared. Exit 0: all agree (listed
@@ -42,7 +43,11 @@ unsupported, or with --wait-for-hugepool SECS waits up to SECS seconds for the p
 --destructive also draws the scenario classes that can damage the kernel's global state (hugetlb with
 fork or mremap: leaked huge pages, pool counters that stay wrong until reboot). Only a disposable qemu
 guest runs them (madcheck as /init under `cargo xtask qemu`); elsewhere --destructive is a usage error
-(exit 2) and such a scenario from a case file is reported unsupported, never run.";
+(exit 2) and such a scenario from a case file is reported unsupported, never run.
+bench: the same scenarios three times (host backend alone, simulator alone, the whole differential run),
+then observed steps/s of each and the peak RSS. --floor EXE runs the compiled C floor (bench/floor,
+`cargo xtask bench` builds it) on every CPU for --floor-secs S (default 3) before and after, and prints
+madcheck's steps/s as a ratio of it. --parts runs only the listed parts (comma-separated).";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -92,6 +97,13 @@ pub struct RunArgs {
     /// `--destructive`: generated hugetlb scenarios also draw fork and mremap (`cases::generate_with`);
     /// only in a disposable qemu guest.
     pub destructive: bool,
+    /// `--floor EXE` (bench): the compiled C floor (`bench/floor/scen_min.c`), run on every CPU before
+    /// and after madcheck.
+    pub floor: Option<PathBuf>,
+    /// `--floor-secs S` (bench): how long each floor measurement runs, in ms (default 3 s).
+    pub floor_ms: Option<u64>,
+    /// `--parts LIST` (bench): which of host, simulator, whole to run (default all three).
+    pub bench_parts: Vec<String>,
 }
 
 impl RunArgs {
@@ -142,7 +154,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             Ok(Command::Detect)
         }
-        "bench" => parse_run(rest, &["--generate", "--seed", "--jobs", "--timeout-ms", "--report", "--quiet"]).map(Command::Bench),
+        "bench" => parse_run(
+            rest,
+            &["--generate", "--seed", "--jobs", "--timeout-ms", "--report", "--quiet", "--floor", "--floor-secs", "--parts", "--wait-for-hugepool"],
+        )
+        .map(Command::Bench),
         "-h" | "--help" | "help" => Ok(Command::Help),
         other => Err(UsageError(format!("unknown subcommand {other:?} (expected run, simulate, detect or bench)"))),
     }
@@ -255,6 +271,24 @@ fn parse_run(args: &[String], allowed: &[&str]) -> Result<RunArgs, UsageError> {
             }
             "--kernel-config" => a.kernel_config = Some(PathBuf::from(value)),
             "--wait-for-hugepool" => a.wait_for_hugepool_s = num(&flag, &value)?,
+            "--floor" => a.floor = Some(PathBuf::from(value)),
+            "--parts" => {
+                for part in value.split(',') {
+                    if !["host", "simulator", "whole"].contains(&part) {
+                        return Err(UsageError(format!("--parts: unknown part {part:?} (known: host, simulator, whole)")));
+                    }
+                    if !a.bench_parts.iter().any(|p| p == part) {
+                        a.bench_parts.push(part.to_string());
+                    }
+                }
+            }
+            "--floor-secs" => {
+                let s: f64 = value.parse().map_err(|_| UsageError(format!("--floor-secs: {value:?} is not a number of seconds")))?;
+                if !(s > 0.0 && s <= 600.0) {
+                    return Err(UsageError(format!("--floor-secs: {value} is outside (0, 600]")));
+                }
+                a.floor_ms = Some((s * 1000.0).round().max(1.0) as u64);
+            }
             "--goldens" => a.goldens = Some(PathBuf::from(value)),
             "--findings" => a.findings = Some(PathBuf::from(value)),
             _ => unreachable!("every allowed flag is handled"),
@@ -288,6 +322,19 @@ mod tests {
         assert!(p("run --destructive=1").unwrap_err().0.contains("takes no value"));
         assert!(matches!(p("simulate --scenario 3 --destructive").unwrap(), Command::Simulate(a) if a.destructive));
         assert!(p("bench --destructive").is_err());
+    }
+
+    #[test]
+    fn bench_takes_the_floor_and_parts() {
+        let Command::Bench(a) = p("bench --floor /x/scen_min --floor-secs 0.5 --parts whole,host,whole --wait-for-hugepool 9").unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.floor.as_deref(), a.floor_ms, a.bench_parts.clone()), (Some(std::path::Path::new("/x/scen_min")), Some(500), vec!["whole".to_string(), "host".to_string()]));
+        assert_eq!(a.wait_for_hugepool_s, 9);
+        assert!(p("bench --parts sim").unwrap_err().0.contains("--parts"));
+        assert!(p("bench --floor-secs 0").unwrap_err().0.contains("--floor-secs"));
+        assert!(p("bench --floor-secs soon").unwrap_err().0.contains("--floor-secs"));
+        assert!(p("run --floor /x").unwrap_err().0.contains("--floor"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use harness::out::render;
 use harness::run::report::{self, ExpectedEntry, RunHeader};
 use harness::run::judge;
 use harness::run::unsupported;
-use harness::run::runner::{self, Job, Mode, Progress, RunConfig};
+use harness::run::runner::{self, Job, Jobs, Mode, Progress, RunConfig};
 use simulator::program::ARENA;
 use simulator::{KernelFacts, KernelModel};
 use std::io::Write;
@@ -99,7 +99,7 @@ fn load_expected(a: &RunArgs) -> Result<Vec<ExpectedEntry>, String> {
 
 /// The scenarios a run/simulate/bench invocation selects: given case files and directories first, then
 /// `--scenario` indexes, then `generate(seed, 0..N)` (indexes already listed are not repeated).
-fn select_jobs(a: &RunArgs) -> Result<Vec<Job>, String> {
+fn select_jobs(a: &RunArgs) -> Result<Jobs, String> {
     let mut jobs = Vec::new();
     let mut given = Vec::new();
     for f in &a.cases {
@@ -126,12 +126,8 @@ fn select_jobs(a: &RunArgs) -> Result<Vec<Job>, String> {
             jobs.push(Job::Generated { seed: a.seed, index, destructive: a.destructive });
         }
     }
-    for index in 0..a.generate_count() {
-        if seen.insert(index) {
-            jobs.push(Job::Generated { seed: a.seed, index, destructive: a.destructive });
-        }
-    }
-    Ok(jobs)
+    // 0..N follows as a range (`Jobs`), never as a list.
+    Ok(Jobs::new(jobs, a.seed, a.destructive, a.generate_count()))
 }
 
 /// Facts for the model: from `--profile-facts` (a JSON file of KernelFacts, or a named profile such as
@@ -175,13 +171,9 @@ fn detect_host(kernel_config: Option<&Path>) -> Result<KernelFacts, i32> {
     })
 }
 
-/// Reserve the hugetlb pool for a run that uses the host; the guard restores `vm.nr_hugepages` when
-/// dropped. Where no pool can be had, the model is told why and hugetlb scenarios become unsupported.
-fn hugetlb_pool(model: &mut KernelModel) -> harness::host::hugepool::HugePool {
-    hugetlb_pool_within(model, Duration::ZERO)
-}
-
-/// `hugetlb_pool`, waiting up to `wait` for another madcheck run to release the pool.
+/// Reserve the hugetlb pool for a run that uses the host (the guard restores `vm.nr_hugepages` when
+/// dropped; where no pool can be had, the model is told why and hugetlb scenarios become unsupported),
+/// waiting up to `wait` for another madcheck run to release the pool.
 fn hugetlb_pool_within(model: &mut KernelModel, wait: Duration) -> harness::host::hugepool::HugePool {
     if model.hugetlb_pages == 0 {
         return harness::host::hugepool::HugePool::default();
@@ -319,9 +311,9 @@ fn check_writable(p: &Path) -> std::io::Result<()> {
 }
 
 /// The scenarios an unsupported set recorded from this run speaks for.
-fn run_scope(a: &RunArgs, jobs: &[Job]) -> unsupported::Scope {
-    let generated = jobs.iter().any(|j| matches!(j, Job::Generated { .. }));
-    let cases = jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario.id.clone()) } else { None }).collect();
+fn run_scope(a: &RunArgs, jobs: &Jobs) -> unsupported::Scope {
+    let generated = jobs.has_generated();
+    let cases = jobs.given().map(|s| s.id.clone()).collect();
     unsupported::Scope { seed: generated.then_some(a.seed), generated: a.generate_count(), cases, destructive: a.destructive }
 }
 
@@ -374,7 +366,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
         arch: host.arch.clone(),
         page_size: host.page_size,
         model: model.clone(),
-        seed: jobs.iter().any(|j| matches!(j, Job::Generated { .. })).then_some(a.seed),
+        seed: jobs.has_generated().then_some(a.seed),
         planned: jobs.len(),
     };
     let cfg = RunConfig {
@@ -382,13 +374,23 @@ fn cmd_run(a: &RunArgs) -> i32 {
         timeout: Duration::from_millis(a.timeout_ms),
         mode: Mode::Full,
         replay_extra: replay_extra(a),
+        // Plain matches are counted and dropped (memory stays flat); KTAP lists every scenario, and a
+        // scenario an expected-divergence or unsupported-set entry names must be seen to have run.
+        keep: runner::Keep {
+            all: a.ktap,
+            ids: expected
+                .iter()
+                .map(|e| e.scenario.clone())
+                .chain(unsupported_set.iter().flat_map(|s| s.entries.iter().map(|e| e.scenario.clone())))
+                .collect(),
+        },
     };
     install_sigint();
     let mut printer = ProgressPrinter::new(a.quiet, "madcheck");
     let mut checkpoint_failed = false;
-    let mut checkpoint = |results: &[judge::ScenarioResult], elapsed: Duration| {
+    let mut checkpoint = |results: &[judge::ScenarioResult], elided: runner::Elided, elapsed: Duration| {
         if let Some(path) = &a.report {
-            let r = report::build(&header, results, &expected, &[], elapsed, false, false);
+            let r = report::build(&header, results, elided, &expected, &[], elapsed, false, false);
             if let Err(e) = report::write_json(path, &r) {
                 if !checkpoint_failed {
                     eprintln!("madcheck: warning: checkpoint report: {e}");
@@ -406,7 +408,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
         &mut checkpoint,
         Duration::from_secs(5),
     );
-    let mut rep = report::build(&header, &out.results, &expected, &out.errors, out.elapsed, !out.interrupted, out.interrupted);
+    let mut rep = report::build(&header, &out.results, out.elided, &expected, &out.errors, out.elapsed, !out.interrupted, out.interrupted);
     rep.stopped_by = stopped_by();
     if let Some(f) = &faults {
         let done = f.finish();
@@ -416,13 +418,12 @@ fn cmd_run(a: &RunArgs) -> i32 {
     if let Some(sig) = &rep.stopped_by {
         eprintln!(
             "madcheck: stopped by {sig}: {} of {} scenarios have a verdict; the report says complete: false",
-            out.results.len(),
+            out.summary.scenarios,
             jobs.len()
         );
     }
     // Named cases are also checked against the host goldens recorded for this kernel profile.
-    let named: Vec<&cases::Scenario> =
-        jobs.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario) } else { None }).collect();
+    let named: Vec<&cases::Scenario> = jobs.given().collect();
     let goldens = match (out.interrupted, std::env::current_exe()) {
         (false, Ok(exe)) => harness::out::goldens::check_host(&model, &named, &golden_root, &exe, cfg.timeout),
         _ => harness::out::goldens::GoldenCheck::default(),
@@ -506,7 +507,7 @@ fn cmd_run(a: &RunArgs) -> i32 {
     }
     let mut code = rep.exit_code;
     if let Some(path) = &a.coverage {
-        let m = harness::coverage::tally(out.results.iter().map(|r| r.coverage.as_slice()));
+        let m = out.coverage.clone();
         // The cells count what the host kernel did, so they are classified on the host's model, not on a
         // --profile-facts model.
         let summary = harness::coverage::summarize(&KernelModel::from_facts(host.clone()), &m);
@@ -618,40 +619,93 @@ fn render_bench(title: &str, rows: &[(&str, Throughput)]) -> String {
 }
 
 fn cmd_bench(a: &RunArgs) -> i32 {
+    use harness::host::floor;
     let jobs = match select_jobs(a) {
         Ok(j) => j,
         Err(e) => return bad_input(e),
     };
+    if let Some(f) = &a.floor {
+        if !f.is_file() {
+            return bad_input(format!("--floor {}: no such file (`cargo xtask bench` builds bench/floor/scen_min.c)", f.display()));
+        }
+    }
     let host = match detect_host(a.kernel_config.as_deref()) {
         Ok(f) => f,
         Err(code) => return code,
     };
     let mut model = KernelModel::from_facts(host.clone());
-    let _pool = hugetlb_pool(&mut model);
+    // Only a part that uses the host takes the hugetlb pool.
+    let uses_host = a.bench_parts.is_empty() || a.bench_parts.iter().any(|p| p != "simulator");
+    let _pool = uses_host.then(|| hugetlb_pool_within(&mut model, Duration::from_secs(a.wait_for_hugepool_s)));
     let njobs = a.jobs.unwrap_or_else(runner::available_cpus);
-    let mut rows = Vec::new();
+    let ncpu = runner::available_cpus();
+    let floor_secs = a.floor_ms.unwrap_or(3000) as f64 / 1000.0;
+    let load_before = floor::loadavg();
+    let floor_failed = std::cell::Cell::new(false);
+    // The floor right before and right after madcheck, on every CPU at once.
+    let measure_floor = |when: &str| -> Option<floor::Floor> {
+        let exe = a.floor.as_ref()?;
+        match floor::run_floor(exe, ncpu, floor_secs) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("madcheck: infrastructure error: the C floor {when}: {e}");
+                floor_failed.set(true);
+                None
+            }
+        }
+    };
+    let floor_before = measure_floor("before");
     let mut failed = false;
-    for (name, mode) in [("host backend", Mode::HostOnly), ("simulator", Mode::SimOnly), ("whole run", Mode::Full)] {
-        let cfg = RunConfig { jobs: njobs, timeout: Duration::from_millis(a.timeout_ms), mode, replay_extra: String::new() };
+    let mut rows = Vec::new();
+    for (part, name, mode) in [("host", "host backend", Mode::HostOnly), ("simulator", "simulator", Mode::SimOnly), ("whole", "whole run", Mode::Full)] {
+        if !a.bench_parts.is_empty() && !a.bench_parts.iter().any(|p| p == part) {
+            continue;
+        }
+        let cfg = RunConfig { jobs: njobs, timeout: Duration::from_millis(a.timeout_ms), mode, replay_extra: String::new(), keep: runner::Keep::default() };
         let mut printer = ProgressPrinter::new(a.quiet, "bench");
-        let out = runner::run(&model, &jobs, &cfg, &runner::spawn_worker, &mut |p| printer.show(p), &mut |_, _| {}, Duration::MAX);
-        let steps: u64 = out.results.iter().map(|r| r.steps).sum();
-        let errors = out.errors.len() as u64
-            + out.results.iter().filter(|r| matches!(r.outcome, judge::Outcome::InfraError(_))).count() as u64;
+        let out = runner::run(&model, &jobs, &cfg, &runner::spawn_worker, &mut |p| printer.show(p), &mut |_, _, _| {}, Duration::MAX);
+        let steps = out.summary.steps;
+        let errors = out.errors.len() as u64 + out.summary.infra_errors;
         failed |= errors > 0 || out.not_run > 0;
         let secs = out.elapsed.as_secs_f64().max(1e-9);
-        let n = out.results.len() as u64;
+        let n = out.summary.scenarios;
         rows.push((
             name,
             Throughput { scenarios: n, steps, elapsed_s: secs, scenarios_per_s: n as f64 / secs, steps_per_s: steps as f64 / secs, errors },
         ));
     }
-    out(&render_bench(&format!("{} scenarios (seed {}), {} jobs, {} {}", jobs.len(), a.seed, njobs, host.release, host.arch), &rows));
+    let floor_after = measure_floor("after");
+    failed |= floor_failed.get();
+    let rss_kb = floor::peak_rss_kb();
+    let load_after = floor::loadavg();
+    let mut text = render_bench(&format!("{} scenarios (seed {}), {} jobs, {} {}", jobs.len(), a.seed, njobs, host.release, host.arch), &rows);
+    text += &format!("peak RSS of the runner (all three parts): {:.1} MB\n", rss_kb as f64 / 1024.0);
+    let floor_mean = match (&floor_before, &floor_after) {
+        (Some(b), Some(f)) => Some((b.total + f.total) / 2.0),
+        _ => None,
+    };
+    if let (Some(b), Some(f), Some(mean)) = (&floor_before, &floor_after, floor_mean) {
+        text += &format!(
+            "C floor (scen_min, worker L4 lean, {ncpu} CPUs, {floor_secs} s each): before {:.0}, after {:.0}, mean {:.0} observed calls/s\n",
+            b.total, f.total, mean
+        );
+        for (name, t) in &rows {
+            text += &format!("ratio to the floor, {name}: {:.2}\n", t.steps_per_s / mean);
+        }
+    }
+    text += &format!("load average: before {load_before}, after {load_after}\n");
+    out(&text);
     if let Some(path) = &a.report {
+        let ratio = |t: &Throughput| floor_mean.map(|m| t.steps_per_s / m);
+        let row = |name: &str| rows.iter().find(|(n, _)| *n == name).map(|(_, t)| t);
         let v = serde_json::json!({
             "kernel": host.release, "arch": host.arch, "page_size": host.page_size, "profile": model.profile,
             "seed": a.seed, "jobs": njobs,
-            "host": rows[0].1, "simulator": rows[1].1, "whole_run": rows[2].1,
+            "host": row("host backend"), "simulator": row("simulator"), "whole_run": row("whole run"),
+            "floor_before": floor_before, "floor_after": floor_after, "floor_mean": floor_mean,
+            "ratio": { "host": row("host backend").and_then(ratio), "simulator": row("simulator").and_then(ratio), "whole_run": row("whole run").and_then(ratio) },
+            "peak_rss_kb": rss_kb,
+            "loadavg": { "before": load_before, "after": load_after },
         });
         if let Err(e) = report::write_json(path, &v) {
             eprintln!("madcheck: infrastructure error: {e}");

@@ -74,3 +74,56 @@ fn generated_run_agrees() {
         stderr(&o)
     );
 }
+
+/// `madcheck bench` with the vendored C floor: every part, the floor before and after, the ratios and the
+/// peak RSS are printed and in the JSON; a missing floor is bad input.
+#[test]
+fn bench_runs_the_floor_before_and_after() {
+    let o = madcheck(&["bench", "--generate", "5", "--floor", "/nonexistent/scen_min"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--floor /nonexistent/scen_min"), "{}", stderr(&o));
+
+    let dir = std::env::temp_dir().join(format!("madcheck-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let floor_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/floor");
+    let exe = dir.join("scen_min");
+    let cc = Command::new("cc")
+        .arg("-O2")
+        .arg("-I")
+        .arg(&floor_dir)
+        .arg("-o")
+        .arg(&exe)
+        .arg(floor_dir.join("scen_min.c"))
+        .status()
+        .expect("cc runs (build-essential)");
+    assert!(cc.success(), "building the vendored floor failed");
+    let report = dir.join("bench.json");
+    let o = madcheck(&[
+        "bench",
+        "--generate",
+        "40",
+        "--floor",
+        exe.to_str().unwrap(),
+        "--floor-secs",
+        "0.3",
+        "--parts",
+        "simulator,whole",
+        "--wait-for-hugepool",
+        "600",
+        "--quiet",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    for want in ["simulator", "whole run", "peak RSS of the runner", "C floor (scen_min", "ratio to the floor, whole run:", "load average:"] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("host backend"), "--parts left the host part out:\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(v["floor_before"]["total"].as_f64().unwrap() > 0.0 && v["floor_after"]["total"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["ratio"]["whole_run"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["host"].is_null() && v["whole_run"]["scenarios"] == 40, "{v}");
+    assert!(v["peak_rss_kb"].as_u64().unwrap() > 0, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,7 +22,7 @@ type Entry = fn(&[String]) -> Result<i32, String>;
 
 const COMMANDS: &[(&str, &str, Entry)] = &[
     ("run", "build madcheck (release) and run `madcheck run ARGS...`", run::main),
-    ("bench", "build madcheck (release) and run `madcheck bench ARGS...`", bench::main),
+    ("bench", "build madcheck (release) and the C floor (bench/floor, cc -O2), run `madcheck bench --floor target/floor/scen_min ARGS...` (--no-floor: without it)", bench::main),
     ("test", "run the test suite: cargo test --workspace --release, INSTA_UPDATE=no", test::main),
     ("qemu", "boot a Debian kernel (or an image) under qemu with madcheck as /init; see docs/qemu.md", qemu::main),
     ("kernels", "list the Debian kernel packages of a series (private apt lists under target/apt/); --series 6.16..newest --arch A", debian::main),

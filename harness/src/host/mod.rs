@@ -25,6 +25,7 @@ mod worker;
 mod pool;
 pub mod detect;
 pub mod guest;
+pub mod floor;
 
 pub use pool::{check_program, reap_orphans, HostRun, Worker};
 pub use worker::{worker_main, FAULT_DIR_ENV};

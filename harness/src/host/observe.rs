@@ -402,6 +402,37 @@ impl ZeroPfns {
     }
 }
 
+/// The environment variable through which the runner hands its probe (`probe_zero_pfn`) to every worker
+/// it starts, so a replaced worker does not fault in `ZERO_COLOURS` pages again: the zero pages are the
+/// machine's, the same for every process, and the worker has the runner's credentials.
+pub const ZERO_PFN_ENV: &str = "MADCHECK_ZERO_PFNS";
+
+/// `probe_zero_pfn`'s answer as the text of `ZERO_PFN_ENV`: `none`, or the PFNs by colour in hex,
+/// comma-separated (one PFN when every colour has the same zero page, as on all but s390x).
+pub fn encode_zero_pfns(z: &Option<ZeroPfns>) -> String {
+    match z {
+        None => "none".into(),
+        Some(ZeroPfns(v)) if v.iter().all(|p| Some(p) == v.first()) => format!("{:x}", v.first().copied().unwrap_or(0)),
+        Some(ZeroPfns(v)) => v.iter().map(|p| format!("{p:x}")).collect::<Vec<_>>().join(","),
+    }
+}
+
+/// The inverse of `encode_zero_pfns`; `None` for text it did not write (the worker then probes itself).
+/// The number of PFNs must divide `ZERO_COLOURS`, so `vpn % len` picks the same colour.
+pub fn decode_zero_pfns(text: &str) -> Option<Option<ZeroPfns>> {
+    if text == "none" {
+        return Some(None);
+    }
+    let v: Vec<u64> = text.split(',').map(|p| u64::from_str_radix(p, 16).ok().filter(|&p| p != 0)).collect::<Option<_>>()?;
+    (!v.is_empty() && ZERO_COLOURS.is_multiple_of(v.len() as u64)).then_some(Some(ZeroPfns(v)))
+}
+
+/// This process's probe, made once (the runner's, for the workers it starts).
+pub fn zero_pfns_once(ps: usize) -> Result<String, String> {
+    static ONCE: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| probe_zero_pfn(ps).map(|z| encode_zero_pfns(&z))).clone()
+}
+
 /// The shared zero pages' PFNs (see [`ZeroPfns`]), or `None` when pagemap hides PFNs (no
 /// CAP_SYS_ADMIN). Maps `ZERO_COLOURS` private anonymous pages outside the arena (no memory is
 /// committed: a read fault maps the zero page), reads each and looks them up.
@@ -449,6 +480,22 @@ pub fn probe_zero_pfn(ps: usize) -> Result<Option<ZeroPfns>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn zero_pfns_survive_the_environment() {
+        let one = Some(ZeroPfns(vec![0x1234; ZERO_COLOURS as usize]));
+        let text = encode_zero_pfns(&one);
+        assert_eq!(text, "1234");
+        let back = decode_zero_pfns(&text).unwrap();
+        // One PFN for every colour answers as 256 equal ones do.
+        assert!(back.as_ref().unwrap().is_zero(77, 0x1234) && !back.as_ref().unwrap().is_zero(77, 0x1235));
+        let many = Some(ZeroPfns((0..ZERO_COLOURS).map(|c| 0x100 + c % 128).collect()));
+        assert_eq!(decode_zero_pfns(&encode_zero_pfns(&many)), Some(many));
+        assert_eq!(decode_zero_pfns("none"), Some(None));
+        for bad in ["", "xyz", "0", "1,2,3"] {
+            assert_eq!(decode_zero_pfns(bad), None, "{bad:?}");
+        }
+    }
+
     use super::*;
     use simulator::content::classify;
 

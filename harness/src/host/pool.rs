@@ -137,6 +137,12 @@ impl Proc {
             Some(c) => cmd.env(CPU_ENV, c.to_string()),
             None => cmd.env_remove(CPU_ENV),
         };
+        // The zero-page probe, made once here instead of in every worker (a failed probe: the worker
+        // probes itself and says why it failed).
+        match crate::host::observe::zero_pfns_once(sys::page_size()) {
+            Ok(text) => cmd.env(crate::host::observe::ZERO_PFN_ENV, text),
+            Err(_) => cmd.env_remove(crate::host::observe::ZERO_PFN_ENV),
+        };
         let mut child = cmd.spawn()?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();

@@ -225,7 +225,7 @@ mod tests {
             seed: Some(7),
             planned: results.len(),
         };
-        report::build(&h, results, entries, &[], Duration::from_secs(1), true, false)
+        report::build(&h, results, Default::default(), entries, &[], Duration::from_secs(1), true, false)
     }
 
     #[test]

@@ -232,10 +232,12 @@ pub fn step_label(d: &Divergence) -> String {
     d.step.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// Build the report. `global_errors` are infrastructure errors not tied to a scenario.
+/// Build the report. `results` are the kept results (`runner::Keep`), `elided` counts the plain matches
+/// the runner did not keep. `global_errors` are infrastructure errors not tied to a scenario.
 pub fn build(
     h: &RunHeader,
     results: &[ScenarioResult],
+    elided: crate::run::runner::Elided,
     entries: &[ExpectedEntry],
     global_errors: &[String],
     elapsed: Duration,
@@ -254,7 +256,10 @@ pub fn build(
         .collect();
     let mut used = BTreeSet::new();
     let mut unsupported = Vec::new();
-    let mut steps = 0;
+    // The plain matches the runner counted and did not keep (`runner::Keep`).
+    v.matched += elided.matched;
+    let mut steps = elided.steps;
+    let ran_count = results.len() as u64 + elided.matched;
     let mut reruns = Vec::new();
     for r in results {
         steps += r.steps;
@@ -326,7 +331,7 @@ pub fn build(
         .collect();
     let secs = elapsed.as_secs_f64();
     let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let not_run = (h.planned as u64).saturating_sub(results.len() as u64);
+    let not_run = (h.planned as u64).saturating_sub(ran_count);
     let failed = v.diverge > 0 || v.infra_error > 0 || !infra.is_empty() || !stale.is_empty() || not_run > 0;
     Report {
         kernel: h.kernel.clone(),
@@ -334,7 +339,7 @@ pub fn build(
         page_size: h.page_size,
         profile: h.model.profile.clone(),
         seed: h.seed,
-        scenarios: results.len() as u64,
+        scenarios: ran_count,
         scenarios_planned: h.planned as u64,
         not_run,
         steps,
@@ -348,7 +353,7 @@ pub fn build(
         poisoned,
         infra_errors: infra,
         elapsed_s: secs,
-        scenarios_per_s: rate(results.len() as u64),
+        scenarios_per_s: rate(ran_count),
         steps_per_s: rate(steps),
         complete,
         interrupted,
@@ -426,7 +431,7 @@ mod tests {
         let rs = vec![div("a", &["ret"])];
         let mut h = header();
         h.planned = 1;
-        let r = build(&h, &rs, &other, &[], Duration::from_secs(1), true, false);
+        let r = build(&h, &rs, Default::default(), &other, &[], Duration::from_secs(1), true, false);
         assert_eq!((r.verdicts.diverge, r.stale_expected_divergences.len()), (1, 0));
     }
 
@@ -445,7 +450,7 @@ mod tests {
     fn expected_only_when_every_field_is_covered() {
         let rs = vec![div("a", &["page[1].res", "vma[0].rss"]), div("b", &["ret"])];
         let es = vec![entry("a", "*", "page["), entry("a", "2", "vma[0]"), entry("b", "3", "ret")];
-        let r = build(&header(), &rs, &es, &[], Duration::from_secs(1), true, false);
+        let r = build(&header(), &rs, Default::default(), &es, &[], Duration::from_secs(1), true, false);
         assert_eq!(r.verdicts.expected_divergence, 1);
         assert_eq!(r.verdicts.diverge, 1);
         // `b`'s entry names step 3, but b diverged at step 2: stale, and the run fails.
@@ -459,7 +464,7 @@ mod tests {
         let es = vec![entry("a", "*", "ret"), entry("zzz", "*", "ret")];
         let mut h = header();
         h.planned = 1;
-        let r = build(&h, &rs, &es, &[], Duration::from_secs(1), true, false);
+        let r = build(&h, &rs, Default::default(), &es, &[], Duration::from_secs(1), true, false);
         assert!(r.stale_expected_divergences.is_empty());
         assert_eq!(r.exit_code, 0);
         assert_eq!(r.expected_divergences[0].reason, "known");

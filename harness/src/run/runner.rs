@@ -1,5 +1,6 @@
 //! The runner: schedules scenarios onto host workers and the simulator, compares them point by point,
-//! and gathers one `ScenarioResult` per scenario.
+//! and gathers the results: the ones a report lists in full (`Keep`), the plain matches as counts and
+//! coverage tallies, so a run of any length holds memory of the size of its findings.
 //!
 //! Invariant: one OS thread per job, each owning exactly one host backend (a `madcheck worker` process),
 //! pulling scenario indexes from one shared atomic counter, so every scenario runs exactly once and
@@ -13,6 +14,8 @@ use cases::Scenario;
 use simulator::observe::Expect;
 use simulator::program::{Program, StepId, ARENA};
 use simulator::KernelModel;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -51,6 +54,96 @@ impl Job {
             Job::Given { replay, .. } => replay.clone(),
         }
     }
+}
+
+/// The scenarios of a run, in order: the listed jobs (named cases, `--scenario` indexes), then generated
+/// scenarios `0..count` of one seed without the indexes already listed. The generated part is a range,
+/// never a list, so a run of a million scenarios holds no per-scenario job.
+#[derive(Clone, Debug, Default)]
+pub struct Jobs {
+    listed: Vec<Job>,
+    seed: u64,
+    destructive: bool,
+    count: u64,
+    /// Indexes below `count` that `listed` already holds, sorted.
+    skip: Vec<u64>,
+}
+
+impl Jobs {
+    /// `listed` first, then `generate(seed, 0..count)` without the generated indexes `listed` holds for
+    /// the same seed and mode.
+    pub fn new(listed: Vec<Job>, seed: u64, destructive: bool, count: u64) -> Jobs {
+        let mut skip: Vec<u64> = listed
+            .iter()
+            .filter_map(|j| match j {
+                Job::Generated { seed: s, index, destructive: d } if *s == seed && *d == destructive && *index < count => Some(*index),
+                _ => None,
+            })
+            .collect::<BTreeSet<u64>>()
+            .into_iter()
+            .collect();
+        skip.dedup();
+        Jobs { listed, seed, destructive, count, skip }
+    }
+    pub fn from_vec(listed: Vec<Job>) -> Jobs {
+        Jobs { listed, ..Jobs::default() }
+    }
+    pub fn len(&self) -> usize {
+        self.listed.len() + (self.count - self.skip.len() as u64) as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Job `i` of the run.
+    pub fn get(&self, i: usize) -> Option<Cow<'_, Job>> {
+        if let Some(j) = self.listed.get(i) {
+            return Some(Cow::Borrowed(j));
+        }
+        let mut index = (i - self.listed.len()) as u64;
+        // The k-th index of 0..count that is not in `skip` (sorted).
+        for &s in &self.skip {
+            if s <= index {
+                index += 1;
+            } else {
+                break;
+            }
+        }
+        (index < self.count).then_some(Cow::Owned(Job::Generated { seed: self.seed, index, destructive: self.destructive }))
+    }
+    /// Whether any generated scenario runs.
+    pub fn has_generated(&self) -> bool {
+        self.count > self.skip.len() as u64 || self.listed.iter().any(|j| matches!(j, Job::Generated { .. }))
+    }
+    /// The named cases, in order.
+    pub fn given(&self) -> impl Iterator<Item = &Scenario> {
+        self.listed.iter().filter_map(|j| if let Job::Given { scenario, .. } = j { Some(scenario) } else { None })
+    }
+}
+
+/// Which results a run keeps whole. A plain match (no re-run) is counted, its coverage tallied, and then
+/// dropped, so memory stays flat however many scenarios run; every result a report lists is kept.
+#[derive(Clone, Debug, Default)]
+pub struct Keep {
+    /// Keep every result (KTAP lists every scenario).
+    pub all: bool,
+    /// Keep the results of these scenario ids even when they match: an expected-divergence or
+    /// unsupported-set entry names them, and a match makes that entry stale.
+    pub ids: BTreeSet<String>,
+}
+
+/// What a run counted of the plain matches it did not keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Elided {
+    pub matched: u64,
+    pub steps: u64,
+}
+
+/// Counts over every result of a run, kept or not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub scenarios: u64,
+    pub steps: u64,
+    pub infra_errors: u64,
 }
 
 /// What the job threads do with each scenario.
@@ -99,6 +192,7 @@ pub struct RunConfig {
     /// Run-wide flags a replay needs too (` --mutate X`, ` --profile-facts F`), appended to every replay
     /// command so it reproduces the same model.
     pub replay_extra: String,
+    pub keep: Keep,
 }
 
 /// A snapshot for the progress display.
@@ -112,10 +206,15 @@ pub struct Progress {
     pub finished: bool,
 }
 
-/// Everything a run produced. `results` are in job order.
+/// Everything a run produced. `results` are in job order: the results `RunConfig::keep` keeps (every
+/// one that is not a plain match, and the listed ids); `elided` counts the others.
 #[derive(Debug)]
 pub struct RunOutcome {
     pub results: Vec<ScenarioResult>,
+    pub elided: Elided,
+    pub summary: Summary,
+    /// The semantic-coverage cells of every result, with the number of scenarios that reached each.
+    pub coverage: BTreeMap<crate::coverage::Cell, u64>,
     /// Infrastructure errors not tied to one scenario (a worker that could not be started).
     pub errors: Vec<String>,
     /// Scenarios never run (interrupted, or every job thread lost its worker).
@@ -124,15 +223,42 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
+/// The results a run has gathered so far.
+#[derive(Default)]
+struct Gathered {
+    kept: Vec<ScenarioResult>,
+    elided: Elided,
+    summary: Summary,
+    coverage: BTreeMap<crate::coverage::Cell, u64>,
+}
+
+impl Gathered {
+    fn add(&mut self, mut r: ScenarioResult, keep: &Keep) {
+        self.summary.scenarios += 1;
+        self.summary.steps += r.steps;
+        self.summary.infra_errors += u64::from(matches!(r.outcome, Outcome::InfraError(_)));
+        for c in r.coverage.drain(..) {
+            *self.coverage.entry(c).or_insert(0) += 1;
+        }
+        if keep.all || !matches!(r.outcome, Outcome::Match) || r.rerun.is_some() || keep.ids.contains(&r.id) {
+            self.kept.push(r);
+        } else {
+            self.elided.matched += 1;
+            self.elided.steps += r.steps;
+        }
+    }
+}
+
 /// Run every job. `progress` is called about ten times a second and once at the end; `checkpoint` gets
-/// the results gathered so far about every `checkpoint_every`, so a report survives a crash or ^C.
+/// the results gathered so far (the kept ones and the count of the others) about every
+/// `checkpoint_every`, so a report survives a crash or ^C.
 pub fn run(
     model: &KernelModel,
-    jobs: &[Job],
+    jobs: &Jobs,
     cfg: &RunConfig,
     spawn: &(dyn Fn(usize) -> Result<Box<dyn HostBackend>, String> + Sync),
     progress: &mut dyn FnMut(&Progress),
-    checkpoint: &mut dyn FnMut(&[ScenarioResult], Duration),
+    checkpoint: &mut dyn FnMut(&[ScenarioResult], Elided, Duration),
     checkpoint_every: Duration,
 ) -> RunOutcome {
     let start = Instant::now();
@@ -143,7 +269,7 @@ pub fn run(
     // No more threads (and worker processes) than scenarios.
     let nthreads = cfg.jobs.max(1).min(jobs.len());
     let live_threads = AtomicUsize::new(nthreads);
-    let results: Mutex<Vec<ScenarioResult>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let results: Mutex<Gathered> = Mutex::new(Gathered::default());
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let snapshot = |finished: bool| Progress {
         done: done.load(Ordering::Relaxed),
@@ -176,12 +302,12 @@ pub fn run(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let r = run_one(model, job, i, cfg, backend.as_deref_mut());
+                    let r = run_one(model, &job, i, cfg, backend.as_deref_mut());
                     if matches!(r.outcome, Outcome::Diverge(_)) {
                         divergences.fetch_add(1, Ordering::Relaxed);
                     }
                     steps.fetch_add(r.steps, Ordering::Relaxed);
-                    results.lock().unwrap().push(r);
+                    results.lock().unwrap_or_else(|p| p.into_inner()).add(r, &cfg.keep);
                     done.fetch_add(1, Ordering::Relaxed);
                 }
                 live.fetch_sub(1, Ordering::Relaxed);
@@ -202,18 +328,24 @@ pub fn run(
             }
             progress(&snapshot(false));
             if last_checkpoint.elapsed() >= checkpoint_every {
-                let copy = results.lock().unwrap().clone();
-                checkpoint(&copy, start.elapsed());
+                let (copy, elided) = {
+                    let g = results.lock().unwrap_or_else(|p| p.into_inner());
+                    (g.kept.clone(), g.elided)
+                };
+                checkpoint(&copy, elided, start.elapsed());
                 last_checkpoint = Instant::now();
             }
         }
     });
     progress(&snapshot(true));
-    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let Gathered { kept: mut results, elided, summary, coverage } = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by_key(|r| r.ordinal);
     RunOutcome {
-        not_run: jobs.len() - results.len(),
+        not_run: jobs.len() - summary.scenarios as usize,
         results,
+        elided,
+        summary,
+        coverage,
         errors: errors.into_inner().unwrap_or_else(|p| p.into_inner()),
         interrupted: STOP.load(Ordering::Relaxed),
         elapsed: start.elapsed(),
@@ -392,7 +524,7 @@ mod tests {
             program: prog(),
         };
         let job = Job::Given { scenario, replay: "x".into() };
-        let cfg = RunConfig { jobs: 1, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new() };
+        let cfg = RunConfig { jobs: 1, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new(), keep: Keep::default() };
         let mut f = Fake { poison: POISON_RETRIES };
         let r = run_one(&model, &job, 0, &cfg, Some(&mut f));
         assert!(matches!(r.outcome, Outcome::Match), "{:?}", r.outcome);
@@ -416,10 +548,11 @@ mod tests {
                 replay: format!("replay {i}"),
             })
             .collect();
-        let cfg = RunConfig { jobs: 3, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new() };
+        let cfg = RunConfig { jobs: 3, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new(), keep: Keep { all: true, ..Keep::default() } };
         let spawn = |_j: usize| Ok(Box::new(Fake { poison: 0 }) as Box<dyn HostBackend>);
         let mut ticks = 0;
-        let out = run(&model, &jobs, &cfg, &spawn, &mut |_| ticks += 1, &mut |_, _| {}, Duration::from_secs(60));
+        let jobs = Jobs::from_vec(jobs);
+        let out = run(&model, &jobs, &cfg, &spawn, &mut |_| ticks += 1, &mut |_, _, _| {}, Duration::from_secs(60));
         assert_eq!(out.results.len(), 50);
         assert_eq!(out.not_run, 0);
         assert!(out.results.iter().enumerate().all(|(i, r)| r.ordinal == i && r.id == format!("s{i}")));
@@ -439,9 +572,51 @@ mod tests {
             },
             replay: String::new(),
         }];
-        let cfg = RunConfig { jobs: 2, timeout: Duration::from_secs(1), mode: Mode::Full, replay_extra: String::new() };
+        let cfg = RunConfig { jobs: 2, timeout: Duration::from_secs(1), mode: Mode::Full, replay_extra: String::new(), keep: Keep::default() };
         let spawn = |_j: usize| Err::<Box<dyn HostBackend>, String>("no exe".into());
-        let out = run(&model, &jobs, &cfg, &spawn, &mut |_| {}, &mut |_, _| {}, Duration::from_secs(60));
+        let jobs = Jobs::from_vec(jobs);
+        let out = run(&model, &jobs, &cfg, &spawn, &mut |_| {}, &mut |_, _, _| {}, Duration::from_secs(60));
         assert_eq!((out.results.len(), out.not_run, out.errors.len()), (0, 1, 1));
+    }
+
+    #[test]
+    fn jobs_list_first_then_the_generated_range_without_listed_indexes() {
+        let g = |index| Job::Generated { seed: 7, index, destructive: false };
+        let jobs = Jobs::new(vec![g(3), g(0), g(12)], 7, false, 6);
+        let got: Vec<u64> = (0..jobs.len())
+            .map(|i| match jobs.get(i).unwrap().into_owned() {
+                Job::Generated { index, .. } => index,
+                Job::Given { .. } => unreachable!(),
+            })
+            .collect();
+        assert_eq!(got, vec![3, 0, 12, 1, 2, 4, 5]);
+        assert!(jobs.get(jobs.len()).is_none());
+        assert!(jobs.has_generated());
+        assert_eq!(Jobs::new(vec![], 1, false, 0).len(), 0);
+    }
+
+    #[test]
+    fn plain_matches_are_counted_not_kept() {
+        let model = KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
+        let jobs: Vec<Job> = (0..20)
+            .map(|i| Job::Given {
+                scenario: Scenario {
+                    id: format!("s{i}"),
+                    description: String::new(),
+                    provenance: cases::Provenance::File { path: "t.json".into() },
+                    program: prog(),
+                },
+                replay: format!("replay {i}"),
+            })
+            .collect();
+        let keep = Keep { all: false, ids: ["s4".to_string()].into_iter().collect() };
+        let cfg = RunConfig { jobs: 2, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new(), keep };
+        let spawn = |_j: usize| Ok(Box::new(Fake { poison: 0 }) as Box<dyn HostBackend>);
+        let jobs = Jobs::from_vec(jobs);
+        let out = run(&model, &jobs, &cfg, &spawn, &mut |_| {}, &mut |_, _, _| {}, Duration::from_secs(60));
+        assert_eq!(out.results.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["s4"]);
+        assert_eq!(out.elided, Elided { matched: 19, steps: 38 });
+        assert_eq!(out.summary, Summary { scenarios: 20, steps: 40, infra_errors: 0 });
+        assert_eq!(out.not_run, 0);
     }
 }

@@ -23,7 +23,7 @@ mod faults;
 pub use faults::FAULT_DIR_ENV;
 pub use protocol::{temp_dir_for, Frame, CPU_ENV};
 
-use crate::host::observe::{probe_zero_pfn, Observer};
+use crate::host::observe::{decode_zero_pfns, probe_zero_pfn, Observer, ZERO_PFN_ENV};
 use crate::host::sys;
 use crate::host::worker::program::run_program;
 use crate::host::worker::protocol::{Fatal, Out, STDIN, STDOUT};
@@ -71,9 +71,14 @@ pub fn worker_main() -> i32 {
     if !sys::window_is_empty(win_lo, win_len) {
         return fatal(&format!("the arena window {win_lo:#x}+{win_len:#x} is not empty at start"));
     }
-    let zero_pfn = match probe_zero_pfn(ps as usize) {
-        Ok(z) => z,
-        Err(e) => return fatal(&e),
+    // The runner's probe when it handed one over (every worker it starts), else our own.
+    let handed = std::env::var(ZERO_PFN_ENV).ok().and_then(|t| decode_zero_pfns(&t));
+    let zero_pfn = match handed {
+        Some(z) => z,
+        None => match probe_zero_pfn(ps as usize) {
+            Ok(z) => z,
+            Err(e) => return fatal(&e),
+        },
     };
     // Decided once, before any arena exists: the helper (if needed) is a fork of this process.
     let reader = match crate::host::procmem::PageReader::start(ps as usize) {
@@ -87,17 +92,12 @@ pub fn worker_main() -> i32 {
     // Let the worker run ahead of a runner that is busy simulating: a bigger pipe holds a whole scenario.
     // SAFETY: fcntl on our stdout; failure only costs throughput.
     unsafe { libc::fcntl(STDOUT, libc::F_SETPIPE_SZ, 1 << 20) };
-    // The directory for disk files. A scratch directory that cannot hold it (read-only, full) is not
-    // fatal: the runner found that at start (`detect::scratch_unusable`) and sends no disk-file scenario;
-    // should one come anyway, it fails with this error instead of every worker failing to start.
-    let tmp = temp_dir_for(std::process::id());
-    let tmp = match std::fs::create_dir(&tmp) {
-        Ok(()) => Ok(tmp),
-        Err(e) => Err(format!("create {}: {e}", tmp.display())),
-    };
-    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs, vmstat: None, vmstat_buf: Vec::new(), tainted: Default::default() };
+    // The directory for disk files is made when the first disk-file scenario comes (`program::scratch`),
+    // not here: most workers never hold a disk file, and a replaced worker's start-up is on the run's
+    // critical path.
+    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp: None, obs, vmstat: None, vmstat_buf: Vec::new(), tainted: Default::default() };
     let code = serve(&mut ctx);
-    if let Ok(tmp) = &ctx.tmp {
+    if let Some(Ok(tmp)) = &ctx.tmp {
         let _ = std::fs::remove_dir_all(tmp);
     }
     code

@@ -140,12 +140,25 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     Ok(None)
 }
 
+/// The worker's directory for disk files, made on first use. A scratch directory that cannot hold it
+/// (read-only, full) is not fatal: the runner found that at start (`detect::scratch_unusable`) and sends
+/// no disk-file scenario; should one come anyway, it fails with this error.
+fn scratch(ctx: &mut Ctx) -> &Result<std::path::PathBuf, String> {
+    ctx.tmp.get_or_insert_with(|| {
+        let tmp = crate::host::worker::temp_dir_for(std::process::id());
+        match std::fs::create_dir(&tmp) {
+            Ok(()) => Ok(tmp),
+            Err(e) => Err(format!("create {}: {e}", tmp.display())),
+        }
+    })
+}
+
 fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, String> {
     let mut files = Vec::with_capacity(prog.files.len());
     for (i, spec) in prog.files.iter().enumerate() {
         let fd = match spec.kind {
             FileKind::Disk => {
-                let path = ctx.tmp.as_ref().map_err(|e| format!("file {i}: {e}"))?.join(format!("f{i}"));
+                let path = scratch(ctx).as_ref().map_err(|e| format!("file {i}: {e}"))?.join(format!("f{i}"));
                 let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
                     .map_err(|_| format!("temp path {} contains NUL", path.display()))?;
                 let fd = Fd::open(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)?;

@@ -19,7 +19,8 @@ pub(super) struct Ctx {
     pub(super) win_lo: u64,
     pub(super) win_len: u64,
     /// The directory for disk files, or why it could not be created.
-    pub(super) tmp: Result<PathBuf, String>,
+    /// The directory for disk files, once a scenario needed one (`program::scratch`).
+    pub(super) tmp: Option<Result<PathBuf, String>>,
     pub(super) obs: Observer,
     /// /proc/vmstat, kept open: it is read twice per MADV_FREE scenario.
     pub(super) vmstat: Option<Fd>,
