@@ -8,7 +8,10 @@
 //!
 //! The generator keeps a conservative picture of each arena page (mapped? with which protection? maybe
 //! DONTFORK?) so that ordinary reads and writes never fault: a fault kills the worker, which is
-//! expensive, so only about 2–3% of scenarios end with one access that faults on purpose.
+//! expensive, so only about 2–3% of scenarios end with one access that faults on purpose. Caught
+//! accesses (`try_write`, `try_read`) may fault anywhere, since the program goes on after them: they
+//! pick any arena page, half the time one the picture says faults (a hole, a guard, a page without the
+//! permission).
 
 use crate::validate::{check_madvise, madvise_extent, PAGE_SIZES};
 use crate::{Provenance, Scenario};
@@ -208,6 +211,7 @@ enum Op {
     ForkLive,
     Mseal,
     Mremap,
+    Try,
 }
 
 impl Gen {
@@ -335,6 +339,7 @@ impl Gen {
                 (2, Op::Mseal),
                 // mremap: modelled (MREMAP_MODELLED); set the weight to 0 again if it is switched off.
                 (4, Op::Mremap),
+                (4, Op::Try),
             ]);
             // At most one live-fork sequence per scenario (it is several steps long already); a second
             // draw is a plain fork.
@@ -407,13 +412,38 @@ impl Gen {
                 let n = self.rng.range(0, 3);
                 let child = (0..n)
                     .map(|_| {
-                        let op = self.rng.weighted(&[(35, Op::Write), (25, Op::Read), (40, Op::Madvise)]);
+                        let op = self.rng.weighted(&[(35, Op::Write), (25, Op::Read), (40, Op::Madvise), (5, Op::Try)]);
                         self.step(op, false)
                     })
                     .collect();
                 Step::Fork { child }
             }
             Op::Fork | Op::ForkLive => self.madvise(top),
+            Op::Try => self.caught_access(top),
+        }
+    }
+
+    /// A `try_write` or `try_read` (the fault, if any, is caught and the program goes on): half the time
+    /// on a page that faults for this access, else on any arena page. When it does not fault it is an
+    /// ordinary access, which changes nothing in the picture.
+    fn caught_access(&mut self, top: bool) -> Step {
+        let write = self.rng.chance(550);
+        let bad: Vec<u32> = (0..self.arena)
+            .filter(|&p| {
+                let i = self.pages[p as usize];
+                i.guard
+                    || (!top && i.dontfork)
+                    || match i.prot {
+                        None => true,
+                        Some(pr) => if write { !pr.write } else { !pr.read },
+                    }
+            })
+            .collect();
+        let page = if !bad.is_empty() && self.rng.chance(500) { self.rng.pick(&bad) } else { self.rng.range(0, self.arena as i64 - 1) as u32 };
+        if write {
+            Step::TryWrite { page, fill: self.rng.range(1, 255) as u8 }
+        } else {
+            Step::TryRead { page }
         }
     }
 
@@ -437,7 +467,7 @@ impl Gen {
             let s = match who {
                 // In the child: write, read, madvise (often a shared-page one), sometimes mlock.
                 0 => {
-                    let op = self.rng.weighted(&[(35, Op::Write), (15, Op::Read), (45, Op::Madvise), (5, Op::Mlock)]);
+                    let op = self.rng.weighted(&[(35, Op::Write), (15, Op::Read), (45, Op::Madvise), (5, Op::Mlock), (5, Op::Try)]);
                     let inner = match op {
                         Op::Madvise => self.shared_madvise(false),
                         Op::Mlock => {

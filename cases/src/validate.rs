@@ -217,7 +217,9 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             check_madvise(arena, *page, *offset, *len_pages, *len_bytes)
                 .map_err(|(f, m)| (format!("{path}.{f}"), m))
         }
-        Step::Write { page, .. } | Step::Read { page } => check_range(arena, *page, 1, path),
+        Step::Write { page, .. } | Step::Read { page } | Step::TryWrite { page, .. } | Step::TryRead { page } => {
+            check_range(arena, *page, 1, path)
+        }
         Step::Mprotect { page, pages, .. }
         | Step::Munmap { page, pages }
         | Step::Mlock { page, pages, .. }

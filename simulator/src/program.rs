@@ -446,6 +446,11 @@ pub enum Step {
     Write { page: u32, fill: u8 },
     /// Read one byte of one page (faults it in).
     Read { page: u32 },
+    /// `write` with the fault caught: a SIGSEGV or SIGBUS is this step's result (`Ret::Signal`) and the
+    /// program goes on, as kselftest guard-regions.c's `try_write_buf` does. Nothing changes when it faults.
+    TryWrite { page: u32, fill: u8 },
+    /// `read` with the fault caught (kselftest's `try_read_buf`).
+    TryRead { page: u32 },
     Mprotect { page: u32, pages: u32, prot: Prot },
     Munmap { page: u32, pages: u32 },
     /// mmap(MAP_FIXED) of `map` (it may replace what is there).
@@ -494,6 +499,8 @@ impl Step {
             Step::Madvise { .. } => "madvise",
             Step::Write { .. } => "write",
             Step::Read { .. } => "read",
+            Step::TryWrite { .. } => "try_write",
+            Step::TryRead { .. } => "try_read",
             Step::Mprotect { .. } => "mprotect",
             Step::Munmap { .. } => "munmap",
             Step::Mmap { .. } => "mmap",

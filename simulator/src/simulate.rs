@@ -27,6 +27,18 @@ impl Machine {
             }
             Step::Write { page, fill } => self.access(model, page as i64, Some(fill)),
             Step::Read { page } => self.access(model, page as i64, None),
+            // A caught fault: `access` returns the signal before it changes anything (the fault handler
+            // refuses the access before it allocates: arch/x86/mm/fault.c:do_user_addr_fault access_error,
+            // bad_area_access_error; a guard marker: VM_FAULT_SIGSEGV from mm/memory.c:handle_pte_marker), so the
+            // state stays as it was and the signal is this step's result [T 6.18.44 try_* corpus cases].
+            Step::TryWrite { page, fill } => match self.access(model, page as i64, Some(fill)) {
+                StepOut::Fatal(sig) => StepOut::Ret(Ret::Signal(sig)),
+                out => out,
+            },
+            Step::TryRead { page } => match self.access(model, page as i64, None) {
+                StepOut::Fatal(sig) => StepOut::Ret(Ret::Signal(sig)),
+                out => out,
+            },
             Step::Mprotect { page, pages, prot } => {
                 StepOut::Ret(self.mprotect(model, page as i64, (page + pages) as i64, prot))
             }

@@ -175,6 +175,8 @@ fn step_body(s: &Step) -> String {
         ),
         Step::Write { page, fill } => format!("memset(PAGE({page}), {fill}, PS);\n    __asm__ volatile(\"\" ::: \"memory\");\n    return 0;"),
         Step::Read { page } => format!("(void)*(volatile unsigned char *)PAGE({page});\n    return 0;"),
+        Step::TryWrite { page, fill } => format!("return try_access({page}, {fill});"),
+        Step::TryRead { page } => format!("return try_access({page}, -1);"),
         Step::Mprotect { page, pages, prot } => format!("return rc(mprotect(PAGE({page}), {pages} * PS, {}));", prot_c(*prot)),
         Step::Munmap { page, pages } => format!("return rc(munmap(PAGE({page}), {pages} * PS));"),
         Step::Mmap { map } => format!("return {};", map_call(map, "MAP_FIXED")),
