@@ -206,6 +206,7 @@ fn map(b: &mut Bytes, arena: u32, files: &[FileSpec]) -> MapSpec {
             }
         }
         2 => Backing::AnonShared,
+        4 => Backing::AnonDroppable,
         3 if arena >= 1024 => {
             if b.bool() {
                 Backing::HugetlbPrivate

@@ -232,10 +232,11 @@ impl Gen {
             }
             let room = (self.arena - cursor) as i64;
             let pages = self.rng.range(1, room.min(8)) as u32;
-            let kind = self.rng.weighted(&[(50, 0u8), (15, 1), (20, 2), (15, 3)]);
+            let kind = self.rng.weighted(&[(50, 0u8), (15, 1), (20, 2), (15, 3), (6, 4)]);
             let backing = match kind {
                 0 => Backing::AnonPrivate,
                 1 => Backing::AnonShared,
+                4 => Backing::AnonDroppable,
                 _ => {
                     let (file, offset) = self.file_for(pages, &mut need);
                     if kind == 2 {
@@ -247,7 +248,8 @@ impl Gen {
             };
             let prot = self.draw_prot(backing.file().is_some());
             let populate = self.rng.chance(150);
-            let locked = self.rng.chance(80);
+            // MAP_LOCKED|MAP_DROPPABLE is EINVAL: a layout map must succeed (validate).
+            let locked = self.rng.chance(80) && backing != Backing::AnonDroppable;
             self.maps.push(MapSpec { page: cursor, pages, prot, backing, populate, locked });
             cursor += pages;
             if !self.rng.chance(500) {
@@ -671,10 +673,15 @@ impl Gen {
 
     fn mmap(&mut self) -> Step {
         let (page, pages) = self.some_range(6);
-        let kind = if self.files.is_empty() { self.rng.below(2) } else { self.rng.weighted(&[(50, 0), (20, 1), (30, 2)]) };
+        let kind = if self.files.is_empty() {
+            self.rng.weighted(&[(45, 0), (45, 1), (10, 3)])
+        } else {
+            self.rng.weighted(&[(50, 0), (20, 1), (30, 2), (8, 3)])
+        };
         let (backing, pages) = match kind {
             0 => (Backing::AnonPrivate, pages),
             1 => (Backing::AnonShared, pages),
+            3 => (Backing::AnonDroppable, pages),
             _ => {
                 let file = self.rng.below(self.files.len() as u64) as u32;
                 let size = self.files[file as usize].pages;

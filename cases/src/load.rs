@@ -264,7 +264,8 @@ const MAP_FIELDS: &[(&str, Ty, bool)] = &[
     ("populate", Ty::Bool, false),
     ("locked", Ty::Bool, false),
 ];
-const KINDS: &[&str] = &["anon_private", "anon_shared", "file_private", "file_shared", "hugetlb_private", "hugetlb_shared"];
+const KINDS: &[&str] =
+    &["anon_private", "anon_shared", "file_private", "file_shared", "hugetlb_private", "hugetlb_shared", "anon_droppable"];
 const OPS: &[&str] =
     &[
         "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",

@@ -86,6 +86,11 @@ pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Pr
             return Some(why.clone());
         }
     }
+    if !model.map_droppable && prog.maps.iter().any(|m| m.backing == crate::program::Backing::AnonDroppable) {
+        // The layout cannot be set up: MAP_DROPPABLE is EINVAL before 6.11 (an unknown map type) and
+        // unsupported on 32-bit kernels [S 6.12 mm/mmap.c:do_mmap].
+        return Some("a MAP_DROPPABLE layout mapping needs a 64-bit kernel 6.11 or later (KernelModel::map_droppable)".into());
+    }
     if model.mlock_limit_pages.is_some() && prog.maps.iter().any(|m| m.locked) {
         let mut m = Machine::new(model, arena, prog);
         for (i, map) in prog.maps.iter().enumerate() {

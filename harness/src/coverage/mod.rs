@@ -130,6 +130,7 @@ fn kind_from_observation(prog: &Program, b: &Observation, first: i64, last: i64)
         return "read_only".into();
     }
     match v.backing {
+        VmaBacking::Anon if has("dp") => "anon_droppable".into(),
         VmaBacking::Anon => "anon_private".into(),
         VmaBacking::Shmem => "anon_shared".into(),
         VmaBacking::File(f) => file_kind(prog, f, shared),
@@ -167,6 +168,7 @@ fn kind_from_layout(prog: &Program, first: i64, last: i64) -> String {
         Backing::FileShared { file, .. } => file_kind(prog, file, true),
         Backing::HugetlbPrivate => "hugetlb_private".into(),
         Backing::HugetlbShared => "hugetlb_shared".into(),
+        Backing::AnonDroppable => "anon_droppable".into(),
     }
 }
 

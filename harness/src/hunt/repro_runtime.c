@@ -39,6 +39,9 @@
 #ifndef SYS_mlock2
 #define SYS_mlock2 __NR_mlock2
 #endif
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
 #ifndef MREMAP_MAYMOVE
 #define MREMAP_MAYMOVE 1
 #endif
@@ -55,7 +58,7 @@ static uint64_t PS;
 static sigjmp_buf try_jmp;
 static volatile sig_atomic_t try_sig;
 static void try_handler(int sig) { try_sig = sig; siglongjmp(try_jmp, 1); }
-static long try_access(int page, int fill) {
+__attribute__((unused)) static long try_access(int page, int fill) {
   struct sigaction sa, old_segv, old_bus;
   long r = 0;
   memset(&sa, 0, sizeof sa);

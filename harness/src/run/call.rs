@@ -73,6 +73,7 @@ fn render_backing(b: Backing) -> String {
         Backing::FileShared { file, offset } => format!("file {file} @{offset} shared"),
         Backing::HugetlbPrivate => "hugetlb private".into(),
         Backing::HugetlbShared => "hugetlb shared".into(),
+        Backing::AnonDroppable => "anon droppable".into(),
     }
 }
 

@@ -33,6 +33,9 @@ pub(super) struct Ctx {
 /// HWPOISON, SOFT_OFFLINE (docs/perf-floor.md, "What this means for the harness design").
 const PROCESS_WIDE_ADVICE: [i32; 5] = [12, 14, 25, 100, 101];
 
+/// MAP_DROPPABLE, a map type of its own (include/uapi/linux/mman.h, 6.11+).
+const MAP_DROPPABLE: i32 = 0x08;
+
 pub(super) fn map_fd(m: &MapSpec, files: &[ScenarioFile]) -> Result<RawFd, String> {
     match m.backing.file() {
         None => Ok(-1),
@@ -62,6 +65,8 @@ pub(super) fn do_mmap(ctx: &Ctx, m: &MapSpec, fd: RawFd, fixed: i32) -> Result<(
         Backing::FileShared { offset, .. } => (libc::MAP_SHARED, offset as u64 * ctx.ps),
         Backing::HugetlbPrivate => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB, 0),
         Backing::HugetlbShared => (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB, 0),
+        // MAP_DROPPABLE (6.11+; not in the libc crate yet): include/uapi/linux/mman.h.
+        Backing::AnonDroppable => (MAP_DROPPABLE | libc::MAP_ANONYMOUS, 0),
     };
     let flags = kind
         | fixed
