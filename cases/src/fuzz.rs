@@ -206,6 +206,7 @@ fn map(b: &mut Bytes, arena: u32, files: &[FileSpec]) -> MapSpec {
             }
         }
         2 => Backing::AnonShared,
+        4 => Backing::AnonDroppable,
         3 if arena >= 1024 => {
             if b.bool() {
                 Backing::HugetlbPrivate
@@ -242,8 +243,14 @@ fn step(b: &mut Bytes, arena: u32, files: &[FileSpec], top: bool) -> Step {
                 advice,
             }
         }
-        4 => Step::Write { page: page(b), fill: b.u8() },
-        5 => Step::Read { page: page(b) },
+        4 => {
+            let (page, fill, caught) = (page(b), b.u8(), b.below(4) == 0);
+            if caught { Step::TryWrite { page, fill } } else { Step::Write { page, fill } }
+        }
+        5 => {
+            let (page, caught) = (page(b), b.below(4) == 0);
+            if caught { Step::TryRead { page } } else { Step::Read { page } }
+        }
         6 => Step::Mprotect { page: page(b), pages: pages(b), prot: prot(b) },
         7 => Step::Munmap { page: page(b), pages: pages(b) },
         8 => Step::Mmap { map: map(b, arena, files) },

@@ -8,7 +8,10 @@
 //!
 //! The generator keeps a conservative picture of each arena page (mapped? with which protection? maybe
 //! DONTFORK?) so that ordinary reads and writes never fault: a fault kills the worker, which is
-//! expensive, so only about 2–3% of scenarios end with one access that faults on purpose.
+//! expensive, so only about 2–3% of scenarios end with one access that faults on purpose. Caught
+//! accesses (`try_write`, `try_read`) may fault anywhere, since the program goes on after them: they
+//! pick any arena page, half the time one the picture says faults (a hole, a guard, a page without the
+//! permission).
 
 use crate::validate::{check_madvise, madvise_extent, PAGE_SIZES};
 use crate::{Provenance, Scenario};
@@ -208,6 +211,7 @@ enum Op {
     ForkLive,
     Mseal,
     Mremap,
+    Try,
 }
 
 impl Gen {
@@ -228,10 +232,11 @@ impl Gen {
             }
             let room = (self.arena - cursor) as i64;
             let pages = self.rng.range(1, room.min(8)) as u32;
-            let kind = self.rng.weighted(&[(50, 0u8), (15, 1), (20, 2), (15, 3)]);
+            let kind = self.rng.weighted(&[(50, 0u8), (15, 1), (20, 2), (15, 3), (6, 4)]);
             let backing = match kind {
                 0 => Backing::AnonPrivate,
                 1 => Backing::AnonShared,
+                4 => Backing::AnonDroppable,
                 _ => {
                     let (file, offset) = self.file_for(pages, &mut need);
                     if kind == 2 {
@@ -243,7 +248,8 @@ impl Gen {
             };
             let prot = self.draw_prot(backing.file().is_some());
             let populate = self.rng.chance(150);
-            let locked = self.rng.chance(80);
+            // MAP_LOCKED|MAP_DROPPABLE is EINVAL: a layout map must succeed (validate).
+            let locked = self.rng.chance(80) && backing != Backing::AnonDroppable;
             self.maps.push(MapSpec { page: cursor, pages, prot, backing, populate, locked });
             cursor += pages;
             if !self.rng.chance(500) {
@@ -335,6 +341,7 @@ impl Gen {
                 (2, Op::Mseal),
                 // mremap: modelled (MREMAP_MODELLED); set the weight to 0 again if it is switched off.
                 (4, Op::Mremap),
+                (4, Op::Try),
             ]);
             // At most one live-fork sequence per scenario (it is several steps long already); a second
             // draw is a plain fork.
@@ -407,13 +414,38 @@ impl Gen {
                 let n = self.rng.range(0, 3);
                 let child = (0..n)
                     .map(|_| {
-                        let op = self.rng.weighted(&[(35, Op::Write), (25, Op::Read), (40, Op::Madvise)]);
+                        let op = self.rng.weighted(&[(35, Op::Write), (25, Op::Read), (40, Op::Madvise), (5, Op::Try)]);
                         self.step(op, false)
                     })
                     .collect();
                 Step::Fork { child }
             }
             Op::Fork | Op::ForkLive => self.madvise(top),
+            Op::Try => self.caught_access(top),
+        }
+    }
+
+    /// A `try_write` or `try_read` (the fault, if any, is caught and the program goes on): half the time
+    /// on a page that faults for this access, else on any arena page. When it does not fault it is an
+    /// ordinary access, which changes nothing in the picture.
+    fn caught_access(&mut self, top: bool) -> Step {
+        let write = self.rng.chance(550);
+        let bad: Vec<u32> = (0..self.arena)
+            .filter(|&p| {
+                let i = self.pages[p as usize];
+                i.guard
+                    || (!top && i.dontfork)
+                    || match i.prot {
+                        None => true,
+                        Some(pr) => if write { !pr.write } else { !pr.read },
+                    }
+            })
+            .collect();
+        let page = if !bad.is_empty() && self.rng.chance(500) { self.rng.pick(&bad) } else { self.rng.range(0, self.arena as i64 - 1) as u32 };
+        if write {
+            Step::TryWrite { page, fill: self.rng.range(1, 255) as u8 }
+        } else {
+            Step::TryRead { page }
         }
     }
 
@@ -437,7 +469,7 @@ impl Gen {
             let s = match who {
                 // In the child: write, read, madvise (often a shared-page one), sometimes mlock.
                 0 => {
-                    let op = self.rng.weighted(&[(35, Op::Write), (15, Op::Read), (45, Op::Madvise), (5, Op::Mlock)]);
+                    let op = self.rng.weighted(&[(35, Op::Write), (15, Op::Read), (45, Op::Madvise), (5, Op::Mlock), (5, Op::Try)]);
                     let inner = match op {
                         Op::Madvise => self.shared_madvise(false),
                         Op::Mlock => {
@@ -641,10 +673,15 @@ impl Gen {
 
     fn mmap(&mut self) -> Step {
         let (page, pages) = self.some_range(6);
-        let kind = if self.files.is_empty() { self.rng.below(2) } else { self.rng.weighted(&[(50, 0), (20, 1), (30, 2)]) };
+        let kind = if self.files.is_empty() {
+            self.rng.weighted(&[(45, 0), (45, 1), (10, 3)])
+        } else {
+            self.rng.weighted(&[(50, 0), (20, 1), (30, 2), (8, 3)])
+        };
         let (backing, pages) = match kind {
             0 => (Backing::AnonPrivate, pages),
             1 => (Backing::AnonShared, pages),
+            3 => (Backing::AnonDroppable, pages),
             _ => {
                 let file = self.rng.below(self.files.len() as u64) as u32;
                 let size = self.files[file as usize].pages;

@@ -264,11 +264,12 @@ const MAP_FIELDS: &[(&str, Ty, bool)] = &[
     ("populate", Ty::Bool, false),
     ("locked", Ty::Bool, false),
 ];
-const KINDS: &[&str] = &["anon_private", "anon_shared", "file_private", "file_shared", "hugetlb_private", "hugetlb_shared"];
+const KINDS: &[&str] =
+    &["anon_private", "anon_shared", "file_private", "file_shared", "hugetlb_private", "hugetlb_shared", "anon_droppable"];
 const OPS: &[&str] =
     &[
         "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",
-        "child_exit", "mseal", "mremap",
+        "child_exit", "mseal", "mremap", "try_write", "try_read",
     ];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
@@ -280,8 +281,8 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
             ("len_bytes", Ty::I64, false),
             ("advice", Ty::Advice, true),
         ],
-        "write" => &[("page", Ty::U32, true), ("fill", Ty::U8, true)],
-        "read" => &[("page", Ty::U32, true)],
+        "write" | "try_write" => &[("page", Ty::U32, true), ("fill", Ty::U8, true)],
+        "read" | "try_read" => &[("page", Ty::U32, true)],
         "mprotect" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("prot", Ty::Prot, true)],
         "munmap" | "munlock" | "mseal" => &[("page", Ty::U32, true), ("pages", Ty::U32, true)],
         "mremap" => &[

@@ -80,7 +80,7 @@ fn pages_used(p: &Program) -> u32 {
     fn step_top(s: &Step) -> u32 {
         match s {
             Step::Madvise { .. } | Step::ForkLive | Step::ChildExit => 0,
-            Step::Write { page, .. } | Step::Read { page } => page + 1,
+            Step::Write { page, .. } | Step::Read { page } | Step::TryWrite { page, .. } | Step::TryRead { page } => page + 1,
             Step::Mprotect { page, pages, .. }
             | Step::Munmap { page, pages }
             | Step::Mlock { page, pages, .. }
@@ -118,6 +118,8 @@ fn shift_down(p: &Program, k: u32) -> Option<Program> {
             }
             Step::Write { page, fill } => Step::Write { page: sub(*page, k)?, fill: *fill },
             Step::Read { page } => Step::Read { page: sub(*page, k)? },
+            Step::TryWrite { page, fill } => Step::TryWrite { page: sub(*page, k)?, fill: *fill },
+            Step::TryRead { page } => Step::TryRead { page: sub(*page, k)? },
             Step::Mprotect { page, pages, prot } => Step::Mprotect { page: sub(*page, k)?, pages: *pages, prot: *prot },
             Step::Munmap { page, pages } => Step::Munmap { page: sub(*page, k)?, pages: *pages },
             Step::Mmap { map: m } => Step::Mmap { map: map(m, k)? },
@@ -190,6 +192,7 @@ fn simpler_steps(s: &Step) -> Vec<(Step, String)> {
             }
         }
         Step::Write { page, fill } if *fill != 1 => out.push((Step::Write { page: *page, fill: 1 }, "fill -> 1".into())),
+        Step::TryWrite { page, fill } if *fill != 1 => out.push((Step::TryWrite { page: *page, fill: 1 }, "fill -> 1".into())),
         Step::Mprotect { page, pages, prot } => {
             for k in fewer(*pages) {
                 out.push((Step::Mprotect { page: *page, pages: k, prot: *prot }, format!("mprotect {pages} -> {k} pages")));

@@ -123,6 +123,11 @@ pub fn check_program(p: &Program) -> Result<(), Problem> {
     for (i, m) in p.maps.iter().enumerate() {
         let path = format!("maps[{i}]");
         check_map(p, m, &path)?;
+        // A layout map must succeed; MAP_LOCKED|MAP_DROPPABLE is EINVAL on every kernel that knows
+        // MAP_DROPPABLE (an mmap step may still ask for it, to see the EINVAL).
+        if m.backing == Backing::AnonDroppable && m.locked {
+            return Err((format!("{path}.locked"), "a layout map of kind anon_droppable cannot be locked (mmap refuses MAP_LOCKED|MAP_DROPPABLE with EINVAL); use an mmap step to test that".into()));
+        }
         placed.push((m.page, m.page + m.pages, i));
     }
     // Layout maps are made one after another with MAP_FIXED; an overlap would silently replace part of
@@ -217,7 +222,9 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             check_madvise(arena, *page, *offset, *len_pages, *len_bytes)
                 .map_err(|(f, m)| (format!("{path}.{f}"), m))
         }
-        Step::Write { page, .. } | Step::Read { page } => check_range(arena, *page, 1, path),
+        Step::Write { page, .. } | Step::Read { page } | Step::TryWrite { page, .. } | Step::TryRead { page } => {
+            check_range(arena, *page, 1, path)
+        }
         Step::Mprotect { page, pages, .. }
         | Step::Munmap { page, pages }
         | Step::Mlock { page, pages, .. }

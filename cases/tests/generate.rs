@@ -248,6 +248,7 @@ fn live_fork_sequences_cover_what_sharing_changes(#[values(1, 2, 3)] seed: u64) 
                 (Backing::FileShared { .. }, Some(simulator::program::FileKind::Disk)) => "file_shared_disk",
                 (Backing::FileShared { .. }, _) => "file_shared_memfd",
                 (Backing::HugetlbPrivate | Backing::HugetlbShared, _) => "hugetlb",
+                (Backing::AnonDroppable, _) => "anon_droppable",
             })
             .collect();
         if s.program.maps.iter().any(|m| m.locked) {
@@ -333,4 +334,40 @@ fn destructive_variant_changes_only_hugetlb_scenarios_and_validates() {
     assert!(hugetlb > 200, "{hugetlb} hugetlb scenarios");
     assert!(changed * 10 > hugetlb * 7, "{changed} of {hugetlb} changed");
     assert!(forks > 50 && lives > 30 && mremaps > 80, "forks {forks}, live forks {lives}, mremaps {mremaps}");
+}
+
+/// The generator draws caught accesses (`try_write`, `try_read`, at top level, in fork children and in
+/// the live child) and MAP_DROPPABLE memory (layout maps and mmap steps).
+#[test]
+fn generator_draws_caught_faults_and_droppable_memory() {
+    use simulator::program::Backing;
+    use std::collections::HashMap;
+    let mut c: HashMap<&str, u32> = HashMap::new();
+    fn walk<'a>(s: &'a Step, c: &mut HashMap<&'static str, u32>, place: &'static str) {
+        match s {
+            Step::TryWrite { .. } => *c.entry(if place == "top" { "try_write top" } else { "try_write child" }).or_default() += 1,
+            Step::TryRead { .. } => *c.entry(if place == "top" { "try_read top" } else { "try_read child" }).or_default() += 1,
+            Step::Mmap { map } if map.backing == Backing::AnonDroppable => *c.entry("droppable mmap").or_default() += 1,
+            Step::Fork { child } => child.iter().for_each(|x| walk(x, c, "fork")),
+            Step::InChild { step } => {
+                if matches!(**step, Step::TryWrite { .. } | Step::TryRead { .. }) {
+                    *c.entry("try in live child").or_default() += 1;
+                }
+                walk(step, c, "live")
+            }
+            _ => {}
+        }
+    }
+    for index in 0..4000 {
+        let s = generate(1, index);
+        for st in &s.program.steps {
+            walk(st, &mut c, "top");
+        }
+        if s.program.maps.iter().any(|m| m.backing == Backing::AnonDroppable) {
+            *c.entry("droppable layout").or_default() += 1;
+        }
+    }
+    for k in ["try_write top", "try_read top", "try_write child", "try_read child", "try in live child", "droppable mmap", "droppable layout"] {
+        assert!(c.get(k).copied().unwrap_or(0) >= 5, "{k}: {c:?}");
+    }
 }

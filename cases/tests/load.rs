@@ -99,6 +99,8 @@ fn err_for(name: &str, text: &str) -> (String, CaseError) {
     r#""steps": [{ "op": "madvise", "page": 8, "offset": 262144, "len_pages": 1, "advice": "FREE" }]"#,
     "steps[0].len_pages", "with 4096-byte pages")]
 #[case::write_outside(r#""steps": [{ "op": "write", "page": 8, "fill": 1 }]"#, "steps[0].page", "not inside the arena")]
+#[case::try_write_outside(r#""steps": [{ "op": "try_write", "page": 8, "fill": 1 }]"#, "steps[0].page", "not inside the arena")]
+#[case::try_read_extra_field(r#""steps": [{ "op": "try_read", "page": 0, "fill": 1 }]"#, "steps[0].fill", "unknown field \"fill\"")]
 #[case::mmap_past_eof(
     r#""steps": [{ "op": "mmap", "map": { "page": 0, "pages": 3, "prot": "rw-", "kind": "file_shared", "file": 0, "offset": 2 } }]"#,
     "steps[0].map.offset", "past the end of files[0]")]
@@ -143,6 +145,10 @@ fn bad_steps_name_the_file_and_field(#[case] steps: &str, #[case] field: &str, #
     "maps[0].file", "unknown field \"file\"")]
 #[case::unknown_kind(
     r#""maps": [{ "page": 0, "pages": 4, "prot": "rw-", "kind": "anon" }]"#, "maps[0].kind", "unknown mapping kind")]
+#[case::locked_droppable_layout(
+    r#""maps": [{ "page": 0, "pages": 4, "prot": "rw-", "kind": "anon_droppable", "locked": true }]"#, "maps[0].locked", "cannot be locked")]
+#[case::droppable_with_file(
+    r#""maps": [{ "page": 0, "pages": 4, "prot": "rw-", "kind": "anon_droppable", "file": 0 }]"#, "maps[0].file", "unknown field \"file\"")]
 #[case::missing_file(
     r#""maps": [{ "page": 0, "pages": 1, "prot": "rw-", "kind": "file_private", "file": 3, "offset": 0 }]"#,
     "maps[0].file", "file 3 does not exist")]

@@ -164,6 +164,31 @@ fn corpus_reproducers_compile_and_match_this_kernel() {
     }
 }
 
+/// The caught-fault cases (`try_write`/`try_read`, outside the first 60 above): the C catches the
+/// signals with sigsetjmp where the worker uses a CLONE_VM task, and both must give the same points.
+#[test]
+fn caught_fault_reproducers_compile_and_match_this_kernel() {
+    let dir = tmp("repro-caught");
+    let mut n = 0;
+    for e in std::fs::read_dir(corpus()).unwrap() {
+        let case = e.unwrap().path();
+        if !case.file_name().is_some_and(|f| f.to_string_lossy().starts_with("try_access_")) {
+            continue;
+        }
+        let s = cases::load_scenario(&case).unwrap();
+        let src = dir.join(format!("{}.c", s.id));
+        let o = madcheck(&["repro", "--case", case.to_str().unwrap(), "--out", src.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let exe = dir.join(&s.id);
+        compile("gcc", &src, &exe).unwrap();
+        let o = Command::new(&exe).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}: {}", s.id, text(&o));
+        assert!(text(&o).contains("every point matches"), "{}", text(&o));
+        n += 1;
+    }
+    assert!(n >= 3, "expected the try_access_* corpus cases, found {n}");
+}
+
 #[test]
 fn a_wrong_expectation_exits_1_in_madchecks_words() {
     let dir = tmp("wrong");

@@ -260,6 +260,10 @@ pub struct KernelModel {
     /// A sealed read-only anonymous VMA refuses MADV_GUARD_INSTALL like the discard advice [T 6.18;
     /// S 7.2 mm/madvise.c]; the release that added it is UNVERIFIED (6.18 is the first probed).
     pub mseal_refuses_guard_install: bool,
+    /// mmap knows MAP_DROPPABLE (6.11+, 64-bit: VM_DROPPABLE is VM_NONE elsewhere, which answers
+    /// EOPNOTSUPP; before 6.11 the map type 0x08 is EINVAL) [S 6.12 mm/mmap.c:do_mmap; include/linux/mm.h
+    /// (VM_DROPPABLE under CONFIG_64BIT); T 6.18.44].
+    pub map_droppable: bool,
     /// mremap validates the source VMA before unmapping a MREMAP_FIXED destination (the 6.16 mremap
     /// refactor; UNVERIFIED release); before, the destination was unmapped first [S 6.12 mremap_to].
     pub mremap_checks_first: bool,
@@ -486,6 +490,7 @@ impl KernelModel {
             max_map_count: f.max_map_count,
             mseal: at_least(6, 10) && arch_is_64bit(&f.arch),
             mseal_refuses_guard_install: at_least(6, 18),
+            map_droppable: at_least(6, 11) && arch_is_64bit(&f.arch),
             mremap_checks_first: at_least(6, 16),
             mremap_multi: at_least(6, 17),
             mprotect_unaccounts_anon: at_least(6, 6),

@@ -56,6 +56,10 @@ pub mod vmf {
     /// (hugetlb_dup_vma_private) and cleared on the whole source VMA of an mremap move
     /// (clear_vma_resv_huge_pages) [S 6.1, 6.12 mm/hugetlb.c].
     pub const RESV_OWNER: u64 = 1 << 40;
+    /// VM_DROPPABLE (6.11+, 64-bit; bit 40 in the kernel, a model bit here), printed `dp` after `mg`
+    /// [S 6.12 include/linux/mm.h; fs/proc/task_mmu.c:show_smap_vma_flags; T 6.18.44 probe:
+    /// `rd wr mr mw me nr wf dd dp`].
+    pub const DROPPABLE: u64 = 1 << 41;
     /// VM_SPECIAL (include/linux/mm.h).
     pub const SPECIAL: u64 = IO | DONTEXPAND | PFNMAP | MIXEDMAP;
 }
@@ -112,6 +116,9 @@ pub fn flag_names(model: &KernelModel, flags: u64) -> Vec<String> {
     }
     if flags & vmf::MERGEABLE != 0 {
         out.push("mg".to_string());
+    }
+    if flags & vmf::DROPPABLE != 0 {
+        out.push("dp".to_string());
     }
     if flags & vmf::SEALED != 0 {
         out.push("sl".to_string());

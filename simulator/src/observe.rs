@@ -202,7 +202,8 @@ impl PageObs {
 }
 
 /// Everything observed after one step. Identical in shape for both backends. After a fatal signal the
-/// process is gone: `vmas` and `pages` are empty.
+/// process is gone: `vmas` and `pages` are empty. A caught fault (`try_write`, `try_read`) has the
+/// signal as `ret` and a full observation, since the process goes on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub ret: Ret,

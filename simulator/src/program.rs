@@ -308,6 +308,10 @@ pub enum Backing {
     HugetlbPrivate,
     /// MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB
     HugetlbShared,
+    /// MAP_DROPPABLE|MAP_ANONYMOUS (6.11+, 64-bit): private anonymous memory the kernel may drop under
+    /// memory pressure; VM_DROPPABLE with VM_WIPEONFORK, VM_DONTDUMP and VM_NORESERVE
+    /// [S 6.12 mm/mmap.c:do_mmap, case MAP_DROPPABLE].
+    AnonDroppable,
 }
 
 impl Backing {
@@ -333,6 +337,7 @@ impl Backing {
             Backing::FileShared { .. } => "FS",
             Backing::HugetlbPrivate => "HP",
             Backing::HugetlbShared => "HS",
+            Backing::AnonDroppable => "AD",
         }
     }
 }
@@ -378,6 +383,7 @@ enum MapKind {
     FileShared,
     HugetlbPrivate,
     HugetlbShared,
+    AnonDroppable,
 }
 
 impl TryFrom<RawMapSpec> for MapSpec {
@@ -388,9 +394,13 @@ impl TryFrom<RawMapSpec> for MapSpec {
             (MapKind::AnonShared, None) => Backing::AnonShared,
             (MapKind::HugetlbPrivate, None) => Backing::HugetlbPrivate,
             (MapKind::HugetlbShared, None) => Backing::HugetlbShared,
+            (MapKind::AnonDroppable, None) => Backing::AnonDroppable,
             (MapKind::FilePrivate, Some(file)) => Backing::FilePrivate { file, offset: r.offset.unwrap_or(0) },
             (MapKind::FileShared, Some(file)) => Backing::FileShared { file, offset: r.offset.unwrap_or(0) },
-            (MapKind::AnonPrivate | MapKind::AnonShared | MapKind::HugetlbPrivate | MapKind::HugetlbShared, Some(_)) => {
+            (
+                MapKind::AnonPrivate | MapKind::AnonShared | MapKind::HugetlbPrivate | MapKind::HugetlbShared | MapKind::AnonDroppable,
+                Some(_),
+            ) => {
                 return Err("an anonymous mapping takes no `file`".into())
             }
             (MapKind::FilePrivate | MapKind::FileShared, None) => {
@@ -411,6 +421,7 @@ impl From<MapSpec> for RawMapSpec {
             Backing::AnonShared => (MapKind::AnonShared, None, None),
             Backing::HugetlbPrivate => (MapKind::HugetlbPrivate, None, None),
             Backing::HugetlbShared => (MapKind::HugetlbShared, None, None),
+            Backing::AnonDroppable => (MapKind::AnonDroppable, None, None),
             Backing::FilePrivate { file, offset } => (MapKind::FilePrivate, Some(file), Some(offset)),
             Backing::FileShared { file, offset } => (MapKind::FileShared, Some(file), Some(offset)),
         };
@@ -446,6 +457,11 @@ pub enum Step {
     Write { page: u32, fill: u8 },
     /// Read one byte of one page (faults it in).
     Read { page: u32 },
+    /// `write` with the fault caught: a SIGSEGV or SIGBUS is this step's result (`Ret::Signal`) and the
+    /// program goes on, as kselftest guard-regions.c's `try_write_buf` does. Nothing changes when it faults.
+    TryWrite { page: u32, fill: u8 },
+    /// `read` with the fault caught (kselftest's `try_read_buf`).
+    TryRead { page: u32 },
     Mprotect { page: u32, pages: u32, prot: Prot },
     Munmap { page: u32, pages: u32 },
     /// mmap(MAP_FIXED) of `map` (it may replace what is there).
@@ -494,6 +510,8 @@ impl Step {
             Step::Madvise { .. } => "madvise",
             Step::Write { .. } => "write",
             Step::Read { .. } => "read",
+            Step::TryWrite { .. } => "try_write",
+            Step::TryRead { .. } => "try_read",
             Step::Mprotect { .. } => "mprotect",
             Step::Munmap { .. } => "munmap",
             Step::Mmap { .. } => "mmap",

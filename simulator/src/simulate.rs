@@ -27,6 +27,18 @@ impl Machine {
             }
             Step::Write { page, fill } => self.access(model, page as i64, Some(fill)),
             Step::Read { page } => self.access(model, page as i64, None),
+            // A caught fault: `access` returns the signal before it changes anything (the fault handler
+            // refuses the access before it allocates: arch/x86/mm/fault.c:do_user_addr_fault access_error,
+            // bad_area_access_error; a guard marker: VM_FAULT_SIGSEGV from mm/memory.c:handle_pte_marker), so the
+            // state stays as it was and the signal is this step's result [T 6.18.44 try_* corpus cases].
+            Step::TryWrite { page, fill } => match self.access(model, page as i64, Some(fill)) {
+                StepOut::Fatal(sig) => StepOut::Ret(Ret::Signal(sig)),
+                out => out,
+            },
+            Step::TryRead { page } => match self.access(model, page as i64, None) {
+                StepOut::Fatal(sig) => StepOut::Ret(Ret::Signal(sig)),
+                out => out,
+            },
             Step::Mprotect { page, pages, prot } => {
                 StepOut::Ret(self.mprotect(model, page as i64, (page + pages) as i64, prot))
             }
@@ -72,6 +84,11 @@ pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Pr
         if let Some(why) = &model.facts.disk_files_unavailable {
             return Some(why.clone());
         }
+    }
+    if !model.map_droppable && prog.maps.iter().any(|m| m.backing == crate::program::Backing::AnonDroppable) {
+        // The layout cannot be set up: MAP_DROPPABLE is EINVAL before 6.11 (an unknown map type) and
+        // unsupported on 32-bit kernels [S 6.12 mm/mmap.c:do_mmap].
+        return Some("a MAP_DROPPABLE layout mapping needs a 64-bit kernel 6.11 or later (KernelModel::map_droppable)".into());
     }
     if model.mlock_limit_pages.is_some() && prog.maps.iter().any(|m| m.locked) {
         let mut m = Machine::new(model, arena, prog);

@@ -146,6 +146,39 @@ const AP4: &str = r#"{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}"#;
 #[case::mremap_growing_locked_prot_none_populates_nothing(
     r#"{"arena_pages":8,"maps":[{"page":0,"pages":2,"prot":"---","kind":"anon_private","locked":true}],"steps":[{"op":"mremap","page":0,"pages":1,"new_pages":2,"to":4}]}"#,
     "0", "[1,2) ---p mr mw me lo; [4,6) ---p mr mw me lo", "........")]
+#[case::try_write_to_read_only_is_a_caught_sigsegv_that_changes_nothing(
+    r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"r--","kind":"anon_private"}],"steps":[{"op":"try_write","page":0,"fill":1}]}"#,
+    "SIGSEGV", "[0,2) r--p rd mr mw me", "..")]
+#[case::try_read_of_a_guard_page_is_caught_and_the_next_step_runs(
+    r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"madvise","page":0,"len_pages":1,"advice":"GUARD_INSTALL"},{"op":"try_read","page":0},{"op":"write","page":1,"fill":2}]}"#,
+    "0", "[0,2) rw-p rd wr mr mw me gu ac", "sw")]
+#[case::try_write_that_does_not_fault_writes(
+    r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"try_write","page":1,"fill":3}]}"#,
+    "0", "[0,2) rw-p rd wr mr mw me ac", ".w")]
+#[case::droppable_map_sets_dp_wf_dd_nr_and_no_ac(
+    r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_droppable"}],"steps":[{"op":"write","page":1,"fill":7}]}"#,
+    "0", "[0,4) rw-p rd wr mr mw me nr wf dd dp", ".w..")]
+#[case::droppable_keeponfork_is_einval(
+    r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_droppable"}],"steps":[{"op":"madvise","page":0,"len_pages":4,"advice":"KEEPONFORK"}]}"#,
+    "EINVAL", "[0,4) rw-p rd wr mr mw me nr wf dd dp", "....")]
+#[case::droppable_dodump_is_einval(
+    r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_droppable"}],"steps":[{"op":"madvise","page":0,"len_pages":4,"advice":"DODUMP"}]}"#,
+    "EINVAL", "[0,4) rw-p rd wr mr mw me nr wf dd dp", "....")]
+#[case::droppable_mergeable_sets_no_flag(
+    r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_droppable"}],"steps":[{"op":"madvise","page":0,"len_pages":2,"advice":"MERGEABLE"}]}"#,
+    "0", "[0,4) rw-p rd wr mr mw me nr wf dd dp", "....")]
+#[case::droppable_pageout_drops_a_dirty_page(
+    r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_droppable"}],"steps":[{"op":"write","page":1,"fill":7},{"op":"write","page":2,"fill":8},{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}]}"#,
+    "0", "[0,4) rw-p rd wr mr mw me nr wf dd dp", "..w.")]
+#[case::anon_private_pageout_keeps_a_dirty_page_without_swap(
+    r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"write","page":1,"fill":7},{"op":"madvise","page":1,"len_pages":1,"advice":"PAGEOUT"}]}"#,
+    "0", "[0,4) rw-p rd wr mr mw me ac", ".w..")]
+#[case::droppable_mlock_populates_but_does_not_lock(
+    r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_droppable"}],"steps":[{"op":"mlock","page":1,"pages":2,"onfault":true}]}"#,
+    "0", "[0,4) rw-p rd wr mr mw me nr wf dd dp", ".00.")]
+#[case::droppable_mmap_locked_is_einval(
+    r#"{"arena_pages":4,"maps":[],"steps":[{"op":"mmap","map":{"page":0,"pages":2,"prot":"rw-","kind":"anon_droppable","locked":true}}]}"#,
+    "EINVAL", "", "....")]
 fn rule(#[case] program: &str, #[case] ret: &str, #[case] layout: &str, #[case] pages: &str) {
     let m = model("6.18");
     let (r, l, p) = last(&m, &prog(program));
@@ -843,4 +876,40 @@ fn mremap_dontunmap_locked_vm_per_release(#[case] version: (u32, u32, u32), #[ca
     let got_o = locked_vm_points(&m, &o);
     assert_eq!(got_w, whole.iter().map(|&n| Some(n)).collect::<Vec<_>>(), "whole VMA, {version:?}");
     assert_eq!(got_o, one_page.iter().map(|&n| Some(n)).collect::<Vec<_>>(), "one page, {version:?}");
+}
+
+/// MAP_DROPPABLE exists from 6.11 (64-bit): an mmap step is EINVAL before, and a droppable layout map
+/// makes the scenario unsupported there (the worker could not set it up).
+#[rstest]
+#[case::v6_10("6.12", (6, 10, 14), "EINVAL")]
+#[case::v6_11("6.12", (6, 11, 0), "0")]
+#[case::v6_1("6.1", (6, 1, 192), "EINVAL")]
+fn map_droppable_from_6_11(#[case] profile: &str, #[case] version: (u32, u32, u32), #[case] ret: &str) {
+    let mut f = KernelFacts::profile(profile).unwrap();
+    f.version = version;
+    let m = KernelModel::from_facts(f);
+    let step = prog(
+        r#"{"arena_pages":2,"maps":[],"steps":[{"op":"mmap","map":{"page":0,"pages":2,"prot":"rw-","kind":"anon_droppable"}}]}"#,
+    );
+    assert_eq!(last(&m, &step).0, ret, "{version:?}");
+    let layout = prog(r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_droppable"}],"steps":[{"op":"read","page":0}]}"#);
+    assert_eq!(last(&m, &layout).0 == "unsupported", ret == "EINVAL", "{version:?}");
+}
+
+/// LazyFree of droppable memory is exact right after FREE (never swap-backed: no folio batch lag);
+/// private anonymous memory keeps the range.
+#[test]
+fn droppable_lazyfree_is_exact() {
+    let m = model("6.18");
+    let lazy = |kind: &str| {
+        let p = prog(&format!(
+            r#"{{"arena_pages":4,"maps":[{{"page":0,"pages":4,"prot":"rw-","kind":"{kind}"}}],"steps":[{{"op":"write","page":0,"fill":1}},{{"op":"write","page":1,"fill":2}},{{"op":"madvise","page":0,"len_pages":4,"advice":"FREE"}}]}}"#
+        ));
+        match simulator::simulate(&m, &ARENA, &p).last().unwrap().1.clone() {
+            Expect::Allowed(a) => (a.vmas[0].lazyfree.lo, a.vmas[0].lazyfree.hi),
+            Expect::Unsupported(w) => panic!("{w}"),
+        }
+    };
+    assert_eq!(lazy("anon_droppable"), (2, 2));
+    assert_eq!(lazy("anon_private"), (0, 2));
 }

@@ -30,6 +30,18 @@ pub fn kinds() -> Vec<&'static str> {
     reach::kind_names()
 }
 
+/// Whether the point `id` records the end of its process: a signal at a step other than a caught
+/// access (`try_write`, `try_read`, whose signal the process survives).
+fn is_death(prog: &Program, id: StepId, obs: &Observation) -> bool {
+    let caught = |s: &Step| matches!(s, Step::TryWrite { .. } | Step::TryRead { .. });
+    let survived = match prog.step(id) {
+        Some(Step::InChild { step }) => caught(step),
+        Some(s) => caught(s),
+        None => false,
+    };
+    matches!(obs.ret, simulator::observe::Ret::Signal(_)) && !survived
+}
+
 /// The cells one scenario reached, from its program and the host's observation points.
 pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) -> Vec<Cell> {
     let mut out = Vec::new();
@@ -47,11 +59,13 @@ pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) ->
         // the parent's and the child's points interleave.
         let in_child = |id: &StepId| id.child.is_some() || matches!(prog.step(*id), Some(Step::InChild { .. }));
         let mine = in_child(id);
-        let before = points[..i].iter().rev().find(|(j, _)| in_child(j) == mine).map(|(_, o)| o);
+        let before_point = points[..i].iter().rev().find(|(j, _)| in_child(j) == mine);
+        let before = before_point.map(|(_, o)| o);
         // A live child that died at an earlier step repeats its signal at every later `in_child` point
         // (cases/FORMAT.md): that madvise never ran, so it reached no cell (gen-11-1525 counted one as
-        // DODUMP -> SIGSEGV, a cell no kernel reaches).
-        if in_live_child && before.is_some_and(|b| matches!(b.ret, simulator::observe::Ret::Signal(_))) {
+        // DODUMP -> SIGSEGV, a cell no kernel reaches). A caught fault (`try_*`) is a signal the child
+        // survived.
+        if in_live_child && before_point.is_some_and(|(j, b)| is_death(prog, *j, b)) {
             continue;
         }
         let kind = match cases::validate::madvise_extent(*page, *offset, *len_pages, *len_bytes, page_size) {
@@ -116,6 +130,7 @@ fn kind_from_observation(prog: &Program, b: &Observation, first: i64, last: i64)
         return "read_only".into();
     }
     match v.backing {
+        VmaBacking::Anon if has("dp") => "anon_droppable".into(),
         VmaBacking::Anon => "anon_private".into(),
         VmaBacking::Shmem => "anon_shared".into(),
         VmaBacking::File(f) => file_kind(prog, f, shared),
@@ -153,6 +168,7 @@ fn kind_from_layout(prog: &Program, first: i64, last: i64) -> String {
         Backing::FileShared { file, .. } => file_kind(prog, file, true),
         Backing::HugetlbPrivate => "hugetlb_private".into(),
         Backing::HugetlbShared => "hugetlb_shared".into(),
+        Backing::AnonDroppable => "anon_droppable".into(),
     }
 }
 

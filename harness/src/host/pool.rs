@@ -210,7 +210,9 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                         return Err(format!("{what}: range {addr:#x}+{len:#x} leaves the arena window"));
                     }
                 }
-                Step::Write { page, .. } | Step::Read { page } => in_window(&what, *page, 1)?,
+                Step::Write { page, .. } | Step::Read { page } | Step::TryWrite { page, .. } | Step::TryRead { page } => {
+                    in_window(&what, *page, 1)?
+                }
                 Step::Mprotect { page, pages, .. }
                 | Step::Munmap { page, pages }
                 | Step::Mlock { page, pages, .. }

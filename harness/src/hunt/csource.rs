@@ -154,6 +154,7 @@ fn map_call(m: &MapSpec, fixed: &str) -> String {
         Backing::FileShared { file, offset } => ("MAP_SHARED", format!("file_fd[{file}]"), offset),
         Backing::HugetlbPrivate => ("MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB", "-1".to_string(), 0),
         Backing::HugetlbShared => ("MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB", "-1".to_string(), 0),
+        Backing::AnonDroppable => ("MAP_DROPPABLE|MAP_ANONYMOUS", "-1".to_string(), 0),
     };
     let extra = format!("{}{}", if m.populate { "|MAP_POPULATE" } else { "" }, if m.locked { "|MAP_LOCKED" } else { "" });
     format!(
@@ -175,6 +176,8 @@ fn step_body(s: &Step) -> String {
         ),
         Step::Write { page, fill } => format!("memset(PAGE({page}), {fill}, PS);\n    __asm__ volatile(\"\" ::: \"memory\");\n    return 0;"),
         Step::Read { page } => format!("(void)*(volatile unsigned char *)PAGE({page});\n    return 0;"),
+        Step::TryWrite { page, fill } => format!("return try_access({page}, {fill});"),
+        Step::TryRead { page } => format!("return try_access({page}, -1);"),
         Step::Mprotect { page, pages, prot } => format!("return rc(mprotect(PAGE({page}), {pages} * PS, {}));", prot_c(*prot)),
         Step::Munmap { page, pages } => format!("return rc(munmap(PAGE({page}), {pages} * PS));"),
         Step::Mmap { map } => format!("return {};", map_call(map, "MAP_FIXED")),
@@ -222,7 +225,11 @@ pub fn generate(r: &Repro) -> String {
     let _ = writeln!(c, "#define NPOINTS {}", r.points.len());
     let _ = writeln!(c, "#define USES_HUGETLB {}", i32::from(p.uses_hugetlb()));
     let _ = writeln!(c, "#define USES_MLOCK {}", i32::from(p.locks()));
-    let uses_free = p.steps.iter().any(|s| uses_advice(s, 8));
+    // Reclaim can change MADV_FREE pages and droppable memory (dropped dirty or not): the same check.
+    let droppable = |m: &MapSpec| m.backing == Backing::AnonDroppable;
+    let uses_free = p.steps.iter().any(|s| uses_advice(s, 8))
+        || p.maps.iter().any(droppable)
+        || p.steps.iter().any(|s| matches!(s, Step::Mmap { map } if droppable(map)));
     let uses_pageout = p.steps.iter().any(|s| uses_advice(s, 21));
     let _ = writeln!(c, "#define USES_FREE {}", i32::from(uses_free));
     let _ = writeln!(c, "#define USES_FORK {}", i32::from(p.steps.iter().any(|s| matches!(s, Step::Fork { .. }))));

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,9 @@
 #ifndef SYS_mlock2
 #define SYS_mlock2 __NR_mlock2
 #endif
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
 #ifndef MREMAP_MAYMOVE
 #define MREMAP_MAYMOVE 1
 #endif
@@ -47,6 +51,36 @@
 
 static uint64_t PS;
 #define PAGE(n) ((void *)(uintptr_t)(BASE + (uint64_t)(n) * PS))
+
+/* try_write / try_read: one access whose SIGSEGV or SIGBUS is caught (kselftest guard-regions.c's
+   try_read_buf/try_write_buf); returns 0, or -signal. The madcheck worker does the access in a
+   CLONE_VM task instead; both take the same kernel fault path. */
+static sigjmp_buf try_jmp;
+static volatile sig_atomic_t try_sig;
+static void try_handler(int sig) { try_sig = sig; siglongjmp(try_jmp, 1); }
+__attribute__((unused)) static long try_access(int page, int fill) {
+  struct sigaction sa, old_segv, old_bus;
+  long r = 0;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = try_handler;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &old_segv);
+  sigaction(SIGBUS, &sa, &old_bus);
+  try_sig = 0;
+  if (sigsetjmp(try_jmp, 1) == 0) {
+    if (fill >= 0) {
+      memset(PAGE(page), fill, PS);
+      __asm__ volatile("" ::: "memory");
+    } else {
+      (void)*(volatile unsigned char *)PAGE(page);
+    }
+  } else {
+    r = -(long)try_sig;
+  }
+  sigaction(SIGSEGV, &old_segv, NULL);
+  sigaction(SIGBUS, &old_bus, NULL);
+  return r;
+}
 
 struct vexp {
   long start, end;
@@ -401,7 +435,9 @@ static void field(int pi, const char *name, const char *exp, const char *obs) {
 }
 
 /* Compare the point's observation (taken now) with P[pi]; 0 match, 1 differ, 125 not comparable. */
-static int check(int pi, long ret) {
+/* `dead`: the process ended by the signal -ret, so there is nothing else to see; a caught fault
+   (try_write/try_read) also returns -signal, but the process goes on and is observed. */
+static int check_point(int pi, long ret, int dead) {
   char a[1024], b[256];
   if (pi >= NPOINTS) {
     printf("DIVERGENCE %s at point %d\n  points:\n    expected  %d points\n    observed  more\n", ID, pi, NPOINTS);
@@ -415,7 +451,7 @@ static int check(int pi, long ret) {
   int ok = 0;
   for (int i = 0; i < pt->nret; i++) ok |= pt->ret[i] == ret;
   if (!ok) { render_ret(ret, b, sizeof b); field(pi, "ret", pt->ret_text, b); }
-  if (ret < 0) return shown ? 1 : 0; /* a fatal signal: the process is gone, nothing else to see */
+  if (dead) return shown ? 1 : 0; /* a fatal signal: the process is gone, nothing else to see */
   if (read_smaps() != 0) { printf("%s: cannot read /proc/self/smaps\n", ID); return 3; }
   if (read_pages() != 0) { printf("%s: cannot read pagemap or /proc/self/mem\n", ID); return 3; }
   int same = nov == pt->nvma;
@@ -493,9 +529,13 @@ static int check(int pi, long ret) {
   return shown ? 1 : 0;
 }
 
+static int check(int pi, long ret) {
+  return check_point(pi, ret, 0);
+}
+
 /* A process died by `sig` at point pi: that is the point's return, and nothing follows it. */
 static int check_signal(int pi, int sig) {
-  return check(pi, -(long)sig);
+  return check_point(pi, -(long)sig, 1);
 }
 
 #if USES_FORK

@@ -14,6 +14,8 @@ pub fn render_step(step: &Step) -> String {
         }
         Step::Write { page, fill } => format!("write(page {page}, fill 0x{fill:02x})"),
         Step::Read { page } => format!("read(page {page})"),
+        Step::TryWrite { page, fill } => format!("try_write(page {page}, fill 0x{fill:02x})"),
+        Step::TryRead { page } => format!("try_read(page {page})"),
         Step::Mprotect { page, pages, prot } => format!("mprotect(page {page}, {}, {prot})", plural(*pages as i64, "page")),
         Step::Munmap { page, pages } => format!("munmap(page {page}, {})", plural(*pages as i64, "page")),
         Step::Mmap { map } => format!("mmap({})", render_map(map)),
@@ -71,6 +73,7 @@ fn render_backing(b: Backing) -> String {
         Backing::FileShared { file, offset } => format!("file {file} @{offset} shared"),
         Backing::HugetlbPrivate => "hugetlb private".into(),
         Backing::HugetlbShared => "hugetlb shared".into(),
+        Backing::AnonDroppable => "anon droppable".into(),
     }
 }
 

@@ -482,8 +482,13 @@ fn outside_event(outcome: &Outcome, host: &HostRun) -> Option<String> {
     if host.timed_out {
         return Some("the worker hung (timeout)".into());
     }
-    match d.observed.as_ref().map(|o| &o.ret) {
-        Some(simulator::observe::Ret::Signal(sig)) => Some(format!("the host run ended by signal {sig:?}")),
+    // A death point carries no layout or pages; a caught fault (`try_*`) carries both, the process
+    // having survived it.
+    match d.observed.as_ref() {
+        Some(o) if o.vmas.is_empty() && o.pages.is_empty() => match o.ret {
+            simulator::observe::Ret::Signal(sig) => Some(format!("the host run ended by signal {sig:?}")),
+            _ => None,
+        },
         _ => None,
     }
 }

@@ -12,9 +12,16 @@ impl Machine {
     /// (the call still succeeds, with no flag change and no split).
     pub(crate) fn ksm_madvise(&mut self, model: &KernelModel, adv: Advice, nf: u64) -> Option<u64> {
         if adv == Advice::Mergeable {
-            // ksm_madvise: ignored (0, no flag, no split) on KSM-incompatible VMAs
-            // [S 6.12 mm/ksm.c:ksm_madvise, vma_ksm_compatible].
-            let incompatible = vmf::SHARED | vmf::MAYSHARE | vmf::PFNMAP | vmf::IO | vmf::DONTEXPAND | vmf::HUGETLB | vmf::MIXEDMAP;
+            // ksm_madvise: ignored (0, no flag, no split) on KSM-incompatible VMAs, droppable ones
+            // included from 6.11 [S 6.12 mm/ksm.c:ksm_madvise, vma_ksm_compatible; T 6.18.44].
+            let incompatible = vmf::SHARED
+                | vmf::MAYSHARE
+                | vmf::PFNMAP
+                | vmf::IO
+                | vmf::DONTEXPAND
+                | vmf::HUGETLB
+                | vmf::MIXEDMAP
+                | vmf::DROPPABLE;
             if nf & vmf::MERGEABLE != 0 || nf & incompatible != 0 {
                 return None;
             }

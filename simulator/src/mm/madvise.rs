@@ -285,12 +285,20 @@ impl Machine {
                 }
                 nf |= vmf::WIPEONFORK;
             }
-            Advice::Keeponfork => nf &= !vmf::WIPEONFORK,
+            Advice::Keeponfork => {
+                // A droppable VMA keeps VM_WIPEONFORK [S 6.12 mm/madvise.c:madvise_vma_behavior
+                // (MADV_KEEPONFORK: "if (vma->vm_flags & VM_DROPPABLE) return -EINVAL"); T 6.18.44].
+                if nf & vmf::DROPPABLE != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                nf &= !vmf::WIPEONFORK
+            }
             Advice::Dontdump => nf |= vmf::DONTDUMP,
             Advice::Dodump => {
-                // "if (!is_vm_hugetlb_page(vma) && new_flags & VM_SPECIAL) return -EINVAL" (4.19+; 6.11+
-                // also VM_DROPPABLE, which no scenario maps).
-                if nf & vmf::HUGETLB == 0 && nf & vmf::SPECIAL != 0 {
+                // "if (!is_vm_hugetlb_page(vma) && new_flags & VM_SPECIAL) return -EINVAL" (4.19+), and
+                // 6.11+ "|| (vma->vm_flags & VM_DROPPABLE)" [S 6.12 mm/madvise.c:madvise_vma_behavior;
+                // T 6.18.44].
+                if (nf & vmf::HUGETLB == 0 && nf & vmf::SPECIAL != 0) || nf & vmf::DROPPABLE != 0 {
                     return Err(Errno::EINVAL);
                 }
                 nf &= !vmf::DONTDUMP;

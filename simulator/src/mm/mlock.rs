@@ -100,7 +100,9 @@ impl Machine {
             let nf = (v.flags & !clear) | set;
             // mlock_fixup leaves special, hugetlb (and DAX, droppable) VMAs alone
             // [S 6.18 mm/mlock.c:mlock_fixup "don't set VM_LOCKED or VM_LOCKONFAULT and don't count"].
-            if nf != v.flags && v.flags & vmf::SPECIAL == 0 && v.flags & vmf::HUGETLB == 0 {
+            // A droppable VMA is populated all the same, as by mlock (VM_LOCKONFAULT is not set either;
+            // T 6.18.44 probe: mlock2(MLOCK_ONFAULT) on a droppable page faulted it in, Locked 0).
+            if nf != v.flags && v.flags & (vmf::SPECIAL | vmf::HUGETLB | vmf::DROPPABLE) == 0 {
                 self.modify_flags(model, i, cur, end, nf);
             }
             cur = end;

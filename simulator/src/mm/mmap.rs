@@ -26,8 +26,14 @@ impl Machine {
             // for an fd without FMODE_WRITE) [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED].
             f |= vmf::SHARED | vmf::MAYSHARE;
         }
+        if m.backing == Backing::AnonDroppable {
+            // "If the pages can be dropped, then it doesn't make sense to reserve them", and "they're
+            // volatile enough that they shouldn't survive forks or coredumps" [S 6.12 mm/mmap.c:do_mmap,
+            // case MAP_DROPPABLE; T 6.18.44: `rd wr mr mw me nr wf dd dp`].
+            f |= vmf::DROPPABLE | vmf::NORESERVE | vmf::WIPEONFORK | vmf::DONTDUMP;
+        }
         // accountable_mapping(): private, writable, not NORESERVE → VM_ACCOUNT [S mm/vma.c].
-        if !m.backing.is_shared() && m.prot.write {
+        if !m.backing.is_shared() && m.prot.write && f & vmf::NORESERVE == 0 {
             f |= vmf::ACCOUNT;
         }
         if m.locked {
@@ -119,6 +125,15 @@ impl Machine {
                 }
             }
         }
+        if m.backing == Backing::AnonDroppable {
+            // Before 6.11 MAP_DROPPABLE (0x08) is an unknown map type; from 6.11 "a locked or stack area
+            // makes no sense to be droppable" (MAP_LOCKED → EINVAL), after the RLIMIT_MEMLOCK checks
+            // above and before anything is unmapped [S 6.12 mm/mmap.c:do_mmap (switch (flags &
+            // MAP_TYPE), default -EINVAL); T 6.18.44 probe: MAP_LOCKED|MAP_DROPPABLE → EINVAL].
+            if !model.map_droppable || m.locked {
+                return Ret::Err(Errno::EINVAL);
+            }
+        }
         if let Err(errno) = self.munmap_range(s, e) {
             // 6.1 mmap_region answers any failure to unmap the old range (a refused hugetlb split) with
             // ENOMEM [S 6.1 mm/mmap.c:mmap_region "if (do_mas_munmap(...)) return -ENOMEM"; T Debian
@@ -137,7 +152,7 @@ impl Machine {
         let (obj, pgoff) = match m.backing {
             // A private anonymous mapping's vm_pgoff is its virtual page number [S 6.18 mm/mmap.c:do_mmap,
             // "pgoff = addr >> PAGE_SHIFT" for MAP_PRIVATE without a file].
-            Backing::AnonPrivate => (None, self.base_vpn() + s),
+            Backing::AnonPrivate | Backing::AnonDroppable => (None, self.base_vpn() + s),
             Backing::AnonShared => {
                 // shmem_zero_setup: a fresh shmem object per mapping, pgoff 0 [S 6.18 mm/mmap.c:do_mmap
                 // (MAP_SHARED anonymous: pgoff = 0), mm/vma.c:__mmap_new_file_vma, mm/shmem.c:shmem_zero_setup].

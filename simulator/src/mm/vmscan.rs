@@ -3,7 +3,7 @@
 //!
 //! Invariant: with no swap, only clean or page-cache pages mapped once are reclaimed.
 
-use crate::machine::{Machine, Pte};
+use crate::machine::{vmf, Machine, Pte};
 
 impl Machine {
     /// MADV_PAGEOUT's reclaim of [s, e) of vmas[i], with no swap device: exclusively mapped page-cache and
@@ -28,6 +28,12 @@ impl Machine {
                 Pte::Anon { folio, .. } if self.stale_mlock_anon.contains(&folio) => {}
                 Pte::Cache if v.obj.is_some_and(|o| self.stale_mlock.contains(&(o, v.obj_page(p)))) => {}
                 Pte::Anon { lazy: true, shared: false, .. } if reclaim => self.set_pte(p, Pte::None),
+                // A droppable folio is never swap-backed, so reclaim discards it like a lazy-free one,
+                // dirty or not ("Unlike MADV_FREE mappings, VM_DROPPABLE ones can be dropped even if
+                // they've been dirtied"); the PTE goes, whatever reclaim then does with a dirty folio
+                // [S 6.12 mm/rmap.c:folio_add_new_anon_rmap, try_to_unmap_one; T 6.18.44 probe: PAGEOUT
+                // of a written droppable page left it absent, reading zero].
+                Pte::Anon { shared: false, .. } if reclaim && v.flags & vmf::DROPPABLE != 0 => self.set_pte(p, Pte::None),
                 // A lazy-free folio whose PTE was dirtied again: try_to_unmap_one moves the PTE's dirty
                 // bit to the folio (PG_dirty), cannot discard it, maps it back and sets PG_swapbacked
                 // again [S 6.12 mm/rmap.c:try_to_unmap_one ("MADV_FREE page check")].

@@ -78,7 +78,17 @@ impl Machine {
             // been drained (by this or any task on the CPU, or when the batch fills), so any count
             // from 0 to the number of clean lazy-free pages is possible [S 6.18 mm/swap.c:
             // folio_mark_lazyfree, lru_lazyfree; fs/proc/task_mmu.c:smaps_account; T spec §4.1].
-            let lazyfree = if model.smaps_lazyfree { Count { lo: 0, hi: lazy } } else { Count::exact(0) };
+            // A droppable folio is never swap-backed, so no batch stands between MADV_FREE cleaning its
+            // PTE and smaps counting it: exact [S 6.12 mm/rmap.c:folio_add_new_anon_rmap (no
+            // __folio_set_swapbacked for VM_DROPPABLE); fs/proc/task_mmu.c:smaps_account; T 6.18.44:
+            // LazyFree 4 kB right after FREE of one written droppable page].
+            let lazyfree = if !model.smaps_lazyfree {
+                Count::exact(0)
+            } else if v.flags & vmf::DROPPABLE != 0 {
+                Count::exact(lazy)
+            } else {
+                Count { lo: 0, hi: lazy }
+            };
             vmas.push(VmaAllowed {
                 start: v.start,
                 end: v.end,

@@ -49,10 +49,12 @@ pub enum Backing {
     HugetlbShared,
     FilePrivateHugetlb,
     FileSharedHugetlb,
+    /// MAP_DROPPABLE|MAP_ANONYMOUS (6.11+): private anonymous memory with VM_DROPPABLE.
+    AnonDroppable,
 }
 
 impl Backing {
-    pub const ALL: [Backing; 10] = [
+    pub const ALL: [Backing; 11] = [
         Backing::AnonPrivate,
         Backing::AnonShared,
         Backing::FilePrivateDisk,
@@ -63,13 +65,15 @@ impl Backing {
         Backing::HugetlbShared,
         Backing::FilePrivateHugetlb,
         Backing::FileSharedHugetlb,
+        Backing::AnonDroppable,
     ];
     pub(super) fn hugetlb(self) -> bool {
         matches!(self, Backing::HugetlbPrivate | Backing::HugetlbShared | Backing::FilePrivateHugetlb | Backing::FileSharedHugetlb)
     }
-    /// No vm_file: private anonymous memory (shared anonymous memory is shmem and has one).
+    /// No vm_file: private anonymous memory, droppable or not (shared anonymous memory is shmem and has
+    /// one).
     pub(super) fn anonymous(self) -> bool {
-        self == Backing::AnonPrivate
+        matches!(self, Backing::AnonPrivate | Backing::AnonDroppable)
     }
     pub(super) fn shared(self) -> bool {
         matches!(
@@ -131,9 +135,12 @@ impl Shape {
         // hugetlb: only where a huge page fits the arena; never VM_LOCKED (mlock_fixup skips it) and
         // never guarded (GUARD_INSTALL refuses it) [S 6.12 mm/mlock.c:mlock_fixup; S 6.18
         // mm/madvise.c:is_valid_guard_vma].
+        // droppable: only where mmap knows MAP_DROPPABLE, and never VM_LOCKED (MAP_LOCKED is EINVAL,
+        // mlock_fixup skips it) [S 6.12 mm/mmap.c:do_mmap, mm/mlock.c:mlock_fixup; T 6.18.44].
         (!self.sealed || m.mseal)
-            && (!self.guard || (m.guard_regions && (m.guard_any_vma || self.backing == Backing::AnonPrivate)))
+            && (!self.guard || (m.guard_regions && (m.guard_any_vma || self.backing.anonymous())))
             && (!self.backing.hugetlb() || (m.hugetlb_pages > 0 && !self.locked && !self.guard))
+            && (self.backing != Backing::AnonDroppable || (m.map_droppable && !self.locked))
     }
 
     pub(super) fn sealed_ro_anon(&self) -> bool {
@@ -172,8 +179,9 @@ fn plain(s: &Shape) -> bool {
 }
 
 /// Every column, in table order. Extend here (and in `Backing`) for new mapping kinds.
-pub const KINDS: [Kind; 20] = [
+pub const KINDS: [Kind; 21] = [
     Kind { name: "anon_private", at: At::Start(|s| plain(s) && s.backing == Backing::AnonPrivate) },
+    Kind { name: "anon_droppable", at: At::Start(|s| plain(s) && s.backing == Backing::AnonDroppable) },
     Kind { name: "anon_shared", at: At::Start(|s| plain(s) && s.backing == Backing::AnonShared) },
     Kind { name: "file_private_disk", at: At::Start(|s| plain(s) && s.backing == Backing::FilePrivateDisk) },
     Kind { name: "file_private_memfd", at: At::Start(|s| plain(s) && s.backing == Backing::FilePrivateMemfd) },

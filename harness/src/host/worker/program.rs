@@ -40,9 +40,10 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     if prog.arena_pages > ARENA.max_pages {
         return Err(Fatal::Scenario(format!("arena_pages {} exceeds {}", prog.arena_pages, ARENA.max_pages)));
     }
-    // Only MADV_FREE scenarios can be changed by reclaim on this host (no swap; file pages re-read equal).
+    // Only MADV_FREE scenarios and droppable memory (which reclaim drops, dirty or not) can be changed
+    // by reclaim on this host (no swap; file pages re-read equal).
     let lazyfreed = !uses_advice(&prog.steps, 21);
-    let before = if uses_advice(&prog.steps, 8) {
+    let before = if uses_advice(&prog.steps, 8) || uses_droppable(prog) {
         Some(reclaim_counter(ctx, lazyfreed).map_err(Fatal::Scenario)?)
     } else {
         None
@@ -138,6 +139,19 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
         }
     }
     Ok(None)
+}
+
+/// Whether a program maps MAP_DROPPABLE memory (layout or mmap step).
+fn uses_droppable(prog: &Program) -> bool {
+    fn step(s: &Step) -> bool {
+        match s {
+            Step::Mmap { map } => map.backing == simulator::program::Backing::AnonDroppable,
+            Step::Fork { child } => child.iter().any(step),
+            Step::InChild { step: inner } => step(inner),
+            _ => false,
+        }
+    }
+    prog.maps.iter().any(|m| m.backing == simulator::program::Backing::AnonDroppable) || prog.steps.iter().any(step)
 }
 
 /// The worker's directory for disk files, made on first use. A scratch directory that cannot hold it

@@ -34,6 +34,9 @@ pub(super) struct Ctx {
 /// HWPOISON, SOFT_OFFLINE (docs/perf-floor.md, "What this means for the harness design").
 const PROCESS_WIDE_ADVICE: [i32; 5] = [12, 14, 25, 100, 101];
 
+/// MAP_DROPPABLE, a map type of its own (include/uapi/linux/mman.h, 6.11+).
+const MAP_DROPPABLE: i32 = 0x08;
+
 pub(super) fn map_fd(m: &MapSpec, files: &[ScenarioFile]) -> Result<RawFd, String> {
     match m.backing.file() {
         None => Ok(-1),
@@ -63,6 +66,8 @@ pub(super) fn do_mmap(ctx: &Ctx, m: &MapSpec, fd: RawFd, fixed: i32) -> Result<(
         Backing::FileShared { offset, .. } => (libc::MAP_SHARED, offset as u64 * ctx.ps),
         Backing::HugetlbPrivate => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB, 0),
         Backing::HugetlbShared => (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB, 0),
+        // MAP_DROPPABLE (6.11+; not in the libc crate yet): include/uapi/linux/mman.h.
+        Backing::AnonDroppable => (MAP_DROPPABLE | libc::MAP_ANONYMOUS, 0),
     };
     let flags = kind
         | fixed
@@ -83,6 +88,89 @@ pub(super) fn do_mmap(ctx: &Ctx, m: &MapSpec, fd: RawFd, fixed: i32) -> Result<(
         return Err(libc::EEXIST);
     }
     Ok(())
+}
+
+/// What the access task of `caught_access` does.
+#[repr(C)]
+struct Access {
+    addr: u64,
+    len: usize,
+    /// 0..=255: write this fill; -1: read one byte.
+    fill: i32,
+    /// The CPU the worker ran on just before the clone (-1: unknown).
+    cpu: i32,
+}
+
+/// The stack of the access task (it runs one memset or one load, then exits).
+static mut ACCESS_STACK: [u128; 4096] = [0; 4096];
+
+extern "C" fn access_task(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Access` of `caught_access`, alive while this task runs (the worker sleeps
+    // in the vfork until it exits); the address is inside the arena window.
+    unsafe {
+        let a = &*(arg as *const Access);
+        if a.cpu >= 0 {
+            // Fault on the worker's CPU: a folio this fault adds waits in that CPU's LRU batch, as after
+            // an ordinary `write` (PAGEOUT/COLD drain only the caller's CPU; see child.rs, pin_to_current_cpu).
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(a.cpu as usize, &mut one);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
+        }
+        if a.fill >= 0 {
+            std::ptr::write_bytes(a.addr as *mut u8, a.fill as u8, a.len);
+        } else {
+            std::hint::black_box(std::ptr::read_volatile(a.addr as *const u8));
+        }
+    }
+    0
+}
+
+/// One access whose fault does not end the worker: it runs in a task that shares this mm (and so the
+/// page tables, counters and pkey rights: PKRU is copied at clone) but not the process, created with
+/// CLONE_VM|CLONE_VFORK. A fault kills only that task, by the signal the kernel sent (SIGSEGV or
+/// SIGBUS), which is this step's result; the worker, non-dumpable and with RLIMIT_CORE 0 (mod.rs),
+/// writes no core. kselftest guard-regions.c catches the same faults with sigsetjmp in one process;
+/// the C reproducer does that (csource.rs), and both see the same kernel fault path.
+fn caught_access(addr: u64, ps: u64, fill: Option<u8>) -> Result<Ret, String> {
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    let mut a = Access { addr, len: ps as usize, fill: fill.map_or(-1, i32::from), cpu };
+    // SAFETY: the task runs `access_task` on its own stack (ACCESS_STACK, used by one access at a time:
+    // the worker is single-threaded and CLONE_VFORK suspends it until the task exits), touches only `a`
+    // and the arena page, and never returns into the worker's frames.
+    let pid = unsafe {
+        let stack = std::ptr::addr_of_mut!(ACCESS_STACK) as *mut u8;
+        let top = stack.add(std::mem::size_of::<[u128; 4096]>());
+        libc::clone(
+            access_task,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &mut a as *mut Access as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(format!("clone of the access task: {}", sys::strerror(sys::errno())));
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: reaping the task we created.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            break;
+        }
+        if rc < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        return Err(format!("waitpid of the access task: {}", sys::strerror(sys::errno())));
+    }
+    std::hint::black_box(&mut a);
+    if libc::WIFSIGNALED(status) {
+        Ok(Ret::Signal(simulator::observe::Signal::from_raw(libc::WTERMSIG(status))))
+    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(Ret::Ok)
+    } else {
+        Err(format!("the access task ended with wait status {status:#x}"))
+    }
 }
 
 fn ret_of(rc: libc::c_long) -> Ret {
@@ -121,6 +209,8 @@ pub(super) fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<
                 std::hint::black_box(std::ptr::read_volatile(page_addr(ctx, page) as *const u8));
                 Ret::Ok
             }
+            Step::TryWrite { page, fill } => caught_access(page_addr(ctx, page), ps, Some(fill))?,
+            Step::TryRead { page } => caught_access(page_addr(ctx, page), ps, None)?,
             Step::Mprotect { page, pages, prot } => {
                 let (a, l) = range(page, pages);
                 ret_of(libc::mprotect(a, l, prot_bits(prot)) as libc::c_long)
