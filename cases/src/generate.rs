@@ -183,6 +183,8 @@ struct PageInfo {
     guard: bool,
     /// Some mseal call may have covered it: mprotect/munmap/mmap/mremap there may fail with EPERM.
     sealed: bool,
+    /// A MAP_SHARED mapping of a readonly file: mprotect adding PROT_WRITE fails there with EACCES.
+    ro_shared: bool,
 }
 
 struct Gen {
@@ -241,7 +243,13 @@ impl Gen {
                     }
                 }
             };
-            let prot = self.draw_prot(backing.file().is_some());
+            let mut prot = self.draw_prot(backing.file().is_some());
+            if let Backing::FileShared { file, .. } = backing {
+                // A shared writable layout map of a readonly file would fail mmap (EACCES).
+                if self.files[file as usize].readonly && prot.write {
+                    prot = Prot::R;
+                }
+            }
             let populate = self.rng.chance(150);
             let locked = self.rng.chance(80);
             self.maps.push(MapSpec { page: cursor, pages, prot, backing, populate, locked });
@@ -270,8 +278,9 @@ impl Gen {
     fn file_for(&mut self, pages: u32, need: &mut Vec<u32>) -> (u32, u32) {
         let new = self.files.is_empty() || (self.files.len() < 2 && self.rng.chance(350));
         let (file, offset) = if new {
-            let kind = if self.rng.chance(500) { FileKind::Disk } else { FileKind::Memfd };
-            self.files.push(FileSpec { kind, pages: 0 });
+            let kind = self.rng.weighted(&[(45, FileKind::Disk), (40, FileKind::Memfd), (15, FileKind::Tmpfs)]);
+            let readonly = self.rng.chance(150);
+            self.files.push(FileSpec { kind, pages: 0, readonly });
             need.push(0);
             (self.files.len() as u32 - 1, self.rng.pick(&[0, 0, 0, 1, 2, 3]))
         } else {
@@ -310,9 +319,10 @@ impl Gen {
             self.forget(m.page, m.pages);
             return;
         }
+        let ro_shared = matches!(m.backing, Backing::FileShared { file, .. } if self.files[file as usize].readonly);
         for p in m.page..m.page + m.pages {
             self.pages[p as usize] =
-                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false, guard: false, sealed: false };
+                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false, guard: false, sealed: false, ro_shared };
         }
     }
 
@@ -549,7 +559,9 @@ impl Gen {
         if any_file && prot == RX {
             prot = Prot::R;
         }
-        if self.any_sealed(start, end - start) {
+        // EACCES at a readonly file's shared mapping leaves what came before it changed: forget the range.
+        let refused = prot.write && (start..end).any(|p| self.pages[p as usize].ro_shared);
+        if self.any_sealed(start, end - start) || refused {
             self.forget(start, end - start);
         } else {
             for p in start..end {
@@ -662,7 +674,11 @@ impl Gen {
         // No MAP_LOCKED here: over RLIMIT_MEMLOCK it makes mmap fail, and a failed MAP_FIXED would leave
         // the generator's picture of the pages wrong.
         let map = MapSpec { page, pages, prot, backing, populate: self.rng.chance(150), locked: false };
-        self.set_map(&map);
+        // MAP_SHARED|PROT_WRITE of a readonly file fails with EACCES and changes nothing.
+        let refused = matches!(backing, Backing::FileShared { file, .. } if self.files[file as usize].readonly) && prot.write;
+        if !refused {
+            self.set_map(&map);
+        }
         Step::Mmap { map }
     }
 
@@ -827,7 +843,7 @@ mod hugetlb {
     pub fn draw(rng: &mut Rng, mut extra: Option<&mut Rng>) -> Program {
         let mut files = Vec::new();
         if rng.chance(600) {
-            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32 });
+            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32, readonly: false });
         }
         let mut slots = [Slot::default(); SLOTS as usize];
         let mut maps = Vec::new();

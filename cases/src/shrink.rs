@@ -390,10 +390,15 @@ pub fn candidates(p: &Program, focus: Option<u32>) -> Vec<Candidate> {
             q.files[f].pages = k;
             push(q, identity(n), format!("file {f}: {} -> {k} pages", spec.pages));
         }
-        if spec.kind == FileKind::Disk {
+        if matches!(spec.kind, FileKind::Disk | FileKind::Tmpfs) {
             let mut q = p.clone();
             q.files[f].kind = FileKind::Memfd;
-            push(q, identity(n), format!("file {f}: disk -> memfd"));
+            push(q, identity(n), format!("file {f}: {:?} -> memfd", spec.kind).to_lowercase());
+        }
+        if spec.readonly {
+            let mut q = p.clone();
+            q.files[f].readonly = false;
+            push(q, identity(n), format!("file {f}: readonly -> read-write"));
         }
     }
     for (i, s) in p.steps.iter().enumerate() {

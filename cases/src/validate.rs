@@ -123,6 +123,16 @@ pub fn check_program(p: &Program) -> Result<(), Problem> {
     for (i, m) in p.maps.iter().enumerate() {
         let path = format!("maps[{i}]");
         check_map(p, m, &path)?;
+        // The layout must be set up: MAP_SHARED with PROT_WRITE of an O_RDONLY file fails mmap (EACCES),
+        // which only an `mmap` step may ask for.
+        if let Backing::FileShared { file, .. } = m.backing {
+            if m.prot.write && p.files.get(file as usize).is_some_and(|f| f.readonly) {
+                return Err((
+                    format!("{path}.prot"),
+                    format!("files[{file}] is readonly: a shared writable mapping of it fails with EACCES (use an mmap step to test that)"),
+                ));
+            }
+        }
         placed.push((m.page, m.page + m.pages, i));
     }
     // Layout maps are made one after another with MAP_FIXED; an overlap would silently replace part of

@@ -277,6 +277,9 @@ pub enum FileKind {
     Disk,
     /// A memfd (shmem/tmpfs).
     Memfd,
+    /// A regular file opened by path on a tmpfs mount (`/dev/shm`, see the harness's `detect::TMPFS_DIR`):
+    /// shmem like a memfd, but created with open(2) in a mounted tmpfs directory, as peer suites do.
+    Tmpfs,
     /// A hugetlbfs memfd (`MFD_HUGETLB`, the default huge page size). It starts as holes (hugetlbfs has no
     /// write(2)), so every page reads as zero until written through a mapping; `pages` must be a multiple
     /// of the huge page size.
@@ -290,6 +293,11 @@ pub struct FileSpec {
     pub kind: FileKind,
     /// File size in pages.
     pub pages: u32,
+    /// The scenario's fd is opened `O_RDONLY` (the content is written through a writable fd first, which
+    /// is then closed). MAP_SHARED with PROT_WRITE fails EACCES, and a read-only MAP_SHARED mapping loses
+    /// VM_SHARED and VM_MAYWRITE [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub readonly: bool,
 }
 
 /// How a mapping is backed. (Scenario JSON spells it inside `MapSpec` as `kind`/`file`/`offset`.)

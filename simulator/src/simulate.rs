@@ -65,12 +65,17 @@ impl Machine {
 }
 
 /// Why this program cannot run in this environment at all, before its first step: a disk file where the
-/// scratch directory cannot hold one, or a layout mapping the kernel would refuse (MAP_LOCKED past
+/// scratch directory cannot hold one, a tmpfs file without a usable tmpfs directory, or a layout mapping the kernel would refuse (MAP_LOCKED past
 /// RLIMIT_MEMLOCK), which the worker could not set up. The runner does not send such a program to a
 /// worker; the model answers it Unsupported with this reason.
 pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> Option<String> {
     if prog.files.iter().any(|f| f.kind == crate::program::FileKind::Disk) {
         if let Some(why) = &model.facts.disk_files_unavailable {
+            return Some(why.clone());
+        }
+    }
+    if prog.files.iter().any(|f| f.kind == crate::program::FileKind::Tmpfs) {
+        if let Some(why) = &model.facts.tmpfs_files_unavailable {
             return Some(why.clone());
         }
     }

@@ -235,10 +235,13 @@ pub fn generate(r: &Repro) -> String {
         FileKind::Disk => "0".to_string(),
         FileKind::Memfd => "1".to_string(),
         FileKind::Hugetlb => "2".to_string(),
+        FileKind::Tmpfs => "3".to_string(),
     }).collect();
+    let readonly: Vec<String> = p.files.iter().map(|f| i32::from(f.readonly).to_string()).collect();
     let pages: Vec<String> = p.files.iter().map(|f| f.pages.to_string()).collect();
     let _ = writeln!(c, "static const int file_kind[NFILES + 1] = {{{}}};", join_or0(&kinds));
-    let _ = writeln!(c, "static const unsigned file_pages[NFILES + 1] = {{{}}};\n", join_or0(&pages));
+    let _ = writeln!(c, "static const unsigned file_pages[NFILES + 1] = {{{}}};", join_or0(&pages));
+    let _ = writeln!(c, "static const int file_readonly[NFILES + 1] = {{{}}};\n", join_or0(&readonly));
 
     // Expectations.
     emit_points(&mut c, r);
