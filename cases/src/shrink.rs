@@ -79,7 +79,7 @@ pub fn program_is_valid(p: &Program) -> bool {
 fn pages_used(p: &Program) -> u32 {
     fn step_top(s: &Step) -> u32 {
         match s {
-            Step::Madvise { .. } | Step::ForkLive | Step::ChildExit => 0,
+            Step::Madvise { .. } | Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } => 0,
             Step::Write { page, .. } | Step::Read { page } => page + 1,
             Step::Mprotect { page, pages, .. }
             | Step::Munmap { page, pages }
@@ -136,7 +136,7 @@ fn shift_down(p: &Program, k: u32) -> Option<Program> {
                 },
                 dontunmap: *dontunmap,
             },
-            Step::ForkLive | Step::ChildExit => s.clone(),
+            Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } => s.clone(),
         })
     }
     Some(Program {

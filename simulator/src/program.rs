@@ -494,6 +494,30 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "is_false")]
         dontunmap: bool,
     },
+    /// ftruncate(fd of `files[file]`, pages * PS): shrink or grow the file under its mappings. Shrinking
+    /// unmaps every PTE past the new end, private COW copies included, and a later access there is
+    /// SIGBUS; growing adds holes that read as zero.
+    Ftruncate { file: u32, pages: u32 },
+    /// fallocate(fd of `files[file]`, mode, page * PS, pages * PS) over file pages [page, page + pages).
+    Fallocate { file: u32, page: u32, pages: u32, mode: FallocMode },
+}
+
+/// The `mode` of a `fallocate` step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FallocMode {
+    /// FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE: the pages become a hole (read as zero), their page-cache
+    /// pages are unmapped from every mapping; private COW copies stay.
+    PunchHole,
+}
+
+impl FallocMode {
+    /// The mode argument of fallocate(2) (include/uapi/linux/falloc.h).
+    pub fn value(self) -> i32 {
+        match self {
+            FallocMode::PunchHole => 0x02 | 0x01,
+        }
+    }
 }
 
 impl Step {
@@ -513,6 +537,8 @@ impl Step {
             Step::ChildExit => "child_exit",
             Step::Mseal { .. } => "mseal",
             Step::Mremap { .. } => "mremap",
+            Step::Ftruncate { .. } => "ftruncate",
+            Step::Fallocate { .. } => "fallocate",
         }
     }
 }

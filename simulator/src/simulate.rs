@@ -44,6 +44,10 @@ impl Machine {
                 return Err("a live-fork step inside a forked child is not modelled".into())
             }
             Step::Mseal { page, pages } => StepOut::Ret(self.mseal(model, page as i64, (page + pages) as i64)),
+            Step::Ftruncate { file, pages } => StepOut::Ret(self.ftruncate(file as usize, pages as usize)?),
+            Step::Fallocate { file, page, pages, mode } => {
+                StepOut::Ret(self.fallocate(file as usize, page as usize, pages as usize, mode)?)
+            }
             Step::Mremap { page, pages, new_pages, to, dontunmap } => {
                 if !MREMAP_MODELLED {
                     return Err("mremap is not fully modelled yet (moves that resize, and the 6.17+ multi-VMA \
@@ -170,6 +174,12 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                 live = Live::None;
                 out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
                 continue;
+            }
+            (Step::Ftruncate { .. }, Live::Alive(_)) => {
+                // Shrinking would also unmap the live child's COW copies past the new end (even_cows),
+                // which sync_live does not carry over.
+                out.push((id, Expect::Unsupported("ftruncate while a live child exists is not modelled".into())));
+                return out;
             }
             (Step::ForkLive | Step::InChild { .. } | Step::ChildExit, _) | (Step::Fork { .. }, Live::Alive(_) | Live::Dead(_)) => {
                 out.push((id, Expect::Unsupported(format!("{} out of order with the live child", step.op()))));
