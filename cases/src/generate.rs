@@ -185,12 +185,16 @@ struct PageInfo {
     sealed: bool,
     /// A MAP_SHARED mapping of a readonly file: mprotect adding PROT_WRITE fails there with EACCES.
     ro_shared: bool,
+    /// The file a file mapping maps: an ftruncate that shrinks it makes the generator forget the page.
+    fid: Option<u32>,
 }
 
 struct Gen {
     rng: Rng,
     arena: u32,
     files: Vec<FileSpec>,
+    /// Each file's current size in pages (ftruncate steps change it).
+    fsize: Vec<u32>,
     maps: Vec<MapSpec>,
     pages: Vec<PageInfo>,
     /// Interesting page indexes for madvise endpoints: 0, arena end and every layout map edge.
@@ -210,11 +214,13 @@ enum Op {
     ForkLive,
     Mseal,
     Mremap,
+    Ftruncate,
+    Fallocate,
 }
 
 impl Gen {
     fn new(rng: Rng) -> Gen {
-        Gen { rng, arena: 0, files: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
+        Gen { rng, arena: 0, files: Vec::new(), fsize: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
     }
 
     fn layout(&mut self) {
@@ -262,6 +268,7 @@ impl Gen {
             let extra = if self.rng.chance(300) { self.rng.range(1, 3) as u32 } else { 0 };
             self.files[f].pages = n + extra;
         }
+        self.fsize = self.files.iter().map(|f| f.pages).collect();
         self.pages = vec![PageInfo::default(); self.arena as usize];
         self.edges = vec![0, self.arena as i64];
         for m in self.maps.clone() {
@@ -322,7 +329,15 @@ impl Gen {
         let ro_shared = matches!(m.backing, Backing::FileShared { file, .. } if self.files[file as usize].readonly);
         for p in m.page..m.page + m.pages {
             self.pages[p as usize] =
-                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false, guard: false, sealed: false, ro_shared };
+                PageInfo {
+                prot: Some(m.prot),
+                file: m.backing.file().is_some(),
+                dontfork: false,
+                guard: false,
+                sealed: false,
+                ro_shared,
+                fid: m.backing.file().map(|(f, _)| f),
+            };
         }
     }
 
@@ -345,6 +360,8 @@ impl Gen {
                 (2, Op::Mseal),
                 // mremap: modelled (MREMAP_MODELLED); set the weight to 0 again if it is switched off.
                 (4, Op::Mremap),
+                (2, Op::Ftruncate),
+                (2, Op::Fallocate),
             ]);
             // At most one live-fork sequence per scenario (it is several steps long already); a second
             // draw is a plain fork.
@@ -404,6 +421,9 @@ impl Gen {
             }
             Op::Mremap if top => self.mremap(),
             Op::Mseal | Op::Mremap => self.madvise(top),
+            Op::Ftruncate if top && !self.files.is_empty() => self.ftruncate(),
+            Op::Fallocate if top && !self.files.is_empty() => self.fallocate(),
+            Op::Ftruncate | Op::Fallocate => self.madvise(top),
             Op::Mmap => self.mmap(),
             Op::Mlock => {
                 let (page, pages) = self.some_range(6);
@@ -571,6 +591,37 @@ impl Gen {
         Some(Step::Mprotect { page: start, pages: end - start, prot })
     }
 
+    /// ftruncate of a file to around its size (0, one page less, the same, one more, its first size...).
+    /// A shrink makes the generator forget every page mapping that file (some may now be past EOF, where
+    /// an access is SIGBUS); through a readonly fd the call fails (EINVAL) and changes nothing.
+    fn ftruncate(&mut self) -> Step {
+        let file = self.rng.below(self.files.len() as u64) as u32;
+        let f = file as usize;
+        let cur = self.fsize[f];
+        let pages = self.rng.pick(&[0, 1, cur.saturating_sub(1), cur.saturating_sub(1), cur, cur + 1, self.files[f].pages]);
+        if !self.files[f].readonly {
+            if pages < cur {
+                for p in 0..self.arena {
+                    if self.pages[p as usize].fid == Some(file) {
+                        self.forget(p, 1);
+                    }
+                }
+            }
+            self.fsize[f] = pages;
+        }
+        Step::Ftruncate { file, pages }
+    }
+
+    /// fallocate(PUNCH_HOLE|KEEP_SIZE) of a few file pages, the first or last ones often, sometimes past EOF.
+    fn fallocate(&mut self) -> Step {
+        let file = self.rng.below(self.files.len() as u64) as u32;
+        let cur = self.fsize[file as usize];
+        let any = self.rng.below(cur as u64 + 2) as u32;
+        let page = self.rng.pick(&[0, 0, cur.saturating_sub(1), any]);
+        let pages = self.rng.range(1, 3) as u32;
+        Step::Fallocate { file, page, pages, mode: simulator::program::FallocMode::PunchHole }
+    }
+
     fn any_sealed(&self, page: u32, pages: u32) -> bool {
         (page..page + pages).any(|p| self.pages[p as usize].sealed)
     }
@@ -595,7 +646,7 @@ impl Gen {
             first.prot.is_some()
                 && (page..page + pages).all(|p| {
                     let i = self.pages[p as usize];
-                    i.prot == first.prot && i.file == first.file && !i.sealed && !i.guard
+                    i.prot == first.prot && i.file == first.file && i.fid == first.fid && !i.sealed && !i.guard
                 })
         };
         if self.rng.chance(350) {
@@ -678,6 +729,14 @@ impl Gen {
         let refused = matches!(backing, Backing::FileShared { file, .. } if self.files[file as usize].readonly) && prot.write;
         if !refused {
             self.set_map(&map);
+            // Pages past the file's current end (after an ftruncate shrink) fault SIGBUS: leave them alone.
+            if let Some((f, off)) = backing.file() {
+                for k in 0..pages {
+                    if off + k >= self.fsize[f as usize] {
+                        self.forget(page + k, 1);
+                    }
+                }
+            }
         }
         Step::Mmap { map }
     }
