@@ -186,12 +186,18 @@ struct PageInfo {
     guard: bool,
     /// Some mseal call may have covered it: mprotect/munmap/mmap/mremap there may fail with EPERM.
     sealed: bool,
+    /// A MAP_SHARED mapping of a readonly file: mprotect adding PROT_WRITE fails there with EACCES.
+    ro_shared: bool,
+    /// The file a file mapping maps: an ftruncate that shrinks it makes the generator forget the page.
+    fid: Option<u32>,
 }
 
 struct Gen {
     rng: Rng,
     arena: u32,
     files: Vec<FileSpec>,
+    /// Each file's current size in pages (ftruncate steps change it).
+    fsize: Vec<u32>,
     maps: Vec<MapSpec>,
     pages: Vec<PageInfo>,
     /// Interesting page indexes for madvise endpoints: 0, arena end and every layout map edge.
@@ -212,11 +218,13 @@ enum Op {
     Mseal,
     Mremap,
     Try,
+    Ftruncate,
+    Fallocate,
 }
 
 impl Gen {
     fn new(rng: Rng) -> Gen {
-        Gen { rng, arena: 0, files: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
+        Gen { rng, arena: 0, files: Vec::new(), fsize: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
     }
 
     fn layout(&mut self) {
@@ -246,7 +254,13 @@ impl Gen {
                     }
                 }
             };
-            let prot = self.draw_prot(backing.file().is_some());
+            let mut prot = self.draw_prot(backing.file().is_some());
+            if let Backing::FileShared { file, .. } = backing {
+                // A shared writable layout map of a readonly file would fail mmap (EACCES).
+                if self.files[file as usize].readonly && prot.write {
+                    prot = Prot::R;
+                }
+            }
             let populate = self.rng.chance(150);
             // MAP_LOCKED|MAP_DROPPABLE is EINVAL: a layout map must succeed (validate).
             let locked = self.rng.chance(80) && backing != Backing::AnonDroppable;
@@ -260,6 +274,7 @@ impl Gen {
             let extra = if self.rng.chance(300) { self.rng.range(1, 3) as u32 } else { 0 };
             self.files[f].pages = n + extra;
         }
+        self.fsize = self.files.iter().map(|f| f.pages).collect();
         self.pages = vec![PageInfo::default(); self.arena as usize];
         self.edges = vec![0, self.arena as i64];
         for m in self.maps.clone() {
@@ -276,8 +291,9 @@ impl Gen {
     fn file_for(&mut self, pages: u32, need: &mut Vec<u32>) -> (u32, u32) {
         let new = self.files.is_empty() || (self.files.len() < 2 && self.rng.chance(350));
         let (file, offset) = if new {
-            let kind = if self.rng.chance(500) { FileKind::Disk } else { FileKind::Memfd };
-            self.files.push(FileSpec { kind, pages: 0 });
+            let kind = self.rng.weighted(&[(45, FileKind::Disk), (40, FileKind::Memfd), (15, FileKind::Tmpfs)]);
+            let readonly = self.rng.chance(150);
+            self.files.push(FileSpec { kind, pages: 0, readonly });
             need.push(0);
             (self.files.len() as u32 - 1, self.rng.pick(&[0, 0, 0, 1, 2, 3]))
         } else {
@@ -316,9 +332,18 @@ impl Gen {
             self.forget(m.page, m.pages);
             return;
         }
+        let ro_shared = matches!(m.backing, Backing::FileShared { file, .. } if self.files[file as usize].readonly);
         for p in m.page..m.page + m.pages {
             self.pages[p as usize] =
-                PageInfo { prot: Some(m.prot), file: m.backing.file().is_some(), dontfork: false, guard: false, sealed: false };
+                PageInfo {
+                prot: Some(m.prot),
+                file: m.backing.file().is_some(),
+                dontfork: false,
+                guard: false,
+                sealed: false,
+                ro_shared,
+                fid: m.backing.file().map(|(f, _)| f),
+            };
         }
     }
 
@@ -342,6 +367,8 @@ impl Gen {
                 // mremap: modelled (MREMAP_MODELLED); set the weight to 0 again if it is switched off.
                 (4, Op::Mremap),
                 (4, Op::Try),
+                (2, Op::Ftruncate),
+                (2, Op::Fallocate),
             ]);
             // At most one live-fork sequence per scenario (it is several steps long already); a second
             // draw is a plain fork.
@@ -401,6 +428,9 @@ impl Gen {
             }
             Op::Mremap if top => self.mremap(),
             Op::Mseal | Op::Mremap => self.madvise(top),
+            Op::Ftruncate if top && !self.files.is_empty() => self.ftruncate(),
+            Op::Fallocate if top && !self.files.is_empty() => self.fallocate(),
+            Op::Ftruncate | Op::Fallocate => self.madvise(top),
             Op::Mmap => self.mmap(),
             Op::Mlock => {
                 let (page, pages) = self.some_range(6);
@@ -581,7 +611,9 @@ impl Gen {
         if any_file && prot == RX {
             prot = Prot::R;
         }
-        if self.any_sealed(start, end - start) {
+        // EACCES at a readonly file's shared mapping leaves what came before it changed: forget the range.
+        let refused = prot.write && (start..end).any(|p| self.pages[p as usize].ro_shared);
+        if self.any_sealed(start, end - start) || refused {
             self.forget(start, end - start);
         } else {
             for p in start..end {
@@ -589,6 +621,37 @@ impl Gen {
             }
         }
         Some(Step::Mprotect { page: start, pages: end - start, prot })
+    }
+
+    /// ftruncate of a file to around its size (0, one page less, the same, one more, its first size...).
+    /// A shrink makes the generator forget every page mapping that file (some may now be past EOF, where
+    /// an access is SIGBUS); through a readonly fd the call fails (EINVAL) and changes nothing.
+    fn ftruncate(&mut self) -> Step {
+        let file = self.rng.below(self.files.len() as u64) as u32;
+        let f = file as usize;
+        let cur = self.fsize[f];
+        let pages = self.rng.pick(&[0, 1, cur.saturating_sub(1), cur.saturating_sub(1), cur, cur + 1, self.files[f].pages]);
+        if !self.files[f].readonly {
+            if pages < cur {
+                for p in 0..self.arena {
+                    if self.pages[p as usize].fid == Some(file) {
+                        self.forget(p, 1);
+                    }
+                }
+            }
+            self.fsize[f] = pages;
+        }
+        Step::Ftruncate { file, pages }
+    }
+
+    /// fallocate(PUNCH_HOLE|KEEP_SIZE) of a few file pages, the first or last ones often, sometimes past EOF.
+    fn fallocate(&mut self) -> Step {
+        let file = self.rng.below(self.files.len() as u64) as u32;
+        let cur = self.fsize[file as usize];
+        let any = self.rng.below(cur as u64 + 2) as u32;
+        let page = self.rng.pick(&[0, 0, cur.saturating_sub(1), any]);
+        let pages = self.rng.range(1, 3) as u32;
+        Step::Fallocate { file, page, pages, mode: simulator::program::FallocMode::PunchHole }
     }
 
     fn any_sealed(&self, page: u32, pages: u32) -> bool {
@@ -615,7 +678,7 @@ impl Gen {
             first.prot.is_some()
                 && (page..page + pages).all(|p| {
                     let i = self.pages[p as usize];
-                    i.prot == first.prot && i.file == first.file && !i.sealed && !i.guard
+                    i.prot == first.prot && i.file == first.file && i.fid == first.fid && !i.sealed && !i.guard
                 })
         };
         if self.rng.chance(350) {
@@ -699,7 +762,19 @@ impl Gen {
         // No MAP_LOCKED here: over RLIMIT_MEMLOCK it makes mmap fail, and a failed MAP_FIXED would leave
         // the generator's picture of the pages wrong.
         let map = MapSpec { page, pages, prot, backing, populate: self.rng.chance(150), locked: false };
-        self.set_map(&map);
+        // MAP_SHARED|PROT_WRITE of a readonly file fails with EACCES and changes nothing.
+        let refused = matches!(backing, Backing::FileShared { file, .. } if self.files[file as usize].readonly) && prot.write;
+        if !refused {
+            self.set_map(&map);
+            // Pages past the file's current end (after an ftruncate shrink) fault SIGBUS: leave them alone.
+            if let Some((f, off)) = backing.file() {
+                for k in 0..pages {
+                    if off + k >= self.fsize[f as usize] {
+                        self.forget(page + k, 1);
+                    }
+                }
+            }
+        }
         Step::Mmap { map }
     }
 
@@ -864,7 +939,7 @@ mod hugetlb {
     pub fn draw(rng: &mut Rng, mut extra: Option<&mut Rng>) -> Program {
         let mut files = Vec::new();
         if rng.chance(600) {
-            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32 });
+            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32, readonly: false });
         }
         let mut slots = [Slot::default(); SLOTS as usize];
         let mut maps = Vec::new();

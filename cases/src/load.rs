@@ -252,6 +252,7 @@ enum Ty {
     Map,
     Children,
     Step,
+    Falloc,
 }
 
 const MAP_FIELDS: &[(&str, Ty, bool)] = &[
@@ -269,7 +270,7 @@ const KINDS: &[&str] =
 const OPS: &[&str] =
     &[
         "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",
-        "child_exit", "mseal", "mremap", "try_write", "try_read",
+        "child_exit", "mseal", "mremap", "try_write", "try_read", "ftruncate", "fallocate",
     ];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
@@ -293,6 +294,8 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
             ("dontunmap", Ty::Bool, false),
         ],
         "mlock" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("onfault", Ty::Bool, false)],
+        "ftruncate" => &[("file", Ty::U32, true), ("pages", Ty::U32, true)],
+        "fallocate" => &[("file", Ty::U32, true), ("page", Ty::U32, true), ("pages", Ty::U32, true), ("mode", Ty::Falloc, true)],
         "mmap" => &[("map", Ty::Map, true)],
         "fork" => &[("child", Ty::Children, false)],
         "fork_live" | "child_exit" => &[],
@@ -396,5 +399,6 @@ fn check_value(v: &Value, ty: Ty) -> Result<(), String> {
         Ty::Children => de::<Vec<IgnoredAny>>(v),
         // The step itself is checked by the caller (precheck_step); here only the container.
         Ty::Step => de::<Map<String, Value>>(v),
+        Ty::Falloc => de::<simulator::program::FallocMode>(v),
     }
 }

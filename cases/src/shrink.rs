@@ -79,7 +79,7 @@ pub fn program_is_valid(p: &Program) -> bool {
 fn pages_used(p: &Program) -> u32 {
     fn step_top(s: &Step) -> u32 {
         match s {
-            Step::Madvise { .. } | Step::ForkLive | Step::ChildExit => 0,
+            Step::Madvise { .. } | Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } => 0,
             Step::Write { page, .. } | Step::Read { page } | Step::TryWrite { page, .. } | Step::TryRead { page } => page + 1,
             Step::Mprotect { page, pages, .. }
             | Step::Munmap { page, pages }
@@ -138,7 +138,7 @@ fn shift_down(p: &Program, k: u32) -> Option<Program> {
                 },
                 dontunmap: *dontunmap,
             },
-            Step::ForkLive | Step::ChildExit => s.clone(),
+            Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } => s.clone(),
         })
     }
     Some(Program {
@@ -393,10 +393,15 @@ pub fn candidates(p: &Program, focus: Option<u32>) -> Vec<Candidate> {
             q.files[f].pages = k;
             push(q, identity(n), format!("file {f}: {} -> {k} pages", spec.pages));
         }
-        if spec.kind == FileKind::Disk {
+        if matches!(spec.kind, FileKind::Disk | FileKind::Tmpfs) {
             let mut q = p.clone();
             q.files[f].kind = FileKind::Memfd;
-            push(q, identity(n), format!("file {f}: disk -> memfd"));
+            push(q, identity(n), format!("file {f}: {:?} -> memfd", spec.kind).to_lowercase());
+        }
+        if spec.readonly {
+            let mut q = p.clone();
+            q.files[f].readonly = false;
+            push(q, identity(n), format!("file {f}: readonly -> read-write"));
         }
     }
     for (i, s) in p.steps.iter().enumerate() {

@@ -128,6 +128,16 @@ pub fn check_program(p: &Program) -> Result<(), Problem> {
         if m.backing == Backing::AnonDroppable && m.locked {
             return Err((format!("{path}.locked"), "a layout map of kind anon_droppable cannot be locked (mmap refuses MAP_LOCKED|MAP_DROPPABLE with EINVAL); use an mmap step to test that".into()));
         }
+        // The layout must be set up: MAP_SHARED with PROT_WRITE of an O_RDONLY file fails mmap (EACCES),
+        // which only an `mmap` step may ask for.
+        if let Backing::FileShared { file, .. } = m.backing {
+            if m.prot.write && p.files.get(file as usize).is_some_and(|f| f.readonly) {
+                return Err((
+                    format!("{path}.prot"),
+                    format!("files[{file}] is readonly: a shared writable mapping of it fails with EACCES (use an mmap step to test that)"),
+                ));
+            }
+        }
         placed.push((m.page, m.page + m.pages, i));
     }
     // Layout maps are made one after another with MAP_FIXED; an overlap would silently replace part of
@@ -215,6 +225,17 @@ fn check_map(p: &Program, m: &MapSpec, path: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Largest file size (in pages) an `ftruncate` or `fallocate` step may ask for: the largest arena, so a
+/// file stays small on every page size.
+pub const MAX_FILE_PAGES: u32 = ARENA.max_pages;
+
+fn check_file(p: &Program, file: u32, path: &str) -> Result<(), Problem> {
+    if p.files.get(file as usize).is_none() {
+        return Err((format!("{path}.file"), format!("file {file} does not exist (the scenario has {} files)", p.files.len())));
+    }
+    Ok(())
+}
+
 fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Problem> {
     let arena = p.arena_pages;
     match s {
@@ -253,6 +274,32 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             check_step(p, step, &format!("{path}.step"), false)
         }
         Step::Mseal { page, pages } => check_range(arena, *page, *pages, path),
+        Step::Ftruncate { file, pages } => {
+            if !top {
+                return Err((path.to_string(), "ftruncate is a top-level step (not inside a fork child or in_child)".into()));
+            }
+            check_file(p, *file, path)?;
+            if *pages > MAX_FILE_PAGES {
+                return Err((format!("{path}.pages"), format!("{pages} pages: a file may have at most {MAX_FILE_PAGES}")));
+            }
+            Ok(())
+        }
+        Step::Fallocate { file, page, pages, .. } => {
+            if !top {
+                return Err((path.to_string(), "fallocate is a top-level step (not inside a fork child or in_child)".into()));
+            }
+            check_file(p, *file, path)?;
+            if *pages == 0 {
+                return Err((format!("{path}.pages"), "pages must be at least 1 (fallocate of length 0 is EINVAL)".into()));
+            }
+            if *page as u64 + *pages as u64 > MAX_FILE_PAGES as u64 {
+                return Err((
+                    format!("{path}.pages"),
+                    format!("file pages [{page}, {}) go past {MAX_FILE_PAGES}", *page as u64 + *pages as u64),
+                ));
+            }
+            Ok(())
+        }
         Step::Mremap { page, pages, new_pages, to, dontunmap } => {
             check_range(arena, *page, *pages, path)?;
             match to {

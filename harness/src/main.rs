@@ -157,6 +157,7 @@ fn build_model(a: &RunArgs, host: &KernelFacts) -> Result<KernelModel, String> {
     facts.memlock_limit = host.memlock_limit;
     facts.cap_ipc_lock = host.cap_ipc_lock;
     facts.disk_files_unavailable = host.disk_files_unavailable.clone();
+    facts.tmpfs_files_unavailable = host.tmpfs_files_unavailable.clone();
     let mut model = KernelModel::from_facts(facts);
     model.mutations = a.mutate.clone();
     Ok(model)
@@ -357,6 +358,9 @@ fn cmd_run(a: &RunArgs) -> i32 {
         Err(e) => return bad_input(e),
     };
     if let Some(why) = &model.facts.disk_files_unavailable {
+        eprintln!("madcheck: {why}");
+    }
+    if let Some(why) = &model.facts.tmpfs_files_unavailable {
         eprintln!("madcheck: {why}");
     }
     // Dropped when cmd_run returns (also after ^C or SIGTERM, which end the run early).

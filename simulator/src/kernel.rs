@@ -83,6 +83,10 @@ pub struct KernelFacts {
     /// read-only, full, or missing: the error and the directory); `None` when they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_files_unavailable: Option<String>,
+    /// Why scenarios with a `tmpfs` file cannot run here (no writable tmpfs directory at the harness's
+    /// `TMPFS_DIR`, /dev/shm, or one mounted noexec or with huge pages: the reason); `None` when they can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_files_unavailable: Option<String>,
 }
 
 fn yes() -> bool {
@@ -181,6 +185,7 @@ impl KernelFacts {
             memlock_limit: None,
             cap_ipc_lock: true,
             disk_files_unavailable: None,
+            tmpfs_files_unavailable: None,
             pmd_pages: None,
         })
     }

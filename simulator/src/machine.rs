@@ -139,7 +139,10 @@ pub struct AnonVma {
 pub struct FileObj {
     /// `Some(i)` for `files[i]`; `None` for anonymous shmem.
     pub file: Option<u32>,
+    /// shmem: a memfd, a tmpfs file, or anonymous shared memory (not a disk file, not hugetlbfs).
     pub memfd: bool,
+    /// The scenario's fd for this file is O_RDONLY (`FileSpec::readonly`); false for anonymous objects.
+    pub readonly: bool,
     /// Current content of each page of the object (its size is i_size).
     pub pages: Vec<Content>,
     /// Whether each page is in the page cache (uptodate). Scenario files are written whole at creation;
@@ -336,7 +339,8 @@ impl Machine {
             .enumerate()
             .map(|(i, f): (usize, &FileSpec)| FileObj {
                 file: Some(i as u32),
-                memfd: f.kind == crate::program::FileKind::Memfd,
+                memfd: matches!(f.kind, crate::program::FileKind::Memfd | crate::program::FileKind::Tmpfs),
+                readonly: f.readonly,
                 pages: (0..f.pages).map(|p| Content::FilePage { file: i as u32, page: p }).collect(),
                 cached: vec![true; f.pages as usize],
                 dirty: vec![true; f.pages as usize],

@@ -277,6 +277,9 @@ pub enum FileKind {
     Disk,
     /// A memfd (shmem/tmpfs).
     Memfd,
+    /// A regular file opened by path on a tmpfs mount (`/dev/shm`, see the harness's `detect::TMPFS_DIR`):
+    /// shmem like a memfd, but created with open(2) in a mounted tmpfs directory, as peer suites do.
+    Tmpfs,
     /// A hugetlbfs memfd (`MFD_HUGETLB`, the default huge page size). It starts as holes (hugetlbfs has no
     /// write(2)), so every page reads as zero until written through a mapping; `pages` must be a multiple
     /// of the huge page size.
@@ -290,6 +293,11 @@ pub struct FileSpec {
     pub kind: FileKind,
     /// File size in pages.
     pub pages: u32,
+    /// The scenario's fd is opened `O_RDONLY` (the content is written through a writable fd first, which
+    /// is then closed). MAP_SHARED with PROT_WRITE fails EACCES, and a read-only MAP_SHARED mapping loses
+    /// VM_SHARED and VM_MAYWRITE [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub readonly: bool,
 }
 
 /// How a mapping is backed. (Scenario JSON spells it inside `MapSpec` as `kind`/`file`/`offset`.)
@@ -502,6 +510,30 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "is_false")]
         dontunmap: bool,
     },
+    /// ftruncate(fd of `files[file]`, pages * PS): shrink or grow the file under its mappings. Shrinking
+    /// unmaps every PTE past the new end, private COW copies included, and a later access there is
+    /// SIGBUS; growing adds holes that read as zero.
+    Ftruncate { file: u32, pages: u32 },
+    /// fallocate(fd of `files[file]`, mode, page * PS, pages * PS) over file pages [page, page + pages).
+    Fallocate { file: u32, page: u32, pages: u32, mode: FallocMode },
+}
+
+/// The `mode` of a `fallocate` step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FallocMode {
+    /// FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE: the pages become a hole (read as zero), their page-cache
+    /// pages are unmapped from every mapping; private COW copies stay.
+    PunchHole,
+}
+
+impl FallocMode {
+    /// The mode argument of fallocate(2) (include/uapi/linux/falloc.h).
+    pub fn value(self) -> i32 {
+        match self {
+            FallocMode::PunchHole => 0x02 | 0x01,
+        }
+    }
 }
 
 impl Step {
@@ -523,6 +555,8 @@ impl Step {
             Step::ChildExit => "child_exit",
             Step::Mseal { .. } => "mseal",
             Step::Mremap { .. } => "mremap",
+            Step::Ftruncate { .. } => "ftruncate",
+            Step::Fallocate { .. } => "fallocate",
         }
     }
 }

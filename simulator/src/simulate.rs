@@ -56,6 +56,10 @@ impl Machine {
                 return Err("a live-fork step inside a forked child is not modelled".into())
             }
             Step::Mseal { page, pages } => StepOut::Ret(self.mseal(model, page as i64, (page + pages) as i64)),
+            Step::Ftruncate { file, pages } => StepOut::Ret(self.ftruncate(file as usize, pages as usize)?),
+            Step::Fallocate { file, page, pages, mode } => {
+                StepOut::Ret(self.fallocate(file as usize, page as usize, pages as usize, mode)?)
+            }
             Step::Mremap { page, pages, new_pages, to, dontunmap } => {
                 if !MREMAP_MODELLED {
                     return Err("mremap is not fully modelled yet (moves that resize, and the 6.17+ multi-VMA \
@@ -76,7 +80,7 @@ impl Machine {
 }
 
 /// Why this program cannot run in this environment at all, before its first step: a disk file where the
-/// scratch directory cannot hold one, or a layout mapping the kernel would refuse (MAP_LOCKED past
+/// scratch directory cannot hold one, a tmpfs file without a usable tmpfs directory, or a layout mapping the kernel would refuse (MAP_LOCKED past
 /// RLIMIT_MEMLOCK), which the worker could not set up. The runner does not send such a program to a
 /// worker; the model answers it Unsupported with this reason.
 pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> Option<String> {
@@ -89,6 +93,11 @@ pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Pr
         // The layout cannot be set up: MAP_DROPPABLE is EINVAL before 6.11 (an unknown map type) and
         // unsupported on 32-bit kernels [S 6.12 mm/mmap.c:do_mmap].
         return Some("a MAP_DROPPABLE layout mapping needs a 64-bit kernel 6.11 or later (KernelModel::map_droppable)".into());
+    }
+    if prog.files.iter().any(|f| f.kind == crate::program::FileKind::Tmpfs) {
+        if let Some(why) = &model.facts.tmpfs_files_unavailable {
+            return Some(why.clone());
+        }
     }
     if model.mlock_limit_pages.is_some() && prog.maps.iter().any(|m| m.locked) {
         let mut m = Machine::new(model, arena, prog);
@@ -181,6 +190,12 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                 live = Live::None;
                 out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
                 continue;
+            }
+            (Step::Ftruncate { .. }, Live::Alive(_)) => {
+                // Shrinking would also unmap the live child's COW copies past the new end (even_cows),
+                // which sync_live does not carry over.
+                out.push((id, Expect::Unsupported("ftruncate while a live child exists is not modelled".into())));
+                return out;
             }
             (Step::ForkLive | Step::InChild { .. } | Step::ChildExit, _) | (Step::Fork { .. }, Live::Alive(_) | Live::Dead(_)) => {
                 out.push((id, Expect::Unsupported(format!("{} out of order with the live child", step.op()))));

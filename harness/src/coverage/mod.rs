@@ -174,7 +174,8 @@ fn kind_from_layout(prog: &Program, first: i64, last: i64) -> String {
 
 fn file_kind(prog: &Program, file: u32, shared: bool) -> String {
     let medium = match prog.files.get(file as usize).map(|f| f.kind) {
-        Some(FileKind::Memfd) => "memfd",
+        // A tmpfs file is shmem like a memfd: the same column (and the same reach rules).
+        Some(FileKind::Memfd | FileKind::Tmpfs) => "memfd",
         Some(FileKind::Hugetlb) => "hugetlb",
         _ => "disk",
     };

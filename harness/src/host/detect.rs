@@ -79,6 +79,7 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         memlock_limit,
         cap_ipc_lock,
         disk_files_unavailable: scratch_unusable(&std::env::temp_dir(), page_size),
+        tmpfs_files_unavailable: tmpfs_unusable(std::path::Path::new(TMPFS_DIR), page_size),
         version: KernelFacts::upstream_version(&release, &uname_version),
         release,
         uname_version,
@@ -128,6 +129,66 @@ pub fn scratch_unusable(dir: &std::path::Path, page_size: u64) -> Option<String>
     match r {
         Ok(()) => None,
         Err((what, e)) => why(what, e),
+    }
+}
+
+/// Where workers create the scenario's `tmpfs` files (opened by path, then unlinked at once). /dev/shm is
+/// a tmpfs mount on most systems; madcheck never mounts one.
+pub const TMPFS_DIR: &str = "/dev/shm";
+
+/// Why `dir` cannot hold the scenario's tmpfs files: not a tmpfs mount (statfs f_type TMPFS_MAGIC),
+/// mounted noexec (mmap with PROT_EXEC would be EPERM and VM_MAYEXEC dropped [S 6.18 mm/mmap.c:do_mmap,
+/// path_noexec]) or with `huge=` other than never (large shmem folios are not modelled), or a file cannot
+/// be created and written there. `None` when it works.
+pub fn tmpfs_unusable(dir: &std::path::Path, page_size: u64) -> Option<String> {
+    use std::io::Write;
+    let why = |what: String| Some(format!("tmpfs directory {}: {what}; tmpfs-file scenarios are unsupported", dir.display()));
+    let c = match std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) {
+        Ok(c) => c,
+        Err(_) => return why("the path contains NUL".into()),
+    };
+    // SAFETY: a zeroed statfs is a valid out-parameter; `c` is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return why(format!("statfs: {}", std::io::Error::last_os_error()));
+    }
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    if st.f_type as i64 != TMPFS_MAGIC {
+        return why(format!("not a tmpfs mount (f_type {:#x})", st.f_type));
+    }
+    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut vfs) } != 0 {
+        return why(format!("statvfs: {}", std::io::Error::last_os_error()));
+    }
+    if vfs.f_flag & libc::ST_NOEXEC != 0 {
+        return why("mounted noexec".into());
+    }
+    // The mount's options: the last /proc/self/mounts line for this directory wins.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let opts = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_ascii_whitespace();
+            let (_, at, _, opts) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            (std::path::Path::new(at) == dir).then(|| opts.to_string())
+        })
+        .last()
+        .unwrap_or_default();
+    if let Some(h) = opts.split(',').find_map(|o| o.strip_prefix("huge=")) {
+        if h != "never" {
+            return why(format!("mounted with huge={h} (large shmem folios are not modelled)"));
+        }
+    }
+    let probe = dir.join(format!("madcheck-probe-{}", std::process::id()));
+    let r = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe).map_err(|e| ("create a file", e))?;
+        f.write_all(&vec![0x5au8; page_size as usize]).map_err(|e| ("write to a file", e))
+    })();
+    let _ = std::fs::remove_file(&probe);
+    match r {
+        Ok(()) => None,
+        Err((what, e)) => why(format!("{what}: {e}")),
     }
 }
 

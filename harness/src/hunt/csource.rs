@@ -194,6 +194,11 @@ fn step_body(s: &Step) -> String {
             "return mremap(PAGE({page}), {pages} * PS, {new_pages} * PS, MREMAP_MAYMOVE|MREMAP_FIXED{}, PAGE({t})) == MAP_FAILED ? errno : 0;",
             if *dontunmap { "|4 /* MREMAP_DONTUNMAP */" } else { "" }
         ),
+        Step::Ftruncate { file, pages } => format!("return rc(ftruncate(file_fd[{file}], (off_t){pages} * (off_t)PS));"),
+        Step::Fallocate { file, page, pages, mode } => format!(
+            "return rc(fallocate(file_fd[{file}], {}, (off_t){page} * (off_t)PS, (off_t){pages} * (off_t)PS));",
+            mode.value()
+        ),
         Step::Fork { .. } | Step::ForkLive | Step::InChild { .. } | Step::ChildExit => "return -1;".into(),
     }
 }
@@ -243,10 +248,13 @@ pub fn generate(r: &Repro) -> String {
         FileKind::Disk => "0".to_string(),
         FileKind::Memfd => "1".to_string(),
         FileKind::Hugetlb => "2".to_string(),
+        FileKind::Tmpfs => "3".to_string(),
     }).collect();
+    let readonly: Vec<String> = p.files.iter().map(|f| i32::from(f.readonly).to_string()).collect();
     let pages: Vec<String> = p.files.iter().map(|f| f.pages.to_string()).collect();
     let _ = writeln!(c, "static const int file_kind[NFILES + 1] = {{{}}};", join_or0(&kinds));
-    let _ = writeln!(c, "static const unsigned file_pages[NFILES + 1] = {{{}}};\n", join_or0(&pages));
+    let _ = writeln!(c, "static const unsigned file_pages[NFILES + 1] = {{{}}};", join_or0(&pages));
+    let _ = writeln!(c, "static const int file_readonly[NFILES + 1] = {{{}}};\n", join_or0(&readonly));
 
     // Expectations.
     emit_points(&mut c, r);

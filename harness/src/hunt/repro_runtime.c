@@ -171,9 +171,11 @@ static int create_files(void) {
   char path[4096];
   for (int i = 0; i < NFILES; i++) {
     int fd;
-    if (file_kind[i] == 0) {
-      snprintf(path, sizeof path, "%s/madcheck-repro-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (file_kind[i] == 0 || file_kind[i] == 3) {
+      /* 0: a disk file in $TMPDIR; 3: a regular file on the tmpfs mount /dev/shm. */
+      snprintf(path, sizeof path, "%s/madcheck-repro-XXXXXX", file_kind[i] == 3 ? "/dev/shm" : tmp && *tmp ? tmp : "/tmp");
       fd = mkstemp(path);
+      if (fd < 0 && file_kind[i] == 3) { printf("%s: cannot test here: no writable tmpfs directory /dev/shm\n", ID); return 125; }
       if (fd < 0) return setup_failed("create a disk file");
       unlink(path);
     } else {
@@ -188,6 +190,15 @@ static int create_files(void) {
         file_page((unsigned)i, n, buf);
         if (pwrite(fd, buf, PS, (off_t)n * (off_t)PS) != (ssize_t)PS) return setup_failed("pwrite a file page");
       }
+    }
+    if (file_readonly[i]) {
+      /* The scenario holds only an O_RDONLY fd: reopen the same inode through /proc/self/fd. */
+      char self[64];
+      snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+      int ro = open(self, O_RDONLY | O_CLOEXEC);
+      if (ro < 0) return setup_failed("reopen a file O_RDONLY");
+      close(fd);
+      fd = ro;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) return setup_failed("fstat");

@@ -29,6 +29,10 @@ pub fn render_step(step: &Step) -> String {
         Step::InChild { step } => format!("in child: {}", render_step(step)),
         Step::ChildExit => "child exits; parent waits".to_string(),
         Step::Mseal { page, pages } => format!("mseal(page {page}, {})", plural(*pages as i64, "page")),
+        Step::Ftruncate { file, pages } => format!("ftruncate(file {file}, {})", plural(*pages as i64, "page")),
+        Step::Fallocate { file, page, pages, mode } => {
+            format!("fallocate(file {file}, file page {page}, {}, {})", plural(*pages as i64, "page"), falloc_label(*mode))
+        }
         Step::Mremap { page, pages, new_pages, to, dontunmap } => format!(
             "mremap(page {page}, {} -> {}{})",
             plural(*pages as i64, "page"),
@@ -39,6 +43,12 @@ pub fn render_step(step: &Step) -> String {
                 (Some(t), true) => format!(", MAYMOVE|FIXED|DONTUNMAP to page {t}"),
             }
         ),
+    }
+}
+
+fn falloc_label(m: simulator::program::FallocMode) -> &'static str {
+    match m {
+        simulator::program::FallocMode::PunchHole => "PUNCH_HOLE|KEEP_SIZE",
     }
 }
 

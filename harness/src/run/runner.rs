@@ -402,7 +402,13 @@ fn run_one(
     // MAP_LOCKED layout past RLIMIT_MEMLOCK) never goes to a worker: the model answers it Unsupported.
     if backend.is_some() {
         if let Some(why) = simulator::environment_refusal(model, &ARENA, prog) {
-            let what = if Some(&why) == model.facts.disk_files_unavailable.as_ref() { "disk file" } else { "mlock" };
+            let what = if Some(&why) == model.facts.disk_files_unavailable.as_ref() {
+                "disk file"
+            } else if Some(&why) == model.facts.tmpfs_files_unavailable.as_ref() {
+                "tmpfs file"
+            } else {
+                "mlock"
+            };
             return result(0, Outcome::Unsupported { reason: why, advice: what.into() });
         }
     }

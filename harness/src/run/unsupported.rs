@@ -174,11 +174,12 @@ pub fn add_to_report(
 }
 
 /// The reasons of this run that come from the machine rather than the model: no hugetlb pool, a scratch
-/// directory that cannot hold disk files, and the RLIMIT_MEMLOCK answers (which exist only under a limit).
+/// directory that cannot hold disk files, no usable tmpfs directory, and the RLIMIT_MEMLOCK answers (which exist only under a limit).
 pub fn env_reasons(model: &simulator::KernelModel) -> impl Fn(&str) -> bool + '_ {
     move |why: &str| {
         Some(why) == model.facts.hugetlb_unavailable.as_deref()
             || Some(why) == model.facts.disk_files_unavailable.as_deref()
+            || Some(why) == model.facts.tmpfs_files_unavailable.as_deref()
             || (model.mlock_limit_pages.is_some() && why.contains("RLIMIT_MEMLOCK"))
     }
 }

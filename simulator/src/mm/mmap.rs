@@ -10,7 +10,7 @@ use crate::program::{Backing, MapSpec};
 
 impl Machine {
     /// vm_flags of a new mapping [S 6.18 mm/mmap.c:do_mmap, mm/vma.c:__mmap_region].
-    pub(crate) fn new_vma_flags(model: &KernelModel, m: &MapSpec) -> u64 {
+    pub(crate) fn new_vma_flags(model: &KernelModel, m: &MapSpec, readonly_fd: bool) -> u64 {
         let mut f = vmf::MAYREAD | vmf::MAYWRITE | vmf::MAYEXEC;
         if m.prot.read {
             f |= vmf::READ;
@@ -22,9 +22,13 @@ impl Machine {
             f |= vmf::EXEC;
         }
         if m.backing.is_shared() {
-            // Files are opened O_RDWR, so MAP_SHARED keeps VM_SHARED and VM_MAYWRITE (do_mmap drops both only
-            // for an fd without FMODE_WRITE) [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED].
+            // MAP_SHARED of an fd without FMODE_WRITE (an O_RDONLY file) keeps VM_MAYSHARE but drops VM_SHARED
+            // and VM_MAYWRITE, so maps still shows `s` while VmFlags has no `sh`/`mw`, and mprotect cannot
+            // add PROT_WRITE [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED; T 6.18.44: `r--s`, `rd mr me ms`].
             f |= vmf::SHARED | vmf::MAYSHARE;
+            if readonly_fd {
+                f &= !(vmf::SHARED | vmf::MAYWRITE);
+            }
         }
         if m.backing == Backing::AnonDroppable {
             // "If the pages can be dropped, then it doesn't make sense to reserve them", and "they're
@@ -134,13 +138,19 @@ impl Machine {
                 return Ret::Err(Errno::EINVAL);
             }
         }
+        // MAP_SHARED with PROT_WRITE of an fd opened O_RDONLY: EACCES, before anything is unmapped (after
+        // the mlock checks above) [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED; T 6.18.44].
+        let readonly_fd = m.backing.file().is_some_and(|(f, _)| self.objs[f as usize].readonly);
+        if readonly_fd && m.backing.is_shared() && m.prot.write {
+            return Ret::Err(Errno::EACCES);
+        }
         if let Err(errno) = self.munmap_range(s, e) {
             // 6.1 mmap_region answers any failure to unmap the old range (a refused hugetlb split) with
             // ENOMEM [S 6.1 mm/mmap.c:mmap_region "if (do_mas_munmap(...)) return -ENOMEM"; T Debian
             // 6.1.192, gen-1-2489]; 6.12+ passes the error on [S 6.12 mm/mmap.c:__mmap_region].
             return Ret::Err(if model.mmap_unmap_error_is_enomem { Errno::ENOMEM } else { errno });
         }
-        let mut flags = Self::new_vma_flags(model, m);
+        let mut flags = Self::new_vma_flags(model, m, readonly_fd);
         if huge {
             // hugetlbfs_file_mmap sets VM_HUGETLB|VM_DONTEXPAND; accountable_mapping is false for
             // hugetlbfs files; __mmap_region drops VM_LOCKED on hugetlb (but do_mmap still populates)
@@ -159,6 +169,7 @@ impl Machine {
                 self.objs.push(FileObj {
                     file: None,
                     memfd: true,
+                    readonly: false,
                     pages: vec![Content::Zero; m.pages as usize],
                     cached: vec![false; m.pages as usize],
                     dirty: vec![false; m.pages as usize],
@@ -178,6 +189,7 @@ impl Machine {
                 self.objs.push(FileObj {
                     file: None,
                     memfd: false,
+                    readonly: false,
                     pages: vec![Content::Zero; n],
                     cached: vec![false; n],
                     dirty: vec![false; n],

@@ -21,11 +21,6 @@ impl Machine {
             let Some(i) = self.vma_at(cur) else { return Ret::Err(Errno::ENOMEM) };
             let v = self.vmas[i];
             let end = v.end.min(e);
-            // mprotect_fixup refuses a sealed VMA; the VMAs before it keep their change
-            // [S 6.12 mm/mprotect.c:mprotect_fixup].
-            if v.flags & vmf::SEALED != 0 {
-                return Ret::Err(Errno::EPERM);
-            }
             let mut nf = v.flags & !(vmf::READ | vmf::WRITE | vmf::EXEC);
             if prot.read {
                 nf |= vmf::READ;
@@ -35,6 +30,19 @@ impl Machine {
             }
             if prot.exec {
                 nf |= vmf::EXEC;
+            }
+            // "newflags >> 4 shift VM_MAY% in place of VM_%": a protection the VMA may not have (PROT_WRITE
+            // on a MAP_SHARED mapping of an O_RDONLY file) is EACCES, checked before mprotect_fixup's seal
+            // check; the VMAs before it keep their change [S 6.12, 6.18 mm/mprotect.c:do_mprotect_pkey;
+            // T 6.18.44 case mprotect_write_on_readonly_shared_file_is_eacces].
+            let may = (nf >> 4) & (vmf::READ | vmf::WRITE | vmf::EXEC);
+            if nf & (vmf::READ | vmf::WRITE | vmf::EXEC) & !may != 0 {
+                return Ret::Err(Errno::EACCES);
+            }
+            // mprotect_fixup refuses a sealed VMA; the VMAs before it keep their change
+            // [S 6.12 mm/mprotect.c:mprotect_fixup].
+            if v.flags & vmf::SEALED != 0 {
+                return Ret::Err(Errno::EPERM);
             }
             if nf & vmf::WRITE != 0 {
                 // A private mapping that becomes writable is charged: VM_ACCOUNT

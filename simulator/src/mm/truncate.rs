@@ -1,13 +1,72 @@
-//! mm/truncate.c and mm/shmem.c: hole punching for MADV_REMOVE (shmem_fallocate,
-//! truncate_inode_pages_range, unmap_mapping_range).
+//! mm/truncate.c and mm/shmem.c: hole punching for MADV_REMOVE and fallocate(PUNCH_HOLE) (shmem_fallocate,
+//! truncate_inode_pages_range, unmap_mapping_range), and ftruncate (truncate_setsize, truncate_pagecache).
 //!
 //! Invariant: a punched page leaves the page cache and every PTE that mapped it, in this process and in
 //! the other one (live or waiting) through `Machine::punched`.
 
 use crate::machine::{Machine, Pte};
-use crate::observe::Content;
+use crate::observe::{Content, Errno, Ret};
+use crate::program::FallocMode;
 
 impl Machine {
+    /// ftruncate of scenario file `file` to `pages` pages. An O_RDONLY fd is EINVAL [S 6.18 fs/open.c:
+    /// do_ftruncate "!(file->f_mode & FMODE_WRITE)"; T 6.18.44]. Shrinking: truncate_pagecache unmaps every
+    /// PTE past the new end with even_cows = 1 (private COW copies too; guard markers stay), drops the
+    /// page-cache pages, and a later fault there is past i_size (SIGBUS, -EFAULT for GUP). Growing adds
+    /// holes: uncached pages that read as zero [S 6.18 mm/truncate.c:truncate_pagecache,
+    /// truncate_setsize; mm/shmem.c:shmem_setattr; T 6.18.44 probe: a COW copy past the new end was
+    /// unmapped on tmpfs and ext4, regrown pages read 0]. hugetlbfs (hugetlb_vmtruncate, which frees
+    /// huge pages and changes the pool counters) is not modelled.
+    pub(crate) fn ftruncate(&mut self, file: usize, pages: usize) -> Result<Ret, String> {
+        if self.objs[file].readonly {
+            return Ok(Ret::Err(Errno::EINVAL));
+        }
+        if self.objs[file].huge {
+            return Err("ftruncate of a hugetlbfs file is not modelled".into());
+        }
+        let old = self.objs[file].pages.len();
+        if pages < old {
+            self.punch(file, pages, old);
+            for vi in 0..self.vmas.len() {
+                let v = self.vmas[vi];
+                if v.obj != Some(file) {
+                    continue;
+                }
+                for p in v.start..v.end {
+                    if v.obj_page(p) >= pages && !matches!(self.pte(p), Pte::Guard | Pte::None) {
+                        self.set_pte(p, Pte::None);
+                    }
+                }
+            }
+        }
+        let o = &mut self.objs[file];
+        o.pages.resize(pages, Content::Zero);
+        o.cached.resize(pages, false);
+        o.dirty.resize(pages, false);
+        o.flagged.resize(pages, false);
+        o.order.resize(pages, 0);
+        Ok(Ret::Ok)
+    }
+
+    /// fallocate on scenario file `file` over file pages [first, first + n). An O_RDONLY fd is EBADF
+    /// [S 6.18 fs/open.c:vfs_fallocate "!(file->f_mode & FMODE_WRITE)"; T 6.18.44]. PUNCH_HOLE|KEEP_SIZE
+    /// punches as MADV_REMOVE does (unmap_mapping_range with even_cows = 0; a range past i_size changes
+    /// nothing and succeeds) [S 6.18 mm/shmem.c:shmem_fallocate; fs/ext4/inode.c:ext4_punch_hole via
+    /// truncate_pagecache_range; T 6.18.44]. hugetlbfs (hugetlbfs_punch_hole, pool counters) is not
+    /// modelled.
+    pub(crate) fn fallocate(&mut self, file: usize, first: usize, n: usize, mode: FallocMode) -> Result<Ret, String> {
+        if self.objs[file].readonly {
+            return Ok(Ret::Err(Errno::EBADF));
+        }
+        if self.objs[file].huge {
+            return Err("fallocate of a hugetlbfs file is not modelled".into());
+        }
+        match mode {
+            FallocMode::PunchHole => self.punch(file, first, first + n),
+        }
+        Ok(Ret::Ok)
+    }
+
     /// fallocate(PUNCH_HOLE|KEEP_SIZE) on an object: its pages read as zero from now on, and every PTE
     /// mapping the page-cache pages is unmapped; private COW copies survive (unmap_mapping_range with
     /// even_cows = 0) [S 6.18 mm/shmem.c:shmem_fallocate; fs/ext4 punch hole via truncate_pagecache_range].

@@ -181,6 +181,21 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
                 unsafe { libc::unlink(c.as_ptr()) };
                 fd
             }
+            FileKind::Tmpfs => {
+                // A regular file opened by path on the tmpfs mount; the worker's pid keeps names apart.
+                let path = std::path::Path::new(crate::host::detect::TMPFS_DIR)
+                    .join(format!("madcheck-{}-f{i}", std::process::id()));
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                    .map_err(|_| format!("tmpfs path {} contains NUL", path.display()))?;
+                // A name left by a killed worker of the same pid would make O_EXCL fail: remove it first.
+                // SAFETY: `c` is NUL-terminated.
+                unsafe { libc::unlink(c.as_ptr()) };
+                let fd = Fd::open(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL).map_err(|e| format!("file {i}: {e}"))?;
+                // Unlink at once, so nothing is left behind even if the worker is killed.
+                // SAFETY: `c` is NUL-terminated.
+                unsafe { libc::unlink(c.as_ptr()) };
+                fd
+            }
             FileKind::Memfd | FileKind::Hugetlb => {
                 let name = std::ffi::CString::new(format!("madcheck-f{i}")).unwrap_or_default();
                 let huge = if spec.kind == FileKind::Hugetlb { libc::MFD_HUGETLB } else { 0 };
@@ -198,6 +213,7 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
             if unsafe { libc::ftruncate(fd.0, spec.pages as libc::off_t * ctx.ps as libc::off_t) } != 0 {
                 return Err(format!("file {i}: ftruncate of the hugetlbfs memfd: {}", sys::strerror(sys::errno())));
             }
+            let fd = if spec.readonly { reopen_readonly(i, fd)? } else { fd };
             // SAFETY: a zeroed stat is a valid out-parameter.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
@@ -217,6 +233,7 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
                 return Err(format!("file {i}: pwrite page {n}: {}", sys::strerror(e)));
             }
         }
+        let fd = if spec.readonly { reopen_readonly(i, fd)? } else { fd };
         // SAFETY: a zeroed stat is a valid out-parameter.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
@@ -225,4 +242,14 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
         files.push(ScenarioFile { fd, ident: FileIdent::from_stat(&st) });
     }
     Ok(files)
+}
+
+/// A read-only fd for the same file (`FileSpec::readonly`): open(2) of /proc/self/fd/N with O_RDONLY,
+/// which reopens the inode itself (also an unlinked file or a memfd); the writable fd is then closed, so
+/// the scenario holds only the O_RDONLY one.
+fn reopen_readonly(i: usize, rw: Fd) -> Result<Fd, String> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", rw.0)).unwrap_or_default();
+    let ro = Fd::open(&path, libc::O_RDONLY).map_err(|e| format!("file {i}: reopen O_RDONLY: {e}"))?;
+    drop(rw);
+    Ok(ro)
 }

@@ -254,6 +254,15 @@ pub(super) fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<
                 }
                 ret
             }
+            Step::Ftruncate { file, pages } => {
+                let f = files.get(file as usize).ok_or_else(|| format!("ftruncate: no file {file}"))?;
+                ret_of(libc::ftruncate(f.fd.0, pages as libc::off_t * ps as libc::off_t) as libc::c_long)
+            }
+            Step::Fallocate { file, page, pages, mode } => {
+                let f = files.get(file as usize).ok_or_else(|| format!("fallocate: no file {file}"))?;
+                let (off, len) = (page as libc::off_t * ps as libc::off_t, pages as libc::off_t * ps as libc::off_t);
+                ret_of(libc::fallocate(f.fd.0, mode.value(), off, len) as libc::c_long)
+            }
             Step::Mremap { page, pages, new_pages, to, dontunmap } => {
                 let (a, l) = range(page, pages);
                 let new_len = new_pages as usize * ps as usize;
