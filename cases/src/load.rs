@@ -12,7 +12,7 @@ use crate::{validate, CaseError, Provenance, Scenario};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use simulator::program::{AdviceArg, FileSpec, MapSpec, Program, Prot, Step};
+use simulator::program::{AdviceArg, FileSpec, MapSpec, PidfdTarget, Program, Prot, Step};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -252,7 +252,13 @@ enum Ty {
     Map,
     Children,
     Step,
+    U64,
+    Target,
+    Iov,
 }
+
+const IOV_FIELDS: &[(&str, Ty, bool)] =
+    &[("page", Ty::I64, true), ("offset", Ty::I64, false), ("len_pages", Ty::I64, false), ("len_bytes", Ty::I64, false)];
 
 const MAP_FIELDS: &[(&str, Ty, bool)] = &[
     ("page", Ty::U32, true),
@@ -268,7 +274,7 @@ const KINDS: &[&str] = &["anon_private", "anon_shared", "file_private", "file_sh
 const OPS: &[&str] =
     &[
         "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",
-        "child_exit", "mseal", "mremap",
+        "child_exit", "mseal", "mremap", "process_madvise",
     ];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
@@ -296,6 +302,13 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
         "fork" => &[("child", Ty::Children, false)],
         "fork_live" | "child_exit" => &[],
         "in_child" => &[("step", Ty::Step, true)],
+        "process_madvise" => &[
+            ("target", Ty::Target, true),
+            ("iov", Ty::Iov, true),
+            ("vlen", Ty::U64, false),
+            ("advice", Ty::Advice, true),
+            ("flags", Ty::U32, false),
+        ],
         _ => return None,
     })
 }
@@ -329,6 +342,15 @@ fn precheck_step(v: &Value, path: &str) -> Result<(), Problem> {
     check_fields(obj, path, fields, op)?;
     if let Some(Value::Object(map)) = obj.get("map") {
         check_fields(map, &format!("{path}.map"), MAP_FIELDS, "map")?;
+    }
+    if let Some(Value::Array(iov)) = obj.get("iov") {
+        for (j, e) in iov.iter().enumerate() {
+            let at = format!("{path}.iov[{j}]");
+            let Value::Object(e) = e else {
+                return Err((at, "an iovec element is an object {\"page\": N, \"offset\", \"len_pages\", \"len_bytes\"}".into()));
+            };
+            check_fields(e, &at, IOV_FIELDS, "iov")?;
+        }
     }
     if let (Some("in_child"), Some(inner)) = (obj.get("op").and_then(Value::as_str), obj.get("step")) {
         precheck_step(inner, &format!("{path}.step"))?;
@@ -395,5 +417,18 @@ fn check_value(v: &Value, ty: Ty) -> Result<(), String> {
         Ty::Children => de::<Vec<IgnoredAny>>(v),
         // The step itself is checked by the caller (precheck_step); here only the container.
         Ty::Step => de::<Map<String, Value>>(v),
+        Ty::U64 => de::<u64>(v),
+        Ty::Target => match v.as_str() {
+            Some(t) if PidfdTarget::ALL.iter().any(|k| k.name() == t) => Ok(()),
+            _ => Err(format!(
+                "unknown process_madvise target {v} (known: {})",
+                PidfdTarget::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            )),
+        },
+        // null (a NULL vector) or an array; the elements are checked by the caller.
+        Ty::Iov => match v {
+            Value::Null | Value::Array(_) => Ok(()),
+            _ => Err("iov is an array of elements or null (a NULL vector)".into()),
+        },
     }
 }

@@ -95,7 +95,20 @@ pub fn worker_main() -> i32 {
         Ok(()) => Ok(tmp),
         Err(e) => Err(format!("create {}: {e}", tmp.display())),
     };
-    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp, obs, vmstat: None, vmstat_buf: Vec::new(), tainted: Default::default() };
+    let pm = step::PmFds::open();
+    let mut ctx = Ctx {
+        ps,
+        base,
+        win_lo,
+        win_len,
+        tmp,
+        obs,
+        vmstat: None,
+        vmstat_buf: Vec::new(),
+        tainted: Default::default(),
+        pm,
+        live_pidfd: std::cell::Cell::new(-1),
+    };
     let code = serve(&mut ctx);
     if let Ok(tmp) = &ctx.tmp {
         let _ = std::fs::remove_dir_all(tmp);
