@@ -370,15 +370,15 @@ fn check_fields(obj: &Map<String, Value>, path: &str, fields: &[(&str, Ty, bool)
         "file" | "offset" if what == "map" => file_backed,
         _ => true,
     };
-    let names: Vec<&str> =
-        fields.iter().map(|f| f.0).filter(|n| allowed(n)).chain((what != "map").then_some("op")).collect();
+    let is_step = !matches!(what, "map" | "iov");
+    let names: Vec<&str> = fields.iter().map(|f| f.0).filter(|n| allowed(n)).chain(is_step.then_some("op")).collect();
     for (key, val) in obj {
-        if key == "op" && what != "map" {
+        if key == "op" && is_step {
             continue;
         }
         let Some(&(_, ty, _)) = fields.iter().find(|f| f.0 == key && allowed(f.0)) else {
             let mut msg = unknown_field(key, &names);
-            if what != "map" {
+            if is_step {
                 msg = format!("{msg} for op {what:?}");
             }
             if what == "mmap" && MAP_FIELDS.iter().any(|f| f.0 == key) {
