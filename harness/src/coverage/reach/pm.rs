@@ -129,3 +129,33 @@ pub fn pm_space(m: &KernelModel) -> Vec<(String, &'static str, String, Option<Un
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(p: &str) -> KernelModel {
+        KernelModel::from_facts(KernelFacts::profile(p).unwrap())
+    }
+
+    fn reach(m: &KernelModel, t: PidfdTarget, k: &str, o: &str) -> bool {
+        pm_space(m).iter().any(|c| c.0 == pm_row(t) && c.1 == k && c.2 == o && c.3.is_none())
+    }
+
+    #[test]
+    fn every_cell_is_classified_per_version() {
+        for p in ["4.5", "6.1", "6.12", "6.18"] {
+            let s = pm_space(&model(p));
+            assert_eq!(s.len(), PidfdTarget::ALL.len() * PM_KINDS.len() * PM_OUTCOMES.len());
+        }
+        let (m45, m612, m618) = (model("4.5"), model("6.12"), model("6.18"));
+        assert!(reach(&m45, PidfdTarget::SelfPidfd, "remote_advice", "ENOSYS"));
+        assert!(!reach(&m45, PidfdTarget::SelfPidfd, "remote_advice", "advised"));
+        assert!(!reach(&m612, PidfdTarget::SelfPidfd, "other_advice", "advised"), "6.12: only the remote set");
+        assert!(reach(&m618, PidfdTarget::SelfPidfd, "other_advice", "advised"), "6.13+: any advice on self");
+        assert!(reach(&m612, PidfdTarget::PidfdSelf, "remote_advice", "EBADF"), "no PIDFD_SELF before 6.15");
+        assert!(!reach(&m618, PidfdTarget::PidfdSelf, "remote_advice", "EBADF"));
+        assert!(!reach(&m618, PidfdTarget::LiveChild, "other_advice", "advised"), "another process: only the remote set");
+        assert!(reach(&m618, PidfdTarget::ExitedChild, "refused_vector", "EFAULT"), "the vector is read before the pidfd");
+    }
+}
