@@ -107,7 +107,7 @@ static long pm(int fd, const struct iovec *v, unsigned long vlen, int advice, un
 }
 static void pm_setup(void) {
   self_pidfd = (int)syscall(434 /* pidfd_open */, getpid(), 0);
-  pid_t c = fork();
+  pid_t c = vfork(); /* not fork: this process's mm never goes through dup_mmap, as in the worker */
   if (c == 0) _exit(0);
   if (c > 0) {
     dead_pidfd = (int)syscall(434 /* pidfd_open */, c, 0);

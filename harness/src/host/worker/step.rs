@@ -49,7 +49,11 @@ impl PmFds {
         unsafe {
             let self_pidfd = Fd(libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as RawFd);
             let mut dead_pidfd = Fd(-1);
-            let c = libc::fork();
+            // vfork, not fork: the child shares the worker's mm and only _exits, so the worker's own mm
+            // never goes through dup_mmap (a forked worker showed the `gu` VmFlag after GUARD_INSTALL on
+            // Debian 7.3.4, where a worker that never forked does not).
+            #[allow(deprecated)]
+            let c = libc::vfork();
             if c == 0 {
                 libc::_exit(0);
             }
