@@ -883,3 +883,16 @@ fn process_madvise_live_child_per_version(
     // The point is the child's view: its written page is there.
     assert!(a.pages[1].iter().any(|p| p.content == Some(Content::Fill(7))), "not the child's view: {:?}", a.pages[1]);
 }
+
+/// 7.x: an advice madvise(2) does not know is EINVAL on the caller's own mm even with nothing to walk
+/// (6.18.44: 0 bytes) [T Debian 7.3.4 process_madvise_self_takes_any_advice; boundary provisional 7.0].
+#[test]
+fn process_madvise_self_invalid_advice_with_nothing_to_walk_on_7_3() {
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"process_madvise","target":"self_pidfd","iov":[],"advice":99}}]}}"#
+    ));
+    assert_eq!(last(&KernelModel::from_facts(f.clone()), &p).0, "0 bytes");
+    f.version = (7, 3, 4);
+    assert_eq!(last(&KernelModel::from_facts(f), &p).0, "EINVAL");
+}

@@ -430,6 +430,9 @@ pub(crate) fn process_madvise_gate(
     if model.process_madvise_self_any_advice && remote && !process_madvise_remote_valid(value) {
         return Err(Ret::Err(Errno::EINVAL));
     }
+    if !remote && model.process_madvise_self_checks_advice && !model.advice_valid(value) {
+        return Err(Ret::Err(Errno::EINVAL));
+    }
     if (remote || model.process_madvise_self_needs_cap) && !model.facts.cap_sys_nice {
         return Err(Ret::Err(Errno::EPERM));
     }

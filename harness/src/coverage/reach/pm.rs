@@ -81,6 +81,7 @@ fn reachable(m: &KernelModel, t: PidfdTarget, kind: &str) -> Vec<&'static str> {
             let needs_cap = m.process_madvise_self_needs_cap && !cap;
             match kind {
                 "nothing_to_walk" if needs_cap => vec!["EINVAL", "EPERM"],
+                "nothing_to_walk" if any && m.process_madvise_self_checks_advice => vec!["0 bytes", "EINVAL"],
                 "nothing_to_walk" if any => vec!["0 bytes"],
                 "nothing_to_walk" => vec!["EINVAL", "0 bytes"],
                 "remote_advice" if !needs_cap => vec!["advised", "errno"],
