@@ -523,7 +523,8 @@ mod tests {
         m.insert(cell("DONTNEED", "locked", "0"), 1);
         m.insert(cell("DONTNEED", "foreign", "0"), 1);
         let s = summarize(&model, &m);
-        assert_eq!(s.total, 28 * reach::KINDS.len() * 15);
+        let pm = simulator::program::PidfdTarget::ALL.len() * reach::pm::PM_KINDS.len() * reach::pm::PM_OUTCOMES.len();
+        assert_eq!(s.total, 28 * reach::KINDS.len() * 15 + pm);
         assert_eq!(s.reached, 1);
         assert_eq!(s.zero.len(), s.reachable - 1);
         assert!(s.zero.contains(&cell("DONTNEED", "locked", "EINVAL")));
