@@ -581,6 +581,7 @@ static int live_begin(int child0, int parent_pi) {
 }
 /* process_madvise of the live child, already called by this process: the child observes with `ret`; a
  * child that died is reaped (the call gave ESRCH) and this process is observed instead. */
+static int live_pm(int pi, long ret) __attribute__((unused));
 static int live_pm(int pi, long ret) {
   if (live_dead || live_pid <= 0) {
     cur->point = pi;
@@ -628,6 +629,7 @@ static uint64_t probe_zero_pfn(void) {
 
 int main(void) {
   (void)rc; (void)do_mmap; (void)pm; (void)pm_setup; /* not every scenario calls them all */
+  (void)self_pidfd; (void)dead_pidfd; (void)not_pidfd; (void)live_pidfd;
   PS = (uint64_t)sysconf(_SC_PAGESIZE);
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (PS != EXPECT_PS) {
