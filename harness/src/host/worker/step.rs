@@ -50,8 +50,9 @@ impl PmFds {
             let self_pidfd = Fd(libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as RawFd);
             let mut dead_pidfd = Fd(-1);
             // vfork, not fork: the child shares the worker's mm and only _exits, so the worker's own mm
-            // never goes through dup_mmap (a forked worker showed the `gu` VmFlag after GUARD_INSTALL on
-            // Debian 7.3.4, where a worker that never forked does not).
+            // never goes through dup_mmap. (On Debian 7.3.4 workers showed the `gu` VmFlag after
+            // GUARD_INSTALL while the start-up probe found none: a corpus run with vfork had no such
+            // divergence, but a later bless run with vfork had it again, so fork is not the whole cause.)
             #[allow(deprecated)]
             let c = libc::vfork();
             if c == 0 {
