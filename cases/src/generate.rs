@@ -115,11 +115,105 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
     } else {
         format!("generated from seed {seed}, index {index}, redrawn {attempt} time(s) to avoid a duplicate")
     };
-    Scenario {
+    let mut s = Scenario {
         id: format!("gen-{seed}-{index}"),
         description,
         provenance: Provenance::Generated { seed, index },
         program: Program { arena_pages: g.arena, files: g.files, maps: g.maps, steps },
+    };
+    process_madvise::insert(&mut Rng::new(seed ^ 0x706d_6164_7669_7365, index, attempt), &mut s);
+    s
+}
+
+/// Scenarios per thousand (of the non-hugetlb ones) that get process_madvise steps.
+pub const PROCESS_MADVISE_PER_MILLE: u64 = 60;
+
+/// process_madvise steps, put into a drawn scenario from their own hash of (seed, index), so that every
+/// other scenario of a seed is what it was before process_madvise existed. Every target, vector shape
+/// (empty, NULL, over UIO_MAXIOV, vlen shorter than the vector, zero-length, unaligned, sub-page and
+/// negative lengths, ranges over holes), advice (mostly the four another process takes) and flags.
+mod process_madvise {
+    use super::{Rng, GENERATED_ADVICE, GENERATED_INVALID_ADVICE, PROCESS_MADVISE_PER_MILLE};
+    use crate::validate::{check_process_madvise, validate};
+    use crate::Scenario;
+    use simulator::program::{Advice, AdviceArg, IovElem, PidfdTarget as T, Step, UIO_MAXIOV};
+
+    pub(super) fn insert(x: &mut Rng, s: &mut Scenario) {
+        if !x.chance(PROCESS_MADVISE_PER_MILLE) {
+            return;
+        }
+        let n = if x.chance(250) { 2 } else { 1 };
+        for _ in 0..n {
+            let steps = &s.program.steps;
+            // Before the last step (often a fault that ends the scenario), or anywhere in a short one.
+            let pos = if steps.len() <= 1 { x.below(steps.len() as u64 + 1) } else { x.below(steps.len() as u64) } as usize;
+            let alive = steps[..pos].iter().rev().find(|s| matches!(s, Step::ForkLive | Step::ChildExit)).is_some_and(|s| matches!(s, Step::ForkLive));
+            let step = draw(x, s.program.arena_pages, alive);
+            let mut t = s.clone();
+            t.program.steps.insert(pos, step);
+            if validate(&t).is_ok() {
+                *s = t;
+            }
+        }
+    }
+
+    fn draw(x: &mut Rng, arena: u32, alive: bool) -> Step {
+        let target = if alive {
+            x.weighted(&[(45, T::LiveChild), (20, T::SelfPidfd), (15, T::PidfdSelf), (7, T::ExitedChild), (7, T::BadFd), (6, T::NotPidfd)])
+        } else {
+            x.weighted(&[(50, T::SelfPidfd), (26, T::PidfdSelf), (8, T::ExitedChild), (8, T::BadFd), (8, T::NotPidfd)])
+        };
+        let remote_set = [Advice::Cold, Advice::Pageout, Advice::Willneed, Advice::Collapse];
+        let advice = if x.chance(40) {
+            AdviceArg::Raw(x.pick(GENERATED_INVALID_ADVICE))
+        } else if (target == T::LiveChild && x.chance(800)) || x.chance(300) {
+            AdviceArg::Named(x.pick(&remote_set))
+        } else if x.chance(400) {
+            AdviceArg::Named(x.pick(&[Advice::Dontneed, Advice::Free, Advice::Pageout, Advice::Cold]))
+        } else {
+            AdviceArg::Named(x.pick(GENERATED_ADVICE))
+        };
+        let flags = if x.chance(30) { x.pick(&[1, 2, 0x8000_0000]) } else { 0 };
+        let (iov, vlen) = match x.below(100) {
+            0..=3 => (None, Some(x.pick(&[0, 1, 1, 8, UIO_MAXIOV + 1]))),
+            4..=8 => (Some(Vec::new()), None),
+            _ => {
+                let n = x.weighted(&[(45, 1usize), (30, 2), (15, 3), (10, 4)]);
+                let v: Vec<IovElem> = (0..n).map(|_| elem(x, arena)).collect();
+                let vlen = match x.below(100) {
+                    0..=3 => Some(UIO_MAXIOV + 1),
+                    4..=7 => Some(0),
+                    8..=13 if n > 1 => Some(x.below(n as u64)),
+                    _ => None,
+                };
+                (Some(v), vlen)
+            }
+        };
+        Step::ProcessMadvise { target, iov, vlen, advice, flags }
+    }
+
+    fn elem(x: &mut Rng, arena: u32) -> IovElem {
+        let a = arena as i64;
+        let page = x.below(arena as u64) as i64;
+        let e = match x.below(100) {
+            // Well-formed, inside the arena.
+            0..=59 => IovElem { page, offset: 0, len_pages: x.range(1, (a - page).clamp(1, 6)), len_bytes: 0 },
+            // Zero length, aligned or not, anywhere in the window.
+            60..=69 => IovElem { page: x.range(-2, a + 2), offset: x.pick(&[0, 0, 1, 2048]), len_pages: 0, len_bytes: 0 },
+            // Unaligned on every page size.
+            70..=77 => IovElem { page, offset: x.pick(&[1, 17, 2048, -1]), len_pages: x.range(0, 2), len_bytes: 0 },
+            // Sub-page lengths (counted as given, advised as a whole page).
+            78..=85 => IovElem { page, offset: 0, len_pages: 0, len_bytes: x.pick(&[1, 17, 4095, 4097]) },
+            // Over the end of the arena into the guard gap (a hole: ENOMEM after the mapped part).
+            86..=93 => IovElem { page: (a - x.range(1, 3)).max(0), offset: 0, len_pages: x.range(2, 5), len_bytes: 0 },
+            // A length that does not fit ssize_t: the whole call is EINVAL.
+            _ => IovElem { page, offset: 0, len_pages: 0, len_bytes: x.pick(&[-1, i64::MIN]) },
+        };
+        if check_process_madvise(arena, &Some(vec![e]), None, "").is_ok() {
+            e
+        } else {
+            IovElem { page, offset: 0, len_pages: 1, len_bytes: 0 }
+        }
     }
 }
 

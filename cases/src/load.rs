@@ -12,7 +12,7 @@ use crate::{validate, CaseError, Provenance, Scenario};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use simulator::program::{AdviceArg, FileSpec, MapSpec, Program, Prot, Step};
+use simulator::program::{AdviceArg, FileSpec, MapSpec, PidfdTarget, Program, Prot, Step};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -253,7 +253,13 @@ enum Ty {
     Children,
     Step,
     Falloc,
+    U64,
+    Target,
+    Iov,
 }
+
+const IOV_FIELDS: &[(&str, Ty, bool)] =
+    &[("page", Ty::I64, true), ("offset", Ty::I64, false), ("len_pages", Ty::I64, false), ("len_bytes", Ty::I64, false)];
 
 const MAP_FIELDS: &[(&str, Ty, bool)] = &[
     ("page", Ty::U32, true),
@@ -270,7 +276,7 @@ const KINDS: &[&str] =
 const OPS: &[&str] =
     &[
         "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",
-        "child_exit", "mseal", "mremap", "try_write", "try_read", "ftruncate", "fallocate",
+        "child_exit", "mseal", "mremap", "try_write", "try_read", "ftruncate", "fallocate", "process_madvise",
     ];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
@@ -300,6 +306,13 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
         "fork" => &[("child", Ty::Children, false)],
         "fork_live" | "child_exit" => &[],
         "in_child" => &[("step", Ty::Step, true)],
+        "process_madvise" => &[
+            ("target", Ty::Target, true),
+            ("iov", Ty::Iov, true),
+            ("vlen", Ty::U64, false),
+            ("advice", Ty::Advice, true),
+            ("flags", Ty::U32, false),
+        ],
         _ => return None,
     })
 }
@@ -334,6 +347,15 @@ fn precheck_step(v: &Value, path: &str) -> Result<(), Problem> {
     if let Some(Value::Object(map)) = obj.get("map") {
         check_fields(map, &format!("{path}.map"), MAP_FIELDS, "map")?;
     }
+    if let Some(Value::Array(iov)) = obj.get("iov") {
+        for (j, e) in iov.iter().enumerate() {
+            let at = format!("{path}.iov[{j}]");
+            let Value::Object(e) = e else {
+                return Err((at, "an iovec element is an object {\"page\": N, \"offset\", \"len_pages\", \"len_bytes\"}".into()));
+            };
+            check_fields(e, &at, IOV_FIELDS, "iov")?;
+        }
+    }
     if let (Some("in_child"), Some(inner)) = (obj.get("op").and_then(Value::as_str), obj.get("step")) {
         precheck_step(inner, &format!("{path}.step"))?;
     }
@@ -352,15 +374,15 @@ fn check_fields(obj: &Map<String, Value>, path: &str, fields: &[(&str, Ty, bool)
         "file" | "offset" if what == "map" => file_backed,
         _ => true,
     };
-    let names: Vec<&str> =
-        fields.iter().map(|f| f.0).filter(|n| allowed(n)).chain((what != "map").then_some("op")).collect();
+    let is_step = !matches!(what, "map" | "iov");
+    let names: Vec<&str> = fields.iter().map(|f| f.0).filter(|n| allowed(n)).chain(is_step.then_some("op")).collect();
     for (key, val) in obj {
-        if key == "op" && what != "map" {
+        if key == "op" && is_step {
             continue;
         }
         let Some(&(_, ty, _)) = fields.iter().find(|f| f.0 == key && allowed(f.0)) else {
             let mut msg = unknown_field(key, &names);
-            if what != "map" {
+            if is_step {
                 msg = format!("{msg} for op {what:?}");
             }
             if what == "mmap" && MAP_FIELDS.iter().any(|f| f.0 == key) {
@@ -400,5 +422,18 @@ fn check_value(v: &Value, ty: Ty) -> Result<(), String> {
         // The step itself is checked by the caller (precheck_step); here only the container.
         Ty::Step => de::<Map<String, Value>>(v),
         Ty::Falloc => de::<simulator::program::FallocMode>(v),
+        Ty::U64 => de::<u64>(v),
+        Ty::Target => match v.as_str() {
+            Some(t) if PidfdTarget::ALL.iter().any(|k| k.name() == t) => Ok(()),
+            _ => Err(format!(
+                "unknown process_madvise target {v} (known: {})",
+                PidfdTarget::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            )),
+        },
+        // null (a NULL vector) or an array; the elements are checked by the caller.
+        Ty::Iov => match v {
+            Value::Null | Value::Array(_) => Ok(()),
+            _ => Err("iov is an array of elements or null (a NULL vector)".into()),
+        },
     }
 }

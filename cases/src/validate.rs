@@ -7,7 +7,7 @@
 //! gaps. The check is done per page size because the same program means different byte ranges on each.
 
 use crate::{CaseError, Scenario};
-use simulator::program::{Backing, FileSpec, MapSpec, Program, Step, ARENA};
+use simulator::program::{Backing, FileSpec, IovElem, MapSpec, PidfdTarget, Program, Step, ARENA, UIO_MAXIOV};
 
 /// Every page size a program must be safe on (x86_64 and most arm64 use 4 KiB; arm64 also 16/64 KiB).
 pub const PAGE_SIZES: [u64; 3] = [4096, 16384, 65536];
@@ -175,6 +175,12 @@ pub fn check_program(p: &Program) -> Result<(), Problem> {
                 return Err((format!("{path}.op"), format!("{} needs a live child (a fork_live step before it)", s.op())))
             }
             Step::ChildExit => live = false,
+            Step::ProcessMadvise { target: PidfdTarget::LiveChild, .. } if !live => {
+                return Err((
+                    format!("{path}.target"),
+                    "target live_child needs a live child (a fork_live step before it, no child_exit since)".into(),
+                ))
+            }
             Step::Fork { .. } if live => {
                 return Err((path, "fork while a live child exists: child_exit first".into()))
             }
@@ -300,6 +306,10 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             }
             Ok(())
         }
+        Step::ProcessMadvise { .. } if !top => {
+            Err((path.to_string(), "process_madvise is a top-level step (not inside a fork child or in_child)".into()))
+        }
+        Step::ProcessMadvise { iov, vlen, .. } => check_process_madvise(arena, iov, *vlen, path),
         Step::Mremap { page, pages, new_pages, to, dontunmap } => {
             check_range(arena, *page, *pages, path)?;
             match to {
@@ -320,4 +330,62 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             }
         }
     }
+}
+
+/// Checks a process_madvise step's vector. Every element must stay inside the arena and its guard gaps
+/// on every page size, unaligned or not, unless its length does not fit `ssize_t` (import_iovec refuses
+/// the whole call with EINVAL before anything runs): a longer element would be cut at MAX_RW_COUNT, or
+/// fail access_ok with EFAULT, rather than be refused, and could reach the worker's own mappings. `vlen`
+/// may not exceed the elements given (the kernel would read past them) unless it is above UIO_MAXIOV
+/// (EINVAL before anything is read) or the vector is NULL.
+pub fn check_process_madvise(arena_pages: u32, iov: &Option<Vec<IovElem>>, vlen: Option<u64>, path: &str) -> Result<(), Problem> {
+    let gap = ARENA.gap_pages as i64;
+    let hi = arena_pages as i64 + gap;
+    if let Some(v) = iov {
+        if v.len() as u64 > UIO_MAXIOV {
+            return Err((format!("{path}.iov"), format!("{} elements: at most UIO_MAXIOV = {UIO_MAXIOV}", v.len())));
+        }
+        for (j, e) in v.iter().enumerate() {
+            let at = format!("{path}.iov[{j}]");
+            if e.page < -gap || e.page > hi {
+                return Err((
+                    format!("{at}.page"),
+                    format!("page {} is outside [-{gap}, {hi}] (the arena of {arena_pages} pages and its guard gaps)", e.page),
+                ));
+            }
+            for ps in PAGE_SIZES {
+                let (start, len) = e.raw(ARENA.base, ps);
+                if (len as i64) < 0 {
+                    continue;
+                }
+                let rounded = len.wrapping_add(ps - 1) & !(ps - 1);
+                let (lo, top) = madvise_window(arena_pages, ps);
+                let end = start.checked_add(rounded);
+                if start < lo || end.is_none_or(|end| end > top) {
+                    return Err((
+                        format!("{at}.len_pages"),
+                        format!(
+                            "with {ps}-byte pages the element covers [{start:#x}, +{len:#x}), which leaves the arena and \
+                             its guard gaps [{lo:#x}, {top:#x}) and could reach the worker's own mappings (process_madvise \
+                             refuses only lengths that do not fit ssize_t up front)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if let (Some(n), Some(v)) = (vlen, iov) {
+        if n > v.len() as u64 && n <= UIO_MAXIOV {
+            return Err((
+                format!("{path}.vlen"),
+                format!(
+                    "vlen {n} is more than the {} elements given: the kernel would read past them (use at most {}, or more \
+                     than UIO_MAXIOV = {UIO_MAXIOV}, or a null iov)",
+                    v.len(),
+                    v.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -156,6 +156,7 @@ fn build_model(a: &RunArgs, host: &KernelFacts) -> Result<KernelModel, String> {
     // Another kernel's facts still run on this machine: its limits and scratch directory are the host's.
     facts.memlock_limit = host.memlock_limit;
     facts.cap_ipc_lock = host.cap_ipc_lock;
+    facts.cap_sys_nice = host.cap_sys_nice;
     facts.disk_files_unavailable = host.disk_files_unavailable.clone();
     facts.tmpfs_files_unavailable = host.tmpfs_files_unavailable.clone();
     let mut model = KernelModel::from_facts(facts);

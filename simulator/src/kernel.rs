@@ -79,6 +79,10 @@ pub struct KernelFacts {
     /// do_mlock; mm/mmap.c:mlock_future_ok]. `true` when not recorded (the profiles run as root).
     #[serde(default = "yes")]
     pub cap_ipc_lock: bool,
+    /// CAP_SYS_NICE in the effective set: process_madvise on another process needs it (6.1: on any
+    /// process) [S 6.1, 6.12 mm/madvise.c:SYSCALL_DEFINE5(process_madvise)]. `true` when not recorded.
+    #[serde(default = "yes")]
+    pub cap_sys_nice: bool,
     /// Why scenarios with a disk file cannot run here (the scratch directory, `$TMPDIR` or /tmp, is
     /// read-only, full, or missing: the error and the directory); `None` when they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +188,7 @@ impl KernelFacts {
             hugetlb_unavailable: None,
             memlock_limit: None,
             cap_ipc_lock: true,
+            cap_sys_nice: true,
             disk_files_unavailable: None,
             tmpfs_files_unavailable: None,
             pmd_pages: None,
@@ -380,6 +385,28 @@ pub struct KernelModel {
     /// [S 6.12 mm/mmap.c:do_mmap, mlock_future_ok].
     #[serde(default)]
     pub mlock_limit_pages: Option<u64>,
+    /// process_madvise(2) exists (5.10+; ENOSYS before) [S 6.1 mm/madvise.c:SYSCALL_DEFINE5(process_madvise)].
+    pub process_madvise: bool,
+    /// process_madvise on the caller's own mm takes any advice, checked per element as madvise(2) does;
+    /// only another process is limited to COLD, PAGEOUT, WILLNEED and COLLAPSE, checked after the pidfd
+    /// and mm lookups (6.13+) [S 6.18 mm/madvise.c:process_madvise_remote_valid, SYSCALL_DEFINE5
+    /// (process_madvise) `mm != current->mm`; T 6.18.44 process_madvise_self_takes_any_advice]. Before,
+    /// every target was limited to that set, checked between the pidfd and the mm lookups [S 6.1, 6.12
+    /// mm/madvise.c:process_madvise_behavior_valid].
+    pub process_madvise_self_any_advice: bool,
+    /// CAP_SYS_NICE is needed even for the caller's own mm (before 6.3: upstream "mm/madvise: process_madvise() drop
+    /// capability check if same mm"; 6.1 has the check, 6.12 does not)
+    /// [S 6.1 mm/madvise.c:SYSCALL_DEFINE5(process_madvise) `!capable(CAP_SYS_NICE)`; S 6.12 same with
+    /// `mm != current->mm &&`].
+    pub process_madvise_self_needs_cap: bool,
+    /// `PIDFD_SELF` (-10000) names the calling thread in pidfd_get_task (6.15+; EBADF before, as any
+    /// negative fd) [S 6.12 kernel/pid.c:pidfd_get_task (no sentinel); T 6.18.44 process_madvise_pidfd_self].
+    pub pidfd_self: bool,
+    /// An advice madvise(2) does not know is EINVAL for the caller's own mm too, even with nothing to walk
+    /// (6.18.44 returns 0 there). Seen on Debian 7.3.4 (process_madvise_self_takes_any_advice); the
+    /// boundary between 6.18 and 7.3.4 is not bisected yet, provisionally 7.0, and where in the check
+    /// order it sits is not pinned (modelled with the remote check, after the pidfd).
+    pub process_madvise_self_checks_advice: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
@@ -535,6 +562,11 @@ impl KernelModel {
             },
             hugetlb_zap_restores_reservation: at_least(6, 8),
             mmap_unmap_error_is_enomem: !at_least(6, 12),
+            process_madvise: at_least(5, 10),
+            process_madvise_self_any_advice: at_least(6, 13),
+            process_madvise_self_needs_cap: !at_least(6, 3),
+            pidfd_self: at_least(6, 15),
+            process_madvise_self_checks_advice: at_least(7, 0),
             mlock_limit_pages: if f.cap_ipc_lock { None } else { f.memlock_limit.map(|b| b / f.page_size) },
             facts: f,
         }

@@ -14,6 +14,7 @@ mod expect;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Errno {
     EPERM,
+    ESRCH,
     EINTR,
     EIO,
     EBADF,
@@ -36,6 +37,7 @@ impl Errno {
     pub fn from_raw(e: i32) -> Errno {
         match e {
             1 => Errno::EPERM,
+            3 => Errno::ESRCH,
             4 => Errno::EINTR,
             5 => Errno::EIO,
             9 => Errno::EBADF,
@@ -85,12 +87,15 @@ pub enum Ret {
     Ok,
     Err(Errno),
     Signal(Signal),
+    /// A byte count (`process_madvise`: the bytes advised before the first failing element).
+    Bytes(u64),
 }
 
 impl fmt::Display for Ret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Ret::Ok => f.write_str("0"),
+            Ret::Bytes(n) => write!(f, "{n} bytes"),
             Ret::Err(Errno::Other(e)) => write!(f, "errno {e}"),
             Ret::Err(e) => write!(f, "{e:?}"),
             Ret::Signal(Signal::Other(s)) => write!(f, "signal {s}"),

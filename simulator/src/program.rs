@@ -444,6 +444,73 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
+/// The `pidfd` argument of a `process_madvise` step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PidfdTarget {
+    /// `pidfd_open(getpid(), 0)`: a pidfd of the calling process.
+    SelfPidfd,
+    /// `PIDFD_SELF` (-10000, `PIDFD_SELF_THREAD`), the sentinel for the calling thread.
+    PidfdSelf,
+    /// A pidfd of the live child of `fork_live` (another address space).
+    LiveChild,
+    /// A pidfd of a child that has exited and been reaped.
+    ExitedChild,
+    /// -1: no open file.
+    BadFd,
+    /// An open file that is not a pidfd (an eventfd).
+    NotPidfd,
+}
+
+impl PidfdTarget {
+    pub const ALL: [PidfdTarget; 6] = [
+        PidfdTarget::SelfPidfd,
+        PidfdTarget::PidfdSelf,
+        PidfdTarget::LiveChild,
+        PidfdTarget::ExitedChild,
+        PidfdTarget::BadFd,
+        PidfdTarget::NotPidfd,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            PidfdTarget::SelfPidfd => "self_pidfd",
+            PidfdTarget::PidfdSelf => "pidfd_self",
+            PidfdTarget::LiveChild => "live_child",
+            PidfdTarget::ExitedChild => "exited_child",
+            PidfdTarget::BadFd => "bad_fd",
+            PidfdTarget::NotPidfd => "not_pidfd",
+        }
+    }
+}
+
+/// `PIDFD_SELF` (= `PIDFD_SELF_THREAD`) [S 6.15+ include/uapi/linux/pidfd.h].
+pub const PIDFD_SELF: i32 = -10000;
+/// `UIO_MAXIOV` [S include/uapi/linux/uio.h], the most iovec elements one call takes.
+pub const UIO_MAXIOV: u64 = 1024;
+
+/// One iovec element of a `process_madvise` step, placed like a madvise range:
+/// `iov_base = ARENA.base + page*PS + offset`, `iov_len = len_pages*PS + len_bytes` (wrapping u64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IovElem {
+    pub page: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub len_pages: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub len_bytes: i64,
+}
+
+impl IovElem {
+    /// `(iov_base, iov_len)` for page size `ps`.
+    pub fn raw(&self, base: u64, ps: u64) -> (u64, u64) {
+        let start = (base as i64).wrapping_add(self.page.wrapping_mul(ps as i64)).wrapping_add(self.offset) as u64;
+        let len = self.len_pages.wrapping_mul(ps as i64).wrapping_add(self.len_bytes) as u64;
+        (start, len)
+    }
+}
+
 /// One step of a scenario. Each step is observed afterwards.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op", deny_unknown_fields)]
@@ -516,6 +583,19 @@ pub enum Step {
     Ftruncate { file: u32, pages: u32 },
     /// fallocate(fd of `files[file]`, mode, page * PS, pages * PS) over file pages [page, page + pages).
     Fallocate { file: u32, page: u32, pages: u32, mode: FallocMode },
+    /// `process_madvise(pidfd, iov, vlen, advice, flags)`. `iov: null` passes a NULL vector; `vlen`
+    /// defaults to the number of elements (it may be smaller, larger than `UIO_MAXIOV`, or anything with
+    /// a NULL vector). Returns the bytes advised before the first failing element, or the errno. With
+    /// `target: live_child` the point is the live child's view (the call runs in the parent).
+    ProcessMadvise {
+        target: PidfdTarget,
+        iov: Option<Vec<IovElem>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlen: Option<u64>,
+        advice: AdviceArg,
+        #[serde(default, skip_serializing_if = "is_zero_u32")]
+        flags: u32,
+    },
 }
 
 /// The `mode` of a `fallocate` step.
@@ -533,6 +613,17 @@ impl FallocMode {
         match self {
             FallocMode::PunchHole => 0x02 | 0x01,
         }
+    }
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+impl Step {
+    /// The `vlen` a `process_madvise` step passes.
+    pub fn pm_vlen(iov: &Option<Vec<IovElem>>, vlen: Option<u64>) -> u64 {
+        vlen.unwrap_or_else(|| iov.as_ref().map_or(0, |v| v.len() as u64))
     }
 }
 
@@ -557,6 +648,7 @@ impl Step {
             Step::Mremap { .. } => "mremap",
             Step::Ftruncate { .. } => "ftruncate",
             Step::Fallocate { .. } => "fallocate",
+            Step::ProcessMadvise { .. } => "process_madvise",
         }
     }
 }

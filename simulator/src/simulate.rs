@@ -6,7 +6,8 @@
 use crate::kernel::KernelModel;
 use crate::machine::{vmf, Machine, StepOut, Unsupported, MREMAP_MODELLED};
 use crate::observe::{Allowed, Expect, Ret, Signal};
-use crate::program::{ArenaGeometry, Program, Step, StepId};
+use crate::mm::madvise::process_madvise_gate;
+use crate::program::{ArenaGeometry, PidfdTarget, Program, Step, StepId};
 
 impl Machine {
     pub(crate) fn run_step(&mut self, model: &KernelModel, step: &Step) -> Result<StepOut, Unsupported> {
@@ -59,6 +60,15 @@ impl Machine {
             Step::Ftruncate { file, pages } => StepOut::Ret(self.ftruncate(file as usize, pages as usize)?),
             Step::Fallocate { file, page, pages, mode } => {
                 StepOut::Ret(self.fallocate(file as usize, page as usize, pages as usize, mode)?)
+            }
+            // On the caller's own mm; a live child's mm is `simulate`'s (with no live child alive, the
+            // gate answers ESRCH for it).
+            Step::ProcessMadvise { target, ref iov, vlen, advice, flags } => {
+                let vlen = Step::pm_vlen(iov, vlen);
+                match crate::mm::madvise::process_madvise_gate(model, self.arena.base, target, false, iov, vlen, advice.value(), flags) {
+                    Err(ret) => StepOut::Ret(ret),
+                    Ok((elems, _)) => StepOut::Ret(self.vector_madvise(model, &elems, advice.value())?),
+                }
             }
             Step::Mremap { page, pages, new_pages, to, dontunmap } => {
                 if !MREMAP_MODELLED {
@@ -176,6 +186,27 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                         out.push((id, Expect::Allowed(c.expect(model, r))));
                     }
                 }
+                continue;
+            }
+            // process_madvise of the live child's mm: the parent calls, the point is the child's view.
+            (Step::ProcessMadvise { target: PidfdTarget::LiveChild, iov, vlen, advice, flags }, Live::Alive(c)) => {
+                let vlen = Step::pm_vlen(iov, *vlen);
+                let r = match process_madvise_gate(model, m.arena.base, PidfdTarget::LiveChild, true, iov, vlen, advice.value(), *flags) {
+                    Err(ret) => ret,
+                    Ok((elems, _)) => match c.vector_madvise(model, &elems, advice.value()) {
+                        Ok(r) => r,
+                        Err(why) => {
+                            out.push((id, Expect::Unsupported(why)));
+                            return out;
+                        }
+                    },
+                };
+                Machine::sync_live(c, &mut m);
+                if let Some(why) = c.unknown.take() {
+                    out.push((id, Expect::Unsupported(why)));
+                    return out;
+                }
+                out.push((id, Expect::Allowed(c.expect(model, r))));
                 continue;
             }
             (Step::InChild { .. }, Live::Dead(sig)) => {

@@ -913,3 +913,89 @@ fn droppable_lazyfree_is_exact() {
     assert_eq!(lazy("anon_droppable"), (2, 2));
     assert_eq!(lazy("anon_private"), (0, 2));
 }
+
+/// process_madvise per version: absent before 5.10 (ENOSYS, before any other check); on 6.1 and 6.12
+/// every target takes only COLD, PAGEOUT, WILLNEED and COLLAPSE, checked after the pidfd; from 6.13 the
+/// caller's own mm takes any advice per element; PIDFD_SELF from 6.15 (EBADF before); CAP_SYS_NICE for
+/// the caller's own mm only before 6.3.
+/// [S 6.1, 6.12, 6.18 mm/madvise.c:SYSCALL_DEFINE5(process_madvise); T 6.18.44 process_madvise_* cases]
+#[rstest]
+#[case::absent_on_4_5("4.5", "self_pidfd", "DONTNEED", "null", 5, true, "ENOSYS")]
+#[case::enosys_before_flags("4.5", "bad_fd", "COLD", "[]", 1, true, "ENOSYS")]
+#[case::self_dontneed_refused_on_6_1("6.1", "self_pidfd", "DONTNEED", PM_ONE, 0, true, "EINVAL")]
+#[case::self_dontneed_refused_on_6_12("6.12", "self_pidfd", "DONTNEED", PM_ONE, 0, true, "EINVAL")]
+#[case::self_dontneed_on_6_18("6.18", "self_pidfd", "DONTNEED", PM_ONE, 0, true, "4096 bytes")]
+#[case::self_invalid_empty_on_6_12("6.12", "self_pidfd", "99", "[]", 0, true, "EINVAL")]
+#[case::self_invalid_empty_on_6_18("6.18", "self_pidfd", "99", "[]", 0, true, "0 bytes")]
+#[case::self_cold_on_6_12("6.12", "self_pidfd", "COLD", PM_ONE, 0, true, "4096 bytes")]
+#[case::pidfd_self_ebadf_on_6_12("6.12", "pidfd_self", "COLD", PM_ONE, 0, true, "EBADF")]
+#[case::pidfd_self_on_6_18("6.18", "pidfd_self", "COLD", PM_ONE, 0, true, "4096 bytes")]
+#[case::bad_fd_before_advice_on_6_12("6.12", "bad_fd", "DONTNEED", PM_ONE, 0, true, "EBADF")]
+#[case::exited_before_advice_on_6_1("6.1", "exited_child", "DONTNEED", PM_ONE, 0, true, "ESRCH")]
+#[case::flags_first("6.18", "bad_fd", "COLD", "null", 1, true, "EINVAL")]
+#[case::null_before_fd("6.18", "bad_fd", "COLD", "null", 0, true, "EFAULT")]
+#[case::self_needs_cap_on_6_1("6.1", "self_pidfd", "COLD", PM_ONE, 0, false, "EPERM")]
+#[case::self_no_cap_needed_on_6_12("6.12", "self_pidfd", "COLD", PM_ONE, 0, false, "4096 bytes")]
+#[case::self_no_cap_needed_on_6_18("6.18", "pidfd_self", "DONTNEED", PM_ONE, 0, false, "4096 bytes")]
+fn process_madvise_per_version(
+    #[case] profile: &str,
+    #[case] target: &str,
+    #[case] advice: &str,
+    #[case] iov: &str,
+    #[case] flags: u32,
+    #[case] cap_sys_nice: bool,
+    #[case] ret: &str,
+) {
+    let mut facts = KernelFacts::profile(profile).unwrap();
+    facts.cap_sys_nice = cap_sys_nice;
+    let m = KernelModel::from_facts(facts);
+    let advice = if advice.parse::<i32>().is_ok() { advice.to_string() } else { format!("\"{advice}\"") };
+    let vlen = if iov == "null" && flags == 0 && target == "bad_fd" { r#","vlen":1"# } else { "" };
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":1,"fill":7}},{{"op":"process_madvise","target":"{target}","iov":{iov}{vlen},"advice":{advice},"flags":{flags}}}]}}"#
+    ));
+    assert_eq!(last(&m, &p).0, ret, "{profile} {target} {advice} {iov} flags {flags} cap_sys_nice {cap_sys_nice}");
+}
+
+const PM_ONE: &str = r#"[{"page":1,"len_pages":1}]"#;
+
+/// A remote live child: the advice set, CAP_SYS_NICE, and the child's view.
+#[rstest]
+#[case::remote_dontneed_refused("6.18", "DONTNEED", "[]", true, "EINVAL")]
+#[case::remote_cold_empty("6.18", "COLD", "[]", true, "0 bytes")]
+#[case::remote_pageout("6.18", "PAGEOUT", PM_ONE, true, "4096 bytes")]
+#[case::remote_needs_cap("6.18", "COLD", PM_ONE, false, "EPERM")]
+#[case::remote_needs_cap_on_6_12("6.12", "COLD", PM_ONE, false, "EPERM")]
+#[case::remote_dontneed_refused_on_6_12("6.12", "DONTNEED", "[]", true, "EINVAL")]
+fn process_madvise_live_child_per_version(
+    #[case] profile: &str,
+    #[case] advice: &str,
+    #[case] iov: &str,
+    #[case] cap_sys_nice: bool,
+    #[case] ret: &str,
+) {
+    let mut facts = KernelFacts::profile(profile).unwrap();
+    facts.cap_sys_nice = cap_sys_nice;
+    let m = KernelModel::from_facts(facts);
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"fork_live"}},{{"op":"in_child","step":{{"op":"write","page":1,"fill":7}}}},{{"op":"process_madvise","target":"live_child","iov":{iov},"advice":"{advice}"}}]}}"#
+    ));
+    let out = simulator::simulate(&m, &ARENA, &p);
+    let Some((_, Expect::Allowed(a))) = out.last() else { panic!("no allowed last point: {out:?}") };
+    assert_eq!(a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|"), ret);
+    // The point is the child's view: its written page is there.
+    assert!(a.pages[1].iter().any(|p| p.content == Some(Content::Fill(7))), "not the child's view: {:?}", a.pages[1]);
+}
+
+/// 7.x: an advice madvise(2) does not know is EINVAL on the caller's own mm even with nothing to walk
+/// (6.18.44: 0 bytes) [T Debian 7.3.4 process_madvise_self_takes_any_advice; boundary provisional 7.0].
+#[test]
+fn process_madvise_self_invalid_advice_with_nothing_to_walk_on_7_3() {
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"process_madvise","target":"self_pidfd","iov":[],"advice":99}}]}}"#
+    ));
+    assert_eq!(last(&KernelModel::from_facts(f.clone()), &p).0, "0 bytes");
+    f.version = (7, 3, 4);
+    assert_eq!(last(&KernelModel::from_facts(f), &p).0, "EINVAL");
+}

@@ -54,6 +54,11 @@ pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) ->
             Some(Step::InChild { step }) => (Some(&**step), true),
             s => (s, false),
         };
+        if let Some(Step::ProcessMadvise { target, iov, vlen, advice, flags }) = step {
+            let kind = reach::pm::pm_kind(iov, *vlen, advice.value(), *flags, page_size);
+            out.push(Cell { advice: reach::pm::pm_row(*target), kind: kind.into(), outcome: reach::pm::pm_outcome(kind, obs.ret) });
+            continue;
+        }
         let Some(Step::Madvise { page, offset, len_pages, len_bytes, advice }) = step else { continue };
         // The state before the call is the last point taken in the same process: with a live child
         // the parent's and the child's points interleave.
@@ -245,6 +250,28 @@ pub fn summarize(model: &simulator::KernelModel, m: &BTreeMap<Cell, u64>) -> Sum
         }
         known.insert(cell);
     }
+    for (advice, kind, outcome, class) in reach::pm::pm_space(model) {
+        let cell = Cell { advice, kind: kind.to_string(), outcome };
+        let n = m.get(&cell).copied().unwrap_or(0);
+        s.total += 1;
+        match class {
+            None => {
+                s.reachable += 1;
+                if n > 0 {
+                    s.reached += 1;
+                } else {
+                    s.zero.push(cell.clone());
+                }
+            }
+            Some(u) => {
+                if n > 0 {
+                    s.unreachable_reached.push((cell.clone(), n, u.clone()));
+                }
+                s.unreachable.push((cell.clone(), u));
+            }
+        }
+        known.insert(cell);
+    }
     s.outside = m.iter().filter(|(c, _)| !known.contains(*c)).map(|(c, n)| (c.clone(), *n)).collect();
     s
 }
@@ -317,6 +344,29 @@ pub fn render(m: &BTreeMap<Cell, u64>, s: &Summary) -> String {
                 }
             }
             // Reached outcomes outside the space still show.
+            for (c, n) in &s.outside {
+                if c.advice == row && c.kind == k {
+                    parts.push(format!("{}:{n}?", c.outcome));
+                }
+            }
+            let shown = if parts.is_empty() { "-".to_string() } else { parts.join(" ") };
+            out.push_str(&format!("  {k:<18} {shown}\n"));
+        }
+    }
+    out.push_str("process_madvise (rows: the pidfd; columns: the shape of the call; outcomes: see coverage::reach::pm)\n");
+    for t in simulator::program::PidfdTarget::ALL {
+        let row = reach::pm::pm_row(t);
+        out.push_str(&format!("{row}\n"));
+        for k in reach::pm::PM_KINDS {
+            let mut parts = Vec::new();
+            for o in reach::pm::PM_OUTCOMES {
+                let c = Cell { advice: row.clone(), kind: k.to_string(), outcome: o.to_string() };
+                if let Some(n) = m.get(&c) {
+                    parts.push(format!("{o}:{n}"));
+                } else if zero.contains(&c) {
+                    parts.push(format!("{o}:0!"));
+                }
+            }
             for (c, n) in &s.outside {
                 if c.advice == row && c.kind == k {
                     parts.push(format!("{}:{n}?", c.outcome));
@@ -490,7 +540,8 @@ mod tests {
         m.insert(cell("DONTNEED", "locked", "0"), 1);
         m.insert(cell("DONTNEED", "foreign", "0"), 1);
         let s = summarize(&model, &m);
-        assert_eq!(s.total, 28 * reach::KINDS.len() * 15);
+        let pm = simulator::program::PidfdTarget::ALL.len() * reach::pm::PM_KINDS.len() * reach::pm::PM_OUTCOMES.len();
+        assert_eq!(s.total, 28 * reach::KINDS.len() * 15 + pm);
         assert_eq!(s.reached, 1);
         assert_eq!(s.zero.len(), s.reachable - 1);
         assert!(s.zero.contains(&cell("DONTNEED", "locked", "EINVAL")));

@@ -38,6 +38,7 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         .ok_or("no parsable CapEff line in /proc/self/status")?;
     let cap_sys_admin = cap_eff & (1 << 21) != 0;
     let cap_ipc_lock = cap_eff & (1 << 14) != 0;
+    let cap_sys_nice = cap_eff & (1 << 23) != 0;
     // SAFETY: a zeroed rlimit is a valid out-parameter.
     let memlock_limit = unsafe {
         let mut rl: libc::rlimit = std::mem::zeroed();
@@ -78,6 +79,7 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         hugetlb_unavailable: None,
         memlock_limit,
         cap_ipc_lock,
+        cap_sys_nice,
         disk_files_unavailable: scratch_unusable(&std::env::temp_dir(), page_size),
         tmpfs_files_unavailable: tmpfs_unusable(std::path::Path::new(TMPFS_DIR), page_size),
         version: KernelFacts::upstream_version(&release, &uname_version),

@@ -223,6 +223,18 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                     return Err(format!("{what}: a file step inside a fork child is not supported"))
                 }
                 Step::Ftruncate { .. } | Step::Fallocate { .. } => {}
+                Step::ProcessMadvise { iov, .. } => {
+                    if in_child {
+                        return Err(format!("{what}: only a top-level step"));
+                    }
+                    // Elements whose length does not fit ssize_t fail the whole call up front.
+                    for e in iov.iter().flatten() {
+                        let (addr, len) = e.raw(ARENA.base, ps);
+                        if (len as i64) >= 0 && (addr < lo || addr.checked_add(len).is_none_or(|end| end > hi)) {
+                            return Err(format!("{what}: element {addr:#x}+{len:#x} leaves the arena window"));
+                        }
+                    }
+                }
                 Step::Mremap { page, pages, new_pages, to, .. } => {
                     in_window(&what, *page, *pages as u64)?;
                     match to {

@@ -60,6 +60,7 @@ fn lit(s: &str) -> String {
 fn errno_raw(e: Errno) -> i64 {
     match e {
         Errno::EPERM => 1,
+        Errno::ESRCH => 3,
         Errno::EINTR => 4,
         Errno::EIO => 5,
         Errno::EBADF => 9,
@@ -89,10 +90,11 @@ fn signal_raw(s: Signal) -> i64 {
     }
 }
 
-/// A return as the C encodes it: 0, errno (> 0), or -signal.
+/// A return as the C encodes it: 0, errno (> 0), -signal, or `BYTES` (2^32) + a byte count.
 fn ret_code(r: Ret) -> i64 {
     match r {
         Ret::Ok => 0,
+        Ret::Bytes(n) => (1i64 << 32) + n as i64,
         Ret::Err(e) => errno_raw(e),
         Ret::Signal(s) => -signal_raw(s),
     }
@@ -199,6 +201,35 @@ fn step_body(s: &Step) -> String {
             "return rc(fallocate(file_fd[{file}], {}, (off_t){page} * (off_t)PS, (off_t){pages} * (off_t)PS));",
             mode.value()
         ),
+        Step::ProcessMadvise { target, iov, vlen, advice, flags } => {
+            use simulator::program::PidfdTarget as T;
+            let fd = match target {
+                T::SelfPidfd => "self_pidfd".to_string(),
+                T::PidfdSelf => format!("{} /* PIDFD_SELF */", simulator::program::PIDFD_SELF),
+                T::LiveChild => "live_pidfd".to_string(),
+                T::ExitedChild => "dead_pidfd".to_string(),
+                T::BadFd => "-1".to_string(),
+                T::NotPidfd => "not_pidfd".to_string(),
+            };
+            let n = Step::pm_vlen(iov, *vlen);
+            let (decl, arg) = match iov {
+                None => (String::new(), "NULL".to_string()),
+                Some(v) => {
+                    let elems: Vec<String> = v
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "{{(void *)(uintptr_t)(BASE + (uint64_t)({}LL) * PS + (uint64_t)({}LL)), (size_t)((uint64_t)({}LL) * PS + (uint64_t)({}LL))}}",
+                                e.page, e.offset, e.len_pages, e.len_bytes
+                            )
+                        })
+                        .collect();
+                    // One spare element, so that an empty vector is still a valid array.
+                    (format!("struct iovec v[{}] = {{{}}};\n    ", v.len() + 1, join_or0(&elems)), "v".to_string())
+                }
+            };
+            format!("{decl}return pm({fd}, {arg}, {n}UL, {}, {flags}U);", advice.value())
+        }
         Step::Fork { .. } | Step::ForkLive | Step::InChild { .. } | Step::ChildExit => "return -1;".into(),
     }
 }
@@ -240,6 +271,7 @@ pub fn generate(r: &Repro) -> String {
     let _ = writeln!(c, "#define USES_FORK {}", i32::from(p.steps.iter().any(|s| matches!(s, Step::Fork { .. }))));
     let _ = writeln!(c, "#define USES_LIVE {}", i32::from(p.steps.iter().any(|s| matches!(s, Step::ForkLive))));
     let _ = writeln!(c, "#define COUNT_LAZYFREED {}", i32::from(!uses_pageout));
+    let _ = writeln!(c, "#define USES_PM {}", i32::from(p.steps.iter().any(|s| matches!(s, Step::ProcessMadvise { .. }))));
     let (head, body) = RUNTIME.split_once("/*@TABLES@*/").unwrap_or((RUNTIME, ""));
     c.push_str(head);
 
@@ -319,6 +351,9 @@ pub fn generate(r: &Repro) -> String {
             Step::ChildExit => {
                 let _ = writeln!(c, "  if ((k = live_end({here})) != 0) return k;");
             }
+            Step::ProcessMadvise { target: simulator::program::PidfdTarget::LiveChild, .. } => {
+                let _ = writeln!(c, "  if ((k = live_pm({here}, do_step({}))) != 0) return k;", top_case[i]);
+            }
             _ => {
                 let _ = writeln!(c, "  cur->point = {here};");
                 let _ = writeln!(c, "  if ((k = check({here}, do_step({}))) != 0) return k;", top_case[i]);
@@ -339,7 +374,7 @@ fn join_or0(v: &[String]) -> String {
 
 fn uses_advice(s: &Step, value: i32) -> bool {
     match s {
-        Step::Madvise { advice, .. } => advice.value() == value,
+        Step::Madvise { advice, .. } | Step::ProcessMadvise { advice, .. } => advice.value() == value,
         Step::Fork { child } => child.iter().any(|c| uses_advice(c, value)),
         Step::InChild { step } => uses_advice(step, value),
         _ => false,

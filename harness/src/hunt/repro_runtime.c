@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -99,7 +100,7 @@ struct pexp {
 struct point {
   const char *id, *call, *unsupported;
   int nret;
-  long ret[8]; /* 0, errno, or -signal */
+  long ret[8]; /* 0, errno, -signal, or BYTES + a byte count */
   const char *ret_text;
   int nvma;
   const char *layout_text;
@@ -142,6 +143,26 @@ static long vm_lck_kb(void) {
     if (strncmp(line, "VmLck:", 6) == 0) v = atol(line + 6);
   fclose(f);
   return v;
+}
+
+/* process_madvise: a byte count is returned as BYTES + n, apart from 0 and errno values. The pidfds are
+ * made when the scenario process starts, before the arena exists, as the worker does: its own, one of a
+ * child that has exited and been reaped (ESRCH), and a file that is not a pidfd (an eventfd). */
+#define BYTES 0x100000000L
+static int self_pidfd = -1, dead_pidfd = -1, not_pidfd = -1, live_pidfd = -1;
+static long pm(int fd, const struct iovec *v, unsigned long vlen, int advice, unsigned flags) {
+  long r = syscall(440 /* process_madvise */, fd, v, vlen, advice, flags);
+  return r < 0 ? errno : BYTES + r;
+}
+static void pm_setup(void) {
+  self_pidfd = (int)syscall(434 /* pidfd_open */, getpid(), 0);
+  pid_t c = vfork(); /* not fork: this process's mm never goes through dup_mmap, as in the worker */
+  if (c == 0) _exit(0);
+  if (c > 0) {
+    dead_pidfd = (int)syscall(434 /* pidfd_open */, c, 0);
+    while (waitpid(c, NULL, 0) < 0 && errno == EINTR) {}
+  }
+  not_pidfd = (int)syscall(SYS_eventfd2, 0, 0);
 }
 
 static int do_mmap(long page, long pages, int prot, int flags, int fd, long off) {
@@ -417,6 +438,7 @@ static const char *signal_name(long s) {
 }
 static void render_ret(long r, char *out, size_t n) {
   if (r == 0) snprintf(out, n, "0");
+  else if (r >= BYTES) snprintf(out, n, "%ld bytes", r - BYTES);
   else if (r > 0) { const char *s = errno_name(r); if (s) snprintf(out, n, "%s", s); else snprintf(out, n, "errno %ld", r); }
   else { const char *s = signal_name(-r); if (s) snprintf(out, n, "%s", s); else snprintf(out, n, "signal %ld", -r); }
 }
@@ -612,9 +634,10 @@ static int live_begin(int child0, int parent_pi) {
     char c = (char)check(child0, 0);
     fflush(stdout);
     if (write(res[1], &c, 1) != 1 || c) _exit(c);
-    int req[2];
+    long req[3];
     while (read(cmd[0], req, sizeof req) == (ssize_t)sizeof req) {
-      c = (char)check(req[1], do_step(req[0]));
+      /* req[0] < 0: the parent made the call (process_madvise of this child); observe with its return */
+      c = (char)check((int)req[1], req[0] < 0 ? req[2] : do_step((int)req[0]));
       fflush(stdout);
       if (write(res[1], &c, 1) != 1 || c) _exit(c);
     }
@@ -623,6 +646,7 @@ static int live_begin(int child0, int parent_pi) {
   close(cmd[0]);
   close(res[1]);
   live_pid = pid;
+  live_pidfd = (int)syscall(434 /* pidfd_open */, pid, 0);
   live_cmd = cmd[1];
   live_res = res[0];
   live_dead = 0;
@@ -631,9 +655,21 @@ static int live_begin(int child0, int parent_pi) {
   cur->point = parent_pi;
   return check(parent_pi, 0);
 }
+/* process_madvise of the live child, already called by this process: the child observes with `ret`; a
+ * child that died is reaped (the call gave ESRCH) and this process is observed instead. */
+static int live_pm(int pi, long ret) __attribute__((unused));
+static int live_pm(int pi, long ret) {
+  if (live_dead || live_pid <= 0) {
+    cur->point = pi;
+    return check(pi, ret);
+  }
+  long req[3] = {-1, pi, ret};
+  if (write(live_cmd, req, sizeof req) != (ssize_t)sizeof req) {}
+  return live_answer(pi);
+}
 static int live_step(int s, int pi) {
   if (live_dead) return check_signal(pi, live_dead);
-  int req[2] = {s, pi};
+  long req[3] = {s, pi, 0};
   if (write(live_cmd, req, sizeof req) != (ssize_t)sizeof req) {} /* a dead child: EOF follows */
   return live_answer(pi);
 }
@@ -646,6 +682,7 @@ static int live_end(int pi) {
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { shown = 1; return WIFEXITED(st) ? WEXITSTATUS(st) : 3; }
   }
   if (live_res >= 0) { close(live_res); live_res = -1; }
+  if (live_pidfd >= 0) { close(live_pidfd); live_pidfd = -1; }
   cur->point = pi;
   return check(pi, 0);
 }
@@ -667,7 +704,8 @@ static uint64_t probe_zero_pfn(void) {
 }
 
 int main(void) {
-  (void)rc; (void)do_mmap; /* not every scenario calls both */
+  (void)rc; (void)do_mmap; (void)pm; (void)pm_setup; /* not every scenario calls them all */
+  (void)self_pidfd; (void)dead_pidfd; (void)not_pidfd; (void)live_pidfd;
   PS = (uint64_t)sysconf(_SC_PAGESIZE);
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (PS != EXPECT_PS) {
@@ -707,6 +745,7 @@ int main(void) {
   if (pid == 0) {
     close(sv[0]);
     mem_sock = sv[1];
+    if (USES_PM) pm_setup();
     k = scenario();
     fflush(stdout);
     if (live_pid > 0) { kill(live_pid, SIGKILL); waitpid(live_pid, NULL, 0); }

@@ -43,6 +43,25 @@ pub fn render_step(step: &Step) -> String {
                 (Some(t), true) => format!(", MAYMOVE|FIXED|DONTUNMAP to page {t}"),
             }
         ),
+        Step::ProcessMadvise { target, iov, vlen, advice, flags } => {
+            let vec = match iov {
+                None => "NULL".to_string(),
+                Some(v) => format!(
+                    "[{}]",
+                    v.iter().map(|e| format!("{}, {}", page_at(e.page, e.offset), length(e.len_pages, e.len_bytes))).collect::<Vec<_>>().join("; ")
+                ),
+            };
+            let mut s = format!("process_madvise({}, {vec}", target.name());
+            if let Some(n) = vlen {
+                s.push_str(&format!(", vlen {n}"));
+            }
+            s.push_str(&format!(", {}", advice_label(*advice)));
+            if *flags != 0 {
+                s.push_str(&format!(", flags {flags:#x}"));
+            }
+            s.push(')');
+            s
+        }
     }
 }
 

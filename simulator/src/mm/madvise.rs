@@ -371,3 +371,112 @@ impl Machine {
         Ok(())
     }
 }
+
+/// Advice process_madvise takes for another process's mm (6.1+: COLLAPSE joined COLD, PAGEOUT and
+/// WILLNEED) [S 6.1, 6.12 mm/madvise.c:process_madvise_behavior_valid; S 6.18 process_madvise_remote_valid;
+/// T 6.18.44 process_madvise_live_child_refuses_dontneed].
+pub(crate) fn process_madvise_remote_valid(value: i32) -> bool {
+    matches!(Advice::from_value(value), Some(Advice::Cold | Advice::Pageout | Advice::Willneed | Advice::Collapse))
+}
+
+/// The largest byte count one read/write-style call handles (`INT_MAX & PAGE_MASK`); import_iovec caps
+/// the total there [S 6.12 lib/iov_iter.c:__import_iovec, include/linux/fs.h:MAX_RW_COUNT].
+fn max_rw_count(ps: u64) -> u64 {
+    (i32::MAX as u64) & !(ps - 1)
+}
+
+/// What process_madvise does before it walks a vector: the checks in the kernel's order, and the target.
+/// `live_child_alive`: the live child of `fork_live` exists and has not died. `Ok((elements, remote))`
+/// when the call reaches vector_madvise.
+/// [S 6.18 mm/madvise.c:SYSCALL_DEFINE5(process_madvise); S 6.1, 6.12 same, with the advice check before
+/// mm_access; S 6.12 lib/iov_iter.c:__import_iovec, iovec_from_user, copy_iovec_from_user;
+/// S 6.12 kernel/pid.c:pidfd_get_task; S 6.12 kernel/fork.c:mm_access]
+pub(crate) fn process_madvise_gate(
+    model: &KernelModel,
+    base: u64,
+    target: crate::program::PidfdTarget,
+    live_child_alive: bool,
+    iov: &Option<Vec<crate::program::IovElem>>,
+    vlen: u64,
+    value: i32,
+    flags: u32,
+) -> Result<(Vec<(u64, u64)>, bool), Ret> {
+    use crate::program::{PidfdTarget as T, UIO_MAXIOV};
+    let ps = model.page_size;
+    if !model.process_madvise {
+        return Err(Ret::Err(Errno::ENOSYS));
+    }
+    if flags != 0 {
+        return Err(Ret::Err(Errno::EINVAL));
+    }
+    // import_iovec: more than UIO_MAXIOV elements, then the copy (NULL faults), then a length that does
+    // not fit ssize_t.
+    if vlen > UIO_MAXIOV {
+        return Err(Ret::Err(Errno::EINVAL));
+    }
+    let elems: Vec<(u64, u64)> = match iov {
+        _ if vlen == 0 => Vec::new(),
+        None => return Err(Ret::Err(Errno::EFAULT)),
+        Some(v) => v.iter().take(vlen as usize).map(|e| e.raw(base, ps)).collect(),
+    };
+    if elems.iter().any(|&(_, len)| (len as i64) < 0) {
+        return Err(Ret::Err(Errno::EINVAL));
+    }
+    // pidfd_get_task: -1 and a non-pidfd file are EBADF (pidfd_get_pid); a reaped process is ESRCH.
+    let remote = match target {
+        T::SelfPidfd => false,
+        T::PidfdSelf if model.pidfd_self => false,
+        T::PidfdSelf | T::BadFd | T::NotPidfd => return Err(Ret::Err(Errno::EBADF)),
+        T::ExitedChild => return Err(Ret::Err(Errno::ESRCH)),
+        T::LiveChild if live_child_alive => true,
+        T::LiveChild => return Err(Ret::Err(Errno::ESRCH)),
+    };
+    if !model.process_madvise_self_any_advice && !process_madvise_remote_valid(value) {
+        return Err(Ret::Err(Errno::EINVAL));
+    }
+    // mm_access(PTRACE_MODE_READ_FSCREDS): the live child is the caller's own fork, same credentials.
+    if model.process_madvise_self_any_advice && remote && !process_madvise_remote_valid(value) {
+        return Err(Ret::Err(Errno::EINVAL));
+    }
+    if !remote && model.process_madvise_self_checks_advice && !model.advice_valid(value) {
+        return Err(Ret::Err(Errno::EINVAL));
+    }
+    if (remote || model.process_madvise_self_needs_cap) && !model.facts.cap_sys_nice {
+        return Err(Ret::Err(Errno::EPERM));
+    }
+    Ok((elems, remote))
+}
+
+impl Machine {
+    /// vector_madvise: do_madvise on each element in turn until one fails. The iterator starts on element
+    /// 0 even when it is empty, but advancing past an element also skips the empty ones after it, so a
+    /// later zero-length element is never looked at (its address may be anything); nothing runs when the
+    /// total is 0. The return is the total of the lengths (as given, not rounded) of the elements before
+    /// the failing one, or the failing element's errno when that total is 0. [S 6.18 mm/madvise.c:
+    /// vector_madvise; S 6.12 SYSCALL_DEFINE5(process_madvise) loop; S 6.12 lib/iov_iter.c:
+    /// iov_iter_iovec_advance; T 6.18.44 process_madvise_skips_later_empty_elements]
+    pub(crate) fn vector_madvise(&mut self, model: &KernelModel, elems: &[(u64, u64)], value: i32) -> Result<Ret, Unsupported> {
+        let cap = max_rw_count(self.ps);
+        let total = elems.iter().fold(0u64, |t, &(_, l)| t.saturating_add(l)).min(cap);
+        let mut done = 0u64;
+        let mut err = None;
+        let mut i = 0;
+        while done < total && i < elems.len() {
+            let (start, len) = elems[i];
+            let len = len.min(total - done);
+            if let Ret::Err(e) = self.madvise(model, start, len, value)? {
+                err = Some(e);
+                break;
+            }
+            done += len;
+            i += 1;
+            while i < elems.len() && elems[i].1 == 0 {
+                i += 1;
+            }
+        }
+        Ok(match err {
+            Some(e) if done == 0 => Ret::Err(e),
+            _ => Ret::Bytes(done),
+        })
+    }
+}

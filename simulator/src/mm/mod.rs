@@ -15,7 +15,7 @@ mod mprotect;
 mod mlock;
 mod mseal;
 mod mremap;
-mod madvise;
+pub(crate) mod madvise;
 mod huge_memory;
 mod khugepaged;
 mod ksm;

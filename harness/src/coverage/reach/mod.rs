@@ -26,6 +26,7 @@
 mod table;
 mod rules;
 mod walk;
+pub mod pm;
 
 pub use rules::{VmaRule, RULES, VMA_RULES};
 pub use table::{

@@ -21,6 +21,8 @@ pub(super) struct LiveChild {
     reaped: bool,
     /// The worker's CPU mask before `fork_live` pinned it (and so the child) to one CPU; restored on drop.
     saved_affinity: Option<libc::cpu_set_t>,
+    /// A pidfd of the child (for process_madvise), opened right after fork; -1 if pidfd_open failed.
+    pub(super) pidfd: Fd,
 }
 
 /// Pin this process to the CPU it runs on, if it may run on more than one; returns the old mask.
@@ -235,7 +237,9 @@ pub(super) fn fork_live(
         unsafe { libc::_exit(code) };
     }
     drop((cmd_r, res_w));
-    let mut c = LiveChild { pid, cmd: Some(cmd_w), res: res_r, dead: None, reaped: false, saved_affinity };
+    // SAFETY: pidfd_open with plain integer arguments.
+    let pidfd = Fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd);
+    let mut c = LiveChild { pid, cmd: Some(cmd_w), res: res_r, dead: None, reaped: false, saved_affinity, pidfd };
     let first = StepId { step, child: Some(0) };
     match c.read_frame().map_err(Fatal::Scenario)? {
         Some(Frame::Point { id, obs }) if id == first => {
@@ -254,13 +258,14 @@ pub(super) fn fork_live(
     Ok(c)
 }
 
-/// Run one `in_child` step in the live child and return its observation (a signal once it died).
-pub(super) fn in_child(c: &mut LiveChild, step: u32, inner: &Step) -> Result<Observation, String> {
+/// Run one `in_child` step in the live child and return its observation (a signal once it died). With
+/// `observe_with`, the child runs nothing and observes itself with that return (the parent made the call).
+pub(super) fn in_child(c: &mut LiveChild, step: u32, inner: &Step, observe_with: Option<Ret>) -> Result<Observation, String> {
     let signal = |sig| Observation { ret: Ret::Signal(sig), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
     if let Some(sig) = c.dead {
         return Ok(signal(sig));
     }
-    let frame = sys::encode_frame(&ChildCmd { step, run: inner.clone() })?;
+    let frame = sys::encode_frame(&ChildCmd { step, run: inner.clone(), observe_with })?;
     let fd = c.cmd.as_ref().map_or(-1, |f| f.0);
     // Rust ignores SIGPIPE, so a dead child gives EPIPE here, then EOF on the answer pipe.
     let _ = sys::write_all(fd, &frame);
@@ -323,7 +328,10 @@ fn live_child_main(
             body.resize(u32::from_le_bytes(len) as usize, 0);
             sys::read_exact(cmd, &mut body).map_err(|e| format!("read command body: {}", sys::strerror(e)))?;
             let c: ChildCmd = serde_json::from_slice(&body).map_err(|e| format!("bad command: {e}"))?;
-            let ret = do_step(ctx, &c.run, files)?;
+            let ret = match c.observe_with {
+                Some(ret) => ret,
+                None => do_step(ctx, &c.run, files)?,
+            };
             let obs = ctx.obs.observe(ret, prog.arena_pages, idents)?;
             out.send(&Frame::Point { id: StepId { step: c.step, child: None }, obs })?;
         }

@@ -95,7 +95,20 @@ pub fn worker_main() -> i32 {
     // The directory for disk files is made when the first disk-file scenario comes (`program::scratch`),
     // not here: most workers never hold a disk file, and a replaced worker's start-up is on the run's
     // critical path.
-    let mut ctx = Ctx { ps, base, win_lo, win_len, tmp: None, obs, vmstat: None, vmstat_buf: Vec::new(), tainted: Default::default() };
+    let pm = step::PmFds::open();
+    let mut ctx = Ctx {
+        ps,
+        base,
+        win_lo,
+        win_len,
+        tmp: None,
+        obs,
+        vmstat: None,
+        vmstat_buf: Vec::new(),
+        tainted: Default::default(),
+        pm,
+        live_pidfd: std::cell::Cell::new(-1),
+    };
     let code = serve(&mut ctx);
     if let Some(Ok(tmp)) = &ctx.tmp {
         let _ = std::fs::remove_dir_all(tmp);

@@ -11,7 +11,7 @@ use simulator::program::{FileKind, Program, Step, StepId, ARENA};
 
 fn uses_advice(steps: &[Step], value: i32) -> bool {
     steps.iter().any(|s| match s {
-        Step::Madvise { advice, .. } => advice.value() == value,
+        Step::Madvise { advice, .. } | Step::ProcessMadvise { advice, .. } => advice.value() == value,
         Step::Fork { child } => uses_advice(child, value),
         Step::InChild { step } => uses_advice(std::slice::from_ref(&**step), value),
         _ => false,
@@ -81,6 +81,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
                         return Err(Fatal::Scenario(format!("step {i}: fork_live while a live child exists")));
                     }
                     live = Some(fork_live(ctx, prog, i, &files, &idents, out)?);
+                    ctx.live_pidfd.set(live.as_ref().map_or(-1, |c| c.pidfd.0));
                     let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
                     out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
                     continue;
@@ -89,7 +90,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
                     let Some(c) = live.as_mut() else {
                         return Err(Fatal::Scenario(format!("step {i}: in_child without a live child")));
                     };
-                    let obs = in_child(c, i, inner).map_err(Fatal::Scenario)?;
+                    let obs = in_child(c, i, inner, None).map_err(Fatal::Scenario)?;
                     out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
                     continue;
                 }
@@ -97,6 +98,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
                     let Some(mut c) = live.take() else {
                         return Err(Fatal::Scenario(format!("step {i}: child_exit without a live child")));
                     };
+                    ctx.live_pidfd.set(-1);
                     if c.dead.is_none() {
                         // EOF on its command pipe: the child _exits; wait for it, so that its mappings
                         // are gone before the parent looks.
@@ -110,12 +112,23 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
                     out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
                     continue;
                 }
+                // process_madvise of the live child: this process calls, the child observes itself. A
+                // child that died has been reaped (the call answers ESRCH); this process is observed.
+                Step::ProcessMadvise { target: simulator::program::PidfdTarget::LiveChild, .. } => {
+                    if let Some(c) = live.as_mut().filter(|c| c.dead.is_none()) {
+                        let ret = do_step(ctx, step, &files).map_err(Fatal::Scenario)?;
+                        let obs = in_child(c, i, step, Some(ret)).map_err(Fatal::Scenario)?;
+                        out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
+                        continue;
+                    }
+                }
                 _ => {}
             }
             let ret = do_step(ctx, step, &files).map_err(Fatal::Scenario)?;
             let obs = ctx.obs.observe(ret, prog.arena_pages, &idents).map_err(Fatal::Scenario)?;
             out.send(&Frame::Point { id: here, obs }).map_err(Fatal::Output)?;
         }
+        ctx.live_pidfd.set(-1);
         drop(live);
         drop(files);
         Ok(())

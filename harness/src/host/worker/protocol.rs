@@ -58,11 +58,15 @@ pub(super) enum Fatal {
     Output(String),
 }
 
-/// One `in_child` step for the live child: the parent's step index (the point's id) and the step.
+/// One `in_child` step for the live child: the parent's step index (the point's id) and the step. With
+/// `observe_with`, the parent made the call (process_madvise of the child): the child runs nothing and
+/// observes itself with that return.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct ChildCmd {
     pub(super) step: u32,
     pub(super) run: Step,
+    #[serde(default)]
+    pub(super) observe_with: Option<simulator::observe::Ret>,
 }
 
 #[cfg(test)]
