@@ -281,6 +281,10 @@ pub struct KernelModel {
     /// mm/pt_reclaim.c:reclaim_pt_is_enabled, try_to_free_pte; mm/madvise.c:madvise_dontneed_single_vma
     /// (reclaim_pt); T 6.18, gen-2-17185: COLLAPSE after DONTNEED of a whole table finds no table].
     pub dontneed_reclaims_pte_tables: bool,
+    /// MADV_COLLAPSE stops at a PMD range without a page table instead of going on to the next (6.18;
+    /// 6.12 whitelists SCAN_PMD_NULL and goes on) [S 6.12 mm/khugepaged.c:madvise_collapse; T 6.18,
+    /// gen-5-127: a page in the second range is not collapsed after an empty first one].
+    pub collapse_stops_at_pmd_null: bool,
     /// ksmd merges pages asynchronously.
     pub ksm_running: bool,
     /// mseal(2) exists (6.10+, 64-bit only: mm/Makefile builds mseal.o under CONFIG_64BIT, and every
@@ -511,6 +515,7 @@ impl KernelModel {
             thp_split_maps_zero_subpages: at_least(6, 12),
             thp_huge_zero_wp_allocates: if at_least(6, 18) { Some(true) } else { None },
             dontneed_reclaims_pte_tables: at_least(6, 14) && f.arch == "x86_64",
+            collapse_stops_at_pmd_null: at_least(6, 18),
             collapse_needs_writable_pte: if at_least(6, 18) {
                 Some(false)
             } else if at_least(6, 13) {

@@ -82,6 +82,9 @@ impl Machine {
                     return Ok(());
                 }
                 failed = true;
+                if model.collapse_stops_at_pmd_null {
+                    break;
+                }
                 h += pmd;
                 continue;
             }
