@@ -108,6 +108,7 @@ pub fn check_expect(prog: &Program, e: &Expect) -> Result<(), String> {
             ("locked", v.locked),
             ("hugetlb_shared", v.hugetlb_shared),
             ("hugetlb_private", v.hugetlb_private),
+            ("anon_huge", v.anon_huge),
         ] {
             if c.lo > c.hi {
                 return Err(format!("vma[{i}].{name} allows the empty range {}..={}", c.lo, c.hi));

@@ -94,7 +94,22 @@ pub fn generate_many_with(seed: u64, n: u64, destructive: bool) -> Vec<Scenario>
 /// hash of (seed, index), so the other scenarios of a seed stay what they were before hugetlb existed.
 pub const HUGETLB_PER_MILLE: u64 = 30;
 
+/// Scenarios per thousand that are PMD-THP scenarios (`thp::draw`), from their own hash of (seed, index)
+/// like the hugetlb ones, so the other scenarios of a seed stay what they were before.
+pub const THP_PER_MILLE: u64 = 25;
+
 fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
+    if mix(mix(seed ^ 0x7468_705f_706d_6421) ^ index) % 1000 < THP_PER_MILLE
+        && mix(mix(seed ^ 0x6875_6765_746c_6221) ^ index) % 1000 >= HUGETLB_PER_MILLE
+    {
+        let program = thp::draw(&mut Rng::new(seed ^ 0x5448_50, index, attempt));
+        return Scenario {
+            id: format!("gen-{seed}-{index}"),
+            description: format!("generated (thp) from seed {seed}, index {index}"),
+            provenance: Provenance::Generated { seed, index },
+            program,
+        };
+    }
     if mix(mix(seed ^ 0x6875_6765_746c_6221) ^ index) % 1000 < HUGETLB_PER_MILLE {
         // The destructive steps have their own stream, so the ordinary draws are the same either way.
         let mut extra = destructive.then(|| Rng::new(seed ^ 0x6465_7374_7275_6374, index, attempt));
@@ -1315,5 +1330,111 @@ mod hugetlb {
         };
         let (page, pages) = range(rng, 350);
         Step::Madvise { page: page as i64, offset: 0, len_pages: pages as i64, len_bytes: 0, advice }
+    }
+}
+
+/// PMD-sized THP scenarios: one private anonymous mapping over two 512-page PMD ranges (or one page
+/// short of one, or starting one page in), HUGEPAGE/NOHUGEPAGE, faults at PMD edges, and the calls that
+/// split or collapse a THP at a PMD edge and one page inside. 512 pages is the PMD of 4K-page kernels;
+/// on others the same programs run with the PMD they have.
+mod thp {
+    use super::Rng;
+    use simulator::program::{Advice, AdviceArg, Backing, MapSpec, Program, Prot, Step};
+
+    const P: u32 = 512;
+    const ARENA: u32 = 2 * P + 64;
+
+    pub fn draw(rng: &mut Rng) -> Program {
+        let (page, pages) = rng.pick(&[(0, 2 * P), (0, 2 * P), (1, 2 * P - 1), (0, P - 1), (0, P + 1), (0, ARENA), (P - 1, P + 2)]);
+        let maps = vec![MapSpec { page, pages, prot: Prot::RW, backing: Backing::AnonPrivate, populate: false, locked: false }];
+        // What the generator knows about each page: mapped, and with which protection.
+        let mut prot: Vec<Option<Prot>> = (0..ARENA).map(|p| (page..page + pages).contains(&p).then_some(Prot::RW)).collect();
+        let mut steps = Vec::new();
+        if rng.chance(850) {
+            steps.push(madvise(page, pages, Advice::Hugepage));
+        }
+        for _ in 0..rng.range(2, 7) {
+            let step = match rng.weighted(&[(30, 0u8), (12, 1), (34, 2), (8, 3), (6, 4), (6, 5), (4, 6)]) {
+                0 => {
+                    let p = rng.pick(&[0, 1, 5, P - 2, P - 1, P, P + 1, 2 * P - 1, page]);
+                    match prot.get(p as usize).copied().flatten() {
+                        Some(pr) if pr.write => Step::Write { page: p, fill: rng.pick(&[0u8, 7, 0x5a]) },
+                        Some(pr) if pr.read => Step::Read { page: p },
+                        _ => continue,
+                    }
+                }
+                1 => {
+                    let p = rng.pick(&[0, 1, P - 1, P, 2 * P - 1, page]);
+                    match prot.get(p as usize).copied().flatten() {
+                        Some(pr) if pr.read => Step::Read { page: p },
+                        _ => continue,
+                    }
+                }
+                2 => {
+                    let advice = rng.pick(&[
+                        Advice::Dontneed,
+                        Advice::Free,
+                        Advice::Pageout,
+                        Advice::Cold,
+                        Advice::Collapse,
+                        Advice::Collapse,
+                        Advice::Hugepage,
+                        Advice::Nohugepage,
+                        Advice::PopulateRead,
+                        Advice::PopulateWrite,
+                    ]);
+                    let (s, n) = range(rng);
+                    madvise(s, n, advice)
+                }
+                3 => {
+                    let (s, n) = range(rng);
+                    let pr = rng.pick(&[Prot::R, Prot::RW, Prot::NONE]);
+                    for p in s..s + n {
+                        if let Some(x) = prot.get_mut(p as usize) {
+                            if x.is_some() {
+                                *x = Some(pr);
+                            }
+                        }
+                    }
+                    Step::Mprotect { page: s, pages: n, prot: pr }
+                }
+                4 => {
+                    let (s, n) = range(rng);
+                    for p in s..s + n {
+                        if let Some(x) = prot.get_mut(p as usize) {
+                            *x = None;
+                        }
+                    }
+                    Step::Munmap { page: s, pages: n }
+                }
+                5 => madvise(page, pages, rng.pick(&[Advice::Collapse, Advice::Dontneed, Advice::Free, Advice::Pageout])),
+                _ => madvise(page, pages, rng.pick(&[Advice::Nohugepage, Advice::Hugepage, Advice::PopulateWrite])),
+            };
+            steps.push(step);
+        }
+        Program { arena_pages: ARENA, files: Vec::new(), maps, steps }
+    }
+
+    /// A range at a PMD edge, one page inside one, or whole PMDs.
+    fn range(rng: &mut Rng) -> (u32, u32) {
+        rng.pick(&[
+            (0, P),
+            (0, 2 * P),
+            (P, P),
+            (1, 1),
+            (0, 1),
+            (P - 1, 1),
+            (P - 1, 2),
+            (P, 1),
+            (3, 1),
+            (0, P - 1),
+            (1, P),
+            (0, P + 100),
+            (P - 2, 4),
+        ])
+    }
+
+    fn madvise(page: u32, pages: u32, advice: Advice) -> Step {
+        Step::Madvise { page: page as i64, offset: 0, len_pages: pages as i64, len_bytes: 0, advice: AdviceArg::Named(advice) }
     }
 }

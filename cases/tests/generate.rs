@@ -77,12 +77,16 @@ fn serde_round_trip() {
 fn the_mix_leans_to_the_edges_and_keeps_faults_rare() {
     let (mut madvise, mut aligned_in_arena, mut faults, mut forks, mut invalid) = (0, 0, 0, 0, 0);
     let n = 5000;
-    let mut hugetlb = 0;
+    let (mut hugetlb, mut thp) = (0, 0);
     for index in 0..n {
         let s = generate(3, index);
         let p = &s.program;
         if p.uses_hugetlb() {
             hugetlb += 1;
+            continue;
+        }
+        if s.description.contains("(thp)") {
+            thp += 1;
             continue;
         }
         assert!((8..=48).contains(&p.arena_pages));
@@ -124,6 +128,29 @@ fn the_mix_leans_to_the_edges_and_keeps_faults_rare() {
     assert!(forks > 0);
     let h = hugetlb as f64 / n as f64;
     assert!((0.015..0.05).contains(&h), "hugetlb share {h}");
+    let t = thp as f64 / n as f64;
+    assert!((0.012..0.04).contains(&t), "thp share {t}");
+}
+
+/// THP scenarios: one private anonymous mapping around two 512-page PMD ranges of a 1,088-page arena,
+/// never a fork or mremap (fork of a THP is not modelled).
+#[test]
+fn thp_scenarios_are_pmd_sized_and_never_fork_or_mremap() {
+    let mut seen = 0;
+    for index in 0..5000 {
+        let s = generate(6, index);
+        if !s.description.contains("(thp)") {
+            continue;
+        }
+        seen += 1;
+        let p = &s.program;
+        assert_eq!(p.arena_pages, 1088);
+        assert_eq!(p.maps.len(), 1);
+        assert!(p.maps[0].pages >= 511);
+        assert!(p.steps.iter().all(|st| !matches!(st, Step::Fork { .. } | Step::ForkLive | Step::Mremap { .. })));
+        assert!(validate(&s).is_ok(), "{}", s.id);
+    }
+    assert!(seen > 50, "{seen} THP scenarios in 5000");
 }
 
 /// hugetlb scenarios: two 512-page huge slots, hugetlb mappings aligned to them, files of whole huge

@@ -67,6 +67,12 @@ pub struct KernelFacts {
     /// H_PTE_INDEX_SIZE 8]. `None`: no THP sysfs; page_size / 8 is assumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pmd_pages: Option<u64>,
+    /// `/sys/kernel/mm/transparent_hugepage/use_zero_page` (default 1): a read fault that may map a PMD
+    /// THP maps the huge zero page instead of allocating one [S 6.18 mm/huge_memory.c:
+    /// do_huge_pmd_anonymous_page]. `None`: not detected (no THP sysfs, or facts recorded before it was);
+    /// the default is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thp_use_zero_page: Option<bool>,
     /// Why hugetlb scenarios cannot run here (no pool could be reserved, no hugetlbfs, ...); `None` when
     /// they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,6 +198,7 @@ impl KernelFacts {
             disk_files_unavailable: None,
             tmpfs_files_unavailable: None,
             pmd_pages: None,
+            thp_use_zero_page: None,
         })
     }
 }
@@ -261,6 +268,33 @@ pub struct KernelModel {
     pub populate_linear: bool,
     /// THP sysfs mode, which decides whether anonymous faults may allocate a PMD THP.
     pub thp_mode: crate::kernel::ThpMode,
+    /// A read fault that may allocate a PMD THP maps the huge zero page (`KernelFacts::thp_use_zero_page`).
+    pub thp_use_zero_page: bool,
+    /// Splitting an anonymous large folio (split_folio, not split_huge_pmd) maps each zero-filled subpage
+    /// to the shared zero page instead of keeping it, outside VM_LOCKED VMAs (6.12+) [S 6.12
+    /// mm/huge_memory.c:__split_huge_page (remap_page with RMP_USE_SHARED_ZEROPAGE); mm/migrate.c:
+    /// try_to_map_unused_to_zeropage; T 6.18 probe, case thp_free_inside_splits_folio_zero_subpages_become_zero_page].
+    pub thp_split_maps_zero_subpages: bool,
+    /// A write fault on a huge zero PMD allocates a whole PMD THP (`Some(true)`, verified on 6.18:
+    /// do_huge_zero_wp_pmd) [S 6.18 mm/huge_memory.c:do_huge_pmd_wp_page; T 6.18 probe, case
+    /// thp_write_after_read_replaces_huge_zero_page_with_thp]. `None`: not verified for this release
+    /// (older ones split the PMD to small zero pages and copy one page), so such a step is Unsupported.
+    pub thp_huge_zero_wp_allocates: Option<bool>,
+    /// MADV_COLLAPSE fails a PMD range none of whose PTEs is writable (SCAN_PAGE_RO): `Some(true)` up to
+    /// 6.12 [S 6.12 mm/khugepaged.c:hpage_collapse_scan_pmd ("if (!writable) result = SCAN_PAGE_RO")],
+    /// `Some(false)` from 6.18 [T 6.18 probe: a range of empty PTEs, of zero pages, or in a read-only or
+    /// PROT_NONE VMA collapses; cases collapse_of_a_range_of_only_zero_pages_succeeds,
+    /// collapse_in_a_read_only_vma_succeeds]; `None` between (not verified).
+    pub collapse_needs_writable_pte: Option<bool>,
+    /// MADV_DONTNEED(_LOCKED) frees a PTE table it left empty when its range covered the table's whole
+    /// PMD range (CONFIG_PT_RECLAIM, 6.14+, selected by x86_64 only through 6.18) [S 7.x
+    /// mm/pt_reclaim.c:reclaim_pt_is_enabled, try_to_free_pte; mm/madvise.c:madvise_dontneed_single_vma
+    /// (reclaim_pt); T 6.18, gen-2-17185: COLLAPSE after DONTNEED of a whole table finds no table].
+    pub dontneed_reclaims_pte_tables: bool,
+    /// MADV_COLLAPSE stops at a PMD range without a page table instead of going on to the next (6.18;
+    /// 6.12 whitelists SCAN_PMD_NULL and goes on) [S 6.12 mm/khugepaged.c:madvise_collapse; T 6.18,
+    /// gen-5-127: a page in the second range is not collapsed after an empty first one].
+    pub collapse_stops_at_pmd_null: bool,
     /// ksmd merges pages asynchronously.
     pub ksm_running: bool,
     /// mseal(2) exists (6.10+, 64-bit only: mm/Makefile builds mseal.o under CONFIG_64BIT, and every
@@ -554,11 +588,23 @@ impl KernelModel {
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),
             thp_mode: f.thp,
+            thp_use_zero_page: f.thp_use_zero_page.unwrap_or(true),
+            thp_split_maps_zero_subpages: at_least(6, 12),
+            thp_huge_zero_wp_allocates: if at_least(6, 18) { Some(true) } else { None },
+            dontneed_reclaims_pte_tables: at_least(6, 14) && f.arch == "x86_64",
+            collapse_stops_at_pmd_null: at_least(6, 18),
+            collapse_needs_writable_pte: if at_least(6, 18) {
+                Some(false)
+            } else if at_least(6, 13) {
+                None
+            } else {
+                Some(true)
+            },
             ksm_running: f.ksm_running,
             ptrs_per_pte: f.pmd_pages.unwrap_or(f.page_size / 8),
             hugetlb_pages: {
                 let n = f.hugepage_kb * 1024 / f.page_size;
-                if n > 0 && n * 2 <= crate::program::ARENA.max_pages as u64 { n } else { 0 }
+                if n > 0 && n * 2 <= crate::program::HUGETLB_ARENA_PAGES as u64 { n } else { 0 }
             },
             hugetlb_zap_restores_reservation: at_least(6, 8),
             mmap_unmap_error_is_enomem: !at_least(6, 12),

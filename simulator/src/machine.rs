@@ -313,6 +313,25 @@ pub struct Machine {
     /// MAP_HUGETLB objects the other process (a live child, or the parent of a fork child) still maps, so
     /// they are not released when this one unmaps them.
     pub(crate) other_objs: std::collections::BTreeSet<usize>,
+    /// PMD mappings of the arena (`crate::mm::huge_memory`): the arena page where the PMD's range starts
+    /// → what it maps. The PTEs of its pages still say what each page holds (`Pte::Anon` of one folio,
+    /// or `Pte::Zero` for the huge zero page); this records that a PMD, not a PTE table, maps them.
+    pub(crate) thp: std::collections::BTreeMap<i64, ThpPmd>,
+    /// `Pte::Anon::folio` ids of anonymous large (PMD-order) folios, mapped by a PMD or, after
+    /// split_huge_pmd, by PTEs.
+    pub(crate) large: std::collections::BTreeSet<u32>,
+    /// This process forked (or is a fork child): its anonymous PTEs may be write-protected for COW.
+    pub(crate) forked: bool,
+}
+
+/// What a PMD maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThpPmd {
+    /// An anonymous PMD THP (its folio is in `Machine::large`).
+    Anon,
+    /// The huge zero page: read-only, not counted in Rss, shown present in pagemap with the huge zero
+    /// page's PFNs (which are not the shared zero page's).
+    HugeZero,
 }
 
 /// Why a step could not be modelled.
@@ -389,6 +408,9 @@ impl Machine {
             locked_vm_extra: 0,
             huge_resv: vec![false; prog.arena_pages as usize],
             other_objs: Default::default(),
+            thp: Default::default(),
+            large: Default::default(),
+            forked: false,
         }
     }
 

@@ -142,6 +142,9 @@ pub struct VmaObs {
     pub hugetlb_shared: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hugetlb_private: u64,
+    /// smaps `AnonHugePages`, in (base) pages: anonymous THPs mapped by a PMD.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub anon_huge: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -265,6 +268,8 @@ pub struct VmaAllowed {
     pub hugetlb_shared: Count,
     #[serde(default)]
     pub hugetlb_private: Count,
+    #[serde(default)]
+    pub anon_huge: Count,
 }
 
 impl VmaAllowed {
@@ -283,6 +288,7 @@ impl VmaAllowed {
             locked: Count::exact(v.locked),
             hugetlb_shared: Count::exact(v.hugetlb_shared),
             hugetlb_private: Count::exact(v.hugetlb_private),
+            anon_huge: Count::exact(v.anon_huge),
         }
     }
 }
@@ -312,7 +318,7 @@ pub enum Expect {
 pub struct Difference {
     /// `ret`, `vmas` (the layout: count, ranges, perms, offset or backing), `vma[i].flags`, `vma[i].rss`,
     /// `vma[i].anon`, `vma[i].lazyfree`, `vma[i].locked`, `vma[i].hugetlb_shared`,
-    /// `vma[i].hugetlb_private`, `hugetlb` (the pool counters), `locked_vm`, `page[p].res`, `page[p].content`.
+    /// `vma[i].hugetlb_private`, `vma[i].anon_huge`, `hugetlb` (the pool counters), `locked_vm`, `page[p].res`, `page[p].content`.
     pub field: String,
     pub expected: String,
     pub observed: String,
@@ -382,6 +388,7 @@ pub fn compare(expect: &Expect, obs: &Observation) -> Verdict {
                 ("locked", a.locked, o.locked),
                 ("hugetlb_shared", a.hugetlb_shared, o.hugetlb_shared),
                 ("hugetlb_private", a.hugetlb_private, o.hugetlb_private),
+                ("anon_huge", a.anon_huge, o.anon_huge),
             ] {
                 if !c.contains(v) {
                     diff(format!("vma[{i}].{name}"), c.to_string(), v.to_string());

@@ -12,6 +12,7 @@ use crate::program::{ArenaGeometry, PidfdTarget, Program, Step, StepId};
 impl Machine {
     pub(crate) fn run_step(&mut self, model: &KernelModel, step: &Step) -> Result<StepOut, Unsupported> {
         let out = self.run_step_inner(model, step)?;
+        self.thp_fixup();
         match self.unknown.take() {
             Some(why) => Err(why),
             None => Ok(out),
@@ -76,6 +77,9 @@ impl Machine {
                                 move, still diverge from 6.18)"
                         .into());
                 }
+                if self.touches_thp(page as i64, (page + pages) as i64) {
+                    return Err("mremap of a THP (move_huge_pmd) is not modelled".into());
+                }
                 if model.mlock_limit_pages.is_some() && self.vmas.iter().any(|v| v.flags & vmf::LOCKED != 0) {
                     // Growing a VM_LOCKED VMA checks mlock_future_ok on the delta (EAGAIN) at a point of
                     // the 6.17+ checks the model does not place [S 6.12 mm/mremap.c:vma_to_resize]. (What
@@ -136,7 +140,7 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
             (Some(why), _) => Some(why.clone()),
             (None, 0) => Some(format!(
                 "hugetlb: the {} kB huge page of this kernel does not fit the {}-page arena (or there is no hugetlbfs)",
-                model.facts.hugepage_kb, arena.max_pages
+                model.facts.hugepage_kb, crate::program::HUGETLB_ARENA_PAGES
             )),
             _ => None,
         };
@@ -156,8 +160,14 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
     for (si, step) in prog.steps.iter().enumerate() {
         let id = StepId { step: si as u32, child: None };
         match (step, &mut live) {
+            (Step::ForkLive, Live::None) if m.holds_thp() => {
+                out.push((id, Expect::Unsupported(FORK_THP.into())));
+                return out;
+            }
             (Step::ForkLive, Live::None) => {
-                let c = m.fork_live();
+                m.forked = true;
+                let mut c = m.fork_live();
+                c.forked = true;
                 out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
                 out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
                 live = Live::Alive(Box::new(c));
@@ -235,7 +245,13 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
             _ => {}
         }
         if let Step::Fork { child } = step {
+            if m.holds_thp() {
+                out.push((id, Expect::Unsupported(FORK_THP.into())));
+                return out;
+            }
+            m.forked = true;
             let mut c = m.fork_child();
+            c.forked = true;
             out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
             for (ci, cs) in child.iter().enumerate() {
                 let cid = StepId { step: si as u32, child: Some(ci as u32 + 1) };
@@ -289,6 +305,10 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
     }
     out
 }
+
+/// copy_huge_pmd shares a PMD THP with the child, and a write on either side splits the PMD and copies
+/// one page (do_huge_pmd_wp_page); none of it is modelled yet.
+const FORK_THP: &str = "fork of a process that maps a THP is not modelled";
 
 /// The live child of `simulate`, if any.
 enum Live {

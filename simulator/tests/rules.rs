@@ -999,3 +999,52 @@ fn process_madvise_self_invalid_advice_with_nothing_to_walk_on_7_3() {
     f.version = (7, 3, 4);
     assert_eq!(last(&KernelModel::from_facts(f), &p).0, "EINVAL");
 }
+
+/// PMD THP rules: (ret, AnonHugePages of each VMA, number of shared-zero-page PTEs) after the last step.
+/// The arena is two 512-page PMD ranges of 4K pages in THP mode madvise.
+fn thp_last(profile: &str, steps: &str) -> (String, Vec<u64>, usize) {
+    let m = model(profile);
+    let p = prog(&format!(
+        r#"{{"arena_pages":1088,"maps":[{{"page":0,"pages":1024,"prot":"rw-","kind":"anon_private"}}],"steps":[{steps}]}}"#
+    ));
+    let out = simulator::simulate(&m, &ARENA, &p);
+    let Some((_, exp)) = out.last() else { panic!("no points") };
+    let a = match exp {
+        Expect::Allowed(a) => a,
+        Expect::Unsupported(w) => return ("unsupported".into(), vec![], w.len()),
+    };
+    let ret = a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|");
+    let zero = a.pages.iter().filter(|alts| alts[0].res == Residency::ZeroPage).count();
+    (ret, a.vmas.iter().map(|v| v.anon_huge.hi).collect(), zero)
+}
+
+const HUGE: &str = r#"{"op":"madvise","page":0,"len_pages":1024,"advice":"HUGEPAGE"}"#;
+
+#[rstest]
+// A write fault maps a THP; without VM_HUGEPAGE in madvise mode it is 4K.
+#[case::write_maps_thp("6.18", &format!(r#"{HUGE},{{"op":"write","page":5,"fill":7}}"#), "0", vec![512], 0)]
+#[case::no_hugepage_is_4k("6.18", r#"{"op":"write","page":5,"fill":7}"#, "0", vec![0], 0)]
+// split_folio maps zero-filled subpages to the shared zero page from 6.12, not on 6.1.
+#[case::split_zero_remap_6_12("6.12", &format!(r#"{HUGE},{{"op":"write","page":0,"fill":7}},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}}"#), "0", vec![0], 511)]
+#[case::split_keeps_subpages_6_1("6.1", &format!(r#"{HUGE},{{"op":"write","page":0,"fill":7}},{{"op":"madvise","page":1,"len_pages":1,"advice":"FREE"}}"#), "0", vec![0], 0)]
+// COLLAPSE of a table of zero pages: 6.18 collapses it, 6.12 and 6.1 refuse it (SCAN_PAGE_RO).
+#[case::collapse_zero_pages_6_18("6.18", r#"{"op":"write","page":0,"fill":7},{"op":"read","page":1},{"op":"madvise","page":0,"len_pages":1,"advice":"DONTNEED"},{"op":"madvise","page":0,"len_pages":512,"advice":"COLLAPSE"}"#, "0", vec![512], 0)]
+#[case::collapse_zero_pages_6_12("6.12", r#"{"op":"write","page":0,"fill":7},{"op":"read","page":1},{"op":"madvise","page":0,"len_pages":1,"advice":"DONTNEED"},{"op":"madvise","page":0,"len_pages":512,"advice":"COLLAPSE"}"#, "EINVAL", vec![0], 1)]
+#[case::collapse_zero_pages_6_1("6.1", r#"{"op":"write","page":0,"fill":7},{"op":"read","page":1},{"op":"madvise","page":0,"len_pages":1,"advice":"DONTNEED"},{"op":"madvise","page":0,"len_pages":512,"advice":"COLLAPSE"}"#, "EINVAL", vec![0], 1)]
+// COLLAPSE exists from 6.1: 4.5 does not know the advice.
+#[case::collapse_unknown_on_4_5("4.5", r#"{"op":"write","page":0,"fill":7},{"op":"madvise","page":0,"len_pages":512,"advice":"COLLAPSE"}"#, "EINVAL", vec![0], 0)]
+// DONTNEED of a whole table frees it (PT_RECLAIM, 6.14+ x86_64), so COLLAPSE then finds no table.
+#[case::pt_reclaim_6_18("6.18", r#"{"op":"write","page":0,"fill":7},{"op":"madvise","page":0,"len_pages":512,"advice":"DONTNEED"},{"op":"madvise","page":0,"len_pages":512,"advice":"COLLAPSE"}"#, "EINVAL", vec![0], 0)]
+#[case::no_pt_reclaim_6_12("6.12", r#"{"op":"write","page":0,"fill":7},{"op":"madvise","page":0,"len_pages":1,"advice":"DONTNEED"},{"op":"write","page":0,"fill":7},{"op":"madvise","page":0,"len_pages":512,"advice":"COLLAPSE"}"#, "0", vec![512], 0)]
+fn thp_rule(#[case] profile: &str, #[case] steps: &str, #[case] ret: &str, #[case] anon_huge: Vec<u64>, #[case] zero: usize) {
+    assert_eq!(thp_last(profile, steps), (ret.to_string(), anon_huge, zero));
+}
+
+/// A write on the huge zero page is only verified on 6.18 (a THP); older kernels answer Unsupported.
+#[rstest]
+#[case("6.18", false)]
+#[case("6.12", true)]
+fn write_on_huge_zero_page_per_version(#[case] profile: &str, #[case] unsupported: bool) {
+    let (ret, _, _) = thp_last(profile, &format!(r#"{HUGE},{{"op":"read","page":0}},{{"op":"write","page":3,"fill":4}}"#));
+    assert_eq!(ret == "unsupported", unsupported, "{ret}");
+}

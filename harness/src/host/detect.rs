@@ -73,9 +73,14 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         .and_then(|s| s.trim().parse::<u64>().ok())
         .map(|b| b / page_size)
         .filter(|&n| n > 0);
+    let thp_use_zero_page = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/use_zero_page")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok())
+        .map(|v| v != 0);
     Ok(KernelFacts {
         hugepage_kb,
         pmd_pages,
+        thp_use_zero_page,
         hugetlb_unavailable: None,
         memlock_limit,
         cap_ipc_lock,

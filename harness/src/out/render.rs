@@ -186,6 +186,9 @@ pub fn ruler_allowed(vmas: &[VmaAllowed], pages: &[Vec<PageObs>]) -> String {
         if v.hugetlb_shared.hi + v.hugetlb_private.hi > 0 {
             let _ = writeln!(out, "      hugetlb shared={} private={}", count(v.hugetlb_shared), count(v.hugetlb_private));
         }
+        if v.anon_huge.hi > 0 {
+            let _ = writeln!(out, "      AnonHugePages={}", count(v.anon_huge));
+        }
     }
     if vmas.is_empty() {
         out.push_str("  (no VMAs)\n");
@@ -369,6 +372,7 @@ mod tests {
             locked: 0,
             hugetlb_shared: 0,
             hugetlb_private: 0,
+            anon_huge: 0,
         }
     }
 
@@ -406,6 +410,7 @@ mod tests {
             locked: Count::exact(0),
             hugetlb_shared: Count::exact(0),
             hugetlb_private: Count::exact(0),
+            anon_huge: Count::exact(0),
         };
         let pages = vec![vec![PageObs::ABSENT], vec![PageObs::ABSENT, PageObs { res: Residency::Present, content: Some(Content::Zero) }]];
         let r = ruler_allowed(&[v], &pages);

@@ -191,6 +191,7 @@ impl Machine {
                     return Ok(());
                 }
                 self.zap(s, e);
+                self.reclaim_empty_tables(model, s, e);
                 return Ok(());
             }
             Advice::Free => {
@@ -215,6 +216,10 @@ impl Machine {
                 // madvise_free_pte_range; mm/memory.c:zap_present_folio_ptes; T 6.18.44, case
                 // free_on_page_shared_with_live_child]. The other process's PTE stays dirty, so only
                 // this side shows LazyFree (smaps_account needs a clean PTE).
+                if let Err(why) = self.thp_lru_advice(model, s, e, adv) {
+                    self.unknown.get_or_insert(why);
+                    return Ok(());
+                }
                 for p in s..e {
                     if let Pte::Anon { content, shared, folio, pgdirty, .. } = self.pte(p) {
                         // A PG_dirty folio must be mapped once to be cleaned and freed; a shared one is
@@ -236,12 +241,17 @@ impl Machine {
                     return Err(Errno::EINVAL);
                 }
                 self.zap(s, e);
+                self.reclaim_empty_tables(model, s, e);
                 return Ok(());
             }
             Advice::Cold | Advice::Pageout => {
                 // can_madv_lru_vma [S 6.12 mm/madvise.c].
                 if v.flags & (vmf::LOCKED | vmf::PFNMAP | vmf::HUGETLB) != 0 {
                     return Err(Errno::EINVAL);
+                }
+                if let Err(why) = self.thp_lru_advice(model, s, e, adv) {
+                    self.unknown.get_or_insert(why);
+                    return Ok(());
                 }
                 self.pageout(i, s, e, adv == Advice::Pageout);
                 // Otherwise COLD only deactivates pages and clears young bits: nothing a process can
@@ -252,7 +262,7 @@ impl Machine {
                 // ≤6.8: per VMA inside the walk [S 6.1 mm/madvise.c:madvise_populate].
                 return self.populate_vma(model, i, s, e, adv == Advice::PopulateWrite);
             }
-            Advice::Collapse => return self.madvise_collapse(model, &v),
+            Advice::Collapse => return self.madvise_collapse(model, &v, s, e),
             Advice::GuardInstall | Advice::GuardRemove => return self.guard(model, adv, i, s, e),
             Advice::Hugepage | Advice::Nohugepage => nf = hugepage_madvise(adv, nf),
             Advice::Mergeable | Advice::Unmergeable => match self.ksm_madvise(model, adv, nf) {
@@ -330,6 +340,10 @@ impl Machine {
         }
         if !model.guard_any_vma && (v.obj.is_some() || v.flags & vmf::SHARED != 0 || v.flags & vmf::MAYWRITE == 0) {
             return Err(Errno::EINVAL);
+        }
+        if install && self.touches_thp(s, e) {
+            self.unknown.get_or_insert_with(|| "GUARD_INSTALL over a THP is not modelled".into());
+            return Ok(());
         }
         if !install {
             for p in s..e {

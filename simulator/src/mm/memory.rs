@@ -44,8 +44,9 @@ impl Machine {
             return;
         }
         if v.obj.is_none() {
-            self.check_thp(model, &v);
-            self.set_pte(page, Pte::Zero);
+            if !self.thp_fault(model, i, page, false, None) {
+                self.set_pte(page, Pte::Zero);
+            }
             return;
         }
         self.fault_around(model, i, page);
@@ -90,6 +91,12 @@ impl Machine {
             }
             return;
         }
+        if v.obj.is_none()
+            && (self.pte(page) == Pte::None || (self.pte(page) == Pte::Zero && self.huge_zero_at(page)))
+            && self.thp_fault(model, i, page, true, data)
+        {
+            return;
+        }
         // Private: a private anonymous page, COW-copied from whatever was mapped (zero page, page-cache
         // page) or from the file [S mm/memory.c:do_anonymous_page, do_cow_fault, wp_page_copy].
         let old = match self.pte(page) {
@@ -106,9 +113,6 @@ impl Machine {
                 }
             },
         };
-        if v.obj.is_none() {
-            self.check_thp(model, &v);
-        }
         self.anon_vma_prepare(model, i);
         // A write to an exclusive anonymous page changes it in place (a writable PTE does not fault; a
         // write-protected one left over from fork is reused once the folio's refcount is 1), so the folio
@@ -129,6 +133,7 @@ impl Machine {
     /// zap_page_range_single: drop the PTEs of [s, e) but keep guard markers, which only munmap (or
     /// GUARD_REMOVE) drops [S 6.18 mm/memory.c:zap_nonpresent_ptes; T spec §5 GUARD_INSTALL].
     pub(crate) fn zap(&mut self, s: i64, e: i64) {
+        self.zap_thps(s, e);
         for p in s.max(0)..e.min(self.arena_pages as i64) {
             if self.pte(p) != Pte::Guard {
                 self.set_pte(p, Pte::None);
@@ -136,10 +141,30 @@ impl Machine {
         }
     }
 
+    /// After a DONTNEED zap of [s, e): a PTE table whose whole PMD range lies inside [s, e) and which is
+    /// now empty (no page, no guard marker) is freed (`KernelModel::dontneed_reclaims_pte_tables`).
+    pub(crate) fn reclaim_empty_tables(&mut self, model: &KernelModel, s: i64, e: i64) {
+        if !model.dontneed_reclaims_pte_tables || s >= e {
+            return;
+        }
+        let pmd = self.ptrs();
+        let mut h = self.pmd_start(s + pmd - 1);
+        while h + pmd <= e {
+            if h >= 0 && h + pmd <= self.arena_pages as i64 && (h..h + pmd).all(|p| self.pte(p) == Pte::None) {
+                let t = self.table_of(h);
+                if self.pte_tables[t].is_some() {
+                    self.pte_tables[t] = Some(false);
+                }
+            }
+            h += pmd;
+        }
+    }
+
     /// Unmapping: every entry goes, guard markers too (munmap frees the page tables of the range; only
     /// zaps keep markers) [S 6.18 mm/vma.c:vms_clear_ptes → unmap_vmas with a NULL zap_details;
     /// mm/memory.c:zap_nonpresent_ptes; T spec §5 GUARD_INSTALL "munmap removes them"].
     pub(crate) fn clear_ptes(&mut self, s: i64, e: i64) {
+        self.zap_thps(s, e);
         for p in s.max(0)..e.min(self.arena_pages as i64) {
             self.set_pte(p, Pte::None);
         }

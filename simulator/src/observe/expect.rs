@@ -16,7 +16,7 @@ impl Machine {
         // smaps per VMA: Rss counts present normal pages (not the zero page, not guard markers), Anonymous
         // the anonymous ones, Pss divides by the mapcount, Locked is Pss on a VM_LOCKED VMA
         // [S 6.18 fs/proc/task_mmu.c:smaps_pte_entry, smaps_account, __show_smap; T spec §6.2].
-        for v in &self.vmas {
+        for (vi, v) in self.vmas.iter().enumerate() {
             let (mut rss, mut anon, mut lazy) = (0u64, 0u64, 0u64);
             let mut pss_bytes = 0u128;
             let (mut ht_shared, mut ht_private) = (0u64, 0u64);
@@ -110,6 +110,7 @@ impl Machine {
                 locked: Count::exact(locked),
                 hugetlb_shared: Count::exact(ht_shared),
                 hugetlb_private: Count::exact(ht_private),
+                anon_huge: Count::exact(self.anon_huge_pages(vi)),
             });
         }
         // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with
@@ -119,6 +120,11 @@ impl Machine {
                 let one = match (self.pte(p), self.vma_at(p)) {
                     (Pte::None, _) | (_, None) => PageObs::ABSENT,
                     (Pte::Guard, Some(_)) => PageObs { res: Residency::Swap, content: None },
+                    // The huge zero page is present with its own PFNs, not the shared zero page's
+                    // [S 6.18 fs/proc/task_mmu.c:pagemap_pmd_range; T 6.18 probe].
+                    (Pte::Zero, Some(_)) if self.huge_zero_at(p) => {
+                        PageObs { res: Residency::Present, content: Some(Content::Zero) }
+                    }
                     (Pte::Zero, Some(_)) => PageObs {
                         res: if model.zero_page_visible { Residency::ZeroPage } else { Residency::Present },
                         content: Some(Content::Zero),

@@ -96,9 +96,16 @@ pub const RULES: &[Rule] = &[
     Rule {
         why: Why::Scope,
         when: |c| c.adv(&[Collapse]) && (c.err(Errno::EAGAIN) || c.err(Errno::EBUSY)),
-        reason: "COLLAPSE fails transiently (EAGAIN) or on a memcg charge (EBUSY) only on a VMA that holds a \
-                 PMD, which no scenario maps (README: COLLAPSE on such a VMA is a known gap)",
+        reason: "COLLAPSE fails transiently (EAGAIN: a page locked, pinned or off the LRU) or on a memcg charge \
+                 (EBUSY) only under conditions madcheck does not set up (other threads, GUP pins, memcg limits)",
         cite: "S 6.18 mm/khugepaged.c:madvise_collapse",
+    },
+    Rule {
+        why: Why::Scope,
+        when: |c| c.adv(&[Collapse]) && matches!(c.kind.at, At::AfterFork) && c.outcome == Ret::Ok,
+        reason: "COLLAPSE succeeds only on a VMA holding an aligned PMD; only the THP generator maps one, and it \
+                 does not fork (fork of a process mapping a THP is not modelled)",
+        cite: "simulator mm/khugepaged.rs, simulate.rs FORK_THP; cases/src/generate.rs mod thp",
     },
     Rule {
         why: Why::Never,
@@ -175,6 +182,16 @@ pub const RULES: &[Rule] = &[
         cite: "spec §5 GUARD_INSTALL (662df3e5c376); simulator/src/kernel.rs guard_regions",
     },
 ];
+
+/// Can MADV_COLLAPSE return 0 on a VMA of this shape in some scenario madcheck runs?
+fn collapse_may_succeed(s: &Shape, m: &KernelModel) -> bool {
+    m.collapse
+        && s.backing == Backing::AnonPrivate
+        && !s.locked
+        && !s.guard
+        && !s.sealed
+        && (s.access == Access::RW || m.collapse_needs_writable_pte == Some(false))
+}
 
 /// A per-VMA outcome of one advice, in the kernel's check order.
 pub struct VmaRule {
@@ -299,12 +316,24 @@ pub const VMA_RULES: &[VmaRule] = &[
         advice: &[Collapse],
         errno: Errno::EINVAL,
         always: true,
-        on: |_, _| true,
+        on: |s, m| !collapse_may_succeed(s, m),
         first_only: false,
         why: Why::Scope,
-        reason: "COLLAPSE on a VMA that cannot hold an aligned PMD is EINVAL, and no scenario maps one that can \
-                 (README: COLLAPSE on a PMD-sized VMA is a known gap)",
-        cite: "S 6.12 mm/khugepaged.c:madvise_collapse, mm/huge_memory.c:__thp_vma_allowable_orders",
+        reason: "COLLAPSE succeeds only on a VMA that holds an aligned PMD; scenarios map such VMAs only as plain \
+                 private anonymous memory (the THP generator: no mlock, guard markers or mseal there), file and \
+                 shmem collapse is not modelled, and up to 6.12 a range without a writable PTE fails (SCAN_PAGE_RO)",
+        cite: "S 6.12 mm/khugepaged.c:madvise_collapse, hpage_collapse_scan_pmd; simulator mm/khugepaged.rs",
+    },
+    VmaRule {
+        advice: &[Collapse],
+        errno: Errno::EINVAL,
+        always: false,
+        on: |s, m| collapse_may_succeed(s, m),
+        first_only: false,
+        why: Why::ThisKernel,
+        reason: "COLLAPSE is EINVAL on a VMA too small for a PMD, without an anon_vma, for a range inside one PMD \
+                 range, or when a PMD range has no page table",
+        cite: "S 6.12 mm/khugepaged.c:madvise_collapse, madvise_collapse_errno; T 6.18 cases collapse_*",
     },
     VmaRule {
         advice: &[GuardInstall],
