@@ -106,7 +106,7 @@ pub struct Outcome {
 }
 
 pub fn usage() -> &'static str {
-    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64|powerpc64le|s390x]\n\
+    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64|powerpc64le|s390x|riscv64]\n\
      \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
      \x20                      [--files ext4|tmpfs] [--case FILE]\n\
      \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]\n\
@@ -203,8 +203,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         spec.generate = 0;
     }
     if let Some(a) = &spec.arch {
-        if !["x86_64", "aarch64", "powerpc64le", "s390x"].contains(&a.as_str()) {
-            return Err(format!("--arch: {a:?} is not x86_64, aarch64, powerpc64le or s390x"));
+        if !["x86_64", "aarch64", "powerpc64le", "s390x", "riscv64"].contains(&a.as_str()) {
+            return Err(format!("--arch: {a:?} is not x86_64, aarch64, powerpc64le, s390x or riscv64"));
         }
     }
     let p = match prepare(&spec) {
@@ -294,7 +294,20 @@ pub fn ensure_tools(arch: &str) -> Result<(), String> {
     if !qemu_pkgs.is_empty() {
         crate::debian::install(&qemu_pkgs, true)?;
     }
+    if arch == "riscv64" && riscv_firmware().is_none() {
+        // Debian's qemu does not bundle OpenSBI; the `opensbi` package holds the generic fw_dynamic.
+        crate::debian::install(&["opensbi"], true)?;
+        riscv_firmware().ok_or("riscv64: no OpenSBI firmware (fw_dynamic.bin) after installing opensbi")?;
+    }
     Ok(())
+}
+
+/// OpenSBI's generic `fw_dynamic.bin` for `-M virt -bios`: qemu's own copy, or Debian's `opensbi` package.
+fn riscv_firmware() -> Option<PathBuf> {
+    ["/usr/share/qemu/opensbi-riscv64-generic-fw_dynamic.bin", "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// (qemu binary, Debian package holding it) for an architecture.
@@ -303,6 +316,7 @@ pub fn qemu_binary(arch: &str) -> (&'static str, &'static str) {
         "aarch64" => ("qemu-system-aarch64", "qemu-system-arm"),
         "powerpc64le" => ("qemu-system-ppc64", "qemu-system-ppc"),
         "s390x" => ("qemu-system-s390x", "qemu-system-s390x"),
+        "riscv64" => ("qemu-system-riscv64", "qemu-system-misc"),
         _ => ("qemu-system-x86_64", "qemu-system-x86"),
     }
 }
@@ -448,21 +462,24 @@ pub fn rust_arch(deb_arch: &str) -> Result<String, String> {
         "arm64" => "aarch64",
         "ppc64el" => "powerpc64le",
         "s390x" => "s390x",
-        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64, aarch64, powerpc64le and s390x")),
+        "riscv64" => "riscv64",
+        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64, aarch64, powerpc64le, s390x and riscv64")),
     }
     .to_string())
 }
 
 /// The Rust target of the static /init. rustup has no powerpc64le musl std for this toolchain (its
 /// download answers 404) and s390x has no musl target at all, so both are glibc targets linked with
-/// `crt-static` (see [`build_static`]).
+/// `crt-static` (see [`build_static`]); riscv64 (`riscv64gc`) is built the same way, with Debian's cross
+/// gcc, as its musl target cannot make a static-pie either.
 pub fn rust_target(arch: &str) -> String {
-    if gnu_static(arch) { format!("{arch}-unknown-linux-gnu") } else { format!("{arch}-unknown-linux-musl") }
+    let triple_arch = if arch == "riscv64" { "riscv64gc" } else { arch };
+    if gnu_static(arch) { format!("{triple_arch}-unknown-linux-gnu") } else { format!("{triple_arch}-unknown-linux-musl") }
 }
 
 /// The architectures whose static /init is a glibc binary (cross gcc + Debian's `libc6-dev-*-cross`).
 fn gnu_static(arch: &str) -> bool {
-    matches!(arch, "powerpc64le" | "s390x")
+    matches!(arch, "powerpc64le" | "s390x" | "riscv64")
 }
 
 /// Where a static non-PIE glibc /init is linked: 4 GiB, above the scenario arena (0x10000000, up to
@@ -475,6 +492,7 @@ pub const GNU_TEXT_SEGMENT: u64 = 0x1_0000_0000;
 fn cross_gcc(arch: &str) -> (&'static str, [&'static str; 2]) {
     match arch {
         "powerpc64le" => ("powerpc64le-linux-gnu-gcc", ["gcc-powerpc64le-linux-gnu", "libc6-dev-ppc64el-cross"]),
+        "riscv64" => ("riscv64-linux-gnu-gcc", ["gcc-riscv64-linux-gnu", "libc6-dev-riscv64-cross"]),
         _ => ("s390x-linux-gnu-gcc", ["gcc-s390x-linux-gnu", "libc6-dev-s390x-cross"]),
     }
 }
@@ -805,6 +823,15 @@ pub fn qemu_command(p: &Prepared) -> Command {
         c = Command::new("qemu-system-s390x");
         c.args(["-M", "s390-ccw-virtio", "-cpu", "max"]);
         append.insert(0, "console=ttysclp0".into());
+        append.push("madcheck.exit=poweroff".into());
+    } else if p.arch == "riscv64" {
+        // virt with OpenSBI as firmware (qemu's copy or Debian's `opensbi` package): the
+        // 16550 console ttyS0; power-off goes through SBI's system reset, qemu exits 0, so the console
+        // line is the verdict, as on ppc64 and s390x.
+        c = Command::new("qemu-system-riscv64");
+        c.args(["-M", "virt", "-cpu", "rv64"]);
+        c.arg("-bios").arg(riscv_firmware().unwrap_or_else(|| PathBuf::from("default")));
+        append.insert(0, "console=ttyS0".into());
         append.push("madcheck.exit=poweroff".into());
     } else {
         c = Command::new("qemu-system-aarch64");
