@@ -573,11 +573,26 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
         let label = path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel").to_string();
         (label, arch, path.to_path_buf(), spec.config.clone(), None)
     } else {
-        let k = crate::debian::resolve(&spec.kernel, spec.arch.as_deref())?;
+        let mut k = crate::debian::resolve(&spec.kernel, spec.arch.as_deref())?;
         let arch = rust_arch(&k.arch)?;
         ensure_tools(&arch)?;
         eprintln!("xtask qemu: {} {} ({}, {})", k.name, k.version, k.suite, k.arch);
-        let b = crate::debian::bootable(&k)?;
+        // An alias (`newest`, `7.2-64k`) falls back to the other suites when the one it resolved to
+        // lists a package its pool does not serve; a package name or a release never does.
+        let mut excluded: Vec<String> = Vec::new();
+        let b = loop {
+            match crate::debian::bootable(&k) {
+                Ok(b) => break b,
+                Err(e) if crate::debian::is_alias(&spec.kernel) && excluded.len() < 3 => {
+                    excluded.push(k.suite.clone());
+                    let next = crate::debian::resolve_excluding(&spec.kernel, spec.arch.as_deref(), &excluded)
+                        .map_err(|e2| format!("{e}; and without {}: {e2}", excluded.join(", ")))?;
+                    eprintln!("xtask qemu: warning: {} ({}): {e}; trying {} ({}) instead", k.name, k.suite, next.name, next.suite);
+                    k = next;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let (root, vmlinuz, config) = (b.root.clone(), b.vmlinuz.clone(), b.config.clone());
         let mut image = vmlinuz.clone();
         if arch == "x86_64" {
