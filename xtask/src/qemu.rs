@@ -856,7 +856,11 @@ pub fn qemu_command(p: &Prepared) -> Command {
         append.push("madcheck.exit=semihost".into());
     }
     append.extend(s.append.iter().cloned());
-    c.args(["-m", &s.memory_mib.to_string(), "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]);
+    // 64K pages: the hugetlb pool a run holds is 256 MiB (4,096 base pages, simulator::observe::
+    // pool_free_unreserved), and an arena of up to 8,192 pages is 512 MiB; 1 GiB would leave the kernel
+    // too little, so a 64K-page guest gets at least 2 GiB (qemu allocates it lazily on the host).
+    let memory_mib = if p.label.ends_with("-64k") { s.memory_mib.max(2048) } else { s.memory_mib };
+    c.args(["-m", &memory_mib.to_string(), "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]);
     c.arg("-kernel").arg(&p.image).arg("-initrd").arg(&p.initrd).arg("-append").arg(append.join(" "));
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
