@@ -488,6 +488,17 @@ fn gnu_static(arch: &str) -> bool {
 /// ppc64, 0x1000000 on s390x) are on or below the arena.
 pub const GNU_TEXT_SEGMENT: u64 = 0x1_0000_0000;
 
+/// riscv64's static glibc start files (crtbegin.o) address symbols with `lui` (R_RISCV_HI20, ±2 GiB),
+/// so linked at 4 GiB the link fails ("relocation truncated to fit: R_RISCV_HI20 against
+/// `__TMC_LIST__'"); 1 GiB is below that and above the arena (riscv64 has 4K pages only: 0x10000000
+/// plus at most 8,192 pages is 0x12000000).
+pub const RISCV_TEXT_SEGMENT: u64 = 0x4000_0000;
+
+/// Where the static glibc /init of `arch` is linked.
+fn text_segment(arch: &str) -> u64 {
+    if arch == "riscv64" { RISCV_TEXT_SEGMENT } else { GNU_TEXT_SEGMENT }
+}
+
 /// (cross gcc, Debian packages for it) of a glibc-static architecture.
 fn cross_gcc(arch: &str) -> (&'static str, [&'static str; 2]) {
     match arch {
@@ -538,7 +549,7 @@ pub fn build_static(arch: &str) -> Result<PathBuf, String> {
         c.env(format!("CARGO_TARGET_{var}_LINKER"), gcc);
         c.env(
             format!("CARGO_TARGET_{var}_RUSTFLAGS"),
-            format!("-C target-feature=+crt-static -C link-arg=-Wl,-Ttext-segment={GNU_TEXT_SEGMENT:#x}"),
+            format!("-C target-feature=+crt-static -C link-arg=-Wl,-Ttext-segment={:#x}", text_segment(arch)),
         );
     }
     let rc = util::status(c)?;
