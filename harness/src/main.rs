@@ -180,7 +180,7 @@ fn hugetlb_pool_within(model: &mut KernelModel, wait: Duration) -> harness::host
     if model.hugetlb_pages == 0 {
         return harness::host::hugepool::HugePool::default();
     }
-    let (pool, why) = harness::host::hugepool::HugePool::prepare_within(harness::host::hugepool::WANT_UNRESERVED, wait);
+    let (pool, why) = harness::host::hugepool::HugePool::prepare_within(harness::host::hugepool::want_unreserved(model.hugetlb_pages), wait);
     for line in &pool.restored {
         eprintln!("madcheck: {line}");
     }

@@ -431,7 +431,7 @@ fn main() {
         .unwrap_or_default();
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     // The hugetlb cases need a few free huge pages; the guard puts vm.nr_hugepages back when dropped.
-    let (pool, why) = harness::host::hugepool::HugePool::prepare(harness::host::hugepool::WANT_UNRESERVED);
+    let (pool, why) = harness::host::hugepool::HugePool::prepare(harness::host::hugepool::want_unreserved_here());
     let _ = HUGETLB_UNAVAILABLE.set(why);
     type Test = (&'static str, Box<dyn Fn()>);
     let tests: Vec<Test> = vec![

@@ -151,10 +151,27 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-/// Free, unreserved huge pages every hugetlb scenario can count on when it starts: the run raises
-/// `vm.nr_hugepages` to make sure (harness `hugepool`), in a guest before every hugetlb scenario. Past
-/// that an allocation may fail, which the model answers as unsupported.
+/// Free, unreserved huge pages every hugetlb scenario can count on when it starts, with 2 MiB huge
+/// pages of 512 base pages (4K pages): the run raises `vm.nr_hugepages` to make sure (harness
+/// `hugepool`), in a guest before every hugetlb scenario. Past that an allocation may fail, which the
+/// model answers as unsupported. Other huge page sizes: [`pool_free_unreserved`].
 pub const POOL_FREE_UNRESERVED: i64 = 8;
+
+/// Base pages per huge page the generator and the named cases are written for (2 MiB on 4K pages).
+pub const POOL_UNIT_PAGES: u64 = 512;
+
+/// Free, unreserved huge pages a run needs when a huge page is `hugetlb_pages` base pages. Scenarios
+/// are in base pages, so the same hugetlb layout of 512-page slots takes `512 / hugetlb_pages` times as
+/// many smaller huge pages: with 64K pages and 2 MiB huge pages (ppc64 radix, 32 base pages) a 512-page
+/// private mapping reserves 16 of them at mmap, and a pool of 8 answered ENOMEM [S 7.2 mm/hugetlb.c:
+/// hugetlb_reserve_pages, hugetlb_acct_memory]. The pool is therefore `POOL_FREE_UNRESERVED × 512`
+/// base pages of huge memory (16 MiB on 4K pages, 256 MiB on 64K), never fewer than 8 huge pages.
+pub fn pool_free_unreserved(hugetlb_pages: u64) -> i64 {
+    if hugetlb_pages == 0 || hugetlb_pages >= POOL_UNIT_PAGES {
+        return POOL_FREE_UNRESERVED;
+    }
+    POOL_FREE_UNRESERVED * POOL_UNIT_PAGES.div_ceil(hugetlb_pages) as i64
+}
 
 /// The hugetlb pool counters of /proc/meminfo (`HugePages_Free`, `HugePages_Rsvd`, `HugePages_Surp`, in
 /// huge pages), as the change since the scenario started. Observed only by programs that use hugetlb.

@@ -14,6 +14,12 @@
 //! `cargo xtask bless --recorded target/qemu/goldens/<kernel>` records from an earlier boot's saved output
 //! without booting again.
 //!
+//! `cargo xtask bless --guests` records every guest profile of the default matrix (`matrix::
+//! DEFAULT_KERNELS`: x86_64 and arm64 6.1 and 6.12, arm64 6.12-16K, and the newest kernel of each
+//! architecture), one boot after another, then checks everything once; `--guests=arch:kernel,...` records
+//! a subset (the `--kernels` syntax of `cargo xtask matrix`). This is the one command that re-records the
+//! guests' goldens after new named cases were added.
+//!
 //! Bless also records the profile's expected unsupported set, `golden/snapshots/<profile>/unsupported.json`
 //! (see `harness::run::unsupported`): on the host from the default suite (10,000 scenarios of seed 1 and
 //! the corpus), for `--kernel` from the guest's run (the corpus and 300 scenarios of seed 1, the reduced
@@ -59,6 +65,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let mut rest = Vec::new();
     let mut recorded_dir = None;
     let mut unsupported_from = None;
+    let mut guests: Option<Vec<(String, String)>> = None;
     let mut flags = crate::args::Flags::new(args);
     while let Some(f) = flags.next() {
         match f.name {
@@ -67,6 +74,12 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--files" => files = Some(flags.value(&f)?),
             "--no-build" => build = false,
             "--unsupported-from" => unsupported_from = Some(PathBuf::from(flags.value(&f)?)),
+            // `--guests`: the default matrix's guests; `--guests=arch:kernel,...`: a subset, as `matrix
+            // --kernels`.
+            "--guests" if f.raw.contains('=') => guests = Some(crate::matrix::parse_kernels(&flags.value(&f)?)?),
+            "--guests" => {
+                guests = Some(crate::matrix::DEFAULT_KERNELS.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect());
+            }
             "--recorded" => {
                 let d = PathBuf::from(flags.value(&f)?);
                 // The golden test runs in harness/; make the directory absolute.
@@ -77,6 +90,9 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     }
     if let Some(r) = unsupported_from {
         return record_unsupported(&r).map(|_| 0);
+    }
+    if let Some(list) = guests {
+        return bless_guests(&list, build, &rest);
     }
     let host = kernel.is_none() && recorded_dir.is_none();
     let recorded = match kernel {
@@ -120,6 +136,38 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "xtask bless: the goldens are recorded, but the check still fails (exit {rc}): where the simulator's golden \
              differs from the host's, the model is wrong for that case; fix the model (or list the case in the report)"
         );
+    }
+    Ok(rc)
+}
+
+/// Record the goldens of every kernel in `list` (arch, kernel), one boot at a time, each written with its
+/// own golden test run; then check all profiles once. A kernel that cannot be recorded is reported and
+/// the others still are; the exit code is 1 if any failed.
+fn bless_guests(list: &[(String, String)], build: bool, rest: &[String]) -> Result<i32, String> {
+    let mut failed = Vec::new();
+    let mut built = std::collections::BTreeSet::new();
+    for (arch, k) in list {
+        eprintln!("xtask bless: recording {arch} {k}");
+        let b = build && built.insert(arch.clone());
+        let r = record_guest(k, Some(arch.clone()), None, b).and_then(|(dir, report)| {
+            record_unsupported(&report)?;
+            match golden_test(true, Some(&dir), rest)? {
+                0 => Ok(()),
+                rc => Err(format!("recording failed (exit {rc})")),
+            }
+        });
+        if let Err(e) = r {
+            eprintln!("xtask bless: {arch} {k}: {e}");
+            failed.push(format!("{arch}:{k}"));
+        }
+    }
+    let rc = golden_test(false, None, rest)?;
+    if !failed.is_empty() {
+        eprintln!("xtask bless: not recorded: {}", failed.join(", "));
+        return Ok(1);
+    }
+    if rc == 0 {
+        eprintln!("xtask bless: goldens of {} guests recorded and checked; review them with `git diff golden/snapshots`", list.len());
     }
     Ok(rc)
 }

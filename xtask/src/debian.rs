@@ -478,6 +478,20 @@ pub fn point_releases(all: &[KernelPkg]) -> Vec<KernelPkg> {
 /// package name (`linux-image-...`). `arch`: the Rust/uname architecture (default x86_64; a `-16k`
 /// suffix implies aarch64, `-64k` powerpc64le).
 pub fn resolve(word: &str, arch: Option<&str>) -> Result<KernelPkg, String> {
+    resolve_excluding(word, arch, &[])
+}
+
+/// Is `word` a name that may resolve to several packages (`newest`, a series, with a flavour suffix),
+/// rather than one package or one release?
+pub fn is_alias(word: &str) -> bool {
+    let base = word.rsplit_once('-').filter(|(_, s)| ["16k", "64k", "lpae"].contains(s)).map(|(b, _)| b).unwrap_or(word);
+    !word.starts_with("linux-image-") && (base == "newest" || base.matches('.').count() == 1)
+}
+
+/// [`resolve`] among the packages of every suite but `exclude`: what an alias falls back to when the
+/// suite it resolved to lists a package its pool does not serve (measured 2026-12-07: trixie-backports
+/// lists 7.3.4 for ppc64el and riscv64, and `apt-get download` answers 404).
+pub fn resolve_excluding(word: &str, arch: Option<&str>, exclude: &[String]) -> Result<KernelPkg, String> {
     if word.starts_with("linux-image-") {
         let (_, flavour) = parse_name(word).ok_or(format!("--kernel {word:?}: not a kernel image package this tool boots"))?;
         let da = ["amd64", "arm64", "ppc64el", "s390x", "riscv64", "armhf"]
@@ -513,7 +527,8 @@ pub fn resolve(word: &str, arch: Option<&str>) -> Result<KernelPkg, String> {
             .ok_or(format!("--kernel {word}: {arch} has no -{s} flavour (it has {})", fl.join(", ")))?,
     };
     let series = if base == "newest" { Series::parse("all")? } else { Series::parse(base).map_err(|e| format!("--kernel {word}: {e}"))? };
-    let list = point_releases(&kernels(&series, da, Some(&flavour))?);
+    let all: Vec<KernelPkg> = kernels(&series, da, Some(&flavour))?.into_iter().filter(|k| !exclude.contains(&k.suite)).collect();
+    let list = point_releases(&all);
     list.last().cloned().ok_or(format!(
         "--kernel {word}: no {flavour} kernel of that release in {} (cargo xtask kernels --arch {arch} lists them)",
         KERNEL_SUITES.join(", ")
@@ -774,6 +789,16 @@ mod tests {
         assert_eq!(deb_version_cmp("1:1.0-1", "2.0-1"), Ordering::Greater);
         assert_eq!(deb_version_cmp("7.3.4-1~bpo13+1", "7.3.4-1~bpo13+1"), Ordering::Equal);
         assert_eq!(deb_version_cmp("1.0a", "1.0+"), Ordering::Less);
+    }
+
+    #[test]
+    fn aliases_may_fall_back_but_releases_and_packages_do_not() {
+        for a in ["newest", "newest-16k", "7.2", "7.2-64k", "6.12-16k", "6.1", "7.2-lpae"] {
+            assert!(is_alias(a), "{a}");
+        }
+        for w in ["7.3.4", "6.19.14", "6.12.43-16k", "linux-image-7.2.13+deb14-s390x"] {
+            assert!(!is_alias(w), "{w}");
+        }
     }
 
     #[test]

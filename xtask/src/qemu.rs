@@ -106,7 +106,7 @@ pub struct Outcome {
 }
 
 pub fn usage() -> &'static str {
-    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64|powerpc64le|s390x]\n\
+    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64|powerpc64le|s390x|riscv64]\n\
      \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
      \x20                      [--files ext4|tmpfs] [--case FILE]\n\
      \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]\n\
@@ -203,8 +203,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         spec.generate = 0;
     }
     if let Some(a) = &spec.arch {
-        if !["x86_64", "aarch64", "powerpc64le", "s390x"].contains(&a.as_str()) {
-            return Err(format!("--arch: {a:?} is not x86_64, aarch64, powerpc64le or s390x"));
+        if !["x86_64", "aarch64", "powerpc64le", "s390x", "riscv64"].contains(&a.as_str()) {
+            return Err(format!("--arch: {a:?} is not x86_64, aarch64, powerpc64le, s390x or riscv64"));
         }
     }
     let p = match prepare(&spec) {
@@ -294,7 +294,20 @@ pub fn ensure_tools(arch: &str) -> Result<(), String> {
     if !qemu_pkgs.is_empty() {
         crate::debian::install(&qemu_pkgs, true)?;
     }
+    if arch == "riscv64" && riscv_firmware().is_none() {
+        // Debian's qemu does not bundle OpenSBI; the `opensbi` package holds the generic fw_dynamic.
+        crate::debian::install(&["opensbi"], true)?;
+        riscv_firmware().ok_or("riscv64: no OpenSBI firmware (fw_dynamic.bin) after installing opensbi")?;
+    }
     Ok(())
+}
+
+/// OpenSBI's generic `fw_dynamic.bin` for `-M virt -bios`: qemu's own copy, or Debian's `opensbi` package.
+fn riscv_firmware() -> Option<PathBuf> {
+    ["/usr/share/qemu/opensbi-riscv64-generic-fw_dynamic.bin", "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// (qemu binary, Debian package holding it) for an architecture.
@@ -303,6 +316,7 @@ pub fn qemu_binary(arch: &str) -> (&'static str, &'static str) {
         "aarch64" => ("qemu-system-aarch64", "qemu-system-arm"),
         "powerpc64le" => ("qemu-system-ppc64", "qemu-system-ppc"),
         "s390x" => ("qemu-system-s390x", "qemu-system-s390x"),
+        "riscv64" => ("qemu-system-riscv64", "qemu-system-misc"),
         _ => ("qemu-system-x86_64", "qemu-system-x86"),
     }
 }
@@ -448,21 +462,24 @@ pub fn rust_arch(deb_arch: &str) -> Result<String, String> {
         "arm64" => "aarch64",
         "ppc64el" => "powerpc64le",
         "s390x" => "s390x",
-        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64, aarch64, powerpc64le and s390x")),
+        "riscv64" => "riscv64",
+        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64, aarch64, powerpc64le, s390x and riscv64")),
     }
     .to_string())
 }
 
 /// The Rust target of the static /init. rustup has no powerpc64le musl std for this toolchain (its
 /// download answers 404) and s390x has no musl target at all, so both are glibc targets linked with
-/// `crt-static` (see [`build_static`]).
+/// `crt-static` (see [`build_static`]); riscv64 (`riscv64gc`) is built the same way, with Debian's cross
+/// gcc, as its musl target cannot make a static-pie either.
 pub fn rust_target(arch: &str) -> String {
-    if gnu_static(arch) { format!("{arch}-unknown-linux-gnu") } else { format!("{arch}-unknown-linux-musl") }
+    let triple_arch = if arch == "riscv64" { "riscv64gc" } else { arch };
+    if gnu_static(arch) { format!("{triple_arch}-unknown-linux-gnu") } else { format!("{triple_arch}-unknown-linux-musl") }
 }
 
 /// The architectures whose static /init is a glibc binary (cross gcc + Debian's `libc6-dev-*-cross`).
 fn gnu_static(arch: &str) -> bool {
-    matches!(arch, "powerpc64le" | "s390x")
+    matches!(arch, "powerpc64le" | "s390x" | "riscv64")
 }
 
 /// Where a static non-PIE glibc /init is linked: 4 GiB, above the scenario arena (0x10000000, up to
@@ -471,10 +488,22 @@ fn gnu_static(arch: &str) -> bool {
 /// ppc64, 0x1000000 on s390x) are on or below the arena.
 pub const GNU_TEXT_SEGMENT: u64 = 0x1_0000_0000;
 
+/// riscv64's static glibc start files (crtbegin.o) address symbols with `lui` (R_RISCV_HI20, ±2 GiB),
+/// so linked at 4 GiB the link fails ("relocation truncated to fit: R_RISCV_HI20 against
+/// `__TMC_LIST__'"); 1 GiB is below that and above the arena (riscv64 has 4K pages only: 0x10000000
+/// plus at most 8,192 pages is 0x12000000).
+pub const RISCV_TEXT_SEGMENT: u64 = 0x4000_0000;
+
+/// Where the static glibc /init of `arch` is linked.
+fn text_segment(arch: &str) -> u64 {
+    if arch == "riscv64" { RISCV_TEXT_SEGMENT } else { GNU_TEXT_SEGMENT }
+}
+
 /// (cross gcc, Debian packages for it) of a glibc-static architecture.
 fn cross_gcc(arch: &str) -> (&'static str, [&'static str; 2]) {
     match arch {
         "powerpc64le" => ("powerpc64le-linux-gnu-gcc", ["gcc-powerpc64le-linux-gnu", "libc6-dev-ppc64el-cross"]),
+        "riscv64" => ("riscv64-linux-gnu-gcc", ["gcc-riscv64-linux-gnu", "libc6-dev-riscv64-cross"]),
         _ => ("s390x-linux-gnu-gcc", ["gcc-s390x-linux-gnu", "libc6-dev-s390x-cross"]),
     }
 }
@@ -520,7 +549,7 @@ pub fn build_static(arch: &str) -> Result<PathBuf, String> {
         c.env(format!("CARGO_TARGET_{var}_LINKER"), gcc);
         c.env(
             format!("CARGO_TARGET_{var}_RUSTFLAGS"),
-            format!("-C target-feature=+crt-static -C link-arg=-Wl,-Ttext-segment={GNU_TEXT_SEGMENT:#x}"),
+            format!("-C target-feature=+crt-static -C link-arg=-Wl,-Ttext-segment={:#x}", text_segment(arch)),
         );
     }
     let rc = util::status(c)?;
@@ -555,11 +584,26 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
         let label = path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel").to_string();
         (label, arch, path.to_path_buf(), spec.config.clone(), None)
     } else {
-        let k = crate::debian::resolve(&spec.kernel, spec.arch.as_deref())?;
+        let mut k = crate::debian::resolve(&spec.kernel, spec.arch.as_deref())?;
         let arch = rust_arch(&k.arch)?;
         ensure_tools(&arch)?;
         eprintln!("xtask qemu: {} {} ({}, {})", k.name, k.version, k.suite, k.arch);
-        let b = crate::debian::bootable(&k)?;
+        // An alias (`newest`, `7.2-64k`) falls back to the other suites when the one it resolved to
+        // lists a package its pool does not serve; a package name or a release never does.
+        let mut excluded: Vec<String> = Vec::new();
+        let b = loop {
+            match crate::debian::bootable(&k) {
+                Ok(b) => break b,
+                Err(e) if crate::debian::is_alias(&spec.kernel) && excluded.len() < 3 => {
+                    excluded.push(k.suite.clone());
+                    let next = crate::debian::resolve_excluding(&spec.kernel, spec.arch.as_deref(), &excluded)
+                        .map_err(|e2| format!("{e}; and without {}: {e2}", excluded.join(", ")))?;
+                    eprintln!("xtask qemu: warning: {} ({}): {e}; trying {} ({}) instead", k.name, k.suite, next.name, next.suite);
+                    k = next;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let (root, vmlinuz, config) = (b.root.clone(), b.vmlinuz.clone(), b.config.clone());
         let mut image = vmlinuz.clone();
         if arch == "x86_64" {
@@ -806,6 +850,15 @@ pub fn qemu_command(p: &Prepared) -> Command {
         c.args(["-M", "s390-ccw-virtio", "-cpu", "max"]);
         append.insert(0, "console=ttysclp0".into());
         append.push("madcheck.exit=poweroff".into());
+    } else if p.arch == "riscv64" {
+        // virt with OpenSBI as firmware (qemu's copy or Debian's `opensbi` package): the
+        // 16550 console ttyS0; power-off goes through SBI's system reset, qemu exits 0, so the console
+        // line is the verdict, as on ppc64 and s390x.
+        c = Command::new("qemu-system-riscv64");
+        c.args(["-M", "virt", "-cpu", "rv64"]);
+        c.arg("-bios").arg(riscv_firmware().unwrap_or_else(|| PathBuf::from("default")));
+        append.insert(0, "console=ttyS0".into());
+        append.push("madcheck.exit=poweroff".into());
     } else {
         c = Command::new("qemu-system-aarch64");
         // -cpu max: the 16K-page kernel needs a CPU with the 16K granule (cortex-a57 hangs silently).
@@ -814,7 +867,11 @@ pub fn qemu_command(p: &Prepared) -> Command {
         append.push("madcheck.exit=semihost".into());
     }
     append.extend(s.append.iter().cloned());
-    c.args(["-m", &s.memory_mib.to_string(), "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]);
+    // 64K pages: the hugetlb pool a run holds is 256 MiB (4,096 base pages, simulator::observe::
+    // pool_free_unreserved), and an arena of up to 8,192 pages is 512 MiB; 1 GiB would leave the kernel
+    // too little, so a 64K-page guest gets at least 2 GiB (qemu allocates it lazily on the host).
+    let memory_mib = if p.label.ends_with("-64k") { s.memory_mib.max(2048) } else { s.memory_mib };
+    c.args(["-m", &memory_mib.to_string(), "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]);
     c.arg("-kernel").arg(&p.image).arg("-initrd").arg(&p.initrd).arg("-append").arg(append.join(" "));
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c

@@ -16,9 +16,25 @@ use simulator::observe::HugeDelta;
 
 const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
-/// Free, unreserved huge pages a run wants: a hugetlb scenario maps at most two huge pages of arena and
-/// two of file, with one private copy each (see cases::generate), and scenarios run one at a time.
-pub const WANT_UNRESERVED: u64 = simulator::observe::POOL_FREE_UNRESERVED as u64;
+/// Free, unreserved huge pages a run wants when a huge page is `hugetlb_pages` base pages: a hugetlb
+/// scenario maps at most two 512-page slots of arena and two of file, with one private copy each (see
+/// cases::generate), and scenarios run one at a time; smaller huge pages (ppc64 radix with 64K pages: 32
+/// base pages) need proportionally more of them (`simulator::observe::pool_free_unreserved`).
+pub fn want_unreserved(hugetlb_pages: u64) -> u64 {
+    simulator::observe::pool_free_unreserved(hugetlb_pages) as u64
+}
+
+/// [`want_unreserved`] for this kernel's default huge page (`Hugepagesize` in /proc/meminfo) and page
+/// size; the 4K-page answer (8) when there is no hugetlbfs.
+pub fn want_unreserved_here() -> u64 {
+    let kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Hugepagesize:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()))
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    want_unreserved(kb * 1024 / page)
+}
 
 /// The `HugePages_*` lines of /proc/meminfo (default huge page size), in huge pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,7 +70,7 @@ impl Counters {
 }
 
 /// In a disposable guest only: raise `vm.nr_hugepages` again before a hugetlb scenario when fewer than
-/// `WANT_UNRESERVED` free, unreserved huge pages are left, because a destructive scenario before it may
+/// [`want_unreserved_here`] free, unreserved huge pages are left, because a destructive scenario before it may
 /// have leaked some (hugetlb mremap leaves reservations counted until reboot). The guest is thrown away,
 /// so nothing is written back.
 pub fn top_up_in_guest() -> Result<(), String> {
@@ -62,7 +78,7 @@ pub fn top_up_in_guest() -> Result<(), String> {
         return Ok(());
     }
     let c = Counters::read()?;
-    let short = WANT_UNRESERVED as i64 - (c.free - c.rsvd);
+    let short = want_unreserved_here() as i64 - (c.free - c.rsvd);
     if short > 0 {
         let total = std::fs::read_to_string(NR_HUGEPAGES).map_err(|e| format!("read {NR_HUGEPAGES}: {e}"))?;
         let total: i64 = total.trim().parse().map_err(|_| format!("{NR_HUGEPAGES}: {total:?} is not a number"))?;
@@ -230,6 +246,18 @@ mod tests {
         assert!(lock_pool_within(std::time::Duration::from_secs(60)).is_ok());
         releaser.join().unwrap();
         assert!(lock_pool().is_ok());
+    }
+
+    #[test]
+    fn the_pool_scales_with_smaller_huge_pages() {
+        // 4K pages, 2 MiB: 8 huge pages; ppc64 radix 64K pages, 2 MiB = 32 base pages: the same 4,096
+        // base pages of huge memory are 128 huge pages (a 512-page private mapping reserves 16); hash
+        // 64K, 16 MiB = 256 base pages: 16; huge pages of a slot or more, or none: 8.
+        assert_eq!(want_unreserved(512), 8);
+        assert_eq!(want_unreserved(32), 128);
+        assert_eq!(want_unreserved(256), 16);
+        assert_eq!(want_unreserved(2048), 8);
+        assert_eq!(want_unreserved(0), 8);
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub(super) fn cmd_guest_run(args: &[String], env: &Env) -> Result<i32, String> {
 fn guest_exec(exe: &Path, a: &RunArgs) -> Result<i32, String> {
     // A reproducer with hugetlb mappings needs free huge pages (it answers 125 without them); hold the
     // pool as a run would, restored when this returns.
-    let (_pool, _why) = crate::host::hugepool::HugePool::prepare(crate::host::hugepool::WANT_UNRESERVED);
+    let (_pool, _why) = crate::host::hugepool::HugePool::prepare(crate::host::hugepool::want_unreserved_here());
     let o = std::process::Command::new(exe).output().map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
     let code = o.status.code().unwrap_or(128);
     let v = serde_json::json!({

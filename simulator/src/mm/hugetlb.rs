@@ -6,7 +6,7 @@
 
 use crate::kernel::KernelModel;
 use crate::machine::{vmf, FileObj, Machine, Pte, Vma};
-use crate::observe::POOL_FREE_UNRESERVED;
+use crate::observe::pool_free_unreserved;
 use crate::observe::{Content, Errno};
 use crate::program::Advice;
 
@@ -96,12 +96,12 @@ impl Machine {
     }
 
     /// A huge page taken from the free, unreserved pool (no reservation is consumed). The run makes sure
-    /// `POOL_FREE_UNRESERVED` such pages exist when a scenario starts; past that the allocation may fail
+    /// `pool_free_unreserved(hp)` such pages exist when a scenario starts; past that the allocation may fail
     /// (SIGBUS, or the parent's COW unmapping the page from a fork child: unmap_ref_private), which the
     /// model does not know [S 6.12 mm/hugetlb.c:alloc_hugetlb_folio, dequeue_hugetlb_folio_vma,
     /// hugetlb_wp].
     fn huge_take_unreserved(&mut self) {
-        if self.huge.free - self.huge.rsvd <= -POOL_FREE_UNRESERVED {
+        if self.huge.free - self.huge.rsvd <= -pool_free_unreserved(self.hp as u64) {
             self.unknown.get_or_insert_with(|| {
                 "the huge page pool may be exhausted here (SIGBUS or unmap_ref_private): not modelled".into()
             });
