@@ -312,9 +312,12 @@ fn probe_guard_flag(ps: u64) -> Result<bool, String> {
     }
 }
 
-/// Whether the smaps record that starts at `start` lists `flag` in its VmFlags.
-fn vma_has_flag(smaps: &str, start: u64, flag: &str) -> bool {
-    let header = format!("{start:08x}-");
+/// Whether the smaps record of the VMA that contains `addr` lists `flag` in its VmFlags. The probe's
+/// mapping may have merged with an anonymous neighbour, and a flag like VM_MAYBE_GUARD is set on the
+/// whole VMA without a split (6.18+ mm/madvise.c:madvise_guard_install), so the record can start below
+/// `addr`: looking for a record that starts at `addr` found none there, which made the probe answer
+/// "no `gu`" on some boots of 7.3.4 depending on where the kernel placed the mapping.
+fn vma_has_flag(smaps: &str, addr: u64, flag: &str) -> bool {
     let mut inside = false;
     for l in smaps.lines() {
         if let Some(flags) = l.strip_prefix("VmFlags:") {
@@ -322,7 +325,11 @@ fn vma_has_flag(smaps: &str, start: u64, flag: &str) -> bool {
                 return flags.split_ascii_whitespace().any(|f| f == flag);
             }
         } else if !l.split(' ').next().unwrap_or("").ends_with(':') {
-            inside = l.starts_with(&header);
+            let range = l.split(' ').next().unwrap_or("");
+            inside = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?)))
+                .is_some_and(|(a, b)| a <= addr && addr < b);
         }
     }
     false
@@ -350,5 +357,9 @@ mod tests {
                  7f0000001000-7f0000002000 rw-p 00000000 00:00 0 \nVmFlags: rd wr \n";
         assert!(vma_has_flag(t, 0x7f00_0000_0000, "gu"));
         assert!(!vma_has_flag(t, 0x7f00_0000_1000, "gu"));
+        // The probe's page inside a merged VMA that starts below it.
+        let merged = "7f0000000000-7f0000003000 rw-p 00000000 00:00 0 \nRss: 0 kB\nVmFlags: rd wr gu ac \n";
+        assert!(vma_has_flag(merged, 0x7f00_0000_2000, "gu"));
+        assert!(!vma_has_flag(merged, 0x7f00_0000_3000, "gu"));
     }
 }
