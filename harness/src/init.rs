@@ -248,6 +248,11 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
         mount("tmpfs", SCRATCH, "tmpfs", "").map(|_| "tmpfs (disk-file scenarios see shmem files)".to_string())
             .unwrap_or_else(|e| { setup_errors.push(e); "none".into() })
     };
+    // tmpfs files by path (`kind: tmpfs`) live in /dev/shm, as on a host; the guest's /dev (devtmpfs, or
+    // the initramfs's own) has none. Should this fail, detection answers those scenarios Unsupported with
+    // the reason (`KernelFacts::tmpfs_files_unavailable`).
+    let _ = std::fs::create_dir_all(crate::host::detect::TMPFS_DIR);
+    let _ = mount("tmpfs", crate::host::detect::TMPFS_DIR, "tmpfs", "");
     let (release, uname_v, machine) = uname();
     let ps = crate::host::sys::page_size();
     // The upstream version the run's model will use (Debian 6.1 releases carry it only in `uname -v`;

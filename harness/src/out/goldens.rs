@@ -160,6 +160,15 @@ pub fn render_host(prog: &Program, points: &[(StepId, Observation)], exp: &[(Ste
 /// no pool could be had, or hugetlb with fork or mremap): the layout and the reason, so the recording
 /// is still complete and a kernel that starts running it shows up as a diff.
 pub fn not_run_body(model: &KernelModel, prog: &Program) -> Option<String> {
+    // A program this environment cannot set up at all (a MAP_DROPPABLE layout before 6.11, tmpfs files
+    // without a usable tmpfs, disk files without a scratch directory): the run answers it Unsupported
+    // before any worker sees it, and so does its golden.
+    if let Some(why) = simulator::environment_refusal(model, &simulator::program::ARENA, prog) {
+        let mut out = String::new();
+        layout(&mut out, prog);
+        let _ = writeln!(out, "NOT RUN on this kernel: {why}");
+        return Some(out);
+    }
     if !prog.uses_hugetlb() {
         return None;
     }
