@@ -32,7 +32,7 @@ pub(super) struct Ctx {
 
 /// Advice whose success changes the process, not just the range: MERGEABLE, HUGEPAGE, COLLAPSE,
 /// HWPOISON, SOFT_OFFLINE (docs/perf-floor.md, "What this means for the harness design").
-const PROCESS_WIDE_ADVICE: [i32; 5] = [12, 14, 25, 100, 101];
+pub(super) const PROCESS_WIDE_ADVICE: [i32; 5] = [12, 14, 25, 100, 101];
 
 pub(super) fn map_fd(m: &MapSpec, files: &[ScenarioFile]) -> Result<RawFd, String> {
     match m.backing.file() {
