@@ -258,7 +258,7 @@ fn free_then_cold_counts_lazyfree() {
 }
 
 #[test]
-fn process_wide_advice_recycles_the_worker() {
+fn process_wide_advice_runs_in_a_scenario_child_and_the_worker_stays() {
     let mut w = worker();
     let p = prog(
         r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[
@@ -268,11 +268,36 @@ fn process_wide_advice_recycles_the_worker() {
     let r = run(&mut w, &p);
     assert_eq!(obs(&r, 0, None).ret, Ret::Ok);
     assert!(obs(&r, 0, None).vmas[0].flags.iter().any(|f| f == "mg"));
-    assert_ne!(w.pid(), first, "a worker registered with ksmd must be replaced");
-    let second = w.pid();
+    // The program ran in a fork()ed child (registered with ksmd, gone with it): no replacement by exec.
+    assert_eq!(w.pid(), first, "a program with a process-wide advice runs in a child of the worker");
     let r = run(&mut w, &prog(r#"{"arena_pages":1,"maps":[],"steps":[{"op":"madvise","page":0,"len_pages":1,"advice":"NORMAL"}]}"#));
     assert_eq!(obs(&r, 0, None).ret, Ret::Err(Errno::ENOMEM));
-    assert_eq!(w.pid(), second);
+    assert_eq!(w.pid(), first);
+}
+
+#[test]
+fn a_scenario_child_killed_by_a_fault_is_recorded_as_a_dead_worker_and_the_worker_stays() {
+    let mut w = worker();
+    let first = w.pid();
+    // mseal makes this a forked program; the write to the read-only page kills the scenario child.
+    let p = prog(
+        r#"{"arena_pages":4,"maps":[{"page":0,"pages":2,"prot":"r--","kind":"anon_private"}],"steps":[
+        {"op":"mseal","page":0,"pages":2},
+        {"op":"fork","child":[{"op":"read","page":0}]},
+        {"op":"write","page":0,"fill":1},
+        {"op":"read","page":1}]}"#,
+    );
+    let r = run(&mut w, &p);
+    assert_eq!(obs(&r, 0, None).ret, Ret::Ok);
+    assert_eq!(obs(&r, 1, Some(1)).ret, Ret::Ok);
+    assert_eq!(obs(&r, 1, None).ret, Ret::Ok);
+    assert_eq!(r.points.last().map(|p| p.0), Some(StepId { step: 2, child: None }), "{r:?}");
+    assert_eq!(obs(&r, 2, None), &Observation { ret: Ret::Signal(Signal::SIGSEGV), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None });
+    assert_eq!(w.pid(), first);
+    // The worker's arena is still unmapped: the same layout maps again.
+    let r = run(&mut w, &prog(r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[{"op":"write","page":0,"fill":3}]}"#));
+    assert_eq!(page(obs(&r, 0, None), 0).content, Some(Content::Fill(3)));
+    assert_eq!(w.pid(), first);
 }
 
 #[test]

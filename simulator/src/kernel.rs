@@ -295,6 +295,14 @@ pub struct KernelModel {
     /// 6.12 whitelists SCAN_PMD_NULL and goes on) [S 6.12 mm/khugepaged.c:madvise_collapse; T 6.18,
     /// gen-5-127: a page in the second range is not collapsed after an empty first one].
     pub collapse_stops_at_pmd_null: bool,
+    /// smaps does not count a PMD-mapped anonymous THP in a PROT_NONE VMA (Rss, Anonymous,
+    /// AnonHugePages, LazyFree, Pss): 6.1's smaps_pmd_entry uses follow_trans_huge_pmd(FOLL_DUMP), which
+    /// answers NULL for a protnone PMD [S 6.1 fs/proc/task_mmu.c:smaps_pmd_entry; mm/huge_memory.c:
+    /// follow_trans_huge_pmd; T Debian 6.1.192 x86_64 and arm64: rss 0 after mprotect(PROT_NONE) of a
+    /// THP, case collapse_in_a_prot_none_vma_succeeds]. 6.12 counts it [T Debian 6.12.118, same case];
+    /// the change lies between (Debian has no 6.2-6.11), modelled from 6.12.
+    #[serde(default)]
+    pub smaps_skips_protnone_pmd: bool,
     /// ksmd merges pages asynchronously.
     pub ksm_running: bool,
     /// mseal(2) exists (6.10+, 64-bit only: mm/Makefile builds mseal.o under CONFIG_64BIT, and every
@@ -593,6 +601,7 @@ impl KernelModel {
             thp_huge_zero_wp_allocates: if at_least(6, 18) { Some(true) } else { None },
             dontneed_reclaims_pte_tables: at_least(6, 14) && f.arch == "x86_64",
             collapse_stops_at_pmd_null: at_least(6, 18),
+            smaps_skips_protnone_pmd: !at_least(6, 12),
             collapse_needs_writable_pte: if at_least(6, 18) {
                 Some(false)
             } else if at_least(6, 13) {

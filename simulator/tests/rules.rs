@@ -1048,3 +1048,23 @@ fn write_on_huge_zero_page_per_version(#[case] profile: &str, #[case] unsupporte
     let (ret, _, _) = thp_last(profile, &format!(r#"{HUGE},{{"op":"read","page":0}},{{"op":"write","page":3,"fill":4}}"#));
     assert_eq!(ret == "unsupported", unsupported, "{ret}");
 }
+
+/// A written THP, then mprotect(PROT_NONE) of its whole PMD range: 6.1's smaps counts nothing there (a
+/// protnone PMD: follow_trans_huge_pmd gives NULL), 6.12 counts the 512 pages
+/// (`smaps_skips_protnone_pmd`; Debian 6.1.192 and 6.12.118 under qemu, x86_64 and arm64).
+#[rstest]
+#[case::v6_1("6.1", (6, 1, 192), [0, 0, 0])]
+#[case::v6_12("6.12", (6, 12, 118), [512, 512, 512])]
+#[case::v6_18("6.18", (6, 18, 44), [512, 512, 512])]
+fn smaps_of_a_protnone_thp_per_release(#[case] profile: &str, #[case] version: (u32, u32, u32), #[case] want: [u64; 3]) {
+    let mut f = KernelFacts::profile(profile).unwrap();
+    f.version = version;
+    // Debian's kernels default to THP `always` (the guests); the host runs `madvise`.
+    f.thp = simulator::kernel::ThpMode::Always;
+    let m = KernelModel::from_facts(f);
+    let p = case_prog(include_str!("../../cases/corpus/collapse_in_a_prot_none_vma_succeeds.json"));
+    let out = simulator::simulate(&m, &ARENA, &p);
+    let Expect::Allowed(a) = &out[1].1 else { panic!("unsupported: {:?}", out[1].1) };
+    let v = &a.vmas[0];
+    assert_eq!([v.rss.lo, v.anon.lo, v.anon_huge.lo], want, "{version:?}");
+}

@@ -43,7 +43,16 @@ impl Machine {
                     p += self.hp.max(1);
                 }
             }
-            for p in (v.start..v.end).filter(|_| v.flags & vmf::HUGETLB == 0) {
+            // 6.1's smaps_pmd_entry looks the THP up with follow_trans_huge_pmd(FOLL_DUMP), which gives
+            // NULL for a protnone PMD: a PMD-mapped THP in a PROT_NONE VMA is not counted at all
+            // [S 6.1 fs/proc/task_mmu.c:smaps_pmd_entry; mm/huge_memory.c:follow_trans_huge_pmd
+            // ("pmd_protnone(*pmd) && !gup_can_follow_protnone(flags)"); T Debian 6.1.192 x86_64 and
+            // arm64, case collapse_in_a_prot_none_vma_succeeds; see KernelModel::smaps_skips_protnone_pmd].
+            let protnone = v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) == 0;
+            let skip_pmd = |p: i64| {
+                model.smaps_skips_protnone_pmd && protnone && self.thp.get(&self.pmd_start(p)) == Some(&crate::machine::ThpPmd::Anon)
+            };
+            for p in (v.start..v.end).filter(|&p| v.flags & vmf::HUGETLB == 0 && !skip_pmd(p)) {
                 match self.pte(p) {
                     Pte::None | Pte::Zero | Pte::Guard => {}
                     Pte::Anon { lazy: l, shared, .. } => {
@@ -110,7 +119,11 @@ impl Machine {
                 locked: Count::exact(locked),
                 hugetlb_shared: Count::exact(ht_shared),
                 hugetlb_private: Count::exact(ht_private),
-                anon_huge: Count::exact(self.anon_huge_pages(vi)),
+                anon_huge: Count::exact(if model.smaps_skips_protnone_pmd && v.flags & (vmf::READ | vmf::WRITE | vmf::EXEC) == 0 {
+                    0
+                } else {
+                    self.anon_huge_pages(vi)
+                }),
             });
         }
         // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with

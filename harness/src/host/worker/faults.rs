@@ -55,3 +55,9 @@ pub(super) fn after_point() {
         _ => unsafe { libc::_exit(EXIT_STATUS) },
     }
 }
+
+/// Is a fault armed for the current program? Such a program runs in the worker itself, never in a
+/// scenario child, so the fault hits the worker as before.
+pub(super) fn armed() -> bool {
+    ARMED.load(Ordering::Relaxed) != 0
+}

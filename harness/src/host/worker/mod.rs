@@ -13,6 +13,10 @@
 //!   child `_exit(0)`; EOF on the answer pipe means the child died, and the worker reaps it at once. The
 //!   child has PR_SET_PDEATHSIG(SIGKILL), and the worker kills and reaps a child still alive at the end
 //!   of the program or on any error, so a child never outlives its scenario or hangs the run.
+//! - A program that would retire the worker (mseal, process-wide advice) runs in a fork()ed scenario
+//!   child that writes the frames above to the worker's stdout itself (`program::run_forked`); the
+//!   worker waits for it and, if it died by a signal, sends the `Signal` point the runner records for a
+//!   dead worker and a `Done`. Fork and live children of such a program are the worker's grandchildren.
 
 mod protocol;
 mod step;
@@ -137,15 +141,32 @@ fn serve(ctx: &mut Ctx) -> i32 {
         }
         let done = match serde_json::from_slice::<Program>(&body) {
             Err(e) => Frame::Done { poisoned: None, error: Some(format!("bad program frame: {e}")), exiting: false },
-            Ok(prog) => match {
+            Ok(prog) => {
                 faults::arm(served, prog.step_ids().len());
                 served += 1;
-                run_program(ctx, &prog, &out)
-            } {
-                Ok(poisoned) => Frame::Done { poisoned, error: None, exiting: false },
-                Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e), exiting: false },
-                Err(Fatal::Output(e)) => return fatal(&e),
-            },
+                // A program that would retire the worker runs in a fork()ed child instead (unless a
+                // fault is armed: that must hit the worker itself).
+                let r = if !faults::armed() && program::taints_on_success(&prog) {
+                    match program::run_forked(ctx, &prog, &out) {
+                        Ok(None) => {
+                            // The child sent its Done; the worker's own window was never touched.
+                            if !sys::window_is_empty(ctx.win_lo, ctx.win_len) {
+                                return fatal("the arena window is not empty after a forked scenario");
+                            }
+                            continue;
+                        }
+                        Ok(Some(done)) => Ok(done),
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    run_program(ctx, &prog, &out).map(|poisoned| Frame::Done { poisoned, error: None, exiting: false })
+                };
+                match r {
+                    Ok(done) => done,
+                    Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e), exiting: false },
+                    Err(Fatal::Output(e)) => return fatal(&e),
+                }
+            }
         };
         let clean = sys::window_is_empty(ctx.win_lo, ctx.win_len);
         let tainted = ctx.tainted.get();

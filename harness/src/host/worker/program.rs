@@ -4,9 +4,9 @@
 use crate::host::observe::FileIdent;
 use crate::host::sys::{self, Fd};
 use crate::host::worker::child::{fork_live, in_child, run_fork, LiveChild};
-use crate::host::worker::protocol::{Fatal, Frame, Out};
-use crate::host::worker::step::{do_mmap, do_step, map_fd, Ctx, ScenarioFile};
-use simulator::observe::Ret;
+use crate::host::worker::protocol::{decode_last_point, last_point_word, Fatal, Frame, Out};
+use crate::host::worker::step::{do_mmap, do_step, map_fd, Ctx, ScenarioFile, PROCESS_WIDE_ADVICE};
+use simulator::observe::{Observation, Ret, Signal};
 use simulator::program::{FileKind, Program, Step, StepId, ARENA};
 
 fn uses_advice(steps: &[Step], value: i32) -> bool {
@@ -170,7 +170,7 @@ fn uses_droppable(prog: &Program) -> bool {
 /// The worker's directory for disk files, made on first use. A scratch directory that cannot hold it
 /// (read-only, full) is not fatal: the runner found that at start (`detect::scratch_unusable`) and sends
 /// no disk-file scenario; should one come anyway, it fails with this error.
-fn scratch(ctx: &mut Ctx) -> &Result<std::path::PathBuf, String> {
+pub(super) fn scratch(ctx: &mut Ctx) -> &Result<std::path::PathBuf, String> {
     ctx.tmp.get_or_insert_with(|| {
         let tmp = crate::host::worker::temp_dir_for(std::process::id());
         match std::fs::create_dir(&tmp) {
@@ -265,4 +265,103 @@ fn reopen_readonly(i: usize, rw: Fd) -> Result<Fd, String> {
     let ro = Fd::open(&path, libc::O_RDONLY).map_err(|e| format!("file {i}: reopen O_RDONLY: {e}"))?;
     drop(rw);
     Ok(ro)
+}
+
+/// Does this program leave the worker unfit for the next scenario whenever its syscalls succeed? An
+/// mseal (sealed memory cannot be unmapped) or a process-wide advice. Such programs run in a fork()ed
+/// child (`run_forked`). Not forked (measured, `cargo xtask bench`: forking them costs more than the
+/// rare exec it saves): a lock, which taints only when mm->locked_vm stays raised (16 workers per 2,000
+/// scenarios), and top-level accesses, which kill only when they fault (~34 per 2,000); those workers
+/// still retire and are replaced by exec. Steps of `fork` and live children run in other processes.
+pub(super) fn taints_on_success(prog: &Program) -> bool {
+    prog.steps.iter().any(|s| match s {
+        Step::Mseal { .. } => true,
+        Step::Madvise { advice, .. } => PROCESS_WIDE_ADVICE.contains(&advice.value()),
+        _ => false,
+    })
+}
+
+/// The shared word's value once the child has sent its `Done` frame.
+const DONE_SENT: u64 = u64::MAX;
+
+/// Run `prog` in a fork()ed child of the worker, which writes its points and its `Done` to stdout
+/// itself, exactly as the worker would; the worker waits for it and stays clean (its arena window is
+/// unmapped, as the child's starts). A fork costs a fraction of replacing the worker by exec.
+/// Returns the `Done` frame the worker must still send (`None`: the child sent it). A child killed by a
+/// signal gets what the runner records for a worker killed at that point (`pool::worker_died`): a
+/// `Signal` observation for the point after the last one sent, then (here) a plain `Done`.
+pub(super) fn run_forked(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Option<Frame>, Fatal> {
+    // Disk files live in the worker's directory (named by its pid, removed by the runner if it dies).
+    if prog.files.iter().any(|f| f.kind == FileKind::Disk) {
+        let _ = scratch(ctx);
+    }
+    let last = last_point_word().map_err(Fatal::Scenario)?;
+    // SAFETY: plain call.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the worker is single-threaded, so the child may run ordinary code; it ends in _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Fatal::Scenario(format!("fork for the scenario: {}", sys::strerror(sys::errno()))));
+    }
+    if pid == 0 {
+        // Die with the worker rather than outlive it (the runner then sees EOF only once both are gone).
+        // SAFETY: prctl/getppid/_exit with plain arguments.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+        }
+        // process_madvise's `self_pidfd` must name this process, not the worker (which would be another
+        // mm, with the remote advice rules).
+        // SAFETY: pidfd_open of our own pid.
+        ctx.pm.self_pidfd = crate::host::sys::Fd(unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) } as i32);
+        let r = ctx.obs.reopen().map_err(Fatal::Scenario).and_then(|()| run_program(ctx, prog, out));
+        let done = match r {
+            Ok(poisoned) => Frame::Done { poisoned, error: None, exiting: false },
+            Err(Fatal::Scenario(e)) => Frame::Done { poisoned: None, error: Some(e), exiting: false },
+            // SAFETY: leave without running the worker's destructors.
+            Err(Fatal::Output(_)) => unsafe { libc::_exit(3) },
+        };
+        let code = match out.send(&done) {
+            Ok(()) => {
+                last.store(DONE_SENT, std::sync::atomic::Ordering::SeqCst);
+                0
+            }
+            Err(_) => 3,
+        };
+        // SAFETY: as above.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: reaping our own child.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            break;
+        }
+        if sys::errno() != libc::EINTR {
+            return Err(Fatal::Output(format!("waitpid scenario child: {}", sys::strerror(sys::errno()))));
+        }
+    }
+    let v = last.load(std::sync::atomic::Ordering::SeqCst);
+    if v == DONE_SENT {
+        return Ok(None);
+    }
+    if libc::WIFSIGNALED(status) {
+        let ids = prog.step_ids();
+        let next = match decode_last_point(v) {
+            None => ids.first().copied(),
+            Some(l) => ids.iter().position(|i| *i == l).and_then(|k| ids.get(k + 1).copied()),
+        };
+        if let Some(id) = next {
+            let obs = Observation { ret: Ret::Signal(Signal::from_raw(libc::WTERMSIG(status))), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
+            out.send(&Frame::Point { id, obs }).map_err(Fatal::Output)?;
+        }
+        return Ok(Some(Frame::Done { poisoned: None, error: None, exiting: false }));
+    }
+    if libc::WEXITSTATUS(status) == 3 {
+        return Err(Fatal::Output("the scenario child could not write its frames".into()));
+    }
+    Err(Fatal::Scenario(format!("scenario child ended with wait status {status:#x} before its Done frame")))
 }

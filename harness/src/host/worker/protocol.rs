@@ -43,12 +43,58 @@ impl Out {
     pub(super) fn send(&self, f: &Frame) -> Result<(), String> {
         let bytes = sys::encode_frame(f)?;
         sys::write_all(self.fd, &bytes).map_err(|e| format!("write frame: {}", sys::strerror(e)))?;
+        if let Frame::Point { id, .. } = f {
+            if self.fd == STDOUT {
+                note_sent(*id);
+            }
+        }
         // Only the worker itself (stdout), never a fork child (a pipe), does an injected fault.
         if self.fd == STDOUT && matches!(f, Frame::Point { .. }) {
             super::faults::after_point();
         }
         Ok(())
     }
+}
+
+/// Where a scenario child (`program::run_forked`) records the last point it wrote to stdout: one
+/// `MAP_SHARED` word made by the worker, so that the worker still knows it after the child died.
+/// Encoding: 0 for none, else `(step + 1) | (child + 1) << 32` (child 0 meaning a top-level point).
+static LAST_POINT: std::sync::atomic::AtomicPtr<std::sync::atomic::AtomicU64> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+fn note_sent(id: StepId) {
+    let p = LAST_POINT.load(std::sync::atomic::Ordering::Relaxed);
+    if !p.is_null() {
+        let v = (id.step as u64 + 1) | (id.child.map_or(0, |c| c as u64 + 1) << 32);
+        // SAFETY: `p` points into the shared page `last_point_word` mapped and never unmaps.
+        unsafe { (*p).store(v, std::sync::atomic::Ordering::SeqCst) };
+    }
+}
+
+/// The shared word (mapped on first use), reset to "no point yet".
+pub(super) fn last_point_word() -> Result<&'static std::sync::atomic::AtomicU64, String> {
+    let mut p = LAST_POINT.load(std::sync::atomic::Ordering::Relaxed);
+    if p.is_null() {
+        // SAFETY: a fresh anonymous shared page, outside the arena (the kernel picks the address below
+        // mmap_base), kept for the worker's lifetime.
+        let m = unsafe {
+            libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        if m == libc::MAP_FAILED {
+            return Err(format!("mmap the shared last-point word: {}", sys::strerror(sys::errno())));
+        }
+        p = m.cast();
+        LAST_POINT.store(p, std::sync::atomic::Ordering::Relaxed);
+    }
+    // SAFETY: as above; an AtomicU64 at the start of a page is aligned.
+    let w = unsafe { &*p };
+    w.store(0, std::sync::atomic::Ordering::SeqCst);
+    Ok(w)
+}
+
+/// Decode `last_point_word`'s value.
+pub(super) fn decode_last_point(v: u64) -> Option<StepId> {
+    (v != 0).then(|| StepId { step: (v & 0xffff_ffff) as u32 - 1, child: match v >> 32 { 0 => None, c => Some(c as u32 - 1) } })
 }
 
 /// Why a program stopped: a scenario-level infrastructure error (reported in `Done`), or the output

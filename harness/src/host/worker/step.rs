@@ -51,9 +51,9 @@ impl PmFds {
             let self_pidfd = Fd(libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as RawFd);
             let mut dead_pidfd = Fd(-1);
             // vfork, not fork: the child shares the worker's mm and only _exits, so the worker's own mm
-            // never goes through dup_mmap. (On Debian 7.3.4 workers showed the `gu` VmFlag after
-            // GUARD_INSTALL while the start-up probe found none: a corpus run with vfork had no such
-            // divergence, but a later bless run with vfork had it again, so fork is not the whole cause.)
+            // never goes through dup_mmap. (The `gu` VmFlag divergences once blamed on a fork here came
+            // from the start-up guard probe, which looked for an smaps record starting at its page:
+            // `detect::vma_has_flag` now looks for the record that contains it.)
             #[allow(deprecated)]
             let c = libc::vfork();
             if c == 0 {
@@ -71,7 +71,7 @@ impl PmFds {
 
 /// Advice whose success changes the process, not just the range: MERGEABLE, HUGEPAGE, COLLAPSE,
 /// HWPOISON, SOFT_OFFLINE (docs/perf-floor.md, "What this means for the harness design").
-const PROCESS_WIDE_ADVICE: [i32; 5] = [12, 14, 25, 100, 101];
+pub(super) const PROCESS_WIDE_ADVICE: [i32; 5] = [12, 14, 25, 100, 101];
 
 /// MAP_DROPPABLE, a map type of its own (include/uapi/linux/mman.h, 6.11+).
 const MAP_DROPPABLE: i32 = 0x08;
