@@ -303,6 +303,13 @@ pub struct KernelModel {
     /// the change lies between (Debian has no 6.2-6.11), modelled from 6.12.
     #[serde(default)]
     pub smaps_skips_protnone_pmd: bool,
+    /// MADV_COLLAPSE of a range inside one PMD range that does not start on its boundary (hstart >
+    /// hend) is EINVAL: the count of PMD ranges wraps and never equals the collapsed count [S 6.12
+    /// mm/khugepaged.c:madvise_collapse; T 6.18.44 and Debian 6.1.192/6.12.118, case
+    /// collapse_inside_one_pmd_range_is_einval]. Debian 7.3.4 returns 0 [T 7.3.4 x86_64, same case and
+    /// gen-1-200]; the boundary between 6.18.44 and 7.3.4 is not bisected, provisionally 7.0.
+    #[serde(default)]
+    pub collapse_inverted_range_is_einval: bool,
     /// ksmd merges pages asynchronously.
     pub ksm_running: bool,
     /// mseal(2) exists (6.10+, 64-bit only: mm/Makefile builds mseal.o under CONFIG_64BIT, and every
@@ -602,6 +609,7 @@ impl KernelModel {
             dontneed_reclaims_pte_tables: at_least(6, 14) && f.arch == "x86_64",
             collapse_stops_at_pmd_null: at_least(6, 18),
             smaps_skips_protnone_pmd: !at_least(6, 12),
+            collapse_inverted_range_is_einval: !at_least(7, 0),
             collapse_needs_writable_pte: if at_least(6, 18) {
                 Some(false)
             } else if at_least(6, 13) {

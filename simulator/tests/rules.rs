@@ -1068,3 +1068,17 @@ fn smaps_of_a_protnone_thp_per_release(#[case] profile: &str, #[case] version: (
     let v = &a.vmas[0];
     assert_eq!([v.rss.lo, v.anon.lo, v.anon_huge.lo], want, "{version:?}");
 }
+
+/// MADV_COLLAPSE of one page inside a PMD range (not on its start) after a fault: EINVAL through
+/// 6.18 (the wrapped PMD count), 0 on Debian 7.3.4 (`collapse_inverted_range_is_einval`, boundary
+/// provisional at 7.0).
+#[rstest]
+#[case::v6_12((6, 12, 118), "EINVAL")]
+#[case::v6_18_44((6, 18, 44), "EINVAL")]
+#[case::v7_3_4((7, 3, 4), "0")]
+fn collapse_inside_one_pmd_range_per_release(#[case] version: (u32, u32, u32), #[case] ret: &str) {
+    let p = case_prog(include_str!("../../cases/corpus/collapse_inside_one_pmd_range_is_einval.json"));
+    let out = simulator::simulate(&at(version), &ARENA, &p);
+    let Expect::Allowed(a) = &out[1].1 else { panic!("unsupported: {:?}", out[1].1) };
+    assert_eq!(a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|"), ret, "{version:?}");
+}
