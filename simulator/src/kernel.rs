@@ -557,7 +557,11 @@ impl KernelModel {
             cold_pageout: at_least(5, 4),
             populate: at_least(5, 14),
             dontneed_locked: at_least(5, 18),
-            collapse: at_least(6, 1) && thp_cfg,
+            // A kernel built with THP on hardware without it (s390x under TCG: no EDAT) marks THP
+            // unsupported at boot and creates no sysfs directory: MADV_COLLAPSE is EINVAL there
+            // [S 6.12 mm/huge_memory.c:hugepage_init (TRANSPARENT_HUGEPAGE_UNSUPPORTED),
+            // __thp_vma_allowable_orders; T Debian 7.2.13 s390x, cases collapse_*].
+            collapse: at_least(6, 1) && thp_cfg && f.thp != ThpMode::Unavailable,
             guard_regions: at_least(6, 13),
             free_falls_back_to_dontneed: !at_least(4, 12) && !f.swap_active,
             willneed_anon_ebadf: !cfg(f.config.swap, true),
