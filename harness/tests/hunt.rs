@@ -255,7 +255,7 @@ fn check_exits_0_1_or_125() {
 #[test]
 fn a_run_shrinks_its_divergences_into_findings() {
     let dir = tmp("autoshrink");
-    let o = madcheck(&["run", "--generate", "300", "--mutate", "dontneed-keeps-anon", "--findings", dir.to_str().unwrap(), "--quiet"]);
+    let o = madcheck(&["run", "--generate", "1000", "--mutate", "dontneed-keeps-anon", "--findings", dir.to_str().unwrap(), "--quiet"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("shrunk gen-1-"), "{}", text(&o));
     let json: Vec<PathBuf> =

@@ -228,30 +228,14 @@ impl Summary {
 pub fn summarize(model: &simulator::KernelModel, m: &BTreeMap<Cell, u64>) -> Summary {
     let mut s = Summary::default();
     let mut known = std::collections::BTreeSet::new();
-    for (advice, kind, outcome, class) in reach::space(model) {
-        let cell = Cell { advice, kind: kind.to_string(), outcome: outcome.to_string() };
-        let n = m.get(&cell).copied().unwrap_or(0);
-        s.total += 1;
-        match class {
-            None => {
-                s.reachable += 1;
-                if n > 0 {
-                    s.reached += 1;
-                } else {
-                    s.zero.push(cell.clone());
-                }
-            }
-            Some(u) => {
-                if n > 0 {
-                    s.unreachable_reached.push((cell.clone(), n, u.clone()));
-                }
-                s.unreachable.push((cell.clone(), u));
-            }
-        }
-        known.insert(cell);
-    }
-    for (advice, kind, outcome, class) in reach::pm::pm_space(model) {
-        let cell = Cell { advice, kind: kind.to_string(), outcome };
+    // The madvise cells, then the process_madvise rows (`reach::pm`), classified the same way.
+    let madvise = reach::space(model).into_iter().map(|(advice, kind, outcome, class)| {
+        (Cell { advice, kind: kind.to_string(), outcome: outcome.to_string() }, class)
+    });
+    let pm = reach::pm::pm_space(model).into_iter().map(|(advice, kind, outcome, class)| {
+        (Cell { advice, kind: kind.to_string(), outcome }, class)
+    });
+    for (cell, class) in madvise.chain(pm) {
         let n = m.get(&cell).copied().unwrap_or(0);
         s.total += 1;
         match class {

@@ -195,3 +195,19 @@ pub fn window_is_empty(lo: u64, len: u64) -> bool {
         true
     }
 }
+
+/// waitpid(pid, 0) for one of our own children, retried on EINTR: the wait status, or the errno.
+pub fn wait_child(pid: libc::pid_t) -> Result<libc::c_int, i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: reaping our own child into a local.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return Ok(status);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}

@@ -545,10 +545,9 @@ mod tests {
         assert!(matches!(r.outcome, Outcome::Poisoned(_)), "{:?}", r.outcome);
     }
 
-    #[test]
-    fn run_executes_every_job_once_in_order() {
-        let model = KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
-        let jobs: Vec<Job> = (0..50)
+    /// `n` named jobs `s0`, `s1`, ... of the same small program.
+    fn given_jobs(n: usize) -> Vec<Job> {
+        (0..n)
             .map(|i| Job::Given {
                 scenario: Scenario {
                     id: format!("s{i}"),
@@ -558,7 +557,13 @@ mod tests {
                 },
                 replay: format!("replay {i}"),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn run_executes_every_job_once_in_order() {
+        let model = KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
+        let jobs = given_jobs(50);
         let cfg = RunConfig { jobs: 3, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new(), keep: Keep { all: true, ..Keep::default() } };
         let spawn = |_j: usize| Ok(Box::new(Fake { poison: 0 }) as Box<dyn HostBackend>);
         let mut ticks = 0;
@@ -609,17 +614,7 @@ mod tests {
     #[test]
     fn plain_matches_are_counted_not_kept() {
         let model = KernelModel::from_facts(simulator::KernelFacts::profile("6.18").unwrap());
-        let jobs: Vec<Job> = (0..20)
-            .map(|i| Job::Given {
-                scenario: Scenario {
-                    id: format!("s{i}"),
-                    description: String::new(),
-                    provenance: cases::Provenance::File { path: "t.json".into() },
-                    program: prog(),
-                },
-                replay: format!("replay {i}"),
-            })
-            .collect();
+        let jobs = given_jobs(20);
         let keep = Keep { all: false, ids: ["s4".to_string()].into_iter().collect() };
         let cfg = RunConfig { jobs: 2, timeout: Duration::from_secs(1), mode: Mode::HostOnly, replay_extra: String::new(), keep };
         let spawn = |_j: usize| Ok(Box::new(Fake { poison: 0 }) as Box<dyn HostBackend>);

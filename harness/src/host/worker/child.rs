@@ -157,17 +157,7 @@ pub(super) fn run_fork(
         }
     }
     drop(r);
-    let mut status = 0;
-    loop {
-        // SAFETY: reaping our own child.
-        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if rc == pid {
-            break;
-        }
-        if sys::errno() != libc::EINTR {
-            return Err(Fatal::Scenario(format!("fork step {step}: waitpid: {}", sys::strerror(sys::errno()))));
-        }
-    }
+    let status = sys::wait_child(pid).map_err(|e| Fatal::Scenario(format!("fork step {step}: waitpid: {}", sys::strerror(e))))?;
     let mut received = 0u32;
     let mut pos = 0;
     let mut child_error = None;

@@ -333,17 +333,7 @@ pub(super) fn run_forked(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Opt
         // SAFETY: as above.
         unsafe { libc::_exit(code) };
     }
-    let mut status = 0;
-    loop {
-        // SAFETY: reaping our own child.
-        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if rc == pid {
-            break;
-        }
-        if sys::errno() != libc::EINTR {
-            return Err(Fatal::Output(format!("waitpid scenario child: {}", sys::strerror(sys::errno()))));
-        }
-    }
+    let status = sys::wait_child(pid).map_err(|e| Fatal::Output(format!("waitpid scenario child: {}", sys::strerror(e))))?;
     let v = last.load(std::sync::atomic::Ordering::SeqCst);
     if v == DONE_SENT {
         return Ok(None);
