@@ -225,6 +225,13 @@ impl Machine {
             None => v.flags & vmf::READ != 0,
         };
         if needs_fault && self.past_eof(i, page) {
+            // A read fault runs fault-around before the page lookup fails past EOF, so the window's
+            // cached pages below i_size are mapped even though the access gets SIGBUS; seen once a caught
+            // fault (`try_read`) lets the process go on [S 6.12 mm/memory.c:do_read_fault; T 6.18,
+            // gen-1-3068: try_read of page 8 past EOF maps file pages 3-5 at arena pages 5-7].
+            if write.is_none() && v.obj.is_some() {
+                self.fault_around_past_eof(model, i, page);
+            }
             return StepOut::Fatal(Signal::SIGBUS);
         }
         match write {
