@@ -308,6 +308,35 @@ pub fn to_json(m: &BTreeMap<Cell, u64>, s: &Summary) -> serde_json::Value {
 /// A one-screen text table: one line per advice, one column per kind, each cell the outcomes reached
 /// with their scenario counts (`0:12 EINVAL:3`), reachable outcomes nobody reached as `EPERM:0!`, `-`
 /// where nothing is reachable; then the summary.
+/// One kind's line of a row in the table: each outcome's count (`:0!` for a reachable cell at zero), then
+/// reached outcomes outside the space (`?`), or `-`.
+fn kind_line<O: std::fmt::Display>(
+    m: &BTreeMap<Cell, u64>,
+    zero: &std::collections::BTreeSet<&Cell>,
+    s: &Summary,
+    row: &str,
+    k: &str,
+    outcomes: &[O],
+) -> String {
+    let mut parts = Vec::new();
+    for o in outcomes {
+        let c = Cell { advice: row.to_string(), kind: k.to_string(), outcome: o.to_string() };
+        if let Some(n) = m.get(&c) {
+            parts.push(format!("{o}:{n}"));
+        } else if zero.contains(&c) {
+            parts.push(format!("{o}:0!"));
+        }
+    }
+    // Reached outcomes outside the space still show.
+    for (c, n) in &s.outside {
+        if c.advice == row && c.kind == k {
+            parts.push(format!("{}:{n}?", c.outcome));
+        }
+    }
+    let shown = if parts.is_empty() { "-".to_string() } else { parts.join(" ") };
+    format!("  {k:<18} {shown}\n")
+}
+
 pub fn render(m: &BTreeMap<Cell, u64>, s: &Summary) -> String {
     let zero: std::collections::BTreeSet<&Cell> = s.zero.iter().collect();
     let mut out = String::from(
@@ -318,23 +347,7 @@ pub fn render(m: &BTreeMap<Cell, u64>, s: &Summary) -> String {
         let row = reach::advice_row(a);
         out.push_str(&format!("{row}\n"));
         for k in kinds() {
-            let mut parts = Vec::new();
-            for o in reach::OUTCOMES {
-                let c = Cell { advice: row.clone(), kind: k.to_string(), outcome: o.to_string() };
-                if let Some(n) = m.get(&c) {
-                    parts.push(format!("{o}:{n}"));
-                } else if zero.contains(&c) {
-                    parts.push(format!("{o}:0!"));
-                }
-            }
-            // Reached outcomes outside the space still show.
-            for (c, n) in &s.outside {
-                if c.advice == row && c.kind == k {
-                    parts.push(format!("{}:{n}?", c.outcome));
-                }
-            }
-            let shown = if parts.is_empty() { "-".to_string() } else { parts.join(" ") };
-            out.push_str(&format!("  {k:<18} {shown}\n"));
+            out.push_str(&kind_line(m, &zero, s, &row, k, &reach::OUTCOMES));
         }
     }
     out.push_str("process_madvise (rows: the pidfd; columns: the shape of the call; outcomes: see coverage::reach::pm)\n");
@@ -342,22 +355,7 @@ pub fn render(m: &BTreeMap<Cell, u64>, s: &Summary) -> String {
         let row = reach::pm::pm_row(t);
         out.push_str(&format!("{row}\n"));
         for k in reach::pm::PM_KINDS {
-            let mut parts = Vec::new();
-            for o in reach::pm::PM_OUTCOMES {
-                let c = Cell { advice: row.clone(), kind: k.to_string(), outcome: o.to_string() };
-                if let Some(n) = m.get(&c) {
-                    parts.push(format!("{o}:{n}"));
-                } else if zero.contains(&c) {
-                    parts.push(format!("{o}:0!"));
-                }
-            }
-            for (c, n) in &s.outside {
-                if c.advice == row && c.kind == k {
-                    parts.push(format!("{}:{n}?", c.outcome));
-                }
-            }
-            let shown = if parts.is_empty() { "-".to_string() } else { parts.join(" ") };
-            out.push_str(&format!("  {k:<18} {shown}\n"));
+            out.push_str(&kind_line(m, &zero, s, &row, k, &reach::pm::PM_OUTCOMES));
         }
     }
     out.push_str(&render_summary(s));
