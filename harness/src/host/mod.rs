@@ -18,6 +18,7 @@
 /// Raw syscall wrappers and the frame codec.
 pub(crate) mod sys;
 pub mod hugepool;
+pub mod khugepaged;
 pub mod journal;
 mod observe;
 pub mod procmem;

@@ -435,6 +435,7 @@ fn run_one(
     let mut suspect: Option<String> = None;
     let mut poisoned_runs = 0;
     while poisoned_runs <= POISON_RETRIES {
+        let collapsed_before = crate::host::khugepaged::pages_collapsed();
         if let Err(e) = backend.submit(prog) {
             return result(0, Outcome::InfraError(format!("submit: {e}")));
         }
@@ -468,8 +469,14 @@ fn run_one(
         // A divergence by a signal the model did not expect, or by a hang, may come from outside (a
         // worker killed or stopped by someone else; the pool has replaced it by now): run it once more on
         // the fresh worker. Only a signal or hang that happens again is the kernel's.
+        // So may one during which khugepaged collapsed a range (`host/khugepaged.rs`).
         if suspect.is_none() {
-            if let Some(why) = outside_event(&r.outcome, &host) {
+            let why = outside_event(&r.outcome, &host).or_else(|| {
+                matches!(r.outcome, Outcome::Diverge(_))
+                    .then(|| crate::host::khugepaged::moved(collapsed_before, crate::host::khugepaged::pages_collapsed()))
+                    .flatten()
+            });
+            if let Some(why) = why {
                 suspect = Some(why);
                 continue;
             }
