@@ -4,9 +4,10 @@
 //! `[base - gap, base + (max_pages + gap) * PS)` is completely unmapped; the worker checks this at
 //! start and after every teardown and exits non-zero rather than run a scenario on a dirty window.
 //!
-//! Protocol (both directions: u32 little-endian length, then serde_json bytes):
-//! - runner → worker: one `Program` per frame.
-//! - worker → runner: `Frame::Point` per observation point, written as soon as it is taken (so a step
+//! Protocol (both directions: u32 little-endian length, then the body):
+//! - runner → worker: one `Program` per frame, as serde_json.
+//! - worker → runner: `Frame`s in the binary encoding of `codec` (so are a fork or live child's frames
+//!   to the worker). `Frame::Point` per observation point, written as soon as it is taken (so a step
 //!   that kills the worker loses nothing before it), then one `Frame::Done`.
 //! - worker → live child (`fork_live` … `child_exit`): one `ChildCmd` frame per `in_child` step on a
 //!   pipe; the child answers with one `Frame::Point` on another pipe. EOF on the command pipe makes the
@@ -19,12 +20,14 @@
 //!   dead worker and a `Done`. Fork and live children of such a program are the worker's grandchildren.
 
 mod protocol;
+mod codec;
 mod step;
 mod child;
 mod program;
 mod faults;
 
 pub use faults::FAULT_DIR_ENV;
+pub use codec::decode as decode_frame;
 pub use protocol::{temp_dir_for, Frame, CPU_ENV};
 
 use crate::host::observe::{decode_zero_pfns, probe_zero_pfn, Observer, ZERO_PFN_ENV};
