@@ -2,8 +2,9 @@
 //!
 //! Invariant: an observation never changes what it observes. Only pages pagemap reports present are
 //! read, readable ones through their address and the rest through `/proc/self/mem`; nothing is faulted
-//! in. smaps is read through a kept fd in ~1 KiB reads and abandoned at the first record past the arena
-//! (the arena is the lowest mapping in the process, so its records come first), which keeps the cost
+//! in. smaps is read through a kept fd in 4 KiB reads and abandoned at the first record past the arena
+//! (the arena is the lowest mapping in the process, so its records come first; the worker's stop
+//! mappings right above the arena window come next and cost no page-table walk), which keeps the cost
 //! independent of the worker's own mappings. The /proc fds bind to the process that opened them, so a
 //! forked child must call `reopen`.
 
@@ -85,6 +86,11 @@ fn is_uniform(bytes: &[u8], first: u8) -> bool {
     }
     chunks.remainder().iter().all(|&b| b == first)
 }
+
+/// Bytes per smaps read. The kernel fills a read with whole records (at most a page of them), generating
+/// each; the worker's stop mappings (`worker::map_smaps_stops`) after the arena keep that from reaching
+/// a mapping with page tables to walk.
+const SMAPS_CHUNK: usize = 4096;
 
 /// The kept /proc fds and scratch buffers of one process.
 pub struct Observer {
@@ -187,7 +193,7 @@ impl Observer {
         let mut pos = 0; // start of the first unparsed line
         'read: loop {
             let len = self.text.len();
-            self.text.resize(len + 1024, 0);
+            self.text.resize(len + SMAPS_CHUNK, 0);
             let n = sys::read_some(self.smaps.0, &mut self.text[len..])
                 .map_err(|e| format!("read /proc/self/smaps: {}", sys::strerror(e)))?;
             self.text.truncate(len + n);
