@@ -2,8 +2,9 @@
 //!
 //! Invariant: an observation never changes what it observes. Only pages pagemap reports present are
 //! read, readable ones through their address and the rest through `/proc/self/mem`; nothing is faulted
-//! in. smaps is read through a kept fd in ~1 KiB reads and abandoned at the first record past the arena
-//! (the arena is the lowest mapping in the process, so its records come first), which keeps the cost
+//! in. smaps is read through a kept fd in 4 KiB reads and abandoned at the first record past the arena
+//! (the arena is the lowest mapping in the process, so its records come first; the worker's stop
+//! mappings right above the arena window come next and cost no page-table walk), which keeps the cost
 //! independent of the worker's own mappings. The /proc fds bind to the process that opened them, so a
 //! forked child must call `reopen`.
 
@@ -86,6 +87,11 @@ fn is_uniform(bytes: &[u8], first: u8) -> bool {
     chunks.remainder().iter().all(|&b| b == first)
 }
 
+/// Bytes per smaps read. The kernel fills a read with whole records (at most a page of them), generating
+/// each; the worker's stop mappings (`worker::map_smaps_stops`) after the arena keep that from reaching
+/// a mapping with page tables to walk.
+const SMAPS_CHUNK: usize = 4096;
+
 /// The kept /proc fds and scratch buffers of one process.
 pub struct Observer {
     ps: u64,
@@ -103,6 +109,12 @@ pub struct Observer {
     pub huge_base: Option<crate::host::hugepool::Counters>,
     /// Whether the current scenario observes `mm->locked_vm` (`Program::locks`).
     pub observe_locked_vm: bool,
+    /// /proc/self/status and /proc/meminfo, opened on first use and kept (re-read from the start each
+    /// time, like smaps), and the buffer they are read into: opening them for every observation of a
+    /// locking or hugetlb program was 4% of a run's CPU.
+    status: Option<Fd>,
+    meminfo: Option<Fd>,
+    small_text: Vec<u8>,
 }
 
 fn open_proc_fds() -> Result<(Fd, Fd), String> {
@@ -126,6 +138,9 @@ impl Observer {
             classifier: Classifier::new(),
             huge_base: None,
             observe_locked_vm: false,
+            status: None,
+            meminfo: None,
+            small_text: Vec::with_capacity(4 << 10),
         })
     }
 
@@ -134,6 +149,10 @@ impl Observer {
         let (smaps, pagemap) = open_proc_fds()?;
         self.smaps = smaps;
         self.pagemap = pagemap;
+        // /proc/self/status names the process that opened it; meminfo is the machine's, but its open file
+        // (and offset) would be shared with the parent.
+        self.status = None;
+        self.meminfo = None;
         self.reader.after_fork()
     }
 
@@ -144,11 +163,23 @@ impl Observer {
         let vmas = self.read_smaps(lo, hi, files)?;
         let pages = self.read_pages(arena_pages, &vmas)?;
         let hugetlb = match self.huge_base {
-            Some(base) => Some(crate::host::hugepool::Counters::read()?.since(base)),
+            Some(base) => Some(self.huge_counters()?.since(base)),
             None => None,
         };
-        let locked_vm = if self.observe_locked_vm { Some(vm_lck_kb()? * 1024 / self.ps) } else { None };
+        let locked_vm = if self.observe_locked_vm { Some(self.vm_lck_kb()? * 1024 / self.ps) } else { None };
         Ok(Observation { ret, vmas, pages, hugetlb, locked_vm })
+    }
+
+    /// `VmLck` of this process's /proc/self/status (mm->locked_vm), in kB.
+    pub fn vm_lck_kb(&mut self) -> Result<u64, String> {
+        let text = reread(&mut self.status, c"/proc/self/status", &mut self.small_text)?;
+        parse_vm_lck(text)
+    }
+
+    /// The `HugePages_*` counters of /proc/meminfo.
+    pub fn huge_counters(&mut self) -> Result<crate::host::hugepool::Counters, String> {
+        let text = reread(&mut self.meminfo, c"/proc/meminfo", &mut self.small_text)?;
+        crate::host::hugepool::Counters::parse(text).ok_or_else(|| "no HugePages_* lines in /proc/meminfo".to_string())
     }
 
     /// The arena's VMAs from smaps, stopping at the first record that starts at or past `hi`.
@@ -162,7 +193,7 @@ impl Observer {
         let mut pos = 0; // start of the first unparsed line
         'read: loop {
             let len = self.text.len();
-            self.text.resize(len + 1024, 0);
+            self.text.resize(len + SMAPS_CHUNK, 0);
             let n = sys::read_some(self.smaps.0, &mut self.text[len..])
                 .map_err(|e| format!("read /proc/self/smaps: {}", sys::strerror(e)))?;
             self.text.truncate(len + n);
@@ -585,9 +616,31 @@ VmFlags: rd \n";
     }
 }
 
-/// `VmLck` of /proc/self/status (mm->locked_vm), in kB.
-pub fn vm_lck_kb() -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("read /proc/self/status: {e}"))?;
+/// The whole of a /proc file kept open in `fd` (opened on first use), read from its start into `buf`.
+fn reread<'b>(fd: &mut Option<Fd>, path: &std::ffi::CStr, buf: &'b mut Vec<u8>) -> Result<&'b str, String> {
+    let f = match fd {
+        Some(f) => f,
+        None => fd.insert(Fd::open(path, libc::O_RDONLY)?),
+    };
+    // SAFETY: lseek on an fd we own.
+    if unsafe { libc::lseek(f.0, 0, libc::SEEK_SET) } < 0 {
+        return Err(format!("lseek {}: {}", path.to_string_lossy(), sys::strerror(sys::errno())));
+    }
+    buf.clear();
+    loop {
+        let len = buf.len();
+        buf.resize(len + 4096, 0);
+        let n = sys::read_some(f.0, &mut buf[len..]).map_err(|e| format!("read {}: {}", path.to_string_lossy(), sys::strerror(e)))?;
+        buf.truncate(len + n);
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf).map_err(|e| format!("{}: {e}", path.to_string_lossy()))
+}
+
+/// `VmLck` of a /proc/<pid>/status text (mm->locked_vm), in kB.
+pub fn parse_vm_lck(status: &str) -> Result<u64, String> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmLck:"))

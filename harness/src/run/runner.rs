@@ -285,6 +285,9 @@ pub fn run(
             let (next, done, divergences, steps, results, errors, live) =
                 (&next, &done, &divergences, &steps, &results, &errors, &live_threads);
             s.spawn(move || {
+                if cfg.mode != Mode::SimOnly {
+                    crate::host::sys::no_wakeup_preemption();
+                }
                 let mut backend = match cfg.mode {
                     Mode::SimOnly => None,
                     _ => match spawn(j) {

@@ -85,7 +85,7 @@ impl LiveChild {
             Ok(false) | Err(0) => return Ok(None),
             Err(e) => return Err(format!("read live child: {}", sys::strerror(e))),
         }
-        serde_json::from_slice(&body).map(Some).map_err(|e| format!("bad frame from live child: {e}"))
+        super::codec::decode(&body).map(Some).map_err(|e| format!("bad frame from live child: {e}"))
     }
 
     /// The child's answer did not come: reap it. A signal is the scenario's outcome (recorded in
@@ -163,7 +163,7 @@ pub(super) fn run_fork(
     let mut child_error = None;
     while let Some((s, e)) = sys::frame_bounds(&buf[pos..]).map_err(Fatal::Scenario)? {
         let body = &buf[pos + s..pos + e];
-        match serde_json::from_slice::<Frame>(body) {
+        match super::codec::decode(body) {
             Ok(Frame::Point { .. }) => {
                 received += 1;
                 sys::write_all(STDOUT, &buf[pos..pos + e])

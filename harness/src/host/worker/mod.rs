@@ -4,9 +4,10 @@
 //! `[base - gap, base + (max_pages + gap) * PS)` is completely unmapped; the worker checks this at
 //! start and after every teardown and exits non-zero rather than run a scenario on a dirty window.
 //!
-//! Protocol (both directions: u32 little-endian length, then serde_json bytes):
-//! - runner → worker: one `Program` per frame.
-//! - worker → runner: `Frame::Point` per observation point, written as soon as it is taken (so a step
+//! Protocol (both directions: u32 little-endian length, then the body):
+//! - runner → worker: one `Program` per frame, as serde_json.
+//! - worker → runner: `Frame`s in the binary encoding of `codec` (so are a fork or live child's frames
+//!   to the worker). `Frame::Point` per observation point, written as soon as it is taken (so a step
 //!   that kills the worker loses nothing before it), then one `Frame::Done`.
 //! - worker → live child (`fork_live` … `child_exit`): one `ChildCmd` frame per `in_child` step on a
 //!   pipe; the child answers with one `Frame::Point` on another pipe. EOF on the command pipe makes the
@@ -19,12 +20,14 @@
 //!   dead worker and a `Done`. Fork and live children of such a program are the worker's grandchildren.
 
 mod protocol;
+mod codec;
 mod step;
 mod child;
 mod program;
 mod faults;
 
 pub use faults::FAULT_DIR_ENV;
+pub use codec::decode as decode_frame;
 pub use protocol::{temp_dir_for, Frame, CPU_ENV};
 
 use crate::host::observe::{decode_zero_pfns, probe_zero_pfn, Observer, ZERO_PFN_ENV};
@@ -75,6 +78,9 @@ pub fn worker_main() -> i32 {
     if !sys::window_is_empty(win_lo, win_len) {
         return fatal(&format!("the arena window {win_lo:#x}+{win_len:#x} is not empty at start"));
     }
+    if let Err(e) = map_smaps_stops(win_lo + win_len, ps) {
+        return fatal(&e);
+    }
     // The runner's probe when it handed one over (every worker it starts), else our own.
     let handed = std::env::var(ZERO_PFN_ENV).ok().and_then(|t| decode_zero_pfns(&t));
     let zero_pfn = match handed {
@@ -118,6 +124,43 @@ pub fn worker_main() -> i32 {
         let _ = std::fs::remove_dir_all(tmp);
     }
     code
+}
+
+/// How many `map_smaps_stops` mappings there are.
+pub const SMAPS_STOPS: u64 = 4;
+
+/// Map `SMAPS_STOPS` one-page PROT_NONE mappings above the arena window, each one page apart (so they
+/// never merge, with each other or with a VMA at the window's top), kept for the worker's lifetime and
+/// inherited by every child it forks.
+///
+/// smaps lists VMAs by address and the observer stops reading at the first record past the arena; the
+/// kernel generates every record its read reaches (`show_smap` walks the VMA's page tables), so what
+/// comes after the arena is paid for at every observation. Without these that was the worker's own
+/// first ELF segment (176 pages, ~97 resident: a page-table walk longer than most arenas'); these have
+/// no page tables, and there are enough of them (about 1 KiB of smaps text each) that a 4 KiB read
+/// never reaches past them. They lie outside the arena window, so no observation includes them, no
+/// scenario can map, unmap or merge with them (`check_program` keeps every range inside the window),
+/// and the kernel never places a mapping there (the window is the lowest part of the address space
+/// the process uses, far below mmap_base).
+fn map_smaps_stops(win_hi: u64, ps: u64) -> Result<(), String> {
+    for i in 0..SMAPS_STOPS {
+        let at = win_hi + (1 + 2 * i) * ps;
+        // SAFETY: a fresh PROT_NONE mapping at an address MAP_FIXED_NOREPLACE checks is free.
+        let p = unsafe {
+            libc::mmap(
+                at as *mut libc::c_void,
+                ps as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED || p as u64 != at {
+            return Err(format!("cannot map the smaps stop at {at:#x}: {}", sys::strerror(sys::errno())));
+        }
+    }
+    Ok(())
 }
 
 fn serve(ctx: &mut Ctx) -> i32 {

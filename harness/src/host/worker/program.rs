@@ -53,7 +53,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     ctx.obs.observe_locked_vm = prog.locks();
     ctx.obs.huge_base = if prog.uses_hugetlb() {
         crate::host::hugepool::top_up_in_guest().map_err(Fatal::Scenario)?;
-        Some(crate::host::hugepool::Counters::read().map_err(Fatal::Scenario)?)
+        Some(ctx.obs.huge_counters().map_err(Fatal::Scenario)?)
     } else {
         None
     };
@@ -141,7 +141,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
     // The kernel's count can stay raised after the arena is gone (seen on 6.18.44 after an mremap
     // MREMAP_DONTUNMAP of a VM_LOCKED range), so a worker whose VmLck is not 0 after a scenario that
     // locked anything retires, as after a process-wide advice.
-    if prog.locks() && crate::host::observe::vm_lck_kb().map_err(Fatal::Scenario)? != 0 {
+    if prog.locks() && ctx.obs.vm_lck_kb().map_err(Fatal::Scenario)? != 0 {
         ctx.tainted.set(true);
     }
     if let Some(before) = before {

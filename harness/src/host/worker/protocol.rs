@@ -41,7 +41,7 @@ pub(super) struct Out {
 
 impl Out {
     pub(super) fn send(&self, f: &Frame) -> Result<(), String> {
-        let bytes = sys::encode_frame(f)?;
+        let bytes = super::codec::encode_framed(f)?;
         sys::write_all(self.fd, &bytes).map_err(|e| format!("write frame: {}", sys::strerror(e)))?;
         if let Frame::Point { id, .. } = f {
             if self.fd == STDOUT {
