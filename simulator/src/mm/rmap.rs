@@ -20,10 +20,14 @@ impl Machine {
             return;
         }
         let v = self.vmas[i];
-        // anon_vma_compatible(a, b): adjacent, same file, flags equal except access bits and soft-dirty,
-        // and pgoff contiguous.
+        // anon_vma_compatible(a, b): adjacent, same file, flags equal except access bits and the flags
+        // that do not stop a merge (soft-dirty; the sticky VM_MAYBE_GUARD where the kernel has it: "mm:
+        // implement sticky VMA flags" made it `~(VM_ACCESS_FLAGS | VM_IGNORE_MERGE)` [S 6.18.y/6.19
+        // mm/vma.c:anon_vma_compatible; T 6.18.44, cases guard_flag_vma_lends_anon_vma_to_a_faulting_neighbour and
+        // guard_flag_neighbour_without_vm_account_keeps_its_own_anon_vma,
+        // found as gen-2-53209]), and pgoff contiguous.
         let compat = |a: &Vma, b: &Vma| {
-            let mask = !(vmf::READ | vmf::WRITE | vmf::EXEC | vmf::SOFTDIRTY);
+            let mask = !(vmf::READ | vmf::WRITE | vmf::EXEC | Self::ignore_merge(model));
             a.end == b.start
                 && a.obj == b.obj
                 && (a.flags ^ b.flags) & mask == 0
