@@ -196,6 +196,9 @@ fn step_body(s: &Step) -> String {
             "return mremap(PAGE({page}), {pages} * PS, {new_pages} * PS, MREMAP_MAYMOVE|MREMAP_FIXED{}, PAGE({t})) == MAP_FAILED ? errno : 0;",
             if *dontunmap { "|4 /* MREMAP_DONTUNMAP */" } else { "" }
         ),
+        Step::Close { file } => format!(
+            "long r = rc(close(file_fd[{file}]));\n    file_fd[{file}] = -1; /* later calls get EBADF, as in the worker */\n    return r;"
+        ),
         Step::Ftruncate { file, pages } => format!("return rc(ftruncate(file_fd[{file}], (off_t){pages} * (off_t)PS));"),
         Step::Fallocate { file, page, pages, mode } => format!(
             "return rc(fallocate(file_fd[{file}], {}, (off_t){page} * (off_t)PS, (off_t){pages} * (off_t)PS));",
