@@ -307,6 +307,8 @@ struct Gen {
     files: Vec<FileSpec>,
     /// Each file's current size in pages (ftruncate steps change it).
     fsize: Vec<u32>,
+    /// Each file's fd was closed by a `close` step (later file steps on it are EBADF and change nothing).
+    closed: Vec<bool>,
     maps: Vec<MapSpec>,
     pages: Vec<PageInfo>,
     /// Interesting page indexes for madvise endpoints: 0, arena end and every layout map edge.
@@ -329,11 +331,12 @@ enum Op {
     Try,
     Ftruncate,
     Fallocate,
+    Close,
 }
 
 impl Gen {
     fn new(rng: Rng) -> Gen {
-        Gen { rng, arena: 0, files: Vec::new(), fsize: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
+        Gen { rng, arena: 0, files: Vec::new(), fsize: Vec::new(), closed: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
     }
 
     fn layout(&mut self) {
@@ -384,6 +387,7 @@ impl Gen {
             self.files[f].pages = n + extra;
         }
         self.fsize = self.files.iter().map(|f| f.pages).collect();
+        self.closed = vec![false; self.files.len()];
         self.pages = vec![PageInfo::default(); self.arena as usize];
         self.edges = vec![0, self.arena as i64];
         for m in self.maps.clone() {
@@ -478,6 +482,7 @@ impl Gen {
                 (4, Op::Try),
                 (2, Op::Ftruncate),
                 (2, Op::Fallocate),
+                (1, Op::Close),
             ]);
             // At most one live-fork sequence per scenario (it is several steps long already); a second
             // draw is a plain fork.
@@ -539,7 +544,12 @@ impl Gen {
             Op::Mseal | Op::Mremap => self.madvise(top),
             Op::Ftruncate if top && !self.files.is_empty() => self.ftruncate(),
             Op::Fallocate if top && !self.files.is_empty() => self.fallocate(),
-            Op::Ftruncate | Op::Fallocate => self.madvise(top),
+            Op::Close if top && !self.files.is_empty() => {
+                let file = self.rng.below(self.files.len() as u64) as u32;
+                self.closed[file as usize] = true;
+                Step::Close { file }
+            }
+            Op::Ftruncate | Op::Fallocate | Op::Close => self.madvise(top),
             Op::Mmap => self.mmap(),
             Op::Mlock => {
                 let (page, pages) = self.some_range(6);
@@ -740,7 +750,7 @@ impl Gen {
         let f = file as usize;
         let cur = self.fsize[f];
         let pages = self.rng.pick(&[0, 1, cur.saturating_sub(1), cur.saturating_sub(1), cur, cur + 1, self.files[f].pages]);
-        if !self.files[f].readonly {
+        if !self.files[f].readonly && !self.closed[f] {
             if pages < cur {
                 for p in 0..self.arena {
                     if self.pages[p as usize].fid == Some(file) {
@@ -753,14 +763,20 @@ impl Gen {
         Step::Ftruncate { file, pages }
     }
 
-    /// fallocate(PUNCH_HOLE|KEEP_SIZE) of a few file pages, the first or last ones often, sometimes past EOF.
+    /// fallocate of a few file pages, the first or last ones often, sometimes past EOF: PUNCH_HOLE|KEEP_SIZE
+    /// half the time, else mode 0 (which may extend the file) or KEEP_SIZE (which may allocate past EOF).
     fn fallocate(&mut self) -> Step {
+        use simulator::program::FallocMode;
         let file = self.rng.below(self.files.len() as u64) as u32;
         let cur = self.fsize[file as usize];
         let any = self.rng.below(cur as u64 + 2) as u32;
         let page = self.rng.pick(&[0, 0, cur.saturating_sub(1), any]);
         let pages = self.rng.range(1, 3) as u32;
-        Step::Fallocate { file, page, pages, mode: simulator::program::FallocMode::PunchHole }
+        let mode = self.rng.weighted(&[(50, FallocMode::PunchHole), (25, FallocMode::Allocate), (25, FallocMode::KeepSize)]);
+        if mode == FallocMode::Allocate && !self.files[file as usize].readonly && !self.closed[file as usize] {
+            self.fsize[file as usize] = cur.max(page + pages);
+        }
+        Step::Fallocate { file, page, pages, mode }
     }
 
     fn any_sealed(&self, page: u32, pages: u32) -> bool {

@@ -277,6 +277,7 @@ const OPS: &[&str] =
     &[
         "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",
         "child_exit", "mseal", "mremap", "try_write", "try_read", "ftruncate", "fallocate", "process_madvise",
+        "close",
     ];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
@@ -301,6 +302,7 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
         ],
         "mlock" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("onfault", Ty::Bool, false)],
         "ftruncate" => &[("file", Ty::U32, true), ("pages", Ty::U32, true)],
+        "close" => &[("file", Ty::U32, true)],
         "fallocate" => &[("file", Ty::U32, true), ("page", Ty::U32, true), ("pages", Ty::U32, true), ("mode", Ty::Falloc, true)],
         "mmap" => &[("map", Ty::Map, true)],
         "fork" => &[("child", Ty::Children, false)],

@@ -280,6 +280,12 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             check_step(p, step, &format!("{path}.step"), false)
         }
         Step::Mseal { page, pages } => check_range(arena, *page, *pages, path),
+        Step::Close { file } => {
+            if !top {
+                return Err((path.to_string(), "close is a top-level step (not inside a fork child or in_child)".into()));
+            }
+            check_file(p, *file, path)
+        }
         Step::Ftruncate { file, pages } => {
             if !top {
                 return Err((path.to_string(), "ftruncate is a top-level step (not inside a fork child or in_child)".into()));

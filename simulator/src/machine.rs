@@ -171,6 +171,11 @@ pub struct FileObj {
     pub region: Vec<bool>,
     /// The object is gone (the last mapping of a MAP_HUGETLB|MAP_SHARED object was unmapped).
     pub dead: bool,
+    /// shmem: pages at or past i_size that fallocate(FALLOC_FL_KEEP_SIZE) allocated (dirty, not
+    /// uptodate). They stay in the page cache, invisible, until a truncation or a hole punch removes them;
+    /// a later grow of i_size brings them back dirty [S 6.18 mm/shmem.c:shmem_fallocate (SGP_FALLOC may
+    /// allocate past i_size; folio_mark_dirty), shmem_setattr].
+    pub falloc_beyond: std::collections::BTreeSet<usize>,
 }
 
 impl FileObj {
@@ -178,6 +183,26 @@ impl FileObj {
     pub(crate) fn folio(&self, idx: usize) -> (usize, usize) {
         let n = 1usize << self.order.get(idx).copied().unwrap_or(0);
         (idx / n * n, n)
+    }
+
+    /// Set i_size to `n` pages: new pages are holes (zero, not cached, clean), except those a shmem
+    /// fallocate(KEEP_SIZE) allocated past the old end, which come back dirty.
+    /// A shrink, or a "resize" to the same size, runs shmem_truncate_range from the new size to the end,
+    /// dropping those [S 6.18 mm/shmem.c:shmem_setattr "newsize <= oldsize"].
+    pub(crate) fn resize(&mut self, n: usize) {
+        if n <= self.pages.len() {
+            self.falloc_beyond.retain(|&p| p < n);
+        }
+        self.pages.resize(n, Content::Zero);
+        self.cached.resize(n, false);
+        self.dirty.resize(n, false);
+        self.flagged.resize(n, false);
+        self.order.resize(n, 0);
+        let back: Vec<usize> = self.falloc_beyond.range(..n).copied().collect();
+        for p in back {
+            self.dirty[p] = true;
+            self.falloc_beyond.remove(&p);
+        }
     }
 
     /// Set the dirty bit of the folio holding page `idx` (folio_mark_dirty dirties the whole folio).
@@ -322,6 +347,9 @@ pub struct Machine {
     pub(crate) large: std::collections::BTreeSet<u32>,
     /// This process forked (or is a fork child): its anonymous PTEs may be write-protected for COW.
     pub(crate) forked: bool,
+    /// Scenario files whose fd this process closed (`Step::Close`); fd tables are per process, so a
+    /// fork child inherits this and a live child's later changes are its own.
+    pub(crate) closed_fds: std::collections::BTreeSet<usize>,
 }
 
 /// What a PMD maps.
@@ -369,6 +397,7 @@ impl Machine {
                 huge: false,
                 region: Vec::new(),
                 dead: false,
+                falloc_beyond: Default::default(),
             })
             .map(|mut o| {
                 // A hugetlbfs memfd starts as holes: hugetlbfs has no write_iter, so nothing was written
@@ -411,6 +440,7 @@ impl Machine {
             thp: Default::default(),
             large: Default::default(),
             forked: false,
+            closed_fds: Default::default(),
         }
     }
 

@@ -145,6 +145,9 @@ pub struct VmaObs {
     /// smaps `AnonHugePages`, in (base) pages: anonymous THPs mapped by a PMD.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub anon_huge: u64,
+    /// smaps `Swap`, in pages: the VMA's pages out on swap (shmem: its swapped pages in range).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub swap: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -287,6 +290,8 @@ pub struct VmaAllowed {
     pub hugetlb_private: Count,
     #[serde(default)]
     pub anon_huge: Count,
+    #[serde(default)]
+    pub swap: Count,
 }
 
 impl VmaAllowed {
@@ -306,6 +311,7 @@ impl VmaAllowed {
             hugetlb_shared: Count::exact(v.hugetlb_shared),
             hugetlb_private: Count::exact(v.hugetlb_private),
             anon_huge: Count::exact(v.anon_huge),
+            swap: Count::exact(v.swap),
         }
     }
 }
@@ -335,7 +341,7 @@ pub enum Expect {
 pub struct Difference {
     /// `ret`, `vmas` (the layout: count, ranges, perms, offset or backing), `vma[i].flags`, `vma[i].rss`,
     /// `vma[i].anon`, `vma[i].lazyfree`, `vma[i].locked`, `vma[i].hugetlb_shared`,
-    /// `vma[i].hugetlb_private`, `vma[i].anon_huge`, `hugetlb` (the pool counters), `locked_vm`, `page[p].res`, `page[p].content`.
+    /// `vma[i].hugetlb_private`, `vma[i].anon_huge`, `vma[i].swap`, `hugetlb` (the pool counters), `locked_vm`, `page[p].res`, `page[p].content`.
     pub field: String,
     pub expected: String,
     pub observed: String,
@@ -406,6 +412,7 @@ pub fn compare(expect: &Expect, obs: &Observation) -> Verdict {
                 ("hugetlb_shared", a.hugetlb_shared, o.hugetlb_shared),
                 ("hugetlb_private", a.hugetlb_private, o.hugetlb_private),
                 ("anon_huge", a.anon_huge, o.anon_huge),
+                ("swap", a.swap, o.swap),
             ] {
                 if !c.contains(v) {
                     diff(format!("vma[{i}].{name}"), c.to_string(), v.to_string());

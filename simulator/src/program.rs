@@ -596,6 +596,9 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "is_zero_u32")]
         flags: u32,
     },
+    /// close(fd of `files[file]`): the scenario's only fd of the file goes; its mappings stay valid (each
+    /// VMA holds its own reference to the file). Later file steps on it pass fd -1 (EBADF).
+    Close { file: u32 },
 }
 
 /// The `mode` of a `fallocate` step.
@@ -605,6 +608,12 @@ pub enum FallocMode {
     /// FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE: the pages become a hole (read as zero), their page-cache
     /// pages are unmapped from every mapping; private COW copies stay.
     PunchHole,
+    /// Mode 0: allocate the range; a range past EOF extends the file (i_size) to its end. Nothing mapped
+    /// changes; allocated holes still read as zero.
+    Allocate,
+    /// FALLOC_FL_KEEP_SIZE: allocate the range without changing i_size (shmem keeps the pages allocated
+    /// past EOF until a truncation removes them).
+    KeepSize,
 }
 
 impl FallocMode {
@@ -612,6 +621,8 @@ impl FallocMode {
     pub fn value(self) -> i32 {
         match self {
             FallocMode::PunchHole => 0x02 | 0x01,
+            FallocMode::Allocate => 0,
+            FallocMode::KeepSize => 0x01,
         }
     }
 }
@@ -649,6 +660,7 @@ impl Step {
             Step::Ftruncate { .. } => "ftruncate",
             Step::Fallocate { .. } => "fallocate",
             Step::ProcessMadvise { .. } => "process_madvise",
+            Step::Close { .. } => "close",
         }
     }
 }

@@ -59,6 +59,7 @@ impl Machine {
             }
             Step::Mseal { page, pages } => StepOut::Ret(self.mseal(model, page as i64, (page + pages) as i64)),
             Step::Ftruncate { file, pages } => StepOut::Ret(self.ftruncate(file as usize, pages as usize)?),
+            Step::Close { file } => StepOut::Ret(self.close_file(file as usize)),
             Step::Fallocate { file, page, pages, mode } => {
                 StepOut::Ret(self.fallocate(file as usize, page as usize, pages as usize, mode)?)
             }
@@ -231,6 +232,11 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                 live = Live::None;
                 out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
                 continue;
+            }
+            (Step::Close { file }, Live::Alive(_)) if m.objs[*file as usize].huge => {
+                // The live child's copy of the fd keeps a hugetlb memfd alive after the parent's close.
+                out.push((id, Expect::Unsupported("close of a hugetlb memfd while a live child exists is not modelled".into())));
+                return out;
             }
             (Step::Ftruncate { .. }, Live::Alive(_)) => {
                 // Shrinking would also unmap the live child's COW copies past the new end (even_cows),

@@ -433,6 +433,7 @@ mod tests {
             hugetlb_shared: 0,
             hugetlb_private: 0,
             anon_huge: 0,
+            swap: 0,
         }
     }
 

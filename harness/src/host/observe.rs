@@ -380,6 +380,7 @@ impl SmapsParser<'_> {
             hugetlb_shared: 0,
             hugetlb_private: 0,
             anon_huge: 0,
+            swap: 0,
         });
         Ok(false)
     }
@@ -406,6 +407,7 @@ fn field(v: &mut VmaObs, name: &[u8], rest: &[u8], ps: u64) -> Option<()> {
         b"Shared_Hugetlb:" => v.hugetlb_shared = kb(rest)?,
         b"Private_Hugetlb:" => v.hugetlb_private = kb(rest)?,
         b"AnonHugePages:" => v.anon_huge = kb(rest)?,
+        b"Swap:" => v.swap = kb(rest)?,
         b"VmFlags:" => {
             v.flags = rest
                 .split(|&b| b == b' ')

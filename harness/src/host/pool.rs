@@ -221,10 +221,10 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                 | Step::Munlock { page, pages } => in_window(&what, *page, *pages as u64)?,
                 Step::Mmap { map } => check_map(&what, map)?,
                 Step::Mseal { page, pages } => in_window(&what, *page, *pages as u64)?,
-                Step::Ftruncate { .. } | Step::Fallocate { .. } if in_child => {
+                Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } if in_child => {
                     return Err(format!("{what}: a file step inside a fork child is not supported"))
                 }
-                Step::Ftruncate { .. } | Step::Fallocate { .. } => {}
+                Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } => {}
                 Step::ProcessMadvise { iov, .. } => {
                     if in_child {
                         return Err(format!("{what}: only a top-level step"));

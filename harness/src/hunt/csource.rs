@@ -196,6 +196,9 @@ fn step_body(s: &Step) -> String {
             "return mremap(PAGE({page}), {pages} * PS, {new_pages} * PS, MREMAP_MAYMOVE|MREMAP_FIXED{}, PAGE({t})) == MAP_FAILED ? errno : 0;",
             if *dontunmap { "|4 /* MREMAP_DONTUNMAP */" } else { "" }
         ),
+        Step::Close { file } => format!(
+            "long r = rc(close(file_fd[{file}]));\n    file_fd[{file}] = -1; /* later calls get EBADF, as in the worker */\n    return r;"
+        ),
         Step::Ftruncate { file, pages } => format!("return rc(ftruncate(file_fd[{file}], (off_t){pages} * (off_t)PS));"),
         Step::Fallocate { file, page, pages, mode } => format!(
             "return rc(fallocate(file_fd[{file}], {}, (off_t){page} * (off_t)PS, (off_t){pages} * (off_t)PS));",
@@ -407,7 +410,7 @@ fn emit_points(c: &mut String, r: &Repro) {
                 for v in &a.vmas {
                     let _ = writeln!(
                         vmas,
-                        "  {{{}, {}, {}, {}, {}, {}, {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}}, {{{}, {}, {}, {}, {}, {}}}}},",
+                        "  {{{}, {}, {}, {}, {}, {}, {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}}, {{{}, {}, {}, {}, {}, {}, {}}}}},",
                         v.start,
                         v.end,
                         lit(&v.perms),
@@ -415,9 +418,9 @@ fn emit_points(c: &mut String, r: &Repro) {
                         backing_code(v.backing),
                         lit(&v.flags.join(" ")),
                         v.rss.lo, v.rss.hi, v.anon.lo, v.anon.hi, v.lazyfree.lo, v.lazyfree.hi, v.locked.lo, v.locked.hi,
-                        v.hugetlb_shared.lo, v.hugetlb_shared.hi, v.hugetlb_private.lo, v.hugetlb_private.hi,
+                        v.hugetlb_shared.lo, v.hugetlb_shared.hi, v.hugetlb_private.lo, v.hugetlb_private.hi, v.swap.lo, v.swap.hi,
                         lit(&v.rss.to_string()), lit(&v.anon.to_string()), lit(&v.lazyfree.to_string()), lit(&v.locked.to_string()),
-                        lit(&v.hugetlb_shared.to_string()), lit(&v.hugetlb_private.to_string()),
+                        lit(&v.hugetlb_shared.to_string()), lit(&v.hugetlb_private.to_string()), lit(&v.swap.to_string()),
                     );
                     nv += 1;
                 }

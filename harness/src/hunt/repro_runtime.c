@@ -89,8 +89,8 @@ struct vexp {
   unsigned long offset;
   long backing; /* file index, or -1 anon, -2 shmem, -3 hugetlb, -4 foreign */
   const char *flags;
-  unsigned long lim[12]; /* rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private: lo, hi */
-  const char *txt[6];
+  unsigned long lim[14]; /* rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, swap: lo, hi */
+  const char *txt[7];
 };
 struct pexp {
   int res;  /* 0 absent, 1 present, 2 zero page, 3 swap-format */
@@ -263,7 +263,7 @@ struct vobs {
   unsigned long offset;
   long backing;
   char flags[512];
-  unsigned long val[6];
+  unsigned long val[7];
 };
 struct pobs { int res, kind; unsigned long a, b; };
 static struct vobs ov[2 * MAX_PAGES + 8];
@@ -316,8 +316,8 @@ static int read_smaps(void) {
     }
     if (!v) continue;
     unsigned long long kb;
-    static const char *const names[6] = {"Rss:", "Anonymous:", "LazyFree:", "Locked:", "Shared_Hugetlb:", "Private_Hugetlb:"};
-    for (int i = 0; i < 6; i++) {
+    static const char *const names[7] = {"Rss:", "Anonymous:", "LazyFree:", "Locked:", "Shared_Hugetlb:", "Private_Hugetlb:", "Swap:"};
+    for (int i = 0; i < 7; i++) {
       size_t l = strlen(names[i]);
       if (strncmp(line, names[i], l) == 0 && sscanf(line + l, "%llu", &kb) == 1) v->val[i] = (unsigned long)(kb * 1024 / PS);
     }
@@ -504,11 +504,11 @@ static int check_point(int pi, long ret, int dead) {
     }
     field(pi, "vmas", pt->layout_text, a);
   } else {
-    static const char *const names[6] = {"rss", "anon", "lazyfree", "locked", "hugetlb_shared", "hugetlb_private"};
+    static const char *const names[7] = {"rss", "anon", "lazyfree", "locked", "hugetlb_shared", "hugetlb_private", "swap"};
     for (int i = 0; i < nov; i++) {
       const struct vexp *e = &pt->vma[i];
       if (strcmp(e->flags, ov[i].flags) != 0) { snprintf(b, sizeof b, "vma[%d].flags", i); field(pi, b, e->flags, ov[i].flags); }
-      for (int k = 0; k < 6; k++) {
+      for (int k = 0; k < 7; k++) {
         if (ov[i].val[k] < e->lim[2 * k] || ov[i].val[k] > e->lim[2 * k + 1]) {
           char o[32];
           snprintf(b, sizeof b, "vma[%d].%s", i, names[k]);

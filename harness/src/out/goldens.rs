@@ -507,6 +507,7 @@ mod tests {
                 hugetlb_shared: 0,
                 hugetlb_private: 0,
                 anon_huge: 0,
+                swap: 0,
             }],
             pages: vec![PageObs { res: Residency::Present, content: Some(Content::Fill(1)) }],
             hugetlb: None,

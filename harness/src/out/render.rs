@@ -189,6 +189,9 @@ pub fn ruler_allowed(vmas: &[VmaAllowed], pages: &[Vec<PageObs>]) -> String {
         if v.anon_huge.hi > 0 {
             let _ = writeln!(out, "      AnonHugePages={}", count(v.anon_huge));
         }
+        if v.swap.hi > 0 {
+            let _ = writeln!(out, "      Swap={}", count(v.swap));
+        }
     }
     if vmas.is_empty() {
         out.push_str("  (no VMAs)\n");
@@ -373,6 +376,7 @@ mod tests {
             hugetlb_shared: 0,
             hugetlb_private: 0,
             anon_huge: 0,
+            swap: 0,
         }
     }
 
@@ -411,6 +415,7 @@ mod tests {
             hugetlb_shared: Count::exact(0),
             hugetlb_private: Count::exact(0),
             anon_huge: Count::exact(0),
+            swap: Count::exact(0),
         };
         let pages = vec![vec![PageObs::ABSENT], vec![PageObs::ABSENT, PageObs { res: Residency::Present, content: Some(Content::Zero) }]];
         let r = ruler_allowed(&[v], &pages);

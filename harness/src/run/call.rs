@@ -29,6 +29,7 @@ pub fn render_step(step: &Step) -> String {
         Step::InChild { step } => format!("in child: {}", render_step(step)),
         Step::ChildExit => "child exits; parent waits".to_string(),
         Step::Mseal { page, pages } => format!("mseal(page {page}, {})", plural(*pages as i64, "page")),
+        Step::Close { file } => format!("close(file {file})"),
         Step::Ftruncate { file, pages } => format!("ftruncate(file {file}, {})", plural(*pages as i64, "page")),
         Step::Fallocate { file, page, pages, mode } => {
             format!("fallocate(file {file}, file page {page}, {}, {})", plural(*pages as i64, "page"), falloc_label(*mode))
@@ -68,6 +69,8 @@ pub fn render_step(step: &Step) -> String {
 fn falloc_label(m: simulator::program::FallocMode) -> &'static str {
     match m {
         simulator::program::FallocMode::PunchHole => "PUNCH_HOLE|KEEP_SIZE",
+        simulator::program::FallocMode::Allocate => "mode 0",
+        simulator::program::FallocMode::KeepSize => "KEEP_SIZE",
     }
 }
 

@@ -122,13 +122,15 @@ impl Machine {
         self.huge_release_dead();
     }
 
-    /// A MAP_HUGETLB object whose last mapping went away is released (its pages freed, its reservations
+    /// A MAP_HUGETLB object (or a hugetlb memfd whose fd was closed) whose last mapping went away is released (its pages freed, its reservations
     /// returned) [S 6.12 fs/hugetlbfs/inode.c:hugetlbfs_evict_inode, remove_inode_hugepages,
     /// hugetlb_unreserve_pages; T 6.18: Free back only after the last part is unmapped].
     pub(crate) fn huge_release_dead(&mut self) {
         for o in 0..self.objs.len() {
             let obj = &self.objs[o];
-            if !obj.huge || obj.file.is_some() || obj.dead || self.vmas.iter().any(|v| v.obj == Some(o)) || self.other_objs.contains(&o) {
+            // A hugetlb memfd lives on while its fd is open (`closed_fds`).
+            let open_fd = obj.file.is_some_and(|f| !self.closed_fds.contains(&(f as usize)));
+            if !obj.huge || open_fd || obj.dead || self.vmas.iter().any(|v| v.obj == Some(o)) || self.other_objs.contains(&o) {
                 continue;
             }
             let hp = self.hp.max(1) as usize;

@@ -101,6 +101,11 @@ impl Machine {
     pub(crate) fn mmap(&mut self, model: &KernelModel, m: &MapSpec) -> Ret {
         let s = m.page as i64;
         let e = s + m.pages as i64;
+        // A file mapping of a closed fd: fget fails first [S 6.18 mm/mmap.c:ksys_mmap_pgoff "file =
+        // fget(fd); if (!file) return -EBADF"].
+        if m.backing.file().is_some_and(|(f, _)| self.closed_fds.contains(&(f as usize))) {
+            return Ret::Err(Errno::EBADF);
+        }
         let huge = m.backing.is_map_hugetlb() || m.backing.file().is_some_and(|(f, _)| self.objs[f as usize].huge);
         if huge {
             let off = m.backing.file().map_or(0, |(_, o)| o as i64);
@@ -179,6 +184,7 @@ impl Machine {
                     huge: false,
                     region: Vec::new(),
                     dead: false,
+                    falloc_beyond: Default::default(),
                 });
                 (Some(self.objs.len() - 1), 0)
             }
@@ -199,6 +205,7 @@ impl Machine {
                     huge: true,
                     region: vec![false; n],
                     dead: false,
+                    falloc_beyond: Default::default(),
                 });
                 (Some(self.objs.len() - 1), 0)
             }

@@ -1,5 +1,6 @@
 //! mm/truncate.c and mm/shmem.c: hole punching for MADV_REMOVE and fallocate(PUNCH_HOLE) (shmem_fallocate,
-//! truncate_inode_pages_range, unmap_mapping_range), and ftruncate (truncate_setsize, truncate_pagecache).
+//! truncate_inode_pages_range, unmap_mapping_range), ftruncate (truncate_setsize, truncate_pagecache),
+//! and fallocate's allocating modes (shmem_fallocate, ext4_do_fallocate).
 //!
 //! Invariant: a punched page leaves the page cache and every PTE that mapped it, in this process and in
 //! the other one (live or waiting) through `Machine::punched`.
@@ -15,9 +16,14 @@ impl Machine {
     /// page-cache pages, and a later fault there is past i_size (SIGBUS, -EFAULT for GUP). Growing adds
     /// holes: uncached pages that read as zero [S 6.18 mm/truncate.c:truncate_pagecache,
     /// truncate_setsize; mm/shmem.c:shmem_setattr; T 6.18.44 probe: a COW copy past the new end was
-    /// unmapped on tmpfs and ext4, regrown pages read 0]. hugetlbfs (hugetlb_vmtruncate, which frees
+    /// unmapped on tmpfs and ext4, regrown pages read 0]. Pages a shmem fallocate(KEEP_SIZE) allocated
+    /// past the old end are removed by a shrink and come back dirty (not uptodate) with a grow
+    /// [S 6.18 mm/shmem.c:shmem_setattr (shmem_truncate_range from the new size)]. hugetlbfs (hugetlb_vmtruncate, which frees
     /// huge pages and changes the pool counters) is not modelled.
     pub(crate) fn ftruncate(&mut self, file: usize, pages: usize) -> Result<Ret, String> {
+        if self.closed_fds.contains(&file) {
+            return Ok(Ret::Err(Errno::EBADF));
+        }
         if self.objs[file].readonly {
             return Ok(Ret::Err(Errno::EINVAL));
         }
@@ -39,12 +45,7 @@ impl Machine {
                 }
             }
         }
-        let o = &mut self.objs[file];
-        o.pages.resize(pages, Content::Zero);
-        o.cached.resize(pages, false);
-        o.dirty.resize(pages, false);
-        o.flagged.resize(pages, false);
-        o.order.resize(pages, 0);
+        self.objs[file].resize(pages);
         Ok(Ret::Ok)
     }
 
@@ -52,9 +53,12 @@ impl Machine {
     /// [S 6.18 fs/open.c:vfs_fallocate "!(file->f_mode & FMODE_WRITE)"; T 6.18.44]. PUNCH_HOLE|KEEP_SIZE
     /// punches as MADV_REMOVE does (unmap_mapping_range with even_cows = 0; a range past i_size changes
     /// nothing and succeeds) [S 6.18 mm/shmem.c:shmem_fallocate; fs/ext4/inode.c:ext4_punch_hole via
-    /// truncate_pagecache_range; T 6.18.44]. hugetlbfs (hugetlbfs_punch_hole, pool counters) is not
-    /// modelled.
+    /// truncate_pagecache_range; T 6.18.44]. Mode 0 and KEEP_SIZE: [`Machine::allocate`]. hugetlbfs
+    /// (hugetlbfs_punch_hole, hugetlbfs_fallocate, pool counters) is not modelled.
     pub(crate) fn fallocate(&mut self, file: usize, first: usize, n: usize, mode: FallocMode) -> Result<Ret, String> {
+        if self.closed_fds.contains(&file) {
+            return Ok(Ret::Err(Errno::EBADF));
+        }
         if self.objs[file].readonly {
             return Ok(Ret::Err(Errno::EBADF));
         }
@@ -63,8 +67,50 @@ impl Machine {
         }
         match mode {
             FallocMode::PunchHole => self.punch(file, first, first + n),
+            FallocMode::Allocate | FallocMode::KeepSize => self.allocate(file, first, first + n, mode == FallocMode::Allocate),
         }
         Ok(Ret::Ok)
+    }
+
+    /// fallocate mode 0 (`extend`) or FALLOC_FL_KEEP_SIZE over file pages [first, last). Nothing mapped
+    /// changes and no PTE is installed.
+    /// * shmem: shmem_get_folio(SGP_FALLOC) allocates every hole in the range as a folio that is not
+    ///   uptodate (it reads as zero; fault-around skips it; a fault zeroes it and marks it uptodate), and
+    ///   every folio of the range, the already cached ones too, is marked dirty ("SGP_CACHE folios might
+    ///   still be clean: we now need to mark those dirty too"). With KEEP_SIZE pages past i_size are
+    ///   allocated too; mode 0 then sets i_size to the range's end when that is larger [S 6.18
+    ///   mm/shmem.c:shmem_fallocate, shmem_get_folio_gfp ("fallocated folio", clear:)].
+    /// * ext4 (disk files): ext4_do_fallocate allocates unwritten extents and, in mode 0, updates i_size;
+    ///   the page cache is not touched [S 6.18 fs/ext4/extents.c:ext4_do_fallocate,
+    ///   ext4_alloc_file_blocks].
+    pub(crate) fn allocate(&mut self, file: usize, first: usize, last: usize, extend: bool) {
+        let o = &mut self.objs[file];
+        let shmem = o.file.is_none() || o.memfd;
+        let size = o.pages.len();
+        if shmem {
+            for p in first..last.min(size) {
+                o.mark_dirty(p);
+            }
+            if last > size {
+                o.falloc_beyond.extend(first.max(size)..last);
+            }
+        }
+        if extend && last > size {
+            o.resize(last);
+        }
+    }
+
+    /// close of scenario file `file`'s fd: EBADF the second time (the worker passes -1). Every VMA holds
+    /// its own reference to the file, so the mappings, the page cache and a hugetlb file's pages and
+    /// reservations stay while anything maps it [S 6.18 fs/file.c:close_fd; mm/mmap.c:__mmap_region
+    /// (get_file for vm_file)]; a hugetlb memfd nothing maps any more is released at once
+    /// (hugetlbfs_evict_inode, `huge_release_dead`).
+    pub(crate) fn close_file(&mut self, file: usize) -> Ret {
+        if !self.closed_fds.insert(file) {
+            return Ret::Err(Errno::EBADF);
+        }
+        self.huge_release_dead();
+        Ret::Ok
     }
 
     /// fallocate(PUNCH_HOLE|KEEP_SIZE) on an object: its pages read as zero from now on, and every PTE
@@ -83,6 +129,8 @@ impl Machine {
             }
         }
         {
+            let o = &mut self.objs[obj];
+            o.falloc_beyond.retain(|&p| p < first || p >= last);
             for p in first.min(end)..end {
                 self.stale_mlock.remove(&(obj, p));
                 let o = &mut self.objs[obj];

@@ -124,6 +124,11 @@ impl Machine {
                 } else {
                     self.anon_huge_pages(vi)
                 }),
+                // The model has no swap device: nothing is ever swapped out (PAGEOUT of an anonymous or
+                // shmem page keeps it, `vmscan`), so Swap is 0; a kernel with swap shows it as a
+                // divergence [S 6.18 fs/proc/task_mmu.c:smaps_pte_entry (is_swap_pte → mss->swap),
+                // smaps_account; T 6.18.44: no swap on the host, Swap 0 kB everywhere].
+                swap: Count::exact(0),
             });
         }
         // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with

@@ -232,7 +232,7 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
             if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
                 return Err(format!("file {i}: fstat: {}", sys::strerror(sys::errno())));
             }
-            files.push(ScenarioFile { fd, ident: FileIdent::from_stat(&st) });
+            files.push(ScenarioFile::new(fd, FileIdent::from_stat(&st)));
             continue;
         }
         // One pwrite per page, on purpose: the write size decides the page-cache folio size (ext4 on
@@ -252,7 +252,7 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
         if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
             return Err(format!("file {i}: fstat: {}", sys::strerror(sys::errno())));
         }
-        files.push(ScenarioFile { fd, ident: FileIdent::from_stat(&st) });
+        files.push(ScenarioFile::new(fd, FileIdent::from_stat(&st)));
     }
     Ok(files)
 }

@@ -9,8 +9,40 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 pub(super) struct ScenarioFile {
-    pub(super) fd: Fd,
+    /// The scenario's fd of the file, or -1 once a `close` step closed it (so later calls on it really
+    /// get EBADF from the kernel, and a reused descriptor number is never touched).
+    fd: std::cell::Cell<RawFd>,
     pub(super) ident: FileIdent,
+}
+
+impl ScenarioFile {
+    pub(super) fn new(fd: Fd, ident: FileIdent) -> ScenarioFile {
+        let raw = fd.0;
+        // The descriptor is owned by the ScenarioFile from now on (closed by `close` or by drop).
+        std::mem::forget(fd);
+        ScenarioFile { fd: std::cell::Cell::new(raw), ident }
+    }
+
+    pub(super) fn fd(&self) -> RawFd {
+        self.fd.get()
+    }
+
+    /// close(2) of the fd (a second close passes -1: EBADF).
+    fn close(&self) -> Ret {
+        let fd = self.fd.replace(-1);
+        // SAFETY: closes a descriptor this ScenarioFile owns (or -1).
+        ret_of(unsafe { libc::close(fd) } as libc::c_long)
+    }
+}
+
+impl Drop for ScenarioFile {
+    fn drop(&mut self) {
+        let fd = self.fd.get();
+        if fd >= 0 {
+            // SAFETY: we own the descriptor.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 pub(super) struct Ctx {
@@ -81,7 +113,7 @@ pub(super) fn map_fd(m: &MapSpec, files: &[ScenarioFile]) -> Result<RawFd, Strin
         None => Ok(-1),
         Some((f, _)) => files
             .get(f as usize)
-            .map(|f| f.fd.0)
+            .map(|f| f.fd())
             .ok_or_else(|| format!("mapping names file {f}, but the program has {} files", files.len())),
     }
 }
@@ -326,12 +358,13 @@ pub(super) fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<
             }
             Step::Ftruncate { file, pages } => {
                 let f = files.get(file as usize).ok_or_else(|| format!("ftruncate: no file {file}"))?;
-                ret_of(libc::ftruncate(f.fd.0, pages as libc::off_t * ps as libc::off_t) as libc::c_long)
+                ret_of(libc::ftruncate(f.fd(), pages as libc::off_t * ps as libc::off_t) as libc::c_long)
             }
+            Step::Close { file } => files.get(file as usize).ok_or_else(|| format!("close: no file {file}"))?.close(),
             Step::Fallocate { file, page, pages, mode } => {
                 let f = files.get(file as usize).ok_or_else(|| format!("fallocate: no file {file}"))?;
                 let (off, len) = (page as libc::off_t * ps as libc::off_t, pages as libc::off_t * ps as libc::off_t);
-                ret_of(libc::fallocate(f.fd.0, mode.value(), off, len) as libc::c_long)
+                ret_of(libc::fallocate(f.fd(), mode.value(), off, len) as libc::c_long)
             }
             Step::Mremap { page, pages, new_pages, to, dontunmap } => {
                 let (a, l) = range(page, pages);
