@@ -160,7 +160,7 @@ impl W<'_> {
     }
 
     fn vma(&mut self, v: &VmaObs) {
-        let VmaObs { start, end, perms, offset, backing, flags, rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, anon_huge } =
+        let VmaObs { start, end, perms, offset, backing, flags, rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, anon_huge, swap } =
             v;
         self.i64(*start);
         self.i64(*end);
@@ -180,7 +180,7 @@ impl W<'_> {
         for f in flags {
             self.str(f);
         }
-        for n in [rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, anon_huge] {
+        for n in [rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, anon_huge, swap] {
             self.u64(*n);
         }
     }
@@ -397,6 +397,7 @@ impl R<'_> {
             hugetlb_shared: self.u64()?,
             hugetlb_private: self.u64()?,
             anon_huge: self.u64()?,
+            swap: self.u64()?,
         })
     }
 
@@ -439,6 +440,7 @@ mod tests {
             hugetlb_shared: n + 4,
             hugetlb_private: n + 5,
             anon_huge: n + 6,
+            swap: n + 7,
         }
     }
 
