@@ -97,6 +97,30 @@ pub struct KernelFacts {
     /// `TMPFS_DIR`, /dev/shm, or one mounted noexec or with huge pages: the reason); `None` when they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs_files_unavailable: Option<String>,
+    /// What pkey_alloc answered at start-up (the harness's `detect::pkeys`); `None`: not detected (facts
+    /// recorded before it was), and every `pkey_*` step is Unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkeys: Option<PkeyFacts>,
+}
+
+/// Protection keys as the kernel showed them at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PkeyFacts {
+    /// `pkey_alloc(0, PKEY_DISABLE_WRITE)` returned a key (freed at once): the CPU has protection keys and
+    /// the kernel uses them (x86: OSPKE). `false`: it failed with `alloc_errno`.
+    pub available: bool,
+    /// The errno of that call when it failed: ENOSYS without the pkey syscalls (an arch or config without
+    /// CONFIG_ARCH_HAS_PKEYS), ENOSPC where the CPU lacks them [S 6.18 mm/mprotect.c:pkey_alloc;
+    /// arch/x86/include/asm/pkeys.h:mm_pkey_alloc].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc_errno: Option<crate::observe::Errno>,
+    /// The errno of `pkey_alloc(0, 0)` where keys are not available. Mainline answers it like any other
+    /// rights (ENOSPC); 6.18.44-fc-v1300 (the development host, no PKU) answers EINVAL, while rights 1-3
+    /// get ENOSPC [T 6.18.44-fc: strace `pkey_alloc(0, 0) = -1 EINVAL`, `pkey_alloc(0,
+    /// PKEY_DISABLE_WRITE) = -1 ENOSPC`; no such check in mainline 6.18 mm/mprotect.c:pkey_alloc, cause
+    /// not found]. Measured, so the model follows the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc_no_rights_errno: Option<crate::observe::Errno>,
 }
 
 fn yes() -> bool {
@@ -199,6 +223,7 @@ impl KernelFacts {
             tmpfs_files_unavailable: None,
             pmd_pages: None,
             thp_use_zero_page: None,
+            pkeys: None,
         })
     }
 }
@@ -459,6 +484,29 @@ pub struct KernelModel {
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
+    /// Protection keys: how pkey_alloc, pkey_free, pkey_mprotect and PKRU behave here (`Pkeys`).
+    #[serde(default)]
+    pub pkeys: Pkeys,
+}
+
+/// The protection-key behaviour of a kernel on its CPU.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pkeys {
+    /// Not known (facts without `pkeys`, or keys on an architecture the model does not cover): every
+    /// `pkey_*` step is Unsupported with this reason.
+    #[default]
+    Unknown,
+    NotModelled(String),
+    /// No keys: pkey_alloc fails with `alloc` (`alloc_no_rights` for rights 0), pkey_mprotect accepts only
+    /// -1 (pkey 0 is not "allocated": the map is empty without OSPKE and execute_only_pkey is 0)
+    /// [S 6.12 arch/x86/include/asm/pkeys.h:mm_pkey_is_allocated; arch/x86/include/asm/mmu_context.h:
+    /// init_new_context; include/linux/pkeys.h for arches without keys; T 6.18.44 without PKU].
+    Absent { alloc: crate::observe::Errno, alloc_no_rights: crate::observe::Errno, syscalls: bool },
+    /// x86 PKU with OSPKE: 16 keys, key 0 allocated at mm creation, PKRU per thread starting at
+    /// init_pkru_value (keys 1-15 access-disabled), smaps prints `ProtectionKey:` [S 6.12
+    /// arch/x86/include/asm/pkeys.h, arch/x86/mm/pkeys.c:init_pkru_value, arch/x86/kernel/setup.c:
+    /// arch_show_smap].
+    X86,
 }
 
 /// A deliberate model bug, for testing that divergences are caught and reported.
@@ -635,6 +683,18 @@ impl KernelModel {
             pidfd_self: at_least(6, 15),
             process_madvise_self_checks_advice: at_least(7, 0),
             mlock_limit_pages: if f.cap_ipc_lock { None } else { f.memlock_limit.map(|b| b / f.page_size) },
+            pkeys: match f.pkeys {
+                None => Pkeys::Unknown,
+                Some(p) if p.available && f.arch == "x86_64" => Pkeys::X86,
+                Some(p) if p.available => Pkeys::NotModelled(format!(
+                    "protection keys on {} (pkey_alloc succeeds there) are not modelled; only x86 PKU is",
+                    f.arch
+                )),
+                Some(p) => {
+                    let alloc = p.alloc_errno.unwrap_or(crate::observe::Errno::ENOSPC);
+                    Pkeys::Absent { alloc, alloc_no_rights: p.alloc_no_rights_errno.unwrap_or(alloc), syscalls: alloc != crate::observe::Errno::ENOSYS }
+                }
+            },
             facts: f,
         }
     }

@@ -322,6 +322,10 @@ pub struct Machine {
     pub(crate) large: std::collections::BTreeSet<u32>,
     /// This process forked (or is a fork child): its anonymous PTEs may be write-protected for COW.
     pub(crate) forked: bool,
+    /// The mm's protection-key allocation map (mm->context.pkey_allocation_map) and the thread's PKRU
+    /// (`crate::mm::pkeys`).
+    pub(crate) pkey_map: u16,
+    pub(crate) pkru: u32,
 }
 
 /// What a PMD maps.
@@ -411,6 +415,8 @@ impl Machine {
             thp: Default::default(),
             large: Default::default(),
             forked: false,
+            pkey_map: Machine::pkeys_init(model).0,
+            pkru: Machine::pkeys_init(model).1,
         }
     }
 

@@ -432,7 +432,7 @@ mod tests {
             locked: 0,
             hugetlb_shared: 0,
             hugetlb_private: 0,
-            anon_huge: 0,
+            anon_huge: 0, pkey: None,
         }
     }
 

@@ -101,7 +101,33 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         max_map_count,
         ksm_running,
         ra_pages,
+        pkeys: Some(probe_pkeys()),
     })
+}
+
+/// Protection keys as this kernel and CPU answer: `pkey_alloc(0, PKEY_DISABLE_WRITE)` (a key is freed at
+/// once), and where that fails also `pkey_alloc(0, 0)`, which 6.18.44-fc answers differently (see
+/// `PkeyFacts::alloc_no_rights_errno`). The probe runs before any worker exists; a key it allocated
+/// changes only this thread's PKRU bits for a key that is freed again.
+pub fn probe_pkeys() -> simulator::kernel::PkeyFacts {
+    use simulator::observe::Errno;
+    // SAFETY (both): pkey_alloc/pkey_free with constant arguments touch only this process's key map.
+    let alloc = |rights: libc::c_ulong| unsafe { libc::syscall(libc::SYS_pkey_alloc, 0 as libc::c_ulong, rights) };
+    let free = |k: libc::c_long| unsafe { libc::syscall(libc::SYS_pkey_free, k) };
+    let k = alloc(2);
+    if k >= 0 {
+        free(k);
+        return simulator::kernel::PkeyFacts { available: true, alloc_errno: None, alloc_no_rights_errno: None };
+    }
+    let e = Errno::from_raw(sys::errno());
+    let k0 = alloc(0);
+    let e0 = if k0 >= 0 {
+        free(k0);
+        None
+    } else {
+        Some(Errno::from_raw(sys::errno()))
+    };
+    simulator::kernel::PkeyFacts { available: false, alloc_errno: Some(e), alloc_no_rights_errno: e0 }
 }
 
 /// Pages a probe writes into the scratch directory: two scenarios' worth of the largest disk files the

@@ -506,7 +506,7 @@ mod tests {
                 locked: 0,
                 hugetlb_shared: 0,
                 hugetlb_private: 0,
-                anon_huge: 0,
+                anon_huge: 0, pkey: None,
             }],
             pages: vec![PageObs { res: Residency::Present, content: Some(Content::Fill(1)) }],
             hugetlb: None,

@@ -189,6 +189,9 @@ pub fn ruler_allowed(vmas: &[VmaAllowed], pages: &[Vec<PageObs>]) -> String {
         if v.anon_huge.hi > 0 {
             let _ = writeln!(out, "      AnonHugePages={}", count(v.anon_huge));
         }
+        if let Some(k) = v.pkey {
+            let _ = writeln!(out, "      ProtectionKey={k}");
+        }
     }
     if vmas.is_empty() {
         out.push_str("  (no VMAs)\n");
@@ -372,7 +375,7 @@ mod tests {
             locked: 0,
             hugetlb_shared: 0,
             hugetlb_private: 0,
-            anon_huge: 0,
+            anon_huge: 0, pkey: None,
         }
     }
 
@@ -410,7 +413,7 @@ mod tests {
             locked: Count::exact(0),
             hugetlb_shared: Count::exact(0),
             hugetlb_private: Count::exact(0),
-            anon_huge: Count::exact(0),
+            anon_huge: Count::exact(0), pkey: None,
         };
         let pages = vec![vec![PageObs::ABSENT], vec![PageObs::ABSENT, PageObs { res: Residency::Present, content: Some(Content::Zero) }]];
         let r = ruler_allowed(&[v], &pages);

@@ -101,6 +101,7 @@ impl Machine {
     pub(crate) fn mmap(&mut self, model: &KernelModel, m: &MapSpec) -> Ret {
         let s = m.page as i64;
         let e = s + m.pages as i64;
+        self.pkey_exec_only_unknown(model, m.prot);
         let huge = m.backing.is_map_hugetlb() || m.backing.file().is_some_and(|(f, _)| self.objs[f as usize].huge);
         if huge {
             let off = m.backing.file().map_or(0, |(_, o)| o as i64);

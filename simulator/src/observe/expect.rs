@@ -124,6 +124,8 @@ impl Machine {
                 } else {
                     self.anon_huge_pages(vi)
                 }),
+                // `ProtectionKey:` only where the CPU has keys [S 6.12 arch/x86/kernel/setup.c:arch_show_smap].
+                pkey: (model.pkeys == crate::kernel::Pkeys::X86).then(|| crate::mm::pkeys::vma_pkey(v)),
             });
         }
         // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with
