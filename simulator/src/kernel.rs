@@ -109,18 +109,21 @@ pub struct PkeyFacts {
     /// `pkey_alloc(0, PKEY_DISABLE_WRITE)` returned a key (freed at once): the CPU has protection keys and
     /// the kernel uses them (x86: OSPKE). `false`: it failed with `alloc_errno`.
     pub available: bool,
-    /// The errno of that call when it failed: ENOSYS without the pkey syscalls (an arch or config without
-    /// CONFIG_ARCH_HAS_PKEYS), ENOSPC where the CPU lacks them [S 6.18 mm/mprotect.c:pkey_alloc;
-    /// arch/x86/include/asm/pkeys.h:mm_pkey_alloc].
+    /// The errno of a second such call when keys are not available: ENOSYS without the pkey syscalls (an
+    /// arch or config without CONFIG_ARCH_HAS_PKEYS), ENOSPC where the CPU lacks them [S 6.18
+    /// mm/mprotect.c:pkey_alloc; arch/x86/include/asm/pkeys.h:mm_pkey_alloc].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alloc_errno: Option<crate::observe::Errno>,
-    /// The errno of `pkey_alloc(0, 0)` where keys are not available. Mainline answers it like any other
-    /// rights (ENOSPC); 6.18.44-fc-v1300 (the development host, no PKU) answers EINVAL, while rights 1-3
-    /// get ENOSPC [T 6.18.44-fc: strace `pkey_alloc(0, 0) = -1 EINVAL`, `pkey_alloc(0,
-    /// PKEY_DISABLE_WRITE) = -1 ENOSPC`; no such check in mainline 6.18 mm/mprotect.c:pkey_alloc, cause
-    /// not found]. Measured, so the model follows the kernel.
+    /// The errno of the process's first pkey_alloc where keys are not available. Where x86's
+    /// mm_pkey_alloc does not check arch_pkeys_enabled(), the first call takes key 0 (the map is empty
+    /// without OSPKE, arch_max_pkey() is 1), arch_set_user_pkey_access refuses it (EINVAL), and
+    /// mm_pkey_free cannot give it back (key 0 is the mm's execute_only_pkey, zeroed), so the first call
+    /// is EINVAL and every later one ENOSPC [S torvalds/linux 2555693dd85c arch/x86/include/asm/pkeys.h:
+    /// mm_pkey_alloc, mm_pkey_free; T 6.18.44-fc-v1300 without PKU: strace of a fresh process shows
+    /// `pkey_alloc(0, PKEY_DISABLE_WRITE) = -1 EINVAL` then `= -1 ENOSPC` for any rights]. Debian
+    /// 6.12.118's mm_pkey_alloc returns -1 first (`if (!arch_pkeys_enabled())`): ENOSPC every time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alloc_no_rights_errno: Option<crate::observe::Errno>,
+    pub first_alloc_errno: Option<crate::observe::Errno>,
 }
 
 fn yes() -> bool {
@@ -497,11 +500,12 @@ pub enum Pkeys {
     #[default]
     Unknown,
     NotModelled(String),
-    /// No keys: pkey_alloc fails with `alloc` (`alloc_no_rights` for rights 0), pkey_mprotect accepts only
-    /// -1 (pkey 0 is not "allocated": the map is empty without OSPKE and execute_only_pkey is 0)
-    /// [S 6.12 arch/x86/include/asm/pkeys.h:mm_pkey_is_allocated; arch/x86/include/asm/mmu_context.h:
+    /// No keys: pkey_alloc fails with `alloc`, except the mm's first call when `first_takes_key0` (it
+    /// takes key 0 for good and fails EINVAL, `PkeyFacts::first_alloc_errno`); pkey_mprotect accepts only
+    /// -1 on x86 (key 0 is not "allocated": execute_only_pkey is 0 without OSPKE) [S 6.12
+    /// arch/x86/include/asm/pkeys.h:mm_pkey_is_allocated; arch/x86/include/asm/mmu_context.h:
     /// init_new_context; include/linux/pkeys.h for arches without keys; T 6.18.44 without PKU].
-    Absent { alloc: crate::observe::Errno, alloc_no_rights: crate::observe::Errno, syscalls: bool },
+    Absent { alloc: crate::observe::Errno, first_takes_key0: bool, syscalls: bool },
     /// x86 PKU with OSPKE: 16 keys, key 0 allocated at mm creation, PKRU per thread starting at
     /// init_pkru_value (keys 1-15 access-disabled), smaps prints `ProtectionKey:` [S 6.12
     /// arch/x86/include/asm/pkeys.h, arch/x86/mm/pkeys.c:init_pkru_value, arch/x86/kernel/setup.c:
@@ -692,7 +696,13 @@ impl KernelModel {
                 )),
                 Some(p) => {
                     let alloc = p.alloc_errno.unwrap_or(crate::observe::Errno::ENOSPC);
-                    Pkeys::Absent { alloc, alloc_no_rights: p.alloc_no_rights_errno.unwrap_or(alloc), syscalls: alloc != crate::observe::Errno::ENOSYS }
+                    Pkeys::Absent {
+                        alloc,
+                        first_takes_key0: f.arch == "x86_64"
+                            && alloc == crate::observe::Errno::ENOSPC
+                            && p.first_alloc_errno == Some(crate::observe::Errno::EINVAL),
+                        syscalls: alloc != crate::observe::Errno::ENOSYS,
+                    }
                 }
             },
             facts: f,

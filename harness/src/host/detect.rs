@@ -106,9 +106,9 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
 }
 
 /// Protection keys as this kernel and CPU answer: `pkey_alloc(0, PKEY_DISABLE_WRITE)` (a key is freed at
-/// once), and where that fails also `pkey_alloc(0, 0)`, which 6.18.44-fc answers differently (see
-/// `PkeyFacts::alloc_no_rights_errno`). The probe runs before any worker exists; a key it allocated
-/// changes only this thread's PKRU bits for a key that is freed again.
+/// once), and where that fails a second call, since the first one of a process may differ (see
+/// `PkeyFacts::first_alloc_errno`). This must be the process's first pkey_alloc; it runs before any
+/// worker exists, and a key it allocated changes only this thread's PKRU bits for a key freed again.
 pub fn probe_pkeys() -> simulator::kernel::PkeyFacts {
     use simulator::observe::Errno;
     // SAFETY (both): pkey_alloc/pkey_free with constant arguments touch only this process's key map.
@@ -117,17 +117,16 @@ pub fn probe_pkeys() -> simulator::kernel::PkeyFacts {
     let k = alloc(2);
     if k >= 0 {
         free(k);
-        return simulator::kernel::PkeyFacts { available: true, alloc_errno: None, alloc_no_rights_errno: None };
+        return simulator::kernel::PkeyFacts { available: true, alloc_errno: None, first_alloc_errno: None };
     }
-    let e = Errno::from_raw(sys::errno());
-    let k0 = alloc(0);
-    let e0 = if k0 >= 0 {
-        free(k0);
-        None
-    } else {
-        Some(Errno::from_raw(sys::errno()))
-    };
-    simulator::kernel::PkeyFacts { available: false, alloc_errno: Some(e), alloc_no_rights_errno: e0 }
+    let first = Errno::from_raw(sys::errno());
+    let k2 = alloc(2);
+    if k2 >= 0 {
+        free(k2);
+        return simulator::kernel::PkeyFacts { available: true, alloc_errno: None, first_alloc_errno: Some(first) };
+    }
+    let again = Errno::from_raw(sys::errno());
+    simulator::kernel::PkeyFacts { available: false, alloc_errno: Some(again), first_alloc_errno: Some(first) }
 }
 
 /// Pages a probe writes into the scratch directory: two scenarios' worth of the largest disk files the

@@ -37,7 +37,7 @@ impl Machine {
     /// key; access-disable denies writes too [S 6.12 arch/x86/include/asm/mmu_context.h,
     /// arch/x86/include/asm/pkru.h:__pkru_allows_read/__pkru_allows_write].
     pub(crate) fn pkru_allows(&self, v: &Vma, write: bool) -> bool {
-        let bits = (self.pkru >> (2 * vma_pkey(v))) & 3;
+        let bits = self.pkru.checked_shr(2 * vma_pkey(v)).unwrap_or(0) & 3;
         if write {
             bits == 0
         } else {
@@ -45,10 +45,14 @@ impl Machine {
         }
     }
 
-    /// mm_pkey_is_allocated [S 6.12 arch/x86/include/asm/pkeys.h]: in range, not the execute-only key
-    /// (never taken here: an execute-only mapping is Unsupported), set in the map.
-    fn pkey_allocated(&self, pkey: i32) -> bool {
-        (0..16).contains(&pkey) && self.pkey_map & (1 << pkey) != 0
+    /// mm_pkey_is_allocated [S 6.12 arch/x86/include/asm/pkeys.h]: below arch_max_pkey() (16 with
+    /// OSPKE, else 1), not the execute-only key (-1 with OSPKE until one is taken, which is not modelled;
+    /// 0 without), set in the map.
+    fn pkey_allocated(&self, model: &KernelModel, pkey: i32) -> bool {
+        let x86 = model.pkeys == Pkeys::X86;
+        let max = if x86 { 16 } else { 1 };
+        let exec_only = if x86 { -1 } else { 0 };
+        (0..max).contains(&pkey) && pkey != exec_only && self.pkey_map & (1 << pkey) != 0
     }
 
     /// The pkey syscalls need an answer for this kernel's keys; `None` when the model knows it.
@@ -69,7 +73,11 @@ impl Machine {
         }
         Ok(match model.pkeys {
             Pkeys::Absent { syscalls: false, .. } => Ret::Err(Errno::ENOSYS),
-            Pkeys::Absent { alloc_no_rights, .. } if rights == PkeyRights::Enabled => Ret::Err(alloc_no_rights),
+            Pkeys::Absent { first_takes_key0: true, .. } if self.pkey_map == 0 => {
+                // Key 0 is taken and never given back (see `PkeyFacts::first_alloc_errno`).
+                self.pkey_map = 1;
+                Ret::Err(Errno::EINVAL)
+            }
             Pkeys::Absent { alloc, .. } => Ret::Err(alloc),
             _ => {
                 if self.pkey_map == 0xffff {
@@ -95,7 +103,7 @@ impl Machine {
             Pkeys::Absent { .. } if model.facts.arch != "x86_64" && pkey == 0 => {
                 return Err(format!("pkey_free(0) without protection keys on {} is not modelled", model.facts.arch))
             }
-            _ if !self.pkey_allocated(pkey) => Ret::Err(Errno::EINVAL),
+            _ if !self.pkey_allocated(model, pkey) => Ret::Err(Errno::EINVAL),
             _ => {
                 self.pkey_map &= !(1 << pkey);
                 Ret::Ok
@@ -117,7 +125,7 @@ impl Machine {
             }
             _ => {}
         }
-        if pkey != -1 && !self.pkey_allocated(pkey) {
+        if pkey != -1 && !self.pkey_allocated(model, pkey) {
             return Ok(Ret::Err(Errno::EINVAL));
         }
         Ok(self.mprotect_pkey(model, s, e, prot, (pkey != -1).then_some(pkey as u32)))
