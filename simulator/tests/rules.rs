@@ -1132,10 +1132,10 @@ const DONTNEED_0: &str = r#"{"op":"madvise","page":0,"len_pages":1,"advice":"DON
 #[case::write_disabled_key_faults_writes(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{{"op":"try_read","page":1}},{{"op":"try_write","page":1,"fill":3}}"#),
     "key 1, 0, 0, SIGSEGV / [0,6) 1")]
 #[case::access_disabled_key_faults_reads(true, &format!(r#"{ALLOC_AD},{KEY1_ALL},{{"op":"try_read","page":1}}"#), "key 1, 0, SIGSEGV / [0,6) 1")]
-#[case::populate_write_on_write_disabled_key_is_efault(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_WRITE"}},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_READ"}}"#),
-    "key 1, 0, EFAULT, 0 / [0,6) 1")]
-#[case::populate_read_on_access_disabled_key_is_efault(true, &format!(r#"{ALLOC_AD},{KEY1_ALL},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_READ"}}"#),
-    "key 1, 0, EFAULT / [0,6) 1")]
+#[case::populate_write_on_write_disabled_key_is_einval(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_WRITE"}},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_READ"}}"#),
+    "key 1, 0, EINVAL, 0 / [0,6) 1")]
+#[case::populate_read_on_access_disabled_key_is_einval(true, &format!(r#"{ALLOC_AD},{KEY1_ALL},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_READ"}}"#),
+    "key 1, 0, EINVAL / [0,6) 1")]
 #[case::sealed_discard_on_write_disabled_key_is_eperm(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{SEAL_ALL},{DONTNEED_0}"#), "key 1, 0, 0, EPERM / [0,6) 1")]
 #[case::sealed_discard_on_access_disabled_key_is_eperm(true, &format!(r#"{ALLOC_AD},{KEY1_ALL},{SEAL_ALL},{DONTNEED_0}"#), "key 1, 0, 0, EPERM / [0,6) 1")]
 #[case::sealed_discard_on_enabled_key_is_allowed(true, &format!(r#"{ALLOC_EN},{KEY1_ALL},{SEAL_ALL},{DONTNEED_0}"#), "key 1, 0, 0, 0 / [0,6) 1")]

@@ -85,10 +85,12 @@ impl Machine {
             return Err(Errno::EINVAL);
         }
         // check_vma_flags: the thread's PKRU denies the access to the VMA's key → -EFAULT, which
-        // madvise_populate returns as is [S 6.12 mm/gup.c:check_vma_flags (arch_vma_access_permitted, not
-        // foreign); mm/madvise.c:madvise_populate].
+        // FOLL_MADV_POPULATE reports as -EINVAL like a missing VM_READ/VM_WRITE [S 6.12 mm/gup.c:
+        // check_vma_flags (arch_vma_access_permitted, not foreign); T Debian 6.12.118 x86_64 under qemu
+        // -cpu max (PKU): POPULATE_READ on an access-disabled key and POPULATE_WRITE on a
+        // write-disabled one are EINVAL, cases pkey_*_populate_*].
         if !self.pkru_allows(&v, write) {
-            return Err(Errno::EFAULT);
+            return Err(Errno::EINVAL);
         }
         for p in s..e {
             if self.pte(p) == Pte::Guard {
