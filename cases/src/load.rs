@@ -256,6 +256,8 @@ enum Ty {
     U64,
     Target,
     Iov,
+    I32,
+    Rights,
 }
 
 const IOV_FIELDS: &[(&str, Ty, bool)] =
@@ -278,6 +280,7 @@ const OPS: &[&str] =
         "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",
         "child_exit", "mseal", "mremap", "try_write", "try_read", "ftruncate", "fallocate", "process_madvise",
         "close",
+        "pkey_alloc", "pkey_free", "pkey_mprotect", "pkey_set",
     ];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
@@ -308,6 +311,10 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
         "fork" => &[("child", Ty::Children, false)],
         "fork_live" | "child_exit" => &[],
         "in_child" => &[("step", Ty::Step, true)],
+        "pkey_alloc" => &[("rights", Ty::Rights, true)],
+        "pkey_free" => &[("pkey", Ty::I32, true)],
+        "pkey_mprotect" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("prot", Ty::Prot, true), ("pkey", Ty::I32, true)],
+        "pkey_set" => &[("pkey", Ty::U32, true), ("rights", Ty::Rights, true)],
         "process_madvise" => &[
             ("target", Ty::Target, true),
             ("iov", Ty::Iov, true),
@@ -425,6 +432,8 @@ fn check_value(v: &Value, ty: Ty) -> Result<(), String> {
         Ty::Step => de::<Map<String, Value>>(v),
         Ty::Falloc => de::<simulator::program::FallocMode>(v),
         Ty::U64 => de::<u64>(v),
+        Ty::I32 => de::<i32>(v),
+        Ty::Rights => de::<simulator::program::PkeyRights>(v),
         Ty::Target => match v.as_str() {
             Some(t) if PidfdTarget::ALL.iter().any(|k| k.name() == t) => Ok(()),
             _ => Err(format!(

@@ -79,13 +79,15 @@ pub fn program_is_valid(p: &Program) -> bool {
 fn pages_used(p: &Program) -> u32 {
     fn step_top(s: &Step) -> u32 {
         match s {
-            Step::Madvise { .. } | Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::ProcessMadvise { .. } => 0,
+            Step::Madvise { .. } | Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::ProcessMadvise { .. }
+            | Step::PkeyAlloc { .. } | Step::PkeyFree { .. } | Step::PkeySet { .. } => 0,
             Step::Write { page, .. } | Step::Read { page } | Step::TryWrite { page, .. } | Step::TryRead { page } => page + 1,
             Step::Mprotect { page, pages, .. }
             | Step::Munmap { page, pages }
             | Step::Mlock { page, pages, .. }
             | Step::Munlock { page, pages }
-            | Step::Mseal { page, pages } => page + pages,
+            | Step::Mseal { page, pages }
+            | Step::PkeyMprotect { page, pages, .. } => page + pages,
             Step::Mmap { map } => map.page + map.pages,
             Step::Fork { child } => child.iter().map(step_top).max().unwrap_or(0),
             Step::InChild { step } => step_top(step),
@@ -126,6 +128,10 @@ fn shift_down(p: &Program, k: u32) -> Option<Program> {
             Step::Mlock { page, pages, onfault } => Step::Mlock { page: sub(*page, k)?, pages: *pages, onfault: *onfault },
             Step::Munlock { page, pages } => Step::Munlock { page: sub(*page, k)?, pages: *pages },
             Step::Mseal { page, pages } => Step::Mseal { page: sub(*page, k)?, pages: *pages },
+            Step::PkeyMprotect { page, pages, prot, pkey } => {
+                Step::PkeyMprotect { page: sub(*page, k)?, pages: *pages, prot: *prot, pkey: *pkey }
+            }
+            Step::PkeyAlloc { .. } | Step::PkeyFree { .. } | Step::PkeySet { .. } => s.clone(),
             Step::Fork { child } => Step::Fork { child: child.iter().map(|c| step(c, k)).collect::<Option<_>>()? },
             Step::InChild { step: inner } => Step::InChild { step: Box::new(step(inner, k)?) },
             Step::Mremap { page, pages, new_pages, to, dontunmap } => Step::Mremap {

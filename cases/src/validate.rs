@@ -286,6 +286,26 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             }
             check_file(p, *file, path)
         }
+        Step::PkeyMprotect { page, pages, pkey, .. } => {
+            check_range(arena, *page, *pages, path)?;
+            if !(-1..=15).contains(pkey) {
+                return Err((format!("{path}.pkey"), format!("pkey {pkey}: must be -1 (keep each VMA's key) or a key 0-15")));
+            }
+            Ok(())
+        }
+        Step::PkeyFree { pkey } => {
+            if !(-1..=16).contains(pkey) {
+                return Err((format!("{path}.pkey"), format!("pkey {pkey}: must be in -1..=16")));
+            }
+            Ok(())
+        }
+        Step::PkeySet { pkey, .. } => {
+            if *pkey > 15 {
+                return Err((format!("{path}.pkey"), format!("pkey {pkey}: PKRU holds keys 0-15")));
+            }
+            Ok(())
+        }
+        Step::PkeyAlloc { .. } => Ok(()),
         Step::Ftruncate { file, pages } => {
             if !top {
                 return Err((path.to_string(), "ftruncate is a top-level step (not inside a fork child or in_child)".into()));

@@ -97,6 +97,33 @@ pub struct KernelFacts {
     /// `TMPFS_DIR`, /dev/shm, or one mounted noexec or with huge pages: the reason); `None` when they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs_files_unavailable: Option<String>,
+    /// What pkey_alloc answered at start-up (the harness's `detect::pkeys`); `None`: not detected (facts
+    /// recorded before it was), and every `pkey_*` step is Unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkeys: Option<PkeyFacts>,
+}
+
+/// Protection keys as the kernel showed them at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PkeyFacts {
+    /// `pkey_alloc(0, PKEY_DISABLE_WRITE)` returned a key (freed at once): the CPU has protection keys and
+    /// the kernel uses them (x86: OSPKE). `false`: it failed with `alloc_errno`.
+    pub available: bool,
+    /// The errno of a second such call when keys are not available: ENOSYS without the pkey syscalls (an
+    /// arch or config without CONFIG_ARCH_HAS_PKEYS), ENOSPC where the CPU lacks them [S 6.18
+    /// mm/mprotect.c:pkey_alloc; arch/x86/include/asm/pkeys.h:mm_pkey_alloc].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc_errno: Option<crate::observe::Errno>,
+    /// The errno of the process's first pkey_alloc where keys are not available. Where x86's
+    /// mm_pkey_alloc does not check arch_pkeys_enabled(), the first call takes key 0 (the map is empty
+    /// without OSPKE, arch_max_pkey() is 1), arch_set_user_pkey_access refuses it (EINVAL), and
+    /// mm_pkey_free cannot give it back (key 0 is the mm's execute_only_pkey, zeroed), so the first call
+    /// is EINVAL and every later one ENOSPC [S torvalds/linux 2555693dd85c arch/x86/include/asm/pkeys.h:
+    /// mm_pkey_alloc, mm_pkey_free; T 6.18.44-fc-v1300 without PKU: strace of a fresh process shows
+    /// `pkey_alloc(0, PKEY_DISABLE_WRITE) = -1 EINVAL` then `= -1 ENOSPC` for any rights]. Debian
+    /// 6.12.118's mm_pkey_alloc returns -1 first (`if (!arch_pkeys_enabled())`): ENOSPC every time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_alloc_errno: Option<crate::observe::Errno>,
 }
 
 fn yes() -> bool {
@@ -199,6 +226,7 @@ impl KernelFacts {
             tmpfs_files_unavailable: None,
             pmd_pages: None,
             thp_use_zero_page: None,
+            pkeys: None,
         })
     }
 }
@@ -459,6 +487,30 @@ pub struct KernelModel {
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
+    /// Protection keys: how pkey_alloc, pkey_free, pkey_mprotect and PKRU behave here (`Pkeys`).
+    #[serde(default)]
+    pub pkeys: Pkeys,
+}
+
+/// The protection-key behaviour of a kernel on its CPU.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pkeys {
+    /// Not known (facts without `pkeys`, or keys on an architecture the model does not cover): every
+    /// `pkey_*` step is Unsupported with this reason.
+    #[default]
+    Unknown,
+    NotModelled(String),
+    /// No keys: pkey_alloc fails with `alloc`, except the mm's first call when `first_takes_key0` (it
+    /// takes key 0 for good and fails EINVAL, `PkeyFacts::first_alloc_errno`); pkey_mprotect accepts only
+    /// -1 on x86 (key 0 is not "allocated": execute_only_pkey is 0 without OSPKE) [S 6.12
+    /// arch/x86/include/asm/pkeys.h:mm_pkey_is_allocated; arch/x86/include/asm/mmu_context.h:
+    /// init_new_context; include/linux/pkeys.h for arches without keys; T 6.18.44 without PKU].
+    Absent { alloc: crate::observe::Errno, first_takes_key0: bool, syscalls: bool },
+    /// x86 PKU with OSPKE: 16 keys, key 0 allocated at mm creation, PKRU per thread starting at
+    /// init_pkru_value (keys 1-15 access-disabled), smaps prints `ProtectionKey:` [S 6.12
+    /// arch/x86/include/asm/pkeys.h, arch/x86/mm/pkeys.c:init_pkru_value, arch/x86/kernel/setup.c:
+    /// arch_show_smap].
+    X86,
 }
 
 /// A deliberate model bug, for testing that divergences are caught and reported.
@@ -635,6 +687,24 @@ impl KernelModel {
             pidfd_self: at_least(6, 15),
             process_madvise_self_checks_advice: at_least(7, 0),
             mlock_limit_pages: if f.cap_ipc_lock { None } else { f.memlock_limit.map(|b| b / f.page_size) },
+            pkeys: match f.pkeys {
+                None => Pkeys::Unknown,
+                Some(p) if p.available && f.arch == "x86_64" => Pkeys::X86,
+                Some(p) if p.available => Pkeys::NotModelled(format!(
+                    "protection keys on {} (pkey_alloc succeeds there) are not modelled; only x86 PKU is",
+                    f.arch
+                )),
+                Some(p) => {
+                    let alloc = p.alloc_errno.unwrap_or(crate::observe::Errno::ENOSPC);
+                    Pkeys::Absent {
+                        alloc,
+                        first_takes_key0: f.arch == "x86_64"
+                            && alloc == crate::observe::Errno::ENOSPC
+                            && p.first_alloc_errno == Some(crate::observe::Errno::EINVAL),
+                        syscalls: alloc != crate::observe::Errno::ENOSYS,
+                    }
+                }
+            },
             facts: f,
         }
     }

@@ -350,6 +350,10 @@ pub struct Machine {
     /// Scenario files whose fd this process closed (`Step::Close`); fd tables are per process, so a
     /// fork child inherits this and a live child's later changes are its own.
     pub(crate) closed_fds: std::collections::BTreeSet<usize>,
+    /// The mm's protection-key allocation map (mm->context.pkey_allocation_map) and the thread's PKRU
+    /// (`crate::mm::pkeys`).
+    pub(crate) pkey_map: u16,
+    pub(crate) pkru: u32,
 }
 
 /// What a PMD maps.
@@ -441,6 +445,8 @@ impl Machine {
             large: Default::default(),
             forked: false,
             closed_fds: Default::default(),
+            pkey_map: Machine::pkeys_init(model).0,
+            pkru: Machine::pkeys_init(model).1,
         }
     }
 

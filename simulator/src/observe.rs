@@ -89,6 +89,8 @@ pub enum Ret {
     Signal(Signal),
     /// A byte count (`process_madvise`: the bytes advised before the first failing element).
     Bytes(u64),
+    /// A protection key (`pkey_alloc`).
+    Key(u32),
 }
 
 impl fmt::Display for Ret {
@@ -96,6 +98,7 @@ impl fmt::Display for Ret {
         match self {
             Ret::Ok => f.write_str("0"),
             Ret::Bytes(n) => write!(f, "{n} bytes"),
+            Ret::Key(k) => write!(f, "key {k}"),
             Ret::Err(Errno::Other(e)) => write!(f, "errno {e}"),
             Ret::Err(e) => write!(f, "{e:?}"),
             Ret::Signal(Signal::Other(s)) => write!(f, "signal {s}"),
@@ -148,6 +151,10 @@ pub struct VmaObs {
     /// smaps `Swap`, in pages: the VMA's pages out on swap (shmem: its swapped pages in range).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub swap: u64,
+    /// smaps `ProtectionKey:`, printed only where the CPU has protection keys (x86: OSPKE)
+    /// [S 6.12, 6.18 arch/x86/kernel/setup.c:arch_show_smap]; `None` where the line is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkey: Option<u32>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -292,6 +299,9 @@ pub struct VmaAllowed {
     pub anon_huge: Count,
     #[serde(default)]
     pub swap: Count,
+    /// smaps `ProtectionKey:` (`None`: the kernel prints no such line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkey: Option<u32>,
 }
 
 impl VmaAllowed {
@@ -312,6 +322,7 @@ impl VmaAllowed {
             hugetlb_private: Count::exact(v.hugetlb_private),
             anon_huge: Count::exact(v.anon_huge),
             swap: Count::exact(v.swap),
+            pkey: v.pkey,
         }
     }
 }
@@ -341,7 +352,7 @@ pub enum Expect {
 pub struct Difference {
     /// `ret`, `vmas` (the layout: count, ranges, perms, offset or backing), `vma[i].flags`, `vma[i].rss`,
     /// `vma[i].anon`, `vma[i].lazyfree`, `vma[i].locked`, `vma[i].hugetlb_shared`,
-    /// `vma[i].hugetlb_private`, `vma[i].anon_huge`, `vma[i].swap`, `hugetlb` (the pool counters), `locked_vm`, `page[p].res`, `page[p].content`.
+    /// `vma[i].hugetlb_private`, `vma[i].anon_huge`, `vma[i].swap`, `vma[i].pkey`, `hugetlb` (the pool counters), `locked_vm`, `page[p].res`, `page[p].content`.
     pub field: String,
     pub expected: String,
     pub observed: String,
@@ -403,6 +414,10 @@ pub fn compare(expect: &Expect, obs: &Observation) -> Verdict {
         for (i, (a, o)) in allowed.vmas.iter().zip(&obs.vmas).enumerate() {
             if a.flags != o.flags {
                 diff(format!("vma[{i}].flags"), a.flags.join(" "), o.flags.join(" "));
+            }
+            if a.pkey != o.pkey {
+                let show = |k: Option<u32>| k.map_or_else(|| "no ProtectionKey line".to_string(), |k| k.to_string());
+                diff(format!("vma[{i}].pkey"), show(a.pkey), show(o.pkey));
             }
             for (name, c, v) in [
                 ("rss", a.rss, o.rss),

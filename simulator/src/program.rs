@@ -599,6 +599,56 @@ pub enum Step {
     /// close(fd of `files[file]`): the scenario's only fd of the file goes; its mappings stay valid (each
     /// VMA holds its own reference to the file). Later file steps on it pass fd -1 (EBADF).
     Close { file: u32 },
+    /// `pkey_alloc(0, rights)`: a protection key whose access rights (this thread's PKRU bits) start as
+    /// `rights`. Returns the key (`ret key N`) or the errno: ENOSPC when no key is free, and always where
+    /// the CPU has no protection keys (x86 without OSPKE); ENOSYS where the kernel has no pkey syscalls
+    /// [S 6.12, 6.18 mm/mprotect.c:pkey_alloc; arch/x86/include/asm/pkeys.h:mm_pkey_alloc].
+    PkeyAlloc { rights: PkeyRights },
+    /// `pkey_free(pkey)`: EINVAL for a key that is not allocated. The VMAs that carry it keep it.
+    PkeyFree { pkey: i32 },
+    /// `pkey_mprotect(addr, pages*PS, prot, pkey)`: mprotect that also tags the VMAs with `pkey` (-1:
+    /// keep each VMA's key, as mprotect does). A key that is not allocated is EINVAL before any VMA is
+    /// looked at [S 6.18 mm/mprotect.c:do_mprotect_pkey].
+    PkeyMprotect { page: u32, pages: u32, prot: Prot, pkey: i32 },
+    /// Set this thread's rights for `pkey` to `rights` in the PKRU register (glibc's `pkey_set`: RDPKRU,
+    /// WRPKRU). x86_64 with PKU only: anywhere else the step is Unsupported with the reason (the
+    /// instruction would be #UD, SIGILL). No system call; it returns 0.
+    PkeySet { pkey: u32, rights: PkeyRights },
+}
+
+/// The access rights of a protection key (`init_val` of pkey_alloc, the rights of `pkey_set`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PkeyRights {
+    /// 0: reads and writes allowed.
+    Enabled,
+    /// PKEY_DISABLE_WRITE (2): reads allowed, writes fault.
+    DisableWrite,
+    /// PKEY_DISABLE_ACCESS (1): every data access faults.
+    DisableAccess,
+    /// PKEY_DISABLE_ACCESS|PKEY_DISABLE_WRITE (3).
+    DisableAll,
+}
+
+impl PkeyRights {
+    /// The `init_val` bits (include/uapi/asm-generic/mman-common.h), which are also the key's two PKRU
+    /// bits on x86 (AD = 1, WD = 2; arch/x86/include/asm/pkru.h).
+    pub fn value(self) -> u32 {
+        match self {
+            PkeyRights::Enabled => 0,
+            PkeyRights::DisableWrite => 2,
+            PkeyRights::DisableAccess => 1,
+            PkeyRights::DisableAll => 3,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            PkeyRights::Enabled => "enabled",
+            PkeyRights::DisableWrite => "disable_write",
+            PkeyRights::DisableAccess => "disable_access",
+            PkeyRights::DisableAll => "disable_all",
+        }
+    }
 }
 
 /// The `mode` of a `fallocate` step.
@@ -661,6 +711,10 @@ impl Step {
             Step::Fallocate { .. } => "fallocate",
             Step::ProcessMadvise { .. } => "process_madvise",
             Step::Close { .. } => "close",
+            Step::PkeyAlloc { .. } => "pkey_alloc",
+            Step::PkeyFree { .. } => "pkey_free",
+            Step::PkeyMprotect { .. } => "pkey_mprotect",
+            Step::PkeySet { .. } => "pkey_set",
         }
     }
 }
@@ -752,6 +806,20 @@ impl Program {
         self.files.iter().any(|f| f.kind == FileKind::Hugetlb)
             || self.maps.iter().any(|m| self.is_hugetlb_map(m))
             || steps_map(&self.steps, &|m| self.is_hugetlb_map(m))
+    }
+
+    /// Does the program use protection keys (a `pkey_*` step anywhere)? A worker that ran one retires
+    /// afterwards: the keys it allocated and its PKRU register are process-wide state.
+    pub fn uses_pkeys(&self) -> bool {
+        fn any(steps: &[Step]) -> bool {
+            steps.iter().any(|s| match s {
+                Step::PkeyAlloc { .. } | Step::PkeyFree { .. } | Step::PkeyMprotect { .. } | Step::PkeySet { .. } => true,
+                Step::Fork { child } => any(child),
+                Step::InChild { step } => any(std::slice::from_ref(&**step)),
+                _ => false,
+            })
+        }
+        any(&self.steps)
     }
 
     /// The step an id names (the Fork step itself for `child == Some(0)`).

@@ -72,6 +72,12 @@ impl Machine {
                     Ok((elems, _)) => StepOut::Ret(self.vector_madvise(model, &elems, advice.value())?),
                 }
             }
+            Step::PkeyAlloc { rights } => StepOut::Ret(self.pkey_alloc(model, rights)?),
+            Step::PkeyFree { pkey } => StepOut::Ret(self.pkey_free(model, pkey)?),
+            Step::PkeyMprotect { page, pages, prot, pkey } => {
+                StepOut::Ret(self.pkey_mprotect(model, page as i64, (page + pages) as i64, prot, pkey)?)
+            }
+            Step::PkeySet { pkey, rights } => StepOut::Ret(self.pkey_set(model, pkey, rights)?),
             Step::Mremap { page, pages, new_pages, to, dontunmap } => {
                 if !MREMAP_MODELLED {
                     return Err("mremap is not fully modelled yet (moves that resize, and the 6.17+ multi-VMA \
@@ -114,6 +120,18 @@ pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Pr
             return Some(why.clone());
         }
     }
+    if model.pkeys != crate::kernel::Pkeys::X86 && uses_pkey_set(&prog.steps) {
+        // WRPKRU is #UD without x86 PKU (OSPKE): the worker cannot run the step at all.
+        return Some(format!(
+            "pkey_set needs x86 protection keys (PKU with OSPKE); this kernel's CPU has none usable ({}, pkey_alloc: {})",
+            model.facts.arch,
+            match model.facts.pkeys {
+                None => "not detected".to_string(),
+                Some(p) if p.available => "available".to_string(),
+                Some(p) => format!("{:?}", p.alloc_errno.unwrap_or(crate::observe::Errno::ENOSPC)),
+            }
+        ));
+    }
     if model.mlock_limit_pages.is_some() && prog.maps.iter().any(|m| m.locked) {
         let mut m = Machine::new(model, arena, prog);
         for (i, map) in prog.maps.iter().enumerate() {
@@ -127,6 +145,16 @@ pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Pr
         }
     }
     None
+}
+
+/// Is there a `pkey_set` step anywhere (fork children and `in_child` included)?
+fn uses_pkey_set(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match s {
+        Step::PkeySet { .. } => true,
+        Step::Fork { child } => uses_pkey_set(child),
+        Step::InChild { step } => uses_pkey_set(std::slice::from_ref(&**step)),
+        _ => false,
+    })
 }
 
 fn fatal_point(sig: Signal) -> Expect {

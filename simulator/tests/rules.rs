@@ -1082,3 +1082,79 @@ fn collapse_inside_one_pmd_range_per_release(#[case] version: (u32, u32, u32), #
     let Expect::Allowed(a) = &out[1].1 else { panic!("unsupported: {:?}", out[1].1) };
     assert_eq!(a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|"), ret, "{version:?}");
 }
+
+/// A 6.18 x86_64 model whose CPU has protection keys (`available`), or has none (`first`: the errno of
+/// the first pkey_alloc, EINVAL where key 0 leaks as on 6.18.44-fc, ENOSPC as on Debian 6.12).
+fn pkey_model(available: bool, first: simulator::observe::Errno) -> KernelModel {
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    f.pkeys = Some(simulator::kernel::PkeyFacts {
+        available,
+        alloc_errno: (!available).then_some(simulator::observe::Errno::ENOSPC),
+        first_alloc_errno: Some(first),
+    });
+    KernelModel::from_facts(f)
+}
+
+/// The returns of every point, and the last point's VMAs with their keys.
+fn pkey_run(m: &KernelModel, steps: &str) -> String {
+    let p = prog(&format!(r#"{{"arena_pages":8,"maps":[{{"page":0,"pages":6,"prot":"rw-","kind":"anon_private"}}],"steps":[{steps}]}}"#));
+    let out = simulator::simulate(m, &ARENA, &p);
+    let mut rets = Vec::new();
+    let mut vmas = String::new();
+    for (_, e) in &out {
+        match e {
+            Expect::Allowed(a) => {
+                rets.push(a.ret.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("|"));
+                vmas = a.vmas.iter().map(|v| format!("[{},{}) {}", v.start, v.end, v.pkey.map_or("-".into(), |k| k.to_string()))).collect::<Vec<_>>().join(" ");
+            }
+            Expect::Unsupported(w) => rets.push(format!("unsupported: {w}")),
+        }
+    }
+    format!("{} / {vmas}", rets.join(", "))
+}
+
+const ALLOC_WD: &str = r#"{"op":"pkey_alloc","rights":"disable_write"}"#;
+const ALLOC_AD: &str = r#"{"op":"pkey_alloc","rights":"disable_access"}"#;
+const ALLOC_EN: &str = r#"{"op":"pkey_alloc","rights":"enabled"}"#;
+const KEY1_ALL: &str = r#"{"op":"pkey_mprotect","page":0,"pages":6,"prot":"rw-","pkey":1}"#;
+const SEAL_ALL: &str = r#"{"op":"mseal","page":0,"pages":6}"#;
+const DONTNEED_0: &str = r#"{"op":"madvise","page":0,"len_pages":1,"advice":"DONTNEED"}"#;
+
+#[rstest]
+#[case::alloc_lowest_free_key_and_reuse(true, &format!(r#"{ALLOC_WD},{ALLOC_AD},{{"op":"pkey_free","pkey":1}},{{"op":"pkey_free","pkey":1}},{ALLOC_EN}"#),
+    "key 1, key 2, 0, EINVAL, key 1 / [0,6) 0")]
+#[case::key_zero_can_be_freed_with_pku(true, r#"{"op":"pkey_free","pkey":0},{"op":"pkey_alloc","rights":"enabled"}"#, "0, key 0 / [0,6) 0")]
+#[case::mprotect_with_a_key_splits_and_merges(true, &format!(r#"{ALLOC_EN},{{"op":"pkey_mprotect","page":1,"pages":2,"prot":"rw-","pkey":1}},{{"op":"pkey_mprotect","page":3,"pages":1,"prot":"rw-","pkey":1}},{{"op":"pkey_mprotect","page":0,"pages":6,"prot":"rw-","pkey":0}}"#),
+    "key 1, 0, 0, 0 / [0,6) 0")]
+#[case::mprotect_with_a_key_split_layout(true, &format!(r#"{ALLOC_EN},{{"op":"pkey_mprotect","page":1,"pages":2,"prot":"rw-","pkey":1}}"#),
+    "key 1, 0 / [0,1) 0 [1,3) 1 [3,6) 0")]
+#[case::unallocated_key_is_einval(true, r#"{"op":"pkey_mprotect","page":0,"pages":1,"prot":"rw-","pkey":3}"#, "EINVAL / [0,6) 0")]
+#[case::write_disabled_key_faults_writes(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{{"op":"try_read","page":1}},{{"op":"try_write","page":1,"fill":3}}"#),
+    "key 1, 0, 0, SIGSEGV / [0,6) 1")]
+#[case::access_disabled_key_faults_reads(true, &format!(r#"{ALLOC_AD},{KEY1_ALL},{{"op":"try_read","page":1}}"#), "key 1, 0, SIGSEGV / [0,6) 1")]
+#[case::populate_write_on_write_disabled_key_is_einval(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_WRITE"}},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_READ"}}"#),
+    "key 1, 0, EINVAL, 0 / [0,6) 1")]
+#[case::populate_read_on_access_disabled_key_is_einval(true, &format!(r#"{ALLOC_AD},{KEY1_ALL},{{"op":"madvise","page":0,"len_pages":1,"advice":"POPULATE_READ"}}"#),
+    "key 1, 0, EINVAL / [0,6) 1")]
+#[case::sealed_discard_on_write_disabled_key_is_eperm(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{SEAL_ALL},{DONTNEED_0}"#), "key 1, 0, 0, EPERM / [0,6) 1")]
+#[case::sealed_discard_on_access_disabled_key_is_eperm(true, &format!(r#"{ALLOC_AD},{KEY1_ALL},{SEAL_ALL},{DONTNEED_0}"#), "key 1, 0, 0, EPERM / [0,6) 1")]
+#[case::sealed_discard_on_enabled_key_is_allowed(true, &format!(r#"{ALLOC_EN},{KEY1_ALL},{SEAL_ALL},{DONTNEED_0}"#), "key 1, 0, 0, 0 / [0,6) 1")]
+#[case::unsealed_discard_on_write_disabled_key_is_allowed(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{DONTNEED_0}"#), "key 1, 0, 0 / [0,6) 1")]
+#[case::sealed_discard_follows_pkey_set(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{SEAL_ALL},{{"op":"pkey_set","pkey":1,"rights":"enabled"}},{DONTNEED_0},{{"op":"pkey_set","pkey":1,"rights":"disable_write"}},{DONTNEED_0}"#),
+    "key 1, 0, 0, 0, 0, 0, EPERM / [0,6) 1")]
+#[case::fork_child_inherits_keys_and_rights(true, &format!(r#"{ALLOC_WD},{KEY1_ALL},{{"op":"fork","child":[{{"op":"try_write","page":0,"fill":1}},{ALLOC_EN}]}}"#),
+    "key 1, 0, 0, SIGSEGV, key 2, 0 / [0,6) 1")]
+#[case::no_keys_first_alloc_takes_key0(false, &format!(r#"{ALLOC_WD},{ALLOC_WD},{{"op":"pkey_free","pkey":0}},{{"op":"pkey_mprotect","page":0,"pages":1,"prot":"rw-","pkey":0}},{{"op":"pkey_mprotect","page":0,"pages":1,"prot":"r--","pkey":-1}}"#),
+    "EINVAL, ENOSPC, EINVAL, EINVAL, 0 / [0,1) - [1,6) -")]
+#[case::no_keys_pkey_set_is_unsupported(false, r#"{"op":"pkey_set","pkey":1,"rights":"enabled"}"#, "unsupported: pkey_set needs x86 protection keys (PKU with OSPKE); this kernel's CPU has none usable (x86_64, pkey_alloc: ENOSPC) / ")]
+fn pkey_rule(#[case] available: bool, #[case] steps: &str, #[case] want: &str) {
+    let m = pkey_model(available, simulator::observe::Errno::EINVAL);
+    assert_eq!(pkey_run(&m, steps), want);
+}
+
+/// Without the key-0 leak (Debian 6.12's mm_pkey_alloc checks arch_pkeys_enabled first): ENOSPC every time.
+#[test]
+fn pkey_alloc_without_keys_and_without_the_leak_is_enospc() {
+    let m = pkey_model(false, simulator::observe::Errno::ENOSPC);
+    assert_eq!(pkey_run(&m, &format!("{ALLOC_WD},{ALLOC_EN}")), "ENOSPC, ENOSPC / [0,6) -");
+}

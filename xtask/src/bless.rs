@@ -330,6 +330,7 @@ fn record_guest(kernel: &str, arch: Option<String>, files: Option<String>, build
         extra_args: Vec::new(),
         extra_files: Vec::new(),
         append: Vec::new(),
+        cpu: None,
     };
     let p = qemu::prepare(&spec)?;
     let o = qemu::boot(&p);

@@ -335,6 +335,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             extra_args: if destructive { vec!["--destructive".into()] } else { Vec::new() },
             extra_files: Vec::new(),
             append: Vec::new(),
+            cpu: None,
         };
         eprintln!("xtask matrix: preparing {arch} {k}");
         match qemu::prepare(&spec) {

@@ -52,6 +52,9 @@ pub struct Spec {
     pub extra_files: Vec<(String, Vec<u8>)>,
     /// `--append`: more kernel parameters, after madcheck's own.
     pub append: Vec<String>,
+    /// `--cpu MODEL`: the guest CPU (`-cpu`), instead of qemu's default for the machine (x86_64: qemu64,
+    /// no PKU). `max` under TCG has protection keys (PKU, OSPKE), which the pkey cases need.
+    pub cpu: Option<String>,
 }
 
 impl Spec {
@@ -76,6 +79,7 @@ impl Spec {
             extra_args: Vec::new(),
             extra_files: Vec::new(),
             append: Vec::new(),
+            cpu: None,
         }
     }
 }
@@ -110,7 +114,7 @@ pub fn usage() -> &'static str {
      \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
      \x20                      [--files ext4|tmpfs] [--case FILE]\n\
      \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]\n\
-     \x20                      [--destructive] [--cases DIR] [--exec STATIC-PROGRAM]"
+     \x20                      [--destructive] [--cases DIR] [--exec STATIC-PROGRAM] [--append PARAMS] [--cpu MODEL]"
 }
 
 pub fn main(args: &[String]) -> Result<i32, String> {
@@ -157,6 +161,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--memory" => spec.memory_mib = num(value()?)? as u32,
             "--timeout" => spec.timeout = Duration::from_secs(num(value()?)?),
             "--append" => spec.append.extend(value()?.split_whitespace().map(String::from)),
+            "--cpu" => spec.cpu = Some(value()?),
             // A case file for the guest (judged against the model): what `git bisect run` drives.
             "--case" => {
                 let path = value()?;
@@ -867,6 +872,10 @@ pub fn qemu_command(p: &Prepared) -> Command {
         append.push("madcheck.exit=semihost".into());
     }
     append.extend(s.append.iter().cloned());
+    if let Some(cpu) = &s.cpu {
+        // The last -cpu wins: this replaces the machine's default or the one chosen above.
+        c.args(["-cpu", cpu]);
+    }
     // 64K pages: the hugetlb pool a run holds is 256 MiB (4,096 base pages, simulator::observe::
     // pool_free_unreserved), and an arena of up to 8,192 pages is 512 MiB; 1 GiB would leave the kernel
     // too little, so a 64K-page guest gets at least 2 GiB (qemu allocates it lazily on the host).

@@ -434,6 +434,7 @@ mod tests {
             hugetlb_private: 0,
             anon_huge: 0,
             swap: 0,
+            pkey: None,
         }
     }
 

@@ -101,7 +101,32 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         max_map_count,
         ksm_running,
         ra_pages,
+        pkeys: Some(probe_pkeys()),
     })
+}
+
+/// Protection keys as this kernel and CPU answer: `pkey_alloc(0, PKEY_DISABLE_WRITE)` (a key is freed at
+/// once), and where that fails a second call, since the first one of a process may differ (see
+/// `PkeyFacts::first_alloc_errno`). This must be the process's first pkey_alloc; it runs before any
+/// worker exists, and a key it allocated changes only this thread's PKRU bits for a key freed again.
+pub fn probe_pkeys() -> simulator::kernel::PkeyFacts {
+    use simulator::observe::Errno;
+    // SAFETY (both): pkey_alloc/pkey_free with constant arguments touch only this process's key map.
+    let alloc = |rights: libc::c_ulong| unsafe { libc::syscall(libc::SYS_pkey_alloc, 0 as libc::c_ulong, rights) };
+    let free = |k: libc::c_long| unsafe { libc::syscall(libc::SYS_pkey_free, k) };
+    let k = alloc(2);
+    if k >= 0 {
+        free(k);
+        return simulator::kernel::PkeyFacts { available: true, alloc_errno: None, first_alloc_errno: None };
+    }
+    let first = Errno::from_raw(sys::errno());
+    let k2 = alloc(2);
+    if k2 >= 0 {
+        free(k2);
+        return simulator::kernel::PkeyFacts { available: true, alloc_errno: None, first_alloc_errno: Some(first) };
+    }
+    let again = Errno::from_raw(sys::errno());
+    simulator::kernel::PkeyFacts { available: false, alloc_errno: Some(again), first_alloc_errno: Some(first) }
 }
 
 /// Pages a probe writes into the scratch directory: two scenarios' worth of the largest disk files the

@@ -27,6 +27,7 @@ mod pool;
 pub mod detect;
 pub mod guest;
 pub mod floor;
+pub mod pkru;
 
 pub use pool::{check_program, reap_orphans, HostRun, Worker};
 pub use worker::{worker_main, FAULT_DIR_ENV};

@@ -223,6 +223,10 @@ impl Observer {
         }
         let mut pages = Vec::with_capacity(n);
         let mut vi = 0;
+        // A key this thread may not read (PKRU AD) faults on a direct read: such pages go through
+        // /proc/self/mem, a foreign access that pkeys do not check [S 6.12 arch/x86/include/asm/
+        // mmu_context.h:arch_vma_access_permitted, `foreign`].
+        let pkru = if vmas.iter().any(|v| v.pkey.is_some_and(|k| k != 0)) { crate::host::pkru::read() } else { 0 };
         for p in 0..n {
             // pagemap entries are u64s in the kernel's byte order (big-endian on s390x).
             let e = u64::from_ne_bytes(self.pm[p * 8..p * 8 + 8].try_into().unwrap_or([0; 8]));
@@ -246,7 +250,9 @@ impl Observer {
                     while vi < vmas.len() && vmas[vi].end <= pi {
                         vi += 1;
                     }
-                    let readable = vmas.get(vi).is_some_and(|v| v.start <= pi && v.perms.as_bytes()[0] == b'r');
+                    let readable = vmas.get(vi).is_some_and(|v| {
+                        v.start <= pi && v.perms.as_bytes()[0] == b'r' && v.pkey.is_none_or(|k| crate::host::pkru::allows_read(pkru, k))
+                    });
                     let addr = self.base + p as u64 * self.ps;
                     Some(self.page_content(addr, readable)?)
                 }
@@ -381,6 +387,7 @@ impl SmapsParser<'_> {
             hugetlb_private: 0,
             anon_huge: 0,
             swap: 0,
+            pkey: None,
         });
         Ok(false)
     }
@@ -408,6 +415,9 @@ fn field(v: &mut VmaObs, name: &[u8], rest: &[u8], ps: u64) -> Option<()> {
         b"Private_Hugetlb:" => v.hugetlb_private = kb(rest)?,
         b"AnonHugePages:" => v.anon_huge = kb(rest)?,
         b"Swap:" => v.swap = kb(rest)?,
+        b"ProtectionKey:" => {
+            v.pkey = Some(parse_dec(rest.split(|&b| b == b' ').find(|s| !s.is_empty())?)? as u32);
+        }
         b"VmFlags:" => {
             v.flags = rest
                 .split(|&b| b == b' ')

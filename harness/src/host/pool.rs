@@ -220,7 +220,8 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                 | Step::Mlock { page, pages, .. }
                 | Step::Munlock { page, pages } => in_window(&what, *page, *pages as u64)?,
                 Step::Mmap { map } => check_map(&what, map)?,
-                Step::Mseal { page, pages } => in_window(&what, *page, *pages as u64)?,
+                Step::Mseal { page, pages } | Step::PkeyMprotect { page, pages, .. } => in_window(&what, *page, *pages as u64)?,
+                Step::PkeyAlloc { .. } | Step::PkeyFree { .. } | Step::PkeySet { .. } => {}
                 Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } if in_child => {
                     return Err(format!("{what}: a file step inside a fork child is not supported"))
                 }

@@ -95,6 +95,7 @@ fn ret_code(r: Ret) -> i64 {
     match r {
         Ret::Ok => 0,
         Ret::Bytes(n) => (1i64 << 32) + n as i64,
+        Ret::Key(k) => (2i64 << 32) + k as i64,
         Ret::Err(e) => errno_raw(e),
         Ret::Signal(s) => -signal_raw(s),
     }
@@ -189,6 +190,17 @@ fn step_body(s: &Step) -> String {
         }
         Step::Munlock { page, pages } => format!("return rc(munlock(PAGE({page}), {pages} * PS));"),
         Step::Mseal { page, pages } => format!("return rc(syscall(462 /* mseal */, PAGE({page}), {pages} * PS, 0));"),
+        // pkey_mprotect 329, pkey_alloc 330, pkey_free 331 on x86_64; 288-290 in asm-generic (arm64).
+        Step::PkeyAlloc { rights } => format!(
+            "long k = syscall(SYS_pkey_alloc, 0UL, {}UL /* {} */);\n    return k < 0 ? errno : KEY + k;",
+            rights.value(),
+            rights.name()
+        ),
+        Step::PkeyFree { pkey } => format!("return rc(syscall(SYS_pkey_free, (long){pkey}));"),
+        Step::PkeyMprotect { page, pages, prot, pkey } => {
+            format!("return rc(syscall(SYS_pkey_mprotect, PAGE({page}), (size_t){pages} * PS, (long)({}), (long){pkey}));", prot_c(*prot))
+        }
+        Step::PkeySet { pkey, rights } => format!("return pkey_set_rights({pkey}, {} /* {} */);", rights.value(), rights.name()),
         Step::Mremap { page, pages, new_pages, to: None, .. } => {
             format!("return mremap(PAGE({page}), {pages} * PS, {new_pages} * PS, 0) == MAP_FAILED ? errno : 0;")
         }
@@ -410,7 +422,7 @@ fn emit_points(c: &mut String, r: &Repro) {
                 for v in &a.vmas {
                     let _ = writeln!(
                         vmas,
-                        "  {{{}, {}, {}, {}, {}, {}, {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}}, {{{}, {}, {}, {}, {}, {}, {}}}}},",
+                        "  {{{}, {}, {}, {}, {}, {}, {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}}, {{{}, {}, {}, {}, {}, {}, {}}}, {}}},",
                         v.start,
                         v.end,
                         lit(&v.perms),
@@ -421,6 +433,7 @@ fn emit_points(c: &mut String, r: &Repro) {
                         v.hugetlb_shared.lo, v.hugetlb_shared.hi, v.hugetlb_private.lo, v.hugetlb_private.hi, v.swap.lo, v.swap.hi,
                         lit(&v.rss.to_string()), lit(&v.anon.to_string()), lit(&v.lazyfree.to_string()), lit(&v.locked.to_string()),
                         lit(&v.hugetlb_shared.to_string()), lit(&v.hugetlb_private.to_string()), lit(&v.swap.to_string()),
+                        v.pkey.map_or(-1, |k| k as i64),
                     );
                     nv += 1;
                 }

@@ -53,6 +53,35 @@
 static uint64_t PS;
 #define PAGE(n) ((void *)(uintptr_t)(BASE + (uint64_t)(n) * PS))
 
+/* Protection keys (x86 PKU): PKRU is read and written with RDPKRU/WRPKRU where CPUID says the OS
+   enabled them (OSPKE, CPUID.7.0:ECX bit 4); elsewhere PKRU reads as 0 (every access allowed). */
+#if defined(__x86_64__)
+#include <cpuid.h>
+static int has_ospke(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+  return (c >> 4) & 1;
+}
+static unsigned rdpkru(void) {
+  unsigned eax, edx;
+  if (!has_ospke()) return 0;
+  __asm__ volatile(".byte 0x0f,0x01,0xee" : "=a"(eax), "=d"(edx) : "c"(0));
+  return eax;
+}
+static void wrpkru(unsigned v) {
+  if (!has_ospke()) return;
+  __asm__ volatile(".byte 0x0f,0x01,0xef" : : "a"(v), "c"(0), "d"(0) : "memory");
+}
+#else
+static unsigned rdpkru(void) { return 0; }
+static void wrpkru(unsigned v) { (void)v; }
+#endif
+/* pkey_set: this thread's rights for one key (glibc's pkey_set, without its checks). */
+__attribute__((unused)) static long pkey_set_rights(unsigned key, unsigned rights) {
+  wrpkru((rdpkru() & ~(3u << (2 * key))) | (rights << (2 * key)));
+  return 0;
+}
+
 /* try_write / try_read: one access whose SIGSEGV or SIGBUS is caught (kselftest guard-regions.c's
    try_read_buf/try_write_buf); returns 0, or -signal. The madcheck worker does the access in a
    CLONE_VM task instead; both take the same kernel fault path. */
@@ -68,6 +97,9 @@ __attribute__((unused)) static long try_access(int page, int fill) {
   sigaction(SIGSEGV, &sa, &old_segv);
   sigaction(SIGBUS, &sa, &old_bus);
   try_sig = 0;
+  /* A handler runs with the init PKRU (6.12+: all keys but 0 disabled) and siglongjmp skips the
+     sigreturn that would restore it, so the rights are put back by hand. */
+  unsigned pkru = rdpkru();
   if (sigsetjmp(try_jmp, 1) == 0) {
     if (fill >= 0) {
       memset(PAGE(page), fill, PS);
@@ -77,6 +109,7 @@ __attribute__((unused)) static long try_access(int page, int fill) {
     }
   } else {
     r = -(long)try_sig;
+    wrpkru(pkru);
   }
   sigaction(SIGSEGV, &old_segv, NULL);
   sigaction(SIGBUS, &old_bus, NULL);
@@ -91,6 +124,7 @@ struct vexp {
   const char *flags;
   unsigned long lim[14]; /* rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, swap: lo, hi */
   const char *txt[7];
+  long pkey; /* smaps ProtectionKey:, -1 where the kernel prints none */
 };
 struct pexp {
   int res;  /* 0 absent, 1 present, 2 zero page, 3 swap-format */
@@ -149,6 +183,8 @@ static long vm_lck_kb(void) {
  * made when the scenario process starts, before the arena exists, as the worker does: its own, one of a
  * child that has exited and been reaped (ESRCH), and a file that is not a pidfd (an eventfd). */
 #define BYTES 0x100000000L
+/* pkey_alloc: a key is returned as KEY + k. */
+#define KEY 0x200000000L
 static int self_pidfd = -1, dead_pidfd = -1, not_pidfd = -1, live_pidfd = -1;
 static long pm(int fd, const struct iovec *v, unsigned long vlen, int advice, unsigned flags) {
   long r = syscall(440 /* process_madvise */, fd, v, vlen, advice, flags);
@@ -264,6 +300,7 @@ struct vobs {
   long backing;
   char flags[512];
   unsigned long val[7];
+  long pkey;
 };
 struct pobs { int res, kind; unsigned long a, b; };
 static struct vobs ov[2 * MAX_PAGES + 8];
@@ -300,6 +337,7 @@ static int read_smaps(void) {
       if (nov >= (int)(sizeof ov / sizeof ov[0])) break;
       v = &ov[nov++];
       memset(v, 0, sizeof *v);
+      v->pkey = -1;
       v->start = rel(s);
       v->end = rel(e);
       snprintf(v->perms, sizeof v->perms, "%s", perms);
@@ -321,6 +359,7 @@ static int read_smaps(void) {
       size_t l = strlen(names[i]);
       if (strncmp(line, names[i], l) == 0 && sscanf(line + l, "%llu", &kb) == 1) v->val[i] = (unsigned long)(kb * 1024 / PS);
     }
+    if (strncmp(line, "ProtectionKey:", 14) == 0 && sscanf(line + 14, "%llu", &kb) == 1) v->pkey = (long)kb;
     if (strncmp(line, "VmFlags:", 8) == 0) {
       char *p = line + 8, *out = v->flags;
       size_t room = sizeof v->flags - 1;
@@ -410,7 +449,9 @@ static int read_pages(void) {
     if (o->res == 2) { o->kind = 1; continue; }
     if (o->res != 1) continue;
     while (vi < nov && ov[vi].end <= p) vi++;
-    int readable = vi < nov && ov[vi].start <= p && ov[vi].perms[0] == 'r';
+    /* A key this thread may not read (PKRU AD) would fault: such pages go through /proc/self/mem too
+       (a foreign access, which pkeys do not check). */
+    int readable = vi < nov && ov[vi].start <= p && ov[vi].perms[0] == 'r' && (ov[vi].pkey < 0 || !((rdpkru() >> (2 * ov[vi].pkey)) & 1));
     if (readable) { classify((const unsigned char *)PAGE(p), o); continue; }
     int mem = force_helper ? -1 : open("/proc/self/mem", O_RDONLY);
     ssize_t got = mem >= 0 ? pread(mem, buf, PS, (off_t)(uintptr_t)PAGE(p)) : -1;
@@ -438,6 +479,7 @@ static const char *signal_name(long s) {
 }
 static void render_ret(long r, char *out, size_t n) {
   if (r == 0) snprintf(out, n, "0");
+  else if (r >= KEY) snprintf(out, n, "key %ld", r - KEY);
   else if (r >= BYTES) snprintf(out, n, "%ld bytes", r - BYTES);
   else if (r > 0) { const char *s = errno_name(r); if (s) snprintf(out, n, "%s", s); else snprintf(out, n, "errno %ld", r); }
   else { const char *s = signal_name(-r); if (s) snprintf(out, n, "%s", s); else snprintf(out, n, "signal %ld", -r); }
@@ -508,6 +550,13 @@ static int check_point(int pi, long ret, int dead) {
     for (int i = 0; i < nov; i++) {
       const struct vexp *e = &pt->vma[i];
       if (strcmp(e->flags, ov[i].flags) != 0) { snprintf(b, sizeof b, "vma[%d].flags", i); field(pi, b, e->flags, ov[i].flags); }
+      if (e->pkey != ov[i].pkey) {
+        char x[32], o[32];
+        snprintf(b, sizeof b, "vma[%d].pkey", i);
+        snprintf(x, sizeof x, "%ld", e->pkey);
+        snprintf(o, sizeof o, "%ld", ov[i].pkey);
+        field(pi, b, x, o);
+      }
       for (int k = 0; k < 7; k++) {
         if (ov[i].val[k] < e->lim[2 * k] || ov[i].val[k] > e->lim[2 * k + 1]) {
           char o[32];

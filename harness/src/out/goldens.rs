@@ -508,6 +508,7 @@ mod tests {
                 hugetlb_private: 0,
                 anon_huge: 0,
                 swap: 0,
+                pkey: None,
             }],
             pages: vec![PageObs { res: Residency::Present, content: Some(Content::Fill(1)) }],
             hugetlb: None,

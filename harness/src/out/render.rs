@@ -192,6 +192,9 @@ pub fn ruler_allowed(vmas: &[VmaAllowed], pages: &[Vec<PageObs>]) -> String {
         if v.swap.hi > 0 {
             let _ = writeln!(out, "      Swap={}", count(v.swap));
         }
+        if let Some(k) = v.pkey {
+            let _ = writeln!(out, "      ProtectionKey={k}");
+        }
     }
     if vmas.is_empty() {
         out.push_str("  (no VMAs)\n");
@@ -377,6 +380,7 @@ mod tests {
             hugetlb_private: 0,
             anon_huge: 0,
             swap: 0,
+            pkey: None,
         }
     }
 
@@ -416,6 +420,7 @@ mod tests {
             hugetlb_private: Count::exact(0),
             anon_huge: Count::exact(0),
             swap: Count::exact(0),
+            pkey: None,
         };
         let pages = vec![vec![PageObs::ABSENT], vec![PageObs::ABSENT, PageObs { res: Residency::Present, content: Some(Content::Zero) }]];
         let r = ruler_allowed(&[v], &pages);

@@ -30,6 +30,12 @@ pub fn render_step(step: &Step) -> String {
         Step::ChildExit => "child exits; parent waits".to_string(),
         Step::Mseal { page, pages } => format!("mseal(page {page}, {})", plural(*pages as i64, "page")),
         Step::Close { file } => format!("close(file {file})"),
+        Step::PkeyAlloc { rights } => format!("pkey_alloc({})", rights.name()),
+        Step::PkeyFree { pkey } => format!("pkey_free({pkey})"),
+        Step::PkeyMprotect { page, pages, prot, pkey } => {
+            format!("pkey_mprotect(page {page}, {}, {prot}, key {pkey})", plural(*pages as i64, "page"))
+        }
+        Step::PkeySet { pkey, rights } => format!("pkey_set(key {pkey}, {})", rights.name()),
         Step::Ftruncate { file, pages } => format!("ftruncate(file {file}, {})", plural(*pages as i64, "page")),
         Step::Fallocate { file, page, pages, mode } => {
             format!("fallocate(file {file}, file page {page}, {}, {})", plural(*pages as i64, "page"), falloc_label(*mode))

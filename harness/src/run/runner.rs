@@ -409,6 +409,8 @@ fn run_one(
                 "disk file"
             } else if Some(&why) == model.facts.tmpfs_files_unavailable.as_ref() {
                 "tmpfs file"
+            } else if why.starts_with("pkey_set") {
+                "pkey_set"
             } else {
                 "mlock"
             };

@@ -84,6 +84,14 @@ impl Machine {
         {
             return Err(Errno::EINVAL);
         }
+        // check_vma_flags: the thread's PKRU denies the access to the VMA's key → -EFAULT, which
+        // FOLL_MADV_POPULATE reports as -EINVAL like a missing VM_READ/VM_WRITE [S 6.12 mm/gup.c:
+        // check_vma_flags (arch_vma_access_permitted, not foreign); T Debian 6.12.118 x86_64 under qemu
+        // -cpu max (PKU): POPULATE_READ on an access-disabled key and POPULATE_WRITE on a
+        // write-disabled one are EINVAL, cases pkey_*_populate_*].
+        if !self.pkru_allows(&v, write) {
+            return Err(Errno::EINVAL);
+        }
         for p in s..e {
             if self.pte(p) == Pte::Guard {
                 // The fault handler answers VM_FAULT_SIGSEGV → -EFAULT [T spec §5 GUARD_INSTALL].
@@ -151,8 +159,14 @@ impl Machine {
         let mut nf = v.flags;
         // can_modify_vma_madv: "discard" advice on a sealed, private anonymous, non-writable VMA → EPERM,
         // checked per VMA first (6.12+) [S 6.12 mm/mseal.c:is_madv_discard, is_ro_anon]; 6.18 also
-        // counts GUARD_INSTALL [T spec §5 mseal].
-        if v.flags & vmf::SEALED != 0 && v.obj.is_none() && v.flags & (vmf::SHARED | vmf::WRITE) == 0 {
+        // counts GUARD_INSTALL [T spec §5 mseal]. "Not writable" is also a key this thread's PKRU
+        // write-disables (WD or AD): `!arch_vma_access_permitted(vma, true, false, false)` [S 6.12
+        // mm/mseal.c:is_ro_anon; S 6.18 mm/madvise.c:can_madvise_modify].
+        if v.flags & vmf::SEALED != 0
+            && v.obj.is_none()
+            && v.flags & vmf::SHARED == 0
+            && (v.flags & vmf::WRITE == 0 || !self.pkru_allows(&v, true))
+        {
             let discard = matches!(
                 adv,
                 Advice::Free | Advice::Dontneed | Advice::DontneedLocked | Advice::Remove | Advice::Dontfork | Advice::Wipeonfork

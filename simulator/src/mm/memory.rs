@@ -217,6 +217,12 @@ impl Machine {
     pub(crate) fn access(&mut self, model: &KernelModel, page: i64, write: Option<u8>) -> StepOut {
         let Some(i) = self.vma_at(page) else { return StepOut::Fatal(Signal::SIGSEGV) };
         let v = self.vmas[i];
+        // A key whose PKRU bits deny the access: SIGSEGV (SEGV_PKUERR) from access_error, before any
+        // fault is handled, so neither a guard marker nor EOF is reached [S 6.12 arch/x86/mm/fault.c:
+        // access_error (X86_PF_PK, arch_vma_access_permitted), bad_area_access_error].
+        if !self.pkru_allows(&v, write.is_some()) {
+            return StepOut::Fatal(Signal::SIGSEGV);
+        }
         if self.pte(page) == Pte::Guard {
             return StepOut::Fatal(Signal::SIGSEGV);
         }

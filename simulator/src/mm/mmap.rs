@@ -106,6 +106,7 @@ impl Machine {
         if m.backing.file().is_some_and(|(f, _)| self.closed_fds.contains(&(f as usize))) {
             return Ret::Err(Errno::EBADF);
         }
+        self.pkey_exec_only_unknown(model, m.prot);
         let huge = m.backing.is_map_hugetlb() || m.backing.file().is_some_and(|(f, _)| self.objs[f as usize].huge);
         if huge {
             let off = m.backing.file().map_or(0, |(_, o)| o as i64);

@@ -14,6 +14,7 @@ mod mmap;
 mod mprotect;
 mod mlock;
 mod mseal;
+pub(crate) mod pkeys;
 mod mremap;
 pub(crate) mod madvise;
 mod huge_memory;

@@ -10,6 +10,14 @@ use crate::program::Prot;
 impl Machine {
     /// mprotect [S 6.18 mm/mprotect.c:do_mprotect_pkey, mprotect_fixup].
     pub(crate) fn mprotect(&mut self, model: &KernelModel, s: i64, e: i64, prot: Prot) -> Ret {
+        self.mprotect_pkey(model, s, e, prot, None)
+    }
+
+    /// mprotect, and with `Some(k)` (pkey_mprotect) key `k` on every VMA of the range: the key is part of
+    /// the flags (VM_PKEY_BIT*), so a VMA splits where it changes and merges with neighbours of the same
+    /// key [S 6.18 mm/mprotect.c:do_mprotect_pkey, calc_vm_prot_bits(prot, new_vma_pkey)].
+    pub(crate) fn mprotect_pkey(&mut self, model: &KernelModel, s: i64, e: i64, prot: Prot, pkey: Option<u32>) -> Ret {
+        self.pkey_exec_only_unknown(model, prot);
         // The range must start inside a VMA; every gap met on the way ends the call with ENOMEM after
         // the VMAs before it were changed.
         match self.vma_at(s) {
@@ -30,6 +38,9 @@ impl Machine {
             }
             if prot.exec {
                 nf |= vmf::EXEC;
+            }
+            if let Some(k) = pkey {
+                nf = crate::mm::pkeys::pkey_flags(nf, k);
             }
             // "newflags >> 4 shift VM_MAY% in place of VM_%": a protection the VMA may not have (PROT_WRITE
             // on a MAP_SHARED mapping of an O_RDONLY file) is EACCES, checked before mprotect_fixup's seal

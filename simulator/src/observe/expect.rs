@@ -129,6 +129,8 @@ impl Machine {
                 // divergence [S 6.18 fs/proc/task_mmu.c:smaps_pte_entry (is_swap_pte → mss->swap),
                 // smaps_account; T 6.18.44: no swap on the host, Swap 0 kB everywhere].
                 swap: Count::exact(0),
+                // `ProtectionKey:` only where the CPU has keys [S 6.12 arch/x86/kernel/setup.c:arch_show_smap].
+                pkey: (model.pkeys == crate::kernel::Pkeys::X86).then(|| crate::mm::pkeys::vma_pkey(v)),
             });
         }
         // pagemap: a guard marker is a swap-format entry, the zero page is present (told apart only with

@@ -156,11 +156,15 @@ impl W<'_> {
                 self.u8(3);
                 self.u64(n)
             }
+            Ret::Key(k) => {
+                self.u8(4);
+                self.u32(k)
+            }
         }
     }
 
     fn vma(&mut self, v: &VmaObs) {
-        let VmaObs { start, end, perms, offset, backing, flags, rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, anon_huge, swap } =
+        let VmaObs { start, end, perms, offset, backing, flags, rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, anon_huge, swap, pkey } =
             v;
         self.i64(*start);
         self.i64(*end);
@@ -183,6 +187,7 @@ impl W<'_> {
         for n in [rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, anon_huge, swap] {
             self.u64(*n);
         }
+        self.opt(*pkey, |w, k| w.u32(k));
     }
 
     fn page(&mut self, p: PageObs) {
@@ -361,6 +366,7 @@ impl R<'_> {
                 i => *SIGNALS.get(i as usize).ok_or_else(|| format!("unknown signal index {i}"))?,
             }),
             3 => Ret::Bytes(self.u64()?),
+            4 => Ret::Key(self.u32()?),
             t => return Err(format!("unknown ret tag {t}")),
         })
     }
@@ -398,6 +404,7 @@ impl R<'_> {
             hugetlb_private: self.u64()?,
             anon_huge: self.u64()?,
             swap: self.u64()?,
+            pkey: self.opt(|r| r.u32())?,
         })
     }
 
@@ -441,6 +448,7 @@ mod tests {
             hugetlb_private: n + 5,
             anon_huge: n + 6,
             swap: n + 7,
+            pkey: (n % 2 == 1).then_some(n as u32 % 16),
         }
     }
 
@@ -451,7 +459,7 @@ mod tests {
             .map(|&e| Ret::Err(e))
             .chain([Ret::Err(Errno::Other(-7)), Ret::Err(Errno::Other(4095))])
             .chain(SIGNALS.iter().map(|&s| Ret::Signal(s)))
-            .chain([Ret::Signal(Signal::Other(31)), Ret::Ok, Ret::Bytes(0), Ret::Bytes(u64::MAX)])
+            .chain([Ret::Signal(Signal::Other(31)), Ret::Ok, Ret::Bytes(0), Ret::Bytes(u64::MAX), Ret::Key(0), Ret::Key(15)])
             .collect();
         let contents = [None, Some(Content::Zero), Some(Content::Fill(0xff)), Some(Content::FilePage { file: 3, page: 1 << 31 }), Some(Content::Hash(0x0123_4567_89ab_cdef))];
         let mut pages = Vec::new();

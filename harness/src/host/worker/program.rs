@@ -280,6 +280,8 @@ pub(super) fn taints_on_success(prog: &Program) -> bool {
     !prog.uses_hugetlb()
         && prog.steps.iter().any(|s| match s {
         Step::Mseal { .. } => true,
+        // Allocated keys and the PKRU register outlive the scenario.
+        Step::PkeyAlloc { .. } | Step::PkeyFree { .. } | Step::PkeyMprotect { .. } | Step::PkeySet { .. } => true,
         Step::Madvise { advice, .. } => PROCESS_WIDE_ADVICE.contains(&advice.value()),
         _ => false,
     })

@@ -356,6 +356,35 @@ pub(super) fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<
                 }
                 ret
             }
+            // The pkey syscalls have no libc wrapper in the libc crate's older releases; SYS_pkey_* are
+            // the architecture's numbers. Keys and PKRU are process-wide: the worker retires afterwards.
+            Step::PkeyAlloc { rights } => {
+                ctx.tainted.set(true);
+                let k = libc::syscall(libc::SYS_pkey_alloc, 0 as libc::c_ulong, rights.value() as libc::c_ulong);
+                if k < 0 {
+                    Ret::Err(Errno::from_raw(sys::errno()))
+                } else {
+                    Ret::Key(k as u32)
+                }
+            }
+            Step::PkeyFree { pkey } => {
+                ctx.tainted.set(true);
+                ret_of(libc::syscall(libc::SYS_pkey_free, pkey as libc::c_long))
+            }
+            Step::PkeyMprotect { page, pages, prot, pkey } => {
+                ctx.tainted.set(true);
+                let (a, l) = range(page, pages);
+                ret_of(libc::syscall(libc::SYS_pkey_mprotect, a, l, prot_bits(prot) as libc::c_long, pkey as libc::c_long))
+            }
+            Step::PkeySet { pkey, rights } => {
+                ctx.tainted.set(true);
+                if !crate::host::pkru::ospke() {
+                    return Err("pkey_set on a CPU without OSPKE (WRPKRU would be #UD); the runner should have refused it".into());
+                }
+                let v = crate::host::pkru::read();
+                crate::host::pkru::write((v & !(3 << (2 * pkey))) | (rights.value() << (2 * pkey)));
+                Ret::Ok
+            }
             Step::Ftruncate { file, pages } => {
                 let f = files.get(file as usize).ok_or_else(|| format!("ftruncate: no file {file}"))?;
                 ret_of(libc::ftruncate(f.fd(), pages as libc::off_t * ps as libc::off_t) as libc::c_long)
