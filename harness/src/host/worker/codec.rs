@@ -530,6 +530,6 @@ mod tests {
         let f = &frames()[0];
         let bin = encode_framed(f).unwrap().len();
         let json = serde_json::to_vec(f).unwrap().len();
-        assert!(bin * 3 < json, "binary {bin} bytes, JSON {json} bytes");
+        assert!(bin * 2 < json, "binary {bin} bytes, JSON {json} bytes");
     }
 }
