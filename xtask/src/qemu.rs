@@ -841,8 +841,8 @@ pub fn qemu_command(p: &Prepared) -> Command {
         // console's MADCHECK-RESULT line is the verdict. The guest runs the hash MMU (`disable_radix`,
         // as PowerVM LPARs do on POWER9): under qemu TCG's radix MMU, a write after MADV_FREE was
         // sometimes not seen as dirty (order-dependent; the same kernel and cases under hash agree with
-        // the model), see docs/findings.md "ppc64le radix under TCG". `--append disable_radix=no` comes
-        // later on the command line and wins, for the radix MMU.
+        // the model; that guest has no THP and no hugetlb page size), see docs/findings.md item 10.
+        // `--append disable_radix=no` comes later on the command line and wins, for the radix MMU.
         c = Command::new("qemu-system-ppc64");
         c.args(["-M", "pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off", "-cpu", "power9"]);
         append.insert(0, "console=hvc0".into());
