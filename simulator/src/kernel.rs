@@ -97,6 +97,17 @@ pub struct KernelFacts {
     /// `TMPFS_DIR`, /dev/shm, or one mounted noexec or with huge pages: the reason); `None` when they can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs_files_unavailable: Option<String>,
+    /// A fresh anonymous mapping shows `sd` (VM_SOFTDIRTY) in its smaps VmFlags: the run-time answer of
+    /// pgtable_supports_soft_dirty(), which since "mm: softdirty: add pgtable_supports_soft_dirty()"
+    /// decides whether new VMAs get VM_SOFTDIRTY [S 7.2 mm/vma.c:__mmap_region, __install_special_mapping;
+    /// include/linux/pgtable.h:pgtable_supports_soft_dirty]. CONFIG_MEM_SOFT_DIRTY is not enough: riscv64
+    /// has soft-dirty only with the Svrsw60t59b extension (its PTE bits 59-60 for software), a run-time
+    /// check [S 7.2 arch/riscv/include/asm/pgtable.h (pgtable_supports_soft_dirty:
+    /// riscv_has_extension_unlikely(RISCV_ISA_EXT_SVRSW60T59B)); T Debian 7.2.13 riscv64 under qemu
+    /// `-cpu rv64`: no `sd` with CONFIG_MEM_SOFT_DIRTY=y]. `None`: not probed (facts recorded before it
+    /// was); CONFIG_MEM_SOFT_DIRTY decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vma_soft_dirty: Option<bool>,
     /// What pkey_alloc answered at start-up (the harness's `detect::pkeys`); `None`: not detected (facts
     /// recorded before it was), and every `pkey_*` step is Unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +238,7 @@ impl KernelFacts {
             pmd_pages: None,
             thp_use_zero_page: None,
             pkeys: None,
+            vma_soft_dirty: None,
         })
     }
 }
@@ -487,6 +499,16 @@ pub struct KernelModel {
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
+    /// A kernel built with THP on hardware without it (s390x without EDAT, as under qemu TCG) marks THP
+    /// unsupported at boot and creates no sysfs directory. MADV_COLLAPSE stays a valid advice, so a range
+    /// with no VMA in it is ENOMEM from the walk as everywhere, and every VMA it reaches is EINVAL:
+    /// thp_vma_allowable_order fails on thp_disabled_by_hw() [S 7.2 mm/huge_memory.c:hugepage_init
+    /// (TRANSPARENT_HUGEPAGE_UNSUPPORTED), __thp_vma_allowable_orders, include/linux/huge_mm.h:
+    /// thp_disabled_by_hw; mm/khugepaged.c:madvise_collapse; T Debian 7.2.13 s390x: case
+    /// each_advice_from_each_kind_alone_and_up_to_a_hole step 400 (hole only) ENOMEM, cases collapse_*
+    /// EINVAL]. Taken as: the config says CONFIG_TRANSPARENT_HUGEPAGE=y and there is no THP sysfs.
+    #[serde(default)]
+    pub thp_disabled_by_hw: bool,
     /// Protection keys: how pkey_alloc, pkey_free, pkey_mprotect and PKRU behave here (`Pkeys`).
     #[serde(default)]
     pub pkeys: Pkeys,
@@ -609,16 +631,14 @@ impl KernelModel {
             cold_pageout: at_least(5, 4),
             populate: at_least(5, 14),
             dontneed_locked: at_least(5, 18),
-            // A kernel built with THP on hardware without it (s390x under TCG: no EDAT) marks THP
-            // unsupported at boot and creates no sysfs directory: MADV_COLLAPSE is EINVAL there
-            // [S 6.12 mm/huge_memory.c:hugepage_init (TRANSPARENT_HUGEPAGE_UNSUPPORTED),
-            // __thp_vma_allowable_orders; T Debian 7.2.13 s390x, cases collapse_*].
-            collapse: at_least(6, 1) && thp_cfg && f.thp != ThpMode::Unavailable,
+            // The advice is known wherever the kernel is built with THP, also where THP was marked
+            // unsupported at boot (see `thp_disabled_by_hw`) [S 7.2 mm/madvise.c:madvise_behavior_valid].
+            collapse: at_least(6, 1) && thp_cfg,
             guard_regions: at_least(6, 13),
             free_falls_back_to_dontneed: !at_least(4, 12) && !f.swap_active,
             willneed_anon_ebadf: !cfg(f.config.swap, true),
             remove_needs_maywrite_only: at_least(6, 1),
-            softdirty_new_vmas: cfg(f.config.mem_soft_dirty, false),
+            softdirty_new_vmas: f.vma_soft_dirty.unwrap_or(cfg(f.config.mem_soft_dirty, false)),
             smaps_lazyfree: at_least(4, 12),
             zero_page_visible: f.pfn_visible,
             lockonfault_mnemonic: at_least(6, 12),
@@ -705,6 +725,7 @@ impl KernelModel {
                     }
                 }
             },
+            thp_disabled_by_hw: thp_cfg && f.thp == ThpMode::Unavailable,
             facts: f,
         }
     }

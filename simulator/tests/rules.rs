@@ -1158,3 +1158,42 @@ fn pkey_alloc_without_keys_and_without_the_leak_is_enospc() {
     let m = pkey_model(false, simulator::observe::Errno::ENOSPC);
     assert_eq!(pkey_run(&m, &format!("{ALLOC_WD},{ALLOC_EN}")), "ENOSPC, ENOSPC / [0,6) -");
 }
+
+/// A kernel built with THP where THP was marked unsupported at boot (s390x without EDAT, as under qemu
+/// TCG: no THP sysfs): MADV_COLLAPSE is still a valid advice, so a range with no VMA is ENOMEM from the
+/// walk, and a range over a faulted anonymous VMA holding a whole PMD range is EINVAL
+/// (`thp_disabled_by_hw`; Debian 7.2.13 s390x, case each_advice_from_each_kind_alone_and_up_to_a_hole
+/// step 400). With THP available the same VMA collapses (0).
+#[rstest]
+#[case::hole_thp_off_at_boot(true, r#"{"op":"madvise","page":600,"len_pages":8,"advice":"COLLAPSE"}"#, "ENOMEM")]
+#[case::vma_thp_off_at_boot(true, r#"{"op":"write","page":0,"fill":7},{"op":"madvise","page":0,"len_pages":512,"advice":"COLLAPSE"}"#, "EINVAL")]
+#[case::vma_thp_available(false, r#"{"op":"write","page":0,"fill":7},{"op":"madvise","page":0,"len_pages":512,"advice":"COLLAPSE"}"#, "0")]
+fn collapse_where_thp_is_off_at_boot(#[case] off_at_boot: bool, #[case] steps: &str, #[case] ret: &str) {
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    f.version = (7, 2, 13);
+    if off_at_boot {
+        f.thp = simulator::kernel::ThpMode::Unavailable;
+        f.pmd_pages = None;
+    }
+    assert_eq!(f.config.transparent_hugepage, Some(true));
+    let m = KernelModel::from_facts(f);
+    assert_eq!(m.thp_disabled_by_hw, off_at_boot);
+    let p = prog(&format!(r#"{{"arena_pages":1024,"maps":[{{"page":0,"pages":512,"prot":"rw-","kind":"anon_private"}}],"steps":[{steps}]}}"#));
+    assert_eq!(last(&m, &p).0, ret);
+}
+
+/// VM_SOFTDIRTY on new VMAs follows the run-time probe (`KernelFacts::vma_soft_dirty`: riscv64 without
+/// Svrsw60t59b has CONFIG_MEM_SOFT_DIRTY=y and no `sd`), and CONFIG_MEM_SOFT_DIRTY where it was not
+/// probed (Debian 7.2.13 riscv64 under qemu `-cpu rv64`: every VMA without `sd`).
+#[rstest]
+#[case::config_only(None, true)]
+#[case::probed_without(Some(false), false)]
+#[case::probed_with(Some(true), true)]
+fn soft_dirty_on_new_vmas_follows_the_probe(#[case] probed: Option<bool>, #[case] sd: bool) {
+    let mut f = KernelFacts::profile("6.12").unwrap();
+    assert_eq!(f.config.mem_soft_dirty, Some(true));
+    f.vma_soft_dirty = probed;
+    let p = prog(&format!(r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":1,"fill":7}}]}}"#));
+    let (_, layout, _) = last(&KernelModel::from_facts(f), &p);
+    assert_eq!(layout.split(' ').any(|fl| fl == "sd"), sd, "{layout}");
+}

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 /// s390x and riscv64. For the last three the newest kernel the archive serves is sid's 7.2: trixie-
 /// backports' Packages indexes list 7.3.4 for ppc64el and riscv64 too, but the pool answers 404 for them
 /// (measured 2026-12-07), so those rows name the 7.2 series. riscv64 (`riscv64:7.2`) boots and runs but
-/// is left out until the model knows that its new VMAs lack `sd` (VM_SOFTDIRTY needs the Svrsw60t59b
-/// extension at run time, which qemu's rv64 CPU does not have: every scenario diverged on that flag
-/// alone); 32-bit armhf is not built yet (docs/qemu.md, "Other architectures").
+/// is left out until the model covers PAGEOUT of a PMD-mapped lazy-free THP there (2 of 819 scenarios
+/// diverge; docs/findings.md item 10); its missing `sd` is modelled (KernelFacts::vma_soft_dirty).
+/// 32-bit armhf is not built yet (docs/qemu.md, "Other architectures").
 pub const DEFAULT_KERNELS: &[(&str, &str)] = &[
     ("x86_64", "6.1"),
     ("x86_64", "6.12"),

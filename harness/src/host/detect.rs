@@ -49,6 +49,7 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
     };
     let pfn_visible = crate::host::observe::probe_zero_pfn(page_size as usize)?.is_some();
     let guard_vma_flag = probe_guard_flag(page_size)?;
+    let vma_soft_dirty = Some(probe_soft_dirty(page_size)?);
     let mmc = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .map_err(|e| format!("read /proc/sys/vm/max_map_count: {e}"))?;
     let max_map_count =
@@ -87,6 +88,7 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         cap_sys_nice,
         disk_files_unavailable: scratch_unusable(&std::env::temp_dir(), page_size),
         tmpfs_files_unavailable: tmpfs_unusable(std::path::Path::new(TMPFS_DIR), page_size),
+        vma_soft_dirty,
         version: KernelFacts::upstream_version(&release, &uname_version),
         release,
         uname_version,
@@ -332,6 +334,24 @@ fn probe_guard_flag(ps: u64) -> Result<bool, String> {
                 .map_err(|e| format!("guard probe: read /proc/self/smaps: {e}"))
                 .map(|text| vma_has_flag(&text, p as u64, "gu"))
         };
+        libc::munmap(p, ps as usize);
+        r
+    }
+}
+
+/// Do new VMAs carry VM_SOFTDIRTY (`sd`)? Maps one private anonymous read-only page, looks for its
+/// smaps record, unmaps. Whether they do is pgtable_supports_soft_dirty() at run time, not only
+/// CONFIG_MEM_SOFT_DIRTY (riscv64 needs the Svrsw60t59b extension; see KernelFacts::vma_soft_dirty).
+fn probe_soft_dirty(ps: u64) -> Result<bool, String> {
+    // SAFETY: a fresh private mapping, read and unmapped; nothing else refers to it.
+    unsafe {
+        let p = libc::mmap(std::ptr::null_mut(), ps as usize, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        if p == libc::MAP_FAILED {
+            return Err(format!("soft-dirty probe: mmap: {}", sys::strerror(sys::errno())));
+        }
+        let r = std::fs::read_to_string("/proc/self/smaps")
+            .map_err(|e| format!("soft-dirty probe: read /proc/self/smaps: {e}"))
+            .map(|text| vma_has_flag(&text, p as u64, "sd"));
         libc::munmap(p, ps as usize);
         r
     }

@@ -42,6 +42,12 @@ impl Machine {
     /// madvise_collapse_errno; T 6.18 probe, cases collapse_*]. The allocation is assumed to succeed
     /// (ENOMEM otherwise, see `thp_fault` on why the model does not branch).
     pub(crate) fn madvise_collapse(&mut self, model: &KernelModel, v: &Vma, s: i64, e: i64) -> Result<(), Errno> {
+        // THP marked unsupported at boot: thp_vma_allowable_order fails for every VMA
+        // [S 7.2 mm/huge_memory.c:__thp_vma_allowable_orders (thp_disabled_by_hw); see
+        // KernelModel::thp_disabled_by_hw].
+        if model.thp_disabled_by_hw {
+            return Err(Errno::EINVAL);
+        }
         let small = !self.holds_pmd(model, v);
         if small && model.mutations.contains(&Mutation::CollapseSmallUnsupported) {
             self.unknown.get_or_insert_with(|| "mutation collapse-small-unsupported".into());
