@@ -459,6 +459,19 @@ pub struct KernelModel {
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
     pub mutations: Vec<Mutation>,
+    /// The kernel's word size in bits (`BITS_PER_LONG`: 64 under CONFIG_64BIT, else 32), from the
+    /// detected `uname -m` ([`arch_is_64bit`]). madvise's `start` and `len_in` are `unsigned long` and
+    /// `size_t`, and `PAGE_ALIGN(len_in)` and `start + len` wrap at this width, so on a 32-bit kernel a
+    /// length of 0xfffff001 rounds to 0 (EINVAL) and one of 0xfffff000 from 0x10000000 wraps (EINVAL)
+    /// [S 6.12 mm/madvise.c:do_madvise, madvise_should_skip in 6.18; include/linux/mm.h:PAGE_ALIGN].
+    /// A program's raw arguments are reduced to this width ([`KernelModel::word`]), as the C ABI passes
+    /// them; the harness casts them to `usize`, which is the same on a native (non-compat) process.
+    #[serde(default = "word_bits_64")]
+    pub word_bits: u32,
+}
+
+fn word_bits_64() -> u32 {
+    64
 }
 
 /// A deliberate model bug, for testing that divergences are caught and reported.
@@ -635,8 +648,20 @@ impl KernelModel {
             pidfd_self: at_least(6, 15),
             process_madvise_self_checks_advice: at_least(7, 0),
             mlock_limit_pages: if f.cap_ipc_lock { None } else { f.memlock_limit.map(|b| b / f.page_size) },
+            word_bits: if arch_is_64bit(&f.arch) { 64 } else { 32 },
             facts: f,
         }
+    }
+
+    /// `x` reduced to the kernel's word ([`KernelModel::word_bits`]): what an `unsigned long` or `size_t`
+    /// argument holds when the program computed it in wrapping 64-bit arithmetic.
+    pub fn word(&self, x: u64) -> u64 {
+        if self.word_bits >= 64 { x } else { x & ((1u64 << self.word_bits) - 1) }
+    }
+
+    /// Is `len` negative as the kernel's `ssize_t` (import_iovec refuses such an iovec length)?
+    pub fn ssize_negative(&self, len: u64) -> bool {
+        (self.word(len) >> (self.word_bits.min(64) - 1)) & 1 == 1
     }
 
     /// Is this raw advice value accepted by `madvise_behavior_valid` / `is_valid_madvise`?

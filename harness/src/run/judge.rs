@@ -194,6 +194,7 @@ pub(super) mod tests {
                 locked: false,
             }],
             steps: vec![Step::Write { page: 0, fill: 1 }, Step::Read { page: 1 }],
+            word_bits: None,
         }
     }
 
