@@ -468,6 +468,12 @@ pub struct KernelModel {
     /// them; the harness casts them to `usize`, which is the same on a native (non-compat) process.
     #[serde(default = "word_bits_64")]
     pub word_bits: u32,
+    /// mmap knows the MAP_DROPPABLE map type (6.11+) even where it cannot make one: a 32-bit kernel
+    /// (VM_DROPPABLE is VM_NONE) answers EOPNOTSUPP, before the MAP_LOCKED check; before 6.11 the type
+    /// is EINVAL [S 6.12 mm/mmap.c:do_mmap `case MAP_DROPPABLE`; T 7.2.13 armmp: gen-1-18 of seed 1,
+    /// case droppable_mmap_is_eopnotsupp_on_a_32_bit_kernel].
+    #[serde(default)]
+    pub map_droppable_type_known: bool,
 }
 
 fn word_bits_64() -> u32 {
@@ -649,6 +655,7 @@ impl KernelModel {
             process_madvise_self_checks_advice: at_least(7, 0),
             mlock_limit_pages: if f.cap_ipc_lock { None } else { f.memlock_limit.map(|b| b / f.page_size) },
             word_bits: if arch_is_64bit(&f.arch) { 64 } else { 32 },
+            map_droppable_type_known: at_least(6, 11),
             facts: f,
         }
     }

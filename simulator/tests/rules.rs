@@ -1131,3 +1131,19 @@ fn process_madvise_iov_len_sign_is_the_kernel_word() {
     f.arch = "armv7l".into();
     assert_eq!(last(&KernelModel::from_facts(f), &p).0, "EINVAL");
 }
+
+/// An mmap step of MAP_DROPPABLE: EINVAL before 6.11 (unknown map type), EOPNOTSUPP on a 32-bit 6.11+
+/// kernel (no VM_DROPPABLE), 0 on a 64-bit one [S 6.12 mm/mmap.c:do_mmap; T 7.2.13 armmp]. Case
+/// mmap_droppable_step_is_eopnotsupp_on_a_32_bit_kernel.
+#[rstest]
+#[case::x86_64_6_18("6.18", "x86_64", "0")]
+#[case::armv7l_6_18("6.18", "armv7l", "EOPNOTSUPP")]
+#[case::armv7l_6_1("6.1", "armv7l", "EINVAL")]
+fn droppable_mmap_step_per_word_size(#[case] profile: &str, #[case] arch: &str, #[case] want: &str) {
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"mmap","map":{{"page":1,"pages":2,"prot":"rw-","kind":"anon_droppable"}}}}]}}"#
+    ));
+    let mut f = KernelFacts::profile(profile).unwrap();
+    f.arch = arch.into();
+    assert_eq!(last(&KernelModel::from_facts(f), &p).0, want);
+}
