@@ -290,7 +290,7 @@ pub fn program_from_bytes(data: &[u8]) -> Option<Program> {
             })
             .collect();
         let maps = (0..b.below(5)).map(|_| map(&mut b, arena, &files)).collect();
-        Program { arena_pages: arena, files, maps, steps: Vec::new() }
+        Program { arena_pages: arena, files, maps, steps: Vec::new(), word_bits: None }
     };
     let mut added = 0;
     while !b.empty() && added < 32 {

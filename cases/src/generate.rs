@@ -134,7 +134,7 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
         id: format!("gen-{seed}-{index}"),
         description,
         provenance: Provenance::Generated { seed, index },
-        program: Program { arena_pages: g.arena, files: g.files, maps: g.maps, steps },
+        program: Program { arena_pages: g.arena, files: g.files, maps: g.maps, steps, word_bits: None },
     };
     process_madvise::insert(&mut Rng::new(seed ^ 0x706d_6164_7669_7365, index, attempt), &mut s);
     s
@@ -1162,7 +1162,7 @@ mod hugetlb {
             };
             steps.push(step);
         }
-        Program { arena_pages: HP * SLOTS, files, maps, steps }
+        Program { arena_pages: HP * SLOTS, files, maps, steps, word_bits: None }
     }
 
     /// One destructive sequence: an mremap (shrink, grow, move, DONTUNMAP, sometimes unaligned), a
@@ -1428,7 +1428,7 @@ mod thp {
             };
             steps.push(step);
         }
-        Program { arena_pages: ARENA, files: Vec::new(), maps, steps }
+        Program { arena_pages: ARENA, files: Vec::new(), maps, steps, word_bits: None }
     }
 
     /// A range at a PMD edge, one page inside one, or whole PMDs.

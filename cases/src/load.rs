@@ -35,9 +35,11 @@ struct FileForm {
     files: Vec<FileSpec>,
     maps: Vec<MapSpec>,
     steps: Vec<Step>,
+    #[serde(default)]
+    word_bits: Option<u32>,
 }
 
-const TOP_FIELDS: &[&str] = &["id", "description", "provenance", "arena_pages", "files", "maps", "steps"];
+const TOP_FIELDS: &[&str] = &["id", "description", "provenance", "arena_pages", "files", "maps", "steps", "word_bits"];
 
 /// Reads, decodes and validates one scenario file. Only a regular file is read, and never more than
 /// `MAX_CASE_BYTES` of it: a fifo would block the run forever and `/dev/zero` would fill memory.
@@ -124,6 +126,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, CaseError> {
             files: form.files,
             maps: form.maps,
             steps: form.steps,
+            word_bits: form.word_bits,
         },
     };
     validate(&scenario)?;

@@ -159,6 +159,7 @@ fn shift_down(p: &Program, k: u32) -> Option<Program> {
         files: p.files.clone(),
         maps: p.maps.iter().map(|m| map(m, k)).collect::<Option<_>>()?,
         steps: p.steps.iter().map(|s| step(s, k)).collect::<Option<_>>()?,
+        word_bits: p.word_bits,
     })
 }
 

@@ -4,7 +4,9 @@
 //! [`PAGE_SIZES`]. Mappings and page-granular steps stay inside `[0, arena_pages)`; a madvise call
 //! either is rejected by the kernel's front end before it looks at any VMA (spec/semantics.md §2.1:
 //! unaligned start, length that rounds to 0, end that wraps) or stays inside the arena plus its guard
-//! gaps. The check is done per page size because the same program means different byte ranges on each.
+//! gaps. The check is done per page size because the same program means different byte ranges on each,
+//! and per kernel word size ([`WORD_BITS`]: madvise's arithmetic wraps at 2^64 or 2^32) unless the
+//! program names the one word size it runs on (`word_bits`).
 
 use crate::{CaseError, Scenario};
 use simulator::program::{Backing, FileSpec, IovElem, MapSpec, PidfdTarget, Program, Step, ARENA, UIO_MAXIOV};
@@ -12,19 +14,45 @@ use simulator::program::{Backing, FileSpec, IovElem, MapSpec, PidfdTarget, Progr
 /// Every page size a program must be safe on (x86_64 and most arm64 use 4 KiB; arm64 also 16/64 KiB).
 pub const PAGE_SIZES: [u64; 3] = [4096, 16384, 65536];
 
-/// The byte range `[start, end)` a madvise step would walk on page size `ps`, or `None` when the
-/// kernel rejects the call before walking (EINVAL: unaligned start, rounded length 0 from a nonzero one,
-/// or an end that wraps past 2^64). A zero length with an aligned start gives an empty range, which the
-/// kernel returns 0 for without walking, but it still has to lie inside the arena's window to pass
-/// [`validate`]. All arithmetic wraps, as the kernel's `size_t` arithmetic does.
+/// Every kernel word size a program must be safe on: 64-bit kernels, and 32-bit ones (armhf), where
+/// `size_t` arithmetic wraps at 2^32.
+pub const WORD_BITS: [u32; 2] = [64, 32];
+
+/// The word sizes `p` must be safe on: the one it names, or all of [`WORD_BITS`].
+pub fn word_sizes(p: &Program) -> Vec<u32> {
+    match p.word_bits {
+        Some(w) => vec![w],
+        None => WORD_BITS.to_vec(),
+    }
+}
+
+/// `x` reduced to a `bits`-bit word.
+fn word(x: u64, bits: u32) -> u64 {
+    if bits >= 64 { x } else { x & ((1u64 << bits) - 1) }
+}
+
+/// The byte range `[start, end)` a madvise step would walk on page size `ps` of a 64-bit kernel, or
+/// `None` when the kernel rejects the call before walking (EINVAL: unaligned start, rounded length 0
+/// from a nonzero one, or an end that wraps past 2^64). A zero length with an aligned start gives an
+/// empty range, which the kernel returns 0 for without walking, but it still has to lie inside the
+/// arena's window to pass [`validate`]. All arithmetic wraps, as the kernel's `size_t` arithmetic does.
 pub fn madvise_extent(page: i64, offset: i64, len_pages: i64, len_bytes: i64, ps: u64) -> Option<(u64, u64)> {
-    let start = ARENA.base.wrapping_add((page as u64).wrapping_mul(ps)).wrapping_add(offset as u64);
-    let len = (len_pages as u64).wrapping_mul(ps).wrapping_add(len_bytes as u64);
-    let rounded = len.wrapping_add(ps - 1) & !(ps - 1);
+    madvise_extent_in(page, offset, len_pages, len_bytes, ps, 64)
+}
+
+/// [`madvise_extent`] on a kernel whose word is `bits` wide: start and length are reduced to the word
+/// (as the C ABI passes them), and `PAGE_ALIGN` and `start + len` wrap at 2^bits.
+pub fn madvise_extent_in(page: i64, offset: i64, len_pages: i64, len_bytes: i64, ps: u64, bits: u32) -> Option<(u64, u64)> {
+    let start = word(ARENA.base.wrapping_add((page as u64).wrapping_mul(ps)).wrapping_add(offset as u64), bits);
+    let len = word((len_pages as u64).wrapping_mul(ps).wrapping_add(len_bytes as u64), bits);
+    let rounded = word(len.wrapping_add(ps - 1) & !(ps - 1), bits);
     if !start.is_multiple_of(ps) || (len != 0 && rounded == 0) {
         return None;
     }
     let end = start.checked_add(rounded)?;
+    if word(end, bits) != end {
+        return None;
+    }
     Some((start, end))
 }
 
@@ -33,13 +61,26 @@ pub fn madvise_window(arena_pages: u32, ps: u64) -> (u64, u64) {
     (ARENA.base - ARENA.gap_pages * ps, ARENA.base + (arena_pages as u64 + ARENA.gap_pages) * ps)
 }
 
-/// Checks one madvise step; `Err((field, message))` names the field (relative to the step) at fault.
+/// Checks one madvise step on every word size; `Err((field, message))` names the field (relative to the
+/// step) at fault.
 pub fn check_madvise(
     arena_pages: u32,
     page: i64,
     offset: i64,
     len_pages: i64,
     len_bytes: i64,
+) -> Result<(), (&'static str, String)> {
+    check_madvise_words(arena_pages, page, offset, len_pages, len_bytes, &WORD_BITS)
+}
+
+/// [`check_madvise`] on the kernel word sizes `words` only.
+pub fn check_madvise_words(
+    arena_pages: u32,
+    page: i64,
+    offset: i64,
+    len_pages: i64,
+    len_bytes: i64,
+    words: &[u32],
 ) -> Result<(), (&'static str, String)> {
     let gap = ARENA.gap_pages as i64;
     let hi = arena_pages as i64 + gap;
@@ -49,19 +90,22 @@ pub fn check_madvise(
             format!("page {page} is outside [-{gap}, {hi}] (the arena of {arena_pages} pages and its guard gaps)"),
         ));
     }
-    for ps in PAGE_SIZES {
-        if let Some((start, end)) = madvise_extent(page, offset, len_pages, len_bytes, ps) {
-            let (lo, top) = madvise_window(arena_pages, ps);
-            if start < lo || end > top {
-                return Err((
-                    "len_pages",
-                    format!(
-                        "with {ps}-byte pages the call walks [{start:#x}, {end:#x}), which leaves the arena and \
-                         its guard gaps [{lo:#x}, {top:#x}) and could reach the worker's own mappings; keep \
-                         page + offset + length inside the window, or make the kernel reject the call up front \
-                         (unaligned start, length that rounds to 0, end past 2^64)"
-                    ),
-                ));
+    for &bits in words {
+        for ps in PAGE_SIZES {
+            if let Some((start, end)) = madvise_extent_in(page, offset, len_pages, len_bytes, ps, bits) {
+                let (lo, top) = madvise_window(arena_pages, ps);
+                if start < lo || end > top {
+                    return Err((
+                        "len_pages",
+                        format!(
+                            "with {ps}-byte pages on a {bits}-bit kernel the call walks [{start:#x}, {end:#x}), which \
+                             leaves the arena and its guard gaps [{lo:#x}, {top:#x}) and could reach the worker's own \
+                             mappings; keep page + offset + length inside the window, or make the kernel reject the \
+                             call up front (unaligned start, length that rounds to 0, end past 2^{bits}), or name \
+                             the one word size the scenario runs on (`word_bits`)"
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -103,6 +147,11 @@ pub const MAX_CASE_BYTES: u64 = 4 << 20;
 
 /// The program part of [`validate`], with field paths relative to the scenario.
 pub fn check_program(p: &Program) -> Result<(), Problem> {
+    if let Some(w) = p.word_bits {
+        if !WORD_BITS.contains(&w) {
+            return Err(("word_bits".into(), format!("word_bits {w}: a kernel's word is 64 or 32 bits")));
+        }
+    }
     let steps: usize = p.steps.iter().map(|s| 1 + if let Step::Fork { child } = s { child.len() } else { 0 }).sum();
     if steps > MAX_STEPS {
         return Err(("steps".into(), format!("{steps} steps (a fork child's included): at most {MAX_STEPS} per scenario")));
@@ -246,7 +295,7 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
     let arena = p.arena_pages;
     match s {
         Step::Madvise { page, offset, len_pages, len_bytes, .. } => {
-            check_madvise(arena, *page, *offset, *len_pages, *len_bytes)
+            check_madvise_words(arena, *page, *offset, *len_pages, *len_bytes, &word_sizes(p))
                 .map_err(|(f, m)| (format!("{path}.{f}"), m))
         }
         Step::Write { page, .. } | Step::Read { page } | Step::TryWrite { page, .. } | Step::TryRead { page } => {
@@ -335,7 +384,7 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
         Step::ProcessMadvise { .. } if !top => {
             Err((path.to_string(), "process_madvise is a top-level step (not inside a fork child or in_child)".into()))
         }
-        Step::ProcessMadvise { iov, vlen, .. } => check_process_madvise(arena, iov, *vlen, path),
+        Step::ProcessMadvise { iov, vlen, .. } => check_process_madvise_words(arena, iov, *vlen, path, &word_sizes(p)),
         Step::Mremap { page, pages, new_pages, to, dontunmap } => {
             check_range(arena, *page, *pages, path)?;
             match to {
@@ -365,6 +414,18 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
 /// may not exceed the elements given (the kernel would read past them) unless it is above UIO_MAXIOV
 /// (EINVAL before anything is read) or the vector is NULL.
 pub fn check_process_madvise(arena_pages: u32, iov: &Option<Vec<IovElem>>, vlen: Option<u64>, path: &str) -> Result<(), Problem> {
+    check_process_madvise_words(arena_pages, iov, vlen, path, &WORD_BITS)
+}
+
+/// [`check_process_madvise`] on the kernel word sizes `words` only (iov_base and iov_len are reduced to
+/// the word, and "does not fit ssize_t" is the word's sign bit).
+pub fn check_process_madvise_words(
+    arena_pages: u32,
+    iov: &Option<Vec<IovElem>>,
+    vlen: Option<u64>,
+    path: &str,
+    words: &[u32],
+) -> Result<(), Problem> {
     let gap = ARENA.gap_pages as i64;
     let hi = arena_pages as i64 + gap;
     if let Some(v) = iov {
@@ -379,21 +440,22 @@ pub fn check_process_madvise(arena_pages: u32, iov: &Option<Vec<IovElem>>, vlen:
                     format!("page {} is outside [-{gap}, {hi}] (the arena of {arena_pages} pages and its guard gaps)", e.page),
                 ));
             }
-            for ps in PAGE_SIZES {
+            for (&bits, ps) in words.iter().flat_map(|b| PAGE_SIZES.iter().map(move |&ps| (b, ps))) {
                 let (start, len) = e.raw(ARENA.base, ps);
-                if (len as i64) < 0 {
+                let (start, len) = (word(start, bits), word(len, bits));
+                if (len >> (bits - 1)) & 1 == 1 {
                     continue;
                 }
-                let rounded = len.wrapping_add(ps - 1) & !(ps - 1);
+                let rounded = word(len.wrapping_add(ps - 1) & !(ps - 1), bits);
                 let (lo, top) = madvise_window(arena_pages, ps);
                 let end = start.checked_add(rounded);
                 if start < lo || end.is_none_or(|end| end > top) {
                     return Err((
                         format!("{at}.len_pages"),
                         format!(
-                            "with {ps}-byte pages the element covers [{start:#x}, +{len:#x}), which leaves the arena and \
-                             its guard gaps [{lo:#x}, {top:#x}) and could reach the worker's own mappings (process_madvise \
-                             refuses only lengths that do not fit ssize_t up front)"
+                            "with {ps}-byte pages on a {bits}-bit kernel the element covers [{start:#x}, +{len:#x}), which \
+                             leaves the arena and its guard gaps [{lo:#x}, {top:#x}) and could reach the worker's own \
+                             mappings (process_madvise refuses only lengths that do not fit ssize_t up front)"
                         ),
                     ));
                 }

@@ -26,12 +26,12 @@ fn program_pages(regions: u32, pages: u32) -> Program {
         steps.push(dn(1, Advice::Dontneed));
         steps.push(dn(2, Advice::Random));
         steps.push(Step::Read { page: 1 });
-        return Program { arena_pages: pages, files: vec![], maps: vec![region(0, pages)], steps };
+        return Program { arena_pages: pages, files: vec![], maps: vec![region(0, pages)], steps, word_bits: None };
     }
     if regions == 0 {
         // Every scenario kills its worker: the cost of replacing one.
         let ro = MapSpec { prot: Prot::R, ..region(0, 2) };
-        return Program { arena_pages: 2, files: vec![], maps: vec![ro], steps: vec![Step::Read { page: 0 }, Step::Write { page: 0, fill: 1 }] };
+        return Program { arena_pages: 2, files: vec![], maps: vec![ro], steps: vec![Step::Read { page: 0 }, Step::Write { page: 0, fill: 1 }], word_bits: None };
     }
     let (maps, pages): (Vec<MapSpec>, Vec<u32>) = if regions == 1 {
         (vec![region(0, 16)], (0..12).collect())
@@ -43,7 +43,7 @@ fn program_pages(regions: u32, pages: u32) -> Program {
     steps.push(dn(1, Advice::Dontneed));
     steps.push(dn(2, Advice::Random));
     steps.push(Step::Read { page: 1 });
-    Program { arena_pages: (regions * 5).max(20), files: vec![], maps, steps }
+    Program { arena_pages: (regions * 5).max(20), files: vec![], maps, steps, word_bits: None }
 }
 
 fn exe() -> PathBuf {

@@ -512,6 +512,25 @@ pub struct KernelModel {
     /// Protection keys: how pkey_alloc, pkey_free, pkey_mprotect and PKRU behave here (`Pkeys`).
     #[serde(default)]
     pub pkeys: Pkeys,
+    /// The kernel's word size in bits (`BITS_PER_LONG`: 64 under CONFIG_64BIT, else 32), from the
+    /// detected `uname -m` ([`arch_is_64bit`]). madvise's `start` and `len_in` are `unsigned long` and
+    /// `size_t`, and `PAGE_ALIGN(len_in)` and `start + len` wrap at this width, so on a 32-bit kernel a
+    /// length of 0xfffff001 rounds to 0 (EINVAL) and one of 0xfffff000 from 0x10000000 wraps (EINVAL)
+    /// [S 6.12 mm/madvise.c:do_madvise, madvise_should_skip in 6.18; include/linux/mm.h:PAGE_ALIGN].
+    /// A program's raw arguments are reduced to this width ([`KernelModel::word`]), as the C ABI passes
+    /// them; the harness casts them to `usize`, which is the same on a native (non-compat) process.
+    #[serde(default = "word_bits_64")]
+    pub word_bits: u32,
+    /// mmap knows the MAP_DROPPABLE map type (6.11+) even where it cannot make one: a 32-bit kernel
+    /// (VM_DROPPABLE is VM_NONE) answers EOPNOTSUPP, before the MAP_LOCKED check; before 6.11 the type
+    /// is EINVAL [S 6.12 mm/mmap.c:do_mmap `case MAP_DROPPABLE`; T 7.2.13 armmp: gen-1-18 of seed 1,
+    /// case droppable_mmap_is_eopnotsupp_on_a_32_bit_kernel].
+    #[serde(default)]
+    pub map_droppable_type_known: bool,
+}
+
+fn word_bits_64() -> u32 {
+    64
 }
 
 /// The protection-key behaviour of a kernel on its CPU.
@@ -726,8 +745,21 @@ impl KernelModel {
                 }
             },
             thp_disabled_by_hw: thp_cfg && f.thp == ThpMode::Unavailable,
+            word_bits: if arch_is_64bit(&f.arch) { 64 } else { 32 },
+            map_droppable_type_known: at_least(6, 11),
             facts: f,
         }
+    }
+
+    /// `x` reduced to the kernel's word ([`KernelModel::word_bits`]): what an `unsigned long` or `size_t`
+    /// argument holds when the program computed it in wrapping 64-bit arithmetic.
+    pub fn word(&self, x: u64) -> u64 {
+        if self.word_bits >= 64 { x } else { x & ((1u64 << self.word_bits) - 1) }
+    }
+
+    /// Is `len` negative as the kernel's `ssize_t` (import_iovec refuses such an iovec length)?
+    pub fn ssize_negative(&self, len: u64) -> bool {
+        (self.word(len) >> (self.word_bits.min(64) - 1)) & 1 == 1
     }
 
     /// Is this raw advice value accepted by `madvise_behavior_valid` / `is_valid_madvise`?

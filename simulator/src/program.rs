@@ -489,7 +489,8 @@ pub const PIDFD_SELF: i32 = -10000;
 pub const UIO_MAXIOV: u64 = 1024;
 
 /// One iovec element of a `process_madvise` step, placed like a madvise range:
-/// `iov_base = ARENA.base + page*PS + offset`, `iov_len = len_pages*PS + len_bytes` (wrapping u64).
+/// `iov_base = ARENA.base + page*PS + offset`, `iov_len = len_pages*PS + len_bytes` (wrapping u64,
+/// then reduced to the kernel's word: `KernelModel::word`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IovElem {
@@ -516,7 +517,8 @@ impl IovElem {
 #[serde(rename_all = "snake_case", tag = "op", deny_unknown_fields)]
 pub enum Step {
     /// `madvise(arena + page*PS + offset, len_pages*PS + len_bytes, advice)`. `page` may be negative (the
-    /// guard gap below the arena); the length is computed in wrapping 64-bit arithmetic, so a negative
+    /// guard gap below the arena); the length is computed in wrapping 64-bit arithmetic and reduced to the
+    /// kernel's word (`KernelModel::word`: 32 bits on armhf), so a negative
     /// total expresses `(size_t)-n`.
     Madvise {
         page: i64,
@@ -750,6 +752,11 @@ pub struct Program {
     /// shows them).
     pub maps: Vec<MapSpec>,
     pub steps: Vec<Step>,
+    /// The kernel word size (32 or 64) whose `size_t` arithmetic the program's madvise and
+    /// process_madvise arguments are written for; elsewhere it is Unsupported with the reason
+    /// ([`crate::environment_refusal`]). `None`: any (it is then safe on both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_bits: Option<u32>,
 }
 
 impl Program {

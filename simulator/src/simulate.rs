@@ -105,6 +105,14 @@ impl Machine {
 /// RLIMIT_MEMLOCK), which the worker could not set up. The runner does not send such a program to a
 /// worker; the model answers it Unsupported with this reason.
 pub fn environment_refusal(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> Option<String> {
+    if let Some(w) = prog.word_bits.filter(|&w| w != model.word_bits) {
+        // Its arguments are written for the other `size_t`: on this kernel they could mean a range
+        // outside the arena (cases/FORMAT.md, "Madvise arithmetic").
+        return Some(format!(
+            "the scenario's madvise arithmetic is written for a {w}-bit kernel (word_bits); this kernel's word is {} bits",
+            model.word_bits
+        ));
+    }
     if prog.files.iter().any(|f| f.kind == crate::program::FileKind::Disk) {
         if let Some(why) = &model.facts.disk_files_unavailable {
             return Some(why.clone());

@@ -1197,3 +1197,68 @@ fn soft_dirty_on_new_vmas_follows_the_probe(#[case] probed: Option<bool>, #[case
     let (_, layout, _) = last(&KernelModel::from_facts(f), &p);
     assert_eq!(layout.split(' ').any(|fl| fl == "sd"), sd, "{layout}");
 }
+
+/// A 32-bit kernel (armhf, `uname -m` armv7l): madvise's `size_t` arithmetic wraps at 2^32
+/// (KernelModel::word_bits), so lengths past 4 GiB lose their high bits and 0xfffff001 page-aligns to 0
+/// [S 6.12 mm/madvise.c:do_madvise; include/linux/mm.h:PAGE_ALIGN]. The same programs on a 64-bit
+/// model mean 4 GiB ranges (ENOMEM at the first hole). Cases madvise_len_*_on_a_32_bit_kernel.
+#[rstest]
+#[case::len_0xfffff001_rounds_to_zero(0xfffff001, "EINVAL", "ENOMEM", "w...")]
+#[case::len_0xfffff000_wraps(0xfffff000, "EINVAL", "ENOMEM", "w...")]
+#[case::len_4_gib_is_zero(0x1_0000_0000, "0", "ENOMEM", "w...")]
+#[case::len_4_gib_plus_a_page_is_one_page(0x1_0000_1000, "0", "ENOMEM", "....")]
+#[case::negative_len_wraps_on_both(-4096, "EINVAL", "EINVAL", "w...")]
+fn madvise_length_wraps_at_the_kernel_word(#[case] len: i64, #[case] ret32: &str, #[case] ret64: &str, #[case] pages32: &str) {
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"write","page":0,"fill":7}},{{"op":"madvise","page":0,"len_bytes":{len},"advice":"DONTNEED"}}]}}"#
+    ));
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    assert_eq!(KernelModel::from_facts(f.clone()).word_bits, 64);
+    assert_eq!(last(&KernelModel::from_facts(f.clone()), &p).0, ret64, "64-bit");
+    f.arch = "armv7l".into();
+    let m32 = KernelModel::from_facts(f);
+    assert_eq!(m32.word_bits, 32);
+    let (ret, _, pages) = last(&m32, &p);
+    assert_eq!((ret.as_str(), pages.as_str()), (ret32, pages32), "32-bit");
+}
+
+/// A program written for one word size (`word_bits`) is Unsupported on the other, before it runs.
+#[test]
+fn word_bits_scenario_is_unsupported_on_the_other_word_size() {
+    let p = prog(&format!(r#"{{"word_bits":32,"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"read","page":0}}]}}"#));
+    let (ret, why, _) = last(&model("6.18"), &p);
+    assert_eq!(ret, "unsupported");
+    assert!(why.contains("32-bit kernel"), "{why}");
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    f.arch = "armv7l".into();
+    assert_eq!(last(&KernelModel::from_facts(f), &p).0, "0");
+}
+
+/// On a 32-bit kernel an iov_len with the top bit set is a negative ssize_t: EINVAL for the whole call
+/// [S 6.12 lib/iov_iter.c:iovec_from_user/copy_iovec_from_user]. Case
+/// process_madvise_iov_len_of_2_gib_is_einval_on_a_32_bit_kernel.
+#[test]
+fn process_madvise_iov_len_sign_is_the_kernel_word() {
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"process_madvise","target":"self_pidfd","iov":[{{"page":0,"len_pages":1}},{{"page":1,"len_bytes":2147483648}}],"advice":"COLD"}}]}}"#
+    ));
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    f.arch = "armv7l".into();
+    assert_eq!(last(&KernelModel::from_facts(f), &p).0, "EINVAL");
+}
+
+/// An mmap step of MAP_DROPPABLE: EINVAL before 6.11 (unknown map type), EOPNOTSUPP on a 32-bit 6.11+
+/// kernel (no VM_DROPPABLE), 0 on a 64-bit one [S 6.12 mm/mmap.c:do_mmap; T 7.2.13 armmp]. Case
+/// mmap_droppable_step_is_eopnotsupp_on_a_32_bit_kernel.
+#[rstest]
+#[case::x86_64_6_18("6.18", "x86_64", "0")]
+#[case::armv7l_6_18("6.18", "armv7l", "EOPNOTSUPP")]
+#[case::armv7l_6_1("6.1", "armv7l", "EINVAL")]
+fn droppable_mmap_step_per_word_size(#[case] profile: &str, #[case] arch: &str, #[case] want: &str) {
+    let p = prog(&format!(
+        r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"mmap","map":{{"page":1,"pages":2,"prot":"rw-","kind":"anon_droppable"}}}}]}}"#
+    ));
+    let mut f = KernelFacts::profile(profile).unwrap();
+    f.arch = arch.into();
+    assert_eq!(last(&KernelModel::from_facts(f), &p).0, want);
+}

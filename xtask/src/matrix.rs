@@ -1,5 +1,5 @@
 //! `cargo xtask matrix [--generate N] [--seed S] [--kernels LIST | --series RANGE [--arch A]] [--no-host] [--jobs VMS]
-//! [--no-corpus]`: the same generated scenarios on the host and on ten Debian kernels under qemu
+//! [--no-corpus]`: the same generated scenarios on the host and on eleven Debian kernels under qemu
 //! ([`DEFAULT_KERNELS`]), or on every point release of a series range (`--series 6.16..newest --arch
 //! x86_64`), two VMs at a time; one table on stdout
 //! (with each kernel's page size, byte order and word size, as its /init reports them), the same rows as
@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 /// (measured 2026-12-07), so those rows name the 7.2 series. riscv64 (`riscv64:7.2`) boots and runs but
 /// is left out until the model covers PAGEOUT of a PMD-mapped lazy-free THP there (2 of 819 scenarios
 /// diverge; docs/findings.md item 10); its missing `sd` is modelled (KernelFacts::vma_soft_dirty).
-/// 32-bit armhf is not built yet (docs/qemu.md, "Other architectures").
+/// 32-bit armhf (`armhf:7.2`, Debian's armmp flavour, no LPAE) runs a 32-bit /init on a 32-bit
+/// kernel: little-endian, word size 32 (docs/qemu.md, "Other architectures").
 pub const DEFAULT_KERNELS: &[(&str, &str)] = &[
     ("x86_64", "6.1"),
     ("x86_64", "6.12"),
@@ -38,6 +39,7 @@ pub const DEFAULT_KERNELS: &[(&str, &str)] = &[
     ("aarch64", "newest-16k"),
     ("powerpc64le", "7.2-64k"),
     ("s390x", "7.2"),
+    ("armhf", "7.2"),
 ];
 
 /// `arch:kernel,...` (`x86_64:6.1,aarch64:6.12-16k`) as (arch, kernel) pairs.

@@ -110,7 +110,7 @@ pub struct Outcome {
 }
 
 pub fn usage() -> &'static str {
-    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64|powerpc64le|s390x|riscv64]\n\
+    "usage: cargo xtask qemu --kernel <6.1|6.12|6.12-16k|linux-image-...|PATH> [--arch x86_64|aarch64|powerpc64le|s390x|riscv64|armhf]\n\
      \x20                      [--generate N] [--seed S] [--scenario INDEX]... [--format human|ktap]\n\
      \x20                      [--files ext4|tmpfs] [--case FILE]\n\
      \x20                      [--config FILE] [--memory MiB] [--timeout SECS] [--corpus] [--no-build]\n\
@@ -208,8 +208,8 @@ pub fn main(args: &[String]) -> Result<i32, String> {
         spec.generate = 0;
     }
     if let Some(a) = &spec.arch {
-        if !["x86_64", "aarch64", "powerpc64le", "s390x", "riscv64"].contains(&a.as_str()) {
-            return Err(format!("--arch: {a:?} is not x86_64, aarch64, powerpc64le, s390x or riscv64"));
+        if !["x86_64", "aarch64", "powerpc64le", "s390x", "riscv64", "armhf"].contains(&a.as_str()) {
+            return Err(format!("--arch: {a:?} is not x86_64, aarch64, powerpc64le, s390x, riscv64 or armhf"));
         }
     }
     let p = match prepare(&spec) {
@@ -322,6 +322,7 @@ pub fn qemu_binary(arch: &str) -> (&'static str, &'static str) {
         "powerpc64le" => ("qemu-system-ppc64", "qemu-system-ppc"),
         "s390x" => ("qemu-system-s390x", "qemu-system-s390x"),
         "riscv64" => ("qemu-system-riscv64", "qemu-system-misc"),
+        "armhf" => ("qemu-system-arm", "qemu-system-arm"),
         _ => ("qemu-system-x86_64", "qemu-system-x86"),
     }
 }
@@ -468,7 +469,10 @@ pub fn rust_arch(deb_arch: &str) -> Result<String, String> {
         "ppc64el" => "powerpc64le",
         "s390x" => "s390x",
         "riscv64" => "riscv64",
-        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64, aarch64, powerpc64le, s390x and riscv64")),
+        // 32-bit ARM keeps its Debian name: Rust's `arm` covers several ABIs, uname's `armv7l` is the
+        // machine, and the matrix row is the armhf port (EABI, hard float).
+        "armhf" => "armhf",
+        other => return Err(format!("Debian architecture {other}: `cargo xtask qemu` boots x86_64, aarch64, powerpc64le, s390x, riscv64 and armhf")),
     }
     .to_string())
 }
@@ -476,15 +480,20 @@ pub fn rust_arch(deb_arch: &str) -> Result<String, String> {
 /// The Rust target of the static /init. rustup has no powerpc64le musl std for this toolchain (its
 /// download answers 404) and s390x has no musl target at all, so both are glibc targets linked with
 /// `crt-static` (see [`build_static`]); riscv64 (`riscv64gc`) is built the same way, with Debian's cross
-/// gcc, as its musl target cannot make a static-pie either.
+/// gcc, as its musl target cannot make a static-pie either. armhf is `armv7-unknown-linux-gnueabihf`
+/// (Debian's armhf baseline is ARMv7 with VFPv3-D16, hard float), linked the same way by
+/// `gcc-arm-linux-gnueabihf`.
 pub fn rust_target(arch: &str) -> String {
+    if arch == "armhf" {
+        return "armv7-unknown-linux-gnueabihf".into();
+    }
     let triple_arch = if arch == "riscv64" { "riscv64gc" } else { arch };
     if gnu_static(arch) { format!("{triple_arch}-unknown-linux-gnu") } else { format!("{triple_arch}-unknown-linux-musl") }
 }
 
 /// The architectures whose static /init is a glibc binary (cross gcc + Debian's `libc6-dev-*-cross`).
 fn gnu_static(arch: &str) -> bool {
-    matches!(arch, "powerpc64le" | "s390x" | "riscv64")
+    matches!(arch, "powerpc64le" | "s390x" | "riscv64" | "armhf")
 }
 
 /// Where a static non-PIE glibc /init is linked: 4 GiB, above the scenario arena (0x10000000, up to
@@ -499,9 +508,19 @@ pub const GNU_TEXT_SEGMENT: u64 = 0x1_0000_0000;
 /// plus at most 8,192 pages is 0x12000000).
 pub const RISCV_TEXT_SEGMENT: u64 = 0x4000_0000;
 
+/// armhf's static /init: 32-bit, so 4 GiB does not exist; its default link address (0x10000) is below
+/// the arena, which must be the lowest mapping. 1 GiB is above the arena (0x10000000 plus at most 8,192
+/// pages of 4 KiB ends at 0x12000000) and far below the top of the 3 GiB user space (TASK_SIZE
+/// 0xbf000000 with Debian's CONFIG_VMSPLIT_3G), where mmap_base and the stack are.
+pub const ARMHF_TEXT_SEGMENT: u64 = 0x4000_0000;
+
 /// Where the static glibc /init of `arch` is linked.
 fn text_segment(arch: &str) -> u64 {
-    if arch == "riscv64" { RISCV_TEXT_SEGMENT } else { GNU_TEXT_SEGMENT }
+    match arch {
+        "riscv64" => RISCV_TEXT_SEGMENT,
+        "armhf" => ARMHF_TEXT_SEGMENT,
+        _ => GNU_TEXT_SEGMENT,
+    }
 }
 
 /// (cross gcc, Debian packages for it) of a glibc-static architecture.
@@ -509,6 +528,7 @@ fn cross_gcc(arch: &str) -> (&'static str, [&'static str; 2]) {
     match arch {
         "powerpc64le" => ("powerpc64le-linux-gnu-gcc", ["gcc-powerpc64le-linux-gnu", "libc6-dev-ppc64el-cross"]),
         "riscv64" => ("riscv64-linux-gnu-gcc", ["gcc-riscv64-linux-gnu", "libc6-dev-riscv64-cross"]),
+        "armhf" => ("arm-linux-gnueabihf-gcc", ["gcc-arm-linux-gnueabihf", "libc6-dev-armhf-cross"]),
         _ => ("s390x-linux-gnu-gcc", ["gcc-s390x-linux-gnu", "libc6-dev-s390x-cross"]),
     }
 }
@@ -713,6 +733,16 @@ pub fn prepare(spec: &Spec) -> Result<Prepared, String> {
     Ok(Prepared { label, arch, image, initrd, spec: spec.clone() })
 }
 
+/// The kernel's `uname -m` for an xtask architecture: what profile names carry
+/// (`KernelModel::profile`: `linux-7.2-ppc64le-64k`, `linux-7.2-armv7l-4k`).
+pub fn uname_machine(arch: &str) -> &str {
+    match arch {
+        "powerpc64le" => "ppc64le",
+        "armhf" => "armv7l",
+        a => a,
+    }
+}
+
 /// The recorded host goldens a guest of this arch (and, when the label starts with one, this `major.minor`
 /// version) may check against: `golden/snapshots/<profile>/host/*.snap` → `/madcheck/goldens/...`. The
 /// guest picks its own profile's directory (`madcheck run --goldens /madcheck/goldens`).
@@ -735,7 +765,7 @@ fn pack_host_goldens(entries: &mut Vec<(String, u32, Vec<u8>)>, arch: &str, labe
     let mut profiles: Vec<String> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().map(String::from))
-        .filter(|p| p.contains(&format!("-{arch}-")) && (version.is_empty() || p.starts_with(&format!("linux-{version}-"))))
+        .filter(|p| p.contains(&format!("-{}-", uname_machine(arch))) && (version.is_empty() || p.starts_with(&format!("linux-{version}-"))))
         .filter(|p| root.join(p).join("host").is_dir())
         .collect();
     profiles.sort();
@@ -828,6 +858,12 @@ pub fn qemu_command(p: &Prepared) -> Command {
         extra.push("--emit-goldens".into());
     }
     extra.extend(s.extra_args.iter().cloned());
+    if p.arch == "armhf" && !extra.iter().any(|a| a == "--timeout-ms") {
+        // 32-bit ARM under TCG is the slowest guest (4 scenarios/s on the loaded 2-core machine): the
+        // corpus's largest case, each_advice_from_each_kind_alone_and_up_to_a_hole, overran the worker's
+        // 10 s timeout while goldens were recorded (2026-12-07), where nothing re-runs it.
+        extra.extend(["--timeout-ms".into(), "60000".into()]);
+    }
     if !extra.is_empty() {
         append.push(format!("madcheck.args={}", extra.join(",")));
     }
@@ -868,6 +904,14 @@ pub fn qemu_command(p: &Prepared) -> Command {
         c.args(["-M", "virt", "-cpu", "rv64"]);
         c.arg("-bios").arg(riscv_firmware().unwrap_or_else(|| PathBuf::from("default")));
         append.insert(0, "console=ttyS0".into());
+        append.push("madcheck.exit=poweroff".into());
+    } else if p.arch == "armhf" {
+        // virt with a Cortex-A15 (ARMv7 with LPAE and the virtualization extensions, what Debian's
+        // armmp and armmp-lpae kernels both run on); qemu builds the device tree. The PL011 console
+        // ttyAMA0; power-off is PSCI SYSTEM_OFF and qemu exits 0, so the console line is the verdict.
+        c = Command::new("qemu-system-arm");
+        c.args(["-M", "virt", "-cpu", "cortex-a15"]);
+        append.insert(0, "console=ttyAMA0".into());
         append.push("madcheck.exit=poweroff".into());
     } else {
         c = Command::new("qemu-system-aarch64");

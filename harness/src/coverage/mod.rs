@@ -73,7 +73,10 @@ pub fn hits(prog: &Program, points: &[(StepId, Observation)], page_size: u64) ->
         if in_live_child && before_point.is_some_and(|(j, b)| is_death(prog, *j, b)) {
             continue;
         }
-        let kind = match cases::validate::madvise_extent(*page, *offset, *len_pages, *len_bytes, page_size) {
+        // A program written for one word size (`word_bits`) is classified with that word's arithmetic;
+        // any other is safe on both, where the front end decides the same way.
+        let bits = prog.word_bits.unwrap_or(64);
+        let kind = match cases::validate::madvise_extent_in(*page, *offset, *len_pages, *len_bytes, page_size, bits) {
             None => "front_end".to_string(),
             Some((s, e)) if s == e => "zero_length".to_string(),
             Some((s, e)) => {

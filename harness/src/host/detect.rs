@@ -45,7 +45,8 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) != 0 {
             return Err(format!("getrlimit(RLIMIT_MEMLOCK): {}", sys::strerror(sys::errno())));
         }
-        (rl.rlim_cur != libc::RLIM_INFINITY).then_some(rl.rlim_cur)
+        // rlim_t is 32 bits on 32-bit glibc without _FILE_OFFSET_BITS=64.
+        (rl.rlim_cur != libc::RLIM_INFINITY).then_some(rl.rlim_cur as u64)
     };
     let pfn_visible = crate::host::observe::probe_zero_pfn(page_size as usize)?.is_some();
     let guard_vma_flag = probe_guard_flag(page_size)?;

@@ -28,7 +28,8 @@ pub struct FileIdent {
 
 impl FileIdent {
     pub fn from_stat(st: &libc::stat) -> FileIdent {
-        FileIdent { major: libc::major(st.st_dev), minor: libc::minor(st.st_dev), ino: st.st_ino }
+        // st_ino is 32 bits on 32-bit glibc (armhf) without _FILE_OFFSET_BITS=64.
+        FileIdent { major: libc::major(st.st_dev), minor: libc::minor(st.st_dev), ino: st.st_ino as u64 }
     }
 }
 

@@ -202,11 +202,15 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
             let what = format!("step {i} ({})", s.op());
             match s {
                 Step::Madvise { page, offset, len_pages, len_bytes, advice } => {
-                    let addr = ARENA.base.wrapping_add((*page as u64).wrapping_mul(ps)).wrapping_add(*offset as u64);
-                    let len = (*len_pages as u64).wrapping_mul(ps).wrapping_add(*len_bytes as u64);
-                    let refused_early = !addr.is_multiple_of(ps)
+                    // What the syscall receives: the arguments reduced to this process's word (`usize`, the
+                    // kernel's on a native process: 32 bits on armhf), checked in that word's arithmetic.
+                    let addr = ARENA.base.wrapping_add((*page as u64).wrapping_mul(ps)).wrapping_add(*offset as u64) as usize;
+                    let len = (*len_pages as u64).wrapping_mul(ps).wrapping_add(*len_bytes as u64) as usize;
+                    let ps_w = ps as usize;
+                    let refused_early = !addr.is_multiple_of(ps_w)
                         || advice.advice().is_none()
-                        || len.checked_add(ps - 1).map(|l| l & !(ps - 1)).and_then(|l| addr.checked_add(l)).is_none();
+                        || len.checked_add(ps_w - 1).map(|l| l & !(ps_w - 1)).and_then(|l| addr.checked_add(l)).is_none();
+                    let (addr, len) = (addr as u64, len as u64);
                     let end = addr.wrapping_add(len);
                     if !refused_early && len != 0 && (addr < lo || end > hi) {
                         return Err(format!("{what}: range {addr:#x}+{len:#x} leaves the arena window"));
@@ -233,7 +237,9 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                     // Elements whose length does not fit ssize_t fail the whole call up front.
                     for e in iov.iter().flatten() {
                         let (addr, len) = e.raw(ARENA.base, ps);
-                        if (len as i64) >= 0 && (addr < lo || addr.checked_add(len).is_none_or(|end| end > hi)) {
+                        // iov_base and iov_len as this process's word (`isize`: ssize_t).
+                        let (addr, len) = (addr as usize as u64, len as usize as u64);
+                        if (len as usize as isize) >= 0 && (addr < lo || addr.checked_add(len).is_none_or(|end| end > hi)) {
                             return Err(format!("{what}: element {addr:#x}+{len:#x} leaves the arena window"));
                         }
                     }

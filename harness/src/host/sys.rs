@@ -92,13 +92,37 @@ pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<bool, i32> {
     Ok(true)
 }
 
+/// pread(2) at a 64-bit offset. On 32-bit glibc (armhf) `off_t` is 32 bits, so an offset of 2 GiB or more
+/// (a /proc/self/mem read of an address above 0x80000000, where the 32-bit stack and mmap_base are)
+/// would turn negative and fail with EINVAL; pread64 takes an `off64_t`.
+#[cfg(target_pointer_width = "32")]
+unsafe fn raw_pread(fd: RawFd, buf: *mut libc::c_void, n: usize, off: u64) -> libc::ssize_t {
+    libc::pread64(fd, buf, n, off as libc::off64_t)
+}
+
+#[cfg(not(target_pointer_width = "32"))]
+unsafe fn raw_pread(fd: RawFd, buf: *mut libc::c_void, n: usize, off: u64) -> libc::ssize_t {
+    libc::pread(fd, buf, n, off as libc::off_t)
+}
+
+/// pwrite(2) at a 64-bit offset (see [`raw_pread`]).
+#[cfg(target_pointer_width = "32")]
+unsafe fn raw_pwrite(fd: RawFd, buf: *const libc::c_void, n: usize, off: u64) -> libc::ssize_t {
+    libc::pwrite64(fd, buf, n, off as libc::off64_t)
+}
+
+#[cfg(not(target_pointer_width = "32"))]
+unsafe fn raw_pwrite(fd: RawFd, buf: *const libc::c_void, n: usize, off: u64) -> libc::ssize_t {
+    libc::pwrite(fd, buf, n, off as libc::off_t)
+}
+
 /// pread(2) until `buf` is full or EOF; returns the number of bytes read.
 pub fn pread_full(fd: RawFd, buf: &mut [u8], off: u64) -> Result<usize, i32> {
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: the buffer is valid for its length.
         let n = unsafe {
-            libc::pread(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got, (off + got as u64) as libc::off_t)
+            raw_pread(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got, off + got as u64)
         };
         if n < 0 {
             let e = errno();
@@ -121,7 +145,7 @@ pub fn pwrite_all(fd: RawFd, buf: &[u8], off: u64) -> Result<(), i32> {
     while done < buf.len() {
         // SAFETY: the buffer is valid for its length.
         let n = unsafe {
-            libc::pwrite(fd, buf[done..].as_ptr().cast(), buf.len() - done, (off + done as u64) as libc::off_t)
+            raw_pwrite(fd, buf[done..].as_ptr().cast(), buf.len() - done, off + done as u64)
         };
         if n < 0 {
             let e = errno();

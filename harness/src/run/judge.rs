@@ -61,6 +61,12 @@ pub fn hugetlb_refusal(model: &KernelModel, prog: &Program, guest: bool) -> Opti
     if let Some(why) = &model.facts.hugetlb_unavailable {
         return Some((why.clone(), "hugetlb"));
     }
+    if model.hugetlb_pages == 0 && model.facts.hugepage_kb == 0 {
+        // /proc/meminfo has no Hugepagesize: CONFIG_HUGETLBFS is off or no huge page size registered
+        // (32-bit ARM selects ARCH_SUPPORTS_HUGETLBFS only with ARM_LPAE [S 7.2 arch/arm/Kconfig]; s390x
+        // without EDAT under TCG).
+        return Some(("hugetlb: this kernel has no huge page size (/proc/meminfo has no Hugepagesize)".into(), "hugetlb"));
+    }
     if model.hugetlb_pages == 0 {
         let why = format!("hugetlb: the {} kB huge page does not fit the arena (or there is no hugetlbfs)", model.facts.hugepage_kb);
         return Some((why, "hugetlb"));
@@ -194,6 +200,7 @@ pub(super) mod tests {
                 locked: false,
             }],
             steps: vec![Step::Write { page: 0, fill: 1 }, Step::Read { page: 1 }],
+            word_bits: None,
         }
     }
 

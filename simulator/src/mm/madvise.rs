@@ -27,11 +27,13 @@ impl Machine {
         if start % ps != 0 {
             return Ok(Ret::Err(Errno::EINVAL));
         }
-        let len = len_in.wrapping_add(ps - 1) & !(ps - 1);
+        // PAGE_ALIGN and `start + len` wrap at the kernel's word size (KernelModel::word_bits).
+        let (start, len_in) = (model.word(start), model.word(len_in));
+        let len = model.word(len_in.wrapping_add(ps - 1) & !(ps - 1));
         if len_in != 0 && len == 0 {
             return Ok(Ret::Err(Errno::EINVAL));
         }
-        let end = start.wrapping_add(len);
+        let end = model.word(start.wrapping_add(len));
         if end < start {
             return Ok(Ret::Err(Errno::EINVAL));
         }
@@ -445,9 +447,10 @@ pub(crate) fn process_madvise_gate(
     let elems: Vec<(u64, u64)> = match iov {
         _ if vlen == 0 => Vec::new(),
         None => return Err(Ret::Err(Errno::EFAULT)),
-        Some(v) => v.iter().take(vlen as usize).map(|e| e.raw(base, ps)).collect(),
+        Some(v) => v.iter().take(vlen as usize).map(|e| e.raw(base, ps)).map(|(s, l)| (model.word(s), model.word(l))).collect(),
     };
-    if elems.iter().any(|&(_, len)| (len as i64) < 0) {
+    // iov_len is size_t; a length that is negative as ssize_t (the kernel's word) is EINVAL.
+    if elems.iter().any(|&(_, len)| model.ssize_negative(len)) {
         return Err(Ret::Err(Errno::EINVAL));
     }
     // pidfd_get_task: -1 and a non-pidfd file are EBADF (pidfd_get_pid); a reaped process is ESRCH.

@@ -140,6 +140,9 @@ impl Machine {
             // makes no sense to be droppable" (MAP_LOCKED → EINVAL), after the RLIMIT_MEMLOCK checks
             // above and before anything is unmapped [S 6.12 mm/mmap.c:do_mmap (switch (flags &
             // MAP_TYPE), default -EINVAL); T 6.18.44 probe: MAP_LOCKED|MAP_DROPPABLE → EINVAL].
+            if !model.map_droppable && model.map_droppable_type_known {
+                return Ret::Err(Errno::EOPNOTSUPP);
+            }
             if !model.map_droppable || m.locked {
                 return Ret::Err(Errno::EINVAL);
             }

@@ -135,6 +135,7 @@ mod tests {
                 Step::InChild { step: Box::new(Step::Write { page: 1, fill: 3 }) },
                 Step::ChildExit,
             ],
+            word_bits: Some(32),
         };
         let j = sys::encode_frame(&p).unwrap();
         let back: Program = serde_json::from_slice(&j[4..]).unwrap();
