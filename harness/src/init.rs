@@ -1,7 +1,7 @@
 //! PID 1 mode: `madcheck` as `/init` of a bare initramfs under qemu (see docs/qemu.md).
 //!
 //! Invariant: PID 1 never runs scenarios itself and never returns. It sets the machine up (consoles,
-//! /proc, /sys, /tmp, and an ext4 scratch disk when the initramfs carries the modules for one), runs the
+//! /dev (devtmpfs), /proc, /sys, /tmp, and an ext4 scratch disk when the initramfs carries the modules for one), runs the
 //! ordinary `madcheck run` as a child process (whose workers re-execute /init, and are not PID 1), then
 //! prints the report between markers on the console and powers the machine off with an exit status the
 //! host can read. Any failure along the way still ends in the markers and a non-zero status, because qemu
@@ -99,6 +99,19 @@ fn mount(src: &str, dir: &str, fstype: &str, data: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// devtmpfs on /dev, once. Every guest needs it, whatever its scratch disk: the loop device of the ext4
+/// disk, and /dev/null, which `std::process::Command::output` opens as the child's stdin (so without it
+/// `run --exec` failed with ENOENT before the program ran; seen in every tmpfs-scratch guest, which
+/// includes every 6.19.y-7.1.y kernel, whose packages carry no modules). The initramfs's own /dev (the
+/// kernel's built-in /dev/console only) has no /dev/null.
+fn dev() -> Result<(), String> {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
+    mount("devtmpfs", "/dev", "devtmpfs", "")
+}
+
 /// fds 0-2 on the console: the kernel opens /dev/console for init when the initramfs has it (Debian's
 /// built-in initramfs does); otherwise mount devtmpfs and open it ourselves.
 fn console() {
@@ -107,7 +120,7 @@ fn console() {
         if libc::fcntl(1, libc::F_GETFD) >= 0 && libc::fcntl(2, libc::F_GETFD) >= 0 {
             return;
         }
-        let _ = mount("devtmpfs", "/dev", "devtmpfs", "");
+        let _ = dev();
         let fd = libc::open(cstr("/dev/console").as_ptr(), libc::O_RDWR);
         if fd >= 0 {
             for t in 0..3 {
@@ -165,7 +178,6 @@ fn unpack_sparse(src: &str, dst: &str) -> Result<(), String> {
 fn ext4_scratch() -> Result<String, String> {
     let n = load_modules()?;
     unpack_sparse(SPARSE, "/disk.img")?;
-    mount("devtmpfs", "/dev", "devtmpfs", "")?;
     const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
     const LOOP_SET_FD: libc::c_ulong = 0x4C00;
     let ctl = std::fs::OpenOptions::new().read(true).write(true).open("/dev/loop-control")
@@ -210,6 +222,9 @@ fn kv_line(tag: &str, kv: &[(&str, String)]) -> String {
 pub fn pid1_main() -> ! {
     console();
     let mut setup_errors = Vec::new();
+    if let Err(e) = dev() {
+        setup_errors.push(e);
+    }
     for (src, dir, fs) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("tmpfs", "/tmp", "tmpfs")] {
         if let Err(e) = mount(src, dir, fs, "") {
             setup_errors.push(e);

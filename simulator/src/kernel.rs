@@ -347,7 +347,9 @@ pub struct KernelModel {
     /// hend) is EINVAL: the count of PMD ranges wraps and never equals the collapsed count [S 6.12
     /// mm/khugepaged.c:madvise_collapse; T 6.18.44 and Debian 6.1.192/6.12.118, case
     /// collapse_inside_one_pmd_range_is_einval]. Debian 7.3.4 returns 0 [T 7.3.4 x86_64, same case and
-    /// gen-1-200]; the boundary between 6.18.44 and 7.3.4 is not bisected, provisionally 7.0.
+    /// gen-1-200]. Boundary from the x86_64 series: EINVAL on Debian 6.19.6 and 7.1.13 (1,000 generated
+    /// scenarios of seed 5 plus the corpus) and 7.0.4 (the case), 0 on Debian 7.2.6 and 7.2.11 (the case);
+    /// Debian has no 7.2.0-7.2.5, so modelled from 7.2.0 (a change of the 7.2 merge window).
     #[serde(default)]
     pub collapse_inverted_range_is_einval: bool,
     /// ksmd merges pages asynchronously.
@@ -492,9 +494,11 @@ pub struct KernelModel {
     /// negative fd) [S 6.12 kernel/pid.c:pidfd_get_task (no sentinel); T 6.18.44 process_madvise_pidfd_self].
     pub pidfd_self: bool,
     /// An advice madvise(2) does not know is EINVAL for the caller's own mm too, even with nothing to walk
-    /// (6.18.44 returns 0 there). Seen on Debian 7.3.4 (process_madvise_self_takes_any_advice); the
-    /// boundary between 6.18 and 7.3.4 is not bisected yet, provisionally 7.0, and where in the check
-    /// order it sits is not pinned (modelled with the remote check, after the pidfd).
+    /// (6.18.44 returns 0 there). Seen on Debian 7.3.4 (process_madvise_self_takes_any_advice). Boundary
+    /// from the x86_64 series: 0 on Debian 6.19.6 and 7.1.13 (seed 5 plus the corpus) and 7.0.4 (the
+    /// case), EINVAL on Debian 7.2.6 and 7.2.11 (the case); Debian has no 7.2.0-7.2.5, so modelled from
+    /// 7.2.0. Where in the check order it sits is not pinned (modelled with the remote check, after the
+    /// pidfd).
     pub process_madvise_self_checks_advice: bool,
     /// Rules broken on purpose, to prove the differential loop catches a wrong model (`--mutate`).
     #[serde(default)]
@@ -704,7 +708,7 @@ impl KernelModel {
             dontneed_reclaims_pte_tables: at_least(6, 14) && f.arch == "x86_64",
             collapse_stops_at_pmd_null: at_least(6, 18),
             smaps_skips_protnone_pmd: !at_least(6, 12),
-            collapse_inverted_range_is_einval: !at_least(7, 0),
+            collapse_inverted_range_is_einval: !at_least(7, 2),
             collapse_needs_writable_pte: if at_least(6, 18) {
                 Some(false)
             } else if at_least(6, 13) {
@@ -724,7 +728,7 @@ impl KernelModel {
             process_madvise_self_any_advice: at_least(6, 13),
             process_madvise_self_needs_cap: !at_least(6, 3),
             pidfd_self: at_least(6, 15),
-            process_madvise_self_checks_advice: at_least(7, 0),
+            process_madvise_self_checks_advice: at_least(7, 2),
             mlock_limit_pages: if f.cap_ipc_lock { None } else { f.memlock_limit.map(|b| b / f.page_size) },
             pkeys: match f.pkeys {
                 None => Pkeys::Unknown,

@@ -988,16 +988,23 @@ fn process_madvise_live_child_per_version(
 }
 
 /// 7.x: an advice madvise(2) does not know is EINVAL on the caller's own mm even with nothing to walk
-/// (6.18.44: 0 bytes) [T Debian 7.3.4 process_madvise_self_takes_any_advice; boundary provisional 7.0].
-#[test]
-fn process_madvise_self_invalid_advice_with_nothing_to_walk_on_7_3() {
+/// (6.18.44: 0 bytes) [T Debian 7.3.4 process_madvise_self_takes_any_advice; the series boundary: 0 bytes
+/// on 6.19.6, 7.0.4 and 7.1.13, EINVAL from 7.2.6].
+#[rstest]
+#[case::v6_18_44((6, 18, 44), "0 bytes")]
+#[case::v6_19_6((6, 19, 6), "0 bytes")]
+#[case::v7_0_4((7, 0, 4), "0 bytes")]
+#[case::v7_1_13((7, 1, 13), "0 bytes")]
+#[case::v7_2_6((7, 2, 6), "EINVAL")]
+#[case::v7_2_11((7, 2, 11), "EINVAL")]
+#[case::v7_3_4((7, 3, 4), "EINVAL")]
+fn process_madvise_self_invalid_advice_with_nothing_to_walk_per_release(#[case] version: (u32, u32, u32), #[case] ret: &str) {
     let mut f = KernelFacts::profile("6.18").unwrap();
+    f.version = version;
     let p = prog(&format!(
         r#"{{"arena_pages":4,"maps":[{AP4}],"steps":[{{"op":"process_madvise","target":"self_pidfd","iov":[],"advice":99}}]}}"#
     ));
-    assert_eq!(last(&KernelModel::from_facts(f.clone()), &p).0, "0 bytes");
-    f.version = (7, 3, 4);
-    assert_eq!(last(&KernelModel::from_facts(f), &p).0, "EINVAL");
+    assert_eq!(last(&KernelModel::from_facts(f), &p).0, ret, "{version:?}");
 }
 
 /// PMD THP rules: (ret, AnonHugePages of each VMA, number of shared-zero-page PTEs) after the last step.
@@ -1070,11 +1077,16 @@ fn smaps_of_a_protnone_thp_per_release(#[case] profile: &str, #[case] version: (
 }
 
 /// MADV_COLLAPSE of one page inside a PMD range (not on its start) after a fault: EINVAL through
-/// 6.18 (the wrapped PMD count), 0 on Debian 7.3.4 (`collapse_inverted_range_is_einval`, boundary
-/// provisional at 7.0).
+/// 6.18 (the wrapped PMD count), 0 on Debian 7.3.4 (`collapse_inverted_range_is_einval`); the series
+/// boundary: EINVAL on 6.19.6, 7.0.4 and 7.1.13, 0 from 7.2.6.
 #[rstest]
 #[case::v6_12((6, 12, 118), "EINVAL")]
 #[case::v6_18_44((6, 18, 44), "EINVAL")]
+#[case::v6_19_6((6, 19, 6), "EINVAL")]
+#[case::v7_0_4((7, 0, 4), "EINVAL")]
+#[case::v7_1_13((7, 1, 13), "EINVAL")]
+#[case::v7_2_6((7, 2, 6), "0")]
+#[case::v7_2_11((7, 2, 11), "0")]
 #[case::v7_3_4((7, 3, 4), "0")]
 fn collapse_inside_one_pmd_range_per_release(#[case] version: (u32, u32, u32), #[case] ret: &str) {
     let p = case_prog(include_str!("../../cases/corpus/collapse_inside_one_pmd_range_is_einval.json"));

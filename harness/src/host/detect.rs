@@ -22,6 +22,9 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         Some(p) => parse_config(&std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))?),
         None => read_config()?,
     };
+    // No build config at all (no file given, no /proc/config.gz): Debian's 6.19.y-7.1.y packages lost
+    // theirs from the archive (`xtask/src/debian.rs:parts`). Take what the running kernel shows instead.
+    let config = if config == KernelConfig::default() { probe_config(page_size)? } else { config };
     let swaps = std::fs::read_to_string("/proc/swaps").map_err(|e| format!("read /proc/swaps: {e}"))?;
     let swap_active = swaps.lines().skip(1).any(|l| !l.trim().is_empty());
     let thp = match std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled") {
@@ -307,6 +310,55 @@ pub(crate) fn parse_config(text: &str) -> KernelConfig {
     }
 }
 
+/// The options the model uses, from what the running kernel shows, for a kernel whose `.config` is not
+/// to be had. Each answer is a file or flag that exists exactly when the option is built in:
+/// * CONFIG_SWAP: /proc/swaps [mm/swapfile.c:procswaps_init];
+/// * CONFIG_KSM: /sys/kernel/mm/ksm [mm/ksm.c:ksm_init, sysfs_create_group(mm_kobj, &ksm_attr_group)];
+/// * CONFIG_MEMORY_FAILURE: /proc/sys/vm/memory_failure_early_kill [mm/memory-failure.c:memory_failure_init
+///   (6.8+), kernel/sysctl.c vm_table before];
+/// * CONFIG_TRANSPARENT_HUGEPAGE: /sys/kernel/mm/transparent_hugepage when present; when absent the option
+///   stays unknown, since a kernel built with THP on hardware without it has no directory either
+///   (mm/huge_memory.c:hugepage_init), and the model already goes by `thp` then;
+/// * CONFIG_MEM_SOFT_DIRTY: `sd` in the VmFlags of a fresh private anonymous mapping, which is the
+///   model's very question (`softdirty_new_vmas`) [mm/vma.c:__mmap_region sets VM_SOFTDIRTY,
+///   fs/proc/task_mmu.c:show_smap_vma_flags prints it only under CONFIG_MEM_SOFT_DIRTY].
+/// CONFIG_ANON_VMA_NAME and CONFIG_USERFAULTFD stay unknown: the model does not use them.
+pub(crate) fn probe_config(ps: u64) -> Result<KernelConfig, String> {
+    let exists = |p: &str| std::path::Path::new(p).exists();
+    Ok(KernelConfig {
+        swap: Some(exists("/proc/swaps")),
+        ksm: Some(exists("/sys/kernel/mm/ksm")),
+        memory_failure: Some(exists("/proc/sys/vm/memory_failure_early_kill")),
+        transparent_hugepage: exists("/sys/kernel/mm/transparent_hugepage").then_some(true),
+        mem_soft_dirty: Some(probe_new_vma_flag(ps, "sd")?),
+        anon_vma_name: None,
+        userfaultfd: None,
+    })
+}
+
+/// Does a fresh private anonymous mapping show `flag` in its smaps VmFlags?
+fn probe_new_vma_flag(ps: u64, flag: &str) -> Result<bool, String> {
+    // SAFETY: a fresh private mapping, read through smaps and unmapped; nothing else refers to it.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            ps as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(format!("{flag} probe: mmap: {}", sys::strerror(sys::errno())));
+        }
+        let r = std::fs::read_to_string("/proc/self/smaps")
+            .map_err(|e| format!("{flag} probe: read /proc/self/smaps: {e}"))
+            .map(|text| vma_has_flag(&text, p as u64, flag));
+        libc::munmap(p, ps as usize);
+        r
+    }
+}
+
 /// Does MADV_GUARD_INSTALL set the `gu` VmFlag? Maps one private anonymous page, installs a guard,
 /// looks for the page's smaps record, unmaps. EINVAL (no guard regions at all) means no.
 fn probe_guard_flag(ps: u64) -> Result<bool, String> {
@@ -395,6 +447,22 @@ mod tests {
         assert_eq!(parse_thp("always [madvise] never\n"), Some(ThpMode::Madvise));
         assert_eq!(parse_thp("[never] x"), Some(ThpMode::Never));
         assert_eq!(parse_thp("always madvise never"), None);
+    }
+
+    /// The probes a config-less guest uses must say what the build config says, on a kernel that has
+    /// both (this host's /proc/config.gz; skipped with a message where there is none).
+    #[test]
+    fn config_probes_agree_with_the_build_config() {
+        let c = read_config().unwrap();
+        if c == KernelConfig::default() {
+            eprintln!("skipped: no /proc/config.gz on this kernel to check the probes against");
+            return;
+        }
+        let p = probe_config(sys::page_size() as u64).unwrap();
+        assert_eq!((p.swap, p.ksm, p.memory_failure, p.mem_soft_dirty), (c.swap, c.ksm, c.memory_failure, c.mem_soft_dirty));
+        if p.transparent_hugepage.is_some() {
+            assert_eq!(p.transparent_hugepage, c.transparent_hugepage);
+        }
     }
 
     #[test]
