@@ -118,8 +118,8 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
 pub fn probe_pkeys() -> simulator::kernel::PkeyFacts {
     use simulator::observe::Errno;
     // SAFETY (both): pkey_alloc/pkey_free with constant arguments touch only this process's key map.
-    let alloc = |rights: libc::c_ulong| unsafe { libc::syscall(libc::SYS_pkey_alloc, 0 as libc::c_ulong, rights) };
-    let free = |k: libc::c_long| unsafe { libc::syscall(libc::SYS_pkey_free, k) };
+    let alloc = |rights: libc::c_ulong| unsafe { libc::syscall(crate::host::sys::pkey_nr::ALLOC, 0 as libc::c_ulong, rights) };
+    let free = |k: libc::c_long| unsafe { libc::syscall(crate::host::sys::pkey_nr::FREE, k) };
     let k = alloc(2);
     if k >= 0 {
         free(k);

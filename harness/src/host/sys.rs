@@ -250,3 +250,22 @@ pub fn no_wakeup_preemption() {
     // SAFETY: pid 0 is the calling thread; a valid sched_param.
     unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK, &p) };
 }
+
+/// The pkey system call numbers. The libc crate defines `SYS_pkey_*` for most Linux targets but not for
+/// s390x, whose kernel has them too (384 pkey_mprotect, 385 pkey_alloc, 386 pkey_free [S 6.12
+/// arch/s390/kernel/syscalls/syscall.tbl]); without CONFIG_ARCH_HAS_PKEYS they answer as on any arch
+/// without keys (pkey_alloc: ENOSPC).
+pub(crate) mod pkey_nr {
+    #[cfg(target_arch = "s390x")]
+    pub const MPROTECT: libc::c_long = 384;
+    #[cfg(target_arch = "s390x")]
+    pub const ALLOC: libc::c_long = 385;
+    #[cfg(target_arch = "s390x")]
+    pub const FREE: libc::c_long = 386;
+    #[cfg(not(target_arch = "s390x"))]
+    pub const MPROTECT: libc::c_long = libc::SYS_pkey_mprotect;
+    #[cfg(not(target_arch = "s390x"))]
+    pub const ALLOC: libc::c_long = libc::SYS_pkey_alloc;
+    #[cfg(not(target_arch = "s390x"))]
+    pub const FREE: libc::c_long = libc::SYS_pkey_free;
+}

@@ -360,7 +360,7 @@ pub(super) fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<
             // the architecture's numbers. Keys and PKRU are process-wide: the worker retires afterwards.
             Step::PkeyAlloc { rights } => {
                 ctx.tainted.set(true);
-                let k = libc::syscall(libc::SYS_pkey_alloc, 0 as libc::c_ulong, rights.value() as libc::c_ulong);
+                let k = libc::syscall(crate::host::sys::pkey_nr::ALLOC, 0 as libc::c_ulong, rights.value() as libc::c_ulong);
                 if k < 0 {
                     Ret::Err(Errno::from_raw(sys::errno()))
                 } else {
@@ -369,12 +369,12 @@ pub(super) fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<
             }
             Step::PkeyFree { pkey } => {
                 ctx.tainted.set(true);
-                ret_of(libc::syscall(libc::SYS_pkey_free, pkey as libc::c_long))
+                ret_of(libc::syscall(crate::host::sys::pkey_nr::FREE, pkey as libc::c_long))
             }
             Step::PkeyMprotect { page, pages, prot, pkey } => {
                 ctx.tainted.set(true);
                 let (a, l) = range(page, pages);
-                ret_of(libc::syscall(libc::SYS_pkey_mprotect, a, l, prot_bits(prot) as libc::c_long, pkey as libc::c_long))
+                ret_of(libc::syscall(crate::host::sys::pkey_nr::MPROTECT, a, l, prot_bits(prot) as libc::c_long, pkey as libc::c_long))
             }
             Step::PkeySet { pkey, rights } => {
                 ctx.tainted.set(true);
