@@ -246,26 +246,60 @@ pub fn wait_child(pid: libc::pid_t) -> Result<libc::c_int, i32> {
 /// tick comes, several frames a read. Same nice level and weight as before, so no starvation under load.
 /// Failure only costs throughput.
 pub fn no_wakeup_preemption() {
-    let p = libc::sched_param { sched_priority: 0 };
+    // musl's sched_param has more fields (sched_ss_*); zeroed is priority 0 everywhere.
+    // SAFETY: sched_param is plain integers, for which all-zero is valid.
+    let p: libc::sched_param = unsafe { std::mem::zeroed() };
     // SAFETY: pid 0 is the calling thread; a valid sched_param.
     unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK, &p) };
 }
 
-/// The pkey system call numbers. The libc crate defines `SYS_pkey_*` for most Linux targets but not for
-/// s390x, whose kernel has them too (384 pkey_mprotect, 385 pkey_alloc, 386 pkey_free [S 6.12
-/// arch/s390/kernel/syscalls/syscall.tbl]); without CONFIG_ARCH_HAS_PKEYS they answer as on any arch
-/// without keys (pkey_alloc: ENOSPC).
+/// The pkey system call numbers, per architecture. The libc crate defines `SYS_pkey_*` only for some
+/// targets (not s390x, powerpc64 or aarch64-musl), while every kernel madcheck runs on has them [S 6.12
+/// arch/x86/entry/syscalls/syscall_64.tbl 329-331, include/uapi/asm-generic/unistd.h 288-290 (arm64,
+/// riscv64), arch/arm/tools/syscall.tbl 394-396, arch/powerpc/kernel/syscalls/syscall.tbl 384-386,
+/// arch/s390/kernel/syscalls/syscall.tbl 384-386]; without CONFIG_ARCH_HAS_PKEYS they answer as on any
+/// CPU without keys (pkey_alloc: ENOSPC).
 pub(crate) mod pkey_nr {
+    #[cfg(target_arch = "x86_64")]
+    pub const MPROTECT: libc::c_long = 329;
+    #[cfg(target_arch = "x86_64")]
+    pub const ALLOC: libc::c_long = 330;
+    #[cfg(target_arch = "x86_64")]
+    pub const FREE: libc::c_long = 331;
+    #[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
+    pub const MPROTECT: libc::c_long = 288;
+    #[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
+    pub const ALLOC: libc::c_long = 289;
+    #[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
+    pub const FREE: libc::c_long = 290;
+    #[cfg(target_arch = "arm")]
+    pub const MPROTECT: libc::c_long = 394;
+    #[cfg(target_arch = "arm")]
+    pub const ALLOC: libc::c_long = 395;
+    #[cfg(target_arch = "arm")]
+    pub const FREE: libc::c_long = 396;
+    #[cfg(target_arch = "powerpc64")]
+    pub const MPROTECT: libc::c_long = 386;
+    #[cfg(target_arch = "powerpc64")]
+    pub const ALLOC: libc::c_long = 384;
+    #[cfg(target_arch = "powerpc64")]
+    pub const FREE: libc::c_long = 385;
     #[cfg(target_arch = "s390x")]
     pub const MPROTECT: libc::c_long = 384;
     #[cfg(target_arch = "s390x")]
     pub const ALLOC: libc::c_long = 385;
     #[cfg(target_arch = "s390x")]
     pub const FREE: libc::c_long = 386;
-    #[cfg(not(target_arch = "s390x"))]
-    pub const MPROTECT: libc::c_long = libc::SYS_pkey_mprotect;
-    #[cfg(not(target_arch = "s390x"))]
-    pub const ALLOC: libc::c_long = libc::SYS_pkey_alloc;
-    #[cfg(not(target_arch = "s390x"))]
-    pub const FREE: libc::c_long = libc::SYS_pkey_free;
+}
+
+#[cfg(test)]
+mod pkey_nr_tests {
+    /// Where the libc crate has the numbers, they are the same.
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+    fn pkey_numbers_match_libc_on_x86_64() {
+        assert_eq!(super::pkey_nr::MPROTECT, libc::SYS_pkey_mprotect);
+        assert_eq!(super::pkey_nr::ALLOC, libc::SYS_pkey_alloc);
+        assert_eq!(super::pkey_nr::FREE, libc::SYS_pkey_free);
+    }
 }
