@@ -336,46 +336,39 @@ pub(crate) fn probe_config(ps: u64) -> Result<KernelConfig, String> {
     })
 }
 
-/// Does a fresh private anonymous mapping show `flag` in its smaps VmFlags?
-fn probe_new_vma_flag(ps: u64, flag: &str) -> Result<bool, String> {
-    // SAFETY: a fresh private mapping, read through smaps and unmapped; nothing else refers to it.
+/// Maps one private anonymous page with `prot`, runs `f` on its address, and unmaps it. `what` names the
+/// probe in errors.
+fn with_probe_page<T>(ps: u64, prot: libc::c_int, what: &str, f: impl FnOnce(*mut libc::c_void) -> Result<T, String>) -> Result<T, String> {
+    // SAFETY: a fresh private mapping that only `f` sees, unmapped before returning.
     unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            ps as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
+        let p = libc::mmap(std::ptr::null_mut(), ps as usize, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
         if p == libc::MAP_FAILED {
-            return Err(format!("{flag} probe: mmap: {}", sys::strerror(sys::errno())));
+            return Err(format!("{what} probe: mmap: {}", sys::strerror(sys::errno())));
         }
-        let r = std::fs::read_to_string("/proc/self/smaps")
-            .map_err(|e| format!("{flag} probe: read /proc/self/smaps: {e}"))
-            .map(|text| vma_has_flag(&text, p as u64, flag));
+        let r = f(p);
         libc::munmap(p, ps as usize);
         r
     }
 }
 
+/// Does the smaps record of the VMA holding `p` list `flag`?
+fn smaps_flag_at(p: *mut libc::c_void, flag: &str, what: &str) -> Result<bool, String> {
+    std::fs::read_to_string("/proc/self/smaps")
+        .map_err(|e| format!("{what} probe: read /proc/self/smaps: {e}"))
+        .map(|text| vma_has_flag(&text, p as u64, flag))
+}
+
+/// Does a fresh private anonymous mapping show `flag` in its smaps VmFlags?
+fn probe_new_vma_flag(ps: u64, flag: &str) -> Result<bool, String> {
+    with_probe_page(ps, libc::PROT_READ | libc::PROT_WRITE, flag, |p| smaps_flag_at(p, flag, flag))
+}
+
 /// Does MADV_GUARD_INSTALL set the `gu` VmFlag? Maps one private anonymous page, installs a guard,
 /// looks for the page's smaps record, unmaps. EINVAL (no guard regions at all) means no.
 fn probe_guard_flag(ps: u64) -> Result<bool, String> {
-    // SAFETY: a fresh private mapping, advised and unmapped; nothing else refers to it.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            ps as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return Err(format!("guard probe: mmap: {}", sys::strerror(sys::errno())));
-        }
-        let r = if libc::madvise(p, ps as usize, 102) != 0 {
+    with_probe_page(ps, libc::PROT_READ | libc::PROT_WRITE, "guard", |p| {
+        // SAFETY: the probe's own page.
+        if unsafe { libc::madvise(p, ps as usize, 102) } != 0 {
             let e = sys::errno();
             if e == libc::EINVAL {
                 Ok(false)
@@ -383,31 +376,16 @@ fn probe_guard_flag(ps: u64) -> Result<bool, String> {
                 Err(format!("guard probe: madvise(GUARD_INSTALL): {}", sys::strerror(e)))
             }
         } else {
-            std::fs::read_to_string("/proc/self/smaps")
-                .map_err(|e| format!("guard probe: read /proc/self/smaps: {e}"))
-                .map(|text| vma_has_flag(&text, p as u64, "gu"))
-        };
-        libc::munmap(p, ps as usize);
-        r
-    }
+            smaps_flag_at(p, "gu", "guard")
+        }
+    })
 }
 
 /// Do new VMAs carry VM_SOFTDIRTY (`sd`)? Maps one private anonymous read-only page, looks for its
 /// smaps record, unmaps. Whether they do is pgtable_supports_soft_dirty() at run time, not only
 /// CONFIG_MEM_SOFT_DIRTY (riscv64 needs the Svrsw60t59b extension; see KernelFacts::vma_soft_dirty).
 fn probe_soft_dirty(ps: u64) -> Result<bool, String> {
-    // SAFETY: a fresh private mapping, read and unmapped; nothing else refers to it.
-    unsafe {
-        let p = libc::mmap(std::ptr::null_mut(), ps as usize, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
-        if p == libc::MAP_FAILED {
-            return Err(format!("soft-dirty probe: mmap: {}", sys::strerror(sys::errno())));
-        }
-        let r = std::fs::read_to_string("/proc/self/smaps")
-            .map_err(|e| format!("soft-dirty probe: read /proc/self/smaps: {e}"))
-            .map(|text| vma_has_flag(&text, p as u64, "sd"));
-        libc::munmap(p, ps as usize);
-        r
-    }
+    with_probe_page(ps, libc::PROT_READ, "soft-dirty", |p| smaps_flag_at(p, "sd", "soft-dirty"))
 }
 
 /// Whether the smaps record of the VMA that contains `addr` lists `flag` in its VmFlags. The probe's
