@@ -1171,6 +1171,24 @@ fn pkey_alloc_without_keys_and_without_the_leak_is_enospc() {
     assert_eq!(pkey_run(&m, &format!("{ALLOC_WD},{ALLOC_EN}")), "ENOSPC, ENOSPC / [0,6) -");
 }
 
+/// pkey_free without keys: EPERM on powerpc (its mm_pkey_free returns -1 before the allocation check),
+/// EINVAL on x86_64 and arm64 (Debian 7.2.13 powerpc64le-64k under the hash MMU).
+#[rstest]
+#[case::ppc64le("ppc64le", "EPERM")]
+#[case::x86_64("x86_64", "EINVAL")]
+#[case::aarch64("aarch64", "EINVAL")]
+fn pkey_free_without_keys_per_arch(#[case] arch: &str, #[case] want: &str) {
+    let mut f = KernelFacts::profile("6.18").unwrap();
+    f.arch = arch.into();
+    f.pkeys = Some(simulator::kernel::PkeyFacts {
+        available: false,
+        alloc_errno: Some(simulator::observe::Errno::ENOSPC),
+        first_alloc_errno: Some(simulator::observe::Errno::ENOSPC),
+    });
+    let m = KernelModel::from_facts(f);
+    assert_eq!(pkey_run(&m, r#"{"op":"pkey_free","pkey":2}"#), format!("{want} / [0,6) -"));
+}
+
 /// A kernel built with THP where THP was marked unsupported at boot (s390x without EDAT, as under qemu
 /// TCG: no THP sysfs): MADV_COLLAPSE is still a valid advice, so a range with no VMA is ENOMEM from the
 /// walk, and a range over a faulted anonymous VMA holding a whole PMD range is EINVAL

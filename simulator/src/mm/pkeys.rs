@@ -100,6 +100,12 @@ impl Machine {
         }
         Ok(match model.pkeys {
             Pkeys::Absent { syscalls: false, .. } => Ret::Err(Errno::ENOSYS),
+            // powerpc without the MMU's key feature (hash MMU under qemu TCG) answers -1 before it looks
+            // at the key: EPERM, where the generic stub and x86 say EINVAL [S 6.12
+            // arch/powerpc/include/asm/pkeys.h:mm_pkey_free "if (!mmu_has_feature(MMU_FTR_PKEY)) return
+            // -1;", mm/mprotect.c:pkey_free returns it; T Debian 7.2.13 powerpc64le-64k hash MMU: cases
+            // pkey_alloc_rights_free_and_reuse step 4, pkey_mprotect_splits_and_merges_vmas_by_key step 6].
+            Pkeys::Absent { .. } if model.facts.arch.starts_with("ppc64") => Ret::Err(Errno::EPERM),
             Pkeys::Absent { .. } if model.facts.arch != "x86_64" && pkey == 0 => {
                 return Err(format!("pkey_free(0) without protection keys on {} is not modelled", model.facts.arch))
             }
