@@ -225,12 +225,9 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                         live = Live::Dead(sig);
                     }
                     Ok(StepOut::Ret(r)) => {
-                        Machine::sync_live(c, &mut m);
-                        if let Some(why) = c.unknown.take() {
-                            out.push((id, Expect::Unsupported(why)));
+                        if !live_point(model, c, &mut m, id, r, &mut out) {
                             return out;
                         }
-                        out.push((id, Expect::Allowed(c.expect(model, r))));
                     }
                 }
                 continue;
@@ -248,12 +245,9 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                         }
                     },
                 };
-                Machine::sync_live(c, &mut m);
-                if let Some(why) = c.unknown.take() {
-                    out.push((id, Expect::Unsupported(why)));
+                if !live_point(model, c, &mut m, id, r, &mut out) {
                     return out;
                 }
-                out.push((id, Expect::Allowed(c.expect(model, r))));
                 continue;
             }
             (Step::InChild { .. }, Live::Dead(sig)) => {
@@ -360,3 +354,15 @@ enum Live {
     Dead(Signal),
 }
 
+/// The point of a step the live child ran (an `in_child` step, or process_madvise of its mm): what it
+/// did to shared objects is carried to the parent, then the child's view is the point. `false` when
+/// the child met something the model does not cover (the point is Unsupported and the scenario ends).
+fn live_point(model: &KernelModel, c: &mut Machine, m: &mut Machine, id: StepId, r: Ret, out: &mut Vec<(StepId, Expect)>) -> bool {
+    Machine::sync_live(c, m);
+    if let Some(why) = c.unknown.take() {
+        out.push((id, Expect::Unsupported(why)));
+        return false;
+    }
+    out.push((id, Expect::Allowed(c.expect(model, r))));
+    true
+}

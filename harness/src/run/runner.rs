@@ -411,6 +411,10 @@ fn run_one(
                 "tmpfs file"
             } else if why.starts_with("pkey_set") {
                 "pkey_set"
+            } else if why.contains("(word_bits)") {
+                "word size"
+            } else if why.starts_with("a MAP_DROPPABLE layout") {
+                "droppable layout"
             } else {
                 "mlock"
             };
