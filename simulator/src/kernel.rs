@@ -531,6 +531,31 @@ pub struct KernelModel {
     /// case droppable_mmap_is_eopnotsupp_on_a_32_bit_kernel].
     #[serde(default)]
     pub map_droppable_type_known: bool,
+    /// Reclaim (MADV_PAGEOUT) of a clean lazy-free PMD-mapped THP discards it at PMD level:
+    /// try_to_unmap_one hands it to unmap_huge_pmd_locked, whose __discard_anon_folio_pmd_locked
+    /// clears the PMD and frees the deposited PTE table (zap_deposited_table), so the next fault maps
+    /// a new THP [S 6.12.115 mm/rmap.c:try_to_unmap_one, mm/huge_memory.c:unmap_huge_pmd_locked; T
+    /// Debian 6.12.113, 6.12.115, 6.16.3, 6.19.6, 7.1.13, 7.2.6, 7.2.9, 7.2.11 x86_64 and 7.2.13 riscv64,
+    /// case thp_pageout_after_free_discards_the_whole_thp]. Otherwise the PMD is split
+    /// (TTU_SPLIT_HUGE_PMD) and the PTEs are discarded one by one, which leaves the PTE table, so the
+    /// next fault maps a 4K page [T Debian 6.1.192, 6.12.118, 7.3.4 x86_64, the 6.18.44 host]. From 6.11
+    /// ("mm/vmscan: avoid split lazyfree THP during shrink_folio_list", UNVERIFIED boundary: Debian has
+    /// no 6.2-6.11) until the stable change "mm/rmap: don't discard lazyfree THPs at PMD level", which
+    /// removes the call again: 6.12.117 (Debian changelog of linux 6.12.117-1; S 6.12.118
+    /// mm/rmap.c:try_to_unmap_one), a 6.18.y at or before 6.18.44 (the first one not pinned), 7.3
+    /// (Debian has no 7.3.0-7.3.3; 7.2.13 riscv64 still discards). docs/findings.md item 13.
+    #[serde(default)]
+    pub lazyfree_thp_pmd_discard: bool,
+    /// With `lazyfree_thp_pmd_discard`, a lazy-free PMD-mapped THP written again after FREE is not
+    /// split: __discard_anon_folio_pmd_locked moves the PMD's dirty bit to the folio, sets
+    /// PG_swapbacked and fails, and try_to_unmap_one aborts the walk (`goto walk_abort`), so the THP
+    /// stays PMD-mapped [T Debian 6.16.3, 6.19.6, 7.1.13, 7.2.6, 7.2.9, 7.2.11 x86_64, 7.2.13 riscv64,
+    /// case thp_pageout_after_free_and_a_write_splits_pmd_but_keeps_every_page: AnonHugePages 512 after
+    /// PAGEOUT]. Before ("mm: avoid splitting pmd for lazyfree pmd-mapped THP in try_to_unmap", taken
+    /// as 6.15, UNVERIFIED boundary: Debian 6.12.115 splits, 6.16.3 does not) the failed discard fell
+    /// through to TTU_SPLIT_HUGE_PMD, as after the fix.
+    #[serde(default)]
+    pub lazyfree_thp_dirty_pmd_aborts: bool,
 }
 
 fn word_bits_64() -> u32 {
@@ -635,6 +660,19 @@ const DONTUNMAP_LOCKED_VM_NOT_ADDED: (u32, u32, u32) = (7, 2, 9);
 const DONTUNMAP_PGOFF_RESET_AGAIN: (u32, u32, u32) = (7, 2, 0);
 /// First release with a separate anonymous page offset (`private_file_merge_needs_anon_pgoff`).
 const ANON_PGOFF: (u32, u32, u32) = (7, 3, 0);
+/// First release whose reclaim discards a clean lazy-free THP at PMD level (`lazyfree_thp_pmd_discard`,
+/// UNVERIFIED: Debian has no 6.2-6.11; 6.1.192 splits, 6.12.113 discards).
+const LAZYFREE_PMD_DISCARD: (u32, u32, u32) = (6, 11, 0);
+/// First release whose failed PMD-level discard of a re-dirtied lazy-free THP aborts without a split
+/// (`lazyfree_thp_dirty_pmd_aborts`, UNVERIFIED: Debian 6.12.115 splits, 6.16.3 aborts).
+const LAZYFREE_PMD_DIRTY_ABORTS: (u32, u32, u32) = (6, 15, 0);
+/// "mm/rmap: don't discard lazyfree THPs at PMD level": the releases that have it. 6.12.117 [Debian
+/// changelog of linux 6.12.117-1; T Debian 6.12.115 (old), 6.12.118 (new)]; 6.18.44 is the only 6.18.y
+/// measured (the host, new), the first 6.18.y with it is not pinned; 7.3 [T riscv64 7.2.13 (old), Debian
+/// 7.3.4 (new); Debian has no 7.3.0-7.3.3].
+fn lazyfree_pmd_discard_removed(v: (u32, u32, u32)) -> bool {
+    (v >= (6, 12, 117) && v < (6, 13, 0)) || (v >= (6, 18, 44) && v < (6, 19, 0)) || v >= (7, 3, 0)
+}
 
 impl KernelModel {
     pub fn from_facts(f: KernelFacts) -> KernelModel {
@@ -751,6 +789,8 @@ impl KernelModel {
             thp_disabled_by_hw: thp_cfg && f.thp == ThpMode::Unavailable,
             word_bits: if arch_is_64bit(&f.arch) { 64 } else { 32 },
             map_droppable_type_known: at_least(6, 11),
+            lazyfree_thp_pmd_discard: v >= LAZYFREE_PMD_DISCARD && !lazyfree_pmd_discard_removed(v),
+            lazyfree_thp_dirty_pmd_aborts: v >= LAZYFREE_PMD_DIRTY_ABORTS && !lazyfree_pmd_discard_removed(v),
             facts: f,
         }
     }

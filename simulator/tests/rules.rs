@@ -1292,3 +1292,41 @@ fn droppable_mmap_step_per_word_size(#[case] profile: &str, #[case] arch: &str, 
     f.arch = arch.into();
     assert_eq!(last(&KernelModel::from_facts(f), &p).0, want);
 }
+
+/// PAGEOUT of a lazy-free PMD-mapped THP (docs/findings.md item 13): where reclaim discards it at PMD
+/// level (`lazyfree_thp_pmd_discard`) the clean one goes with its PTE table, so the next write maps a
+/// new THP (rss 512, AnonHugePages 512) instead of one 4K page; where a failed discard of a re-dirtied
+/// one aborts (`lazyfree_thp_dirty_pmd_aborts`) it stays PMD-mapped (AnonHugePages 512) instead of
+/// being split. Each release below was booted with both cases (Debian x86_64 guests, riscv64 7.2.13,
+/// the 6.18.44 host); 6.15 and 6.11 are the UNVERIFIED boundaries taken from the source history.
+#[rstest]
+#[case::v6_1_192((6, 1, 192), [1, 0], [512, 0])]
+#[case::v6_11_0((6, 11, 0), [512, 512], [512, 0])]
+#[case::v6_12_113((6, 12, 113), [512, 512], [512, 0])]
+#[case::v6_12_115_last_old((6, 12, 115), [512, 512], [512, 0])]
+#[case::v6_12_117_first_new((6, 12, 117), [1, 0], [512, 0])]
+#[case::v6_12_118((6, 12, 118), [1, 0], [512, 0])]
+#[case::v6_15_0((6, 15, 0), [512, 512], [512, 512])]
+#[case::v6_16_3((6, 16, 3), [512, 512], [512, 512])]
+#[case::v6_18_43((6, 18, 43), [512, 512], [512, 512])]
+#[case::v6_18_44((6, 18, 44), [1, 0], [512, 0])]
+#[case::v6_19_6((6, 19, 6), [512, 512], [512, 512])]
+#[case::v7_1_13((7, 1, 13), [512, 512], [512, 512])]
+#[case::v7_2_11((7, 2, 11), [512, 512], [512, 512])]
+#[case::v7_2_13_last_old((7, 2, 13), [512, 512], [512, 512])]
+#[case::v7_3_0_first_new((7, 3, 0), [1, 0], [512, 0])]
+#[case::v7_3_4((7, 3, 4), [1, 0], [512, 0])]
+fn lazyfree_thp_pageout_per_release(#[case] version: (u32, u32, u32), #[case] clean: [u64; 2], #[case] redirtied: [u64; 2]) {
+    let m = at(version);
+    for (text, want) in [
+        (include_str!("../../cases/corpus/thp_pageout_after_free_discards_the_whole_thp.json"), clean),
+        (include_str!("../../cases/corpus/thp_pageout_after_free_and_a_write_splits_pmd_but_keeps_every_page.json"), redirtied),
+    ] {
+        let p = case_prog(text);
+        let out = simulator::simulate(&m, &ARENA, &p);
+        let Expect::Allowed(a) = &out.last().unwrap().1 else { panic!("unsupported: {:?}", out.last().unwrap().1) };
+        let v = &a.vmas[0];
+        assert_eq!([v.rss.lo, v.anon_huge.lo], want, "{version:?}");
+        assert_eq!([v.rss.hi, v.anon_huge.hi], want, "{version:?}");
+    }
+}

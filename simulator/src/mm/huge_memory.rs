@@ -291,23 +291,31 @@ impl Machine {
                 Advice::Pageout if whole => {
                     let lazy = pages.iter().filter(|&&p| matches!(self.pte(p), Pte::Anon { lazy: true, .. })).count();
                     let freed = pages.iter().any(|&p| matches!(self.pte(p), Pte::Anon { freed: true, .. }));
-                    if pmd_mapped && (lazy > 0 || freed) && model.facts.arch == "powerpc64le" {
-                        // Debian 7.2.13 powerpc64le-64k (radix, qemu TCG) does neither of the two rules
-                        // below: after a clean lazy-free THP is discarded the next fault maps a new THP
-                        // (no PTE table is left), and a re-dirtied one stays PMD-mapped (AnonHugePages
-                        // 32 pages after PAGEOUT) [T 7.2.13-64k, cases thp_pageout_after_free_*]. Not
-                        // modelled on that architecture yet.
-                        return Err("PAGEOUT of a lazy-free PMD-mapped THP on powerpc64le is not modelled (7.2.13-64k: \
-                                    no PTE table is left after the discard, and a re-dirtied THP stays PMD-mapped)"
-                            .into());
-                    }
-                    if lazy == pages.len() && pmd_mapped {
-                        // Discarded, but unlike zap_huge_pmd this leaves a (now empty) PTE table under
-                        // the PMD: the next fault there maps a 4K page [T 6.18, case
-                        // thp_pageout_after_free_discards_the_whole_thp].
+                    if lazy == pages.len() && pmd_mapped && model.lazyfree_thp_pmd_discard {
+                        // Discarded at PMD level: __discard_anon_folio_pmd_locked frees the deposited
+                        // PTE table too, so the next fault maps a new THP [S 6.12.115 mm/huge_memory.c:
+                        // __discard_anon_folio_pmd_locked; T Debian 6.16.3 … 7.2.11, case
+                        // thp_pageout_after_free_discards_the_whole_thp; docs/findings.md item 13].
+                        self.zap_thps(h, h + self.pmd_pages());
+                    } else if lazy == pages.len() && pmd_mapped {
+                        // Split, then discarded PTE by PTE: unlike zap_huge_pmd this leaves a (now
+                        // empty) PTE table under the PMD: the next fault there maps a 4K page [T 6.18,
+                        // case thp_pageout_after_free_discards_the_whole_thp].
                         self.zap_thps(h, h + self.pmd_pages());
                         let t = self.table_of(h);
                         self.pte_tables[t] = Some(true);
+                    } else if freed && pmd_mapped && model.lazyfree_thp_dirty_pmd_aborts {
+                        // Written again after FREE, and the PMD-level discard fails on the dirty PMD:
+                        // it sets PG_dirty and PG_swapbacked, and try_to_unmap_one aborts the walk
+                        // without splitting, so the THP stays PMD-mapped [S 7.2 mm/rmap.c:
+                        // try_to_unmap_one (walk_abort), mm/huge_memory.c:__discard_anon_folio_pmd_locked;
+                        // T Debian 6.16.3 … 7.2.11, case
+                        // thp_pageout_after_free_and_a_write_splits_pmd_but_keeps_every_page].
+                        for &p in &pages {
+                            if let Pte::Anon { content, shared, folio, .. } = self.pte(p) {
+                                self.ptes[p as usize] = Pte::Anon { content, lazy: false, shared, folio, freed: false, pgdirty: true };
+                            }
+                        }
                     } else if freed && pmd_mapped {
                         // Written again after FREE: the PMD is dirty, so try_to_unmap_one cannot discard
                         // the folio; it sets PG_swapbacked again and splits the PMD (TTU_SPLIT_HUGE_PMD,
