@@ -260,7 +260,7 @@ fn run_guest(opts: &GuestOptions, setup_errors: &mut Vec<String>) -> ! {
             }
         }
     } else {
-        mount("tmpfs", SCRATCH, "tmpfs", "").map(|_| "tmpfs (disk-file scenarios see shmem files)".to_string())
+        mount("tmpfs", SCRATCH, "tmpfs", "").map(|_| "tmpfs (no disk filesystem: disk-file scenarios are unsupported)".to_string())
             .unwrap_or_else(|e| { setup_errors.push(e); "none".into() })
     };
     // tmpfs files by path (`kind: tmpfs`) live in /dev/shm, as on a host; the guest's /dev (devtmpfs, or

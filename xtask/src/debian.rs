@@ -729,8 +729,10 @@ pub fn find_moddir(dir: &Path) -> Option<PathBuf> {
 
 pub fn usage() -> &'static str {
     "usage: cargo xtask kernels [--series 6.12|6.16..newest|all] [--arch x86_64|aarch64|powerpc64le|s390x|riscv64|armhf]\n\
-     \x20                         [--flavour F] [--point-releases] [--update]\n\
-     lists every Debian kernel image package of the series, oldest to newest, from private apt lists under target/apt/"
+     \x20                         [--flavour F] [--point-releases] [--update] [--fetch]\n\
+     lists every Debian kernel image package of the series, oldest to newest, from private apt lists under target/apt/;\n\
+     --fetch then downloads and unpacks one package per point release into target/qemu (what `qemu`, `matrix` and\n\
+     `bisect` boot), so that a later series run boots without waiting on the archive"
 }
 
 /// `cargo xtask kernels`: print the list.
@@ -740,6 +742,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     let mut flavour: Option<String> = None;
     let mut point = false;
     let mut force = false;
+    let mut fetch = false;
     let mut flags = crate::args::Flags::new(args);
     while let Some(f) = flags.next() {
         match f.name {
@@ -748,6 +751,7 @@ pub fn main(args: &[String]) -> Result<i32, String> {
             "--flavour" | "--flavor" => flavour = Some(flags.value(&f)?),
             "--point-releases" => point = true,
             "--update" => force = true,
+            "--fetch" => fetch = true,
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(0);
@@ -772,9 +776,38 @@ pub fn main(args: &[String]) -> Result<i32, String> {
     for k in &v {
         println!("{:<44} {:<22} {:<10} {:<20} {:<8} {}", k.name, k.version, k.release, k.suite, k.arch, k.flavour);
     }
-    let releases = point_releases(&v).len();
-    eprintln!("{} packages, {releases} point releases", v.len());
-    Ok(0)
+    let releases = point_releases(&v);
+    eprintln!("{} packages, {} point releases", v.len(), releases.len());
+    if !fetch {
+        return Ok(0);
+    }
+    // One after another (the archive is the bottleneck); a kernel that fails is reported and the rest go on.
+    let mut failed = Vec::new();
+    for (i, k) in releases.iter().enumerate() {
+        let t = std::time::Instant::now();
+        match bootable(k) {
+            Ok(b) => eprintln!(
+                "xtask: [{}/{}] {} {}: ready in {:.0} s ({}, {})",
+                i + 1,
+                releases.len(),
+                k.name,
+                k.version,
+                t.elapsed().as_secs_f64(),
+                if b.config.is_some() { "config" } else { "no config" },
+                if b.moddir.is_some() { "modules" } else { "no modules" }
+            ),
+            Err(e) => {
+                eprintln!("xtask: [{}/{}] {} {}: {e}", i + 1, releases.len(), k.name, k.version);
+                failed.push(k.name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!("xtask: {} of {} kernels could not be fetched: {}", failed.len(), releases.len(), failed.join(", "));
+        Ok(1)
+    }
 }
 
 #[cfg(test)]

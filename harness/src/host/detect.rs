@@ -135,6 +135,31 @@ pub fn probe_pkeys() -> simulator::kernel::PkeyFacts {
     simulator::kernel::PkeyFacts { available: false, alloc_errno: Some(again), first_alloc_errno: Some(first) }
 }
 
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+/// `statfs(2)`'s f_type of `dir`, its low 32 bits (f_type is a signed word on 32-bit ARM and an unsigned
+/// int on s390x, so 0x858458f6 reads negative on some).
+fn fs_magic(dir: &std::path::Path) -> std::io::Result<i64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: a zeroed statfs is a valid out-parameter; `c` is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((st.f_type as i64) & 0xffff_ffff)
+}
+
+/// The in-memory filesystem `dir` is on (tmpfs or ramfs); `None` for any other filesystem, or when
+/// statfs fails (then the write probe decides).
+fn memory_fs(dir: &std::path::Path) -> Option<&'static str> {
+    match fs_magic(dir).ok()? {
+        TMPFS_MAGIC => Some("tmpfs"),
+        RAMFS_MAGIC => Some("ramfs"),
+        _ => None,
+    }
+}
+
 /// Pages a probe writes into the scratch directory: two scenarios' worth of the largest disk files the
 /// generator makes, so that a directory with only a few pages left is found here, not mid-run.
 const SCRATCH_PROBE_PAGES: u64 = 256;
@@ -164,9 +189,20 @@ pub fn scratch_unusable(dir: &std::path::Path, page_size: u64) -> Option<String>
         Ok::<(), (&str, std::io::Error)>(())
     })();
     let _ = std::fs::remove_dir_all(&probe);
-    match r {
-        Ok(()) => None,
-        Err((what, e)) => why(what, e),
+    if let Err((what, e)) = r {
+        return why(what, e);
+    }
+    if let Some(fs) = memory_fs(dir) {
+        // A "disk file" on tmpfs is a shmem file: no readahead, no fault-around of a block device's page
+        // cache, no write-back on PAGEOUT, no large folios of the disk filesystem. The model's disk-file
+        // rules would be checked against shmem behaviour, so the scenarios are not run (seen in Debian
+        // 6.19.y-7.1.y guests, whose archive has no modules package and so no ext4 scratch disk).
+        Some(format!(
+            "scratch directory {} (TMPDIR) is on {fs}, not a disk filesystem; disk-file scenarios are unsupported (set TMPDIR to a directory on a disk filesystem)",
+            dir.display()
+        ))
+    } else {
+        None
     }
 }
 
@@ -185,14 +221,10 @@ pub fn tmpfs_unusable(dir: &std::path::Path, page_size: u64) -> Option<String> {
         Ok(c) => c,
         Err(_) => return why("the path contains NUL".into()),
     };
-    // SAFETY: a zeroed statfs is a valid out-parameter; `c` is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return why(format!("statfs: {}", std::io::Error::last_os_error()));
-    }
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    if st.f_type as i64 != TMPFS_MAGIC {
-        return why(format!("not a tmpfs mount (f_type {:#x})", st.f_type));
+    match fs_magic(dir) {
+        Err(e) => return why(format!("statfs: {e}")),
+        Ok(TMPFS_MAGIC) => {}
+        Ok(t) => return why(format!("not a tmpfs mount (f_type {t:#x})")),
     }
     // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
     let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
