@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 /// and the newest Debian kernel on x86_64, arm64 4K and 16K (resolved at run time), powerpc64le 64K,
 /// s390x and riscv64. For the last three the newest kernel the archive serves is sid's 7.2: trixie-
 /// backports' Packages indexes list 7.3.4 for ppc64el and riscv64 too, but the pool answers 404 for them
-/// (measured 2026-12-07), so those rows name the 7.2 series. riscv64 (`riscv64:7.2`) boots and runs but
-/// is left out until the model covers PAGEOUT of a PMD-mapped lazy-free THP there (2 of 819 scenarios
-/// diverge; docs/findings.md item 10); its missing `sd` is modelled (KernelFacts::vma_soft_dirty).
+/// (measured 2026-12-07), so those rows name the 7.2 series. riscv64's missing `sd` (no Svrsw60t59b under
+/// qemu) is a run-time fact (KernelFacts::vma_soft_dirty), and its lazy-free THP PAGEOUT is docs/findings.md
+/// item 13.
 /// 32-bit armhf (`armhf:7.2`, Debian's armmp flavour, no LPAE) runs a 32-bit /init on a 32-bit
 /// kernel: little-endian, word size 32 (docs/qemu.md, "Other architectures").
 pub const DEFAULT_KERNELS: &[(&str, &str)] = &[
@@ -39,6 +39,7 @@ pub const DEFAULT_KERNELS: &[(&str, &str)] = &[
     ("aarch64", "newest-16k"),
     ("powerpc64le", "7.2-64k"),
     ("s390x", "7.2"),
+    ("riscv64", "7.2"),
     ("armhf", "7.2"),
 ];
 
