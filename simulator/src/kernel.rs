@@ -359,14 +359,20 @@ pub struct KernelModel {
     /// case each_advice_from_each_kind_alone_and_up_to_a_hole: mseal returns 0 and prints `sl`].
     pub mseal: bool,
     /// A sealed read-only anonymous VMA refuses MADV_GUARD_INSTALL like the discard advice [T 6.18;
-    /// S 7.2 mm/madvise.c]; the release that added it is UNVERIFIED (6.18 is the first probed).
+    /// S 7.2 mm/madvise.c; T Debian 6.16.3, 6.16.12 and 6.17.8 x86_64 (series run 2026-12-08), cases
+    /// droppable_walks_on_into_refusing_vmas, each_discard_advice_from_each_kind_up_to_a_sealed_read_only_anon_vma:
+    /// EPERM]. Taken from 6.16, the first release with guard regions that Debian's archive has; 6.13-6.15
+    /// (guard regions without this check, or with it) are UNVERIFIED.
     pub mseal_refuses_guard_install: bool,
     /// mmap knows MAP_DROPPABLE (6.11+, 64-bit: VM_DROPPABLE is VM_NONE elsewhere, which answers
     /// EOPNOTSUPP; before 6.11 the map type 0x08 is EINVAL) [S 6.12 mm/mmap.c:do_mmap; include/linux/mm.h
     /// (VM_DROPPABLE under CONFIG_64BIT); T 6.18.44].
     pub map_droppable: bool,
-    /// mremap validates the source VMA before unmapping a MREMAP_FIXED destination (the 6.16 mremap
-    /// refactor; UNVERIFIED release); before, the destination was unmapped first [S 6.12 mremap_to].
+    /// mremap validates the source VMA before unmapping a MREMAP_FIXED destination; before, the
+    /// destination was unmapped first, also when the move then failed [S 6.12 mremap_to; T Debian 6.16.3
+    /// and 6.16.12 (unmapped first: 14 generated mremap scenarios of seed 5 and
+    /// mremap_dontunmap_leaves_pages_mlocked_so_pageout_skips_them diverged while this said 6.16) and
+    /// 6.17.8 (checks first), series run 2026-12-08]. From 6.17, with the multi-VMA move (d23cb648e365).
     pub mremap_checks_first: bool,
     /// A same-size MREMAP_FIXED move may span several VMAs and gaps (d23cb648e365, 6.17).
     pub mremap_multi: bool,
@@ -457,7 +463,11 @@ pub struct KernelModel {
     /// Fault-around on a non-shmem file with no PTE table yet maps nothing when the first uptodate page
     /// of its window is the file's last ("mm/memory: do not populate page table entries beyond i_size",
     /// v6.18, backported to 6.12.y: in Debian 6.12.117, not in 6.1.192; UNVERIFIED for other 6.12.y)
-    /// [S 6.12.117 mm/filemap.c:filemap_map_pages; S 6.1.192 mm/filemap.c:filemap_map_pmd].
+    /// [S 6.12.117 mm/filemap.c:filemap_map_pages; S 6.1.192 mm/filemap.c:filemap_map_pmd]. Not in
+    /// 6.13-6.16 (6.16 was end-of-life before it) nor in 6.17.8; in 6.17.13 [T Debian 6.16.3, 6.16.12,
+    /// 6.17.8 (old: mmap_fixed_over_the_only_vma_frees_the_page_table_so_past_eof_fault_around_maps_nothing
+    /// and populate_past_eof_of_a_grown_disk_mapping_in_a_fresh_page_table_maps_nothing map the page)
+    /// and 6.17.13 (new), series run 2026-12-08; Debian has no 6.17.9-6.17.12, see FAULT_AROUND_EOF_6_17].
     pub fault_around_table_needs_folio_before_eof: bool,
     /// The default huge page in base pages when it fits the arena (2 MiB on 4K pages: 512); 0 otherwise
     /// (no hugetlbfs, or 32 MiB huge pages on 16K pages), which makes hugetlb scenarios unsupported.
@@ -556,6 +566,15 @@ pub struct KernelModel {
     /// through to TTU_SPLIT_HUGE_PMD, as after the fix.
     #[serde(default)]
     pub lazyfree_thp_dirty_pmd_aborts: bool,
+    /// MREMAP_DONTUNMAP clears VM_ACCOUNT on the kept source VMA, with VM_LOCKED_MASK ("We always clear
+    /// VM_LOCKED[ONFAULT] | VM_ACCOUNT on the old vma", the 6.16 mremap refactor's dontunmap_complete):
+    /// smaps drops `ac` from the whole source VMA, whose later faults go uncharged. 6.16.y only: 6.17.8
+    /// and 6.18.44 keep `ac`, as 6.12 did (move_vma cleared VM_LOCKED_MASK alone) [T Debian 6.16.3 and
+    /// 6.16.12 x86_64 (series run 2026-12-08: the five mremap_dontunmap_* named cases and gen-5-996 of
+    /// seed 5, `rd wr mr mw me sd` where the model had `ac`), 6.17.8 (kept); S 6.12 mm/mremap.c:move_vma;
+    /// docs/findings.md item 14].
+    #[serde(default)]
+    pub mremap_dontunmap_clears_source_account: bool,
 }
 
 fn word_bits_64() -> u32 {
@@ -648,6 +667,10 @@ pub enum DontunmapLockedVm {
 /// First release where copy_vma again keeps a DONTUNMAP-kept unfaulted source out of the merge
 /// (`mremap_kept_source_stays_apart`) [T Debian 7.2.9 (old) and 7.2.11 (new)].
 const KEPT_SOURCE_APART_AGAIN: (u32, u32, u32) = (7, 2, 11);
+/// First 6.17.y with "mm/memory: do not populate page table entries beyond i_size"
+/// (`fault_around_table_needs_folio_before_eof`): Debian 6.17.8 lacks it and 6.17.13 has it, with no
+/// Debian release between; taken as 6.17.9, the next stable release (UNVERIFIED).
+const FAULT_AROUND_EOF_6_17: (u32, u32, u32) = (6, 17, 9);
 /// First release whose MADV_DOFORK refuses VM_SPECIAL (`dofork_refuses_special`).
 const DOFORK_REFUSES_SPECIAL: (u32, u32, u32) = (7, 0, 0);
 /// First release with needs_pre_split (`mremap_dontunmap_splits_locked`).
@@ -707,9 +730,9 @@ impl KernelModel {
             guard_any_vma: at_least(6, 15),
             max_map_count: f.max_map_count,
             mseal: at_least(6, 10) && arch_is_64bit(&f.arch),
-            mseal_refuses_guard_install: at_least(6, 18),
+            mseal_refuses_guard_install: at_least(6, 16),
             map_droppable: at_least(6, 11) && arch_is_64bit(&f.arch),
-            mremap_checks_first: at_least(6, 16),
+            mremap_checks_first: at_least(6, 17),
             mremap_multi: at_least(6, 17),
             mprotect_unaccounts_anon: at_least(6, 6),
             anon_merge_by_owner: at_least(6, 16),
@@ -735,7 +758,9 @@ impl KernelModel {
             ra_hugepage_large_folios: at_least(6, 16),
             finish_fault_maps_whole_folio: at_least(6, 18),
             ra_exec_window: at_least(6, 16),
-            fault_around_table_needs_folio_before_eof: at_least(6, 12),
+            fault_around_table_needs_folio_before_eof: (at_least(6, 12) && !at_least(6, 13))
+                || (v >= FAULT_AROUND_EOF_6_17 && !at_least(6, 18))
+                || at_least(6, 18),
             ra_mark_clipped: at_least(6, 1) && !at_least(6, 16),
             fault_around_pages: (65536 / f.page_size).max(1),
             populate_linear: at_least(6, 9),
@@ -791,6 +816,7 @@ impl KernelModel {
             map_droppable_type_known: at_least(6, 11),
             lazyfree_thp_pmd_discard: v >= LAZYFREE_PMD_DISCARD && !lazyfree_pmd_discard_removed(v),
             lazyfree_thp_dirty_pmd_aborts: v >= LAZYFREE_PMD_DIRTY_ABORTS && !lazyfree_pmd_discard_removed(v),
+            mremap_dontunmap_clears_source_account: at_least(6, 16) && !at_least(6, 17),
             facts: f,
         }
     }

@@ -1330,3 +1330,74 @@ fn lazyfree_thp_pageout_per_release(#[case] version: (u32, u32, u32), #[case] cl
         assert_eq!([v.rss.hi, v.anon_huge.hi], want, "{version:?}");
     }
 }
+
+/// mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of a source that runs into a hole, grown, onto a mapped
+/// destination: EFAULT either way, but before 6.17 the destination was unmapped first
+/// (`mremap_checks_first`) [T Debian 6.16.3/6.16.12 (unmapped) and 6.17.8 (kept), series run 2026-12-08].
+#[rstest]
+#[case::v6_12((6, 12, 118), "[0,4) rw-p rd wr mr mw me ac")]
+#[case::last_unmaps_first((6, 16, 12), "[0,4) rw-p rd wr mr mw me ac")]
+#[case::first_checks_first((6, 17, 0), "[0,4) rw-p rd wr mr mw me ac; [6,9) rw-p rd wr mr mw me ac")]
+#[case::v6_18_44((6, 18, 44), "[0,4) rw-p rd wr mr mw me ac; [6,9) rw-p rd wr mr mw me ac")]
+fn mremap_fixed_failure_keeps_the_destination_per_release(#[case] version: (u32, u32, u32), #[case] layout: &str) {
+    let p = prog(
+        r#"{"arena_pages":12,"maps":[{"page":0,"pages":4,"prot":"rw-","kind":"anon_private"},{"page":6,"pages":3,"prot":"rw-","kind":"anon_private"}],
+            "steps":[{"op":"mremap","page":3,"pages":2,"new_pages":3,"to":6}]}"#,
+    );
+    let (ret, got, _) = last(&at(version), &p);
+    assert_eq!((ret.as_str(), got.as_str()), ("EFAULT", layout), "{version:?}");
+}
+
+/// MADV_GUARD_INSTALL on a sealed read-only private anonymous VMA: EPERM like the discard advice from
+/// 6.16, the first release with guard regions in Debian's archive (`mseal_refuses_guard_install`)
+/// [T Debian 6.16.3, 6.16.12, 6.17.8, 6.17.13 and the 6.18.44 host]; 6.13-6.15 are UNVERIFIED.
+#[rstest]
+#[case::before((6, 15, 11), "0")]
+#[case::first((6, 16, 0), "EPERM")]
+#[case::v6_16_3((6, 16, 3), "EPERM")]
+#[case::v6_18_44((6, 18, 44), "EPERM")]
+fn guard_install_on_a_sealed_read_only_anon_vma_per_release(#[case] version: (u32, u32, u32), #[case] ret: &str) {
+    let p = prog(
+        r#"{"arena_pages":4,"maps":[{"page":0,"pages":4,"prot":"r--","kind":"anon_private"}],
+            "steps":[{"op":"mseal","page":0,"pages":4},{"op":"madvise","page":0,"len_pages":4,"advice":"GUARD_INSTALL"}]}"#,
+    );
+    let (got, _, _) = last(&at(version), &p);
+    assert_eq!(got, ret, "{version:?}");
+}
+
+/// MREMAP_DONTUNMAP of a whole private anonymous VMA: the kept source loses `ac` on 6.16.y only
+/// (`mremap_dontunmap_clears_source_account`) [T Debian 6.16.3/6.16.12 (cleared), 6.17.8 (kept)].
+#[rstest]
+#[case::v6_12((6, 12, 118), "[0,2) rw-p rd wr mr mw me ac; [8,10) rw-p rd wr mr mw me ac")]
+#[case::first_cleared((6, 16, 0), "[0,2) rw-p rd wr mr mw me; [8,10) rw-p rd wr mr mw me ac")]
+#[case::last_cleared((6, 16, 12), "[0,2) rw-p rd wr mr mw me; [8,10) rw-p rd wr mr mw me ac")]
+#[case::kept_again((6, 17, 0), "[0,2) rw-p rd wr mr mw me ac; [8,10) rw-p rd wr mr mw me ac")]
+fn mremap_dontunmap_source_account_per_release(#[case] version: (u32, u32, u32), #[case] layout: &str) {
+    let p = prog(
+        r#"{"arena_pages":12,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],
+            "steps":[{"op":"write","page":0,"fill":1},{"op":"mremap","page":0,"pages":2,"new_pages":2,"to":8,"dontunmap":true}]}"#,
+    );
+    let (ret, got, _) = last(&at(version), &p);
+    assert_eq!((ret.as_str(), got.as_str()), ("0", layout), "{version:?}");
+}
+
+/// POPULATE_READ of the page past EOF of a grown disk mapping with no PTE table yet: fault-around maps
+/// the file's last page only without "mm/memory: do not populate page table entries beyond i_size"
+/// (`fault_around_table_needs_folio_before_eof`): in 6.12.y (Debian 6.12.117+), 6.17.9+ (Debian
+/// 6.17.13; 6.17.8 lacks it) and 6.18, not in 6.13-6.16 [T series run 2026-12-08].
+#[rstest]
+#[case::v6_12((6, 12, 118), 0)]
+#[case::v6_16_12((6, 16, 12), 1)]
+#[case::last_old_6_17((6, 17, 8), 1)]
+#[case::first_new_6_17((6, 17, 9), 0)]
+#[case::v6_17_13((6, 17, 13), 0)]
+#[case::v6_18((6, 18, 0), 0)]
+fn fault_around_past_eof_per_release(#[case] version: (u32, u32, u32), #[case] rss: u64) {
+    let p = case_prog(include_str!("../../cases/corpus/populate_past_eof_of_a_grown_disk_mapping_in_a_fresh_page_table_maps_nothing.json"));
+    let out = simulator::simulate(&at(version), &ARENA, &p);
+    let got = match &out.last().expect("points").1 {
+        Expect::Allowed(a) => a.vmas.iter().map(|v| v.rss.to_string()).collect::<Vec<_>>().join(" "),
+        Expect::Unsupported(w) => panic!("unsupported: {w}"),
+    };
+    assert_eq!(got, rss.to_string(), "{version:?}");
+}

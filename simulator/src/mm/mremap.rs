@@ -267,6 +267,10 @@ impl Machine {
                 // [S 6.18 mm/mremap.c:dontunmap_complete; S 6.12 mm/mremap.c:move_vma].
                 let was_locked = w.flags & vmf::LOCKED != 0;
                 w.flags &= !(vmf::LOCKED | vmf::LOCKONFAULT);
+                // 6.16.y also clears VM_ACCOUNT there (KernelModel::mremap_dontunmap_clears_source_account).
+                if model.mremap_dontunmap_clears_source_account {
+                    w.flags &= !vmf::ACCOUNT;
+                }
                 let w = *w;
                 // mm->locked_vm keeps counting the source VMA that lost VM_LOCKED (6.16 to 7.2.6), or
                 // what of it lies outside the moved range (7.2.9); the new VMA is counted either way
