@@ -11,7 +11,7 @@
 use crate::host::procmem::PageReader;
 use crate::host::sys::{self, Fd};
 use simulator::content::{file_page, FILE_MAGIC};
-use simulator::observe::{Content, Observation, PageObs, Residency, Ret, VmaBacking, VmaObs};
+use simulator::observe::{Content, Observation, PageObs, Residency, Ret, VmFlag, VmaBacking, VmaObs};
 use std::collections::HashMap;
 
 const PM_PRESENT: u64 = 1 << 63;
@@ -420,11 +420,11 @@ fn field(v: &mut VmaObs, name: &[u8], rest: &[u8], ps: u64) -> Option<()> {
             v.pkey = Some(parse_dec(rest.split(|&b| b == b' ').find(|s| !s.is_empty())?)? as u32);
         }
         b"VmFlags:" => {
-            v.flags = rest
-                .split(|&b| b == b' ')
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
+            // Every mnemonic is two characters (`VmFlag`); anything else is a malformed line.
+            v.flags.clear();
+            for s in rest.split(|&b| b == b' ').filter(|s| !s.is_empty()) {
+                v.flags.push(VmFlag::parse(s)?);
+            }
         }
         _ => {}
     }
@@ -626,6 +626,12 @@ VmFlags: rd \n";
         assert_eq!((v.rss, v.anon, v.lazyfree, v.locked), (2, 1, 0, 0));
         assert_eq!(v.flags.join(" "), "rd wr sh mr mw me ms rr");
         assert_eq!(p.out[1].backing, VmaBacking::Shmem);
+        // A VmFlags token that is not two characters is a malformed line, not a flag.
+        let mut v = p.out[1].clone();
+        assert_eq!(field(&mut v, b"VmFlags:", b" rd ?? ac", 4096), Some(()));
+        assert_eq!(v.flags.join(" "), "rd ?? ac");
+        assert_eq!(field(&mut v, b"VmFlags:", b" rd wrx ac", 4096), None);
+        assert_eq!(field(&mut v, b"VmFlags:", b" rd w ac", 4096), None);
     }
 }
 
