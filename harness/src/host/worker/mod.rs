@@ -137,8 +137,8 @@ pub const SMAPS_STOPS: u64 = 4;
 /// kernel generates every record its read reaches (`show_smap` walks the VMA's page tables), so what
 /// comes after the arena is paid for at every observation. Without these that was the worker's own
 /// first ELF segment (176 pages, ~97 resident: a page-table walk longer than most arenas'); these have
-/// no page tables, and there are enough of them (about 1 KiB of smaps text each) that a 4 KiB read
-/// never reaches past them. They lie outside the arena window, so no observation includes them, no
+/// no page tables, and there are enough of them (about 1 KiB of smaps text each) that a read
+/// (1 KiB, `observe::SMAPS_CHUNK`) never reaches past them. They lie outside the arena window, so no observation includes them, no
 /// scenario can map, unmap or merge with them (`check_program` keeps every range inside the window),
 /// and the kernel never places a mapping there (the window is the lowest part of the address space
 /// the process uses, far below mmap_base).
