@@ -126,6 +126,43 @@ fn write_to_readonly_page_is_sigsegv_and_the_worker_recovers() {
 }
 
 #[test]
+fn a_program_submitted_to_fork_is_observed_the_same_and_the_worker_stays() {
+    // What the runner does for a program the model expects to end by a signal (`submit_with(.., true)`):
+    // the same points as in the worker itself, and the worker is not replaced.
+    let p = prog(
+        r#"{"arena_pages":3,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"},{"page":2,"pages":1,"prot":"r--","kind":"anon_private"}],"steps":[
+        {"op":"write","page":0,"fill":5},
+        {"op":"madvise","page":0,"len_pages":1,"advice":"DONTNEED"},
+        {"op":"read","page":2},
+        {"op":"write","page":2,"fill":9},
+        {"op":"read","page":1}]}"#,
+    );
+    let mut plain = worker();
+    let expected = run(&mut plain, &p);
+    assert_eq!(expected.points.len(), 4, "{expected:?}");
+    assert_eq!(obs(&expected, 3, None).ret, Ret::Signal(Signal::SIGSEGV));
+    let mut w = worker();
+    let first = w.pid();
+    for _ in 0..2 {
+        w.submit_with(&p, true).expect("submit");
+        let r = w.collect(&p, Duration::from_secs(20)).expect("collect");
+        assert!(!r.timed_out);
+        assert_eq!(r.points, expected.points);
+        assert_eq!(w.pid(), first, "a program submitted to fork runs in a child of the worker");
+    }
+    // A program that ends normally is observed the same forked too.
+    let ok = prog(
+        r#"{"arena_pages":2,"maps":[{"page":0,"pages":2,"prot":"rw-","kind":"anon_private"}],"steps":[
+        {"op":"write","page":0,"fill":3},{"op":"madvise","page":0,"len_pages":2,"advice":"DONTNEED"}]}"#,
+    );
+    let plain_ok = run(&mut plain, &ok);
+    w.submit_with(&ok, true).expect("submit");
+    let r = w.collect(&ok, Duration::from_secs(20)).expect("collect");
+    assert_eq!(r.points, plain_ok.points);
+    assert_eq!(w.pid(), first);
+}
+
+#[test]
 fn fork_child_lacks_dontfork_range_and_child_signal_is_recorded() {
     let mut w = worker();
     let r = run(

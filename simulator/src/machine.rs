@@ -16,7 +16,7 @@
 
 use crate::kernel::KernelModel;
 use crate::observe::{
-    Content, HugeDelta, Ret, Signal,
+    Content, HugeDelta, Ret, Signal, VmFlag,
 };
 use crate::program::{ArenaGeometry, FileSpec, Program};
 
@@ -100,8 +100,8 @@ const MNEMONICS: [(u64, &str); 30] = [
 ];
 
 /// The VmFlags line for `flags` on this kernel.
-pub fn flag_names(model: &KernelModel, flags: u64) -> Vec<String> {
-    let mut out = Vec::new();
+pub fn flag_names(model: &KernelModel, flags: u64) -> Vec<VmFlag> {
+    let mut out = Vec::with_capacity((flags & ALL_MNEMONIC_BITS).count_ones() as usize + 3);
     for (bit, name) in MNEMONICS {
         if flags & bit == 0 {
             continue;
@@ -109,22 +109,33 @@ pub fn flag_names(model: &KernelModel, flags: u64) -> Vec<String> {
         // VM_LOCKONFAULT had no mnemonic before 6.12, and the unnamed bit prints as "??"
         // [S 6.1 fs/proc/task_mmu.c:show_smap_vma_flags; T Debian 6.1.192 under qemu: "lo ?? ac"].
         if bit == vmf::LOCKONFAULT && !model.lockonfault_mnemonic {
-            out.push("??".to_string());
+            out.push(VmFlag::named("??"));
             continue;
         }
-        out.push(name.to_string());
+        out.push(VmFlag::named(name));
     }
     if flags & vmf::MERGEABLE != 0 {
-        out.push("mg".to_string());
+        out.push(VmFlag::named("mg"));
     }
     if flags & vmf::DROPPABLE != 0 {
-        out.push("dp".to_string());
+        out.push(VmFlag::named("dp"));
     }
     if flags & vmf::SEALED != 0 {
-        out.push("sl".to_string());
+        out.push(VmFlag::named("sl"));
     }
     out
 }
+
+/// Every bit `MNEMONICS` names (the capacity `flag_names` reserves).
+const ALL_MNEMONIC_BITS: u64 = {
+    let mut all = 0;
+    let mut i = 0;
+    while i < MNEMONICS.len() {
+        all |= MNEMONICS[i].0;
+        i += 1;
+    }
+    all
+};
 
 /// An anon_vma: identity plus whether the VMA's anon_vma_chain has more than one entry (inherited
 /// through fork), which blocks merges [S 6.18 mm/vma.c:vma_had_uncowed_parents].

@@ -122,6 +122,94 @@ pub enum VmaBacking {
     Foreign,
 }
 
+/// One smaps `VmFlags` mnemonic. The kernel prints every flag as exactly two characters
+/// (`mnemonics[BITS_PER_LONG][2]`, "??" for a bit with no name) [S 6.18 fs/proc/task_mmu.c:
+/// show_smap_vma_flags], so a flag is kept inline: a VMA's flags are one allocation, not one `String`
+/// per flag (every observation of every step builds them, in the worker, the runner and the model).
+/// It serialises, prints and compares as its two-character string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VmFlag([u8; 2]);
+
+impl VmFlag {
+    /// The flag spelled by `s`: exactly two printable ASCII characters, else `None`.
+    pub fn parse(s: &[u8]) -> Option<VmFlag> {
+        match *s {
+            [a, b] if a.is_ascii_graphic() && b.is_ascii_graphic() => Some(VmFlag([a, b])),
+            _ => None,
+        }
+    }
+
+    /// A flag named in the source (the model's mnemonic table, tests); panics on a name that is not two
+    /// printable ASCII characters, which is a programming error, never input.
+    pub const fn named(s: &str) -> VmFlag {
+        let b = s.as_bytes();
+        assert!(b.len() == 2 && b[0].is_ascii_graphic() && b[1].is_ascii_graphic(), "a VmFlags mnemonic is two printable characters");
+        VmFlag([b[0], b[1]])
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Two ASCII bytes (checked where made) are valid UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl std::ops::Deref for VmFlag {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for VmFlag {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for VmFlag {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for VmFlag {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for VmFlag {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for VmFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for VmFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for VmFlag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for VmFlag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<VmFlag, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        VmFlag::parse(s.as_bytes())
+            .ok_or_else(|| serde::de::Error::custom(format!("VmFlags mnemonic {s:?} is not two printable characters")))
+    }
+}
+
 /// One VMA inside the arena window.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VmaObs {
@@ -134,7 +222,7 @@ pub struct VmaObs {
     pub offset: u64,
     pub backing: VmaBacking,
     /// smaps VmFlags mnemonics in kernel (bit) order.
-    pub flags: Vec<String>,
+    pub flags: Vec<VmFlag>,
     /// smaps counters, in pages.
     pub rss: u64,
     pub anon: u64,
@@ -286,7 +374,7 @@ pub struct VmaAllowed {
     pub perms: String,
     pub offset: u64,
     pub backing: VmaBacking,
-    pub flags: Vec<String>,
+    pub flags: Vec<VmFlag>,
     pub rss: Count,
     pub anon: Count,
     pub lazyfree: Count,

@@ -428,7 +428,7 @@ mod tests {
             perms: perms.into(),
             offset: 0,
             backing: VmaBacking::Anon,
-            flags: flags.iter().map(|s| s.to_string()).collect(),
+            flags: flags.iter().map(|s| simulator::observe::VmFlag::named(s)).collect(),
             rss: 0,
             anon: 0,
             lazyfree: 0,

@@ -28,7 +28,7 @@ pub struct HostRun {
 }
 
 use crate::host::sys;
-use crate::host::worker::{temp_dir_for, Frame, CPU_ENV};
+use crate::host::worker::{temp_dir_for, Frame, CPU_ENV, FORK_REQUEST};
 use simulator::observe::{Ret, Signal};
 use simulator::program::{Program, Step, ARENA};
 use std::io::Write;
@@ -338,11 +338,25 @@ impl Worker {
 
     /// Send one program without waiting for its results.
     pub fn submit(&mut self, prog: &Program) -> Result<(), String> {
+        self.submit_with(prog, false)
+    }
+
+    /// `submit`, asking the worker (`fork`) to run the program in a fork()ed child of itself, as it does
+    /// anyway for one that would retire it (`worker::program::run_forked`): the runner asks for a program
+    /// the model expects to end by a signal, which would otherwise kill the worker and cost an exec to
+    /// replace it. The observations are the same either way; the request frame is the program's JSON
+    /// prefixed by the byte `F` (a JSON text never starts with it).
+    pub fn submit_with(&mut self, prog: &Program, fork: bool) -> Result<(), String> {
         if self.pending {
             return Err("submit while a previous program is still pending; collect it first".into());
         }
         check_program(prog, sys::page_size() as u64)?;
-        let frame = sys::encode_frame(prog)?;
+        let mut frame = sys::encode_frame(prog)?;
+        if fork {
+            frame.insert(4, FORK_REQUEST);
+            let len = u32::try_from(frame.len() - 4).map_err(|_| "frame too large".to_string())?;
+            frame[..4].copy_from_slice(&len.to_le_bytes());
+        }
         for attempt in 0..2 {
             let p = self.live_proc()?;
             let sent = match p.stdin.as_mut() {

@@ -371,7 +371,7 @@ mod tests {
             perms: "rw-p".into(),
             offset: 0,
             backing: VmaBacking::Anon,
-            flags: vec!["rd".into(), "wr".into()],
+            flags: vec![simulator::observe::VmFlag::named("rd"), simulator::observe::VmFlag::named("wr")],
             rss: 1,
             anon: 1,
             lazyfree: 0,

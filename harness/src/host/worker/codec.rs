@@ -21,7 +21,7 @@
 //! - `Done`: poisoned (u8 0/1 + str), error (u8 0/1 + str), exiting u8.
 
 use super::protocol::Frame;
-use simulator::observe::{Content, Errno, HugeDelta, Observation, PageObs, Residency, Ret, Signal, VmaBacking, VmaObs};
+use simulator::observe::{Content, Errno, HugeDelta, Observation, PageObs, Residency, Ret, Signal, VmFlag, VmaBacking, VmaObs};
 use simulator::program::StepId;
 
 /// `frame` as a length-prefixed frame (u32 little-endian body length, then the body).
@@ -182,7 +182,7 @@ impl W<'_> {
         }
         self.u32(flags.len() as u32);
         for f in flags {
-            self.str(f);
+            self.str(f.as_str());
         }
         for n in [rss, anon, lazyfree, locked, hugetlb_shared, hugetlb_private, anon_huge, swap] {
             self.u64(*n);
@@ -277,8 +277,8 @@ struct R<'a> {
     pos: usize,
 }
 
-impl R<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+impl<'a> R<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
             format!("frame ends after {} bytes, {n} more needed at offset {}", self.b.len(), self.pos)
         })?;
@@ -313,6 +313,11 @@ impl R<'_> {
     }
     fn i64(&mut self) -> Result<i64, String> {
         Ok(i64::from_le_bytes(self.arr()?))
+    }
+    /// A str's bytes (u32 length, then the bytes), borrowed from the frame.
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = self.u32()? as usize;
+        self.take(n)
     }
     fn string(&mut self) -> Result<String, String> {
         let n = self.u32()? as usize;
@@ -387,7 +392,8 @@ impl R<'_> {
         let n = self.count(4)?;
         let mut flags = Vec::with_capacity(n);
         for _ in 0..n {
-            flags.push(self.string()?);
+            let b = self.bytes()?;
+            flags.push(VmFlag::parse(b).ok_or_else(|| format!("VmFlags mnemonic {:?} is not two printable characters", String::from_utf8_lossy(b)))?);
         }
         Ok(VmaObs {
             start,
@@ -439,7 +445,7 @@ mod tests {
             perms: "rw-p".into(),
             offset: u64::MAX - n,
             backing,
-            flags: flags.iter().map(|s| s.to_string()).collect(),
+            flags: flags.iter().map(|s| VmFlag::named(s)).collect(),
             rss: n,
             anon: n + 1,
             lazyfree: n + 2,
@@ -473,7 +479,7 @@ mod tests {
             vma(VmaBacking::Shmem, &[], 1),
             vma(VmaBacking::File(7), &["sd"], 2),
             vma(VmaBacking::Hugetlb, &["ht", "dd"], 3),
-            vma(VmaBacking::Foreign, &["ü"], 4),
+            vma(VmaBacking::Foreign, &["??"], 4),
         ];
         let mut out = Vec::new();
         for (i, ret) in rets.into_iter().enumerate() {
@@ -523,6 +529,17 @@ mod tests {
         // A page byte with an unknown content tag, and a count larger than the frame.
         assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5 << 2, 0, 0]).unwrap_err().contains("content tag"));
         assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).unwrap_err().contains("exceeds"));
+        // A VmFlags mnemonic that is not two printable characters (the kernel prints only those).
+        let f = &frames()[0];
+        let body = encode_framed(f).unwrap()[4..].to_vec();
+        let at = body.windows(6).position(|w| w == [2, 0, 0, 0, b'r', b'd']).expect("the rd flag is encoded");
+        for bad in [&b"r"[..], b"rdx", "ü".as_bytes(), b"r "] {
+            let mut b = body[..at].to_vec();
+            b.extend_from_slice(&(bad.len() as u32).to_le_bytes());
+            b.extend_from_slice(bad);
+            b.extend_from_slice(&body[at + 6..]);
+            assert!(decode(&b).unwrap_err().contains("VmFlags mnemonic"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! start and after every teardown and exits non-zero rather than run a scenario on a dirty window.
 //!
 //! Protocol (both directions: u32 little-endian length, then the body):
-//! - runner → worker: one `Program` per frame, as serde_json.
+//! - runner → worker: one `Program` per frame, as serde_json, optionally prefixed by the byte
+//!   `FORK_REQUEST` (`F`): run this program in a fork()ed scenario child (below) although it would not
+//!   retire the worker on success; the runner asks for that when the model expects the program to end
+//!   by a signal (`Worker::submit_with`).
 //! - worker → runner: `Frame`s in the binary encoding of `codec` (so are a fork or live child's frames
 //!   to the worker). `Frame::Point` per observation point, written as soon as it is taken (so a step
 //!   that kills the worker loses nothing before it), then one `Frame::Done`.
@@ -28,7 +31,7 @@ mod faults;
 
 pub use faults::FAULT_DIR_ENV;
 pub use codec::decode as decode_frame;
-pub use protocol::{temp_dir_for, Frame, CPU_ENV};
+pub use protocol::{temp_dir_for, Frame, CPU_ENV, FORK_REQUEST};
 
 use crate::host::observe::{decode_zero_pfns, probe_zero_pfn, Observer, ZERO_PFN_ENV};
 use crate::host::sys;
@@ -137,8 +140,8 @@ pub const SMAPS_STOPS: u64 = 4;
 /// kernel generates every record its read reaches (`show_smap` walks the VMA's page tables), so what
 /// comes after the arena is paid for at every observation. Without these that was the worker's own
 /// first ELF segment (176 pages, ~97 resident: a page-table walk longer than most arenas'); these have
-/// no page tables, and there are enough of them (about 1 KiB of smaps text each) that a 4 KiB read
-/// never reaches past them. They lie outside the arena window, so no observation includes them, no
+/// no page tables, and there are enough of them (about 1 KiB of smaps text each) that a read
+/// (1 KiB, `observe::SMAPS_CHUNK`) never reaches past them. They lie outside the arena window, so no observation includes them, no
 /// scenario can map, unmap or merge with them (`check_program` keeps every range inside the window),
 /// and the kernel never places a mapping there (the window is the lowest part of the address space
 /// the process uses, far below mmap_base).
@@ -182,14 +185,20 @@ fn serve(ctx: &mut Ctx) -> i32 {
         if let Err(e) = sys::read_exact(STDIN, &mut body) {
             return fatal(&format!("read request body: {}", sys::strerror(e)));
         }
-        let done = match serde_json::from_slice::<Program>(&body) {
+        let (fork_requested, json) = match body.split_first() {
+            Some((&FORK_REQUEST, rest)) => (true, rest),
+            _ => (false, &body[..]),
+        };
+        let done = match serde_json::from_slice::<Program>(json) {
             Err(e) => Frame::Done { poisoned: None, error: Some(format!("bad program frame: {e}")), exiting: false },
             Ok(prog) => {
                 faults::arm(served, prog.step_ids().len());
                 served += 1;
-                // A program that would retire the worker runs in a fork()ed child instead (unless a
-                // fault is armed: that must hit the worker itself).
-                let r = if !faults::armed() && program::taints_on_success(&prog) {
+                // A program that would retire the worker runs in a fork()ed child instead, and so does
+                // one the runner asks to (one the model expects to end by a signal), unless a fault is
+                // armed (that must hit the worker itself) or it uses hugetlb (`taints_on_success`).
+                let forked = program::taints_on_success(&prog) || (fork_requested && program::may_fork(&prog));
+                let r = if !faults::armed() && forked {
                     match program::run_forked(ctx, &prog, &out) {
                         Ok(None) => {
                             // The child sent its Done; the worker's own window was never touched.

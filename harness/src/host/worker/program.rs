@@ -274,10 +274,7 @@ fn reopen_readonly(i: usize, rw: Fd) -> Result<Fd, String> {
 /// scenarios), and top-level accesses, which kill only when they fault (~34 per 2,000); those workers
 /// still retire and are replaced by exec. Steps of `fork` and live children run in other processes.
 pub(super) fn taints_on_success(prog: &Program) -> bool {
-    // Not a hugetlb program: if the worker is killed from outside while its scenario child holds huge
-    // pages, the child dies later (PR_SET_PDEATHSIG) and gives them back while the next hugetlb scenario
-    // already counts the pool (CI: outside_signals.rs, gen-1-5442 diverged on `hugetlb`).
-    !prog.uses_hugetlb()
+    may_fork(prog)
         && prog.steps.iter().any(|s| match s {
         Step::Mseal { .. } => true,
         // Allocated keys and the PKRU register outlive the scenario.
@@ -285,6 +282,14 @@ pub(super) fn taints_on_success(prog: &Program) -> bool {
         Step::Madvise { advice, .. } => PROCESS_WIDE_ADVICE.contains(&advice.value()),
         _ => false,
     })
+}
+
+/// Whether `prog` may run in a fork()ed scenario child at all: not a hugetlb program. If the worker is
+/// killed from outside while its scenario child holds huge pages, the child dies later
+/// (PR_SET_PDEATHSIG) and gives them back while the next hugetlb scenario already counts the pool (CI:
+/// outside_signals.rs, gen-1-5442 diverged on `hugetlb`).
+pub(super) fn may_fork(prog: &Program) -> bool {
+    !prog.uses_hugetlb()
 }
 
 /// The shared word's value once the child has sent its `Done` frame.

@@ -26,6 +26,10 @@ pub enum Frame {
 /// The environment variable that asks the worker to pin itself to one CPU.
 pub const CPU_ENV: &str = "MADCHECK_WORKER_CPU";
 
+/// The first byte of a request frame that asks the worker to run the program in a fork()ed scenario
+/// child (`Worker::submit_with`); a JSON text never starts with it.
+pub const FORK_REQUEST: u8 = b'F';
+
 /// The per-worker directory for disk files; the runner removes it if the worker dies.
 pub fn temp_dir_for(pid: u32) -> PathBuf {
     std::env::temp_dir().join(format!("madcheck-worker-{pid}"))
