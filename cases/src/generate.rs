@@ -309,6 +309,8 @@ struct Gen {
     fsize: Vec<u32>,
     /// Each file's fd was closed by a `close` step (later file steps on it are EBADF and change nothing).
     closed: Vec<bool>,
+    /// Each file may carry F_SEAL_GROW (a later fallocate past EOF is EPERM and does not extend it).
+    grow_sealed: Vec<bool>,
     maps: Vec<MapSpec>,
     pages: Vec<PageInfo>,
     /// Interesting page indexes for madvise endpoints: 0, arena end and every layout map edge.
@@ -336,7 +338,7 @@ enum Op {
 
 impl Gen {
     fn new(rng: Rng) -> Gen {
-        Gen { rng, arena: 0, files: Vec::new(), fsize: Vec::new(), closed: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
+        Gen { rng, arena: 0, files: Vec::new(), fsize: Vec::new(), closed: Vec::new(), grow_sealed: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
     }
 
     fn layout(&mut self) {
@@ -388,6 +390,7 @@ impl Gen {
         }
         self.fsize = self.files.iter().map(|f| f.pages).collect();
         self.closed = vec![false; self.files.len()];
+        self.grow_sealed = vec![false; self.files.len()];
         self.pages = vec![PageInfo::default(); self.arena as usize];
         self.edges = vec![0, self.arena as i64];
         for m in self.maps.clone() {
@@ -406,7 +409,10 @@ impl Gen {
         let (file, offset) = if new {
             let kind = self.rng.weighted(&[(45, FileKind::Disk), (40, FileKind::Memfd), (15, FileKind::Tmpfs)]);
             let readonly = self.rng.chance(150);
-            self.files.push(FileSpec { kind, pages: 0, readonly });
+            // The first memfd of a scenario allows sealing (no extra draw, so existing seeds keep their
+            // layouts); a later one starts with F_SEAL_SEAL, so seal steps meet both.
+            let sealing = kind == FileKind::Memfd && self.files.is_empty();
+            self.files.push(FileSpec { kind, pages: 0, readonly, sealing });
             need.push(0);
             (self.files.len() as u32 - 1, self.rng.pick(&[0, 0, 0, 1, 2, 3]))
         } else {
@@ -544,6 +550,9 @@ impl Gen {
             Op::Mseal | Op::Mremap => self.madvise(top),
             Op::Ftruncate if top && !self.files.is_empty() => self.ftruncate(),
             Op::Fallocate if top && !self.files.is_empty() => self.fallocate(),
+            // Half the close draws become seal steps (one draw more only where a close was drawn, so
+            // other scenarios of a seed keep their steps).
+            Op::Close if top && !self.files.is_empty() && self.rng.chance(500) => self.seal(),
             Op::Close if top && !self.files.is_empty() => {
                 let file = self.rng.below(self.files.len() as u64) as u32;
                 self.closed[file as usize] = true;
@@ -758,7 +767,10 @@ impl Gen {
                     }
                 }
             }
-            self.fsize[f] = pages;
+            // Under F_SEAL_GROW a grow is EPERM (a refused shrink leaves more pages than assumed: safe).
+            if pages <= cur || !self.grow_sealed[f] {
+                self.fsize[f] = pages;
+            }
         }
         Step::Ftruncate { file, pages }
     }
@@ -773,10 +785,43 @@ impl Gen {
         let page = self.rng.pick(&[0, 0, cur.saturating_sub(1), any]);
         let pages = self.rng.range(1, 3) as u32;
         let mode = self.rng.weighted(&[(50, FallocMode::PunchHole), (25, FallocMode::Allocate), (25, FallocMode::KeepSize)]);
-        if mode == FallocMode::Allocate && !self.files[file as usize].readonly && !self.closed[file as usize] {
+        if mode == FallocMode::Allocate && !self.readonly_or_closed(file) && !self.grow_sealed[file as usize] {
             self.fsize[file as usize] = cur.max(page + pages);
         }
         Step::Fallocate { file, page, pages, mode }
+    }
+
+    /// fcntl(F_ADD_SEALS) on a file: one seal or a few together (the write seals alone or with the
+    /// size seals), sometimes none (which still meets F_SEAL_SEAL's EPERM).
+    fn seal(&mut self) -> Step {
+        use simulator::program::SealKind::*;
+        let file = self.rng.below(self.files.len() as u64) as u32;
+        let sets: &[&[simulator::program::SealKind]] = &[
+            &[Write],
+            &[Write],
+            &[FutureWrite],
+            &[FutureWrite],
+            &[Shrink],
+            &[Grow],
+            &[Shrink, Grow],
+            &[Seal],
+            &[Write, Seal],
+            &[FutureWrite, Shrink, Grow],
+            &[],
+        ];
+        let seals = self.rng.pick(sets).to_vec();
+        if self.files[file as usize].sealing && !self.readonly_or_closed(file) {
+            // Only a grow seal changes what later generator draws assume (fallocate no longer extends);
+            // a refused seal (EBUSY) leaves it unset, so keep the assumption conservative: sealed.
+            if seals.contains(&Grow) {
+                self.grow_sealed[file as usize] = true;
+            }
+        }
+        Step::Seal { file, seals }
+    }
+
+    fn readonly_or_closed(&self, file: u32) -> bool {
+        self.files[file as usize].readonly || self.closed[file as usize]
     }
 
     fn any_sealed(&self, page: u32, pages: u32) -> bool {
@@ -1064,7 +1109,7 @@ mod hugetlb {
     pub fn draw(rng: &mut Rng, mut extra: Option<&mut Rng>) -> Program {
         let mut files = Vec::new();
         if rng.chance(600) {
-            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32, readonly: false });
+            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32, readonly: false, sealing: false });
         }
         let mut slots = [Slot::default(); SLOTS as usize];
         let mut maps = Vec::new();

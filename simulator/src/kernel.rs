@@ -556,6 +556,14 @@ pub struct KernelModel {
     /// through to TTU_SPLIT_HUGE_PMD, as after the fix.
     #[serde(default)]
     pub lazyfree_thp_dirty_pmd_aborts: bool,
+    /// A MAP_SHARED|PROT_WRITE mmap of a memfd with F_SEAL_FUTURE_WRITE (and no F_SEAL_WRITE) fails EPERM
+    /// in do_mmap, before a MAP_FIXED unmaps anything (6.12+: memfd_check_seals_mmap; the Debian 6.12.y
+    /// source has it). Before, shmem_mmap/hugetlbfs_file_mmap refused it (seal_check_write) inside
+    /// mmap_region, after the old range was unmapped, so the range is left a hole. With F_SEAL_WRITE the
+    /// 6.1 refusal is mapping_map_writable in mmap_region, before the unmap, on both
+    /// [S 6.1 (Debian) mm/mmap.c:mmap_region, mm/shmem.c:shmem_mmap; S 6.12 (Debian) mm/mmap.c:do_mmap,
+    /// mm/memfd.c:memfd_check_seals_mmap].
+    pub future_write_mmap_refused_before_unmap: bool,
 }
 
 fn word_bits_64() -> u32 {
@@ -791,6 +799,7 @@ impl KernelModel {
             map_droppable_type_known: at_least(6, 11),
             lazyfree_thp_pmd_discard: v >= LAZYFREE_PMD_DISCARD && !lazyfree_pmd_discard_removed(v),
             lazyfree_thp_dirty_pmd_aborts: v >= LAZYFREE_PMD_DIRTY_ABORTS && !lazyfree_pmd_discard_removed(v),
+            future_write_mmap_refused_before_unmap: at_least(6, 12),
             facts: f,
         }
     }
