@@ -113,7 +113,8 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
     if mix(mix(seed ^ 0x6875_6765_746c_6221) ^ index) % 1000 < HUGETLB_PER_MILLE {
         // The destructive steps have their own stream, so the ordinary draws are the same either way.
         let mut extra = destructive.then(|| Rng::new(seed ^ 0x6465_7374_7275_6374, index, attempt));
-        let program = hugetlb::draw(&mut Rng::new(seed ^ 0x4854, index, attempt), extra.as_mut());
+        let mut program = hugetlb::draw(&mut Rng::new(seed ^ 0x4854, index, attempt), extra.as_mut());
+        hugetlb_seal_insert(&mut Rng::new(seed ^ 0x7365_616c_7321, index, attempt), &mut program);
         let has_destructive = program.steps.iter().any(|s| matches!(s, Step::Fork { .. } | Step::ForkLive | Step::Mremap { .. }));
         let description = if has_destructive {
             format!("generated (hugetlb, destructive) from seed {seed}, index {index}")
@@ -138,6 +139,31 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
     };
     process_madvise::insert(&mut Rng::new(seed ^ 0x706d_6164_7669_7365, index, attempt), &mut s);
     s
+}
+
+/// hugetlb scenarios per thousand with a hugetlbfs memfd that get a `seal` step (the memfd made with
+/// MFD_ALLOW_SEALING four times in five), from their own hash of (seed, index), so every other hugetlb
+/// scenario of a seed is what it was before seals existed. Never while a live child exists.
+pub const HUGETLB_SEAL_PER_MILLE: u64 = 300;
+
+fn hugetlb_seal_insert(x: &mut Rng, p: &mut Program) {
+    use simulator::program::SealKind::*;
+    if p.files.is_empty() || !x.chance(HUGETLB_SEAL_PER_MILLE) {
+        return;
+    }
+    let sets: &[&[simulator::program::SealKind]] =
+        &[&[Write], &[FutureWrite], &[FutureWrite, Shrink, Grow], &[Write, Seal], &[Shrink, Grow], &[]];
+    let seals = x.pick(sets).to_vec();
+    let sealing = x.chance(800);
+    // Before the last step (often a fault that ends the scenario), or anywhere in a short one.
+    let n = p.steps.len();
+    let pos = if n <= 1 { x.below(n as u64 + 1) } else { x.below(n as u64) } as usize;
+    let alive = p.steps[..pos].iter().rev().find(|s| matches!(s, Step::ForkLive | Step::ChildExit)).is_some_and(|s| matches!(s, Step::ForkLive));
+    if alive {
+        return;
+    }
+    p.files[0].sealing = sealing;
+    p.steps.insert(pos, Step::Seal { file: 0, seals });
 }
 
 /// Scenarios per thousand (of the non-hugetlb ones) that get process_madvise steps.

@@ -476,6 +476,7 @@ fn generator_draws_seal_steps_on_sealable_and_other_files() {
         }
     }
     let want = [
+        "Hugetlb sealing=true", "Hugetlb sealing=false",
         "Memfd sealing=true", "Memfd sealing=false", "Disk sealing=false", "Tmpfs sealing=false",
         "ret 0", "ret EBUSY", "ret EPERM", "ret EINVAL",
     ];
