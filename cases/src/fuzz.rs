@@ -286,7 +286,7 @@ pub fn program_from_bytes(data: &[u8]) -> Option<Program> {
         let files: Vec<FileSpec> = (0..b.below(3))
             .map(|_| {
                 let kind = if b.bool() { FileKind::Disk } else { FileKind::Memfd };
-                FileSpec { kind, pages: 1 + b.below(16), readonly: false }
+                FileSpec { kind, pages: 1 + b.below(16), readonly: false, sealing: false }
             })
             .collect();
         let maps = (0..b.below(5)).map(|_| map(&mut b, arena, &files)).collect();

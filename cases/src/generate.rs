@@ -113,7 +113,8 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
     if mix(mix(seed ^ 0x6875_6765_746c_6221) ^ index) % 1000 < HUGETLB_PER_MILLE {
         // The destructive steps have their own stream, so the ordinary draws are the same either way.
         let mut extra = destructive.then(|| Rng::new(seed ^ 0x6465_7374_7275_6374, index, attempt));
-        let program = hugetlb::draw(&mut Rng::new(seed ^ 0x4854, index, attempt), extra.as_mut());
+        let mut program = hugetlb::draw(&mut Rng::new(seed ^ 0x4854, index, attempt), extra.as_mut());
+        hugetlb_seal_insert(&mut Rng::new(seed ^ 0x7365_616c_7321, index, attempt), &mut program);
         let has_destructive = program.steps.iter().any(|s| matches!(s, Step::Fork { .. } | Step::ForkLive | Step::Mremap { .. }));
         let description = if has_destructive {
             format!("generated (hugetlb, destructive) from seed {seed}, index {index}")
@@ -138,6 +139,31 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
     };
     process_madvise::insert(&mut Rng::new(seed ^ 0x706d_6164_7669_7365, index, attempt), &mut s);
     s
+}
+
+/// hugetlb scenarios per thousand with a hugetlbfs memfd that get a `seal` step (the memfd made with
+/// MFD_ALLOW_SEALING four times in five), from their own hash of (seed, index), so every other hugetlb
+/// scenario of a seed is what it was before seals existed. Never while a live child exists.
+pub const HUGETLB_SEAL_PER_MILLE: u64 = 300;
+
+fn hugetlb_seal_insert(x: &mut Rng, p: &mut Program) {
+    use simulator::program::SealKind::*;
+    if p.files.is_empty() || !x.chance(HUGETLB_SEAL_PER_MILLE) {
+        return;
+    }
+    let sets: &[&[simulator::program::SealKind]] =
+        &[&[Write], &[FutureWrite], &[FutureWrite, Shrink, Grow], &[Write, Seal], &[Shrink, Grow], &[]];
+    let seals = x.pick(sets).to_vec();
+    let sealing = x.chance(800);
+    // Before the last step (often a fault that ends the scenario), or anywhere in a short one.
+    let n = p.steps.len();
+    let pos = if n <= 1 { x.below(n as u64 + 1) } else { x.below(n as u64) } as usize;
+    let alive = p.steps[..pos].iter().rev().find(|s| matches!(s, Step::ForkLive | Step::ChildExit)).is_some_and(|s| matches!(s, Step::ForkLive));
+    if alive {
+        return;
+    }
+    p.files[0].sealing = sealing;
+    p.steps.insert(pos, Step::Seal { file: 0, seals });
 }
 
 /// Scenarios per thousand (of the non-hugetlb ones) that get process_madvise steps.
@@ -309,6 +335,8 @@ struct Gen {
     fsize: Vec<u32>,
     /// Each file's fd was closed by a `close` step (later file steps on it are EBADF and change nothing).
     closed: Vec<bool>,
+    /// Each file may carry F_SEAL_GROW (a later fallocate past EOF is EPERM and does not extend it).
+    grow_sealed: Vec<bool>,
     maps: Vec<MapSpec>,
     pages: Vec<PageInfo>,
     /// Interesting page indexes for madvise endpoints: 0, arena end and every layout map edge.
@@ -336,7 +364,7 @@ enum Op {
 
 impl Gen {
     fn new(rng: Rng) -> Gen {
-        Gen { rng, arena: 0, files: Vec::new(), fsize: Vec::new(), closed: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
+        Gen { rng, arena: 0, files: Vec::new(), fsize: Vec::new(), closed: Vec::new(), grow_sealed: Vec::new(), maps: Vec::new(), pages: Vec::new(), edges: Vec::new() }
     }
 
     fn layout(&mut self) {
@@ -388,6 +416,7 @@ impl Gen {
         }
         self.fsize = self.files.iter().map(|f| f.pages).collect();
         self.closed = vec![false; self.files.len()];
+        self.grow_sealed = vec![false; self.files.len()];
         self.pages = vec![PageInfo::default(); self.arena as usize];
         self.edges = vec![0, self.arena as i64];
         for m in self.maps.clone() {
@@ -406,7 +435,10 @@ impl Gen {
         let (file, offset) = if new {
             let kind = self.rng.weighted(&[(45, FileKind::Disk), (40, FileKind::Memfd), (15, FileKind::Tmpfs)]);
             let readonly = self.rng.chance(150);
-            self.files.push(FileSpec { kind, pages: 0, readonly });
+            // The first memfd of a scenario allows sealing (no extra draw, so existing seeds keep their
+            // layouts); a later one starts with F_SEAL_SEAL, so seal steps meet both.
+            let sealing = kind == FileKind::Memfd && self.files.is_empty();
+            self.files.push(FileSpec { kind, pages: 0, readonly, sealing });
             need.push(0);
             (self.files.len() as u32 - 1, self.rng.pick(&[0, 0, 0, 1, 2, 3]))
         } else {
@@ -544,6 +576,9 @@ impl Gen {
             Op::Mseal | Op::Mremap => self.madvise(top),
             Op::Ftruncate if top && !self.files.is_empty() => self.ftruncate(),
             Op::Fallocate if top && !self.files.is_empty() => self.fallocate(),
+            // Half the close draws become seal steps (one draw more only where a close was drawn, so
+            // other scenarios of a seed keep their steps).
+            Op::Close if top && !self.files.is_empty() && self.rng.chance(500) => self.seal(),
             Op::Close if top && !self.files.is_empty() => {
                 let file = self.rng.below(self.files.len() as u64) as u32;
                 self.closed[file as usize] = true;
@@ -758,7 +793,10 @@ impl Gen {
                     }
                 }
             }
-            self.fsize[f] = pages;
+            // Under F_SEAL_GROW a grow is EPERM (a refused shrink leaves more pages than assumed: safe).
+            if pages <= cur || !self.grow_sealed[f] {
+                self.fsize[f] = pages;
+            }
         }
         Step::Ftruncate { file, pages }
     }
@@ -773,10 +811,43 @@ impl Gen {
         let page = self.rng.pick(&[0, 0, cur.saturating_sub(1), any]);
         let pages = self.rng.range(1, 3) as u32;
         let mode = self.rng.weighted(&[(50, FallocMode::PunchHole), (25, FallocMode::Allocate), (25, FallocMode::KeepSize)]);
-        if mode == FallocMode::Allocate && !self.files[file as usize].readonly && !self.closed[file as usize] {
+        if mode == FallocMode::Allocate && !self.readonly_or_closed(file) && !self.grow_sealed[file as usize] {
             self.fsize[file as usize] = cur.max(page + pages);
         }
         Step::Fallocate { file, page, pages, mode }
+    }
+
+    /// fcntl(F_ADD_SEALS) on a file: one seal or a few together (the write seals alone or with the
+    /// size seals), sometimes none (which still meets F_SEAL_SEAL's EPERM).
+    fn seal(&mut self) -> Step {
+        use simulator::program::SealKind::*;
+        let file = self.rng.below(self.files.len() as u64) as u32;
+        let sets: &[&[simulator::program::SealKind]] = &[
+            &[Write],
+            &[Write],
+            &[FutureWrite],
+            &[FutureWrite],
+            &[Shrink],
+            &[Grow],
+            &[Shrink, Grow],
+            &[Seal],
+            &[Write, Seal],
+            &[FutureWrite, Shrink, Grow],
+            &[],
+        ];
+        let seals = self.rng.pick(sets).to_vec();
+        if self.files[file as usize].sealing && !self.readonly_or_closed(file) {
+            // Only a grow seal changes what later generator draws assume (fallocate no longer extends);
+            // a refused seal (EBUSY) leaves it unset, so keep the assumption conservative: sealed.
+            if seals.contains(&Grow) {
+                self.grow_sealed[file as usize] = true;
+            }
+        }
+        Step::Seal { file, seals }
+    }
+
+    fn readonly_or_closed(&self, file: u32) -> bool {
+        self.files[file as usize].readonly || self.closed[file as usize]
     }
 
     fn any_sealed(&self, page: u32, pages: u32) -> bool {
@@ -1064,7 +1135,7 @@ mod hugetlb {
     pub fn draw(rng: &mut Rng, mut extra: Option<&mut Rng>) -> Program {
         let mut files = Vec::new();
         if rng.chance(600) {
-            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32, readonly: false });
+            files.push(FileSpec { kind: FileKind::Hugetlb, pages: HP * rng.range(2, 3) as u32, readonly: false, sealing: false });
         }
         let mut slots = [Slot::default(); SLOTS as usize];
         let mut maps = Vec::new();

@@ -261,6 +261,7 @@ enum Ty {
     Iov,
     I32,
     Rights,
+    Seals,
 }
 
 const IOV_FIELDS: &[(&str, Ty, bool)] =
@@ -283,7 +284,7 @@ const OPS: &[&str] =
         "madvise", "write", "read", "mprotect", "munmap", "mmap", "mlock", "munlock", "fork", "fork_live", "in_child",
         "child_exit", "mseal", "mremap", "try_write", "try_read", "ftruncate", "fallocate", "process_madvise",
         "close",
-        "pkey_alloc", "pkey_free", "pkey_mprotect", "pkey_set",
+        "pkey_alloc", "pkey_free", "pkey_mprotect", "pkey_set", "seal",
     ];
 
 fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
@@ -309,6 +310,7 @@ fn step_fields(op: &str) -> Option<&'static [(&'static str, Ty, bool)]> {
         "mlock" => &[("page", Ty::U32, true), ("pages", Ty::U32, true), ("onfault", Ty::Bool, false)],
         "ftruncate" => &[("file", Ty::U32, true), ("pages", Ty::U32, true)],
         "close" => &[("file", Ty::U32, true)],
+        "seal" => &[("file", Ty::U32, true), ("seals", Ty::Seals, true)],
         "fallocate" => &[("file", Ty::U32, true), ("page", Ty::U32, true), ("pages", Ty::U32, true), ("mode", Ty::Falloc, true)],
         "mmap" => &[("map", Ty::Map, true)],
         "fork" => &[("child", Ty::Children, false)],
@@ -434,6 +436,16 @@ fn check_value(v: &Value, ty: Ty) -> Result<(), String> {
         // The step itself is checked by the caller (precheck_step); here only the container.
         Ty::Step => de::<Map<String, Value>>(v),
         Ty::Falloc => de::<simulator::program::FallocMode>(v),
+        Ty::Seals => match v.as_array() {
+            None => Err(format!("expected an array of seal names, got {v}")),
+            Some(xs) => xs.iter().try_for_each(|x| match x.as_str() {
+                Some(n) if simulator::program::SealKind::ALL.iter().any(|k| k.name() == n) => Ok(()),
+                _ => Err(format!(
+                    "unknown seal {x} (known: {})",
+                    simulator::program::SealKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+                )),
+            }),
+        },
         Ty::U64 => de::<u64>(v),
         Ty::I32 => de::<i32>(v),
         Ty::Rights => de::<simulator::program::PkeyRights>(v),

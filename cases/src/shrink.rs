@@ -79,7 +79,7 @@ pub fn program_is_valid(p: &Program) -> bool {
 fn pages_used(p: &Program) -> u32 {
     fn step_top(s: &Step) -> u32 {
         match s {
-            Step::Madvise { .. } | Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::ProcessMadvise { .. }
+            Step::Madvise { .. } | Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::Seal { .. } | Step::ProcessMadvise { .. }
             | Step::PkeyAlloc { .. } | Step::PkeyFree { .. } | Step::PkeySet { .. } => 0,
             Step::Write { page, .. } | Step::Read { page } | Step::TryWrite { page, .. } | Step::TryRead { page } => page + 1,
             Step::Mprotect { page, pages, .. }
@@ -144,7 +144,7 @@ fn shift_down(p: &Program, k: u32) -> Option<Program> {
                 },
                 dontunmap: *dontunmap,
             },
-            Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } => s.clone(),
+            Step::ForkLive | Step::ChildExit | Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::Seal { .. } => s.clone(),
             Step::ProcessMadvise { target, iov, vlen, advice, flags } => Step::ProcessMadvise {
                 target: *target,
                 iov: iov.as_ref().map(|v| v.iter().map(|e| simulator::program::IovElem { page: e.page - k as i64, ..*e }).collect()),

@@ -162,6 +162,11 @@ pub fn check_program(p: &Program) -> Result<(), Problem> {
     if p.files.len() > MAX_FILES {
         return Err(("files".into(), format!("{} files: at most {MAX_FILES} per scenario", p.files.len())));
     }
+    for (i, f) in p.files.iter().enumerate() {
+        if f.sealing && !matches!(f.kind, simulator::program::FileKind::Memfd | simulator::program::FileKind::Hugetlb) {
+            return Err((format!("files[{i}].sealing"), "sealing (MFD_ALLOW_SEALING) is a memfd_create flag: only for memfd and hugetlb files".into()));
+        }
+    }
     if p.arena_pages == 0 || p.arena_pages > ARENA.max_pages {
         return Err((
             "arena_pages".into(),
@@ -329,6 +334,12 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
             check_step(p, step, &format!("{path}.step"), false)
         }
         Step::Mseal { page, pages } => check_range(arena, *page, *pages, path),
+        Step::Seal { file, .. } => {
+            if !top {
+                return Err((path.to_string(), "seal is a top-level step (not inside a fork child or in_child)".into()));
+            }
+            check_file(p, *file, path)
+        }
         Step::Close { file } => {
             if !top {
                 return Err((path.to_string(), "close is a top-level step (not inside a fork child or in_child)".into()));

@@ -124,6 +124,11 @@ fn err_for(name: &str, text: &str) -> (String, CaseError) {
     r#""steps": [{ "op": "fork_live" }, { "op": "in_child", "step": { "op": "child_exit" } }]"#,
     "steps[1].step", "top-level step")]
 #[case::fork_live_takes_no_fields(r#""steps": [{ "op": "fork_live", "child": [] }]"#, "steps[0].child", "unknown field \"child\"")]
+#[case::unknown_seal(r#""steps": [{ "op": "seal", "file": 0, "seals": ["write", "exec"] }]"#, "steps[0].seals", "unknown seal \"exec\"")]
+#[case::seals_not_a_list(r#""steps": [{ "op": "seal", "file": 0, "seals": "write" }]"#, "steps[0].seals", "array of seal names")]
+#[case::seal_needs_seals(r#""steps": [{ "op": "seal", "file": 0 }]"#, "steps[0]", "missing field \"seals\"")]
+#[case::seal_of_missing_file(r#""steps": [{ "op": "seal", "file": 2, "seals": [] }]"#, "steps[0].file", "file 2 does not exist")]
+#[case::seal_in_fork_child(r#""steps": [{ "op": "fork", "child": [{ "op": "seal", "file": 0, "seals": [] }] }]"#, "steps[0].child[0]", "top-level step")]
 fn bad_steps_name_the_file_and_field(#[case] steps: &str, #[case] field: &str, #[case] message: &str) {
     let text = format!(
         r#"{{ "arena_pages": 8, "files": [{{ "kind": "memfd", "pages": 4 }}],
@@ -160,6 +165,7 @@ fn bad_steps_name_the_file_and_field(#[case] steps: &str, #[case] field: &str, #
     "maps[0].offset", "past the end")]
 #[case::outside(r#""maps": [{ "page": 6, "pages": 3, "prot": "rw-", "kind": "anon_private" }]"#, "maps[0].page", "not inside")]
 #[case::bad_file_kind(r#""files": [{ "kind": "tape", "pages": 1 }], "maps": []"#, "files[0].kind", "unknown variant")]
+#[case::sealing_disk_file(r#""files": [{ "kind": "disk", "pages": 1, "sealing": true }], "maps": []"#, "files[0].sealing", "only for memfd and hugetlb")]
 fn bad_layouts_name_the_file_and_field(#[case] body: &str, #[case] field: &str, #[case] message: &str) {
     let files = if body.contains("\"files\"") { "" } else { r#""files": [{ "kind": "disk", "pages": 4 }],"# };
     let text = format!(r#"{{ "arena_pages": 8, {files} {body}, "steps": [] }}"#);

@@ -575,6 +575,15 @@ pub struct KernelModel {
     /// docs/findings.md item 14].
     #[serde(default)]
     pub mremap_dontunmap_clears_source_account: bool,
+    /// A MAP_SHARED|PROT_WRITE mmap of a memfd with F_SEAL_FUTURE_WRITE (and no F_SEAL_WRITE) fails EPERM
+    /// in do_mmap, before a MAP_FIXED unmaps anything (6.12+: memfd_check_seals_mmap; the Debian 6.12.y
+    /// source has it). Before, shmem_mmap/hugetlbfs_file_mmap refused it (seal_check_write) inside
+    /// mmap_region, after the old range was unmapped, so the range is left a hole. With F_SEAL_WRITE the
+    /// 6.1 refusal is mapping_map_writable in mmap_region, before the unmap, on both
+    /// [S 6.1 (Debian) mm/mmap.c:mmap_region, mm/shmem.c:shmem_mmap; S 6.12 (Debian) mm/mmap.c:do_mmap,
+    /// mm/memfd.c:memfd_check_seals_mmap].
+    #[serde(default)]
+    pub future_write_mmap_refused_before_unmap: bool,
 }
 
 fn word_bits_64() -> u32 {
@@ -817,6 +826,7 @@ impl KernelModel {
             lazyfree_thp_pmd_discard: v >= LAZYFREE_PMD_DISCARD && !lazyfree_pmd_discard_removed(v),
             lazyfree_thp_dirty_pmd_aborts: v >= LAZYFREE_PMD_DIRTY_ABORTS && !lazyfree_pmd_discard_removed(v),
             mremap_dontunmap_clears_source_account: at_least(6, 16) && !at_least(6, 17),
+            future_write_mmap_refused_before_unmap: at_least(6, 12),
             facts: f,
         }
     }

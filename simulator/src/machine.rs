@@ -187,6 +187,11 @@ pub struct FileObj {
     /// a later grow of i_size brings them back dirty [S 6.18 mm/shmem.c:shmem_fallocate (SGP_FALLOC may
     /// allocate past i_size; folio_mark_dirty), shmem_setattr].
     pub falloc_beyond: std::collections::BTreeSet<usize>,
+    /// The inode's memfd seals (F_SEAL_* bits): `None` where the filesystem has none (a disk file, whose
+    /// F_ADD_SEALS is EINVAL). A tmpfs or hugetlbfs inode starts with F_SEAL_SEAL; a memfd created with
+    /// MFD_ALLOW_SEALING with none [S 6.18 mm/memfd.c:memfd_file_seals_ptr, memfd_create;
+    /// mm/shmem.c:__shmem_get_inode; fs/hugetlbfs/inode.c:hugetlbfs_get_inode].
+    pub seals: Option<u32>,
 }
 
 impl FileObj {
@@ -413,6 +418,11 @@ impl Machine {
                 region: Vec::new(),
                 dead: false,
                 falloc_beyond: Default::default(),
+                seals: match f.kind {
+                    crate::program::FileKind::Disk => None,
+                    _ if f.sealing => Some(0),
+                    _ => Some(crate::program::SealKind::Seal.value()),
+                },
             })
             .map(|mut o| {
                 // A hugetlbfs memfd starts as holes: hugetlbfs has no write_iter, so nothing was written

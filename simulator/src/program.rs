@@ -298,6 +298,12 @@ pub struct FileSpec {
     /// VM_SHARED and VM_MAYWRITE [S 6.18 mm/mmap.c:do_mmap, case MAP_SHARED].
     #[serde(default, skip_serializing_if = "is_false")]
     pub readonly: bool,
+    /// A `memfd` or `hugetlb` file created with `MFD_ALLOW_SEALING`: it starts with no seals, so `seal`
+    /// steps can add them. Without it a memfd starts with F_SEAL_SEAL (as every tmpfs/hugetlbfs inode
+    /// does) and F_ADD_SEALS is EPERM [S 6.18 mm/memfd.c:memfd_create (MFD_ALLOW_SEALING clears
+    /// F_SEAL_SEAL), mm/shmem.c:__shmem_get_inode, fs/hugetlbfs/inode.c:hugetlbfs_get_inode].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sealing: bool,
 }
 
 /// How a mapping is backed. (Scenario JSON spells it inside `MapSpec` as `kind`/`file`/`offset`.)
@@ -616,6 +622,8 @@ pub enum Step {
     /// WRPKRU). x86_64 with PKU only: anywhere else the step is Unsupported with the reason (the
     /// instruction would be #UD, SIGILL). No system call; it returns 0.
     PkeySet { pkey: u32, rights: PkeyRights },
+    /// `fcntl(fd of files[file], F_ADD_SEALS, seals)`: add memfd seals (mm/memfd.c:memfd_add_seals).
+    Seal { file: u32, seals: Vec<SealKind> },
 }
 
 /// The access rights of a protection key (`init_val` of pkey_alloc, the rights of `pkey_set`).
@@ -650,6 +658,54 @@ impl PkeyRights {
             PkeyRights::DisableAccess => "disable_access",
             PkeyRights::DisableAll => "disable_all",
         }
+    }
+}
+
+/// One memfd seal of a `seal` step (the F_SEAL_* bits of include/uapi/linux/fcntl.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SealKind {
+    /// F_SEAL_SEAL: later F_ADD_SEALS calls are EPERM.
+    Seal,
+    /// F_SEAL_SHRINK: ftruncate to a smaller size is EPERM.
+    Shrink,
+    /// F_SEAL_GROW: ftruncate to a larger size, and fallocate past EOF, are EPERM.
+    Grow,
+    /// F_SEAL_WRITE: EBUSY while any shared mapping may write the file; afterwards shared writable mmap
+    /// is EPERM, write(2) and hole punching EPERM.
+    Write,
+    /// F_SEAL_FUTURE_WRITE: as F_SEAL_WRITE for new mappings and calls, but existing mappings keep writing.
+    FutureWrite,
+}
+
+impl SealKind {
+    pub const ALL: [SealKind; 5] = [SealKind::Seal, SealKind::Shrink, SealKind::Grow, SealKind::Write, SealKind::FutureWrite];
+
+    /// The F_SEAL_* bit.
+    pub fn value(self) -> u32 {
+        match self {
+            SealKind::Seal => 0x0001,
+            SealKind::Shrink => 0x0002,
+            SealKind::Grow => 0x0004,
+            SealKind::Write => 0x0008,
+            SealKind::FutureWrite => 0x0010,
+        }
+    }
+
+    /// The name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            SealKind::Seal => "seal",
+            SealKind::Shrink => "shrink",
+            SealKind::Grow => "grow",
+            SealKind::Write => "write",
+            SealKind::FutureWrite => "future_write",
+        }
+    }
+
+    /// The bits of a list of seals.
+    pub fn bits(seals: &[SealKind]) -> u32 {
+        seals.iter().fold(0, |a, s| a | s.value())
     }
 }
 
@@ -713,6 +769,7 @@ impl Step {
             Step::Fallocate { .. } => "fallocate",
             Step::ProcessMadvise { .. } => "process_madvise",
             Step::Close { .. } => "close",
+            Step::Seal { .. } => "seal",
             Step::PkeyAlloc { .. } => "pkey_alloc",
             Step::PkeyFree { .. } => "pkey_free",
             Step::PkeyMprotect { .. } => "pkey_mprotect",

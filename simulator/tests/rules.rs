@@ -1401,3 +1401,40 @@ fn fault_around_past_eof_per_release(#[case] version: (u32, u32, u32), #[case] r
     };
     assert_eq!(got, rss.to_string(), "{version:?}");
 }
+
+/// A write-sealed memfd: a MAP_FIXED shared writable mmap over an anonymous page is EPERM. Under
+/// F_SEAL_WRITE the old page stays on every release (mapping_map_writable before the unmap on 6.1,
+/// memfd_check_seals_mmap in do_mmap on 6.12+); under F_SEAL_FUTURE_WRITE alone 6.1 refuses in
+/// shmem_mmap after the unmap, leaving a hole [S 6.1 (Debian), 6.12 (Debian) mm/mmap.c; T 6.18.44].
+#[rstest]
+#[case::write_6_1("6.1", "write", "[0,1) rw-p rd wr mr mw me ac", "w")]
+#[case::write_6_18("6.18", "write", "[0,1) rw-p rd wr mr mw me ac", "w")]
+#[case::future_write_6_1("6.1", "future_write", "", ".")]
+#[case::future_write_6_12("6.12", "future_write", "[0,1) rw-p rd wr mr mw me ac", "w")]
+fn sealed_shared_writable_mmap_per_version(#[case] profile: &str, #[case] seal: &str, #[case] layout: &str, #[case] pages: &str) {
+    let p = prog(&format!(
+        r#"{{"arena_pages":1,"files":[{{"kind":"memfd","pages":1,"sealing":true}}],"maps":[{{"page":0,"pages":1,"prot":"rw-","kind":"anon_private"}}],"steps":[{{"op":"write","page":0,"fill":1}},{{"op":"seal","file":0,"seals":["{seal}"]}},{{"op":"mmap","map":{{"page":0,"pages":1,"prot":"rw-","kind":"file_shared","file":0}}}}]}}"#
+    ));
+    let (ret, l, pg) = last(&model(profile), &p);
+    assert_eq!(ret, "EPERM");
+    let l = l.replace(" sd", "");
+    assert_eq!((l.as_str(), pg.as_str()), (layout, pages));
+}
+
+/// F_ADD_SEALS answers: sealable memfd 0; without MFD_ALLOW_SEALING and on tmpfs EPERM (F_SEAL_SEAL);
+/// disk EINVAL; O_RDONLY EPERM first; F_SEAL_WRITE under a read-only MAP_SHARED mapping EBUSY
+/// [S 6.18 mm/memfd.c:memfd_add_seals; T 6.18.44 probe].
+#[rstest]
+#[case::sealable(r#"{"kind":"memfd","pages":1,"sealing":true}"#, "", "0")]
+#[case::not_sealable(r#"{"kind":"memfd","pages":1}"#, "", "EPERM")]
+#[case::tmpfs(r#"{"kind":"tmpfs","pages":1}"#, "", "EPERM")]
+#[case::disk(r#"{"kind":"disk","pages":1}"#, "", "EINVAL")]
+#[case::readonly_disk(r#"{"kind":"disk","pages":1,"readonly":true}"#, "", "EPERM")]
+#[case::busy(r#"{"kind":"memfd","pages":1,"sealing":true}"#, r#"{"page":0,"pages":1,"prot":"r--","kind":"file_shared","file":0}"#, "EBUSY")]
+#[case::private_not_busy(r#"{"kind":"memfd","pages":1,"sealing":true}"#, r#"{"page":0,"pages":1,"prot":"rw-","kind":"file_private","file":0}"#, "0")]
+fn add_write_seal(#[case] file: &str, #[case] map: &str, #[case] ret: &str) {
+    let p = prog(&format!(
+        r#"{{"arena_pages":1,"files":[{file}],"maps":[{map}],"steps":[{{"op":"seal","file":0,"seals":["write"]}}]}}"#
+    ));
+    assert_eq!(last(&model("6.18"), &p).0, ret);
+}

@@ -226,10 +226,10 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                 Step::Mmap { map } => check_map(&what, map)?,
                 Step::Mseal { page, pages } | Step::PkeyMprotect { page, pages, .. } => in_window(&what, *page, *pages as u64)?,
                 Step::PkeyAlloc { .. } | Step::PkeyFree { .. } | Step::PkeySet { .. } => {}
-                Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } if in_child => {
+                Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::Seal { .. } if in_child => {
                     return Err(format!("{what}: a file step inside a fork child is not supported"))
                 }
-                Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } => {}
+                Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::Seal { .. } => {}
                 Step::ProcessMadvise { iov, .. } => {
                     if in_child {
                         return Err(format!("{what}: only a top-level step"));

@@ -211,6 +211,10 @@ fn step_body(s: &Step) -> String {
         Step::Close { file } => format!(
             "long r = rc(close(file_fd[{file}]));\n    file_fd[{file}] = -1; /* later calls get EBADF, as in the worker */\n    return r;"
         ),
+        Step::Seal { file, seals } => format!(
+            "return rc(fcntl(file_fd[{file}], F_ADD_SEALS, {:#x}));",
+            simulator::program::SealKind::bits(seals)
+        ),
         Step::Ftruncate { file, pages } => format!("return rc(ftruncate(file_fd[{file}], (off_t){pages} * (off_t)PS));"),
         Step::Fallocate { file, page, pages, mode } => format!(
             "return rc(fallocate(file_fd[{file}], {}, (off_t){page} * (off_t)PS, (off_t){pages} * (off_t)PS));",
@@ -301,7 +305,9 @@ pub fn generate(r: &Repro) -> String {
     let pages: Vec<String> = p.files.iter().map(|f| f.pages.to_string()).collect();
     let _ = writeln!(c, "static const int file_kind[NFILES + 1] = {{{}}};", join_or0(&kinds));
     let _ = writeln!(c, "static const unsigned file_pages[NFILES + 1] = {{{}}};", join_or0(&pages));
-    let _ = writeln!(c, "static const int file_readonly[NFILES + 1] = {{{}}};\n", join_or0(&readonly));
+    let _ = writeln!(c, "static const int file_readonly[NFILES + 1] = {{{}}};", join_or0(&readonly));
+    let sealing: Vec<String> = p.files.iter().map(|f| i32::from(f.sealing).to_string()).collect();
+    let _ = writeln!(c, "static const int file_sealing[NFILES + 1] = {{{}}};\n", join_or0(&sealing));
 
     // Expectations.
     emit_points(&mut c, r);

@@ -34,6 +34,12 @@
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 1U
 #endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 2U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#endif
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 4U
 #endif
@@ -236,7 +242,7 @@ static int create_files(void) {
       if (fd < 0) return setup_failed("create a disk file");
       unlink(path);
     } else {
-      fd = (int)syscall(SYS_memfd_create, "madcheck-repro", MFD_CLOEXEC | (file_kind[i] == 2 ? MFD_HUGETLB : 0));
+      fd = (int)syscall(SYS_memfd_create, "madcheck-repro", MFD_CLOEXEC | (file_kind[i] == 2 ? MFD_HUGETLB : 0) | (file_sealing[i] ? MFD_ALLOW_SEALING : 0));
       if (fd < 0) return setup_failed("memfd_create");
     }
     if (file_kind[i] == 2) {

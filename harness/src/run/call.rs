@@ -30,6 +30,10 @@ pub fn render_step(step: &Step) -> String {
         Step::ChildExit => "child exits; parent waits".to_string(),
         Step::Mseal { page, pages } => format!("mseal(page {page}, {})", plural(*pages as i64, "page")),
         Step::Close { file } => format!("close(file {file})"),
+        Step::Seal { file, seals } => format!(
+            "fcntl(file {file}, F_ADD_SEALS, {})",
+            if seals.is_empty() { "0".to_string() } else { seals.iter().map(|s| seal_label(*s)).collect::<Vec<_>>().join("|") }
+        ),
         Step::PkeyAlloc { rights } => format!("pkey_alloc({})", rights.name()),
         Step::PkeyFree { pkey } => format!("pkey_free({pkey})"),
         Step::PkeyMprotect { page, pages, prot, pkey } => {
@@ -69,6 +73,17 @@ pub fn render_step(step: &Step) -> String {
             s.push(')');
             s
         }
+    }
+}
+
+fn seal_label(s: simulator::program::SealKind) -> &'static str {
+    use simulator::program::SealKind;
+    match s {
+        SealKind::Seal => "F_SEAL_SEAL",
+        SealKind::Shrink => "F_SEAL_SHRINK",
+        SealKind::Grow => "F_SEAL_GROW",
+        SealKind::Write => "F_SEAL_WRITE",
+        SealKind::FutureWrite => "F_SEAL_FUTURE_WRITE",
     }
 }
 

@@ -268,6 +268,11 @@ impl Machine {
                 if v.flags & vmf::SHARED == 0 || v.flags & writable == 0 {
                     return Some(Err(Errno::EACCES));
                 }
+                // hugetlbfs_punch_hole refuses a write-sealed file before zeroing or removing anything
+                // [S 6.12, 6.18 fs/hugetlbfs/inode.c:hugetlbfs_punch_hole].
+                if self.seals(v.obj.unwrap()) & super::memfd::WRITE_SEALS != 0 {
+                    return Some(Err(Errno::EPERM));
+                }
                 self.huge_punch(v.obj.unwrap(), v.obj_page(s), v.obj_page(e));
                 Ok(())
             }

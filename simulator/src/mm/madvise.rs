@@ -395,6 +395,12 @@ impl Machine {
         if v.flags & vmf::SHARED == 0 || v.flags & writable == 0 {
             return Err(Errno::EACCES);
         }
+        // vfs_fallocate(PUNCH_HOLE|KEEP_SIZE) → shmem_fallocate: EPERM on a write-sealed file, also
+        // through a mapping made writable before the seal [S 6.18 mm/shmem.c:shmem_fallocate;
+        // T 6.18.44 probe: F_SEAL_FUTURE_WRITE under a `rd wr sh mw` mapping].
+        if self.seals(obj) & super::memfd::WRITE_SEALS != 0 {
+            return Err(Errno::EPERM);
+        }
         let first = v.obj_page(s);
         let last = v.obj_page(e);
         self.punch(obj, first, last);

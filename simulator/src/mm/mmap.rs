@@ -153,13 +153,24 @@ impl Machine {
         if readonly_fd && m.backing.is_shared() && m.prot.write {
             return Ret::Err(Errno::EACCES);
         }
+        let seal = self.mmap_seal_check(model, m);
+        if let super::memfd::SealCheck::Eperm { early: true } = seal {
+            return Ret::Err(Errno::EPERM);
+        }
         if let Err(errno) = self.munmap_range(s, e) {
             // 6.1 mmap_region answers any failure to unmap the old range (a refused hugetlb split) with
             // ENOMEM [S 6.1 mm/mmap.c:mmap_region "if (do_mas_munmap(...)) return -ENOMEM"; T Debian
             // 6.1.192, gen-1-2489]; 6.12+ passes the error on [S 6.12 mm/mmap.c:__mmap_region].
             return Ret::Err(if model.mmap_unmap_error_is_enomem { Errno::ENOMEM } else { errno });
         }
+        if let super::memfd::SealCheck::Eperm { early: false } = seal {
+            // 6.1: shmem_mmap's seal_check_write refuses it in mmap_region, after the old range is gone.
+            return Ret::Err(Errno::EPERM);
+        }
         let mut flags = Self::new_vma_flags(model, m, readonly_fd);
+        if let super::memfd::SealCheck::Ok { drop_maywrite: true } = seal {
+            flags &= !vmf::MAYWRITE;
+        }
         if huge {
             // hugetlbfs_file_mmap sets VM_HUGETLB|VM_DONTEXPAND; accountable_mapping is false for
             // hugetlbfs files; __mmap_region drops VM_LOCKED on hugetlb (but do_mmap still populates)
@@ -189,6 +200,7 @@ impl Machine {
                     region: Vec::new(),
                     dead: false,
                     falloc_beyond: Default::default(),
+                    seals: Some(crate::program::SealKind::Seal.value()),
                 });
                 (Some(self.objs.len() - 1), 0)
             }
@@ -210,6 +222,7 @@ impl Machine {
                     region: vec![false; n],
                     dead: false,
                     falloc_beyond: Default::default(),
+                    seals: Some(crate::program::SealKind::Seal.value()),
                 });
                 (Some(self.objs.len() - 1), 0)
             }

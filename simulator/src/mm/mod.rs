@@ -22,4 +22,5 @@ mod khugepaged;
 mod ksm;
 mod vmscan;
 mod truncate;
+mod memfd;
 mod hugetlb;

@@ -7,7 +7,7 @@
 
 use crate::machine::{Machine, Pte};
 use crate::observe::{Content, Errno, Ret};
-use crate::program::FallocMode;
+use crate::program::{FallocMode, SealKind};
 
 impl Machine {
     /// ftruncate of scenario file `file` to `pages` pages. An O_RDONLY fd is EINVAL [S 6.18 fs/open.c:
@@ -27,10 +27,16 @@ impl Machine {
         if self.objs[file].readonly {
             return Ok(Ret::Err(Errno::EINVAL));
         }
+        // F_SEAL_SHRINK / F_SEAL_GROW: EPERM for a size change they forbid (the same size is 0)
+        // [S 6.18 mm/shmem.c:shmem_setattr; fs/hugetlbfs/inode.c:hugetlbfs_setattr; T 6.18.44 probe].
+        let old = self.objs[file].pages.len();
+        let seals = self.seals(file);
+        if (pages < old && seals & SealKind::Shrink.value() != 0) || (pages > old && seals & SealKind::Grow.value() != 0) {
+            return Ok(Ret::Err(Errno::EPERM));
+        }
         if self.objs[file].huge {
             return Err("ftruncate of a hugetlbfs file is not modelled".into());
         }
-        let old = self.objs[file].pages.len();
         if pages < old {
             self.punch(file, pages, old);
             for vi in 0..self.vmas.len() {
@@ -64,6 +70,17 @@ impl Machine {
         }
         if self.objs[file].huge {
             return Err("fallocate of a hugetlbfs file is not modelled".into());
+        }
+        // shmem_fallocate, under the inode lock: a hole punch of a write-sealed file is EPERM; any mode
+        // reaching past i_size (KEEP_SIZE too) is EPERM under F_SEAL_GROW; allocating inside the file is
+        // allowed under write seals [S 6.18 mm/shmem.c:shmem_fallocate; T 6.18.44 probe]. Disk files
+        // have no seals.
+        let seals = self.seals(file);
+        if mode == FallocMode::PunchHole && seals & super::memfd::WRITE_SEALS != 0 {
+            return Ok(Ret::Err(Errno::EPERM));
+        }
+        if mode != FallocMode::PunchHole && seals & SealKind::Grow.value() != 0 && first + n > self.objs[file].pages.len() {
+            return Ok(Ret::Err(Errno::EPERM));
         }
         match mode {
             FallocMode::PunchHole => self.punch(file, first, first + n),

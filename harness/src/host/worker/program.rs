@@ -212,8 +212,11 @@ fn create_files(ctx: &mut Ctx, prog: &Program) -> Result<Vec<ScenarioFile>, Stri
             FileKind::Memfd | FileKind::Hugetlb => {
                 let name = std::ffi::CString::new(format!("madcheck-f{i}")).unwrap_or_default();
                 let huge = if spec.kind == FileKind::Hugetlb { libc::MFD_HUGETLB } else { 0 };
+                // MFD_ALLOW_SEALING changes only the initial seals (none instead of F_SEAL_SEAL)
+                // [S 6.18 mm/memfd.c:memfd_create].
+                let sealing = if spec.sealing { libc::MFD_ALLOW_SEALING } else { 0 };
                 // SAFETY: `name` is NUL-terminated.
-                let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | huge) };
+                let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | huge | sealing) };
                 if fd < 0 {
                     return Err(format!("file {i}: memfd_create: {}", sys::strerror(sys::errno())));
                 }

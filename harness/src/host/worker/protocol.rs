@@ -129,7 +129,7 @@ mod tests {
         let m = MapSpec { page: 0, pages: 2, prot: Prot::RW, backing: Backing::FileShared { file: 0, offset: 3 }, populate: true, locked: false };
         let p = Program {
             arena_pages: 4,
-            files: vec![FileSpec { kind: FileKind::Memfd, pages: 4, readonly: false }],
+            files: vec![FileSpec { kind: FileKind::Memfd, pages: 4, readonly: false, sealing: false }],
             maps: vec![m.clone()],
             steps: vec![
                 Step::Mmap { map: m },

@@ -390,6 +390,11 @@ pub(super) fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<
                 ret_of(libc::ftruncate(f.fd(), pages as libc::off_t * ps as libc::off_t) as libc::c_long)
             }
             Step::Close { file } => files.get(file as usize).ok_or_else(|| format!("close: no file {file}"))?.close(),
+            Step::Seal { file, ref seals } => {
+                let f = files.get(file as usize).ok_or_else(|| format!("seal: no file {file}"))?;
+                let bits = simulator::program::SealKind::bits(seals) as libc::c_int;
+                ret_of(libc::fcntl(f.fd(), libc::F_ADD_SEALS, bits) as libc::c_long)
+            }
             Step::Fallocate { file, page, pages, mode } => {
                 let f = files.get(file as usize).ok_or_else(|| format!("fallocate: no file {file}"))?;
                 let (off, len) = (page as libc::off_t * ps as libc::off_t, pages as libc::off_t * ps as libc::off_t);
