@@ -137,7 +137,94 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
         program: Program { arena_pages: g.arena, files: g.files, maps: g.maps, steps, word_bits: None },
     };
     process_madvise::insert(&mut Rng::new(seed ^ 0x706d_6164_7669_7365, index, attempt), &mut s);
+    pkeys::insert(&mut Rng::new(seed ^ 0x706b_6579_7321, index, attempt), &mut s);
     s
+}
+
+/// Scenarios per thousand (of the non-hugetlb, non-THP ones) that get protection-key steps.
+pub const PKEY_PER_MILLE: u64 = 40;
+
+/// Protection-key steps (`pkey_alloc`, `pkey_mprotect`, `pkey_set`, `pkey_free`, and a caught access to
+/// the tagged range), put into a drawn scenario from their own hash of (seed, index) like
+/// `process_madvise`, so every other scenario is what it was before. The sequence goes at the end (before
+/// a final access, which may be the scenario's deliberate fault), at top level, in a fork child, or in the
+/// live child when one is alive there. Keys are mostly the one the first `pkey_alloc` returns on a CPU with
+/// keys (1), sometimes -1 (plain mprotect), 0 (the default key) or keys never allocated. Where the CPU has
+/// no keys, a scenario with `pkey_set` is Unsupported (WRPKRU is #UD), so that step is drawn for about one
+/// sequence in five only.
+mod pkeys {
+    use super::{Rng, PKEY_PER_MILLE};
+    use crate::validate::validate;
+    use crate::Scenario;
+    use simulator::program::{PkeyRights, Prot, Step};
+
+    const RIGHTS: [PkeyRights; 4] = [PkeyRights::Enabled, PkeyRights::DisableWrite, PkeyRights::DisableAccess, PkeyRights::DisableAll];
+
+    pub(super) fn insert(x: &mut Rng, s: &mut Scenario) {
+        if !x.chance(PKEY_PER_MILLE) {
+            return;
+        }
+        let steps = &s.program.steps;
+        let pos = match steps.last() {
+            Some(Step::Read { .. } | Step::Write { .. }) => steps.len() - 1,
+            _ => steps.len(),
+        };
+        let alive = steps[..pos].iter().rev().find(|s| matches!(s, Step::ForkLive | Step::ChildExit)).is_some_and(|s| matches!(s, Step::ForkLive));
+        let seq = sequence(x, s.program.arena_pages);
+        let place = if alive { x.weighted(&[(60, 0), (40, 2)]) } else { x.weighted(&[(75, 0), (25, 1)]) };
+        let wrapped: Vec<Step> = match place {
+            0 => seq,
+            // A fork child runs at most 3 steps, as the ones `step` draws.
+            1 => vec![Step::Fork { child: seq.into_iter().take(3).collect() }],
+            _ => seq.into_iter().map(|st| Step::InChild { step: Box::new(st) }).collect(),
+        };
+        let mut t = s.clone();
+        t.program.steps.splice(pos..pos, wrapped);
+        // Scenarios stay at most 18 steps long (8 drawn, a live-fork sequence, process_madvise).
+        if t.program.steps.len() <= 18 && validate(&t).is_ok() {
+            *s = t;
+        }
+    }
+
+    fn key(x: &mut Rng) -> i32 {
+        x.weighted(&[(60, 1), (12, -1), (10, 0), (10, 2), (4, 15), (4, 16)])
+    }
+
+    fn sequence(x: &mut Rng, arena: u32) -> Vec<Step> {
+        let mut out = Vec::new();
+        if x.chance(850) {
+            out.push(Step::PkeyAlloc { rights: x.pick(&RIGHTS) });
+            if x.chance(150) {
+                // A second key (2 on a CPU with keys), or ENOSPC again where there are none.
+                out.push(Step::PkeyAlloc { rights: x.pick(&RIGHTS) });
+            }
+        }
+        let page = x.below(arena as u64) as u32;
+        let pages = x.range(1, (arena - page).clamp(1, 4) as i64) as u32;
+        if x.chance(800) {
+            let prot = x.weighted(&[(50, Prot::RW), (20, Prot::R), (15, Prot::NONE), (15, Prot { read: true, write: true, exec: true })]);
+            let mut k = key(x);
+            if k == 16 {
+                k = 1;
+            }
+            out.push(Step::PkeyMprotect { page, pages, prot, pkey: k });
+        }
+        if x.chance(200) {
+            let k = x.weighted(&[(70, 1u32), (15, 0), (10, 2), (5, 15)]);
+            out.push(Step::PkeySet { pkey: k, rights: x.pick(&RIGHTS) });
+        }
+        if x.chance(600) {
+            let p = page + x.below(pages as u64) as u32;
+            out.push(if x.chance(500) { Step::TryWrite { page: p, fill: x.range(1, 255) as u8 } } else { Step::TryRead { page: p } });
+        }
+        if x.chance(500) {
+            out.push(Step::PkeyFree { pkey: key(x) });
+        }
+        if out.is_empty() {
+            out.push(Step::PkeyFree { pkey: key(x) });
+        }
+        out
+    }
 }
 
 /// Scenarios per thousand (of the non-hugetlb ones) that get process_madvise steps.
