@@ -138,7 +138,55 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
     };
     process_madvise::insert(&mut Rng::new(seed ^ 0x706d_6164_7669_7365, index, attempt), &mut s);
     pkeys::insert(&mut Rng::new(seed ^ 0x706b_6579_7321, index, attempt), &mut s);
+    grandchild::insert(&mut Rng::new(seed ^ 0x6772_616e_6421, index, attempt), &mut s);
     s
+}
+
+/// Scenarios per thousand (of those with a plain fork) whose fork child forks again.
+pub const GRANDCHILD_PER_MILLE: u64 = 300;
+
+/// A fork inside a fork child (a grandchild), put into a drawn scenario from its own hash of (seed,
+/// index), so every other scenario is what it was before. The grandchild runs 1 to 3 steps that cannot
+/// kill it by accident: caught accesses anywhere (a write the child and the parent must not see) and
+/// madvise of any advice the generator draws over a range in the arena (WIPEONFORK, DONTFORK, guards
+/// and FREE set up two levels down, DONTNEED of inherited COW pages).
+mod grandchild {
+    use super::{Rng, GENERATED_ADVICE, GRANDCHILD_PER_MILLE};
+    use crate::validate::validate;
+    use crate::Scenario;
+    use simulator::program::{AdviceArg, Step};
+
+    pub(super) fn insert(x: &mut Rng, s: &mut Scenario) {
+        let forks: Vec<usize> =
+            s.program.steps.iter().enumerate().filter(|(_, st)| matches!(st, Step::Fork { child } if child.len() < 3)).map(|(i, _)| i).collect();
+        if forks.is_empty() || !x.chance(GRANDCHILD_PER_MILLE) {
+            return;
+        }
+        let at = forks[x.below(forks.len() as u64) as usize];
+        let arena = s.program.arena_pages;
+        let n = x.range(1, 3) as usize;
+        let steps: Vec<Step> = (0..n)
+            .map(|_| {
+                let page = x.below(arena as u64) as u32;
+                match x.below(100) {
+                    0..=29 => Step::TryWrite { page, fill: x.range(1, 255) as u8 },
+                    30..=44 => Step::TryRead { page },
+                    _ => {
+                        let len = x.range(1, (arena - page).clamp(1, 4) as i64);
+                        Step::Madvise { page: page as i64, offset: 0, len_pages: len, len_bytes: 0, advice: AdviceArg::Named(x.pick(GENERATED_ADVICE)) }
+                    }
+                }
+            })
+            .collect();
+        let mut t = s.clone();
+        if let Step::Fork { child } = &mut t.program.steps[at] {
+            let pos = x.below(child.len() as u64 + 1) as usize;
+            child.insert(pos, Step::Fork { child: steps });
+        }
+        if validate(&t).is_ok() {
+            *s = t;
+        }
+    }
 }
 
 /// Scenarios per thousand (of the non-hugetlb, non-THP ones) that get protection-key steps.

@@ -449,7 +449,8 @@ fn process_madvise_draws_every_target_and_shape() {
 }
 
 /// Every step of cases/FORMAT.md is drawn by 10,000 scenarios of seed 1 (the pkey steps from their own
-/// hash of (seed, index), at top level, in fork children and in the live child), and every map kind.
+/// hash of (seed, index), at top level, in fork children and in the live child; a fork in a fork child),
+/// and every map kind.
 #[test]
 fn generator_draws_every_step_and_map_kind() {
     use simulator::program::Backing;
@@ -471,7 +472,12 @@ fn generator_draws_every_step_and_map_kind() {
             *c.entry(format!("pkey in {place}")).or_default() += 1;
         }
         match s {
-            Step::Fork { child } => child.iter().for_each(|x| walk(x, c, "fork")),
+            Step::Fork { child } => {
+                if place == "fork" {
+                    *c.entry("grandchild fork".into()).or_default() += 1;
+                }
+                child.iter().for_each(|x| walk(x, c, if place == "top" { "fork" } else { "grandchild" }))
+            }
             Step::InChild { step } => walk(step, c, "live"),
             Step::Mmap { map } => *c.entry(format!("map {}", kind(&map.backing))).or_default() += 1,
             _ => {}
@@ -503,6 +509,7 @@ fn generator_draws_every_step_and_map_kind() {
         "pkey_mprotect", "pkey_set", "pkey in top", "pkey in fork", "pkey in live", "populate", "locked", "map anon_private",
         "map anon_shared", "map anon_droppable", "map file_private", "map file_shared", "map hugetlb_private", "map hugetlb_shared",
         "file Disk", "file Memfd", "file Tmpfs", "file Hugetlb", "file Disk readonly", "file Memfd readonly", "file Tmpfs readonly",
+        "grandchild fork",
     ];
     let missing: Vec<&str> = ops.iter().copied().filter(|k| c.get(*k).copied().unwrap_or(0) < 3).collect();
     assert!(missing.is_empty(), "never (or under 3 times) drawn: {missing:?}\n{c:?}");
