@@ -523,8 +523,8 @@ mod tests {
         }
         assert!(decode(&[9]).unwrap_err().contains("frame tag"));
         // A page byte with an unknown content tag, and a count larger than the frame.
-        assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5 << 2, 0, 0]).unwrap_err().contains("content tag"));
-        assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).unwrap_err().contains("exceeds"));
+        assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5 << 2, 0, 0]).unwrap_err().contains("content tag"));
+        assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).unwrap_err().contains("exceeds"));
     }
 
     #[test]
