@@ -138,6 +138,8 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
         program: Program { arena_pages: g.arena, files: g.files, maps: g.maps, steps, word_bits: None },
     };
     process_madvise::insert(&mut Rng::new(seed ^ 0x706d_6164_7669_7365, index, attempt), &mut s);
+    pkeys::insert(&mut Rng::new(seed ^ 0x706b_6579_7321, index, attempt), &mut s);
+    grandchild::insert(&mut Rng::new(seed ^ 0x6772_616e_6421, index, attempt), &mut s);
     s
 }
 
@@ -164,6 +166,139 @@ fn hugetlb_seal_insert(x: &mut Rng, p: &mut Program) {
     }
     p.files[0].sealing = sealing;
     p.steps.insert(pos, Step::Seal { file: 0, seals });
+}
+
+/// Scenarios per thousand (of those with a plain fork) whose fork child forks again.
+pub const GRANDCHILD_PER_MILLE: u64 = 300;
+
+/// A fork inside a fork child (a grandchild), put into a drawn scenario from its own hash of (seed,
+/// index), so every other scenario is what it was before. The grandchild runs 1 to 3 steps that cannot
+/// kill it by accident: caught accesses anywhere (a write the child and the parent must not see) and
+/// madvise of any advice the generator draws over a range in the arena (WIPEONFORK, DONTFORK, guards
+/// and FREE set up two levels down, DONTNEED of inherited COW pages).
+mod grandchild {
+    use super::{Rng, GENERATED_ADVICE, GRANDCHILD_PER_MILLE};
+    use crate::validate::validate;
+    use crate::Scenario;
+    use simulator::program::{AdviceArg, Step};
+
+    pub(super) fn insert(x: &mut Rng, s: &mut Scenario) {
+        let forks: Vec<usize> =
+            s.program.steps.iter().enumerate().filter(|(_, st)| matches!(st, Step::Fork { child } if child.len() < 3)).map(|(i, _)| i).collect();
+        if forks.is_empty() || !x.chance(GRANDCHILD_PER_MILLE) {
+            return;
+        }
+        let at = forks[x.below(forks.len() as u64) as usize];
+        let arena = s.program.arena_pages;
+        let n = x.range(1, 3) as usize;
+        let steps: Vec<Step> = (0..n)
+            .map(|_| {
+                let page = x.below(arena as u64) as u32;
+                match x.below(100) {
+                    0..=29 => Step::TryWrite { page, fill: x.range(1, 255) as u8 },
+                    30..=44 => Step::TryRead { page },
+                    _ => {
+                        let len = x.range(1, (arena - page).clamp(1, 4) as i64);
+                        Step::Madvise { page: page as i64, offset: 0, len_pages: len, len_bytes: 0, advice: AdviceArg::Named(x.pick(GENERATED_ADVICE)) }
+                    }
+                }
+            })
+            .collect();
+        let mut t = s.clone();
+        if let Step::Fork { child } = &mut t.program.steps[at] {
+            let pos = x.below(child.len() as u64 + 1) as usize;
+            child.insert(pos, Step::Fork { child: steps });
+        }
+        if validate(&t).is_ok() {
+            *s = t;
+        }
+    }
+}
+
+/// Scenarios per thousand (of the non-hugetlb, non-THP ones) that get protection-key steps.
+pub const PKEY_PER_MILLE: u64 = 40;
+
+/// Protection-key steps (`pkey_alloc`, `pkey_mprotect`, `pkey_set`, `pkey_free`, and a caught access to
+/// the tagged range), put into a drawn scenario from their own hash of (seed, index) like
+/// `process_madvise`, so every other scenario is what it was before. The sequence goes at the end (before
+/// a final access, which may be the scenario's deliberate fault), at top level, in a fork child, or in the
+/// live child when one is alive there. Keys are mostly the one the first `pkey_alloc` returns on a CPU with
+/// keys (1), sometimes -1 (plain mprotect), 0 (the default key) or keys never allocated. Where the CPU has
+/// no keys, a scenario with `pkey_set` is Unsupported (WRPKRU is #UD), so that step is drawn for about one
+/// sequence in five only.
+mod pkeys {
+    use super::{Rng, PKEY_PER_MILLE};
+    use crate::validate::validate;
+    use crate::Scenario;
+    use simulator::program::{PkeyRights, Prot, Step};
+
+    const RIGHTS: [PkeyRights; 4] = [PkeyRights::Enabled, PkeyRights::DisableWrite, PkeyRights::DisableAccess, PkeyRights::DisableAll];
+
+    pub(super) fn insert(x: &mut Rng, s: &mut Scenario) {
+        if !x.chance(PKEY_PER_MILLE) {
+            return;
+        }
+        let steps = &s.program.steps;
+        let pos = match steps.last() {
+            Some(Step::Read { .. } | Step::Write { .. }) => steps.len() - 1,
+            _ => steps.len(),
+        };
+        let alive = steps[..pos].iter().rev().find(|s| matches!(s, Step::ForkLive | Step::ChildExit)).is_some_and(|s| matches!(s, Step::ForkLive));
+        let seq = sequence(x, s.program.arena_pages);
+        let place = if alive { x.weighted(&[(60, 0), (40, 2)]) } else { x.weighted(&[(75, 0), (25, 1)]) };
+        let wrapped: Vec<Step> = match place {
+            0 => seq,
+            // A fork child runs at most 3 steps, as the ones `step` draws.
+            1 => vec![Step::Fork { child: seq.into_iter().take(3).collect() }],
+            _ => seq.into_iter().map(|st| Step::InChild { step: Box::new(st) }).collect(),
+        };
+        let mut t = s.clone();
+        t.program.steps.splice(pos..pos, wrapped);
+        // Scenarios stay at most 18 steps long (8 drawn, a live-fork sequence, process_madvise).
+        if t.program.steps.len() <= 18 && validate(&t).is_ok() {
+            *s = t;
+        }
+    }
+
+    fn key(x: &mut Rng) -> i32 {
+        x.weighted(&[(60, 1), (12, -1), (10, 0), (10, 2), (4, 15), (4, 16)])
+    }
+
+    fn sequence(x: &mut Rng, arena: u32) -> Vec<Step> {
+        let mut out = Vec::new();
+        if x.chance(850) {
+            out.push(Step::PkeyAlloc { rights: x.pick(&RIGHTS) });
+            if x.chance(150) {
+                // A second key (2 on a CPU with keys), or ENOSPC again where there are none.
+                out.push(Step::PkeyAlloc { rights: x.pick(&RIGHTS) });
+            }
+        }
+        let page = x.below(arena as u64) as u32;
+        let pages = x.range(1, (arena - page).clamp(1, 4) as i64) as u32;
+        if x.chance(800) {
+            let prot = x.weighted(&[(50, Prot::RW), (20, Prot::R), (15, Prot::NONE), (15, Prot { read: true, write: true, exec: true })]);
+            let mut k = key(x);
+            if k == 16 {
+                k = 1;
+            }
+            out.push(Step::PkeyMprotect { page, pages, prot, pkey: k });
+        }
+        if x.chance(200) {
+            let k = x.weighted(&[(70, 1u32), (15, 0), (10, 2), (5, 15)]);
+            out.push(Step::PkeySet { pkey: k, rights: x.pick(&RIGHTS) });
+        }
+        if x.chance(600) {
+            let p = page + x.below(pages as u64) as u32;
+            out.push(if x.chance(500) { Step::TryWrite { page: p, fill: x.range(1, 255) as u8 } } else { Step::TryRead { page: p } });
+        }
+        if x.chance(500) {
+            out.push(Step::PkeyFree { pkey: key(x) });
+        }
+        if out.is_empty() {
+            out.push(Step::PkeyFree { pkey: key(x) });
+        }
+        out
+    }
 }
 
 /// Scenarios per thousand (of the non-hugetlb ones) that get process_madvise steps.

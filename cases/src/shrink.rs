@@ -50,7 +50,7 @@ impl Candidate {
     /// reproduction there, or the same kind of difference one child step on.
     pub fn point(&self, id: StepId) -> Option<StepId> {
         let step = (*self.step_map.get(id.step as usize)?)?;
-        Some(StepId { step, child: id.child })
+        Some(StepId { step, child: id.child, grandchild: None })
     }
 }
 

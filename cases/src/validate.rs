@@ -152,9 +152,12 @@ pub fn check_program(p: &Program) -> Result<(), Problem> {
             return Err(("word_bits".into(), format!("word_bits {w}: a kernel's word is 64 or 32 bits")));
         }
     }
-    let steps: usize = p.steps.iter().map(|s| 1 + if let Step::Fork { child } = s { child.len() } else { 0 }).sum();
+    fn count(s: &Step) -> usize {
+        1 + if let Step::Fork { child } = s { child.iter().map(count).sum() } else { 0 }
+    }
+    let steps: usize = p.steps.iter().map(count).sum();
     if steps > MAX_STEPS {
-        return Err(("steps".into(), format!("{steps} steps (a fork child's included): at most {MAX_STEPS} per scenario")));
+        return Err(("steps".into(), format!("{steps} steps (fork children's and grandchildren's included): at most {MAX_STEPS} per scenario")));
     }
     if p.maps.len() > MAX_MAPS {
         return Err(("maps".into(), format!("{} maps: at most {MAX_MAPS} per scenario", p.maps.len())));
@@ -312,8 +315,9 @@ fn check_step(p: &Program, s: &Step, path: &str, top: bool) -> Result<(), Proble
         | Step::Munlock { page, pages } => check_range(arena, *page, *pages, path),
         Step::Mmap { map } => check_map(p, map, &format!("{path}.map")),
         Step::Fork { child } => {
-            if !top {
-                return Err((path.to_string(), "a fork child may not fork again".into()));
+            // A fork child may fork once more (a grandchild); the grandchild may not.
+            if !top && path.matches(".child[").count() != 1 {
+                return Err((path.to_string(), "a grandchild (a fork inside a fork child) may not fork again".into()));
             }
             for (j, c) in child.iter().enumerate() {
                 check_step(p, c, &format!("{path}.child[{j}]"), false)?;

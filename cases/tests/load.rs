@@ -88,8 +88,8 @@ fn err_for(name: &str, text: &str) -> (String, CaseError) {
 #[case::fill_out_of_range(r#""steps": [{ "op": "write", "page": 0, "fill": 256 }]"#, "steps[0].fill", "u8")]
 #[case::child_field(
     r#""steps": [{ "op": "fork", "child": [{ "op": "read" }] }]"#, "steps[0].child[0]", "missing field \"page\"")]
-#[case::child_may_not_fork(
-    r#""steps": [{ "op": "fork", "child": [{ "op": "fork" }] }]"#, "steps[0].child[0]", "may not fork again")]
+#[case::grandchild_may_not_fork(
+    r#""steps": [{ "op": "fork", "child": [{ "op": "fork", "child": [{ "op": "fork" }] }] }]"#, "steps[0].child[0].child[0]", "may not fork again")]
 #[case::madvise_escapes_the_arena(
     r#""steps": [{ "op": "madvise", "page": 0, "len_pages": 100, "advice": "DONTNEED" }]"#,
     "steps[0].len_pages", "could reach the worker's own mappings")]

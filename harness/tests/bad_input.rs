@@ -157,7 +157,7 @@ fn inputs_made_at_test_time_exit_2_naming_the_file() {
     run("10^6 maps", &p, &["bytes: a case file is at most 4194304 bytes"]);
     // Under the size limit but over the count limits: refused by validation, naming the field.
     let p = write("many_steps.json", &format!(r#"{{"arena_pages":8,"maps":[{map}],"steps":{}}}"#, repeated(read, 5000)));
-    run("5,000 steps", &p, &["steps: 5000 steps (a fork child's included): at most 4096 per scenario"]);
+    run("5,000 steps", &p, &["steps: 5000 steps (fork children's and grandchildren's included): at most 4096 per scenario"]);
     let p = write("many_maps.json", &format!(r#"{{"arena_pages":8,"maps":{},"steps":[]}}"#, repeated(map, 100)));
     run("100 maps", &p, &["maps: 100 maps: at most 64 per scenario"]);
     // A fork whose child has 10^4 steps counts them.
@@ -165,7 +165,7 @@ fn inputs_made_at_test_time_exit_2_naming_the_file() {
         "big_fork_child.json",
         &format!(r#"{{"arena_pages":8,"maps":[{map}],"steps":[{{"op":"fork","child":{}}}]}}"#, repeated(read, 10_000)),
     );
-    run("a fork child of 10^4 steps", &p, &["steps: 10001 steps (a fork child's included)"]);
+    run("a fork child of 10^4 steps", &p, &["steps: 10001 steps (fork children's and grandchildren's included)"]);
 
     // Things that are not files.
     let p = d.join("a_directory.json");

@@ -23,7 +23,7 @@ fn run(w: &mut Worker, p: &Program) -> HostRun {
 }
 
 fn obs(r: &HostRun, step: u32, child: Option<u32>) -> &Observation {
-    &r.points.iter().find(|(id, _)| *id == StepId { step, child }).unwrap_or_else(|| panic!("no point {step}/{child:?} in {r:#?}")).1
+    &r.points.iter().find(|(id, _)| *id == StepId { step, child, grandchild: None }).unwrap_or_else(|| panic!("no point {step}/{child:?} in {r:#?}")).1
 }
 
 fn page(o: &Observation, p: usize) -> PageObs {
@@ -113,7 +113,7 @@ fn write_to_readonly_page_is_sigsegv_and_the_worker_recovers() {
     let first = w.pid();
     let r = run(&mut w, &p);
     assert_eq!(r.points.len(), 2, "{r:?}");
-    assert_eq!(r.points[1].0, StepId { step: 1, child: None });
+    assert_eq!(r.points[1].0, StepId { step: 1, child: None, grandchild: None });
     assert_eq!(r.points[1].1, Observation { ret: Ret::Signal(Signal::SIGSEGV), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None });
     // The same Worker replaces its process and runs the next program.
     let ok = prog(
@@ -176,7 +176,7 @@ fn fork_child_lacks_dontfork_range_and_child_signal_is_recorded() {
         ),
     );
     let ids: Vec<StepId> = r.points.iter().map(|p| p.0).collect();
-    let sid = |step, child| StepId { step, child };
+    let sid = |step, child| StepId { step, child, grandchild: None };
     assert_eq!(ids, vec![sid(0, None), sid(1, None), sid(2, Some(0)), sid(2, Some(1)), sid(2, Some(2)), sid(2, None), sid(3, None)]);
     let c0 = obs(&r, 2, Some(0));
     assert_eq!(c0.vmas.iter().map(|v| (v.start, v.end)).collect::<Vec<_>>(), vec![(0, 2), (4, 6)]);
@@ -328,7 +328,7 @@ fn a_scenario_child_killed_by_a_fault_is_recorded_as_a_dead_worker_and_the_worke
     assert_eq!(obs(&r, 0, None).ret, Ret::Ok);
     assert_eq!(obs(&r, 1, Some(1)).ret, Ret::Ok);
     assert_eq!(obs(&r, 1, None).ret, Ret::Ok);
-    assert_eq!(r.points.last().map(|p| p.0), Some(StepId { step: 2, child: None }), "{r:?}");
+    assert_eq!(r.points.last().map(|p| p.0), Some(StepId { step: 2, child: None, grandchild: None }), "{r:?}");
     assert_eq!(obs(&r, 2, None), &Observation { ret: Ret::Signal(Signal::SIGSEGV), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None });
     assert_eq!(w.pid(), first);
     // The worker's arena is still unmapped: the same layout maps again.

@@ -189,6 +189,36 @@ fn caught_fault_reproducers_compile_and_match_this_kernel() {
     assert!(n >= 3, "expected the try_access_* corpus cases, found {n}");
 }
 
+/// The cases with a grandchild (a fork inside a fork child, outside the first 60 above): the C forks
+/// twice, as the worker does, and checks the grandchild's points, including one killed by a fault.
+#[test]
+fn grandchild_reproducers_compile_and_match_this_kernel() {
+    use simulator::program::Step;
+    let dir = tmp("repro-grandchild");
+    let mut n = 0;
+    for e in std::fs::read_dir(corpus()).unwrap() {
+        let case = e.unwrap().path();
+        if case.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let s = cases::load_scenario(&case).unwrap();
+        let nested = s.program.steps.iter().any(|st| matches!(st, Step::Fork { child } if child.iter().any(|c| matches!(c, Step::Fork { .. }))));
+        if !nested || s.program.uses_hugetlb() {
+            continue;
+        }
+        let src = dir.join(format!("{}.c", s.id));
+        let o = madcheck(&["repro", "--case", case.to_str().unwrap(), "--out", src.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let exe = dir.join(&s.id);
+        compile("gcc", &src, &exe).unwrap();
+        let o = Command::new(&exe).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}: {}", s.id, text(&o));
+        assert!(text(&o).contains("every point matches"), "{}", text(&o));
+        n += 1;
+    }
+    assert!(n >= 7, "expected the grandchild corpus cases, found {n}");
+}
+
 #[test]
 fn a_wrong_expectation_exits_1_in_madchecks_words() {
     let dir = tmp("wrong");

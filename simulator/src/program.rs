@@ -781,18 +781,24 @@ impl Step {
 /// Where an observation was taken: parent step `step`, or child step `child` of the fork at `step`
 /// (`child == Some(0)` is the child's first view, right after fork; `Some(k)` follows child step k-1).
 /// An `in_child` step's point is plain `step`: it is the live child's view after that step.
+/// `grandchild` names the points of a fork inside the fork child (child step `child - 1` is the nested
+/// `fork`): `Some(0)` is the grandchild's first view, `Some(g)` follows grandchild step g-1; the child's
+/// own view after its fork (the grandchild has exited) is `child` with `grandchild == None`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StepId {
     pub step: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grandchild: Option<u32>,
 }
 
 impl fmt::Display for StepId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.child {
-            None => write!(f, "{}", self.step),
-            Some(c) => write!(f, "{}.child{}", self.step, c),
+        match (self.child, self.grandchild) {
+            (None, _) => write!(f, "{}", self.step),
+            (Some(c), None) => write!(f, "{}.child{}", self.step, c),
+            (Some(c), Some(g)) => write!(f, "{}.child{}.child{}", self.step, c, g),
         }
     }
 }
@@ -824,14 +830,21 @@ impl Program {
         for (i, s) in self.steps.iter().enumerate() {
             let i = i as u32;
             if let Step::Fork { child: steps } = s {
-                for c in 0..=steps.len() as u32 {
-                    out.push(StepId { step: i, child: Some(c) });
+                out.push(StepId { step: i, child: Some(0), grandchild: None });
+                for (k, cs) in steps.iter().enumerate() {
+                    let c = k as u32 + 1;
+                    if let Step::Fork { child: gsteps } = cs {
+                        for g in 0..=gsteps.len() as u32 {
+                            out.push(StepId { step: i, child: Some(c), grandchild: Some(g) });
+                        }
+                    }
+                    out.push(StepId { step: i, child: Some(c), grandchild: None });
                 }
             }
             if let Step::ForkLive = s {
-                out.push(StepId { step: i, child: Some(0) });
+                out.push(StepId { step: i, child: Some(0), grandchild: None });
             }
-            out.push(StepId { step: i, child: None });
+            out.push(StepId { step: i, child: None, grandchild: None });
         }
         out
     }
@@ -886,12 +899,18 @@ impl Program {
         any(&self.steps)
     }
 
-    /// The step an id names (the Fork step itself for `child == Some(0)`).
+    /// The step an id names (the Fork step itself for `child == Some(0)`, the child's Fork step for
+    /// `grandchild == Some(0)`).
     pub fn step(&self, id: StepId) -> Option<&Step> {
         let s = self.steps.get(id.step as usize)?;
-        match (id.child, s) {
-            (None, _) | (Some(0), _) => Some(s),
-            (Some(c), Step::Fork { child: steps }) => steps.get(c as usize - 1),
+        let cs = match (id.child, s) {
+            (None, _) | (Some(0), _) => return Some(s),
+            (Some(c), Step::Fork { child: steps }) => steps.get(c as usize - 1)?,
+            _ => return None,
+        };
+        match (id.grandchild, cs) {
+            (None, _) | (Some(0), _) => Some(cs),
+            (Some(g), Step::Fork { child: steps }) => steps.get(g as usize - 1),
             _ => None,
         }
     }

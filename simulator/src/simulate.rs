@@ -53,7 +53,8 @@ impl Machine {
                 StepOut::Ret(self.mlock(model, page as i64, (page + pages) as i64, onfault))
             }
             Step::Munlock { page, pages } => StepOut::Ret(self.munlock(model, page as i64, (page + pages) as i64)),
-            Step::Fork { .. } => return Err("a fork inside a forked child is not modelled".into()),
+            // A fork child's own fork is `simulate`'s (fork_in_child); a grandchild may not fork.
+            Step::Fork { .. } => return Err("a fork inside a grandchild is not modelled".into()),
             Step::ForkLive | Step::InChild { .. } | Step::ChildExit => {
                 return Err("a live-fork step inside a forked child is not modelled".into())
             }
@@ -196,7 +197,7 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
     let mut out = Vec::new();
     let mut live = Live::None;
     for (si, step) in prog.steps.iter().enumerate() {
-        let id = StepId { step: si as u32, child: None };
+        let id = StepId { step: si as u32, child: None, grandchild: None };
         match (step, &mut live) {
             (Step::ForkLive, Live::None) if m.holds_thp() => {
                 out.push((id, Expect::Unsupported(FORK_THP.into())));
@@ -206,7 +207,7 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
                 m.forked = true;
                 let mut c = m.fork_live();
                 c.forked = true;
-                out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
+                out.push((StepId { step: si as u32, child: Some(0), grandchild: None }, Expect::Allowed(c.expect(model, Ret::Ok))));
                 out.push((id, Expect::Allowed(m.expect(model, Ret::Ok))));
                 live = Live::Alive(Box::new(c));
                 continue;
@@ -295,9 +296,15 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
             m.forked = true;
             let mut c = m.fork_child();
             c.forked = true;
-            out.push((StepId { step: si as u32, child: Some(0) }, Expect::Allowed(c.expect(model, Ret::Ok))));
+            out.push((StepId { step: si as u32, child: Some(0), grandchild: None }, Expect::Allowed(c.expect(model, Ret::Ok))));
             for (ci, cs) in child.iter().enumerate() {
-                let cid = StepId { step: si as u32, child: Some(ci as u32 + 1) };
+                let cid = StepId { step: si as u32, child: Some(ci as u32 + 1), grandchild: None };
+                if let Step::Fork { child: gsteps } = cs {
+                    if !fork_in_child(model, &mut c, si as u32, ci as u32 + 1, gsteps, &mut out) {
+                        return out;
+                    }
+                    continue;
+                }
                 match c.run_step(model, cs) {
                     Err(why) => {
                         out.push((cid, Expect::Unsupported(why)));
@@ -347,6 +354,51 @@ pub fn simulate(model: &KernelModel, arena: &ArenaGeometry, prog: &Program) -> V
         }
     }
     out
+}
+
+/// A fork step inside the fork child `c` (child step `cstep` - 1 of the fork at `step`): the grandchild
+/// inherits the child's mm as the child inherited the parent's (DONTFORK VMAs missing, WIPEONFORK VMAs
+/// empty, anon_vma chains, COW-shared pages, guard markers, mseal, mlock not inherited) [S 6.12
+/// kernel/fork.c:dup_mmap; mm/memory.c:copy_page_range], runs its steps (points `step.child<cstep>.child<g>`)
+/// and exits; what it did to shared objects is the child's, holes it punched unmap the child's PTEs (and,
+/// carried in `punched`, the parent's), then the child's view is the point `step.child<cstep>`. `false`
+/// when the model does not cover something (the point is Unsupported and the scenario ends).
+fn fork_in_child(model: &KernelModel, c: &mut Machine, step: u32, cstep: u32, gsteps: &[Step], out: &mut Vec<(StepId, Expect)>) -> bool {
+    let cid = StepId { step, child: Some(cstep), grandchild: None };
+    let gid = |g: u32| StepId { step, child: Some(cstep), grandchild: Some(g) };
+    if c.holds_thp() {
+        out.push((gid(0), Expect::Unsupported(FORK_THP.into())));
+        return false;
+    }
+    let mut g = c.fork_child();
+    g.forked = true;
+    out.push((gid(0), Expect::Allowed(g.expect(model, Ret::Ok))));
+    for (gi, gs) in gsteps.iter().enumerate() {
+        let id = gid(gi as u32 + 1);
+        match g.run_step(model, gs) {
+            Err(why) => {
+                out.push((id, Expect::Unsupported(why)));
+                return false;
+            }
+            Ok(StepOut::Fatal(sig)) => {
+                out.push((id, fatal_point(sig)));
+                break;
+            }
+            Ok(StepOut::Ret(r)) => out.push((id, Expect::Allowed(g.expect(model, r)))),
+        }
+    }
+    c.objs = g.objs.clone();
+    for (obj, first, last) in g.punched.clone() {
+        if c.objs[obj].huge && c.huge_private_copies(obj, first, last) {
+            out.push((cid, Expect::Unsupported(crate::kernel::fork::PUNCH_OTHER_COPIES.into())));
+            return false;
+        }
+        c.unmap_cache(obj, first, last);
+        c.punched.push((obj, first, last));
+    }
+    c.take_child_pool(&mut g);
+    out.push((cid, Expect::Allowed(c.expect(model, Ret::Ok))));
+    true
 }
 
 /// copy_huge_pmd shares a PMD THP with the child, and a write on either side splits the PMD and copies

@@ -1438,3 +1438,25 @@ fn add_write_seal(#[case] file: &str, #[case] map: &str, #[case] ret: &str) {
     ));
     assert_eq!(last(&model("6.18"), &p).0, ret);
 }
+
+/// smaps LazyFree of a PMD-mapped THP after FREE: exact where measured (6.18: all 512 pages after a read,
+/// none after a write, which dirties the PMD), the recorded range elsewhere
+/// (`KernelModel::smaps_lazyfree_thp_exact`).
+#[rstest]
+#[case((6, 18, 44), [512, 512], [0, 0])]
+#[case((6, 12, 118), [0, 512], [0, 511])]
+#[case((6, 1, 192), [0, 512], [0, 511])]
+fn lazyfree_of_a_pmd_thp_per_release(#[case] version: (u32, u32, u32), #[case] read: [u64; 2], #[case] written: [u64; 2]) {
+    let m = at(version);
+    for (text, want) in [
+        (include_str!("../../cases/corpus/thp_free_then_a_read_keeps_the_whole_pmd_lazy_free.json"), read),
+        (include_str!("../../cases/corpus/thp_free_then_a_write_to_one_page_dirties_the_whole_pmd.json"), written),
+    ] {
+        let p = case_prog(text);
+        let out = simulator::simulate(&m, &ARENA, &p);
+        let Expect::Allowed(a) = &out.last().unwrap().1 else { panic!("unsupported: {:?}", out.last().unwrap().1) };
+        let v = &a.vmas[0];
+        assert_eq!([v.lazyfree.lo, v.lazyfree.hi], want, "{version:?}");
+        assert_eq!([v.rss.lo, v.anon_huge.lo], [512, 512], "{version:?}");
+    }
+}

@@ -452,7 +452,7 @@ mod tests {
         )
         .unwrap();
         let obs = |ret, vmas: Vec<VmaObs>| Observation { ret, vmas, pages: vec![PageObs::ABSENT; 8], hugetlb: None, locked_vm: None };
-        let at = |step| StepId { step, child: None };
+        let at = |step| StepId { step, child: None, grandchild: None };
         let points = vec![
             (at(0), obs(Ret::Ok, vec![vma(0, 4, "rw-p", &["rd", "wr", "lo"])])),
             (at(1), obs(Ret::Err(simulator::observe::Errno::EINVAL), vec![vma(0, 4, "rw-p", &["rd", "wr", "lo"])])),
@@ -485,10 +485,10 @@ mod tests {
         .unwrap();
         let o = || Observation { ret: Ret::Ok, vmas: vec![vma(0, 4, "rw-p", &["rd", "wr"])], pages: vec![PageObs::ABSENT; 8], hugetlb: None, locked_vm: None };
         let points = vec![
-            (StepId { step: 0, child: Some(0) }, o()),
-            (StepId { step: 0, child: None }, o()),
-            (StepId { step: 1, child: None }, o()),
-            (StepId { step: 2, child: None }, o()),
+            (StepId { step: 0, child: Some(0), grandchild: None }, o()),
+            (StepId { step: 0, child: None, grandchild: None }, o()),
+            (StepId { step: 1, child: None, grandchild: None }, o()),
+            (StepId { step: 2, child: None, grandchild: None }, o()),
         ];
         let cell = |k: &str| Cell { advice: "PAGEOUT".into(), kind: k.into(), outcome: "0".into() };
         assert_eq!(hits(&prog, &points, 4096), vec![cell("after_fork"), cell("anon_private")]);
@@ -508,11 +508,11 @@ mod tests {
         let o = || Observation { ret: Ret::Ok, vmas: vec![vma(0, 4, "rw-p", &["rd", "wr"])], pages: vec![PageObs::ABSENT; 8], hugetlb: None, locked_vm: None };
         let dead = || Observation { ret: Ret::Signal(simulator::observe::Signal::SIGSEGV), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
         let points = vec![
-            (StepId { step: 0, child: Some(0) }, o()),
-            (StepId { step: 0, child: None }, o()),
-            (StepId { step: 1, child: None }, dead()),
-            (StepId { step: 2, child: None }, dead()),
-            (StepId { step: 3, child: None }, o()),
+            (StepId { step: 0, child: Some(0), grandchild: None }, o()),
+            (StepId { step: 0, child: None, grandchild: None }, o()),
+            (StepId { step: 1, child: None, grandchild: None }, dead()),
+            (StepId { step: 2, child: None, grandchild: None }, dead()),
+            (StepId { step: 3, child: None, grandchild: None }, o()),
         ];
         let cell = Cell { advice: "DODUMP".into(), kind: "anon_private".into(), outcome: "0".into() };
         assert_eq!(hits(&prog, &points, 4096), vec![cell]);

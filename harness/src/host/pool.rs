@@ -191,7 +191,7 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
     }
     fn steps(
         list: &[Step],
-        in_child: bool,
+        depth: u8,
         ps: u64,
         in_window: &dyn Fn(&str, u32, u64) -> Result<(), String>,
         check_map: &dyn Fn(&str, &simulator::program::MapSpec) -> Result<(), String>,
@@ -226,12 +226,12 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                 Step::Mmap { map } => check_map(&what, map)?,
                 Step::Mseal { page, pages } | Step::PkeyMprotect { page, pages, .. } => in_window(&what, *page, *pages as u64)?,
                 Step::PkeyAlloc { .. } | Step::PkeyFree { .. } | Step::PkeySet { .. } => {}
-                Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::Seal { .. } if in_child => {
+                Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::Seal { .. } if depth > 0 => {
                     return Err(format!("{what}: a file step inside a fork child is not supported"))
                 }
                 Step::Ftruncate { .. } | Step::Fallocate { .. } | Step::Close { .. } | Step::Seal { .. } => {}
                 Step::ProcessMadvise { iov, .. } => {
-                    if in_child {
+                    if depth > 0 {
                         return Err(format!("{what}: only a top-level step"));
                     }
                     // Elements whose length does not fit ssize_t fail the whole call up front.
@@ -252,27 +252,28 @@ pub fn check_program(prog: &Program, page_size: u64) -> Result<(), String> {
                     }
                 }
                 Step::Fork { child } => {
-                    if in_child {
-                        return Err(format!("{what}: a fork inside a fork child is not supported"));
+                    // A fork child may fork once more (a grandchild), the grandchild may not.
+                    if depth > 1 {
+                        return Err(format!("{what}: a fork inside a grandchild is not supported"));
                     }
-                    steps(child, true, ps, in_window, check_map)?;
+                    steps(child, depth + 1, ps, in_window, check_map)?;
                 }
                 Step::ForkLive | Step::ChildExit => {
-                    if in_child {
+                    if depth > 0 {
                         return Err(format!("{what}: only a top-level step"));
                     }
                 }
                 Step::InChild { step } => {
-                    if in_child || matches!(**step, Step::Fork { .. } | Step::ForkLive | Step::InChild { .. } | Step::ChildExit) {
+                    if depth > 0 || matches!(**step, Step::Fork { .. } | Step::ForkLive | Step::InChild { .. } | Step::ChildExit) {
                         return Err(format!("{what}: in_child runs one plain step"));
                     }
-                    steps(std::slice::from_ref(&**step), true, ps, in_window, check_map)?;
+                    steps(std::slice::from_ref(&**step), 1, ps, in_window, check_map)?;
                 }
             }
         }
         Ok(())
     }
-    steps(&prog.steps, false, page_size, &in_window, &check_map)
+    steps(&prog.steps, 0, page_size, &in_window, &check_map)
 }
 
 impl Worker {

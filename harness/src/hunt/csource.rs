@@ -317,11 +317,23 @@ pub fn generate(r: &Repro) -> String {
     let mut bodies: Vec<String> = Vec::new();
     let mut top_case: Vec<usize> = Vec::new();
     let mut child_case: Vec<Vec<usize>> = Vec::new();
-    for s in &p.steps {
+    // The cases of a grandchild's steps: (top step, child step) → one case per grandchild step.
+    let mut grand_case: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
+    for (i, s) in p.steps.iter().enumerate() {
         let mut kids = Vec::new();
         match s {
             Step::Fork { child } => {
-                for cs in child {
+                for (j, cs) in child.iter().enumerate() {
+                    if let Step::Fork { child: grand } = cs {
+                        let g: Vec<usize> = grand
+                            .iter()
+                            .map(|gs| {
+                                bodies.push(step_body(gs));
+                                bodies.len() - 1
+                            })
+                            .collect();
+                        grand_case.insert((i, j), g);
+                    }
                     kids.push(bodies.len());
                     bodies.push(step_body(cs));
                 }
@@ -343,28 +355,44 @@ pub fn generate(r: &Repro) -> String {
     c.push_str("  }\n  return -1;\n}\n\n");
 
     // The scenario, straight-line, one check per point.
-    let ids = p.step_ids();
-    let pi_of = |id: StepId| ids.iter().position(|x| *x == id).unwrap_or(usize::MAX);
+    // A point's index in the expectation table, which holds the points the answer has (`r.points`): after
+    // a fork child or grandchild died, its later points are missing, and so are their entries (-1: code
+    // that never runs, since that process is gone).
+    let pi_of = |id: StepId| r.points.iter().position(|(x, _)| *x == id).map_or(-1, |i| i as i64);
     c.push_str("static int scenario(void) {\n  long r;\n  int k;\n  (void)r; (void)k;\n");
     for (i, m) in p.maps.iter().enumerate() {
         let _ = writeln!(c, "  if ({} != 0) return setup_failed(\"layout map {i}\");", map_call(m, "MAP_FIXED_NOREPLACE"));
     }
     for (i, s) in p.steps.iter().enumerate() {
-        let here = pi_of(StepId { step: i as u32, child: None });
-        let _ = writeln!(c, "  /* {} */", lit(&crate::run::call::render_point(p, StepId { step: i as u32, child: None })));
+        let here = pi_of(StepId { step: i as u32, child: None, grandchild: None });
+        let _ = writeln!(c, "  /* {} */", lit(&crate::run::call::render_point(p, StepId { step: i as u32, child: None, grandchild: None })));
         match s {
             Step::Fork { child } => {
-                let _ = writeln!(c, "  k = fork_begin({});", pi_of(StepId { step: i as u32, child: Some(0) }));
+                let _ = writeln!(c, "  k = fork_begin({});", pi_of(StepId { step: i as u32, child: Some(0), grandchild: None }));
                 let _ = writeln!(c, "  if (k == 0) {{");
                 for (j, _) in child.iter().enumerate() {
-                    let pi = pi_of(StepId { step: i as u32, child: Some(j as u32 + 1) });
+                    let pi = pi_of(StepId { step: i as u32, child: Some(j as u32 + 1), grandchild: None });
+                    if let Some(g) = grand_case.get(&(i, j)) {
+                        // The child forks again: the grandchild's points, then the child's own view; the
+                        // shared cursor then names the child's next point again.
+                        let gpi = |k: u32| pi_of(StepId { step: i as u32, child: Some(j as u32 + 1), grandchild: Some(k) });
+                        let _ = writeln!(c, "    k = fork_begin({});", gpi(0));
+                        let _ = writeln!(c, "    if (k == 0) {{");
+                        for (gj, case) in g.iter().enumerate() {
+                            let _ = writeln!(c, "      child_point({}, do_step({case}));", gpi(gj as u32 + 1));
+                        }
+                        let _ = writeln!(c, "      _exit(0);\n    }}");
+                        let _ = writeln!(c, "    if ((k = fork_end(k, {pi})) != 0) _exit(k);");
+                        let _ = writeln!(c, "    fflush(stdout);\n    cur->child_point = {};", if pi < 0 { -1 } else { pi + 1 });
+                        continue;
+                    }
                     let _ = writeln!(c, "    child_point({pi}, do_step({}));", child_case[i][j]);
                 }
                 let _ = writeln!(c, "    _exit(0);\n  }}");
                 let _ = writeln!(c, "  if ((k = fork_end(k, {here})) != 0) return k;");
             }
             Step::ForkLive => {
-                let _ = writeln!(c, "  if ((k = live_begin({}, {here})) != 0) return k;", pi_of(StepId { step: i as u32, child: Some(0) }));
+                let _ = writeln!(c, "  if ((k = live_begin({}, {here})) != 0) return k;", pi_of(StepId { step: i as u32, child: Some(0), grandchild: None }));
             }
             Step::InChild { .. } => {
                 let _ = writeln!(c, "  if ((k = live_step({}, {here})) != 0) return k;", child_case[i][0]);

@@ -308,7 +308,7 @@ mod tests {
         facts.release = release.into();
         facts.uname_version = uname_version.into();
         facts.version = KernelFacts::upstream_version(release, uname_version);
-        let p0 = StepId { step: 0, child: None };
+        let p0 = StepId { step: 0, child: None, grandchild: None };
         ObservationSet {
             kind: OBSERVATION_SET.into(),
             kernel: release.into(),

@@ -99,10 +99,12 @@ fn falloc_label(m: simulator::program::FallocMode) -> &'static str {
 /// `step 4 child view 0: fork(...)` (the child's first look), `step 4 child step 1: write(...)`.
 pub fn render_point(prog: &Program, id: StepId) -> String {
     let call = prog.step(id).map(render_step).unwrap_or_else(|| "<no such step>".into());
-    match id.child {
-        None => format!("step {}: {call}", id.step),
-        Some(0) => format!("step {} child view 0 (right after fork): {call}", id.step),
-        Some(c) => format!("step {} child step {}: {call}", id.step, c - 1),
+    match (id.child, id.grandchild) {
+        (None, _) => format!("step {}: {call}", id.step),
+        (Some(0), _) => format!("step {} child view 0 (right after fork): {call}", id.step),
+        (Some(c), None) => format!("step {} child step {}: {call}", id.step, c - 1),
+        (Some(c), Some(0)) => format!("step {} child step {} grandchild view 0 (right after fork): {call}", id.step, c - 1),
+        (Some(c), Some(g)) => format!("step {} child step {} grandchild step {}: {call}", id.step, c - 1, g - 1),
     }
 }
 

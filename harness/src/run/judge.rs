@@ -213,7 +213,7 @@ pub(super) mod tests {
     }
 
     fn id(step: u32) -> StepId {
-        StepId { step, child: None }
+        StepId { step, child: None, grandchild: None }
     }
 
     pub(in crate::run) fn host(points: Vec<(StepId, Observation)>) -> HostRun {

@@ -401,7 +401,7 @@ mod tests {
             replay: "r".into(),
             steps: 3,
             outcome: Outcome::Diverge(Divergence {
-                step: Some(StepId { step: 2, child: None }),
+                step: Some(StepId { step: 2, child: None, grandchild: None }),
                 call: "step 2: read(page 0)".into(),
                 diffs: fields
                     .iter()

@@ -16,7 +16,9 @@ impl Machine {
     pub(crate) fn fork_child(&self) -> Machine {
         let mut c = self.clone();
         c.punched.clear();
-        c.other_cache_maps = self.cache_maps();
+        // Every other process that maps the objects: this one, and the ones it shares them with (its own
+        // parent, for a grandchild), so page-cache mapcounts count all of them.
+        c.other_cache_maps = self.other_cache_maps.iter().copied().chain(self.cache_maps()).collect();
         c.vmas.clear();
         c.ptes = vec![Pte::None; self.ptes.len()];
         // copy_pmd_range allocates the child's PTE table for a copied VMA where the parent has one
@@ -28,7 +30,7 @@ impl Machine {
         c.huge_resv = vec![false; self.huge_resv.len()];
         // The child's mm->locked_vm starts at 0 (mm_init), and no VMA of it is VM_LOCKED.
         c.locked_vm_extra = 0;
-        c.other_objs = self.vmas.iter().filter_map(|v| v.obj).collect();
+        c.other_objs = self.vmas.iter().filter_map(|v| v.obj).chain(self.other_objs.iter().copied()).collect();
         for v in &self.vmas {
             // VM_DONTCOPY: the child has no VMA there (dup_mmap: "if (mpnt->vm_flags & VM_DONTCOPY) ...
             // continue").
@@ -171,7 +173,7 @@ impl Machine {
     /// The pool after a fork child (plain or live) exited: its huge pages and reservations are settled
     /// (`huge_exit`), and the parent sees the global counters as the child left them.
     pub fn take_child_pool(&mut self, child: &mut Machine) {
-        child.other_objs = self.vmas.iter().filter_map(|v| v.obj).collect();
+        child.other_objs = self.vmas.iter().filter_map(|v| v.obj).chain(self.other_objs.iter().copied()).collect();
         child.huge_exit();
         self.objs = child.objs.clone();
         self.huge = child.huge;

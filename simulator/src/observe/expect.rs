@@ -18,6 +18,8 @@ impl Machine {
         // [S 6.18 fs/proc/task_mmu.c:smaps_pte_entry, smaps_account, __show_smap; T spec §6.2].
         for (vi, v) in self.vmas.iter().enumerate() {
             let (mut rss, mut anon, mut lazy) = (0u64, 0u64, 0u64);
+            // The lazy-free pages of PMD-mapped THPs, counted at once (see `lazyfree` below).
+            let mut lazy_large = 0u64;
             let mut pss_bytes = 0u128;
             let (mut ht_shared, mut ht_private) = (0u64, 0u64);
             if v.flags & vmf::HUGETLB != 0 {
@@ -91,12 +93,37 @@ impl Machine {
             // PTE and smaps counting it: exact [S 6.12 mm/rmap.c:folio_add_new_anon_rmap (no
             // __folio_set_swapbacked for VM_DROPPABLE); fs/proc/task_mmu.c:smaps_account; T 6.18.44:
             // LazyFree 4 kB right after FREE of one written droppable page].
+            // A large folio never waits in the batch: adding it moves the whole batch to the LRU at
+            // once, clearing PG_swapbacked, so the lazy-free pages of a THP still PMD-mapped count
+            // exactly [S 6.1 mm/swap.c:mark_page_lazyfree, folio_batch_add_and_move
+            // (!folio_may_be_lru_cached); S 6.12 mm/swap.c:__folio_batch_add_and_move; include/linux/
+            // swap.h:folio_may_be_lru_cached (!folio_test_large); T 6.18.44: case
+            // thp_free_whole_pmd_keeps_a_lazyfree_thp, LazyFree 2048 kB]. A THP split after FREE keeps
+            // its cleared flag but the model no longer tells its pages from small ones, so they stay in
+            // the range. Small pages stay a range: which of them are still batched depends on other
+            // tasks draining the CPU and, for an unpinned (golden-check) worker, on which CPUs it ran.
+            // Where `smaps_lazyfree_thp_exact` is off (releases not measured yet) the THP's pages are in
+            // the range like small ones. A PMD-mapped THP counts as a whole: smaps_pmd_entry passes pmd_dirty, so once any page of
+            // it was written after FREE (the write sets the PMD's dirty bit) none of it counts
+            // [S 6.12 fs/proc/task_mmu.c:smaps_pmd_entry, smaps_account (`!dirty`)].
+            let pmd = if model.smaps_lazyfree_thp_exact { self.pmd_pages() } else { 0 };
+            let mut h = if pmd > 0 { self.pmd_start(v.start) } else { v.end };
+            while pmd > 0 && h < v.end {
+                if h >= v.start && h + pmd <= v.end && self.thp.get(&h) == Some(&crate::machine::ThpPmd::Anon) && !skip_pmd(h) {
+                    let l = (h..h + pmd).filter(|&p| matches!(self.pte(p), Pte::Anon { lazy: true, .. })).count() as u64;
+                    lazy -= l;
+                    if l == pmd as u64 {
+                        lazy_large += l;
+                    }
+                }
+                h += pmd;
+            }
             let lazyfree = if !model.smaps_lazyfree {
                 Count::exact(0)
             } else if v.flags & vmf::DROPPABLE != 0 {
-                Count::exact(lazy)
+                Count::exact(lazy_large + lazy)
             } else {
-                Count { lo: 0, hi: lazy }
+                Count { lo: lazy_large, hi: lazy_large + lazy }
             };
             vmas.push(VmaAllowed {
                 start: v.start,

@@ -3,7 +3,7 @@
 
 use crate::host::observe::FileIdent;
 use crate::host::sys::{self, Fd};
-use crate::host::worker::protocol::{ChildCmd, Fatal, Frame, Out, STDOUT};
+use crate::host::worker::protocol::{ChildCmd, Fatal, Frame, Out};
 use crate::host::worker::step::{do_step, Ctx, ScenarioFile};
 use simulator::observe::{Errno, Observation, Ret, Signal};
 use simulator::program::{Program, Step, StepId};
@@ -125,6 +125,32 @@ pub(super) fn run_fork(
     idents: &[FileIdent],
     out: &Out,
 ) -> Result<(), Fatal> {
+    run_fork_at(ctx, prog, step, None, child, files, idents, out)
+}
+
+/// The point ids of a fork at `step` (`cstep: None`) or of the nested fork that is child step
+/// `cstep - 1` of the fork at `step`: `j` None is the forking process's view after the fork, `Some(j)`
+/// the (grand)child's views.
+fn fork_point(step: u32, cstep: Option<u32>, j: Option<u32>) -> StepId {
+    match cstep {
+        None => StepId { step, child: j, grandchild: None },
+        Some(c) => StepId { step, child: Some(c), grandchild: j },
+    }
+}
+
+/// `run_fork`, or with `cstep` the nested fork a fork child runs (a grandchild): its frames go to the
+/// child's pipe (`out`), which the worker forwards in turn.
+#[allow(clippy::too_many_arguments)]
+fn run_fork_at(
+    ctx: &mut Ctx,
+    prog: &Program,
+    step: u32,
+    cstep: Option<u32>,
+    child: &[Step],
+    files: &[ScenarioFile],
+    idents: &[FileIdent],
+    out: &Out,
+) -> Result<(), Fatal> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: fds is a valid 2-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -137,11 +163,11 @@ pub(super) fn run_fork(
         let e = sys::errno();
         drop((r, w));
         let obs = ctx.obs.observe(Ret::Err(Errno::from_raw(e)), prog.arena_pages, idents).map_err(Fatal::Scenario)?;
-        return out.send(&Frame::Point { id: StepId { step, child: None }, obs }).map_err(Fatal::Output);
+        return out.send(&Frame::Point { id: fork_point(step, cstep, None), obs }).map_err(Fatal::Output);
     }
     if pid == 0 {
         drop(r);
-        let code = child_main(ctx, prog, step, child, files, idents, w.0);
+        let code = child_main(ctx, prog, step, cstep, child, files, idents, w.0);
         // SAFETY: leave without running the parent's destructors or flushing anything twice.
         unsafe { libc::_exit(code) };
     }
@@ -166,7 +192,7 @@ pub(super) fn run_fork(
         match super::codec::decode(body) {
             Ok(Frame::Point { .. }) => {
                 received += 1;
-                sys::write_all(STDOUT, &buf[pos..pos + e])
+                sys::write_all(out.fd, &buf[pos..pos + e])
                     .map_err(|e| Fatal::Output(format!("write frame: {}", sys::strerror(e))))?;
             }
             Ok(Frame::Done { error, .. }) => child_error = error,
@@ -180,13 +206,13 @@ pub(super) fn run_fork(
     if libc::WIFSIGNALED(status) {
         if received as usize <= child.len() {
             let obs = Observation { ret: Ret::Signal(Signal::from_raw(libc::WTERMSIG(status))), vmas: vec![], pages: vec![], hugetlb: None, locked_vm: None };
-            out.send(&Frame::Point { id: StepId { step, child: Some(received) }, obs }).map_err(Fatal::Output)?;
+            out.send(&Frame::Point { id: fork_point(step, cstep, Some(received)), obs }).map_err(Fatal::Output)?;
         }
     } else if libc::WEXITSTATUS(status) != 0 {
         return Err(Fatal::Scenario(format!("fork step {step}: child exited with status {}", libc::WEXITSTATUS(status))));
     }
     let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, idents).map_err(Fatal::Scenario)?;
-    out.send(&Frame::Point { id: StepId { step, child: None }, obs }).map_err(Fatal::Output)
+    out.send(&Frame::Point { id: fork_point(step, cstep, None), obs }).map_err(Fatal::Output)
 }
 
 /// `fork_live`: fork a child that stays alive and takes `ChildCmd`s; forward its first view (`N.child0`).
@@ -230,7 +256,7 @@ pub(super) fn fork_live(
     // SAFETY: pidfd_open with plain integer arguments.
     let pidfd = Fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd);
     let mut c = LiveChild { pid, cmd: Some(cmd_w), res: res_r, dead: None, reaped: false, saved_affinity, pidfd };
-    let first = StepId { step, child: Some(0) };
+    let first = StepId { step, child: Some(0), grandchild: None };
     match c.read_frame().map_err(Fatal::Scenario)? {
         Some(Frame::Point { id, obs }) if id == first => {
             out.send(&Frame::Point { id, obs }).map_err(Fatal::Output)?;
@@ -260,7 +286,7 @@ pub(super) fn in_child(c: &mut LiveChild, step: u32, inner: &Step, observe_with:
     // Rust ignores SIGPIPE, so a dead child gives EPIPE here, then EOF on the answer pipe.
     let _ = sys::write_all(fd, &frame);
     match c.read_frame()? {
-        Some(Frame::Point { id, obs }) if id == (StepId { step, child: None }) => Ok(obs),
+        Some(Frame::Point { id, obs }) if id == (StepId { step, child: None, grandchild: None }) => Ok(obs),
         Some(Frame::Done { error, .. }) => Err(format!("in_child step {step}: child: {}", error.unwrap_or_default())),
         Some(other) => Err(format!("in_child step {step}: unexpected frame {other:?}")),
         None => Ok(signal(c.died(&format!("in_child step {step}"))?)),
@@ -272,7 +298,7 @@ pub(super) fn in_child(c: &mut LiveChild, step: u32, inner: &Step, observe_with:
 fn child_session(
     ctx: &mut Ctx,
     prog: &Program,
-    step: u32,
+    first: StepId,
     idents: &[FileIdent],
     w: RawFd,
     body: impl FnOnce(&mut Ctx, &Out) -> Result<(), String>,
@@ -284,7 +310,7 @@ fn child_session(
     let r = (|| -> Result<(), String> {
         ctx.obs.reopen()?;
         let obs = ctx.obs.observe(Ret::Ok, prog.arena_pages, idents)?;
-        out.send(&Frame::Point { id: StepId { step, child: Some(0) }, obs })?;
+        out.send(&Frame::Point { id: first, obs })?;
         body(ctx, &out)
     })();
     match r {
@@ -306,7 +332,7 @@ fn live_child_main(
     cmd: RawFd,
     w: RawFd,
 ) -> i32 {
-    child_session(ctx, prog, step, idents, w, |ctx, out| {
+    child_session(ctx, prog, StepId { step, child: Some(0), grandchild: None }, idents, w, |ctx, out| {
         let mut body = Vec::new();
         loop {
             let mut len = [0u8; 4];
@@ -323,27 +349,41 @@ fn live_child_main(
                 None => do_step(ctx, &c.run, files)?,
             };
             let obs = ctx.obs.observe(ret, prog.arena_pages, idents)?;
-            out.send(&Frame::Point { id: StepId { step: c.step, child: None }, obs })?;
+            out.send(&Frame::Point { id: StepId { step: c.step, child: None, grandchild: None }, obs })?;
         }
     })
 }
 
 /// The forked child: observe right after fork, then after each child step. Returns the exit code.
+#[allow(clippy::too_many_arguments)]
 fn child_main(
     ctx: &mut Ctx,
     prog: &Program,
     step: u32,
+    cstep: Option<u32>,
     child: &[Step],
     files: &[ScenarioFile],
     idents: &[FileIdent],
     w: RawFd,
 ) -> i32 {
-    child_session(ctx, prog, step, idents, w, |ctx, out| {
+    child_session(ctx, prog, fork_point(step, cstep, Some(0)), idents, w, |ctx, out| {
         for (k, s) in child.iter().enumerate() {
+            let here = k as u32 + 1;
+            if let (Step::Fork { child: grandchild }, None) = (s, cstep) {
+                // A fork child forks again: the grandchild's points and then this child's view.
+                return_on_fatal(run_fork_at(ctx, prog, step, Some(here), grandchild, files, idents, out))?;
+                continue;
+            }
             let ret = do_step(ctx, s, files)?;
             let obs = ctx.obs.observe(ret, prog.arena_pages, idents)?;
-            out.send(&Frame::Point { id: StepId { step, child: Some(k as u32 + 1) }, obs })?;
+            out.send(&Frame::Point { id: fork_point(step, cstep, Some(here)), obs })?;
         }
         Ok(())
+    })
+}
+
+fn return_on_fatal(r: Result<(), Fatal>) -> Result<(), String> {
+    r.map_err(|f| match f {
+        Fatal::Scenario(e) | Fatal::Output(e) => e,
     })
 }

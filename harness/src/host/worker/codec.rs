@@ -9,7 +9,7 @@
 //! until it is encoded and decoded too. Decoding refuses trailing bytes, short input and unknown tags.
 //!
 //! Layout (little-endian, no padding): a frame is a tag byte, 0 = `Point`, 1 = `Done`.
-//! - `Point`: step u32, child (u8 0/1 + u32), then the observation: ret, vmas (u32 count), pages (u32
+//! - `Point`: step u32, child (u8 0/1 + u32), grandchild (u8 0/1 + u32), then the observation: ret, vmas (u32 count), pages (u32
 //!   count), hugetlb (u8 0/1 + 3 × i64), locked_vm (u8 0/1 + u64).
 //! - ret: u8 0 Ok | 1 Err + errno | 2 Signal + signal | 3 Bytes + u64; errno and signal are a u8 index
 //!   of the named variant, or 255 + i32 for `Other`.
@@ -40,9 +40,10 @@ pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
     match frame {
         Frame::Point { id, obs } => {
             w.u8(0);
-            let StepId { step, child } = *id;
+            let StepId { step, child, grandchild } = *id;
             w.u32(step);
             w.opt(child, |w, c| w.u32(c));
+            w.opt(grandchild, |w, c| w.u32(c));
             w.obs(obs);
         }
         Frame::Done { poisoned, error, exiting } => {
@@ -61,7 +62,8 @@ pub fn decode(body: &[u8]) -> Result<Frame, String> {
         0 => {
             let step = r.u32()?;
             let child = r.opt(|r| r.u32())?;
-            Frame::Point { id: StepId { step, child }, obs: r.obs()? }
+            let grandchild = r.opt(|r| r.u32())?;
+            Frame::Point { id: StepId { step, child, grandchild }, obs: r.obs()? }
         }
         1 => {
             let poisoned = r.opt(|r| r.string())?;
@@ -490,7 +492,7 @@ mod tests {
                 hugetlb: (i % 2 == 1).then_some(HugeDelta { free: -1, rsvd: 2, surp: i64::MIN }),
                 locked_vm: (i % 4 == 1).then_some(512),
             };
-            out.push(Frame::Point { id: StepId { step: i as u32, child: (i % 3 == 1).then_some(i as u32 * 7) }, obs });
+            out.push(Frame::Point { id: StepId { step: i as u32, child: (i % 3 == 1).then_some(i as u32 * 7), grandchild: (i % 6 == 1).then_some(i as u32 * 3) }, obs });
         }
         out.push(Frame::Done { poisoned: None, error: None, exiting: false });
         out.push(Frame::Done { poisoned: Some("reclaim by someone else".into()), error: Some(String::new()), exiting: true });
@@ -527,8 +529,8 @@ mod tests {
         }
         assert!(decode(&[9]).unwrap_err().contains("frame tag"));
         // A page byte with an unknown content tag, and a count larger than the frame.
-        assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5 << 2, 0, 0]).unwrap_err().contains("content tag"));
-        assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).unwrap_err().contains("exceeds"));
+        assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5 << 2, 0, 0]).unwrap_err().contains("content tag"));
+        assert!(decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).unwrap_err().contains("exceeds"));
         // A VmFlags mnemonic that is not two printable characters (the kernel prints only those).
         let f = &frames()[0];
         let body = encode_framed(f).unwrap()[4..].to_vec();

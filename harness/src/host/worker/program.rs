@@ -70,7 +70,7 @@ pub(super) fn run_program(ctx: &mut Ctx, prog: &Program, out: &Out) -> Result<Op
         let mut live: Option<LiveChild> = None;
         for (i, step) in prog.steps.iter().enumerate() {
             let i = i as u32;
-            let here = StepId { step: i, child: None };
+            let here = StepId { step: i, child: None, grandchild: None };
             match step {
                 Step::Fork { child } => {
                     run_fork(ctx, prog, i, child, &files, &idents, out)?;

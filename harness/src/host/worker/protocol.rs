@@ -98,7 +98,7 @@ pub(super) fn last_point_word() -> Result<&'static std::sync::atomic::AtomicU64,
 
 /// Decode `last_point_word`'s value.
 pub(super) fn decode_last_point(v: u64) -> Option<StepId> {
-    (v != 0).then(|| StepId { step: (v & 0xffff_ffff) as u32 - 1, child: match v >> 32 { 0 => None, c => Some(c as u32 - 1) } })
+    (v != 0).then(|| StepId { step: (v & 0xffff_ffff) as u32 - 1, child: match v >> 32 { 0 => None, c => Some(c as u32 - 1) }, grandchild: None })
 }
 
 /// Why a program stopped: a scenario-level infrastructure error (reported in `Done`), or the output

@@ -340,7 +340,7 @@ pub(super) fn do_step(ctx: &Ctx, step: &Step, files: &[ScenarioFile]) -> Result<
                     Ret::Bytes(rc as u64)
                 }
             }
-            Step::Fork { .. } => return Err("nested fork is not supported".into()),
+            Step::Fork { .. } => return Err("a fork inside a grandchild is not supported".into()),
             Step::ForkLive | Step::InChild { .. } | Step::ChildExit => {
                 return Err(format!("a {} step inside a forked child is not supported", step.op()))
             }
