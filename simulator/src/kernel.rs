@@ -594,6 +594,19 @@ pub struct KernelModel {
     /// recording allowed (0..=512), so the other releases keep the range until they are re-recorded.
     #[serde(default)]
     pub smaps_lazyfree_thp_exact: bool,
+    /// MADV_UNMERGEABLE of a VMA that MADV_MERGEABLE marked clears VM_SEALED too: smaps loses `sl`, and
+    /// mprotect and munmap of the "sealed" range then succeed (an mseal bypass). 6.16.y: Debian 6.16.3 and
+    /// 6.16.12 drop it, 6.12.118, 6.17.8, 6.17.13, 6.18.x and 7.x keep it [T series run 2026-12-08, case
+    /// each_advice_from_each_kind_alone_and_up_to_a_hole step 377; T Debian 6.16.12, C probe
+    /// docs/repro/unmergeable_unseals.c: `rd wr mr mw me ac sd mg sl` -> `rd wr mr mw me ac sd`, mprotect 0,
+    /// munmap 0; the 6.18.44 host: EPERM, EPERM]. UNMERGEABLE without VM_MERGEABLE returns before touching
+    /// the flags (ksm_madvise), and keeps the seal there too. Suspected mechanism (not read in the 6.16
+    /// source): `*vm_flags &= ~VM_MERGEABLE` with a 32-bit VM_MERGEABLE (0x80000000, an unsigned int)
+    /// clears every flag above bit 31, VM_SEALED (bit 63) among them; only `sl` is observed here (a
+    /// protection key in bits 32-35 was not tried). 6.13-6.15 are UNVERIFIED (not in Debian's archive);
+    /// docs/findings.md item 15.
+    #[serde(default)]
+    pub unmergeable_clears_sealed: bool,
 }
 
 fn word_bits_64() -> u32 {
@@ -838,6 +851,7 @@ impl KernelModel {
             mremap_dontunmap_clears_source_account: at_least(6, 16) && !at_least(6, 17),
             future_write_mmap_refused_before_unmap: at_least(6, 12),
             smaps_lazyfree_thp_exact: v >= (6, 18, 0) && v < (6, 19, 0),
+            unmergeable_clears_sealed: at_least(6, 16) && !at_least(6, 17),
             facts: f,
         }
     }

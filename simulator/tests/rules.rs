@@ -1460,3 +1460,19 @@ fn lazyfree_of_a_pmd_thp_per_release(#[case] version: (u32, u32, u32), #[case] r
         assert_eq!([v.rss.lo, v.anon_huge.lo], [512, 512], "{version:?}");
     }
 }
+
+/// MERGEABLE then UNMERGEABLE of a sealed anonymous VMA: 6.16.y loses the seal with VM_MERGEABLE, so the
+/// later munmap succeeds; 6.12 and 6.17+ keep it (`unmergeable_clears_sealed`, docs/findings.md item 15)
+/// [T Debian 6.16.3/6.16.12 (lost), 6.17.8 and the 6.18.44 host (kept)].
+#[rstest]
+#[case::v6_12((6, 12, 118), "EPERM", "[0,2) rw-p rd wr mr mw me ac sl; [4,6) rw-p rd wr mr mw me ac sl")]
+#[case::first_lost((6, 16, 0), "0", "[4,6) rw-p rd wr mr mw me ac sl")]
+#[case::last_lost((6, 16, 12), "0", "[4,6) rw-p rd wr mr mw me ac sl")]
+#[case::kept_again((6, 17, 0), "EPERM", "[0,2) rw-p rd wr mr mw me ac sl; [4,6) rw-p rd wr mr mw me ac sl")]
+fn unmergeable_of_a_sealed_vma_per_release(#[case] version: (u32, u32, u32), #[case] munmap: &str, #[case] layout: &str) {
+    let mut p = case_prog(include_str!("../../cases/corpus/unmergeable_of_a_mergeable_sealed_vma_drops_the_seal_on_6_16.json"));
+    // Up to the munmap of the first VMA (step 9): its answer, and the layout after it.
+    p.steps.truncate(10);
+    let (ret, got, _) = last(&at(version), &p);
+    assert_eq!((ret.as_str(), got.as_str()), (munmap, layout), "{version:?}");
+}

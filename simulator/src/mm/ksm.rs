@@ -36,6 +36,8 @@ impl Machine {
         if nf & vmf::MERGEABLE == 0 {
             return None;
         }
-        Some(nf & !vmf::MERGEABLE)
+        // 6.16.y also loses VM_SEALED here (KernelModel::unmergeable_clears_sealed).
+        let lost = if model.unmergeable_clears_sealed { vmf::SEALED } else { 0 };
+        Some(nf & !vmf::MERGEABLE & !lost)
     }
 }
