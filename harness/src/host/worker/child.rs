@@ -3,7 +3,7 @@
 
 use crate::host::observe::FileIdent;
 use crate::host::sys::{self, Fd};
-use crate::host::worker::protocol::{ChildCmd, Fatal, Frame, Out, STDOUT};
+use crate::host::worker::protocol::{ChildCmd, Fatal, Frame, Out};
 use crate::host::worker::step::{do_step, Ctx, ScenarioFile};
 use simulator::observe::{Errno, Observation, Ret, Signal};
 use simulator::program::{Program, Step, StepId};
@@ -166,8 +166,7 @@ pub(super) fn run_fork(
         match super::codec::decode(body) {
             Ok(Frame::Point { .. }) => {
                 received += 1;
-                sys::write_all(STDOUT, &buf[pos..pos + e])
-                    .map_err(|e| Fatal::Output(format!("write frame: {}", sys::strerror(e))))?;
+                super::protocol::write_stdout(&buf[pos..pos + e]).map_err(Fatal::Output)?;
             }
             Ok(Frame::Done { error, .. }) => child_error = error,
             Err(err) => return Err(Fatal::Scenario(format!("fork step {step}: bad frame from child: {err}"))),
