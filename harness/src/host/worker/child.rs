@@ -146,13 +146,13 @@ pub(super) fn run_fork(
         unsafe { libc::_exit(code) };
     }
     drop(w);
-    // Read everything the child sends, then reap it.
+    // Read everything the child sends, then reap it. Straight into `buf`'s spare capacity: a zeroed read
+    // buffer would write (and so copy-on-write fault) pages the child still shares, 16 for 64 KiB.
     let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 << 10];
     loop {
-        match sys::read_some(r.0, &mut chunk) {
+        match sys::read_append(r.0, &mut buf, 16 << 10) {
             Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e) => return Err(Fatal::Scenario(format!("fork step {step}: read child pipe: {}", sys::strerror(e)))),
         }
     }
