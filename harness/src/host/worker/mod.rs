@@ -12,6 +12,12 @@
 //! - worker → runner: `Frame`s in the binary encoding of `codec` (so are a fork or live child's frames
 //!   to the worker). `Frame::Point` per observation point, written as soon as it is taken (so a step
 //!   that kills the worker loses nothing before it), then one `Frame::Done`.
+//! - worker → runner, notify pipe (the descriptor `NOTIFY_ENV` names, when the runner passes one): one
+//!   byte after every program's `Done` (also one a forked scenario child wrote) and after every half
+//!   frame pipe of frames (`protocol::write_stdout`). The runner sleeps on it instead of on stdout, so
+//!   it wakes once per program rather than at every point; its EOF (the worker died) sends the runner
+//!   back to reading stdout frame by frame up to EOF. Every write of frame bytes to stdout goes through
+//!   `protocol::write_stdout` (`Out::send` to stdout, a fork step forwarding its child's points).
 //! - worker → live child (`fork_live` … `child_exit`): one `ChildCmd` frame per `in_child` step on a
 //!   pipe; the child answers with one `Frame::Point` on another pipe. EOF on the command pipe makes the
 //!   child `_exit(0)`; EOF on the answer pipe means the child died, and the worker reaps it at once. The
