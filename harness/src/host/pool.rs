@@ -58,6 +58,21 @@ struct Proc {
     buf: Vec<u8>,
     /// The read buffer, kept: allocating (and zeroing) 64 KiB for every scenario showed in profiles.
     chunk: Vec<u8>,
+    /// The read end of the worker's notify pipe (`worker::NOTIFY_ENV`), or None once it reached EOF (the
+    /// worker is gone: frames are then read as they come, up to the frame pipe's EOF). The worker writes
+    /// a byte after each program's `Done` and after every half frame pipe of frames, so `collect` sleeps
+    /// on it and wakes once per program instead of at every point (both pipes are non-blocking here).
+    notify: Option<std::os::fd::OwnedFd>,
+}
+
+/// Set O_NONBLOCK on our end of a pipe.
+fn set_nonblocking(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    let ok = unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        fl >= 0 && libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) == 0
+    };
+    if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// Make this process the reaper of its workers' orphans [S 6.12 kernel/exit.c:find_new_reaper: an
@@ -145,13 +160,44 @@ impl Proc {
             Ok(text) => cmd.env(crate::host::observe::ZERO_PFN_ENV, text),
             Err(_) => cmd.env_remove(crate::host::observe::ZERO_PFN_ENV),
         };
-        let mut child = cmd.spawn()?;
+        // The notify pipe: close-on-exec both ends, so a worker another job thread starts meanwhile does not
+        // inherit them (it would hold the write end open past this worker's death); only this child keeps
+        // its write end across its exec (cleared between its fork and exec, under the same number).
+        let mut fds = [-1; 2];
+        // SAFETY: pipe2 fills two descriptors we then own.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors are fresh and ours.
+        let (notify_r, notify_w) = unsafe {
+            use std::os::fd::FromRawFd;
+            (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+        };
+        let w = notify_w.as_raw_fd();
+        cmd.env(crate::host::worker::NOTIFY_ENV, w.to_string());
+        // SAFETY: the closure runs in the forked child before exec and only calls fcntl (async-signal-safe).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::fcntl(w, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let spawned = cmd.spawn();
+        drop(notify_w);
+        let mut child = spawned?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(std::io::Error::other("worker started without piped stdin/stdout"));
         };
-        Ok(Proc { child, stdin: Some(stdin), stdout, buf: Vec::new(), chunk: vec![0u8; 64 << 10] })
+        if let Err(e) = set_nonblocking(stdout.as_raw_fd()).and_then(|()| set_nonblocking(notify_r.as_raw_fd())) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Ok(Proc { child, stdin: Some(stdin), stdout, buf: Vec::new(), chunk: vec![0u8; 64 << 10], notify: Some(notify_r) })
     }
 
     /// Kill (if still running) and reap; remove the temp directory a killed worker could not.
@@ -392,19 +438,22 @@ impl Worker {
         let Some(p) = self.proc.as_mut() else { return Err("no worker process".into()) };
         let fd = p.stdout.as_raw_fd();
         loop {
-            // Drain every complete frame already buffered.
-            while let Some((s, e)) = sys::frame_bounds(&p.buf)? {
-                let frame = crate::host::worker::decode_frame(&p.buf[s..e]);
-                p.buf.drain(..e);
+            // Decode every complete frame already buffered.
+            let mut pos = 0;
+            while let Some((s, e)) = sys::frame_bounds(&p.buf[pos..])? {
+                let frame = crate::host::worker::decode_frame(&p.buf[pos + s..pos + e]);
+                pos += e;
                 match frame {
                     Ok(Frame::Point { id, obs }) => points.push((id, obs)),
                     Ok(Frame::Done { poisoned, error: None, exiting }) => {
+                        p.buf.drain(..pos);
                         if exiting {
                             self.replace();
                         }
                         return Ok(HostRun { points, poisoned, timed_out: false });
                     }
                     Ok(Frame::Done { error: Some(e), exiting, .. }) => {
+                        p.buf.drain(..pos);
                         if exiting {
                             self.replace();
                         }
@@ -416,13 +465,17 @@ impl Worker {
                     }
                 }
             }
+            p.buf.drain(..pos);
             let now = Instant::now();
             if now >= deadline {
                 self.replace();
                 return Ok(HostRun { points, poisoned: None, timed_out: true });
             }
             let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // Sleep on the notify pipe while the worker lives (one wake-up per program), on the frame
+            // pipe itself once the notify pipe is at EOF (the worker died: read up to the frames' EOF).
+            let notify = p.notify.as_ref().map(|n| n.as_raw_fd());
+            let mut pfd = libc::pollfd { fd: notify.unwrap_or(fd), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd.
             let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
             if rc < 0 {
@@ -430,14 +483,49 @@ impl Worker {
                 if e == libc::EINTR {
                     continue;
                 }
-                return Err(format!("poll on worker stdout: {}", sys::strerror(e)));
+                return Err(format!("poll on worker {}: {}", if notify.is_some() { "notify pipe" } else { "stdout" }, sys::strerror(e)));
             }
             if rc == 0 {
                 continue; // the deadline check above handles the timeout
             }
+            if let Some(nfd) = notify {
+                // Consume the notify bytes, then read everything the worker wrote before them.
+                let mut bytes = [0u8; 64];
+                loop {
+                    match sys::read_some(nfd, &mut bytes) {
+                        Ok(0) => {
+                            p.notify = None;
+                            break;
+                        }
+                        Ok(n) if n == bytes.len() => {}
+                        Ok(_) => break,
+                        Err(e) if e == libc::EAGAIN => break,
+                        Err(e) => return Err(format!("read worker notify pipe: {}", sys::strerror(e))),
+                    }
+                }
+                loop {
+                    match sys::read_some(fd, &mut p.chunk) {
+                        // EOF: the worker is gone; the frame pipe path above sees it again.
+                        Ok(0) => {
+                            p.notify = None;
+                            break;
+                        }
+                        Ok(n) => {
+                            p.buf.extend_from_slice(&p.chunk[..n]);
+                            if n < p.chunk.len() {
+                                break;
+                            }
+                        }
+                        Err(e) if e == libc::EAGAIN => break,
+                        Err(e) => return Err(format!("read worker stdout: {}", sys::strerror(e))),
+                    }
+                }
+                continue;
+            }
             match sys::read_some(fd, &mut p.chunk) {
                 Ok(0) => return self.worker_died(prog, points),
                 Ok(n) => p.buf.extend_from_slice(&p.chunk[..n]),
+                Err(e) if e == libc::EAGAIN => {}
                 Err(e) => return Err(format!("read worker stdout: {}", sys::strerror(e))),
             }
         }

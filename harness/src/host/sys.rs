@@ -79,6 +79,28 @@ pub fn read_some(fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
     }
 }
 
+/// read(2) once into `buf`'s spare capacity (at least `room` bytes, reserved), retrying on EINTR; the
+/// bytes read are appended. Nothing is zeroed first. Returns 0 at EOF.
+pub fn read_append(fd: RawFd, buf: &mut Vec<u8>, room: usize) -> Result<usize, i32> {
+    buf.reserve(room);
+    let spare = buf.spare_capacity_mut();
+    loop {
+        // SAFETY: the spare capacity is valid for writes of its length; read(2) initialises the first
+        // `n` bytes it returns, and only those become part of the vector.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        if n >= 0 {
+            let n = n as usize;
+            // SAFETY: as above.
+            unsafe { buf.set_len(buf.len() + n) };
+            return Ok(n);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
 /// Fill `buf` completely. `Ok(false)` means EOF before the first byte; EOF in the middle is `Err(0)`.
 pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<bool, i32> {
     let mut got = 0;

@@ -172,13 +172,13 @@ fn run_fork_at(
         unsafe { libc::_exit(code) };
     }
     drop(w);
-    // Read everything the child sends, then reap it.
+    // Read everything the child sends, then reap it. Straight into `buf`'s spare capacity: a zeroed read
+    // buffer would write (and so copy-on-write fault) pages the child still shares, 16 for 64 KiB.
     let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 << 10];
     loop {
-        match sys::read_some(r.0, &mut chunk) {
+        match sys::read_append(r.0, &mut buf, 16 << 10) {
             Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e) => return Err(Fatal::Scenario(format!("fork step {step}: read child pipe: {}", sys::strerror(e)))),
         }
     }
@@ -192,8 +192,13 @@ fn run_fork_at(
         match super::codec::decode(body) {
             Ok(Frame::Point { .. }) => {
                 received += 1;
-                sys::write_all(out.fd, &buf[pos..pos + e])
-                    .map_err(|e| Fatal::Output(format!("write frame: {}", sys::strerror(e))))?;
+                // The worker's stdout goes through write_stdout (it notifies the runner); a fork child
+                // forwarding its grandchild's frames writes to the pipe to its parent.
+                if out.fd == super::protocol::STDOUT {
+                    super::protocol::write_stdout(&buf[pos..pos + e]).map_err(Fatal::Output)?;
+                } else {
+                    sys::write_all(out.fd, &buf[pos..pos + e]).map_err(|e| Fatal::Output(format!("write frame: {}", sys::strerror(e))))?;
+                }
             }
             Ok(Frame::Done { error, .. }) => child_error = error,
             Err(err) => return Err(Fatal::Scenario(format!("fork step {step}: bad frame from child: {err}"))),

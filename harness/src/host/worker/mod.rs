@@ -12,6 +12,12 @@
 //! - worker → runner: `Frame`s in the binary encoding of `codec` (so are a fork or live child's frames
 //!   to the worker). `Frame::Point` per observation point, written as soon as it is taken (so a step
 //!   that kills the worker loses nothing before it), then one `Frame::Done`.
+//! - worker → runner, notify pipe (the descriptor `NOTIFY_ENV` names, when the runner passes one): one
+//!   byte after every program's `Done` (also one a forked scenario child wrote) and after every half
+//!   frame pipe of frames (`protocol::write_stdout`). The runner sleeps on it instead of on stdout, so
+//!   it wakes once per program rather than at every point; its EOF (the worker died) sends the runner
+//!   back to reading stdout frame by frame up to EOF. Every write of frame bytes to stdout goes through
+//!   `protocol::write_stdout` (`Out::send` to stdout, a fork step forwarding its child's points).
 //! - worker → live child (`fork_live` … `child_exit`): one `ChildCmd` frame per `in_child` step on a
 //!   pipe; the child answers with one `Frame::Point` on another pipe. EOF on the command pipe makes the
 //!   child `_exit(0)`; EOF on the answer pipe means the child died, and the worker reaps it at once. The
@@ -31,7 +37,7 @@ mod faults;
 
 pub use faults::FAULT_DIR_ENV;
 pub use codec::decode as decode_frame;
-pub use protocol::{temp_dir_for, Frame, CPU_ENV, FORK_REQUEST};
+pub use protocol::{temp_dir_for, Frame, CPU_ENV, FORK_REQUEST, NOTIFY_ENV};
 
 use crate::host::observe::{decode_zero_pfns, probe_zero_pfn, Observer, ZERO_PFN_ENV};
 use crate::host::sys;
@@ -105,6 +111,11 @@ pub fn worker_main() -> i32 {
     // Let the worker run ahead of a runner that is busy simulating: a bigger pipe holds a whole scenario.
     // SAFETY: fcntl on our stdout; failure only costs throughput.
     unsafe { libc::fcntl(STDOUT, libc::F_SETPIPE_SZ, 1 << 20) };
+    // SAFETY: as above. Not a pipe (stdout redirected by hand): no capacity to respect.
+    let capacity = unsafe { libc::fcntl(STDOUT, libc::F_GETPIPE_SZ) };
+    if let Err(e) = protocol::init_notify(if capacity > 0 { capacity as usize } else { usize::MAX }) {
+        return fatal(&e);
+    }
     // The directory for disk files is made when the first disk-file scenario comes (`program::scratch`),
     // not here: most workers never hold a disk file, and a replaced worker's start-up is on the run's
     // critical path.
@@ -205,6 +216,9 @@ fn serve(ctx: &mut Ctx) -> i32 {
                             if !sys::window_is_empty(ctx.win_lo, ctx.win_len) {
                                 return fatal("the arena window is not empty after a forked scenario");
                             }
+                            if let Err(e) = protocol::notify() {
+                                return fatal(&e);
+                            }
                             continue;
                         }
                         Ok(Some(done)) => Ok(done),
@@ -232,7 +246,7 @@ fn serve(ctx: &mut Ctx) -> i32 {
                 Frame::Done { poisoned: None, error: Some("arena window not empty after teardown".into()), exiting: true }
             }
         };
-        if let Err(e) = out.send(&done) {
+        if let Err(e) = out.send(&done).and_then(|()| protocol::notify()) {
             return fatal(&e);
         }
         if !clean && !tainted {

@@ -7,6 +7,7 @@ use simulator::observe::Observation;
 use simulator::program::{Step, StepId};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 /// One message from the worker (or from a forked child to its parent).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +39,52 @@ pub fn temp_dir_for(pid: u32) -> PathBuf {
 pub(super) const STDIN: RawFd = 0;
 pub(super) const STDOUT: RawFd = 1;
 
+/// The environment variable naming the worker's notify descriptor (the write end of a pipe whose read
+/// end the runner polls instead of the frame pipe, `Proc::start`): the runner then wakes once per
+/// program, not at every point. Without it (a worker started by hand or by a test) nothing is notified.
+pub const NOTIFY_ENV: &str = "MADCHECK_NOTIFY_FD";
+
+/// The notify descriptor, -1 for none (`init_notify`).
+static NOTIFY_FD: AtomicI32 = AtomicI32::new(-1);
+/// Frame bytes written to stdout since the last notify byte (by this process; a fork child inherits it).
+static UNNOTIFIED: AtomicUsize = AtomicUsize::new(0);
+/// Notify at the latest after this many frame bytes: half the frame pipe's capacity, so the frame pipe
+/// never fills with bytes no notify byte announces (a worker blocked on it while the runner sleeps).
+static NOTIFY_EVERY: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Take the notify descriptor from `NOTIFY_ENV` (checked open); `pipe_capacity` is the frame pipe's size.
+pub(super) fn init_notify(pipe_capacity: usize) -> Result<(), String> {
+    let Ok(text) = std::env::var(NOTIFY_ENV) else { return Ok(()) };
+    let fd: RawFd = text.parse().map_err(|_| format!("{NOTIFY_ENV}={text:?} is not a descriptor number"))?;
+    // SAFETY: F_GETFD only inspects the descriptor table.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(format!("{NOTIFY_ENV}={fd} is not an open descriptor"));
+    }
+    NOTIFY_EVERY.store((pipe_capacity / 2).max(1), Ordering::Relaxed);
+    NOTIFY_FD.store(fd, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Write frame bytes to stdout, notifying the runner when half a pipe's worth has gone unannounced.
+pub(super) fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    sys::write_all(STDOUT, bytes).map_err(|e| format!("write frame: {}", sys::strerror(e)))?;
+    if UNNOTIFIED.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len() >= NOTIFY_EVERY.load(Ordering::Relaxed) {
+        notify()?;
+    }
+    Ok(())
+}
+
+/// Wake the runner: everything written to stdout so far is there to read. The worker calls it after
+/// every program's `Done` (whoever wrote it); the runner also wakes at EOF when the worker dies.
+pub(super) fn notify() -> Result<(), String> {
+    let fd = NOTIFY_FD.load(Ordering::Relaxed);
+    UNNOTIFIED.store(0, Ordering::Relaxed);
+    if fd < 0 {
+        return Ok(());
+    }
+    sys::write_all(fd, b"n").map_err(|e| format!("write notify byte: {}", sys::strerror(e)))
+}
+
 /// Where frames go: stdout in the worker, a pipe in a forked child.
 pub(super) struct Out {
     pub(super) fd: RawFd,
@@ -46,7 +93,11 @@ pub(super) struct Out {
 impl Out {
     pub(super) fn send(&self, f: &Frame) -> Result<(), String> {
         let bytes = super::codec::encode_framed(f)?;
-        sys::write_all(self.fd, &bytes).map_err(|e| format!("write frame: {}", sys::strerror(e)))?;
+        if self.fd == STDOUT {
+            write_stdout(&bytes)?;
+        } else {
+            sys::write_all(self.fd, &bytes).map_err(|e| format!("write frame: {}", sys::strerror(e)))?;
+        }
         if let Frame::Point { id, .. } = f {
             if self.fd == STDOUT {
                 note_sent(*id);
