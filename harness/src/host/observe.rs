@@ -77,6 +77,58 @@ impl Classifier {
     }
 }
 
+/// What a shmem-backed file (memfd, tmpfs, hugetlbfs) holds at one page, read through its fd
+/// (docs/absent-contents.md; not yet part of `Observation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // used by the tests until the worker observes absent pages through the file
+pub enum FileContent {
+    Content(Content),
+    /// The page is at or past i_size: nothing to read (a mapping of it would raise SIGBUS).
+    PastEof,
+    /// The scenario closed the fd: not read.
+    Unknown,
+}
+
+impl Classifier {
+    /// The contents of pages `first..first + n` (of `ps` bytes) of the shmem-backed file open as `fd`
+    /// (-1: closed), read with one fstat and one pread and classified like present pages. A read of a
+    /// shmem or hugetlbfs hole copies zeros and allocates nothing, and no read maps anything, so this
+    /// changes neither residency nor RSS [S 6.12 mm/shmem.c:shmem_file_read_iter (SGP_READ, ZERO_PAGE);
+    /// fs/hugetlbfs/inode.c:hugetlbfs_read_iter (iov_iter_zero on a hole)]; measured by
+    /// docs/repro/absent_pread.c and the test below. Never for disk files: a pread fills their page
+    /// cache, which later fault-around maps.
+    #[allow(dead_code)] // used by the tests until the worker observes absent pages through the file
+    pub fn read_through_file(
+        &mut self,
+        fd: i32,
+        first: u64,
+        n: usize,
+        ps: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<FileContent>, String> {
+        if fd < 0 {
+            return Ok(vec![FileContent::Unknown; n]);
+        }
+        // SAFETY: fstat writes into the zeroed struct it is given.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(format!("fstat of a scenario file: {}", sys::strerror(sys::errno())));
+        }
+        let size = st.st_size as u64;
+        let start = first * ps as u64;
+        // Pages wholly or partly before EOF are read; a partial last page shows zeros past EOF, as a
+        // mapping of it does.
+        let readable = if start >= size { 0 } else { (size - start).div_ceil(ps as u64).min(n as u64) as usize };
+        buf.clear();
+        buf.resize(readable * ps, 0);
+        let got = sys::pread_full(fd, buf, start).map_err(|e| format!("pread of a scenario file: {}", sys::strerror(e)))?;
+        buf[got..].fill(0);
+        let mut out: Vec<FileContent> = buf.chunks_exact(ps).map(|b| FileContent::Content(self.classify(b))).collect();
+        out.resize(n, FileContent::PastEof);
+        Ok(out)
+    }
+}
+
 /// Every byte equals `first`. Written as a branch-free OR per 64-byte block so it vectorises.
 fn is_uniform(bytes: &[u8], first: u8) -> bool {
     let mut chunks = bytes.chunks_exact(64);
@@ -553,6 +605,87 @@ mod tests {
 
     fn reference(b: &[u8]) -> Content {
         classify(b, xxhash_rust::xxh3::xxh3_64)
+    }
+
+    /// pagemap entry of `addr` in this process.
+    fn pagemap_entry(addr: usize) -> u64 {
+        // SAFETY: sysconf has no preconditions.
+        let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+        let fd = Fd::open(c"/proc/self/pagemap", libc::O_RDONLY).unwrap();
+        let mut e = [0u8; 8];
+        assert_eq!(sys::pread_full(fd.0, &mut e, addr as u64 / ps * 8), Ok(8));
+        u64::from_ne_bytes(e)
+    }
+
+    /// smaps Rss (kB) of the VMA starting at `addr`.
+    fn rss_kb(addr: usize) -> u64 {
+        let text = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for l in text.lines() {
+            if let Some((range, _)) = l.split_once(' ') {
+                if let Some((lo, _)) = range.split_once('-') {
+                    if let Ok(lo) = u64::from_str_radix(lo, 16) {
+                        inside = lo == addr as u64;
+                        continue;
+                    }
+                }
+            }
+            if inside {
+                if let Some(v) = l.strip_prefix("Rss:") {
+                    return v.trim().trim_end_matches("kB").trim().parse().unwrap();
+                }
+            }
+        }
+        panic!("no smaps record at {addr:#x}");
+    }
+
+    /// Reading a memfd through its fd shows what the file holds at pages the mapping shows absent
+    /// (written then DONTNEED: the data; a hole, REMOVE, shrink+regrow: zero; past EOF: nothing), and
+    /// changes neither the mapping's pagemap entries, nor its Rss, nor the file's allocated blocks.
+    #[test]
+    fn reading_absent_memfd_pages_through_the_fd_changes_nothing() {
+        let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let n = 4;
+        // SAFETY: plain syscalls on a memfd and a mapping this test owns and releases.
+        unsafe {
+            let fd = libc::memfd_create(c"absent".as_ptr(), 0);
+            assert!(fd >= 0);
+            assert_eq!(libc::ftruncate(fd, (n * ps) as libc::off_t), 0);
+            let m = libc::mmap(std::ptr::null_mut(), n * ps, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+            assert_ne!(m, libc::MAP_FAILED);
+            let m = m as *mut u8;
+            std::ptr::write_bytes(m, 0x5a, ps);
+            assert_eq!(libc::madvise(m.cast(), ps, libc::MADV_DONTNEED), 0);
+            std::ptr::write_bytes(m.add(2 * ps), 0x77, ps);
+            assert_eq!(libc::madvise(m.add(2 * ps).cast(), ps, libc::MADV_REMOVE), 0);
+            std::ptr::write_bytes(m.add(3 * ps), 0x33, ps);
+            assert_eq!(libc::madvise(m.add(3 * ps).cast(), ps, libc::MADV_DONTNEED), 0);
+            let blocks = |fd| {
+                let mut st: libc::stat = std::mem::zeroed();
+                assert_eq!(libc::fstat(fd, &mut st), 0);
+                st.st_blocks
+            };
+            let absent = |p: usize| pagemap_entry(m as usize + p * ps) & (3 << 62) == 0;
+            assert!((0..n).all(absent));
+            let (rss0, blk0) = (rss_kb(m as usize), blocks(fd));
+            let mut c = Classifier::new();
+            let mut buf = Vec::new();
+            let got = c.read_through_file(fd, 0, n + 1, ps, &mut buf).unwrap();
+            let fill = |b| FileContent::Content(Content::Fill(b));
+            let zero = FileContent::Content(Content::Zero);
+            assert_eq!(got, vec![fill(0x5a), zero, zero, fill(0x33), FileContent::PastEof]);
+            assert!((0..n).all(absent), "a read through the fd changed residency");
+            assert_eq!((rss_kb(m as usize), blocks(fd)), (rss0, blk0), "a read through the fd changed Rss or allocated");
+            // Shrink to 2 pages: page 1 (a hole) reads zero, page 2 is past EOF; regrow: page 3 reads zero.
+            assert_eq!(libc::ftruncate(fd, (2 * ps) as libc::off_t), 0);
+            assert_eq!(c.read_through_file(fd, 1, 2, ps, &mut buf).unwrap(), vec![zero, FileContent::PastEof]);
+            assert_eq!(libc::ftruncate(fd, (n * ps) as libc::off_t), 0);
+            assert_eq!(c.read_through_file(fd, 3, 1, ps, &mut buf).unwrap(), vec![zero]);
+            assert!((0..n).all(absent));
+            assert_eq!(c.read_through_file(-1, 0, 2, ps, &mut buf).unwrap(), vec![FileContent::Unknown; 2]);
+            libc::munmap(m.cast(), n * ps);
+            libc::close(fd);
+        }
     }
 
     #[test]
