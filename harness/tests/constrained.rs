@@ -222,7 +222,7 @@ fn with_memlock(bytes: u64, args: &[String]) -> Output {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            let rl = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            let rl = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
             if libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) != 0 || libc::prctl(libc::PR_CAPBSET_DROP, 14, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
