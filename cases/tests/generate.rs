@@ -580,8 +580,9 @@ fn generator_draws_noreserve_maps() {
             }
         }
     }
-    for k in ["layout AP", "layout AS", "layout HP", "layout HS", "mmap"] {
-        assert!(c.get(k).copied().unwrap_or(0) >= 3, "{k}: {c:?}");
+    // hugetlb scenarios are rare (HUGETLB_PER_MILLE), so their maps get it a few times in 4000.
+    for (k, min) in [("layout AP", 50), ("layout AS", 20), ("layout HP", 1), ("layout HS", 1), ("mmap", 10)] {
+        assert!(c.get(k).copied().unwrap_or(0) >= min, "{k}: {c:?}");
     }
     assert!(with * 5 < without, "noreserve on {with} maps, without on {without}");
 }
