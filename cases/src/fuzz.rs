@@ -222,7 +222,7 @@ fn map(b: &mut Bytes, arena: u32, files: &[FileSpec]) -> MapSpec {
         Backing::HugetlbPrivate | Backing::HugetlbShared => (page / 512 * 512, 512),
         _ => (page, pages),
     };
-    MapSpec { page, pages, prot: prot(b), backing, populate: b.below(4) == 0, locked: b.below(6) == 0 }
+    MapSpec { page, pages, prot: prot(b), backing, populate: b.below(4) == 0, locked: b.below(6) == 0, noreserve: b.below(8) == 0 }
 }
 
 /// One step; `depth` 0 is top level. Numbers stay near the arena so most steps pass validation.

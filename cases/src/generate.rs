@@ -115,6 +115,7 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
         let mut extra = destructive.then(|| Rng::new(seed ^ 0x6465_7374_7275_6374, index, attempt));
         let mut program = hugetlb::draw(&mut Rng::new(seed ^ 0x4854, index, attempt), extra.as_mut());
         hugetlb_seal_insert(&mut Rng::new(seed ^ 0x7365_616c_7321, index, attempt), &mut program);
+        noreserve_insert(&mut Rng::new(seed ^ 0x6e6f_7265_7376_6521, index, attempt), &mut program);
         let has_destructive = program.steps.iter().any(|s| matches!(s, Step::Fork { .. } | Step::ForkLive | Step::Mremap { .. }));
         let description = if has_destructive {
             format!("generated (hugetlb, destructive) from seed {seed}, index {index}")
@@ -140,7 +141,23 @@ fn draw(seed: u64, index: u64, attempt: u64, destructive: bool) -> Scenario {
     process_madvise::insert(&mut Rng::new(seed ^ 0x706d_6164_7669_7365, index, attempt), &mut s);
     pkeys::insert(&mut Rng::new(seed ^ 0x706b_6579_7321, index, attempt), &mut s);
     grandchild::insert(&mut Rng::new(seed ^ 0x6772_616e_6421, index, attempt), &mut s);
+    noreserve_insert(&mut Rng::new(seed ^ 0x6e6f_7265_7376_6521, index, attempt), &mut s.program);
     s
+}
+
+/// Layout maps and mmap steps per thousand that get MAP_NORESERVE, from their own hash of (seed, index),
+/// so every other draw of a seed is what it was before MAP_NORESERVE existed.
+pub const NORESERVE_PER_MILLE: u64 = 80;
+
+fn noreserve_insert(x: &mut Rng, p: &mut Program) {
+    for m in &mut p.maps {
+        m.noreserve = x.chance(NORESERVE_PER_MILLE);
+    }
+    for s in &mut p.steps {
+        if let Step::Mmap { map } = s {
+            map.noreserve = x.chance(NORESERVE_PER_MILLE);
+        }
+    }
 }
 
 /// hugetlb scenarios per thousand with a hugetlbfs memfd that get a `seal` step (the memfd made with
@@ -539,7 +556,7 @@ impl Gen {
             let populate = self.rng.chance(150);
             // MAP_LOCKED|MAP_DROPPABLE is EINVAL: a layout map must succeed (validate).
             let locked = self.rng.chance(80) && backing != Backing::AnonDroppable;
-            self.maps.push(MapSpec { page: cursor, pages, prot, backing, populate, locked });
+            self.maps.push(MapSpec { page: cursor, pages, prot, backing, populate, locked, noreserve: false });
             cursor += pages;
             if !self.rng.chance(500) {
                 cursor += self.rng.range(1, 3) as u32;
@@ -1092,7 +1109,7 @@ impl Gen {
         let prot = self.draw_prot(backing.file().is_some());
         // No MAP_LOCKED here: over RLIMIT_MEMLOCK it makes mmap fail, and a failed MAP_FIXED would leave
         // the generator's picture of the pages wrong.
-        let map = MapSpec { page, pages, prot, backing, populate: self.rng.chance(150), locked: false };
+        let map = MapSpec { page, pages, prot, backing, populate: self.rng.chance(150), locked: false, noreserve: false };
         // MAP_SHARED|PROT_WRITE of a readonly file fails with EACCES and changes nothing.
         let refused = matches!(backing, Backing::FileShared { file, .. } if self.files[file as usize].readonly) && prot.write;
         if !refused {
@@ -1481,7 +1498,7 @@ mod hugetlb {
         let kind = rng.weighted(kinds);
         let prot = rng.weighted(&[(80, Prot::RW), (13, Prot::R), (7, Prot::NONE)]);
         let (populate, locked) = (rng.chance(150), rng.chance(100));
-        let mut m = MapSpec { page: s * HP, pages: span * HP, prot, backing: Backing::HugetlbPrivate, populate, locked };
+        let mut m = MapSpec { page: s * HP, pages: span * HP, prot, backing: Backing::HugetlbPrivate, populate, locked, noreserve: false };
         m.backing = match kind {
             0 => Backing::HugetlbPrivate,
             1 => Backing::HugetlbShared,
@@ -1568,7 +1585,7 @@ mod thp {
 
     pub fn draw(rng: &mut Rng) -> Program {
         let (page, pages) = rng.pick(&[(0, 2 * P), (0, 2 * P), (1, 2 * P - 1), (0, P - 1), (0, P + 1), (0, ARENA), (P - 1, P + 2)]);
-        let maps = vec![MapSpec { page, pages, prot: Prot::RW, backing: Backing::AnonPrivate, populate: false, locked: false }];
+        let maps = vec![MapSpec { page, pages, prot: Prot::RW, backing: Backing::AnonPrivate, populate: false, locked: false, noreserve: false }];
         // What the generator knows about each page: mapped, and with which protection.
         let mut prot: Vec<Option<Prot>> = (0..ARENA).map(|p| (page..page + pages).contains(&p).then_some(Prot::RW)).collect();
         let mut steps = Vec::new();

@@ -276,6 +276,7 @@ const MAP_FIELDS: &[(&str, Ty, bool)] = &[
     ("offset", Ty::U32, false),
     ("populate", Ty::Bool, false),
     ("locked", Ty::Bool, false),
+    ("noreserve", Ty::Bool, false),
 ];
 const KINDS: &[&str] =
     &["anon_private", "anon_shared", "file_private", "file_shared", "hugetlb_private", "hugetlb_shared", "anon_droppable"];

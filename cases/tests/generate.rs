@@ -554,3 +554,35 @@ fn generator_draws_every_step_and_map_kind() {
     assert!(missing.is_empty(), "never (or under 3 times) drawn: {missing:?}\n{c:?}");
     assert!((200..=700).contains(&pkey_scenarios), "{pkey_scenarios} scenarios with pkey steps");
 }
+
+/// MAP_NORESERVE: the generator puts `noreserve` on layout maps and mmap steps of every backing drawn
+/// there, hugetlb included (from its own hash of (seed, index)), and leaves most maps without it.
+#[test]
+fn generator_draws_noreserve_maps() {
+    use std::collections::HashMap;
+    let mut c: HashMap<String, u32> = HashMap::new();
+    let (mut with, mut without) = (0u32, 0u32);
+    for index in 0..4000 {
+        let s = generate(1, index);
+        for m in &s.program.maps {
+            if m.noreserve {
+                with += 1;
+                *c.entry(format!("layout {}", m.backing.short())).or_default() += 1;
+            } else {
+                without += 1;
+            }
+        }
+        for st in &s.program.steps {
+            if let Step::Mmap { map } = st {
+                if map.noreserve {
+                    *c.entry("mmap".into()).or_default() += 1;
+                }
+            }
+        }
+    }
+    // hugetlb scenarios are rare (HUGETLB_PER_MILLE), so their maps get it a few times in 4000.
+    for (k, min) in [("layout AP", 50), ("layout AS", 20), ("layout HP", 1), ("layout HS", 1), ("mmap", 10)] {
+        assert!(c.get(k).copied().unwrap_or(0) >= min, "{k}: {c:?}");
+    }
+    assert!(with * 5 < without, "noreserve on {with} maps, without on {without}");
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn region(page: u32, pages: u32) -> MapSpec {
-    MapSpec { page, pages, prot: Prot::RW, backing: Backing::AnonPrivate, populate: false, locked: false }
+    MapSpec { page, pages, prot: Prot::RW, backing: Backing::AnonPrivate, populate: false, locked: false, noreserve: false }
 }
 
 /// `regions` regions (0: a program that dies by SIGSEGV) of 4 pages with 1-page holes (or one 16-page region): write 12 pages, DONTNEED 2,

@@ -112,6 +112,12 @@ pub struct KernelFacts {
     /// recorded before it was), and every `pkey_*` step is Unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkeys: Option<PkeyFacts>,
+    /// `vm.overcommit_memory` (0 heuristic, 1 always, 2 never), read at start-up and never changed. Under
+    /// 2 (OVERCOMMIT_NEVER) mmap ignores MAP_NORESERVE except on hugetlb files ("We honor MAP_NORESERVE if
+    /// allowed to overcommit") [S 6.18 mm/mmap.c:do_mmap]. `None`: not detected (facts recorded before
+    /// it was); 0, the default, is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overcommit_memory: Option<u8>,
 }
 
 /// Protection keys as the kernel showed them at start-up.
@@ -239,6 +245,7 @@ impl KernelFacts {
             thp_use_zero_page: None,
             pkeys: None,
             vma_soft_dirty: None,
+            overcommit_memory: None,
         })
     }
 }

@@ -368,6 +368,9 @@ pub struct MapSpec {
     pub backing: Backing,
     pub populate: bool,
     pub locked: bool,
+    /// MAP_NORESERVE: no commit charge (VM_NORESERVE, smaps `nr`, no VM_ACCOUNT) unless
+    /// vm.overcommit_memory is 2; on hugetlb no reservation at mmap time.
+    pub noreserve: bool,
 }
 
 /// The JSON form of `MapSpec` (serde cannot combine `flatten` with `deny_unknown_fields`).
@@ -386,6 +389,8 @@ struct RawMapSpec {
     populate: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     locked: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    noreserve: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -424,7 +429,7 @@ impl TryFrom<RawMapSpec> for MapSpec {
         if r.offset.is_some() && r.file.is_none() {
             return Err("`offset` is only for file mappings".into());
         }
-        Ok(MapSpec { page: r.page, pages: r.pages, prot: r.prot, backing, populate: r.populate, locked: r.locked })
+        Ok(MapSpec { page: r.page, pages: r.pages, prot: r.prot, backing, populate: r.populate, locked: r.locked, noreserve: r.noreserve })
     }
 }
 
@@ -439,7 +444,7 @@ impl From<MapSpec> for RawMapSpec {
             Backing::FilePrivate { file, offset } => (MapKind::FilePrivate, Some(file), Some(offset)),
             Backing::FileShared { file, offset } => (MapKind::FileShared, Some(file), Some(offset)),
         };
-        RawMapSpec { page: m.page, pages: m.pages, prot: m.prot, kind, file, offset, populate: m.populate, locked: m.locked }
+        RawMapSpec { page: m.page, pages: m.pages, prot: m.prot, kind, file, offset, populate: m.populate, locked: m.locked, noreserve: m.noreserve }
     }
 }
 

@@ -82,7 +82,16 @@ pub fn detect_host_with(kernel_config: Option<&std::path::Path>) -> Result<Kerne
         .ok()
         .and_then(|s| s.trim().parse::<u8>().ok())
         .map(|v| v != 0);
+    // vm.overcommit_memory, only read (MAP_NORESERVE is ignored under 2).
+    let overcommit_memory = match std::fs::read_to_string("/proc/sys/vm/overcommit_memory") {
+        Ok(s) => Some(
+            s.trim().parse::<u8>().map_err(|_| format!("unparsable /proc/sys/vm/overcommit_memory: {:?}", s.trim()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("read /proc/sys/vm/overcommit_memory: {e}")),
+    };
     Ok(KernelFacts {
+        overcommit_memory,
         hugepage_kb,
         pmd_pages,
         thp_use_zero_page,

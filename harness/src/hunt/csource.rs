@@ -159,7 +159,12 @@ fn map_call(m: &MapSpec, fixed: &str) -> String {
         Backing::HugetlbShared => ("MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB", "-1".to_string(), 0),
         Backing::AnonDroppable => ("MAP_DROPPABLE|MAP_ANONYMOUS", "-1".to_string(), 0),
     };
-    let extra = format!("{}{}", if m.populate { "|MAP_POPULATE" } else { "" }, if m.locked { "|MAP_LOCKED" } else { "" });
+    let extra = format!(
+        "{}{}{}",
+        if m.populate { "|MAP_POPULATE" } else { "" },
+        if m.locked { "|MAP_LOCKED" } else { "" },
+        if m.noreserve { "|MAP_NORESERVE" } else { "" }
+    );
     format!(
         "do_mmap({}, {}, {}, {kind}|{fixed}{extra}, {fd}, {off})",
         m.page,

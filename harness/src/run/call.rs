@@ -117,6 +117,9 @@ pub fn render_map(m: &MapSpec) -> String {
     if m.locked {
         s.push_str(", locked");
     }
+    if m.noreserve {
+        s.push_str(", noreserve");
+    }
     s
 }
 

@@ -198,6 +198,7 @@ pub(super) mod tests {
                 backing: Backing::AnonPrivate,
                 populate: false,
                 locked: false,
+                noreserve: false,
             }],
             steps: vec![Step::Write { page: 0, fill: 1 }, Step::Read { page: 1 }],
             word_bits: None,

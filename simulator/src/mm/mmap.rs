@@ -36,6 +36,12 @@ impl Machine {
             // case MAP_DROPPABLE; T 6.18.44: `rd wr mr mw me nr wf dd dp`].
             f |= vmf::DROPPABLE | vmf::NORESERVE | vmf::WIPEONFORK | vmf::DONTDUMP;
         }
+        if m.noreserve && model.facts.overcommit_memory != Some(2) {
+            // "We honor MAP_NORESERVE if allowed to overcommit": VM_NORESERVE (smaps `nr`) unless
+            // vm.overcommit_memory is 2 (OVERCOMMIT_NEVER); hugetlb sets it regardless (see `mmap`)
+            // [S 6.18 mm/mmap.c:do_mmap; fs/proc/task_mmu.c:show_smap_vma_flags `nr`].
+            f |= vmf::NORESERVE;
+        }
         // accountable_mapping(): private, writable, not NORESERVE → VM_ACCOUNT [S mm/vma.c].
         if !m.backing.is_shared() && m.prot.write && f & vmf::NORESERVE == 0 {
             f |= vmf::ACCOUNT;
@@ -178,6 +184,11 @@ impl Machine {
             // mmap_region; T 6.18: `rd wr mr mw me de ht`].
             flags |= vmf::HUGETLB | vmf::DONTEXPAND;
             flags &= !(vmf::ACCOUNT | vmf::LOCKED | vmf::LOCKONFAULT);
+            // "hugetlb applies strict overcommit unless MAP_NORESERVE": on a hugetlbfs file MAP_NORESERVE
+            // sets VM_NORESERVE whatever vm.overcommit_memory says [S 6.18 mm/mmap.c:do_mmap].
+            if m.noreserve {
+                flags |= vmf::NORESERVE;
+            }
         }
         let (obj, pgoff) = match m.backing {
             // A private anonymous mapping's vm_pgoff is its virtual page number [S 6.18 mm/mmap.c:do_mmap,
@@ -232,12 +243,18 @@ impl Machine {
         };
         // "const pgoff_t anon_pgoff = addr >> PAGE_SHIFT" [S 7.3.4 mm/vma.c:mmap_region].
         let mut new = Vma { start: s, end: e, flags, obj, pgoff, anon_pgoff: self.base_vpn() + s, anon_vma: None };
-        if huge && flags & vmf::MAYSHARE == 0 {
+        // VM_NORESERVE: hugetlb_reserve_pages returns before anything is reserved ("Only apply hugepage
+        // reservation if asked. At fault time, an attempt will be made for VM_NORESERVE to allocate a page
+        // without using reserves"), so no HugePages_Rsvd at mmap and no HPAGE_RESV_OWNER for a private
+        // mapping; a MAP_HUGETLB file is set up with VM_NORESERVE too [S 6.18 mm/hugetlb.c:
+        // hugetlb_reserve_pages; mm/mmap.c:ksys_mmap_pgoff (hugetlb_file_setup)].
+        let reserve = huge && flags & vmf::NORESERVE == 0;
+        if reserve && flags & vmf::MAYSHARE == 0 {
             // A private hugetlb mapping owns its reservation map (set_vma_resv_flags(vma,
             // HPAGE_RESV_OWNER)) [S 6.12 mm/hugetlb.c:hugetlb_reserve_pages].
             new.flags |= vmf::RESV_OWNER;
         }
-        if huge {
+        if reserve {
             self.huge_reserve(&new);
         }
         let pos = self.vmas.iter().position(|v| v.start >= e).unwrap_or(self.vmas.len());

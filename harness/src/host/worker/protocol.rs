@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn program_round_trips_through_a_frame() {
-        let m = MapSpec { page: 0, pages: 2, prot: Prot::RW, backing: Backing::FileShared { file: 0, offset: 3 }, populate: true, locked: false };
+        let m = MapSpec { page: 0, pages: 2, prot: Prot::RW, backing: Backing::FileShared { file: 0, offset: 3 }, populate: true, locked: false, noreserve: false };
         let p = Program {
             arena_pages: 4,
             files: vec![FileSpec { kind: FileKind::Memfd, pages: 4, readonly: false, sealing: false }],

@@ -143,7 +143,8 @@ pub(super) fn do_mmap(ctx: &Ctx, m: &MapSpec, fd: RawFd, fixed: i32) -> Result<(
     let flags = kind
         | fixed
         | (if m.populate { libc::MAP_POPULATE } else { 0 })
-        | (if m.locked { libc::MAP_LOCKED } else { 0 });
+        | (if m.locked { libc::MAP_LOCKED } else { 0 })
+        | (if m.noreserve { libc::MAP_NORESERVE } else { 0 });
     let addr = page_addr(ctx, m.page);
     // SAFETY: the address is inside the arena window, which holds only scenario mappings.
     let p = unsafe {
