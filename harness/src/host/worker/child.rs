@@ -190,8 +190,12 @@ fn run_fork_at(
     while let Some((s, e)) = sys::frame_bounds(&buf[pos..]).map_err(Fatal::Scenario)? {
         let body = &buf[pos + s..pos + e];
         match super::codec::decode(body) {
-            Ok(Frame::Point { .. }) => {
-                received += 1;
+            Ok(Frame::Point { id, .. }) => {
+                // Only the child's own points count towards where it died; a top-level child also
+                // forwards its grandchild's points (`grandchild` set), which are not its steps.
+                if id.grandchild.is_some() == cstep.is_some() {
+                    received += 1;
+                }
                 // The worker's stdout goes through write_stdout (it notifies the runner); a fork child
                 // forwarding its grandchild's frames writes to the pipe to its parent.
                 if out.fd == super::protocol::STDOUT {
