@@ -117,6 +117,19 @@ fn compile(cc: &str, src: &Path, exe: &Path) -> Result<(), String> {
     }
 }
 
+/// `madcheck repro` of `case` into `dir`, compiled with gcc, run: it must say every point matches.
+fn repro_matches(dir: &Path, case: &Path, id: &str) -> PathBuf {
+    let src = dir.join(format!("{id}.c"));
+    let o = madcheck(&["repro", "--case", case.to_str().unwrap(), "--out", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let exe = dir.join(id);
+    compile("gcc", &src, &exe).unwrap();
+    let o = Command::new(&exe).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{id}: {}", text(&o));
+    assert!(text(&o).contains("every point matches"), "{}", text(&o));
+    src
+}
+
 fn have(cc: &str) -> bool {
     Command::new(cc).arg("--version").output().is_ok_and(|o| o.status.success())
 }
@@ -135,17 +148,10 @@ fn corpus_reproducers_compile_and_match_this_kernel() {
         if s.program.uses_hugetlb() {
             continue;
         }
-        let src = dir.join(format!("{}.c", s.id));
-        let o = madcheck(&["repro", "--case", case.to_str().unwrap(), "--out", src.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        let exe = dir.join(&s.id);
-        compile("gcc", &src, &exe).unwrap();
+        let src = repro_matches(&dir, &case, &s.id);
         if cross && ran < 10 {
             compile("aarch64-linux-gnu-gcc", &src, &dir.join(format!("{}.arm64", s.id))).unwrap();
         }
-        let o = Command::new(&exe).output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{}: {}", s.id, text(&o));
-        assert!(text(&o).contains("every point matches"), "{}", text(&o));
         ran += 1;
         if ran == 60 {
             break;
@@ -176,14 +182,7 @@ fn caught_fault_reproducers_compile_and_match_this_kernel() {
             continue;
         }
         let s = cases::load_scenario(&case).unwrap();
-        let src = dir.join(format!("{}.c", s.id));
-        let o = madcheck(&["repro", "--case", case.to_str().unwrap(), "--out", src.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        let exe = dir.join(&s.id);
-        compile("gcc", &src, &exe).unwrap();
-        let o = Command::new(&exe).output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{}: {}", s.id, text(&o));
-        assert!(text(&o).contains("every point matches"), "{}", text(&o));
+        repro_matches(&dir, &case, &s.id);
         n += 1;
     }
     assert!(n >= 3, "expected the try_access_* corpus cases, found {n}");
@@ -206,14 +205,7 @@ fn grandchild_reproducers_compile_and_match_this_kernel() {
         if !nested || s.program.uses_hugetlb() {
             continue;
         }
-        let src = dir.join(format!("{}.c", s.id));
-        let o = madcheck(&["repro", "--case", case.to_str().unwrap(), "--out", src.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        let exe = dir.join(&s.id);
-        compile("gcc", &src, &exe).unwrap();
-        let o = Command::new(&exe).output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{}: {}", s.id, text(&o));
-        assert!(text(&o).contains("every point matches"), "{}", text(&o));
+        repro_matches(&dir, &case, &s.id);
         n += 1;
     }
     assert!(n >= 7, "expected the grandchild corpus cases, found {n}");
